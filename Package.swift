@@ -1,0 +1,112 @@
+// swift-tools-version: 6.2
+import PackageDescription
+
+// Layers, dependencies pointing one way:
+//   C shims → JobdCore (pure) → JobdThreads → JobdPostgres / JobdRedis → JobdRuntime → jobd (CLI)
+// JobdSystemd (sd_notify, journald) sits beside the adapters; JobdTestSupport serves the tests only.
+let strict: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "jobd",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "jobd", targets: ["jobd"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.8.0"),
+        .package(url: "https://github.com/apple/swift-configuration", from: "1.0.0", traits: [.defaults, "YAML"]),
+    ],
+    targets: [
+        // MARK: C libraries named by the product (found with pkg-config)
+        .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
+        .systemLibrary(name: "CHiredis", pkgConfig: "hiredis", providers: [.apt(["libhiredis-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
+
+        // MARK: Pure core: jobs, states, backoff, decisions, configuration. No I/O.
+        .target(name: "JobdCore", swiftSettings: strict),
+
+        // MARK: Threads that own blocking C connections (never the cooperative pool).
+        .target(name: "JobdThreads", swiftSettings: strict),
+
+        // MARK: Adapters
+        .target(
+            name: "JobdPostgres",
+            dependencies: [
+                "CLibPQ", "JobdCore", "JobdThreads",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "JobdRedis",
+            dependencies: [
+                "CHiredis", "JobdCore", "JobdThreads",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "JobdSystemd",
+            dependencies: [
+                "CSystemd",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+
+        // MARK: Runtime services (promoter, worker pool, rescuer, …) and handlers
+        .target(
+            name: "JobdRuntime",
+            dependencies: [
+                "JobdCore", "JobdPostgres", "JobdRedis",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+
+        // MARK: The CLI that wires everything
+        .executableTarget(
+            name: "jobd",
+            dependencies: [
+                "JobdCore", "JobdPostgres", "JobdRedis", "JobdRuntime", "JobdSystemd",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Configuration", package: "swift-configuration"),
+            ],
+            swiftSettings: strict
+        ),
+
+        // MARK: Tests
+        .target(
+            name: "JobdTestSupport",
+            dependencies: [
+                "JobdCore", "JobdPostgres", "JobdRedis",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(name: "JobdCoreTests", dependencies: ["JobdCore"], swiftSettings: strict),
+        .testTarget(
+            name: "JobdSystemdTests",
+            dependencies: ["JobdSystemd", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "JobdIntegrationTests",
+            dependencies: [
+                "JobdCore", "JobdPostgres", "JobdRedis", "JobdRuntime", "JobdSystemd", "JobdTestSupport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+    ]
+)
