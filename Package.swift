@@ -24,7 +24,9 @@ let package = Package(
     targets: [
         // MARK: C libraries named by the product (found with pkg-config)
         .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
-        .systemLibrary(name: "CHiredis", pkgConfig: "hiredis", providers: [.apt(["libhiredis-dev"])]),
+        // hiredis.pc adds -D_FILE_OFFSET_BITS=64, which SwiftPM rejects with a warning on
+        // every build; its header is on the default include path, so no pkg-config here.
+        .systemLibrary(name: "CHiredis", providers: [.apt(["libhiredis-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
 
@@ -54,7 +56,7 @@ let package = Package(
         .target(
             name: "JobdSystemd",
             dependencies: [
-                "CSystemd",
+                "CSystemd", "JobdCore",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
@@ -96,7 +98,7 @@ let package = Package(
         .testTarget(name: "JobdCoreTests", dependencies: ["JobdCore"], swiftSettings: strict),
         .testTarget(
             name: "JobdSystemdTests",
-            dependencies: ["JobdSystemd", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["JobdSystemd", "JobdCore", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         .testTarget(

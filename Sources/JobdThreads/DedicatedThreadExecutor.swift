@@ -63,7 +63,6 @@ public final class DedicatedThreadExecutor: SerialExecutor, @unchecked Sendable 
     }
 
     private func loop() {
-        setThreadName()
         while true {
             pthread_mutex_lock(&mutex)
             while queue.isEmpty && !stopped {
@@ -80,13 +79,5 @@ public final class DedicatedThreadExecutor: SerialExecutor, @unchecked Sendable 
                 job.runSynchronously(on: asUnownedSerialExecutor())
             }
         }
-    }
-
-    private func setThreadName() {
-        #if canImport(Glibc)
-        // Linux limits thread names to 15 bytes; `top -H` and gdb show them.
-        let short = String(name.utf8.prefix(15)) ?? "jobd"
-        _ = pthread_setname_np(pthread_self(), short)
-        #endif
     }
 }

@@ -1,0 +1,137 @@
+/// Why an attempt failed, as thrown by a handler.
+///
+/// `transient` failures are retried with backoff until `max_attempts` is spent;
+/// `permanent` ones go to the dead-letter table at once. Any other `Error` a handler
+/// throws counts as transient. `code` is a short, stable reason code
+/// (`payload_invalid`, `unknown_kind`, …) that operators filter on.
+public struct JobFailure: Error, Sendable, Equatable, CustomStringConvertible {
+    public enum Severity: String, Sendable, Equatable {
+        case transient
+        case permanent
+    }
+
+    public var severity: Severity
+    public var code: String
+    public var message: String
+
+    public init(_ severity: Severity, code: String, message: String) {
+        self.severity = severity
+        self.code = code
+        self.message = message
+    }
+
+    public static func transient(_ message: String, code: String = "handler_error") -> JobFailure {
+        JobFailure(.transient, code: code, message: message)
+    }
+
+    public static func permanent(_ message: String, code: String = "permanent") -> JobFailure {
+        JobFailure(.permanent, code: code, message: message)
+    }
+
+    public var description: String { "\(code): \(message)" }
+}
+
+/// Thrown by a handler to run the job again later without spending an attempt
+/// (for example an HTTP 429 with `Retry-After`).
+public struct JobSnooze: Error, Sendable, Equatable {
+    public var seconds: Double
+    public init(seconds: Double) { self.seconds = max(0, seconds) }
+}
+
+/// What one attempt came to, before the failure policy is applied.
+public enum AttemptResult: Sendable, Equatable {
+    case succeeded
+    case failed(JobFailure)
+    case snoozed(seconds: Double)
+    /// Interrupted by a graceful drain that ran out of time; the job goes back to
+    /// `available` and the interrupted attempt still counts.
+    case interrupted
+}
+
+/// How the completion batch will move a running job out of `running`.
+public enum CompletionOutcome: String, Sendable, Equatable, Codable {
+    case completed
+    /// To `retryable`, due after `delaySeconds`.
+    case retry
+    /// To `retryable` after `delaySeconds` without spending the attempt.
+    case snooze
+    /// To `dead`, copied into `queue.dead_letters`.
+    case dead
+    /// Back to `available` at once (drain).
+    case release
+}
+
+/// One row of the completion batch: what to write for one fenced attempt.
+public struct AttemptCompletion: Sendable, Equatable {
+    public var fence: AttemptFence
+    public var outcome: CompletionOutcome
+    public var delaySeconds: Double
+    public var errorCode: String?
+    public var errorMessage: String?
+    /// Run time of the handler, seconds (recorded with the attempt).
+    public var runSeconds: Double
+
+    public init(
+        fence: AttemptFence, outcome: CompletionOutcome, delaySeconds: Double = 0,
+        errorCode: String? = nil, errorMessage: String? = nil, runSeconds: Double = 0
+    ) {
+        self.fence = fence
+        self.outcome = outcome
+        self.delaySeconds = delaySeconds
+        self.errorCode = errorCode
+        self.errorMessage = errorMessage
+        self.runSeconds = runSeconds
+    }
+}
+
+/// Turns an attempt's result into the completion to write: retry with backoff while
+/// attempts remain, dead-letter when spent or permanent.
+public struct FailurePolicy: Sendable, Equatable {
+    public var backoff: RetryBackoff
+    /// Error texts are stored and logged; bound them so a handler cannot bloat rows.
+    public var maxErrorLength: Int
+
+    public init(backoff: RetryBackoff, maxErrorLength: Int = 2_000) {
+        self.backoff = backoff
+        self.maxErrorLength = maxErrorLength
+    }
+
+    public func completion(
+        for job: ClaimedJob, result: AttemptResult, runSeconds: Double,
+        using generator: inout some RandomNumberGenerator
+    ) -> AttemptCompletion {
+        var completion = AttemptCompletion(fence: job.fence, outcome: .completed, runSeconds: runSeconds)
+        switch result {
+        case .succeeded:
+            break
+        case .snoozed(let seconds):
+            completion.outcome = .snooze
+            completion.delaySeconds = seconds
+        case .interrupted:
+            completion.outcome = .release
+            completion.errorCode = "interrupted"
+            completion.errorMessage = "attempt interrupted by shutdown"
+        case .failed(let failure):
+            completion.errorCode = failure.code
+            completion.errorMessage = bounded(failure.message)
+            if failure.severity == .permanent {
+                completion.outcome = .dead
+            } else if job.attempt >= job.maxAttempts {
+                completion.outcome = .dead
+                completion.errorCode = failure.code
+            } else {
+                completion.outcome = .retry
+                completion.delaySeconds = backoff.delay(forAttempt: job.attempt, using: &generator)
+            }
+        }
+        return completion
+    }
+
+    public func bounded(_ text: String) -> String {
+        guard text.utf8.count > maxErrorLength else { return text }
+        var cut = String(decoding: text.utf8.prefix(maxErrorLength), as: UTF8.self)
+        // A cut through a multi-byte character decodes to U+FFFD; drop it.
+        while cut.last == "\u{FFFD}" { cut.removeLast() }
+        return cut + "…"
+    }
+}

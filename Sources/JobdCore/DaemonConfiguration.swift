@@ -1,0 +1,265 @@
+/// How many workers, and for which priorities.
+///
+/// `JOBD_WORKERS=16` is one shared pool of 16 slots serving all three lists, ordered
+/// by the priority selector. `JOBD_WORKERS=high:8,normal:4,low:2` gives each
+/// priority a pool of its own that serves only its list, so a flood on one lane can
+/// never take the slots of another.
+public enum WorkerLayout: Sendable, Equatable {
+    case shared(Int)
+    case perPriority([JobPriority: Int])
+
+    public var total: Int {
+        switch self {
+        case .shared(let count): count
+        case .perPriority(let counts): counts.values.reduce(0, +)
+        }
+    }
+
+    /// (lanes served, slots) per pool.
+    public var pools: [(lanes: [JobPriority], slots: Int)] {
+        switch self {
+        case .shared(let count):
+            return [(JobPriority.allCases, count)]
+        case .perPriority(let counts):
+            return JobPriority.allCases.compactMap { lane in
+                guard let slots = counts[lane], slots > 0 else { return nil }
+                return ([lane], slots)
+            }
+        }
+    }
+}
+
+/// Every setting of the daemon, validated. Built from a key lookup so it is tested
+/// without files or environment; the CLI feeds it from swift-configuration.
+public struct DaemonConfiguration: Sendable, Equatable {
+    /// libpq conninfo or URI; nil lets libpq use its own `PG*` defaults. Secret.
+    public var databaseURL: String?
+    public var redisURL: RedisURL
+    /// Prefix of every Redis key, so several queues can share one Redis.
+    public var redisPrefix: String
+    public var workers: WorkerLayout
+    public var priorityMode: PrioritySelector.Mode
+    /// Fallback wake-up of the promoter when no NOTIFY arrives.
+    public var pollInterval: Double
+    /// How long a claimed attempt is owned without a heartbeat.
+    public var lease: Double
+    public var backoff: RetryBackoff
+    /// How long a graceful drain waits for in-flight jobs before releasing them.
+    public var shutdownTimeout: Double
+    /// Jobs moved per promoter statement, per priority.
+    public var promoteBatch: Int
+    /// The promoter stops filling a Redis list at this length, so Redis holds only
+    /// what workers will take soon and a newly due high job is never buried.
+    public var redisHighWater: Int
+    /// Rescuer and reconciler period.
+    public var maintenanceInterval: Double
+    /// A job `promoted` for longer than this without a claim is assumed lost by Redis.
+    public var promotedTimeout: Double
+    /// Rescues after which a job that keeps killing its daemon is dead-lettered.
+    public var maxRescues: Int
+    public var maxPayloadBytes: Int
+    /// Deadline of every Postgres statement and Redis command.
+    public var commandTimeout: Double
+    public var logLevel: String
+    public var logFormat: String
+
+    public static let defaults = DaemonConfiguration(
+        databaseURL: nil,
+        redisURL: RedisURL(host: "127.0.0.1"),
+        redisPrefix: "jobd",
+        workers: .shared(16),
+        priorityMode: .weighted([.high: 6, .normal: 3, .low: 1]),
+        pollInterval: 1,
+        lease: 60,
+        backoff: RetryBackoff(baseSeconds: 1, maximumSeconds: 3_600),
+        shutdownTimeout: 30,
+        promoteBatch: 1_000,
+        redisHighWater: 2_000,
+        maintenanceInterval: 5,
+        promotedTimeout: 60,
+        maxRescues: 3,
+        maxPayloadBytes: 1_048_576,
+        commandTimeout: 10,
+        logLevel: "info",
+        logFormat: "auto"
+    )
+}
+
+/// A configuration value that could not be used; the message names the key.
+public struct ConfigurationError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var key: String
+    public var reason: String
+    public init(key: String, reason: String) {
+        self.key = key
+        self.reason = reason
+    }
+    public var description: String { "\(key): \(reason)" }
+}
+
+extension DaemonConfiguration {
+    /// The keys the daemon reads, by their environment name. A config file uses the
+    /// same names in lower case without `JOBD_` (`JOBD_LEASE` → `lease`).
+    public enum Key: String, CaseIterable, Sendable {
+        case databaseURL = "JOBD_DATABASE_URL"
+        case redisURL = "JOBD_REDIS_URL"
+        case redisPrefix = "JOBD_REDIS_PREFIX"
+        case workers = "JOBD_WORKERS"
+        case priorityMode = "JOBD_PRIORITY_MODE"
+        case priorityWeights = "JOBD_PRIORITY_WEIGHTS"
+        case pollInterval = "JOBD_POLL_INTERVAL"
+        case lease = "JOBD_LEASE"
+        case retryBaseDelay = "JOBD_RETRY_BASE_DELAY"
+        case retryMaxDelay = "JOBD_RETRY_MAX_DELAY"
+        case shutdownTimeout = "JOBD_SHUTDOWN_TIMEOUT"
+        case promoteBatch = "JOBD_PROMOTE_BATCH"
+        case redisHighWater = "JOBD_REDIS_HIGH_WATER"
+        case maintenanceInterval = "JOBD_MAINTENANCE_INTERVAL"
+        case promotedTimeout = "JOBD_PROMOTED_TIMEOUT"
+        case maxRescues = "JOBD_MAX_RESCUES"
+        case maxPayloadBytes = "JOBD_MAX_PAYLOAD_BYTES"
+        case commandTimeout = "JOBD_COMMAND_TIMEOUT"
+        case logLevel = "JOBD_LOG_LEVEL"
+        case logFormat = "JOBD_LOG_FORMAT"
+
+        /// The name in a config file.
+        public var fileKey: String { String(rawValue.dropFirst("JOBD_".count)).lowercased() }
+        /// Values never to be printed.
+        public var isSecret: Bool { self == .databaseURL || self == .redisURL }
+    }
+
+    /// Validates every key; the first bad one throws, naming the key and the value
+    /// (or `***` for secrets).
+    public static func parse(_ lookup: @escaping (Key) -> String?) throws(ConfigurationError) -> DaemonConfiguration {
+        var config = DaemonConfiguration.defaults
+        let reader = Reader(lookup: lookup)
+
+        if let url = reader.text(.databaseURL), !url.isEmpty { config.databaseURL = url }
+        if let url = reader.text(.redisURL) {
+            do {
+                config.redisURL = try RedisURL(parsing: url, key: Key.redisURL.rawValue)
+            } catch {
+                let prefix = Key.redisURL.rawValue + ": "
+                let reason = error.message.hasPrefix(prefix) ? String(error.message.dropFirst(prefix.count)) : error.message
+                throw ConfigurationError(key: Key.redisURL.rawValue, reason: reason)
+            }
+        }
+        if let prefix = reader.text(.redisPrefix) {
+            guard !prefix.isEmpty, prefix.allSatisfy({ $0.isLetter || $0.isNumber || "-_.:".contains($0) }) else {
+                throw reader.invalid(.redisPrefix, prefix, "use letters, digits and - _ . : only")
+            }
+            config.redisPrefix = prefix
+        }
+        if let text = reader.text(.workers) { config.workers = try reader.workers(text) }
+        if let text = reader.text(.priorityMode) {
+            switch text.lowercased() {
+            case "strict": config.priorityMode = .strict
+            case "weighted": break
+            default: throw reader.invalid(.priorityMode, text, "expected weighted or strict")
+            }
+        }
+        if let text = reader.text(.priorityWeights) {
+            guard case .weighted = config.priorityMode else {
+                throw reader.invalid(.priorityWeights, text, "weights need JOBD_PRIORITY_MODE=weighted")
+            }
+            let weights = try reader.perPriority(.priorityWeights, text, allowZero: true)
+            guard weights.values.contains(where: { $0 > 0 }) else {
+                throw reader.invalid(.priorityWeights, text, "at least one weight must be positive")
+            }
+            config.priorityMode = .weighted(weights)
+        }
+        config.pollInterval = try reader.seconds(.pollInterval, default: config.pollInterval, min: 0.01)
+        config.lease = try reader.seconds(.lease, default: config.lease, min: 1)
+        let base = try reader.seconds(.retryBaseDelay, default: config.backoff.base, min: 0.001)
+        let maximum = try reader.seconds(.retryMaxDelay, default: max(config.backoff.maximum, base), min: 0.001)
+        guard maximum >= base else {
+            throw reader.invalid(.retryMaxDelay, reader.text(.retryMaxDelay) ?? "", "must be at least JOBD_RETRY_BASE_DELAY (\(base))")
+        }
+        config.backoff = RetryBackoff(baseSeconds: base, maximumSeconds: maximum, jitter: config.backoff.jitter)
+        config.shutdownTimeout = try reader.seconds(.shutdownTimeout, default: config.shutdownTimeout, min: 0)
+        config.promoteBatch = try reader.integer(.promoteBatch, default: config.promoteBatch, range: 1...100_000)
+        config.redisHighWater = try reader.integer(.redisHighWater, default: config.redisHighWater, range: 1...10_000_000)
+        config.maintenanceInterval = try reader.seconds(.maintenanceInterval, default: config.maintenanceInterval, min: 0.05)
+        config.promotedTimeout = try reader.seconds(.promotedTimeout, default: config.promotedTimeout, min: 1)
+        config.maxRescues = try reader.integer(.maxRescues, default: config.maxRescues, range: 1...1_000)
+        config.maxPayloadBytes = try reader.integer(.maxPayloadBytes, default: config.maxPayloadBytes, range: 2...(256 << 20))
+        config.commandTimeout = try reader.seconds(.commandTimeout, default: config.commandTimeout, min: 0.1)
+        if let level = reader.text(.logLevel) {
+            let levels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
+            guard levels.contains(level.lowercased()) else {
+                throw reader.invalid(.logLevel, level, "expected one of \(levels.joined(separator: ", "))")
+            }
+            config.logLevel = level.lowercased()
+        }
+        if let format = reader.text(.logFormat) {
+            guard ["auto", "journald", "text", "json"].contains(format.lowercased()) else {
+                throw reader.invalid(.logFormat, format, "expected auto, journald, text or json")
+            }
+            config.logFormat = format.lowercased()
+        }
+        return config
+    }
+
+    private struct Reader {
+        let lookup: (Key) -> String?
+
+        func text(_ key: Key) -> String? {
+            guard let raw = lookup(key) else { return nil }
+            let value = raw.trimmingSpaces()
+            return value.isEmpty ? nil : value
+        }
+
+        func invalid(_ key: Key, _ value: String, _ reason: String) -> ConfigurationError {
+            let shown = key.isSecret ? "***" : value
+            return ConfigurationError(key: key.rawValue, reason: "\"\(shown)\" is invalid: \(reason)")
+        }
+
+        func seconds(_ key: Key, default value: Double, min: Double) throws(ConfigurationError) -> Double {
+            guard let text = text(key) else { return value }
+            guard let seconds = DurationText.seconds(text) else {
+                throw invalid(key, text, "not a duration (seconds such as 30 or 1.5, or 250ms, 5m, 2h)")
+            }
+            guard seconds >= min else { throw invalid(key, text, "must be at least \(min) s") }
+            return seconds
+        }
+
+        func integer(_ key: Key, default value: Int, range: ClosedRange<Int>) throws(ConfigurationError) -> Int {
+            guard let text = text(key) else { return value }
+            guard let number = Int(text) else { throw invalid(key, text, "not a whole number") }
+            guard range.contains(number) else {
+                throw invalid(key, text, "must be between \(range.lowerBound) and \(range.upperBound)")
+            }
+            return number
+        }
+
+        func workers(_ text: String) throws(ConfigurationError) -> WorkerLayout {
+            if let count = Int(text) {
+                guard (1...4_096).contains(count) else { throw invalid(.workers, text, "must be between 1 and 4096") }
+                return .shared(count)
+            }
+            let counts = try perPriority(.workers, text, allowZero: true)
+            let total = counts.values.reduce(0, +)
+            guard (1...4_096).contains(total) else {
+                throw invalid(.workers, text, "the total must be between 1 and 4096")
+            }
+            return .perPriority(counts)
+        }
+
+        /// `high:8,normal:4,low:2`; missing lanes are 0.
+        func perPriority(_ key: Key, _ text: String, allowZero: Bool) throws(ConfigurationError) -> [JobPriority: Int] {
+            var result: [JobPriority: Int] = [:]
+            for part in text.split(separator: ",") {
+                let pair = part.split(separator: ":", omittingEmptySubsequences: false).map { String($0).trimmingSpaces() }
+                guard pair.count == 2, let lane = JobPriority(rawValue: pair[0].lowercased()) else {
+                    throw invalid(key, text, "expected a number or high:N,normal:N,low:N (bad part \"\(part)\")")
+                }
+                guard let count = Int(pair[1]), count >= (allowZero ? 0 : 1) else {
+                    throw invalid(key, text, "\"\(pair[1])\" for \(lane.rawValue) is not a whole number ≥ 0")
+                }
+                guard result[lane] == nil else { throw invalid(key, text, "\(lane.rawValue) is given twice") }
+                result[lane] = count
+            }
+            for lane in JobPriority.allCases where result[lane] == nil { result[lane] = 0 }
+            return result
+        }
+    }
+}

@@ -1,0 +1,18 @@
+/// Every logger metadata key, in one place, so a journald field or a grep is
+/// spelled the same everywhere (journald upper-cases them: `job_id` → `JOB_ID`).
+public enum LogKey {
+    public static let jobID = "job_id"
+    public static let jobKind = "job_kind"
+    public static let jobAttempt = "job_attempt"
+    public static let jobPriority = "job_priority"
+    public static let daemon = "daemon"
+    public static let service = "service"
+    public static let count = "count"
+    public static let error = "error"
+    public static let errorCode = "error_code"
+    public static let tier = "tier"
+    public static let durationMs = "duration_ms"
+    public static let messageID = "message_id"
+    public static let outcome = "outcome"
+    public static let retryIn = "retry_in_s"
+}

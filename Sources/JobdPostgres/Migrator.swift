@@ -1,0 +1,123 @@
+import Logging
+
+/// One numbered SQL file from `Migrations/NNNN_<tier>[_<what>].sql`.
+public struct Migration: Sendable, Equatable {
+    public var version: Int
+    /// `queue`, `content`, … — the first word of the file name is the tier it belongs to.
+    public var name: String
+    public var sql: String
+
+    public init(version: Int, name: String, sql: String) {
+        self.version = version
+        self.name = name
+        self.sql = sql
+    }
+
+    public var tier: String { String(name.split(separator: "_").first ?? Substring(name)) }
+
+    /// FNV-1a of the SQL: detects an applied migration whose file was edited later.
+    public var checksum: String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in sql.utf8 {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x0000_0100_0000_01b3
+        }
+        return String(hash, radix: 16)
+    }
+}
+
+/// Applies migrations in order, once each, recording them in `jobd.migrations`.
+///
+/// Two `jobd migrate` at once are safe: the whole run holds a session advisory lock,
+/// so the second waits, then finds everything applied and does nothing.
+public struct Migrator: Sendable {
+    /// Arbitrary but fixed: the key of the advisory lock all migrators share.
+    static let advisoryLockKey = "7241030113"
+
+    public let connection: PostgresConnection
+    public let migrations: [Migration]
+    public let logger: Logger
+
+    public init(connection: PostgresConnection, migrations: [Migration] = Migration.embedded, logger: Logger) {
+        self.connection = connection
+        self.migrations = migrations.sorted { $0.version < $1.version }
+        self.logger = logger
+    }
+
+    /// Applies what is missing for `tiers` and returns the versions applied now.
+    @discardableResult
+    public func migrate(tiers: Set<String>) async throws -> [Int] {
+        try await connection.executeScript("""
+            CREATE SCHEMA IF NOT EXISTS jobd;
+            CREATE TABLE IF NOT EXISTS jobd.migrations (
+                version    integer PRIMARY KEY,
+                name       text NOT NULL,
+                checksum   text NOT NULL,
+                applied_at timestamptz NOT NULL DEFAULT now()
+            );
+            """)
+        try await connection.query("SELECT pg_advisory_lock($1::bigint)", [Self.advisoryLockKey], timeout: 300)
+        do {
+            let applied = try await appliedVersions()
+            var done: [Int] = []
+            for migration in migrations where tiers.contains(migration.tier) {
+                if let checksum = applied[migration.version] {
+                    if checksum != migration.checksum {
+                        logger.warning("applied migration differs from its file", metadata: [
+                            "migration": "\(migration.version)_\(migration.name)",
+                        ])
+                    }
+                    continue
+                }
+                try await apply(migration)
+                done.append(migration.version)
+            }
+            try await connection.query("SELECT pg_advisory_unlock($1::bigint)", [Self.advisoryLockKey])
+            return done
+        } catch {
+            _ = try? await connection.query("SELECT pg_advisory_unlock($1::bigint)", [Self.advisoryLockKey])
+            throw error
+        }
+    }
+
+    /// Migrations of `tiers` not yet applied (the daemon refuses to start while any are).
+    public func pending(tiers: Set<String>) async throws -> [Migration] {
+        let exists = try await connection.query("SELECT to_regclass('jobd.migrations') IS NOT NULL")
+        guard exists.rows.first?.first == "t" else {
+            return migrations.filter { tiers.contains($0.tier) }
+        }
+        let applied = try await appliedVersions()
+        return migrations.filter { tiers.contains($0.tier) && applied[$0.version] == nil }
+    }
+
+    private func appliedVersions() async throws -> [Int: String] {
+        let result = try await connection.query("SELECT version, checksum FROM jobd.migrations")
+        var applied: [Int: String] = [:]
+        for row in result.rows {
+            if let version = row[0].flatMap({ Int($0) }) { applied[version] = row[1] ?? "" }
+        }
+        return applied
+    }
+
+    private func apply(_ migration: Migration) async throws {
+        logger.info("applying migration", metadata: ["migration": "\(migration.version)_\(migration.name)"])
+        try await connection.executeScript("BEGIN")
+        do {
+            try await connection.executeScript(migration.sql, timeout: 600)
+            try await connection.query(
+                "INSERT INTO jobd.migrations (version, name, checksum) VALUES ($1::int, $2, $3)",
+                [String(migration.version), migration.name, migration.checksum]
+            )
+            try await connection.executeScript("COMMIT")
+        } catch {
+            _ = try? await connection.executeScript("ROLLBACK")
+            throw MigrationError(migration: "\(migration.version)_\(migration.name)", underlying: "\(error)")
+        }
+    }
+}
+
+public struct MigrationError: Error, Sendable, CustomStringConvertible {
+    public var migration: String
+    public var underlying: String
+    public var description: String { "migration \(migration) failed: \(underlying)" }
+}

@@ -1,0 +1,328 @@
+import CLibPQ
+import Foundation
+import JobdThreads
+import Logging
+
+/// One libpq connection, owned by one dedicated thread for its whole life.
+///
+/// The actor's executor is a `DedicatedThreadExecutor`, so every libpq call below
+/// blocks that thread only, never Swift's cooperative pool. Every call has a
+/// deadline: queries are sent with the asynchronous libpq API and the socket is
+/// polled in short slices until the result arrives or the deadline passes, in which
+/// case the query is cancelled and the connection dropped (the next call
+/// reconnects). Cancellation of the calling task is checked before each call.
+public actor PostgresConnection {
+    public nonisolated let name: String
+    private nonisolated let executor: DedicatedThreadExecutor
+    public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
+
+    private let conninfo: String?
+    private let commandTimeout: Double
+    private let sessionSettings: [String]
+    private let logger: Logger
+    // @unchecked-free: the OpaquePointer is only touched on this actor's thread.
+    private var connection: OpaquePointer?
+    private var listening: Set<String> = []
+
+    /// - Parameters:
+    ///   - conninfo: a libpq conninfo string or URI; nil uses libpq's `PG*` defaults.
+    ///   - commandTimeout: seconds; the deadline of connect and of every statement
+    ///     (also set server-side as `statement_timeout`).
+    public init(conninfo: String?, name: String, commandTimeout: Double, logger: Logger) {
+        self.conninfo = conninfo
+        self.name = name
+        self.commandTimeout = commandTimeout
+        self.logger = logger
+        self.executor = DedicatedThreadExecutor(name: "pg-\(name)")
+        let timeoutMs = Int(commandTimeout * 1000)
+        // The daemon never holds a transaction open while it waits on anything else;
+        // this bounds the damage of a bug to a minute of held locks and bloat.
+        self.sessionSettings = [
+            "SET statement_timeout = \(timeoutMs)",
+            "SET idle_in_transaction_session_timeout = 60000",
+            "SET lock_timeout = \(timeoutMs)",
+        ]
+    }
+
+    isolated deinit {
+        if let connection { PQfinish(connection) }
+        executor.shutdown()
+    }
+
+    public var isConnected: Bool {
+        guard let connection else { return false }
+        return PQstatus(connection) == CONNECTION_OK
+    }
+
+    /// Connects if not connected. Re-issues LISTEN for every channel listened to
+    /// before, so a reconnect never silently loses notifications.
+    public func connect() throws {
+        try Task.checkCancellation()
+        if isConnected { return }
+        dropConnection()
+        let deadline = monotonicMilliseconds() + Int64(commandTimeout * 1000)
+        // Our defaults come before `dbname` so that values in the user's conninfo win.
+        var keywords = [
+            "connect_timeout", "application_name", "keepalives", "keepalives_idle",
+            "keepalives_interval", "keepalives_count", "tcp_user_timeout",
+        ]
+        var values = [
+            String(max(2, Int(commandTimeout.rounded(.up)))), "jobd-\(name)", "1", "10", "5", "3",
+            String(Int(commandTimeout * 1000)),
+        ]
+        if let conninfo, !conninfo.isEmpty {
+            keywords.append("dbname")
+            values.append(conninfo)
+        }
+        let conn = withCStringArray(keywords) { keys in
+            withCStringArray(values) { vals in
+                PQconnectStartParams(keys, vals, 1)
+            }
+        }
+        guard let conn else { throw PostgresError(.connection, "out of memory starting a connection") }
+        if PQstatus(conn) == CONNECTION_BAD {
+            let message = errorMessage(conn)
+            PQfinish(conn)
+            throw PostgresError(.connection, message)
+        }
+        var status = PGRES_POLLING_WRITING
+        while status != PGRES_POLLING_OK {
+            if status == PGRES_POLLING_FAILED {
+                let message = errorMessage(conn)
+                PQfinish(conn)
+                throw PostgresError(.connection, message)
+            }
+            let remaining = Int(deadline - monotonicMilliseconds())
+            if remaining <= 0 {
+                PQfinish(conn)
+                throw PostgresError(.timeout, "connect did not finish within \(commandTimeout) s")
+            }
+            switch waitForSocket(PQsocket(conn), writable: status == PGRES_POLLING_WRITING, milliseconds: remaining) {
+            case .ready, .timedOut: break
+            case .failed(let code):
+                PQfinish(conn)
+                throw PostgresError(.connection, "poll failed while connecting (errno \(code))")
+            }
+            status = PQconnectPoll(conn)
+        }
+        guard PQsetnonblocking(conn, 1) == 0 else {
+            let message = errorMessage(conn)
+            PQfinish(conn)
+            throw PostgresError(.connection, message)
+        }
+        connection = conn
+        do {
+            _ = try run(sessionSettings.joined(separator: "; "), [], simple: true, timeout: commandTimeout)
+            for channel in listening.sorted() {
+                _ = try run("LISTEN \(quoteIdentifier(channel))", [], simple: true, timeout: commandTimeout)
+            }
+        } catch {
+            dropConnection()
+            throw error
+        }
+    }
+
+    /// Runs one parameterised statement (extended protocol, text format).
+    /// `$1…$n` take `params`; nil is SQL NULL.
+    @discardableResult
+    public func query(_ sql: String, _ params: [String?] = [], timeout: Double? = nil) throws -> PostgresResult {
+        try Task.checkCancellation()
+        try connect()
+        return try run(sql, params, simple: false, timeout: timeout ?? commandTimeout)
+    }
+
+    /// Runs a script of several statements (simple protocol, no parameters). For
+    /// migrations only; everything else uses `query` with parameters.
+    @discardableResult
+    public func executeScript(_ sql: String, timeout: Double? = nil) throws -> PostgresResult {
+        try Task.checkCancellation()
+        try connect()
+        return try run(sql, [], simple: true, timeout: timeout ?? commandTimeout)
+    }
+
+    /// Makes sure this session listens on `channel` (and again after every
+    /// reconnect). Returns true when a new session subscribed just now, so the caller
+    /// knows notifications sent in between may have been missed.
+    @discardableResult
+    public func listen(_ channel: String) throws -> Bool {
+        try Task.checkCancellation()
+        let wasConnected = isConnected
+        let known = listening.contains(channel)
+        listening.insert(channel)
+        try connect()  // a fresh session re-issues LISTEN for every known channel
+        if wasConnected && !known {
+            _ = try run("LISTEN \(quoteIdentifier(channel))", [], simple: true, timeout: commandTimeout)
+        }
+        return !wasConnected || !known
+    }
+
+    /// Waits up to `timeout` seconds for notifications on the channels listened to.
+    /// Returns what arrived (possibly nothing).
+    public func waitForNotifications(timeout: Double) throws -> [PostgresNotification] {
+        try Task.checkCancellation()
+        try connect()
+        guard let conn = connection else { throw PostgresError(.connection, "not connected") }
+        var received = drainNotifications(conn)
+        if !received.isEmpty { return received }
+        switch waitForSocket(PQsocket(conn), milliseconds: Int(timeout * 1000)) {
+        case .timedOut:
+            return []
+        case .failed(let code):
+            dropConnection()
+            throw PostgresError(.connection, "poll failed while listening (errno \(code))")
+        case .ready:
+            guard PQconsumeInput(conn) == 1 else {
+                let message = errorMessage(conn)
+                dropConnection()
+                throw PostgresError(.connection, message)
+            }
+            received = drainNotifications(conn)
+            return received
+        }
+    }
+
+    public func close() {
+        dropConnection()
+    }
+
+    // MARK: - Internals (all on the connection's own thread)
+
+    private func run(_ sql: String, _ params: [String?], simple: Bool, timeout: Double) throws -> PostgresResult {
+        guard let conn = connection else { throw PostgresError(.connection, "not connected") }
+        let deadline = monotonicMilliseconds() + Int64(timeout * 1000)
+        let sent: Int32
+        if simple {
+            sent = PQsendQuery(conn, sql)
+        } else {
+            sent = withOptionalCStringArray(params) { values in
+                PQsendQueryParams(conn, sql, Int32(params.count), nil, values, nil, nil, 0)
+            }
+        }
+        guard sent == 1 else {
+            let message = errorMessage(conn)
+            dropConnection()
+            throw PostgresError(.connection, message)
+        }
+        // Flush the request; in non-blocking mode a large one may need several tries.
+        while true {
+            let flushed = PQflush(conn)
+            if flushed == 0 { break }
+            if flushed < 0 {
+                let message = errorMessage(conn)
+                dropConnection()
+                throw PostgresError(.connection, message)
+            }
+            try wait(conn, writable: true, deadline: deadline, sql: sql)
+            guard PQconsumeInput(conn) == 1 else {
+                let message = errorMessage(conn)
+                dropConnection()
+                throw PostgresError(.connection, message)
+            }
+        }
+        var outcome: PostgresResult?
+        var failure: PostgresError?
+        while true {
+            while PQisBusy(conn) == 1 {
+                try wait(conn, writable: false, deadline: deadline, sql: sql)
+                guard PQconsumeInput(conn) == 1 else {
+                    let message = errorMessage(conn)
+                    dropConnection()
+                    throw PostgresError(.connection, message)
+                }
+            }
+            guard let result = PQgetResult(conn) else { break }
+            defer { PQclear(result) }
+            switch PQresultStatus(result) {
+            case PGRES_TUPLES_OK, PGRES_COMMAND_OK, PGRES_EMPTY_QUERY:
+                if failure == nil { outcome = PostgresResult(result) }
+            default:
+                if failure == nil { failure = PostgresError(result: result) }
+            }
+        }
+        if PQstatus(conn) == CONNECTION_BAD {
+            let message = errorMessage(conn)
+            dropConnection()
+            throw failure ?? PostgresError(.connection, message)
+        }
+        if let failure { throw failure }
+        return outcome ?? PostgresResult(columns: [], rows: [], affectedRows: 0)
+    }
+
+    /// Waits for the socket until `deadline`; past it, cancels the statement and
+    /// drops the connection so nothing half-read can confuse the next call.
+    private func wait(_ conn: OpaquePointer, writable: Bool, deadline: Int64, sql: String) throws {
+        let remaining = Int(deadline - monotonicMilliseconds())
+        if remaining > 0 {
+            switch waitForSocket(PQsocket(conn), writable: writable, milliseconds: remaining) {
+            case .ready: return
+            case .timedOut: break
+            case .failed(let code):
+                dropConnection()
+                throw PostgresError(.connection, "poll failed (errno \(code))")
+            }
+        }
+        if let cancel = PQgetCancel(conn) {
+            var buffer = [CChar](repeating: 0, count: 256)
+            _ = PQcancel(cancel, &buffer, Int32(buffer.count))
+            PQfreeCancel(cancel)
+        }
+        dropConnection()
+        logger.warning("postgres statement timed out", metadata: [
+            "connection": "\(name)", "statement": "\(sql.prefix(80))",
+        ])
+        throw PostgresError(.timeout, "statement did not finish within \(commandTimeout) s")
+    }
+
+    private func drainNotifications(_ conn: OpaquePointer) -> [PostgresNotification] {
+        var received: [PostgresNotification] = []
+        while let notify = PQnotifies(conn) {
+            let channel = String(cString: notify.pointee.relname)
+            let payload = String(cString: notify.pointee.extra)
+            received.append(PostgresNotification(channel: channel, payload: payload, pid: notify.pointee.be_pid))
+            PQfreemem(notify)
+        }
+        return received
+    }
+
+    private func dropConnection() {
+        if let connection { PQfinish(connection) }
+        connection = nil
+    }
+
+    private func errorMessage(_ conn: OpaquePointer) -> String {
+        guard let raw = PQerrorMessage(conn) else { return "unknown libpq error" }
+        let text = String(cString: raw).trimmingCharacters(in: .whitespacesAndNewlines)
+        return text.isEmpty ? "connection lost" : text
+    }
+
+    private func quoteIdentifier(_ identifier: String) -> String {
+        "\"" + identifier.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+    }
+}
+
+/// A NOTIFY received on a channel the connection listens to.
+public struct PostgresNotification: Sendable, Equatable {
+    public var channel: String
+    public var payload: String
+    public var pid: Int32
+}
+
+// MARK: - C string helpers
+
+private func withCStringArray<R>(_ strings: [String], _ body: (UnsafePointer<UnsafePointer<CChar>?>) -> R) -> R {
+    withOptionalCStringArray(strings.map { Optional($0) }) { pointer in
+        var terminated = Array(UnsafeBufferPointer(start: pointer, count: strings.count))
+        terminated.append(nil)
+        return terminated.withUnsafeBufferPointer { body($0.baseAddress!) }
+    }
+}
+
+private func withOptionalCStringArray<R>(_ strings: [String?], _ body: (UnsafePointer<UnsafePointer<CChar>?>) -> R) -> R {
+    let duplicated: [UnsafeMutablePointer<CChar>?] = strings.map { string in
+        guard let string else { return nil }
+        return strdup(string)
+    }
+    defer { duplicated.forEach { free($0) } }
+    let pointers = duplicated.map { UnsafePointer($0) } + [nil]
+    return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
+}

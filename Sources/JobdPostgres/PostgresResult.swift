@@ -1,0 +1,126 @@
+import CLibPQ
+
+/// A fully read result set, values in Postgres's text format.
+public struct PostgresResult: Sendable, Equatable {
+    public var columns: [String]
+    public var rows: [[String?]]
+    /// Rows touched by INSERT/UPDATE/DELETE (from the command tag).
+    public var affectedRows: Int
+
+    public init(columns: [String], rows: [[String?]], affectedRows: Int) {
+        self.columns = columns
+        self.rows = rows
+        self.affectedRows = affectedRows
+    }
+
+    init(_ result: OpaquePointer) {
+        let columnCount = Int(PQnfields(result))
+        let rowCount = Int(PQntuples(result))
+        columns = (0..<columnCount).map { String(cString: PQfname(result, Int32($0))) }
+        var rows: [[String?]] = []
+        rows.reserveCapacity(rowCount)
+        for row in 0..<rowCount {
+            var values: [String?] = []
+            values.reserveCapacity(columnCount)
+            for column in 0..<columnCount {
+                if PQgetisnull(result, Int32(row), Int32(column)) == 1 {
+                    values.append(nil)
+                } else {
+                    values.append(String(cString: PQgetvalue(result, Int32(row), Int32(column))))
+                }
+            }
+            rows.append(values)
+        }
+        self.rows = rows
+        affectedRows = Int(String(cString: PQcmdTuples(result))) ?? 0
+    }
+
+    /// Index of a column by name; crashes on a typo, which tests catch at once.
+    public func column(_ name: String) -> Int {
+        guard let index = columns.firstIndex(of: name) else {
+            preconditionFailure("result has no column \(name); has \(columns)")
+        }
+        return index
+    }
+
+    /// Each row as a name → value dictionary (for CLI output, not hot paths).
+    public var records: [[String: String?]] {
+        rows.map { row in Dictionary(uniqueKeysWithValues: zip(columns, row).map { ($0, $1) }) }
+    }
+}
+
+/// A libpq or server error, with the SQLSTATE when the server sent one.
+public struct PostgresError: Error, Sendable, Equatable, CustomStringConvertible {
+    public enum Kind: String, Sendable {
+        /// The connection failed or broke; the statement may or may not have run.
+        case connection
+        /// The deadline passed; the statement was cancelled and the connection dropped.
+        case timeout
+        /// The server rejected the statement; the connection is fine.
+        case server
+    }
+
+    public var kind: Kind
+    public var message: String
+    public var sqlState: String?
+    public var detail: String?
+    public var constraint: String?
+
+    public init(_ kind: Kind, _ message: String, sqlState: String? = nil, detail: String? = nil, constraint: String? = nil) {
+        self.kind = kind
+        self.message = message
+        self.sqlState = sqlState
+        self.detail = detail
+        self.constraint = constraint
+    }
+
+    init(result: OpaquePointer) {
+        func field(_ code: Character) -> String? {
+            guard let raw = PQresultErrorField(result, Int32(code.asciiValue!)) else { return nil }
+            return String(cString: raw)
+        }
+        self.init(
+            .server,
+            field("M") ?? String(cString: PQresultErrorMessage(result)),
+            sqlState: field("C"), detail: field("D"), constraint: field("n")
+        )
+    }
+
+    /// True for errors worth retrying on a fresh connection.
+    public var isTransient: Bool {
+        switch kind {
+        case .connection, .timeout: return true
+        case .server:
+            // Class 08 connection exceptions, 40 serialization/deadlock, 57P0x shutdown.
+            guard let state = sqlState else { return false }
+            return state.hasPrefix("08") || state.hasPrefix("40") || state.hasPrefix("57P")
+        }
+    }
+
+    public var description: String {
+        var text = message
+        if let sqlState { text += " (SQLSTATE \(sqlState))" }
+        if let detail { text += " — \(detail)" }
+        return text
+    }
+}
+
+/// Renders Swift values as Postgres array literals for `$n::bigint[]` parameters.
+/// Passing a whole batch as one array keeps a batch to one round trip.
+public enum PostgresArray {
+    public static func integers<T: BinaryInteger>(_ values: some Sequence<T>) -> String {
+        "{" + values.map { String($0) }.joined(separator: ",") + "}"
+    }
+
+    public static func texts(_ values: some Sequence<String?>) -> String {
+        "{" + values.map { value -> String in
+            guard let value else { return "NULL" }
+            var escaped = "\""
+            for ch in value.unicodeScalars {
+                if ch == "\"" || ch == "\\" { escaped.unicodeScalars.append("\\") }
+                escaped.unicodeScalars.append(ch)
+            }
+            return escaped + "\""
+        }.joined(separator: ",") + "}"
+    }
+}

@@ -1,0 +1,321 @@
+import Foundation
+import JobdCore
+
+/// The Postgres half of the dispatch protocol. Every method is one SQL statement,
+/// batched over many jobs, so a round trip is paid per batch and not per job.
+///
+/// Times are Postgres's `now()`: with several daemons on several hosts, the one
+/// clock they all share is the database's.
+public struct QueueStore: Sendable {
+    public let connection: PostgresConnection
+
+    public init(connection: PostgresConnection) {
+        self.connection = connection
+    }
+
+    // MARK: Promoter
+
+    /// Moves up to `limits[p]` due jobs of each priority to `promoted`, oldest first,
+    /// skipping rows another daemon has locked. Returns them in dispatch order.
+    public func promote(limits: [JobPriority: Int]) async throws -> [(id: JobID, priority: JobPriority)] {
+        let result = try await connection.query(Self.promoteSQL, [
+            String(limits[.high] ?? 0), String(limits[.normal] ?? 0), String(limits[.low] ?? 0),
+        ])
+        var promoted: [(id: JobID, priority: JobPriority, order: Int64)] = []
+        promoted.reserveCapacity(result.rows.count)
+        for row in result.rows {
+            guard let id = row[0].flatMap({ JobID($0) }), let priority = row[1].flatMap({ JobPriority(rawValue: $0) }) else {
+                continue
+            }
+            promoted.append((id, priority, row[2].flatMap { Int64($0) } ?? 0))
+        }
+        promoted.sort { ($0.priority.rank, $0.order, $0.id) < ($1.priority.rank, $1.order, $1.id) }
+        return promoted.map { ($0.id, $0.priority) }
+    }
+
+    static let promoteSQL = """
+        WITH h AS (
+            SELECT id FROM queue.jobs
+             WHERE state IN ('available', 'retryable') AND priority = 'high' AND run_at <= now()
+             ORDER BY run_at, id LIMIT $1::int FOR UPDATE SKIP LOCKED
+        ), n AS (
+            SELECT id FROM queue.jobs
+             WHERE state IN ('available', 'retryable') AND priority = 'normal' AND run_at <= now()
+             ORDER BY run_at, id LIMIT $2::int FOR UPDATE SKIP LOCKED
+        ), l AS (
+            SELECT id FROM queue.jobs
+             WHERE state IN ('available', 'retryable') AND priority = 'low' AND run_at <= now()
+             ORDER BY run_at, id LIMIT $3::int FOR UPDATE SKIP LOCKED
+        )
+        UPDATE queue.jobs j
+           SET state = 'promoted', promoted_at = now()
+         WHERE j.id IN (SELECT id FROM h UNION ALL SELECT id FROM n UNION ALL SELECT id FROM l)
+        RETURNING j.id, j.priority, (extract(epoch FROM j.run_at) * 1000000)::bigint
+        """
+
+    /// Seconds until the next job becomes due (nil when none is waiting), so an idle
+    /// promoter can sleep exactly until then instead of polling.
+    public func secondsUntilNextDue() async throws -> Double? {
+        let result = try await connection.query("""
+            SELECT extract(epoch FROM min(run_at) - now())::float8 FROM queue.jobs
+             WHERE state IN ('available', 'retryable')
+            """)
+        return result.rows.first?.first.flatMap { $0.flatMap(Double.init) }
+    }
+
+    // MARK: Workers
+
+    /// Claims promoted jobs for this daemon: one attempt each, leased for `lease`
+    /// seconds. Ids that are no longer `promoted` (a stale Redis entry, a job another
+    /// daemon took) are skipped. A payload longer than `maxPayloadBytes` is not sent
+    /// back; its job comes with `payload == nil` and is dead-lettered by the caller.
+    public func claim(
+        ids: [JobID], daemon: String, lease: Double, maxPayloadBytes: Int
+    ) async throws -> [(job: ClaimedJob, payloadBytes: Int, payloadPresent: Bool)] {
+        guard !ids.isEmpty else { return [] }
+        let result = try await connection.query(Self.claimSQL, [
+            PostgresArray.integers(ids), daemon, String(lease), String(maxPayloadBytes),
+        ])
+        return result.rows.compactMap { row in
+            guard let id = row[0].flatMap({ JobID($0) }),
+                  let kind = row[1],
+                  let priority = row[3].flatMap({ JobPriority(rawValue: $0) }),
+                  let attempt = row[4].flatMap({ Int($0) }),
+                  let maxAttempts = row[5].flatMap({ Int($0) })
+            else { return nil }
+            let job = ClaimedJob(
+                id: id, kind: kind, payload: row[2] ?? "", priority: priority, attempt: attempt,
+                maxAttempts: maxAttempts, queueWaitSeconds: row[6].flatMap(Double.init) ?? 0,
+                rescues: row[7].flatMap({ Int($0) }) ?? 0
+            )
+            return (job, row[8].flatMap({ Int($0) }) ?? 0, row[2] != nil)
+        }
+    }
+
+    static let claimSQL = """
+        WITH claimed AS (
+            UPDATE queue.jobs
+               SET state = 'running', attempt = attempt + 1, leased_by = $2,
+                   lease_expires_at = now() + make_interval(secs => $3::float8),
+                   started_at = now()
+             WHERE id = ANY($1::bigint[]) AND state = 'promoted'
+            RETURNING id, kind, payload, priority, attempt, max_attempts, run_at, rescues
+        )
+        SELECT c.id, c.kind,
+               CASE WHEN octet_length(t.text) <= $4::int THEN t.text END,
+               c.priority, c.attempt, c.max_attempts,
+               greatest(0, extract(epoch FROM now() - c.run_at))::float8,
+               c.rescues, octet_length(t.text)
+          FROM claimed c, LATERAL (SELECT c.payload::text AS text) t
+        """
+
+    /// Applies a batch of completions, each fenced by `(id, attempt)` and
+    /// `state = 'running'`. Returns the fences that were applied; the others were
+    /// stale (the lease was taken over) and changed nothing.
+    public func complete(_ batch: [AttemptCompletion]) async throws -> Set<AttemptFence> {
+        guard !batch.isEmpty else { return [] }
+        let rows: [[String: Any]] = batch.map { completion in
+            var row: [String: Any] = [
+                "id": completion.fence.id,
+                "attempt": completion.fence.attempt,
+                "outcome": completion.outcome.rawValue,
+                "delay": completion.delaySeconds,
+            ]
+            if let code = completion.errorCode { row["code"] = code }
+            if let message = completion.errorMessage { row["error"] = message }
+            return row
+        }
+        let json = try JSONSerialization.data(withJSONObject: rows)
+        let result = try await connection.query(Self.completeSQL, [String(decoding: json, as: UTF8.self)])
+        var applied = Set<AttemptFence>()
+        for row in result.rows {
+            if let id = row[0].flatMap({ JobID($0) }), let attempt = row[1].flatMap({ Int($0) }) {
+                applied.insert(AttemptFence(id: id, attempt: attempt))
+            }
+        }
+        return applied
+    }
+
+    static let completeSQL = """
+        WITH input AS (
+            SELECT * FROM jsonb_to_recordset($1::jsonb)
+                AS i(id bigint, attempt int, outcome text, delay float8, code text, error text)
+        ), done AS (
+            UPDATE queue.jobs j
+               SET state = CASE i.outcome
+                               WHEN 'completed' THEN 'completed'
+                               WHEN 'dead' THEN 'dead'
+                               WHEN 'release' THEN 'available'
+                               ELSE 'retryable' END,
+                   run_at = CASE WHEN i.outcome IN ('retry', 'snooze')
+                                 THEN now() + make_interval(secs => i.delay)
+                                 WHEN i.outcome = 'release' THEN now()
+                                 ELSE j.run_at END,
+                   attempt = CASE WHEN i.outcome = 'snooze' THEN j.attempt - 1 ELSE j.attempt END,
+                   finished_at = CASE WHEN i.outcome IN ('completed', 'dead') THEN now() END,
+                   leased_by = NULL, lease_expires_at = NULL, promoted_at = NULL,
+                   last_error = coalesce(i.error, j.last_error),
+                   errors = CASE WHEN i.error IS NULL OR i.outcome = 'snooze' THEN j.errors
+                                 ELSE j.errors || jsonb_build_array(jsonb_build_object(
+                                     'attempt', j.attempt, 'at', now(), 'code', i.code, 'error', i.error))
+                            END
+              FROM input i
+             WHERE j.id = i.id AND j.attempt = i.attempt AND j.state = 'running'
+            RETURNING j.id, i.attempt AS fenced_attempt, i.outcome, i.code, j.kind, j.payload,
+                      j.priority, j.attempt, j.last_error, j.errors
+        ), dead AS (
+            INSERT INTO queue.dead_letters (job_id, kind, payload, priority, attempts, reason, last_error, errors)
+            SELECT id, kind, payload, priority, attempt, coalesce(code, 'failed'), last_error, errors
+              FROM done WHERE outcome = 'dead'
+            ON CONFLICT (job_id) DO UPDATE
+               SET kind = EXCLUDED.kind, payload = EXCLUDED.payload, priority = EXCLUDED.priority,
+                   attempts = EXCLUDED.attempts, reason = EXCLUDED.reason,
+                   last_error = EXCLUDED.last_error, errors = EXCLUDED.errors, dead_at = now()
+        )
+        SELECT id, fenced_attempt FROM done
+        """
+
+    /// Extends the leases of attempts still running here. Returns the fences whose
+    /// lease was lost (rescued or taken over) — their completions will be refused.
+    public func extendLeases(_ fences: [AttemptFence], lease: Double) async throws -> Set<AttemptFence> {
+        guard !fences.isEmpty else { return [] }
+        let result = try await connection.query("""
+            UPDATE queue.jobs j
+               SET lease_expires_at = now() + make_interval(secs => $3::float8)
+              FROM unnest($1::bigint[], $2::int[]) AS f(id, attempt)
+             WHERE j.id = f.id AND j.attempt = f.attempt AND j.state = 'running'
+            RETURNING j.id, j.attempt
+            """, [
+                PostgresArray.integers(fences.map(\.id)), PostgresArray.integers(fences.map(\.attempt)), String(lease),
+            ])
+        var kept = Set<AttemptFence>()
+        for row in result.rows {
+            if let id = row[0].flatMap({ JobID($0) }), let attempt = row[1].flatMap({ Int($0) }) {
+                kept.insert(AttemptFence(id: id, attempt: attempt))
+            }
+        }
+        return Set(fences).subtracting(kept)
+    }
+
+    // MARK: Maintenance (rescuer, reconciler)
+
+    /// One rescuer pass: attempts whose lease expired go back to `available`, or to
+    /// the dead letters when their attempts are spent or they were rescued
+    /// `maxRescues` times (a job that keeps killing its daemon is a poison pill).
+    public func rescueExpiredLeases(maxRescues: Int, limit: Int = 1_000) async throws -> [RescuedJob] {
+        let result = try await connection.query(Self.rescueSQL, [String(limit), String(maxRescues)])
+        return result.rows.compactMap { row in
+            guard let id = row[0].flatMap({ JobID($0) }), let kind = row[1],
+                  let state = row[2].flatMap({ JobState(rawValue: $0) }) else { return nil }
+            return RescuedJob(
+                id: id, kind: kind, state: state, attempt: row[3].flatMap { Int($0) } ?? 0,
+                rescues: row[4].flatMap { Int($0) } ?? 0, previousOwner: row[5] ?? ""
+            )
+        }
+    }
+
+    static let rescueSQL = """
+        WITH expired AS (
+            SELECT id, leased_by FROM queue.jobs
+             WHERE state = 'running' AND lease_expires_at < now()
+             ORDER BY lease_expires_at LIMIT $1::int FOR UPDATE SKIP LOCKED
+        ), moved AS (
+            UPDATE queue.jobs j
+               SET rescues = j.rescues + 1,
+                   state = CASE WHEN j.attempt >= j.max_attempts OR j.rescues + 1 >= $2::int
+                                THEN 'dead' ELSE 'available' END,
+                   finished_at = CASE WHEN j.attempt >= j.max_attempts OR j.rescues + 1 >= $2::int
+                                      THEN now() END,
+                   run_at = now(), leased_by = NULL, lease_expires_at = NULL, promoted_at = NULL,
+                   last_error = 'lease expired: ' || coalesce(e.leased_by, 'a daemon')
+                                || ' stopped heartbeating during attempt ' || j.attempt,
+                   errors = j.errors || jsonb_build_array(jsonb_build_object(
+                       'attempt', j.attempt, 'at', now(), 'code', 'lease_expired',
+                       'error', 'lease expired: ' || coalesce(e.leased_by, 'a daemon')
+                                || ' stopped heartbeating'))
+              FROM expired e
+             WHERE j.id = e.id
+            RETURNING j.id, j.kind, j.state, j.attempt, j.rescues, e.leased_by, j.payload, j.priority,
+                      j.last_error, j.errors,
+                      CASE WHEN j.rescues >= $2::int THEN 'poison' ELSE 'max_attempts' END AS reason
+        ), dead AS (
+            INSERT INTO queue.dead_letters (job_id, kind, payload, priority, attempts, reason, last_error, errors)
+            SELECT id, kind, payload, priority, attempt, reason, last_error, errors FROM moved WHERE state = 'dead'
+            ON CONFLICT (job_id) DO UPDATE
+               SET reason = EXCLUDED.reason, last_error = EXCLUDED.last_error,
+                   errors = EXCLUDED.errors, attempts = EXCLUDED.attempts, dead_at = now()
+        )
+        SELECT id, kind, state, attempt, rescues, leased_by FROM moved
+        """
+
+    /// Jobs `promoted` for longer than `olderThan` seconds without a claim: Redis lost
+    /// them (a flush, a failover, a crash between commit and push). Back to `available`.
+    public func reclaimStalePromotions(olderThan: Double, limit: Int = 10_000) async throws -> Int {
+        let result = try await connection.query("""
+            WITH stale AS (
+                SELECT id FROM queue.jobs
+                 WHERE state = 'promoted' AND promoted_at < now() - make_interval(secs => $1::float8)
+                 ORDER BY promoted_at LIMIT $2::int FOR UPDATE SKIP LOCKED
+            )
+            UPDATE queue.jobs j SET state = 'available', promoted_at = NULL
+              FROM stale s WHERE j.id = s.id
+            """, [String(olderThan), String(limit)])
+        return result.affectedRows
+    }
+
+    /// Hands promotions back when the push to Redis failed after the commit.
+    @discardableResult
+    public func unpromote(ids: [JobID]) async throws -> Int {
+        guard !ids.isEmpty else { return 0 }
+        let result = try await connection.query("""
+            UPDATE queue.jobs SET state = 'available', promoted_at = NULL
+             WHERE id = ANY($1::bigint[]) AND state = 'promoted'
+            """, [PostgresArray.integers(ids)])
+        return result.affectedRows
+    }
+
+    /// After Redis lost its data, every promotion is void: all go back to `available`
+    /// and the promoter pushes them again. A duplicate in Redis is harmless, because
+    /// only one claim of a `promoted` row can succeed.
+    public func resetAllPromotions() async throws -> Int {
+        let result = try await connection.query("""
+            UPDATE queue.jobs SET state = 'available', promoted_at = NULL WHERE state = 'promoted'
+            """)
+        return result.affectedRows
+    }
+
+    // MARK: Daemon registry
+
+    public func registerDaemon(id: String, hostname: String, pid: Int32, version: String, workers: Int) async throws {
+        try await connection.query("""
+            INSERT INTO queue.daemons (id, hostname, pid, version, workers)
+            VALUES ($1, $2, $3::int, $4, $5::int)
+            ON CONFLICT (id) DO UPDATE
+               SET heartbeat_at = now(), workers = EXCLUDED.workers, version = EXCLUDED.version
+            """, [id, hostname, String(pid), version, String(workers)])
+    }
+
+    public func heartbeatDaemon(id: String) async throws {
+        try await connection.query("UPDATE queue.daemons SET heartbeat_at = now() WHERE id = $1", [id])
+    }
+
+    public func unregisterDaemon(id: String) async throws {
+        try await connection.query("DELETE FROM queue.daemons WHERE id = $1", [id])
+    }
+
+    /// Forgets daemons silent for a day: their rows only clutter `jobd status`.
+    public func pruneSilentDaemons() async throws {
+        try await connection.query("DELETE FROM queue.daemons WHERE heartbeat_at < now() - interval '1 day'")
+    }
+}
+
+/// A job the rescuer took back from a daemon that stopped heartbeating.
+public struct RescuedJob: Sendable, Equatable {
+    public var id: JobID
+    public var kind: String
+    /// `available` (will run again) or `dead`.
+    public var state: JobState
+    public var attempt: Int
+    public var rescues: Int
+    public var previousOwner: String
+}
