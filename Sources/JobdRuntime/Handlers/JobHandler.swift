@@ -1,0 +1,41 @@
+import JobdCore
+import Logging
+
+/// What a handler gets besides the job: a logger that already carries the job's
+/// metadata, and the deadline the daemon would like it to respect.
+public struct JobContext: Sendable {
+    public var logger: Logger
+    public init(logger: Logger) { self.logger = logger }
+}
+
+/// Runs one kind of job. Add a kind by writing one type that conforms and
+/// registering it in `HandlerRegistry`.
+///
+/// Jobs run at least once: a handler must be idempotent, so that running the same
+/// job twice leaves the same result. Throw `JobFailure.permanent` for input that can
+/// never succeed (dead-lettered at once), `JobFailure.transient` or any other error
+/// to retry with backoff, `JobSnooze` to run later without spending an attempt.
+/// Cancellation means the daemon is draining and ran out of time: stop promptly.
+public protocol JobHandler: Sendable {
+    /// The `queue.jobs.kind` this handler serves.
+    var kind: String { get }
+    func handle(_ job: ClaimedJob, context: JobContext) async throws
+}
+
+/// Kind → handler. Built once at start-up, read-only afterwards.
+public struct HandlerRegistry: Sendable {
+    private var handlers: [String: any JobHandler] = [:]
+
+    public init(_ handlers: [any JobHandler] = []) {
+        for handler in handlers { register(handler) }
+    }
+
+    public mutating func register(_ handler: any JobHandler) {
+        precondition(handlers[handler.kind] == nil, "two handlers registered for kind \(handler.kind)")
+        handlers[handler.kind] = handler
+    }
+
+    public func handler(for kind: String) -> (any JobHandler)? { handlers[kind] }
+
+    public var kinds: [String] { handlers.keys.sorted() }
+}

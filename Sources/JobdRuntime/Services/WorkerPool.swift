@@ -1,0 +1,230 @@
+import JobdCore
+import JobdPostgres
+import JobdRedis
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// A pool of worker slots serving one or more priority lists.
+///
+/// The fetcher pops at most as many ids as there are free slots (non-blocking
+/// `LPOP count`, or a `BLPOP` with a short timeout when Redis is empty), claims them
+/// all in one statement, and starts a task per claimed job. Completions go to the
+/// `CompletionBatcher`; a heartbeat extends the leases of everything still running.
+///
+/// Graceful shutdown (SIGTERM): stop fetching, let running jobs finish for up to
+/// `shutdownTimeout`, then cancel what is left and release it to `available`.
+public struct WorkerPool: Service {
+    public let name: String
+    let lanes: [JobPriority]
+    let slots: WorkerSlots
+    let claimStore: QueueStore
+    let completionStore: QueueStore
+    let dispatch: RedisDispatch
+    let handlers: HandlerRegistry
+    let configuration: DaemonConfiguration
+    let daemonID: String
+    let stats: DaemonStats
+    let logger: Logger
+
+    public init(
+        name: String, lanes: [JobPriority], slots: Int, claimStore: QueueStore, completionStore: QueueStore,
+        dispatch: RedisDispatch, handlers: HandlerRegistry, configuration: DaemonConfiguration,
+        daemonID: String, stats: DaemonStats, logger: Logger
+    ) {
+        self.name = name
+        self.lanes = lanes
+        self.slots = WorkerSlots(capacity: slots)
+        self.claimStore = claimStore
+        self.completionStore = completionStore
+        self.dispatch = dispatch
+        self.handlers = handlers
+        self.configuration = configuration
+        self.daemonID = daemonID
+        self.stats = stats
+        self.logger = logger
+    }
+
+    public var busy: Int { slots.busy }
+    public var capacity: Int { slots.capacity }
+
+    public func run() async throws {
+        let batcher = CompletionBatcher(store: completionStore, stats: stats, logger: logger)
+        let fetching = StopFlag()
+        await withTaskGroup(of: Void.self) { background in
+            background.addTask { await batcher.run() }
+            background.addTask { await heartbeatLeases(until: fetching) }
+
+            await withTaskGroup(of: Void.self) { workers in
+                await withGracefulShutdownHandler {
+                    await fetchLoop(workers: &workers, batcher: batcher, stop: fetching)
+                } onGracefulShutdown: {
+                    fetching.stop()
+                }
+                fetching.stop()
+                // Drain: running jobs get `shutdownTimeout` to finish.
+                if slots.busy > 0 {
+                    logger.notice("draining in-flight jobs", metadata: [
+                        LogKey.service: "\(name)", LogKey.count: "\(slots.busy)",
+                    ])
+                }
+                let drained = await slots.waitUntilIdle(timeout: configuration.shutdownTimeout)
+                if !drained {
+                    logger.warning("drain timed out; releasing unfinished jobs", metadata: [
+                        LogKey.service: "\(name)", LogKey.count: "\(slots.busy)",
+                    ])
+                    workers.cancelAll()
+                }
+                await workers.waitForAll()
+            }
+            batcher.finish()
+            await background.waitForAll()
+        }
+        await claimStore.connection.close()
+        await completionStore.connection.close()
+        await dispatch.connection.close()
+    }
+
+    // MARK: Fetching
+
+    private func fetchLoop(workers: inout TaskGroup<Void>, batcher: CompletionBatcher, stop: StopFlag) async {
+        var selector = PrioritySelector(mode: configuration.priorityMode, lanes: lanes)
+        var failures = 0
+        var generator = SystemRandomNumberGenerator()
+        let backoff = RetryBackoff(baseSeconds: 0.1, maximumSeconds: 10)
+        while !stop.isStopped && !Task.isCancelled {
+            let free = await slots.waitForFree()
+            stats.beat("workers:\(name)")
+            guard free > 0, !stop.isStopped else { continue }
+            do {
+                let jobs = try await fetch(max: free, order: selector.nextOrder())
+                failures = 0
+                for job in jobs {
+                    slots.occupy(job.job.fence)
+                    workers.addTask { await execute(job.job, payloadPresent: job.payloadPresent, payloadBytes: job.payloadBytes, batcher: batcher) }
+                }
+            } catch is CancellationError {
+                return
+            } catch {
+                failures += 1
+                if failures == 1 || failures % 10 == 0 {
+                    logger.warning("fetch failed; retrying", metadata: [
+                        LogKey.service: "\(name)", LogKey.error: "\(error)", LogKey.count: "\(failures)",
+                    ])
+                }
+                try? await Task.sleep(for: .milliseconds(Int(backoff.delay(forAttempt: failures, using: &generator) * 1000)))
+            }
+        }
+    }
+
+    private func fetch(max: Int, order: [JobPriority]) async throws -> [(job: ClaimedJob, payloadBytes: Int, payloadPresent: Bool)] {
+        var popped = try await dispatch.pop(order: order, max: max)
+        if popped.isEmpty {
+            // Nothing waiting: block briefly so new work starts within a round trip,
+            // and come back often enough to notice a shutdown.
+            guard let one = try await dispatch.blockingPop(order: order, timeout: .milliseconds(500)) else { return [] }
+            popped = [one]
+            // More may have arrived with it; take what fits without blocking.
+            if max > 1 { popped += try await dispatch.pop(order: order, max: max - 1) }
+        }
+        let ids = popped.map(\.id)
+        do {
+            return try await claimStore.claim(
+                ids: ids, daemon: daemonID, lease: configuration.lease, maxPayloadBytes: configuration.maxPayloadBytes)
+        } catch {
+            // We may or may not have claimed them. Put the ids back: a claim is fenced on
+            // `state = 'promoted'`, so an id that was claimed after all is skipped later.
+            try? await dispatch.pushFront(popped)
+            throw error
+        }
+    }
+
+    // MARK: Running one attempt
+
+    private func execute(_ job: ClaimedJob, payloadPresent: Bool, payloadBytes: Int, batcher: CompletionBatcher) async {
+        defer { slots.release(job.fence) }
+        stats.update { $0.started += 1 }
+        var jobLogger = logger
+        jobLogger[metadataKey: LogKey.jobID] = "\(job.id)"
+        jobLogger[metadataKey: LogKey.jobKind] = "\(job.kind)"
+        jobLogger[metadataKey: LogKey.jobAttempt] = "\(job.attempt)"
+        jobLogger[metadataKey: LogKey.jobPriority] = "\(job.priority.rawValue)"
+        let started = ContinuousClock.now
+        let result = await attempt(job, payloadPresent: payloadPresent, payloadBytes: payloadBytes, logger: jobLogger)
+        let elapsed = started.duration(to: .now)
+        let runSeconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        var generator = SystemRandomNumberGenerator()
+        let policy = FailurePolicy(backoff: configuration.backoff)
+        let completion = policy.completion(for: job, result: result, runSeconds: runSeconds, using: &generator)
+        switch completion.outcome {
+        case .completed:
+            jobLogger.debug("job completed", metadata: [LogKey.durationMs: "\(Int(runSeconds * 1000))"])
+        case .retry, .snooze:
+            jobLogger.info("job failed; will retry", metadata: [
+                LogKey.errorCode: "\(completion.errorCode ?? "")", LogKey.error: "\(completion.errorMessage ?? "")",
+                LogKey.retryIn: "\(String(format2: completion.delaySeconds))",
+            ])
+        case .dead, .release:
+            break  // logged by the batcher once the fence accepted it
+        }
+        batcher.submit(completion)
+    }
+
+    private func attempt(_ job: ClaimedJob, payloadPresent: Bool, payloadBytes: Int, logger: Logger) async -> AttemptResult {
+        guard payloadPresent else {
+            return .failed(.permanent(
+                "payload is \(payloadBytes) bytes, over the limit of \(configuration.maxPayloadBytes) (JOBD_MAX_PAYLOAD_BYTES)",
+                code: "payload_too_large"))
+        }
+        guard let handler = handlers.handler(for: job.kind) else {
+            return .failed(.permanent(
+                "no handler for kind \"\(job.kind)\" (known kinds: \(handlers.kinds.joined(separator: ", ")))",
+                code: "unknown_kind"))
+        }
+        do {
+            try await handler.handle(job, context: JobContext(logger: logger))
+            return .succeeded
+        } catch let failure as JobFailure {
+            return .failed(failure)
+        } catch let snooze as JobSnooze {
+            return .snoozed(seconds: snooze.seconds)
+        } catch is CancellationError {
+            return .interrupted
+        } catch {
+            if Task.isCancelled { return .interrupted }
+            return .failed(.transient("\(error)"))
+        }
+    }
+
+    // MARK: Leases
+
+    /// Extends the leases of running attempts every third of the lease, so a live
+    /// daemon never loses a job to the rescuer, and a dead one loses all of them
+    /// within one lease.
+    private func heartbeatLeases(until stop: StopFlag) async {
+        let interval = max(0.05, configuration.lease / 3)
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .milliseconds(Int(interval * 1000)))
+            if stop.isStopped && slots.busy == 0 { return }
+            let fences = slots.fences
+            guard !fences.isEmpty else { continue }
+            do {
+                let lost = try await completionStore.extendLeases(fences, lease: configuration.lease)
+                for fence in lost {
+                    logger.warning("lease lost; the attempt's completion will be refused", metadata: [
+                        LogKey.jobID: "\(fence.id)", LogKey.jobAttempt: "\(fence.attempt)",
+                    ])
+                }
+            } catch {
+                logger.warning("lease heartbeat failed", metadata: [LogKey.error: "\(error)"])
+            }
+        }
+    }
+}
+
+/// A one-way switch shared between a loop and its shutdown handler.
+final class StopFlag: Sendable {
+    private let stopped = Atomic<Bool>(false)
+    func stop() { stopped.store(true, ordering: .relaxed) }
+    var isStopped: Bool { stopped.load(ordering: .relaxed) }
+}

@@ -1,0 +1,15 @@
+import JobdCore
+import JobdRedis
+
+extension RedisDispatch {
+    /// Puts popped ids back at the head of their lists (a claim that failed midway).
+    func pushFront(_ ids: [(id: JobID, priority: JobPriority)]) async throws {
+        guard !ids.isEmpty else { return }
+        var commands: [[String]] = []
+        for priority in JobPriority.allCases {
+            let lane = ids.filter { $0.priority == priority }.map { String($0.id) }
+            if !lane.isEmpty { commands.append(["LPUSH", keys.queue(priority)] + lane.reversed()) }
+        }
+        _ = try await connection.pipeline(commands)
+    }
+}
