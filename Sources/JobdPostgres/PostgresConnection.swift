@@ -105,6 +105,9 @@ public actor PostgresConnection {
             }
             status = PQconnectPoll(conn)
         }
+        // Server NOTICEs (e.g. "already exists, skipping") would go to stderr by
+        // default; they carry nothing an operator needs.
+        PQsetNoticeReceiver(conn, { _, _ in }, nil)
         guard PQsetnonblocking(conn, 1) == 0 else {
             let message = errorMessage(conn)
             PQfinish(conn)

@@ -284,6 +284,18 @@ public struct QueueStore: Sendable {
         return result.affectedRows
     }
 
+    /// Due jobs not yet promoted, and dead letters: for the status line. Both counts
+    /// use partial indexes, so they stay cheap however large the table grows.
+    public func backlogSummary() async throws -> (due: Int, deadLetters: Int) {
+        let result = try await connection.query("""
+            SELECT (SELECT count(*) FROM queue.jobs
+                     WHERE state IN ('available', 'retryable') AND run_at <= now()),
+                   (SELECT count(*) FROM queue.dead_letters)
+            """)
+        let row = result.rows.first
+        return (row?[0].flatMap { Int($0) } ?? 0, row?[1].flatMap { Int($0) } ?? 0)
+    }
+
     // MARK: Daemon registry
 
     public func registerDaemon(id: String, hostname: String, pid: Int32, version: String, workers: Int) async throws {

@@ -56,7 +56,12 @@ public struct Maintenance: Service {
         try await store.registerDaemon(
             id: daemon.id, hostname: daemon.hostname, pid: daemon.pid, version: daemon.version,
             workers: configuration.workers.total)
-        stats.update { $0.postgresHealthy = true }
+        let summary = try await store.backlogSummary()
+        stats.update {
+            $0.postgresHealthy = true
+            $0.dueBacklog = summary.due
+            $0.deadLetterCount = summary.deadLetters
+        }
         try await reconcileRedis(epochs: epochs)
         stats.update { $0.redisHealthy = true }
         try await rescue()

@@ -142,7 +142,10 @@ public struct WorkerPool: Service {
     // MARK: Running one attempt
 
     private func execute(_ job: ClaimedJob, payloadPresent: Bool, payloadBytes: Int, batcher: CompletionBatcher) async {
-        defer { slots.release(job.fence) }
+        defer {
+            slots.release(job.fence)
+            stats.beat("workers:\(name)")
+        }
         stats.update { $0.started += 1 }
         var jobLogger = logger
         jobLogger[metadataKey: LogKey.jobID] = "\(job.id)"
@@ -203,13 +206,18 @@ public struct WorkerPool: Service {
     /// within one lease.
     private func heartbeatLeases(until stop: StopFlag) async {
         let interval = max(0.05, configuration.lease / 3)
+        var next = ContinuousClock.now + .milliseconds(Int(interval * 1000))
         while !Task.isCancelled {
-            try? await Task.sleep(for: .milliseconds(Int(interval * 1000)))
+            // Short naps, so a drain that finished is noticed within 100 ms.
+            try? await Task.sleep(for: .milliseconds(100))
             if stop.isStopped && slots.busy == 0 { return }
+            guard ContinuousClock.now >= next else { continue }
+            next = ContinuousClock.now + .milliseconds(Int(interval * 1000))
             let fences = slots.fences
             guard !fences.isEmpty else { continue }
             do {
                 let lost = try await completionStore.extendLeases(fences, lease: configuration.lease)
+                stats.beat("workers:\(name)")
                 for fence in lost {
                     logger.warning("lease lost; the attempt's completion will be refused", metadata: [
                         LogKey.jobID: "\(fence.id)", LogKey.jobAttempt: "\(fence.attempt)",

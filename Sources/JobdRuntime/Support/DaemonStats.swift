@@ -11,6 +11,9 @@ public final class DaemonStats: Sendable {
         public var deadLettered = 0
         public var staleRefused = 0
         public var rescued = 0
+        /// Jobs due but not yet promoted, as of the last maintenance pass.
+        public var dueBacklog = 0
+        public var deadLetterCount = 0
         public var postgresHealthy = false
         public var redisHealthy = false
         /// Last progress of each loop (promoter, workers, maintenance …).

@@ -1,0 +1,61 @@
+import JobdCore
+import JobdPostgres
+import JobdRedis
+import Logging
+import ServiceLifecycle
+
+/// Assembles the daemon's services from its configuration. The CLI runs them in one
+/// `ServiceGroup`; the integration tests run them the same way, in process.
+///
+/// Connections: each service owns its own, each on its own thread —
+/// Postgres: listener, promoter, maintenance, and per pool one for claims and one
+/// for completions and lease heartbeats (3 + 2·pools in all);
+/// Redis: promoter, maintenance and one per pool (2 + pools).
+public struct JobDaemon: Sendable {
+    /// In start order; `ServiceGroup` stops them in reverse, so the listener and the
+    /// promoter stop first, then the pools drain, then maintenance ends.
+    public let services: [any Service]
+    public let pools: [WorkerPool]
+    public let promoter: Promoter
+    public let maintenance: Maintenance
+    public let stats: DaemonStats
+    public let identity: DaemonIdentity
+
+    public init(
+        configuration: DaemonConfiguration,
+        handlers: HandlerRegistry,
+        identity: DaemonIdentity,
+        logger: Logger,
+        postgres: (String) -> PostgresConnection,
+        redis: (String) -> RedisDispatch
+    ) {
+        var logger = logger
+        logger[metadataKey: LogKey.daemon] = "\(identity.id)"
+        let stats = DaemonStats()
+        let wake = WakeSignal()
+        self.stats = stats
+        self.identity = identity
+        maintenance = Maintenance(
+            store: QueueStore(connection: postgres("maintenance")), dispatch: redis("maintenance"),
+            promoterWake: wake, configuration: configuration, daemon: identity, stats: stats, logger: logger)
+        pools = configuration.workers.pools.map { pool in
+            let name = pool.lanes.count == JobPriority.allCases.count ? "shared" : pool.lanes.map(\.rawValue).joined()
+            return WorkerPool(
+                name: name, lanes: pool.lanes, slots: pool.slots,
+                claimStore: QueueStore(connection: postgres("claim-\(name)")),
+                completionStore: QueueStore(connection: postgres("complete-\(name)")),
+                dispatch: redis("fetch-\(name)"), handlers: handlers, configuration: configuration,
+                daemonID: identity.id, stats: stats, logger: logger)
+        }
+        promoter = Promoter(
+            store: QueueStore(connection: postgres("promoter")), dispatch: redis("promoter"), wake: wake,
+            configuration: configuration, stats: stats, logger: logger)
+        let listener = NotificationListener(connection: postgres("listener"), wake: wake, stats: stats, logger: logger)
+        services = [maintenance] + pools + [promoter, listener]
+    }
+
+    /// Busy and total worker slots across pools.
+    public var workerUsage: (busy: Int, total: Int) {
+        (pools.map(\.busy).reduce(0, +), pools.map(\.capacity).reduce(0, +))
+    }
+}

@@ -1,0 +1,72 @@
+import JobdCore
+import JobdPostgres
+import JobdRedis
+import JobdSystemd
+import Logging
+import Synchronization
+
+/// Builds connections from the configuration and sets up logging once.
+struct Connections {
+    let configuration: DaemonConfiguration
+    let logger: Logger
+
+    init(configuration: DaemonConfiguration) {
+        self.configuration = configuration
+        Self.bootstrapLogging(configuration)
+        var logger = Logger(label: "jobd")
+        logger.logLevel = Logger.Level(rawValue: configuration.logLevel) ?? .info
+        self.logger = logger
+    }
+
+    func postgres(_ name: String) -> PostgresConnection {
+        PostgresConnection(
+            conninfo: configuration.databaseURL, name: name, commandTimeout: configuration.commandTimeout,
+            logger: logger)
+    }
+
+    func redis(_ name: String) -> RedisConnection {
+        RedisConnection(
+            url: configuration.redisURL, name: name, commandTimeout: .milliseconds(Int(configuration.commandTimeout * 1000)),
+            logger: logger)
+    }
+
+    func dispatch(_ name: String) -> RedisDispatch {
+        RedisDispatch(connection: redis(name), keys: RedisKeys(prefix: configuration.redisPrefix), logger: logger)
+    }
+
+    /// Connects once, failing with a one-line reason that never shows a password.
+    func checkedPostgres(_ name: String) async throws -> PostgresConnection {
+        let connection = postgres(name)
+        do {
+            try await connection.connect()
+        } catch {
+            let target = configuration.databaseURL.map(Redaction.connectionString) ?? "libpq defaults (PG* variables)"
+            throw CLIError("cannot connect to PostgreSQL at \(target): \(error)")
+        }
+        return connection
+    }
+
+    private static func bootstrapLogging(_ configuration: DaemonConfiguration) {
+        let format = LogFormat(rawValue: configuration.logFormat) ?? .auto
+        let level = Logger.Level(rawValue: configuration.logLevel) ?? .info
+        LoggingBootstrap.once {
+            LoggingSystem.bootstrap { label in
+                var handler = format.makeHandler(label: label)
+                handler.logLevel = level
+                return handler
+            }
+        }
+    }
+}
+
+/// LoggingSystem.bootstrap may run once per process.
+enum LoggingBootstrap {
+    private static let done = Mutex(false)
+    static func once(_ body: () -> Void) {
+        let first = done.withLock { done in
+            defer { done = true }
+            return !done
+        }
+        if first { body() }
+    }
+}
