@@ -47,17 +47,20 @@ public struct Migrator: Sendable {
     /// Applies what is missing for `tiers` and returns the versions applied now.
     @discardableResult
     public func migrate(tiers: Set<String>) async throws -> [Int] {
-        try await connection.executeScript("""
-            CREATE SCHEMA IF NOT EXISTS jobd;
-            CREATE TABLE IF NOT EXISTS jobd.migrations (
-                version    integer PRIMARY KEY,
-                name       text NOT NULL,
-                checksum   text NOT NULL,
-                applied_at timestamptz NOT NULL DEFAULT now()
-            );
-            """)
+        // Lock first: even CREATE ... IF NOT EXISTS races with a concurrent creator.
+        // A large migration may outlast the daemon's statement timeout.
+        try await connection.executeScript("SET statement_timeout = '10min'")
         try await connection.query("SELECT pg_advisory_lock($1::bigint)", [Self.advisoryLockKey], timeout: 300)
         do {
+            try await connection.executeScript("""
+                CREATE SCHEMA IF NOT EXISTS jobd;
+                CREATE TABLE IF NOT EXISTS jobd.migrations (
+                    version    integer PRIMARY KEY,
+                    name       text NOT NULL,
+                    checksum   text NOT NULL,
+                    applied_at timestamptz NOT NULL DEFAULT now()
+                );
+                """)
             let applied = try await appliedVersions()
             var done: [Int] = []
             for migration in migrations where tiers.contains(migration.tier) {

@@ -1,0 +1,132 @@
+import JobdCore
+import JobdPostgres
+import JobdRedis
+import JobdRuntime
+import JobdTestSupport
+import Logging
+import ServiceLifecycle
+import Testing
+
+/// One test's world: its own database, its own Redis key prefix, and daemons run in
+/// process exactly as `jobd run` runs them (the same JobDaemon and ServiceGroup).
+struct QueueWorld {
+    let database: TestDatabase
+    let redisURL: RedisURL
+    let prefix: String
+    let sql: PostgresConnection
+    let logs = LogCapture()
+
+    static func make() async throws -> QueueWorld {
+        let database = try await TestDatabase.create()
+        return QueueWorld(
+            database: database, redisURL: try TestEnvironment.redisURL(),
+            prefix: "test-\(UInt64.random(in: 0...UInt64.max))", sql: database.connection("test-sql"))
+    }
+
+    /// Configuration tuned for fast tests: short intervals, tiny backoff.
+    func configuration(_ adjust: (inout DaemonConfiguration) -> Void = { _ in }) -> DaemonConfiguration {
+        var config = DaemonConfiguration.defaults
+        config.databaseURL = database.url
+        config.redisURL = redisURL
+        config.redisPrefix = prefix
+        config.workers = .shared(8)
+        config.pollInterval = 0.2
+        config.maintenanceInterval = 0.2
+        config.lease = 5
+        config.promotedTimeout = 5
+        config.backoff = RetryBackoff(baseSeconds: 0.05, maximumSeconds: 0.2)
+        config.shutdownTimeout = 5
+        adjust(&config)
+        return config
+    }
+
+    func dispatch(_ name: String = "test") -> RedisDispatch {
+        RedisDispatch(
+            connection: RedisConnection(url: redisURL, name: name, commandTimeout: .seconds(5), logger: .silent),
+            keys: RedisKeys(prefix: prefix), logger: .silent)
+    }
+
+    func makeDaemon(_ config: DaemonConfiguration, id: String = "test-daemon", handlers: [any JobHandler] = [NoopHandler()]) -> JobDaemon {
+        JobDaemon(
+            configuration: config, handlers: HandlerRegistry(handlers),
+            identity: DaemonIdentity(id: id, hostname: "test", pid: 1, version: "test"),
+            logger: logs.logger(),
+            postgres: { name in
+                PostgresConnection(conninfo: config.databaseURL, name: name, commandTimeout: config.commandTimeout, logger: .silent)
+            },
+            redis: { name in
+                RedisDispatch(
+                    connection: RedisConnection(url: config.redisURL, name: name, commandTimeout: .seconds(5), logger: .silent),
+                    keys: RedisKeys(prefix: config.redisPrefix), logger: .silent)
+            })
+    }
+
+    /// Runs daemons for the duration of `body`, then shuts them down gracefully and
+    /// waits until they have stopped.
+    func running<T>(
+        _ daemons: [JobDaemon], _ body: () async throws -> T
+    ) async throws -> T {
+        let groups = daemons.map { daemon in
+            ServiceGroup(configuration: .init(services: daemon.services, logger: .silent))
+        }
+        return try await withThrowingTaskGroup(of: Void.self) { tasks in
+            for group in groups { tasks.addTask { try await group.run() } }
+            let result: T
+            do {
+                result = try await body()
+            } catch {
+                for group in groups { await group.triggerGracefulShutdown() }
+                try await tasks.waitForAll()
+                throw error
+            }
+            for group in groups { await group.triggerGracefulShutdown() }
+            try await tasks.waitForAll()
+            return result
+        }
+    }
+
+    func close() async {
+        await sql.close()
+        if let keys = try? await dispatch("cleanup").connection.command(["KEYS", "\(prefix):*"]).array, !keys.isEmpty {
+            _ = try? await dispatch("cleanup").connection.command(["DEL"] + keys.compactMap(\.string))
+        }
+        await database.drop()
+    }
+
+    // MARK: SQL helpers
+
+    @discardableResult
+    func exec(_ statement: String, _ params: [String?] = []) async throws -> PostgresResult {
+        try await sql.query(statement, params)
+    }
+
+    func scalar(_ statement: String, _ params: [String?] = []) async throws -> String? {
+        try await sql.query(statement, params).rows.first?.first ?? nil
+    }
+
+    func int(_ statement: String, _ params: [String?] = []) async throws -> Int {
+        Int(try await scalar(statement, params) ?? "") ?? -1
+    }
+
+    func count(state: String) async throws -> Int {
+        try await int("SELECT count(*) FROM queue.jobs WHERE state = $1", [state])
+    }
+
+    func waitForState(_ state: String, count expected: Int, timeout: Double = 20) async throws {
+        try await waitUntil(timeout: timeout, "\(expected) jobs in state \(state)") {
+            try await count(state: state) == expected
+        }
+    }
+}
+
+/// Runs `body` with a fresh world and always cleans up.
+func withWorld(_ body: (QueueWorld) async throws -> Void) async throws {
+    let world = try await QueueWorld.make()
+    do {
+        try await body(world)
+    } catch {
+        await world.close()
+        throw error
+    }
+    await world.close()
+}

@@ -1,0 +1,44 @@
+import Foundation
+import JobdPostgres
+import JobdTestSupport
+import Testing
+
+@Suite("Migrations", .serialized)
+struct MigrationTests {
+    @Test("the embedded migrations are exactly the files in Migrations/ (rerun scripts/embed-migrations)")
+    func embeddedMatchFiles() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let directory = root.appendingPathComponent("Migrations")
+        let files = try FileManager.default.contentsOfDirectory(atPath: directory.path)
+            .filter { $0.hasSuffix(".sql") }.sorted()
+        #expect(files.count == Migration.embedded.count)
+        for (file, migration) in zip(files, Migration.embedded) {
+            let text = try String(contentsOf: directory.appendingPathComponent(file), encoding: .utf8)
+            #expect(file == String(format: "%04d_%@.sql", migration.version, migration.name))
+            // The generator appends a newline before the closing delimiter.
+            #expect(text.trimmingCharacters(in: .newlines) == migration.sql.trimmingCharacters(in: .newlines))
+        }
+    }
+
+    @Test("two migrators at once apply each migration once; a re-run is a no-op")
+    func concurrentMigrate() async throws {
+        let database = try await TestDatabase.create()
+        // TestDatabase.create already migrated; start from an empty schema instead.
+        let reset = database.connection("reset")
+        try await reset.executeScript("DROP SCHEMA queue CASCADE; DROP SCHEMA jobd CASCADE;")
+        await reset.close()
+        let a = database.connection("a"), b = database.connection("b")
+        async let first = Migrator(connection: a, logger: .silent).migrate(tiers: ["queue"])
+        async let second = Migrator(connection: b, logger: .silent).migrate(tiers: ["queue"])
+        let applied = try await [first, second]
+        #expect(applied.flatMap { $0 }.sorted() == Migration.embedded.filter { $0.tier == "queue" }.map(\.version))
+        let again = try await Migrator(connection: a, logger: .silent).migrate(tiers: ["queue"])
+        #expect(again.isEmpty)
+        #expect(try await Migrator(connection: a, logger: .silent).pending(tiers: ["queue"]).isEmpty)
+        let count = try await a.query("SELECT count(*) FROM jobd.migrations")
+        #expect(count.rows.first?.first == "\(Migration.embedded.count)")
+        await a.close()
+        await b.close()
+        await database.drop()
+    }
+}
