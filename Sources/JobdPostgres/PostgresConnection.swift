@@ -20,8 +20,13 @@ public actor PostgresConnection {
     private let commandTimeout: Double
     private let sessionSettings: [String]
     private let logger: Logger
-    // @unchecked-free: the OpaquePointer is only touched on this actor's thread.
-    private var connection: OpaquePointer?
+    /// Owns the libpq handle; closing it in the handle's own deinit avoids needing
+    /// an isolated deinit on the actor (which crashes the 6.3 optimizer).
+    private let handle = LibPQHandle()
+    private var connection: OpaquePointer? {
+        get { handle.raw }
+        set { handle.raw = newValue }
+    }
     private var listening: Set<String> = []
 
     /// - Parameters:
@@ -44,8 +49,7 @@ public actor PostgresConnection {
         ]
     }
 
-    isolated deinit {
-        if let connection { PQfinish(connection) }
+    deinit {
         executor.shutdown()
     }
 
@@ -300,6 +304,16 @@ public actor PostgresConnection {
 
     private func quoteIdentifier(_ identifier: String) -> String {
         "\"" + identifier.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+    }
+}
+
+/// The libpq connection pointer, closed when its owner (the actor) is released.
+/// Only ever touched from the owning actor's thread, or by deinit once no one else
+/// can reach it; it is not Sendable and never leaves the actor.
+final class LibPQHandle {
+    var raw: OpaquePointer?
+    deinit {
+        if let raw { PQfinish(raw) }
     }
 }
 
