@@ -1,0 +1,85 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// Parent of every test that touches the process environment or spawns programs.
+/// setenv(3) is not safe while another thread reads `environ` (as spawning a process does),
+/// so all of them run one at a time under this suite; pure tests elsewhere stay parallel.
+@Suite(.serialized) enum HostTests {}
+
+enum Host {
+    /// The package root, found from this file: Tests/JobdSystemdTests/HostSupport.swift.
+    static let packageRoot: URL = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    static var unitFile: URL { packageRoot.appendingPathComponent("systemd/jobd.service") }
+    static var catalogFile: URL { packageRoot.appendingPathComponent("systemd/jobd.catalog") }
+
+    static var isRoot: Bool { geteuid() == 0 }
+
+    /// First executable named `name` on PATH or in the usual system directories.
+    static func which(_ name: String) -> String? {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
+        let dirs = path.split(separator: ":").map(String.init) + ["/usr/bin", "/bin", "/usr/sbin", "/sbin"]
+        return dirs.map { "\($0)/\(name)" }.first { access($0, X_OK) == 0 }
+    }
+
+    struct Output {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    /// Runs a program to completion. Output goes to temp files, not pipes, so a chatty child
+    /// can't block on a full pipe while we wait for it.
+    static func run(_ executable: String, _ arguments: [String]) throws -> Output {
+        let dir = try makeTempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let outPath = dir + "/out", errPath = dir + "/err"
+        _ = FileManager.default.createFile(atPath: outPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: errPath, contents: nil)
+        let out = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
+        let err = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        process.waitUntilExit()
+        try out.close()
+        try err.close()
+        return Output(
+            status: process.terminationStatus,
+            stdout: (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "",
+            stderr: (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? ""
+        )
+    }
+
+    static func makeTempDir() throws -> String {
+        var template = Array("/tmp/jobd-systemd-test-XXXXXX".utf8CString)
+        guard let dir = mkdtemp(&template) else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
+        return String(cString: dir)
+    }
+}
+
+/// Saves environment variables and puts them back (set or unset) afterwards.
+struct EnvironmentSnapshot {
+    private let saved: [(String, String?)]
+
+    init(_ names: [String]) {
+        saved = names.map { name in (name, getenv(name).map { String(cString: $0) }) }
+    }
+
+    func restore() {
+        for (name, value) in saved {
+            if let value { setenv(name, value, 1) } else { unsetenv(name) }
+        }
+    }
+}
