@@ -10,6 +10,8 @@ extension RedisDispatch {
             let lane = ids.filter { $0.priority == priority }.map { String($0.id) }
             if !lane.isEmpty { commands.append(["LPUSH", keys.queue(priority)] + lane.reversed()) }
         }
-        _ = try await connection.pipeline(commands)
+        for reply in try await connection.pipeline(commands) {
+            if case .error(let message) = reply { throw RedisError.server(message) }
+        }
     }
 }
