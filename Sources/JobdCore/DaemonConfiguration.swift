@@ -162,6 +162,9 @@ extension DaemonConfiguration {
                 throw reader.invalid(.priorityWeights, text, "weights need JOBD_PRIORITY_MODE=weighted")
             }
             let weights = try reader.perPriority(.priorityWeights, text, allowZero: true)
+            guard weights.values.allSatisfy({ $0 <= 1_000 }) else {
+                throw reader.invalid(.priorityWeights, text, "each weight must be between 0 and 1000")
+            }
             guard weights.values.contains(where: { $0 > 0 }) else {
                 throw reader.invalid(.priorityWeights, text, "at least one weight must be positive")
             }
@@ -237,6 +240,10 @@ extension DaemonConfiguration {
                 return .shared(count)
             }
             let counts = try perPriority(.workers, text, allowZero: true)
+            // Bound each lane before summing, so absurd input cannot overflow the sum.
+            guard counts.values.allSatisfy({ $0 <= 4_096 }) else {
+                throw invalid(.workers, text, "the total must be between 1 and 4096")
+            }
             let total = counts.values.reduce(0, +)
             guard (1...4_096).contains(total) else {
                 throw invalid(.workers, text, "the total must be between 1 and 4096")

@@ -39,7 +39,7 @@ public enum DurationText {
                 return nil
             }
         }
-        guard !number.isEmpty, !unit.isEmpty, flush(), sawPart else { return nil }
+        guard !number.isEmpty, !unit.isEmpty, flush(), sawPart, total.isFinite else { return nil }
         return total
     }
 }

@@ -31,7 +31,8 @@ public struct PrioritySelector: Sendable, Equatable {
         var total = 0
         var best: JobPriority?
         for lane in lanes {
-            let weight = max(0, weights[lane] ?? 0)
+            // Clamped so that credits (at most lanes × weight) can never overflow.
+            let weight = min(max(0, weights[lane] ?? 0), 1_000_000)
             total += weight
             credit[lane, default: 0] += weight
             if let current = best {

@@ -2,64 +2,83 @@
 /// connection strings with their passwords replaced.
 public enum Redaction {
     /// Redacts a libpq conninfo (`host=x password=secret`) or URI
-    /// (`postgresql://user:secret@host/db?password=…`).
+    /// (`postgresql://user:secret@host/db?password=…`). Any parameter whose name
+    /// contains "password" (`password`, `sslpassword`) is hidden.
     public static func connectionString(_ text: String) -> String {
         if text.hasPrefix("postgres://") || text.hasPrefix("postgresql://") {
             return redactURI(text)
         }
-        // conninfo: key = value pairs, values optionally single-quoted.
-        var output = ""
-        var index = text.startIndex
-        while index < text.endIndex {
-            guard let range = text[index...].firstRange(of: "password") else {
-                output += text[index...]
-                break
+        return redactConninfo(text)
+    }
+
+    private static func isSecretKey(_ key: some StringProtocol) -> Bool {
+        key.lowercased().contains("password")
+    }
+
+    /// conninfo: `key = value` pairs separated by whitespace; values may be
+    /// single-quoted with backslash escapes.
+    private static func redactConninfo(_ text: String) -> String {
+        let chars = Array(text)
+        var index = 0
+        var pairs: [String] = []
+        func skipSpace() { while index < chars.count, chars[index].isWhitespace { index += 1 } }
+        while true {
+            skipSpace()
+            guard index < chars.count else { break }
+            var key = ""
+            while index < chars.count, chars[index] != "=", !chars[index].isWhitespace {
+                key.append(chars[index]); index += 1
             }
-            output += text[index..<range.upperBound]
-            var cursor = range.upperBound
-            while cursor < text.endIndex, text[cursor] == " " { output.append(" "); cursor = text.index(after: cursor) }
-            guard cursor < text.endIndex, text[cursor] == "=" else { index = cursor; continue }
-            output += "="
-            cursor = text.index(after: cursor)
-            while cursor < text.endIndex, text[cursor] == " " { output.append(" "); cursor = text.index(after: cursor) }
-            if cursor < text.endIndex, text[cursor] == "'" {
-                cursor = text.index(after: cursor)
-                while cursor < text.endIndex, text[cursor] != "'" {
-                    if text[cursor] == "\\" { cursor = text.index(after: cursor) }
-                    if cursor < text.endIndex { cursor = text.index(after: cursor) }
+            skipSpace()
+            guard index < chars.count, chars[index] == "=" else {
+                // Not a conninfo we understand: show nothing that could be a secret.
+                return pairs.isEmpty ? "***" : pairs.joined(separator: " ") + " ***"
+            }
+            index += 1
+            skipSpace()
+            var value = ""
+            if index < chars.count, chars[index] == "'" {
+                value.append("'"); index += 1
+                while index < chars.count, chars[index] != "'" {
+                    if chars[index] == "\\", index + 1 < chars.count { value.append(chars[index]); index += 1 }
+                    value.append(chars[index]); index += 1
                 }
-                if cursor < text.endIndex { cursor = text.index(after: cursor) }
+                if index < chars.count { value.append("'"); index += 1 }
             } else {
-                while cursor < text.endIndex, text[cursor] != " " { cursor = text.index(after: cursor) }
+                while index < chars.count, !chars[index].isWhitespace { value.append(chars[index]); index += 1 }
             }
-            output += "***"
-            index = cursor
+            pairs.append("\(key)=\(isSecretKey(key) ? "***" : value)")
         }
-        return output
+        return pairs.joined(separator: " ")
     }
 
     private static func redactURI(_ uri: String) -> String {
         guard let scheme = uri.firstRange(of: "://") else { return uri }
-        var rest = String(uri[scheme.upperBound...])
-        var head = String(uri[..<scheme.upperBound])
-        // user:password@ — the authority ends at the first / or ?
-        let authorityEnd = rest.firstIndex(where: { $0 == "/" || $0 == "?" }) ?? rest.endIndex
-        let authority = rest[..<authorityEnd]
-        if let at = authority.lastIndex(of: "@") {
-            let userInfo = authority[..<at]
+        var rest = uri[scheme.upperBound...]
+        var result = String(uri[..<scheme.upperBound])
+        // user:password@ — the user info ends at the last "@" before the first "/"
+        // (a password may itself contain "?" or ":").
+        let slash = rest.firstIndex(of: "/") ?? rest.endIndex
+        if let at = rest[..<slash].lastIndex(of: "@") {
+            let userInfo = rest[..<at]
             if let colon = userInfo.firstIndex(of: ":") {
-                head += userInfo[..<colon] + ":***"
+                result += userInfo[..<colon] + ":***"
             } else {
-                head += userInfo
+                result += userInfo
             }
-            rest = String(rest[at...])
+            result += "@"
+            rest = rest[rest.index(after: at)...]
         }
-        var result = head + rest
-        // query parameter password=…
-        if let query = result.firstRange(of: "password=") {
-            let valueEnd = result[query.upperBound...].firstIndex(of: "&") ?? result.endIndex
-            result.replaceSubrange(query.upperBound..<valueEnd, with: "***")
-        }
-        return result
+        guard let queryStart = rest.firstIndex(of: "?") else { return result + rest }
+        result += rest[...queryStart]
+        let parameters = rest[rest.index(after: queryStart)...]
+            .split(separator: "&", omittingEmptySubsequences: false)
+            .map { parameter -> String in
+                guard let equals = parameter.firstIndex(of: "="), isSecretKey(parameter[..<equals]) else {
+                    return String(parameter)
+                }
+                return parameter[...equals] + "***"
+            }
+        return result + parameters.joined(separator: "&")
     }
 }

@@ -122,7 +122,8 @@ public struct RedisURL: Sendable, Equatable, CustomStringConvertible, CustomDebu
         if let portText {
             guard !portText.isEmpty else { throw fail(#"port after ":" is empty"#) }
             guard portText.allSatisfy(\.isASCIIDigit) else {
-                throw fail(#"port "\#(portText)" is not a number"#)
+                // Not echoed: in "redis://user:secret" (no "@") the password lands here.
+                throw fail("port is not a number (a password needs an \"@host\" after it)")
             }
             guard let number = Int(portText), (1...65_535).contains(number) else {
                 throw fail("port \(portText) is out of range (1-65535)")

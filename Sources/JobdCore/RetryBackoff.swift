@@ -21,7 +21,7 @@ public struct RetryBackoff: Sendable, Equatable {
 
     /// The capped delay before jitter, in seconds.
     public func ceiling(forAttempt attempt: Int) -> Double {
-        let exponent = Double(max(0, attempt - 1))
+        let exponent = attempt <= 1 ? 0 : Double(attempt - 1)
         // 2^64 already overflows any sane cap; clamp the exponent to stay finite.
         let raw = base * pow2(min(exponent, 62))
         return min(raw, maximum)

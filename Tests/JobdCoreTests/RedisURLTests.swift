@@ -55,8 +55,8 @@ import Testing
         ("redis://", "JOBD_REDIS_URL: host is missing"),
         ("redis://:6379", "JOBD_REDIS_URL: host is missing"),
         ("redis://:pw@/0", "JOBD_REDIS_URL: host is missing"),
-        ("redis://h:abc", #"JOBD_REDIS_URL: port "abc" is not a number"#),
-        ("redis://h:-1", #"JOBD_REDIS_URL: port "-1" is not a number"#),
+        ("redis://h:abc", #"JOBD_REDIS_URL: port is not a number (a password needs an "@host" after it)"#),
+        ("redis://h:-1", #"JOBD_REDIS_URL: port is not a number (a password needs an "@host" after it)"#),
         ("redis://h:", #"JOBD_REDIS_URL: port after ":" is empty"#),
         ("redis://h:0", "JOBD_REDIS_URL: port 0 is out of range (1-65535)"),
         ("redis://h:65536", "JOBD_REDIS_URL: port 65536 is out of range (1-65535)"),
@@ -71,7 +71,7 @@ import Testing
         ("redis://[::1]x", #"JOBD_REDIS_URL: unexpected "x" after the IPv6 address (expected ":port")"#),
         ("redis://[]", "JOBD_REDIS_URL: host is missing"),
         ("redis://[nothost]", #"JOBD_REDIS_URL: "[nothost]" is not an IPv6 address"#),
-        ("redis://[::1]:abc", #"JOBD_REDIS_URL: port "abc" is not a number"#),
+        ("redis://[::1]:abc", #"JOBD_REDIS_URL: port is not a number (a password needs an "@host" after it)"#),
         ("redis://secret@h", #"JOBD_REDIS_URL: credentials must be written as [user]:password@ (the ":" is missing)"#),
         ("redis://user:@h", #"JOBD_REDIS_URL: password after ":" is empty"#),
         ("redis://:pw%zz@h", "JOBD_REDIS_URL: password has an invalid %-escape"),
@@ -83,7 +83,7 @@ import Testing
     }
 
     @Test func keyPrefixesMessages() {
-        #expect(throws: JobdInputError(#"redis: port "x" is not a number"#)) {
+        #expect(throws: JobdInputError(#"redis: port is not a number (a password needs an "@host" after it)"#)) {
             try RedisURL(parsing: "redis://h:x", key: "redis")
         }
     }

@@ -1,0 +1,151 @@
+import JobdCore
+import Testing
+
+@Suite("RetryBackoff")
+struct BackoffTests {
+    @Test("ceiling doubles per attempt from the base")
+    func ceilingDoubles() {
+        let backoff = RetryBackoff(baseSeconds: 1, maximumSeconds: 1_000_000)
+        let expected: [Double] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
+        for (index, value) in expected.enumerated() {
+            #expect(backoff.ceiling(forAttempt: index + 1) == value, "attempt \(index + 1)")
+        }
+    }
+
+    @Test("ceiling with a fractional base", arguments: [0.25, 0.5, 1.5, 3])
+    func fractionalBase(base: Double) {
+        let backoff = RetryBackoff(baseSeconds: base, maximumSeconds: 1e12)
+        for attempt in 1...20 {
+            let ceiling = backoff.ceiling(forAttempt: attempt)
+            #expect(ceiling == base * Double(1 << (attempt - 1)), "attempt \(attempt)")
+            #expect(backoff.ceiling(forAttempt: attempt + 1) == 2 * ceiling)
+        }
+    }
+
+    @Test("ceiling is capped at the maximum")
+    func ceilingCapped() {
+        let backoff = RetryBackoff(baseSeconds: 1, maximumSeconds: 100)
+        #expect(backoff.ceiling(forAttempt: 7) == 64)
+        #expect(backoff.ceiling(forAttempt: 8) == 100)
+        for attempt in 8...200 {
+            #expect(backoff.ceiling(forAttempt: attempt) == 100, "attempt \(attempt)")
+        }
+    }
+
+    @Test("ceiling never decreases and never exceeds the maximum")
+    func ceilingMonotonic() {
+        let backoff = RetryBackoff(baseSeconds: 0.3, maximumSeconds: 3_600)
+        var previous = 0.0
+        for attempt in 1...300 {
+            let ceiling = backoff.ceiling(forAttempt: attempt)
+            #expect(ceiling >= previous)
+            #expect(ceiling <= 3_600)
+            #expect(ceiling >= 0.3)
+            previous = ceiling
+        }
+    }
+
+    @Test("attempt 0 or below is treated like the first attempt", arguments: [0, -1, -100, Int.min + 1])
+    func nonPositiveAttempt(attempt: Int) {
+        let backoff = RetryBackoff(baseSeconds: 2, maximumSeconds: 60)
+        #expect(backoff.ceiling(forAttempt: attempt) == 2)
+    }
+
+    @Test("base equal to the maximum is constant")
+    func baseEqualsMaximum() {
+        let backoff = RetryBackoff(baseSeconds: 5, maximumSeconds: 5)
+        for attempt in [1, 2, 3, 50, Int.max] {
+            #expect(backoff.ceiling(forAttempt: attempt) == 5)
+        }
+    }
+
+    @Test("huge attempt numbers stay finite and capped", arguments: [63, 64, 65, 1_000, 1 << 40, Int.max - 1, Int.max])
+    func hugeAttempts(attempt: Int) {
+        let capped = RetryBackoff(baseSeconds: 1, maximumSeconds: 3_600)
+        #expect(capped.ceiling(forAttempt: attempt) == 3_600)
+        var generator = CoreSplitMix64(seed: UInt64(truncatingIfNeeded: attempt))
+        let delay = capped.delay(forAttempt: attempt, using: &generator)
+        #expect(delay.isFinite)
+        #expect(delay >= 1_800 && delay <= 3_600)
+
+        // A maximum no exponent can reach: the result must still be finite.
+        let uncapped = RetryBackoff(baseSeconds: 1, maximumSeconds: .greatestFiniteMagnitude)
+        let ceiling = uncapped.ceiling(forAttempt: attempt)
+        #expect(ceiling.isFinite)
+        #expect(ceiling > 0)
+        #expect(ceiling <= .greatestFiniteMagnitude)
+    }
+
+    @Test("delay stays within [(1-jitter)·ceiling, ceiling]", arguments: [0.1, 0.5, 0.9, 1.0])
+    func delayWithinRange(jitter: Double) {
+        let backoff = RetryBackoff(baseSeconds: 0.5, maximumSeconds: 600, jitter: jitter)
+        for seed in coreTestSeeds {
+            var generator = CoreSplitMix64(seed: seed)
+            for attempt in 1...40 {
+                let ceiling = backoff.ceiling(forAttempt: attempt)
+                let floor = ceiling * (1 - jitter)
+                for _ in 0..<25 {
+                    let delay = backoff.delay(forAttempt: attempt, using: &generator)
+                    #expect(delay >= floor && delay <= ceiling, "seed \(seed) attempt \(attempt): \(delay) ∉ [\(floor), \(ceiling)]")
+                }
+            }
+        }
+    }
+
+    @Test("delay is actually jittered, spread over the range")
+    func delayIsSpread() {
+        let backoff = RetryBackoff(baseSeconds: 10, maximumSeconds: 10, jitter: 0.5)
+        var generator = CoreSplitMix64(seed: 7)
+        let delays = (0..<1_000).map { _ in backoff.delay(forAttempt: 1, using: &generator) }
+        #expect(Set(delays).count > 900)
+        #expect(delays.contains { $0 < 6 })
+        #expect(delays.contains { $0 > 9 })
+        let mean = delays.reduce(0, +) / Double(delays.count)
+        #expect(mean > 7.25 && mean < 7.75)
+    }
+
+    @Test("draws reach close to both ends of the range")
+    func reachesBothEnds() {
+        let backoff = RetryBackoff(baseSeconds: 8, maximumSeconds: 8, jitter: 0.25)
+        var generator = CoreSplitMix64(seed: 11)
+        let delays = (0..<2_000).map { _ in backoff.delay(forAttempt: 1, using: &generator) }
+        #expect(delays.allSatisfy { $0 >= 6 && $0 <= 8 })
+        #expect(delays.contains { $0 < 6.01 })
+        #expect(delays.contains { $0 > 7.99 })
+    }
+
+    @Test("the same seed gives the same delays")
+    func deterministicForSeed() {
+        let backoff = RetryBackoff(baseSeconds: 1, maximumSeconds: 3_600)
+        var first = CoreSplitMix64(seed: 99)
+        var second = CoreSplitMix64(seed: 99)
+        let a = (1...30).map { backoff.delay(forAttempt: $0, using: &first) }
+        let b = (1...30).map { backoff.delay(forAttempt: $0, using: &second) }
+        #expect(a == b)
+    }
+
+    @Test("jitter 0 gives exactly the ceiling")
+    func zeroJitter() {
+        let backoff = RetryBackoff(baseSeconds: 1.5, maximumSeconds: 1_000, jitter: 0)
+        for seed in coreTestSeeds {
+            var generator = CoreSplitMix64(seed: seed)
+            for attempt in [1, 2, 3, 5, 8, 10, 11, 12, 100, Int.max] {
+                #expect(backoff.delay(forAttempt: attempt, using: &generator) == backoff.ceiling(forAttempt: attempt))
+            }
+        }
+    }
+
+    @Test("jitter 0 draws nothing from the generator")
+    func zeroJitterConsumesNoRandomness() {
+        let backoff = RetryBackoff(baseSeconds: 1, maximumSeconds: 10, jitter: 0)
+        var used = CoreSplitMix64(seed: 3)
+        _ = backoff.delay(forAttempt: 2, using: &used)
+        var fresh = CoreSplitMix64(seed: 3)
+        #expect(used.next() == fresh.next())
+    }
+
+    @Test("default jitter is one half")
+    func defaultJitter() {
+        #expect(RetryBackoff(baseSeconds: 1, maximumSeconds: 2).jitter == 0.5)
+    }
+}
