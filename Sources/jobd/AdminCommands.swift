@@ -11,12 +11,10 @@ struct MigrateCommand: AsyncParsableCommand {
     @OptionGroup var global: GlobalOptions
 
     func run() async throws {
-        let config = try await ConfigurationLoader.load(global)
-        let connections = Connections(configuration: config)
-        let connection = try await connections.checkedPostgres("migrate")
-        let applied = try await Migrator(connection: connection, logger: connections.logger).migrate(tiers: ["queue"])
+        let applied = try await global.withPostgres("migrate") { connection, connections in
+            try await Migrator(connection: connection, logger: connections.logger).migrate(tiers: ["queue"])
+        }
         print(applied.isEmpty ? "migrations: up to date" : "migrations: applied \(applied.map(String.init).joined(separator: ", "))")
-        await connection.close()
     }
 }
 
@@ -58,9 +56,6 @@ struct EnqueueCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let config = try await ConfigurationLoader.load(global)
-        let connections = Connections(configuration: config)
-        let connection = try await connections.checkedPostgres("enqueue")
         var request = QueueAdmin.EnqueueRequest(kind: kind)
         request.payload = payload
         request.priority = try JobPriority(parsing: priority)
@@ -68,13 +63,14 @@ struct EnqueueCommand: AsyncParsableCommand {
         request.delaySeconds = delay.flatMap(DurationText.seconds) ?? 0
         request.maxAttempts = maxAttempts
         request.uniqueKey = uniqueKey
-        do {
-            let id = try await QueueAdmin(connection: connection).enqueue(request)
-            print(id)
-        } catch let error as PostgresError {
-            throw CLIError("enqueue failed: \(error)")
+        let id = try await global.withPostgres("enqueue") { connection, _ in
+            do {
+                return try await QueueAdmin(connection: connection).enqueue(request)
+            } catch let error as PostgresError {
+                throw CLIError("enqueue failed: \(error)")
+            }
         }
-        await connection.close()
+        print(id)
     }
 }
 
@@ -97,20 +93,19 @@ struct StatusCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let config = try await ConfigurationLoader.load(global)
-        let connections = Connections(configuration: config)
-        let connection = try await connections.checkedPostgres("status")
-        let status = try await QueueAdmin(connection: connection).status()
-        var report = Report(
-            jobs: status.counts, oldestDueSeconds: status.oldestDueSeconds, deadLetters: status.deadLetters,
-            daemons: status.daemons)
-        do {
-            let lengths = try await connections.dispatch("status").lengths()
-            report.redisLists = Dictionary(uniqueKeysWithValues: lengths.map { ($0.key.rawValue, $0.value) })
-        } catch {
-            report.redisError = "\(error)"
+        let (status, report) = try await global.withPostgres("status") { connection, connections in
+            let status = try await QueueAdmin(connection: connection).status()
+            var report = Report(
+                jobs: status.counts, oldestDueSeconds: status.oldestDueSeconds, deadLetters: status.deadLetters,
+                daemons: status.daemons)
+            do {
+                let lengths = try await connections.dispatch("status").lengths()
+                report.redisLists = Dictionary(uniqueKeysWithValues: lengths.map { ($0.key.rawValue, $0.value) })
+            } catch {
+                report.redisError = "\(error)"
+            }
+            return (status, report)
         }
-        await connection.close()
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -154,11 +149,9 @@ struct DeadLetterCommand: AsyncParsableCommand {
         @Option(help: "Only this kind.") var kind: String?
 
         func run() async throws {
-            let config = try await ConfigurationLoader.load(global)
-            let connections = Connections(configuration: config)
-            let connection = try await connections.checkedPostgres("dead-letter")
-            let letters = try await QueueAdmin(connection: connection).deadLetters(limit: limit, kind: kind)
-            await connection.close()
+            let letters = try await global.withPostgres("dead-letter") { connection, _ in
+                try await QueueAdmin(connection: connection).deadLetters(limit: limit, kind: kind)
+            }
             if json {
                 let rows: [[String: Any]] = letters.map { letter in
                     [
@@ -191,11 +184,9 @@ struct DeadLetterCommand: AsyncParsableCommand {
         }
 
         func run() async throws {
-            let config = try await ConfigurationLoader.load(global)
-            let connections = Connections(configuration: config)
-            let connection = try await connections.checkedPostgres("dead-letter")
-            let redriven = try await QueueAdmin(connection: connection).retryDeadLetters(ids: all ? nil : ids)
-            await connection.close()
+            let redriven = try await global.withPostgres("dead-letter") { connection, _ in
+                try await QueueAdmin(connection: connection).retryDeadLetters(ids: all ? nil : ids)
+            }
             print("re-driven: \(redriven.count)" + (redriven.isEmpty ? "" : " (\(redriven.map(String.init).joined(separator: ", ")))"))
             let missing = Set(ids).subtracting(redriven)
             if !all && !missing.isEmpty {
@@ -214,11 +205,9 @@ struct DeadLetterCommand: AsyncParsableCommand {
         }
 
         func run() async throws {
-            let config = try await ConfigurationLoader.load(global)
-            let connections = Connections(configuration: config)
-            let connection = try await connections.checkedPostgres("dead-letter")
-            let purged = try await QueueAdmin(connection: connection).purgeDeadLetters(olderThan: DurationText.seconds(olderThan) ?? 0)
-            await connection.close()
+            let purged = try await global.withPostgres("dead-letter") { connection, _ in
+                try await QueueAdmin(connection: connection).purgeDeadLetters(olderThan: DurationText.seconds(olderThan) ?? 0)
+            }
             print("purged: \(purged)")
         }
     }

@@ -18,26 +18,14 @@ enum ConfigurationLoader {
             }
         }
         let reader = ConfigReader(providers: providers)
+        // Command-line flags win over environment and file.
+        let overrides: [DaemonConfiguration.Key: String] = [
+            .logFormat: options.logFormat, .logLevel: options.logLevel,
+        ].compactMapValues { $0 }
         do {
-            var config = try DaemonConfiguration.parse { key in
-                reader.string(forKey: ConfigKey(key.fileKey), isSecret: key.isSecret)
+            return try DaemonConfiguration.parse { key in
+                overrides[key] ?? reader.string(forKey: ConfigKey(key.fileKey), isSecret: key.isSecret)
             }
-            if let format = options.logFormat {
-                config = try DaemonConfiguration.parse { key in
-                    key == .logFormat ? format : reader.string(forKey: ConfigKey(key.fileKey), isSecret: key.isSecret)
-                }
-            }
-            if let level = options.logLevel {
-                let format = config.logFormat
-                config = try DaemonConfiguration.parse { key in
-                    switch key {
-                    case .logLevel: level
-                    case .logFormat: format
-                    default: reader.string(forKey: ConfigKey(key.fileKey), isSecret: key.isSecret)
-                    }
-                }
-            }
-            return config
         } catch {
             throw CLIError("invalid configuration: \(error)")
         }

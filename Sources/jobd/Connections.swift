@@ -1,3 +1,4 @@
+import Foundation
 import JobdCore
 import JobdPostgres
 import JobdRedis
@@ -41,7 +42,10 @@ struct Connections {
             try await connection.connect()
         } catch {
             let target = configuration.databaseURL.map(Redaction.connectionString) ?? "libpq defaults (PG* variables)"
-            throw CLIError("cannot connect to PostgreSQL at \(target): \(error)")
+            // libpq adds hints on further lines; the CLI promises one line.
+            let reason = "\(error)".split(whereSeparator: \.isNewline)
+                .map { $0.trimmingCharacters(in: .whitespaces) }.joined(separator: " ")
+            throw CLIError("cannot connect to PostgreSQL at \(target): \(reason)")
         }
         return connection
     }

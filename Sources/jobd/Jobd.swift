@@ -1,4 +1,5 @@
 import ArgumentParser
+import JobdPostgres
 
 @main
 struct Jobd: AsyncParsableCommand {
@@ -24,6 +25,25 @@ struct GlobalOptions: ParsableArguments {
 
     @Option(name: .long, help: "trace, debug, info, notice, warning, error (overrides JOBD_LOG_LEVEL).")
     var logLevel: String?
+}
+
+extension GlobalOptions {
+    /// The prelude every admin command shares: load the configuration, connect once
+    /// (a failure is a one-line error without secrets), run `body`, always close.
+    func withPostgres<T: Sendable>(
+        _ name: String, _ body: (PostgresConnection, Connections) async throws -> T
+    ) async throws -> T {
+        let connections = Connections(configuration: try await ConfigurationLoader.load(self))
+        let connection = try await connections.checkedPostgres(name)
+        do {
+            let result = try await body(connection, connections)
+            await connection.close()
+            return result
+        } catch {
+            await connection.close()
+            throw error
+        }
+    }
 }
 
 /// A one-line, user-facing failure: ArgumentParser prints `Error: <description>` and
