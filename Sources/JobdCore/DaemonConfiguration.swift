@@ -34,6 +34,13 @@ public enum WorkerLayout: Sendable, Equatable {
 public struct DaemonConfiguration: Sendable, Equatable {
     /// libpq conninfo or URI; nil lets libpq use its own `PG*` defaults. Secret.
     public var databaseURL: String?
+    /// Databases of the tiers that live apart from the queue; a tier not listed
+    /// uses `databaseURL`. Secret.
+    public var tierDatabaseURLs: [DataTier: String]
+    /// Connections each tier's handlers share (per tier, per process).
+    public var tierConnections: Int
+    /// `host:port` of the Prometheus endpoint; nil (the default) serves none.
+    public var metricsListen: ListenAddress?
     public var redisURL: RedisURL
     /// Prefix of every Redis key, so several queues can share one Redis.
     public var redisPrefix: String
@@ -65,6 +72,9 @@ public struct DaemonConfiguration: Sendable, Equatable {
 
     public static let defaults = DaemonConfiguration(
         databaseURL: nil,
+        tierDatabaseURLs: [:],
+        tierConnections: 4,
+        metricsListen: nil,
         redisURL: RedisURL(host: "127.0.0.1"),
         redisPrefix: "jobd",
         workers: .shared(16),
@@ -85,6 +95,54 @@ public struct DaemonConfiguration: Sendable, Equatable {
     )
 }
 
+extension DaemonConfiguration {
+    /// The database a tier lives in: its own if configured, else the queue's.
+    public func databaseURL(for tier: DataTier) -> String? {
+        tierDatabaseURLs[tier] ?? databaseURL
+    }
+
+    /// Tiers grouped by the database they live in, so each database is migrated once
+    /// with exactly the tiers it holds. Sorted, so the order is stable.
+    public var tiersByDatabase: [(url: String?, tiers: Set<DataTier>)] {
+        var groups: [String: Set<DataTier>] = [:]
+        for tier in DataTier.allCases { groups[databaseURL(for: tier) ?? "", default: []].insert(tier) }
+        return groups
+            .map { (url: $0.key.isEmpty ? nil : $0.key, tiers: $0.value) }
+            .sorted { $0.tiers.min()! < $1.tiers.min()! }
+    }
+}
+
+/// A TCP listen address, `host:port`; IPv6 hosts in brackets.
+public struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+
+    public init?(parsing text: String) {
+        let hostPart: Substring
+        let portPart: Substring
+        if text.hasPrefix("[") {
+            guard let close = text.firstIndex(of: "]"), text[text.index(after: close)...].hasPrefix(":") else { return nil }
+            hostPart = text[text.index(after: text.startIndex)..<close]
+            portPart = text[text.index(close, offsetBy: 2)...]
+        } else {
+            guard let colon = text.lastIndex(of: ":"), !text[..<colon].contains(":") else { return nil }
+            hostPart = text[..<colon]
+            portPart = text[text.index(after: colon)...]
+        }
+        guard !hostPart.isEmpty, !hostPart.contains(where: { $0.isWhitespace || $0 == "/" }),
+              let port = Int(portPart), (1...65_535).contains(port) else { return nil }
+        self.host = String(hostPart)
+        self.port = port
+    }
+
+    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+}
+
 /// A configuration value that could not be used; the message names the key.
 public struct ConfigurationError: Error, Sendable, Equatable, CustomStringConvertible {
     public var key: String
@@ -102,6 +160,11 @@ extension DaemonConfiguration {
     public enum Key: String, CaseIterable, Sendable {
         case databaseURL = "JOBD_DATABASE_URL"
         case redisURL = "JOBD_REDIS_URL"
+        case contentDatabaseURL = "JOBD_CONTENT_DATABASE_URL"
+        case notificationsDatabaseURL = "JOBD_NOTIFICATIONS_DATABASE_URL"
+        case analyticsDatabaseURL = "JOBD_ANALYTICS_DATABASE_URL"
+        case tierConnections = "JOBD_TIER_CONNECTIONS"
+        case metricsListen = "JOBD_METRICS_LISTEN"
         case redisPrefix = "JOBD_REDIS_PREFIX"
         case workers = "JOBD_WORKERS"
         case priorityMode = "JOBD_PRIORITY_MODE"
@@ -124,7 +187,22 @@ extension DaemonConfiguration {
         /// The name in a config file.
         public var fileKey: String { String(rawValue.dropFirst("JOBD_".count)).lowercased() }
         /// Values never to be printed.
-        public var isSecret: Bool { self == .databaseURL || self == .redisURL }
+        public var isSecret: Bool {
+            switch self {
+            case .databaseURL, .redisURL, .contentDatabaseURL, .notificationsDatabaseURL, .analyticsDatabaseURL: true
+            default: false
+            }
+        }
+
+        /// The key naming a tier's own database; nil for the queue (always `JOBD_DATABASE_URL`).
+        public static func databaseURL(of tier: DataTier) -> Key? {
+            switch tier {
+            case .queue: nil
+            case .content: .contentDatabaseURL
+            case .notifications: .notificationsDatabaseURL
+            case .analytics: .analyticsDatabaseURL
+            }
+        }
     }
 
     /// Validates every key; the first bad one throws, naming the key and the value
@@ -134,6 +212,16 @@ extension DaemonConfiguration {
         let reader = Reader(lookup: lookup)
 
         if let url = reader.text(.databaseURL), !url.isEmpty { config.databaseURL = url }
+        for tier in DataTier.allCases {
+            if let key = Key.databaseURL(of: tier), let url = reader.text(key) { config.tierDatabaseURLs[tier] = url }
+        }
+        config.tierConnections = try reader.integer(.tierConnections, default: config.tierConnections, range: 1...64)
+        if let text = reader.text(.metricsListen) {
+            guard let address = ListenAddress(parsing: text) else {
+                throw reader.invalid(.metricsListen, text, "expected host:port, e.g. 127.0.0.1:9464 or [::1]:9464")
+            }
+            config.metricsListen = address
+        }
         if let url = reader.text(.redisURL) {
             do {
                 config.redisURL = try RedisURL(parsing: url, key: Key.redisURL.rawValue)

@@ -34,8 +34,11 @@ public struct TestDatabase: Sendable {
     public let url: String
     let adminURL: String
 
-    /// Creates `jobd_test_<random>` on the test server and applies the migrations.
-    public static func create(logger: Logger = .silent) async throws -> TestDatabase {
+    /// Creates `jobd_test_<random>` on the test server and applies the migrations of
+    /// `tiers` (all of them by default: one database holding every tier).
+    public static func create(
+        tiers: Set<DataTier> = Set(DataTier.allCases), logger: Logger = .silent
+    ) async throws -> TestDatabase {
         let adminURL = try TestEnvironment.databaseURL()
         let name = "jobd_test_\(UInt64.random(in: 0...UInt64.max) % 1_000_000_000_000)"
         let admin = PostgresConnection(conninfo: adminURL, name: "test-admin", commandTimeout: 30, logger: logger)
@@ -44,7 +47,7 @@ public struct TestDatabase: Sendable {
         let url = replacingDatabase(in: adminURL, with: name)
         let database = TestDatabase(name: name, url: url, adminURL: adminURL)
         let connection = database.connection("test-migrate")
-        try await Migrator(connection: connection, logger: logger).migrate(tiers: ["queue"])
+        try await Migrator(connection: connection, logger: logger).migrate(tiers: Set(tiers.map(\.rawValue)))
         await connection.close()
         return database
     }

@@ -11,10 +11,13 @@ struct MigrateCommand: AsyncParsableCommand {
     @OptionGroup var global: GlobalOptions
 
     func run() async throws {
-        let applied = try await global.withPostgres("migrate") { connection, connections in
-            try await Migrator(connection: connection, logger: connections.logger).migrate(tiers: ["queue"])
+        let connections = Connections(configuration: try await ConfigurationLoader.load(global))
+        for report in try await TierMigrations.migrate(connections) {
+            let tiers = report.tiers.map(\.rawValue).joined(separator: ", ")
+            print(report.applied.isEmpty
+                ? "migrations (\(tiers)): up to date"
+                : "migrations (\(tiers)): applied \(report.applied.map(String.init).joined(separator: ", "))")
         }
-        print(applied.isEmpty ? "migrations: up to date" : "migrations: applied \(applied.map(String.init).joined(separator: ", "))")
     }
 }
 

@@ -20,8 +20,13 @@ struct Connections {
     }
 
     func postgres(_ name: String) -> PostgresConnection {
+        postgres(name, tier: .queue)
+    }
+
+    /// A connection to the database `tier` lives in (the queue's unless configured apart).
+    func postgres(_ name: String, tier: DataTier) -> PostgresConnection {
         PostgresConnection(
-            conninfo: configuration.databaseURL, name: name, commandTimeout: configuration.commandTimeout,
+            conninfo: configuration.databaseURL(for: tier), name: name, commandTimeout: configuration.commandTimeout,
             logger: logger)
     }
 
@@ -36,12 +41,13 @@ struct Connections {
     }
 
     /// Connects once, failing with a one-line reason that never shows a password.
-    func checkedPostgres(_ name: String) async throws -> PostgresConnection {
-        let connection = postgres(name)
+    func checkedPostgres(_ name: String, tier: DataTier = .queue) async throws -> PostgresConnection {
+        let connection = postgres(name, tier: tier)
         do {
             try await connection.connect()
         } catch {
-            let target = configuration.databaseURL.map(Redaction.connectionString) ?? "libpq defaults (PG* variables)"
+            let target = configuration.databaseURL(for: tier).map(Redaction.connectionString)
+                ?? "libpq defaults (PG* variables)"
             // libpq adds hints on further lines; the CLI promises one line.
             let reason = "\(error)".split(whereSeparator: \.isNewline)
                 .map { $0.trimmingCharacters(in: .whitespaces) }.joined(separator: " ")

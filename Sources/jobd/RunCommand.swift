@@ -29,15 +29,12 @@ struct RunCommand: AsyncParsableCommand {
         }
 
         // READY=1 only once Postgres answers, the schema is current and Redis answers.
-        let startup = try await connections.checkedPostgres("startup")
-        let migrator = Migrator(connection: startup, logger: logger)
-        if migrate { try await migrator.migrate(tiers: ["queue"]) }
-        let pending = try await migrator.pending(tiers: ["queue"])
+        if migrate { _ = try await TierMigrations.migrate(connections) }
+        let pending = try await TierMigrations.pending(connections)
         guard pending.isEmpty else {
             let names = pending.map { "\($0.version)_\($0.name)" }.joined(separator: ", ")
             throw CLIError("the database schema is behind (pending: \(names)); run `jobd migrate` first")
         }
-        await startup.close()
         do {
             try await connections.dispatch("startup").ping()
         } catch {
@@ -47,14 +44,15 @@ struct RunCommand: AsyncParsableCommand {
         let identity = DaemonIdentity(
             id: "\(ProcessInfo.processInfo.hostName):\(getpid()):\(UInt32.random(in: 0...UInt32.max) % 100_000)",
             hostname: ProcessInfo.processInfo.hostName, pid: getpid(), version: Jobd.version)
+        let tiers = TierComponents(connections: connections)
         let daemon = JobDaemon(
-            configuration: config, handlers: HandlerRegistry([NoopHandler()]), identity: identity, logger: logger,
+            configuration: config, handlers: HandlerRegistry(tiers.handlers), identity: identity, logger: logger,
             postgres: connections.postgres, redis: connections.dispatch)
         let notifier = SystemdNotifier.fromEnvironment()
         let supervisor = SystemdSupervisor(daemon: daemon, notifier: notifier, configuration: config, logger: logger)
         // The announcer is last so it is the first to hear of a graceful shutdown;
         // StopAfter (--run-for) ends the run the same way SIGTERM would.
-        var services = daemon.services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) }
+        var services = (tiers.services + daemon.services).map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) }
         services.append(.init(service: supervisor.announcer))
         if let runLimit {
             services.append(.init(service: StopAfter(seconds: runLimit), successTerminationBehavior: .gracefullyShutdownGroup))
@@ -74,6 +72,7 @@ struct RunCommand: AsyncParsableCommand {
             try await tasks.next()
             tasks.cancelAll()
         }
+        await tiers.databases.close()
         logger.notice("daemon stopped", metadata: [LogKey.daemon: "\(identity.id)"])
     }
 }

@@ -323,9 +323,71 @@ struct ConfigurationTests {
         #expect(!error.description.contains("hunter2"))
     }
 
-    @Test("both secret keys are marked secret, nothing else is")
+    @Test("the connection URLs are marked secret, nothing else is")
     func secrets() {
-        #expect(Key.allCases.filter(\.isSecret) == [.databaseURL, .redisURL])
+        #expect(Key.allCases.filter(\.isSecret) == [
+            .databaseURL, .redisURL, .contentDatabaseURL, .notificationsDatabaseURL, .analyticsDatabaseURL,
+        ])
+    }
+
+    // MARK: Tiers
+
+    @Test("a tier without its own URL lives in the queue's database")
+    func tierDefaultsToQueueDatabase() throws {
+        let config = try parse([.databaseURL: "postgresql:///jobs", .analyticsDatabaseURL: "postgresql:///facts"])
+        #expect(config.databaseURL(for: .queue) == "postgresql:///jobs")
+        #expect(config.databaseURL(for: .content) == "postgresql:///jobs")
+        #expect(config.databaseURL(for: .notifications) == "postgresql:///jobs")
+        #expect(config.databaseURL(for: .analytics) == "postgresql:///facts")
+        let groups = config.tiersByDatabase
+        #expect(groups.count == 2)
+        #expect(groups[0].url == "postgresql:///jobs")
+        #expect(groups[0].tiers == [.queue, .content, .notifications])
+        #expect(groups[1].url == "postgresql:///facts")
+        #expect(groups[1].tiers == [.analytics])
+    }
+
+    @Test("with nothing configured every tier shares libpq's defaults")
+    func tiersShareDefaults() throws {
+        let groups = try parse([:]).tiersByDatabase
+        #expect(groups.count == 1)
+        #expect(groups[0].url == nil)
+        #expect(groups[0].tiers == Set(DataTier.allCases))
+    }
+
+    @Test("a tier URL that fails elsewhere is never echoed")
+    func tierURLNotEchoed() throws {
+        let error = try #require(rejection([.contentDatabaseURL: "postgresql://c:hunter2@db/content", .tierConnections: "0"]))
+        #expect(error.key == "JOBD_TIER_CONNECTIONS")
+        #expect(!error.description.contains("hunter2"))
+    }
+
+    // MARK: Metrics listen address
+
+    @Test("the metrics endpoint is off by default")
+    func metricsOffByDefault() throws {
+        #expect(try parse([:]).metricsListen == nil)
+    }
+
+    @Test("metrics listen addresses parse", arguments: [
+        ("127.0.0.1:9464", "127.0.0.1", 9464),
+        ("localhost:1", "localhost", 1),
+        ("[::1]:9464", "::1", 9464),
+        ("0.0.0.0:65535", "0.0.0.0", 65535),
+    ])
+    func metricsListenParses(text: String, host: String, port: Int) throws {
+        let address = try #require(try parse([.metricsListen: text]).metricsListen)
+        #expect(address == ListenAddress(host: host, port: port))
+        #expect(address.description == text)
+    }
+
+    @Test("bad metrics listen addresses are rejected naming the key", arguments: [
+        "9464", "127.0.0.1", "127.0.0.1:0", "127.0.0.1:70000", ":9464", "::1:9464", "[::1]9464", "host:port",
+    ])
+    func metricsListenRejected(text: String) throws {
+        let error = try #require(rejection([.metricsListen: text]))
+        #expect(error.key == "JOBD_METRICS_LISTEN")
+        #expect(error.description.contains(text))
     }
 
     @Test("the database URL is never echoed when another key fails")

@@ -1,0 +1,136 @@
+import JobdCore
+import JobdPostgres
+import Logging
+import Synchronization
+
+/// The connections a tier's handlers share: a fixed set of `PostgresConnection`s
+/// (each on its own thread) lent out one caller at a time.
+///
+/// A tier may be its own database and so its own failure domain. When it cannot be
+/// reached, `withConnection` throws a transient `JobFailure` coded
+/// `tier_unavailable`: the job retries with backoff while jobs of other tiers keep
+/// flowing. The first failure and the recovery are each logged once, with the
+/// `tierUnavailable` / `tierRecovered` MESSAGE_IDs operators alert on.
+public final class TierDatabase: Sendable {
+    public let tier: DataTier
+    private let connections: [PostgresConnection]
+    private let logger: Logger
+
+    private struct State {
+        var free: [Int]
+        var waiters: [CheckedContinuation<Int, Never>] = []
+        var unavailable = false
+    }
+    private let state: Mutex<State>
+
+    /// - Parameter makeConnection: builds connection number `index` (not yet connected;
+    ///   libpq connects on first use and again after any failure).
+    public init(tier: DataTier, size: Int, logger: Logger, makeConnection: (Int) -> PostgresConnection) {
+        precondition(size > 0, "a tier needs at least one connection")
+        self.tier = tier
+        var logger = logger
+        logger[metadataKey: LogKey.tier] = "\(tier.rawValue)"
+        self.logger = logger
+        connections = (0..<size).map(makeConnection)
+        state = Mutex(State(free: Array((0..<size).reversed())))
+    }
+
+    public var size: Int { connections.count }
+
+    /// Runs `body` with a connection of this tier to itself. Waits for a free one.
+    public func withConnection<T: Sendable>(
+        _ body: (PostgresConnection) async throws -> T
+    ) async throws -> T {
+        let index = await checkOut()
+        defer { checkIn(index) }
+        do {
+            let result = try await body(connections[index])
+            markAvailable()
+            return result
+        } catch let error as PostgresError where error.kind != .server {
+            markUnavailable(error)
+            throw JobFailure.transient("\(tier.rawValue) database unavailable: \(error.message)", code: "tier_unavailable")
+        }
+    }
+
+    /// Closes every connection; for shutdown and tests.
+    public func close() async {
+        for connection in connections { await connection.close() }
+    }
+
+    private func checkOut() async -> Int {
+        if let index = state.withLock({ $0.free.popLast() }) { return index }
+        return await withCheckedContinuation { continuation in
+            let index: Int? = state.withLock { state in
+                if let index = state.free.popLast() { return index }
+                state.waiters.append(continuation)
+                return nil
+            }
+            if let index { continuation.resume(returning: index) }
+        }
+    }
+
+    private func checkIn(_ index: Int) {
+        let waiter: CheckedContinuation<Int, Never>? = state.withLock { state in
+            if state.waiters.isEmpty {
+                state.free.append(index)
+                return nil
+            }
+            return state.waiters.removeFirst()
+        }
+        waiter?.resume(returning: index)
+    }
+
+    private func markUnavailable(_ error: PostgresError) {
+        let first = state.withLock { state in
+            defer { state.unavailable = true }
+            return !state.unavailable
+        }
+        if first {
+            logger.error("tier unavailable", metadata: [
+                LogKey.messageID: "\(JobdMessageID.tierUnavailable.id)", LogKey.error: "\(error.message)",
+            ])
+        }
+    }
+
+    private func markAvailable() {
+        let recovered = state.withLock { state in
+            defer { state.unavailable = false }
+            return state.unavailable
+        }
+        if recovered {
+            logger.notice("tier recovered", metadata: [LogKey.messageID: "\(JobdMessageID.tierRecovered.id)"])
+        }
+    }
+}
+
+/// The tier databases of one process, by tier. The queue tier is not here: the
+/// daemon's own services hold its connections.
+public struct TierDatabases: Sendable {
+    private let databases: [DataTier: TierDatabase]
+
+    public init(_ databases: [TierDatabase]) {
+        self.databases = Dictionary(uniqueKeysWithValues: databases.map { ($0.tier, $0) })
+    }
+
+    /// Builds one pool per non-queue tier from the configuration.
+    public init(
+        configuration: DaemonConfiguration, logger: Logger,
+        makeConnection: (_ tier: DataTier, _ name: String) -> PostgresConnection
+    ) {
+        self.init(DataTier.allCases.filter { $0 != .queue }.map { tier in
+            TierDatabase(tier: tier, size: configuration.tierConnections, logger: logger) { index in
+                makeConnection(tier, "\(tier.rawValue)-\(index)")
+            }
+        })
+    }
+
+    public subscript(tier: DataTier) -> TierDatabase {
+        guard let database = databases[tier] else { preconditionFailure("no database configured for tier \(tier)") }
+        return database
+    }
+
+    public func close() async {
+        for database in databases.values { await database.close() }
+    }
+}
