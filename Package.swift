@@ -21,6 +21,9 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.8.0"),
         .package(url: "https://github.com/apple/swift-configuration", from: "1.0.0", traits: [.defaults, "YAML"]),
         .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.1.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.81.0"),
     ],
     targets: [
         // MARK: C libraries named by the product (found with pkg-config)
@@ -63,12 +66,29 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // The Prometheus endpoint: swift-metrics' Prometheus backend served over NIO HTTP/1.
+        .target(
+            name: "JobdMetrics",
+            dependencies: [
+                "JobdCore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+
         // MARK: Runtime services (promoter, worker pool, rescuer, …) and handlers
         .target(
             name: "JobdRuntime",
             dependencies: [
                 "JobdCore", "JobdPostgres", "JobdRedis",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict
@@ -78,7 +98,7 @@ let package = Package(
         .executableTarget(
             name: "jobd",
             dependencies: [
-                "JobdCore", "JobdPostgres", "JobdRedis", "JobdRuntime", "JobdSystemd",
+                "JobdCore", "JobdPostgres", "JobdRedis", "JobdRuntime", "JobdSystemd", "JobdMetrics",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -100,14 +120,19 @@ let package = Package(
         .testTarget(name: "JobdCoreTests", dependencies: ["JobdCore"], swiftSettings: strict),
         .testTarget(
             name: "JobdSystemdTests",
-            dependencies: ["JobdSystemd", "JobdCore", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "JobdSystemd", "JobdCore", "JobdPostgres", "JobdTestSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(
             name: "JobdIntegrationTests",
             dependencies: [
-                "JobdCore", "JobdPostgres", "JobdRedis", "JobdRuntime", "JobdSystemd", "JobdTestSupport",
+                "JobdCore", "JobdPostgres", "JobdRedis", "JobdRuntime", "JobdSystemd", "JobdMetrics", "JobdTestSupport",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict

@@ -296,6 +296,24 @@ public struct QueueStore: Sendable {
         return (row?[0].flatMap { Int($0) } ?? 0, row?[1].flatMap { Int($0) } ?? 0)
     }
 
+    /// Unfinished jobs by state and priority, for the metrics gauges; available jobs
+    /// whose `run_at` is still ahead are reported as `scheduled`. Each branch reads
+    /// one partial index, so finished rows (most of the table) are never scanned.
+    public func backlogByState() async throws -> [(state: String, priority: String, count: Int)] {
+        let result = try await connection.query("""
+            SELECT CASE WHEN run_at > now() THEN 'scheduled' ELSE state::text END, priority::text, count(*)
+              FROM queue.jobs WHERE state IN ('available', 'retryable') GROUP BY 1, 2
+            UNION ALL
+            SELECT state::text, priority::text, count(*) FROM queue.jobs WHERE state = 'promoted' GROUP BY 1, 2
+            UNION ALL
+            SELECT state::text, priority::text, count(*) FROM queue.jobs WHERE state = 'running' GROUP BY 1, 2
+            """)
+        return result.rows.compactMap { row in
+            guard let state = row[0], let priority = row[1], let count = row[2].flatMap({ Int($0) }) else { return nil }
+            return (state, priority, count)
+        }
+    }
+
     // MARK: Daemon registry
 
     public func registerDaemon(id: String, hostname: String, pid: Int32, version: String, workers: Int) async throws {

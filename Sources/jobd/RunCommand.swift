@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import JobdCore
+import JobdMetrics
 import JobdPostgres
 import JobdRuntime
 import JobdSystemd
@@ -52,7 +53,18 @@ struct RunCommand: AsyncParsableCommand {
         let supervisor = SystemdSupervisor(daemon: daemon, notifier: notifier, configuration: config, logger: logger)
         // The announcer is last so it is the first to hear of a graceful shutdown;
         // StopAfter (--run-for) ends the run the same way SIGTERM would.
-        var services = (tiers.services + daemon.services).map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) }
+        // The metrics endpoint goes first, so it stops last and a drain can be watched.
+        var observability: [any Service] = []
+        if let listen = config.metricsListen {
+            let registry = PrometheusSetup.bootstrap()
+            observability = [
+                MetricsServer(address: listen, registry: registry, logger: logger),
+                MetricsCollector(store: QueueStore(connection: connections.postgres("metrics")), stats: daemon.stats,
+                                 logger: logger, workerUsage: { daemon.workerUsage }),
+            ]
+        }
+        var services = (observability + tiers.services + daemon.services)
+            .map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) }
         services.append(.init(service: supervisor.announcer))
         if let runLimit {
             services.append(.init(service: StopAfter(seconds: runLimit), successTerminationBehavior: .gracefullyShutdownGroup))

@@ -26,6 +26,7 @@ public struct WorkerPool: Service {
     let daemonID: String
     let stats: DaemonStats
     let logger: Logger
+    let metrics: JobMetrics
 
     public init(
         name: String, lanes: [JobPriority], slots: Int, claimStore: QueueStore, completionStore: QueueStore,
@@ -43,6 +44,7 @@ public struct WorkerPool: Service {
         self.daemonID = daemonID
         self.stats = stats
         self.logger = logger
+        self.metrics = JobMetrics(knownKinds: handlers.kinds)
     }
 
     public var busy: Int { slots.busy }
@@ -147,6 +149,7 @@ public struct WorkerPool: Service {
             stats.beat("workers:\(name)")
         }
         stats.update { $0.started += 1 }
+        metrics.attemptStarted(job)
         var jobLogger = logger
         jobLogger[metadataKey: LogKey.jobID] = "\(job.id)"
         jobLogger[metadataKey: LogKey.jobKind] = "\(job.kind)"
@@ -159,6 +162,7 @@ public struct WorkerPool: Service {
         var generator = SystemRandomNumberGenerator()
         let policy = FailurePolicy(backoff: configuration.backoff)
         let completion = policy.completion(for: job, result: result, runSeconds: runSeconds, using: &generator)
+        metrics.attemptFinished(job, outcome: completion.outcome, runSeconds: runSeconds)
         switch completion.outcome {
         case .completed:
             jobLogger.debug("job completed", metadata: [LogKey.durationMs: "\(Int(runSeconds * 1000))"])
