@@ -12,6 +12,7 @@ public enum JobdMessageID: String, CaseIterable, Sendable {
     case tierUnavailable = "b57623f63f084844b78da3afaa8bec8a"
     case tierRecovered = "9e4e97a2d9304a15a78ee11aeed956e3"
     case watchdogStalled = "c61d596c17624954b673af42f350efd3"
+    case configurationReloaded = "1607752901054b4785cd54ba6b202715"
 
     /// The metadata key that `JournalLogHandler` turns into the journald `MESSAGE_ID` field.
     public static let metadataKey = "message_id"

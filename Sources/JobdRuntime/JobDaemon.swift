@@ -54,6 +54,16 @@ public struct JobDaemon: Sendable {
         services = [maintenance] + pools + [promoter, listener]
     }
 
+    /// Applies new worker counts without a restart when the pools keep their lanes
+    /// (a shared pool stays shared, per-priority pools keep the same lanes); returns
+    /// false, changing nothing, when the layout itself changed and needs a restart.
+    public func resize(workers layout: WorkerLayout) -> Bool {
+        let wanted = layout.pools
+        guard wanted.count == pools.count, zip(wanted, pools).allSatisfy({ $0.lanes == $1.lanes }) else { return false }
+        for (pool, size) in zip(pools, wanted) { pool.slots.resize(to: size.slots) }
+        return true
+    }
+
     /// Busy and total worker slots across pools.
     public var workerUsage: (busy: Int, total: Int) {
         (pools.map(\.busy).reduce(0, +), pools.map(\.capacity).reduce(0, +))

@@ -7,6 +7,14 @@ import SystemPackage
 /// every bad value fails at start with a message naming its key.
 enum ConfigurationLoader {
     static func load(_ options: GlobalOptions, environment: [String: String]? = nil) async throws -> DaemonConfiguration {
+        try await loadWithValues(options, environment: environment).configuration
+    }
+
+    /// The configuration and the raw value of every key as read, so a reload can tell
+    /// which keys changed (`ReloadPlan`).
+    static func loadWithValues(
+        _ options: GlobalOptions, environment: [String: String]? = nil
+    ) async throws -> (configuration: DaemonConfiguration, values: [DaemonConfiguration.Key: String]) {
         var providers: [any ConfigProvider] = []
         let env = environment.map { EnvironmentVariablesProvider(environmentVariables: $0) } ?? EnvironmentVariablesProvider()
         providers.append(env.prefixKeys(with: "jobd"))
@@ -22,10 +30,13 @@ enum ConfigurationLoader {
         let overrides: [DaemonConfiguration.Key: String] = [
             .logFormat: options.logFormat, .logLevel: options.logLevel,
         ].compactMapValues { $0 }
+        var values: [DaemonConfiguration.Key: String] = [:]
+        for key in DaemonConfiguration.Key.allCases {
+            values[key] = overrides[key] ?? reader.string(forKey: ConfigKey(key.fileKey), isSecret: key.isSecret)
+        }
         do {
-            return try DaemonConfiguration.parse { key in
-                overrides[key] ?? reader.string(forKey: ConfigKey(key.fileKey), isSecret: key.isSecret)
-            }
+            let configuration = try DaemonConfiguration.parse { [values] key in values[key] }
+            return (configuration, values)
         } catch {
             throw CLIError("invalid configuration: \(error)")
         }

@@ -14,9 +14,7 @@ struct Connections {
     init(configuration: DaemonConfiguration) {
         self.configuration = configuration
         Self.bootstrapLogging(configuration)
-        var logger = Logger(label: "jobd")
-        logger.logLevel = Logger.Level(rawValue: configuration.logLevel) ?? .info
-        self.logger = logger
+        self.logger = Logger(label: "jobd")
     }
 
     func postgres(_ name: String) -> PostgresConnection {
@@ -56,14 +54,15 @@ struct Connections {
         return connection
     }
 
+    /// The level of every logger in this process; a reload changes it here.
+    static let logLevel = LogLevelControl(.info)
+
     private static func bootstrapLogging(_ configuration: DaemonConfiguration) {
         let format = LogFormat(rawValue: configuration.logFormat) ?? .auto
-        let level = Logger.Level(rawValue: configuration.logLevel) ?? .info
+        logLevel.level = Logger.Level(rawValue: configuration.logLevel) ?? .info
         LoggingBootstrap.once {
             LoggingSystem.bootstrap { label in
-                var handler = format.makeHandler(label: label)
-                handler.logLevel = level
-                return handler
+                ProcessLevelLogHandler(wrapping: format.makeHandler(label: label), control: logLevel)
             }
         }
     }

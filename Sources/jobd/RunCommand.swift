@@ -21,7 +21,7 @@ struct RunCommand: AsyncParsableCommand {
     var runFor: String?
 
     func run() async throws {
-        let config = try await ConfigurationLoader.load(global)
+        let (config, configValues) = try await ConfigurationLoader.loadWithValues(global)
         let connections = Connections(configuration: config)
         let logger = connections.logger
         let runLimit = try runFor.map { text -> Double in
@@ -78,6 +78,10 @@ struct RunCommand: AsyncParsableCommand {
         ])
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { await supervisor.run() }
+            tasks.addTask {
+                await ConfigurationReloader(global: global, daemon: daemon, notifier: notifier, logger: logger)
+                    .run(initial: configValues)
+            }
             tasks.addTask {
                 try await group.run()
             }

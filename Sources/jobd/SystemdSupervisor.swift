@@ -67,7 +67,7 @@ struct SystemdSupervisor: Sendable {
                     lastStaleReport = now
                     logger.error("loop stalled; withholding watchdog pings", metadata: [
                         LogKey.messageID: "\(JobdMessageID.watchdogStalled.rawValue)",
-                        "loops": "\(gate.staleLoops(now: now).joined(separator: ","))",
+                        "stale_loops": "\(gate.staleLoops(now: now).joined(separator: ","))",
                     ])
                 }
             }

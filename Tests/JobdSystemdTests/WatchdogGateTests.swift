@@ -1,4 +1,5 @@
 import JobdSystemd
+import Logging
 import Testing
 
 /// Instants are injected (offsets from one base), so nothing here sleeps.
@@ -62,4 +63,36 @@ import Testing
         #expect(gate.shouldPing(now: t0))
         #expect(gate.staleLoops(now: t0).isEmpty)
     }
+}
+
+@Suite("LogLevelControl")
+struct LogLevelControlTests {
+    @Test("every logger follows the process level, and setting it on one sets it for all")
+    func sharedLevel() {
+        let control = LogLevelControl(.info)
+        let capture = CapturingHandler()
+        let a = Logger(label: "a") { _ in ProcessLevelLogHandler(wrapping: capture, control: control) }
+        var b = Logger(label: "b") { _ in ProcessLevelLogHandler(wrapping: capture, control: control) }
+        a.debug("hidden")
+        control.level = .debug
+        a.debug("shown after reload")
+        b.logLevel = .error
+        #expect(control.level == .error)
+        a.warning("hidden again")
+        a.error("shown")
+        #expect(capture.messages == ["shown after reload", "shown"])
+    }
+}
+
+/// Records messages; a class so the copies a Logger makes share one list.
+private final class CapturingHandler: LogHandler, @unchecked Sendable {
+    // @unchecked: only touched from the test's own task, one call at a time.
+    var messages: [String] = []
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .trace
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+    func log(event: LogEvent) { messages.append(event.message.description) }
 }

@@ -7,16 +7,31 @@ import Synchronization
 /// takes more work than it can start; the lease heartbeat reads the fences.
 public final class WorkerSlots: Sendable {
     private struct State {
+        var capacity: Int
         var running: [AttemptFence: ContinuousClock.Instant] = [:]
         var waiters: [CheckedContinuation<Void, Never>] = []
     }
 
-    public let capacity: Int
-    private let state = Mutex(State())
+    private let state: Mutex<State>
 
     public init(capacity: Int) {
         precondition(capacity > 0)
-        self.capacity = capacity
+        state = Mutex(State(capacity: capacity))
+    }
+
+    /// Slots this pool may fill; changed by a reload (SIGHUP).
+    public var capacity: Int { state.withLock { $0.capacity } }
+
+    /// Grows or shrinks the pool. Shrinking never stops a running job: the fetcher
+    /// simply takes no more until enough have finished.
+    public func resize(to capacity: Int) {
+        precondition(capacity > 0)
+        let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            state.capacity = capacity
+            defer { state.waiters.removeAll() }
+            return state.waiters
+        }
+        waiters.forEach { $0.resume() }
     }
 
     public var busy: Int { state.withLock { $0.running.count } }
@@ -25,17 +40,17 @@ public final class WorkerSlots: Sendable {
     /// Waits until at least one slot is free and returns how many are.
     public func waitForFree() async -> Int {
         while true {
-            let free = state.withLock { capacity - $0.running.count }
+            let free = state.withLock { $0.capacity - $0.running.count }
             if free > 0 { return free }
             await withCheckedContinuation { continuation in
                 let resumeNow = state.withLock { state -> Bool in
-                    if state.running.count < capacity { return true }
+                    if state.running.count < state.capacity { return true }
                     state.waiters.append(continuation)
                     return false
                 }
                 if resumeNow { continuation.resume() }
             }
-            if Task.isCancelled { return max(0, capacity - busy) }
+            if Task.isCancelled { return state.withLock { max(0, $0.capacity - $0.running.count) } }
         }
     }
 
