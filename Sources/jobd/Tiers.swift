@@ -14,39 +14,35 @@ enum TierMigrations {
 
     /// Applies what is missing in every configured database.
     static func migrate(_ connections: Connections) async throws -> [Report] {
-        var reports: [Report] = []
-        for group in connections.configuration.tiersByDatabase {
-            let tiers = group.tiers.sorted()
-            let connection = try await connections.checkedPostgres("migrate-\(tiers[0].rawValue)", tier: tiers[0])
-            do {
-                let applied = try await Migrator(connection: connection, logger: connections.logger)
-                    .migrate(tiers: Set(tiers.map(\.rawValue)))
-                reports.append(Report(tiers: tiers, applied: applied))
-                await connection.close()
-            } catch {
-                await connection.close()
-                throw error
-            }
+        try await eachDatabase(connections, "migrate") { migrator, tiers in
+            Report(tiers: tiers, applied: try await migrator.migrate(tiers: Set(tiers.map(\.rawValue))))
         }
-        return reports
     }
 
     /// Migrations not yet applied, over every configured database.
     static func pending(_ connections: Connections) async throws -> [Migration] {
-        var pending: [Migration] = []
+        try await eachDatabase(connections, "startup") { migrator, tiers in
+            try await migrator.pending(tiers: Set(tiers.map(\.rawValue)))
+        }.flatMap { $0 }.sorted { $0.version < $1.version }
+    }
+
+    /// Runs `body` once per database with the tiers it holds, always closing the connection.
+    private static func eachDatabase<T: Sendable>(
+        _ connections: Connections, _ name: String, _ body: (Migrator, [DataTier]) async throws -> T
+    ) async throws -> [T] {
+        var results: [T] = []
         for group in connections.configuration.tiersByDatabase {
             let tiers = group.tiers.sorted()
-            let connection = try await connections.checkedPostgres("startup-\(tiers[0].rawValue)", tier: tiers[0])
+            let connection = try await connections.checkedPostgres("\(name)-\(tiers[0].rawValue)", tier: tiers[0])
             do {
-                pending += try await Migrator(connection: connection, logger: connections.logger)
-                    .pending(tiers: Set(tiers.map(\.rawValue)))
+                results.append(try await body(Migrator(connection: connection, logger: connections.logger), tiers))
                 await connection.close()
             } catch {
                 await connection.close()
                 throw error
             }
         }
-        return pending.sorted { $0.version < $1.version }
+        return results
     }
 }
 

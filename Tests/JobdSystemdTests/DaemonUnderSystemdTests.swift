@@ -31,35 +31,27 @@ extension HostTests {
                 "JOBD_SHUTDOWN_TIMEOUT": "10", "JOBD_LOG_FORMAT": "json", "WATCHDOG_USEC": "1000000",
             ]
 
-            // 1. Redis unreachable: the daemon exits with an error and never says READY.
-            do {
+            /// Runs the daemon with `changes` to the environment; it must exit non-zero with
+            /// `reason` on stderr and never send READY=1.
+            func expectNeverReady(_ changes: [String: String], reason: String) async throws {
                 let manager = try NotifyRecorder()
-                var broken = env
-                broken["JOBD_REDIS_URL"] = "redis://127.0.0.1:1"
+                defer { manager.stop() }
+                var broken = env.merging(changes) { $1 }
                 broken["NOTIFY_SOCKET"] = manager.path
                 let run = try DaemonProcess(binary: binary, arguments: ["run", "--config", configPath], environment: broken, dir: dir)
                 let status = try await run.waitForExit(timeout: 30)
                 #expect(status != 0)
-                #expect(run.stderr.contains("cannot reach Redis"))
+                #expect(run.stderr.contains(reason), "\(run.stderr)")
                 #expect(!manager.messages.contains { $0.text.contains("READY=1") })
-                manager.stop()
             }
 
+            // 1. Redis unreachable: the daemon exits with an error and never says READY.
+            try await expectNeverReady(["JOBD_REDIS_URL": "redis://127.0.0.1:1"], reason: "cannot reach Redis")
+
             // 2. Schema behind: refused with the pending migration named, never READY.
-            do {
-                let empty = try await TestDatabase.create(tiers: [])
-                let manager = try NotifyRecorder()
-                var behind = env
-                behind["JOBD_DATABASE_URL"] = empty.url
-                behind["NOTIFY_SOCKET"] = manager.path
-                let run = try DaemonProcess(binary: binary, arguments: ["run", "--config", configPath], environment: behind, dir: dir)
-                let status = try await run.waitForExit(timeout: 30)
-                #expect(status != 0)
-                #expect(run.stderr.contains("schema is behind"))
-                #expect(!manager.messages.contains { $0.text.contains("READY=1") })
-                manager.stop()
-                await empty.drop()
-            }
+            let empty = try await TestDatabase.create(tiers: [])
+            try await expectNeverReady(["JOBD_DATABASE_URL": empty.url], reason: "schema is behind (pending: 1_queue")
+            await empty.drop()
 
             // 3. All there: READY, STATUS, watchdog pings.
             let manager = try NotifyRecorder()
@@ -146,18 +138,7 @@ final class NotifyRecorder: Sendable {
     init() throws {
         dir = try Host.makeTempDir()
         path = dir + "/notify"
-        fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        withUnsafeMutableBytes(of: &addr.sun_path) { $0.copyBytes(from: bytes) }
-        let rc = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard rc == 0 else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
-        var timeout = timeval(tv_sec: 0, tv_usec: 100_000)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        fd = try Host.bindDatagramSocket(at: path, timeout: timeval(tv_sec: 0, tv_usec: 100_000))
         // A plain thread: recv blocks, and must not block the cooperative pool.
         let thread = Thread { [self] in
             var buffer = [UInt8](repeating: 0, count: 4096)

@@ -62,6 +62,30 @@ enum Host {
         )
     }
 
+    /// A Unix datagram socket bound at `path` (a stand-in NOTIFY_SOCKET) whose reads
+    /// time out after `timeout` seconds, so a missing datagram fails a test instead of hanging it.
+    static func bindDatagramSocket(at path: String, timeout: timeval) throws -> Int32 {
+        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
+            precondition(bytes.count < raw.count, "socket path too long")
+            raw.copyBytes(from: bytes)
+        }
+        let rc = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard rc == 0 else {
+            close(fd)
+            throw POSIXError(.init(rawValue: errno) ?? .EIO)
+        }
+        var timeout = timeout
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        return fd
+    }
+
     static func makeTempDir() throws -> String {
         var template = Array("/tmp/jobd-systemd-test-XXXXXX".utf8CString)
         guard let dir = mkdtemp(&template) else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
