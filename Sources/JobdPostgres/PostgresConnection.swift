@@ -2,6 +2,7 @@ import CLibPQ
 import Foundation
 import JobdThreads
 import Logging
+import Synchronization
 
 /// One libpq connection, owned by one dedicated thread for its whole life.
 ///
@@ -196,6 +197,7 @@ public actor PostgresConnection {
 
     private func run(_ sql: String, _ params: [String?], simple: Bool, timeout: Double) throws -> PostgresResult {
         guard let conn = connection else { throw PostgresError(.connection, "not connected") }
+        PostgresStatistics.roundTrips.add(1, ordering: .relaxed)
         let deadline = monotonicMilliseconds() + Int64(timeout * 1000)
         let sent: Int32
         if simple {
@@ -318,6 +320,12 @@ final class LibPQHandle {
 }
 
 /// A NOTIFY received on a channel the connection listens to.
+/// Process-wide counts, for `jobd bench`'s cost figures.
+public enum PostgresStatistics {
+    /// Statements sent (each one round trip), over every connection of this process.
+    public static let roundTrips = Atomic<Int>(0)
+}
+
 public struct PostgresNotification: Sendable, Equatable {
     public var channel: String
     public var payload: String

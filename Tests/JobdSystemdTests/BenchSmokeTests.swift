@@ -1,0 +1,51 @@
+import Foundation
+import JobdTestSupport
+import Testing
+
+extension HostTests {
+    /// `jobd bench --quick` end to end on a small scale: every section present, every
+    /// rate positive. (A smoke test of the benchmark; its figures are not asserted.)
+    @Suite struct BenchSmokeTests {
+        @Test func quickBenchProducesEverySection() async throws {
+            let binary = try DaemonProcess.binary()
+            let database = try await TestDatabase.create()
+            let redis = try TestEnvironment.redisURL()
+            let dir = try Host.makeTempDir()
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let output = dir + "/bench.json"
+            let run = try DaemonProcess(
+                binary: binary,
+                arguments: ["bench", "--quick", "--drain-jobs", "600", "--workers", "1,8", "--backlogs", "2000", "--json", output],
+                environment: [
+                    "JOBD_DATABASE_URL": database.url,
+                    "JOBD_REDIS_URL": "redis://\(redis.host):\(redis.port)/\(redis.database)",
+                    "JOBD_REDIS_PREFIX": "bench-\(UInt32.random(in: 0...UInt32.max))",
+                ],
+                dir: dir)
+            let status = try await run.waitForExit(timeout: 180)
+            #expect(status == 0, "\(run.stderr)")
+            let data = try Data(contentsOf: URL(fileURLWithPath: output))
+            let json = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+            let enqueue = try #require(json["enqueue"] as? [String: Any])
+            #expect((enqueue["singleRowPerSecond"] as? Double ?? 0) > 0)
+            #expect((enqueue["bulkPerSecond"] as? Double ?? 0) > 0)
+            let drain = try #require(json["drain"] as? [[String: Any]])
+            #expect(drain.map { $0["workers"] as? Int } == [1, 8])
+            #expect(drain.allSatisfy { ($0["jobsPerSecond"] as? Double ?? 0) > 0 })
+            #expect(drain.allSatisfy { ($0["postgresRoundTripsPerJob"] as? Double ?? 0) > 0 })
+            let latency = try #require(json["latency"] as? [[String: Any]])
+            #expect(latency.map { $0["offeredPercent"] as? Int } == [10, 50, 90])
+            #expect(latency.allSatisfy { ($0["jobs"] as? Int ?? 0) > 0 && ($0["p99Ms"] as? Double ?? -1) >= ($0["p50Ms"] as? Double ?? 0) })
+            let pickup = try #require(json["idlePickup"] as? [String: Any])
+            #expect((pickup["samples"] as? Int ?? 0) > 0)
+            let scale = try #require(json["scale"] as? [[String: Any]])
+            #expect(scale.first?["backlog"] as? Int == 2000)
+            #expect((scale.first?["jobsPerSecond"] as? Double ?? 0) > 0)
+            // The queue is left empty.
+            let sql = database.connection()
+            #expect(try await sql.query("SELECT count(*) FROM queue.jobs").rows.first?.first == "0")
+            await sql.close()
+            await database.drop()
+        }
+    }
+}
