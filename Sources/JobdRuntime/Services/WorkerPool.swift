@@ -57,7 +57,9 @@ public struct WorkerPool: Service {
             background.addTask { await batcher.run() }
             background.addTask { await heartbeatLeases(until: fetching) }
 
-            await withTaskGroup(of: Void.self) { workers in
+            // Discarding: a finished job's task is freed at once. A plain task group keeps
+            // every finished child until it is awaited — memory that grew with each job.
+            await withDiscardingTaskGroup { workers in
                 await withGracefulShutdownHandler {
                     await fetchLoop(workers: &workers, batcher: batcher, stop: fetching)
                 } onGracefulShutdown: {
@@ -77,7 +79,6 @@ public struct WorkerPool: Service {
                     ])
                     workers.cancelAll()
                 }
-                await workers.waitForAll()
             }
             batcher.finish()
             await background.waitForAll()
@@ -89,7 +90,7 @@ public struct WorkerPool: Service {
 
     // MARK: Fetching
 
-    private func fetchLoop(workers: inout TaskGroup<Void>, batcher: CompletionBatcher, stop: StopFlag) async {
+    private func fetchLoop(workers: inout DiscardingTaskGroup, batcher: CompletionBatcher, stop: StopFlag) async {
         var selector = PrioritySelector(mode: configuration.priorityMode, lanes: lanes)
         var failures = 0
         var generator = SystemRandomNumberGenerator()
