@@ -21,6 +21,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.8.0"),
         .package(url: "https://github.com/apple/swift-configuration", from: "1.0.0", traits: [.defaults, "YAML"]),
         .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // MARK: C libraries named by the product (found with pkg-config)
@@ -63,6 +64,13 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // MARK: Content tier codecs: zlib (own C library) and SHA-256 (swift-crypto)
+        .target(
+            name: "JobdCodec",
+            dependencies: ["CZlib", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strict
+        ),
+
         // MARK: Runtime services (promoter, worker pool, rescuer, …) and handlers
         .target(
             name: "JobdRuntime",
@@ -70,6 +78,7 @@ let package = Package(
                 "JobdCore", "JobdPostgres", "JobdRedis",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                "JobdCodec",
             ],
             swiftSettings: strict
         ),
@@ -98,6 +107,7 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "JobdCoreTests", dependencies: ["JobdCore"], swiftSettings: strict),
+        .testTarget(name: "JobdCodecTests", dependencies: ["JobdCodec"], swiftSettings: strict),
         .testTarget(
             name: "JobdSystemdTests",
             dependencies: ["JobdSystemd", "JobdCore", .product(name: "Logging", package: "swift-log")],
@@ -109,6 +119,7 @@ let package = Package(
                 "JobdCore", "JobdPostgres", "JobdRedis", "JobdRuntime", "JobdSystemd", "JobdTestSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                "JobdCodec",
             ],
             swiftSettings: strict
         ),
