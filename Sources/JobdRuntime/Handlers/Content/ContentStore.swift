@@ -284,6 +284,24 @@ public struct ContentStore: Sendable {
         public var attachmentRawBytes: Int
         public var attachmentStoredBytes: Int
 
+        public init(
+            messages: Int, archived: Int, unindexed: Int, rawBytes: Int, storedBytes: Int, bodyRawBytes: Int,
+            bodyStoredBytes: Int, attachments: Int, distinctAttachments: Int, attachmentRawBytes: Int,
+            attachmentStoredBytes: Int
+        ) {
+            self.messages = messages
+            self.archived = archived
+            self.unindexed = unindexed
+            self.rawBytes = rawBytes
+            self.storedBytes = storedBytes
+            self.bodyRawBytes = bodyRawBytes
+            self.bodyStoredBytes = bodyStoredBytes
+            self.attachments = attachments
+            self.distinctAttachments = distinctAttachments
+            self.attachmentRawBytes = attachmentRawBytes
+            self.attachmentStoredBytes = attachmentStoredBytes
+        }
+
         /// stored / raw; 0 when empty.
         public var ratio: Double { rawBytes == 0 ? 0 : Double(storedBytes) / Double(rawBytes) }
 
@@ -329,6 +347,12 @@ public struct ContentStore: Sendable {
         public var archived: Int
         public var blobsDeleted: Int
         public var total: Int { purged + archived }
+
+        public init(purged: Int, archived: Int, blobsDeleted: Int) {
+            self.purged = purged
+            self.archived = archived
+            self.blobsDeleted = blobsDeleted
+        }
     }
 
     /// Expires up to `limit` messages, oldest first: each tenant's own retention
