@@ -52,7 +52,9 @@ CREATE TABLE content.bodies (
     message_id   bigint  NOT NULL,
     tenant_id    text    NOT NULL,
     part         text    NOT NULL,
-    -- 'zlib' (RFC 1950), or 'identity' when compressing did not make it smaller.
+    -- 'zlib' (RFC 1950); 'zlib+html' for a text part deflated with the message's
+    -- HTML part as preset dictionary (it mostly repeats the HTML's words); or
+    -- 'identity' when compressing did not make it smaller.
     codec        text    NOT NULL,
     raw_bytes    integer NOT NULL,
     stored_bytes integer NOT NULL,
@@ -60,7 +62,7 @@ CREATE TABLE content.bodies (
     PRIMARY KEY (message_id, part),
     FOREIGN KEY (message_id, tenant_id) REFERENCES content.messages (id, tenant_id) ON DELETE CASCADE,
     CONSTRAINT bodies_part_check CHECK (part IN ('text', 'html')),
-    CONSTRAINT bodies_codec_check CHECK (codec IN ('zlib', 'identity')),
+    CONSTRAINT bodies_codec_check CHECK (codec IN ('zlib', 'zlib+html', 'identity')),
     CONSTRAINT bodies_size_check CHECK (raw_bytes >= 0 AND stored_bytes = octet_length(data))
 );
 -- Already compressed: stop TOAST from trying pglz on it a second time.

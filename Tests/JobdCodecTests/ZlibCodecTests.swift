@@ -33,6 +33,28 @@ struct ZlibCodecTests {
         #expect(try ZlibCodec().decompress(stream, limit: 5) == Array("hello".utf8))
     }
 
+    @Test("a preset dictionary: text that repeats it shrinks far more, and reading needs the same dictionary")
+    func dictionary() throws {
+        let codec = ZlibCodec()
+        let html = Self.html
+        let text = Array(String(repeating: "Your order has shipped and is on its way.\n", count: 20).utf8)
+        let plain = try codec.compress(text)
+        let against = try codec.compress(text, dictionary: html)
+        #expect(against.count < plain.count)
+        #expect(try codec.decompress(against, limit: text.count, dictionary: html) == text)
+        // Only the last 32 KiB of a long dictionary count, on both sides alike.
+        let long = [UInt8](repeating: 0x20, count: 100_000) + html
+        #expect(try codec.decompress(try codec.compress(text, dictionary: long), limit: text.count, dictionary: long) == text)
+        #expect(throws: ZlibCodec.Failure.corrupt("the stream needs a preset dictionary")) {
+            try codec.decompress(against, limit: text.count)
+        }
+        #expect(throws: ZlibCodec.Failure.self) {
+            try codec.decompress(against, limit: text.count, dictionary: Array("another dictionary".utf8))
+        }
+        // A dictionary given for a stream that did not use one is simply not needed.
+        #expect(try codec.decompress(plain, limit: text.count, dictionary: html) == text)
+    }
+
     @Test("a zip bomb stops at the limit instead of allocating what it claims")
     func bombIsBounded() throws {
         let bomb = try ZlibCodec(level: 9).compress([UInt8](repeating: 0, count: 20 << 20))

@@ -53,6 +53,7 @@ struct ContentTests {
                 """)
             #expect(bodies.map { $0[0] } == ["html", "text"])
             #expect(bodies[0][1] == "zlib" && bodies[0][2] == String(html.utf8.count) && bodies[0][3] == "t")
+            #expect(bodies[1][1] == "zlib+html")  // the text part, deflated against the HTML
             #expect(bodies.allSatisfy { $0[4] == "acme" })
             #expect(try await world.int("SELECT stored_bytes FROM content.bodies WHERE part = 'html'") < html.utf8.count)
 

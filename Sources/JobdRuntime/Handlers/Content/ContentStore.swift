@@ -208,8 +208,9 @@ public struct ContentStore: Sendable {
               FROM content.messages WHERE external_id = $1
             """, [externalID])
         guard let row = head.rows.first, let id = row[0].flatMap({ Int64($0) }) else { return nil }
+        // html before text: a text part may be deflated against the HTML.
         let bodies = try await connection.query("""
-            SELECT part, codec, raw_bytes, data FROM content.bodies WHERE message_id = $1
+            SELECT part, codec, raw_bytes, data FROM content.bodies WHERE message_id = $1 ORDER BY part
             """, [String(id)])
         let attachments = try await connection.query("""
             SELECT a.filename, a.content_type, a.sha256, b.codec, b.raw_bytes, b.data
@@ -223,15 +224,17 @@ public struct ContentStore: Sendable {
             externalID: row[1] ?? "", tenantID: row[2] ?? "", campaignID: row[3], from: row[4] ?? "",
             to: try Self.decodeStrings(row[5] ?? "[]"), subject: row[6] ?? "",
             headers: try Self.decodeHeaders(row[7] ?? "{}"))
+        var html: [UInt8]?
         for body in bodies.rows {
-            let bytes = try Self.decode(body[3], codec: body[1], rawBytes: body[2], using: codec)
+            let bytes = try Self.decode(body[3], codec: body[1], rawBytes: body[2], using: codec, html: html)
+            if body[0] == "html" { html = bytes }
             guard let text = String(validating: bytes, as: UTF8.self) else {
                 throw ReadError.damaged("\(body[0] ?? "?") body is not UTF-8")
             }
             if body[0] == "text" { message.text = text } else { message.html = text }
         }
         for attachment in attachments.rows {
-            let bytes = try Self.decode(attachment[5], codec: attachment[3], rawBytes: attachment[4], using: codec)
+            let bytes = try Self.decode(attachment[5], codec: attachment[3], rawBytes: attachment[4], using: codec, html: nil)
             guard ContentDigest.sha256Hex(bytes) == attachment[2] else {
                 throw ReadError.damaged("attachment \(attachment[0] ?? "?") does not match its SHA-256")
             }
@@ -244,13 +247,18 @@ public struct ContentStore: Sendable {
 
     /// Inflates one stored value, allowing exactly its recorded raw size: a row
     /// whose data would inflate further is reported, never allocated.
-    static func decode(_ hex: String?, codec name: String?, rawBytes: String?, using codec: ZlibCodec) throws -> [UInt8] {
+    static func decode(
+        _ hex: String?, codec name: String?, rawBytes: String?, using codec: ZlibCodec, html: [UInt8]?
+    ) throws -> [UInt8] {
         guard let hex, let stored = PostgresBytea.decode(hex), let raw = rawBytes.flatMap({ Int($0) }) else {
             throw ReadError.damaged("unreadable bytea or size")
         }
         let bytes: [UInt8]
         switch name {
         case ZlibCodec.name?: bytes = try codec.decompress(stored, limit: raw)
+        case PreparedMessage.textAgainstHTMLCodec?:
+            guard let html else { throw ReadError.damaged("a text part deflated against a missing HTML part") }
+            bytes = try codec.decompress(stored, limit: raw, dictionary: html)
         case "identity"?: bytes = stored
         default: throw ReadError.damaged("unknown codec \(name ?? "NULL")")
         }

@@ -41,23 +41,32 @@ public struct PreparedMessage: Sendable {
     /// Headers as a JSON object, keys sorted.
     public var headersJSON: String
 
+    /// The codec of a text part deflated with the message's HTML part as zlib's
+    /// preset dictionary (only its last 32 KiB count); reading it needs the HTML first.
+    public static let textAgainstHTMLCodec = "zlib+html"
+
     /// The index keeps this much plain text per message: enough for any real mail,
     /// and far below the 1 MB a tsvector may hold.
     public static let maxIndexTextBytes = 256 * 1024
 
     public init(_ message: ContentMessage, codec: ZlibCodec) throws {
         self.message = message
-        func encode(_ bytes: [UInt8]) throws -> (codec: String, data: [UInt8]) {
-            let compressed = try codec.compress(bytes)
+        func encode(_ bytes: [UInt8], dictionary: [UInt8]? = nil) throws -> (codec: String, data: [UInt8]) {
+            let compressed = try codec.compress(bytes, dictionary: dictionary)
             // Already-compressed files (PDF, PNG, ZIP) do not shrink: keep them as they are.
-            return compressed.count < bytes.count ? (ZlibCodec.name, compressed) : ("identity", bytes)
+            guard compressed.count < bytes.count else { return ("identity", bytes) }
+            return (dictionary == nil ? ZlibCodec.name : Self.textAgainstHTMLCodec, compressed)
         }
         var bodies: [Body] = []
-        for (part, text) in [("text", message.text), ("html", message.html)] {
-            guard let text else { continue }
-            let raw = Array(text.utf8)
-            let encoded = try encode(raw)
-            bodies.append(Body(part: part, codec: encoded.codec, rawBytes: raw.count, data: encoded.data))
+        let html = message.html.map { Array($0.utf8) }
+        if let html {
+            let encoded = try encode(html)
+            bodies.append(Body(part: "html", codec: encoded.codec, rawBytes: html.count, data: encoded.data))
+        }
+        if let text = message.text.map({ Array($0.utf8) }) {
+            // The text part mostly repeats the HTML's words: deflate it against them.
+            let encoded = try encode(text, dictionary: html)
+            bodies.append(Body(part: "text", codec: encoded.codec, rawBytes: text.count, data: encoded.data))
         }
         self.bodies = bodies
 
