@@ -42,7 +42,7 @@ struct ContentCommand: AsyncParsableCommand {
                 return
             }
             if json {
-                var object: [String: Any] = [
+                let object: [String: Any] = [
                     "external_id": message.externalID, "tenant_id": message.tenantID,
                     "campaign_id": message.campaignID ?? NSNull(), "from": message.from, "to": message.to,
                     "subject": message.subject,
@@ -54,7 +54,6 @@ struct ContentCommand: AsyncParsableCommand {
                     "created_at": stored.createdAt, "archived_at": stored.archivedAt ?? NSNull(),
                     "raw_bytes": stored.rawBytes, "stored_bytes": stored.storedBytes,
                 ]
-                if stored.archivedAt == nil { object["archived_at"] = NSNull() }
                 let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
                 print(String(decoding: data, as: UTF8.self))
                 return
@@ -143,6 +142,10 @@ struct ContentCommand: AsyncParsableCommand {
             abstract: "Apply retention now, as the content.purge job does (JOBD_CONTENT_RETENTION, content.tenant_retention).")
         @OptionGroup var global: GlobalOptions
         @Option(help: "Stop after this many messages.") var maxMessages: Int?
+
+        func validate() throws {
+            if let maxMessages, maxMessages < 1 { throw ValidationError("--max-messages must be at least 1") }
+        }
 
         func run() async throws {
             let report = try await withContentStore(global) { store, connections in

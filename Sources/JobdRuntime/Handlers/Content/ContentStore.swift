@@ -245,12 +245,17 @@ public struct ContentStore: Sendable {
             rawBytes: Int(row[10] ?? "") ?? 0, storedBytes: Int(row[11] ?? "") ?? 0)
     }
 
+    /// No stored value can be larger: payloads are bounded by JOBD_MAX_PAYLOAD_BYTES (at most 256 MiB).
+    static let maxRawBytes = 256 << 20
+
     /// Inflates one stored value, allowing exactly its recorded raw size: a row
     /// whose data would inflate further is reported, never allocated.
     static func decode(
         _ hex: String?, codec name: String?, rawBytes: String?, using codec: ZlibCodec, html: [UInt8]?
     ) throws -> [UInt8] {
-        guard let hex, let stored = PostgresBytea.decode(hex), let raw = rawBytes.flatMap({ Int($0) }) else {
+        guard let hex, let stored = PostgresBytea.decode(hex), let raw = rawBytes.flatMap({ Int($0) }),
+              (0...maxRawBytes).contains(raw)
+        else {
             throw ReadError.damaged("unreadable bytea or size")
         }
         let bytes: [UInt8]
