@@ -24,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.1.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.81.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // MARK: C libraries named by the product (found with pkg-config)
@@ -82,6 +83,13 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // MARK: Content tier codecs: zlib (own C library) and SHA-256 (swift-crypto)
+        .target(
+            name: "JobdCodec",
+            dependencies: ["CZlib", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strict
+        ),
+
         // MARK: Runtime services (promoter, worker pool, rescuer, …) and handlers
         .target(
             name: "JobdRuntime",
@@ -90,6 +98,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                "JobdCodec",
             ],
             swiftSettings: strict
         ),
@@ -119,6 +128,7 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "JobdCoreTests", dependencies: ["JobdCore"], swiftSettings: strict),
+        .testTarget(name: "JobdCodecTests", dependencies: ["JobdCodec"], swiftSettings: strict),
         .testTarget(
             name: "JobdSystemdTests",
             dependencies: [
@@ -135,6 +145,7 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                "JobdCodec",
             ],
             swiftSettings: strict
         ),

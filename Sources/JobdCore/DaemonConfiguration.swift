@@ -69,6 +69,8 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public var commandTimeout: Double
     public var logLevel: String
     public var logFormat: String
+    /// The content tier's compression, retention and indexing (`JOBD_CONTENT_*`).
+    public var content = ContentSettings.defaults
 
     public static let defaults = DaemonConfiguration(
         databaseURL: nil,
@@ -183,6 +185,12 @@ extension DaemonConfiguration {
         case commandTimeout = "JOBD_COMMAND_TIMEOUT"
         case logLevel = "JOBD_LOG_LEVEL"
         case logFormat = "JOBD_LOG_FORMAT"
+        case contentCompressionLevel = "JOBD_CONTENT_COMPRESSION_LEVEL"
+        case contentRetention = "JOBD_CONTENT_RETENTION"
+        case contentRetentionAction = "JOBD_CONTENT_RETENTION_ACTION"
+        case contentPurgeBatch = "JOBD_CONTENT_PURGE_BATCH"
+        case contentIndexBatch = "JOBD_CONTENT_INDEX_BATCH"
+        case contentIndexInterval = "JOBD_CONTENT_INDEX_INTERVAL"
 
         /// The name in a config file.
         public var fileKey: String { String(rawValue.dropFirst("JOBD_".count)).lowercased() }
@@ -287,10 +295,11 @@ extension DaemonConfiguration {
             }
             config.logFormat = format.lowercased()
         }
+        config.content = try parseContent(reader)
         return config
     }
 
-    private struct Reader {
+    struct Reader {
         let lookup: (Key) -> String?
 
         func text(_ key: Key) -> String? {

@@ -62,5 +62,10 @@ struct TierComponents {
         }
         handlers = [NoopHandler()]
         services = []
+        // Content tier: content.write, content.purge, and the batched search indexer.
+        let content = databases[.content]
+        handlers += [ContentWriteHandler(database: content, compressionLevel: configuration.content.compressionLevel),
+                     ContentPurgeHandler(database: content, settings: configuration.content)]
+        services += [ContentIndexer(database: content, settings: configuration.content, logger: logger)]
     }
 }
