@@ -69,6 +69,14 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public var commandTimeout: Double
     public var logLevel: String
     public var logFormat: String
+    /// Periodic jobs (`JOBD_SCHEDULES`): the built-in ones plus the configured ones.
+    public var schedules: [ScheduledJob] = ScheduledJob.defaults
+    /// `queue.prune` deletes completed and cancelled jobs finished longer ago than this.
+    public var completedRetention: Double = 7 * 86_400
+    /// Attempt facts held in memory while the analytics tier (and the queue-side
+    /// spool) cannot take them; beyond this the oldest are dropped and counted.
+    /// 0 records no facts.
+    public var factsBuffer: Int = 100_000
 
     public static let defaults = DaemonConfiguration(
         databaseURL: nil,
@@ -183,6 +191,9 @@ extension DaemonConfiguration {
         case commandTimeout = "JOBD_COMMAND_TIMEOUT"
         case logLevel = "JOBD_LOG_LEVEL"
         case logFormat = "JOBD_LOG_FORMAT"
+        case schedules = "JOBD_SCHEDULES"
+        case completedRetention = "JOBD_COMPLETED_RETENTION"
+        case factsBuffer = "JOBD_FACTS_BUFFER"
 
         /// The name in a config file.
         public var fileKey: String { String(rawValue.dropFirst("JOBD_".count)).lowercased() }
@@ -287,6 +298,13 @@ extension DaemonConfiguration {
             }
             config.logFormat = format.lowercased()
         }
+        do {
+            config.schedules = try ScheduledJob.resolve(reader.text(.schedules))
+        } catch {
+            throw ConfigurationError(key: Key.schedules.rawValue, reason: error.message)
+        }
+        config.completedRetention = try reader.seconds(.completedRetention, default: config.completedRetention, min: 60)
+        config.factsBuffer = try reader.integer(.factsBuffer, default: config.factsBuffer, range: 0...10_000_000)
         return config
     }
 

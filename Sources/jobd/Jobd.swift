@@ -11,6 +11,7 @@ struct Jobd: AsyncParsableCommand {
         version: version,
         subcommands: [
             RunCommand.self, MigrateCommand.self, EnqueueCommand.self, StatusCommand.self, DeadLetterCommand.self,
+            ReportCommand.self,
         ]
     )
 }

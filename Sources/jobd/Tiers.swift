@@ -57,6 +57,9 @@ struct TierComponents {
     /// Started before the daemon's own services, so they stop after the pools drain.
     var services: [any Service]
     var databases: TierDatabases
+    /// Told of every finished attempt: the analytics tier's FactsWriter (nil when
+    /// JOBD_FACTS_BUFFER=0).
+    var observer: (any AttemptObserver)?
 
     init(connections: Connections) {
         let configuration = connections.configuration
@@ -66,5 +69,10 @@ struct TierComponents {
         }
         handlers = [NoopHandler()]
         services = []
+        // Analytics tier and periodic jobs: see AnalyticsComponents.
+        let analytics = AnalyticsComponents(connections: connections, databases: databases)
+        handlers += analytics.handlers
+        services += analytics.services
+        observer = analytics.factsWriter
     }
 }

@@ -26,11 +26,13 @@ public struct WorkerPool: Service {
     let daemonID: String
     let stats: DaemonStats
     let logger: Logger
+    /// Told of every finished attempt (attempt facts for analytics); nil: no one.
+    let observer: (any AttemptObserver)?
 
     public init(
         name: String, lanes: [JobPriority], slots: Int, claimStore: QueueStore, completionStore: QueueStore,
         dispatch: RedisDispatch, handlers: HandlerRegistry, configuration: DaemonConfiguration,
-        daemonID: String, stats: DaemonStats, logger: Logger
+        daemonID: String, stats: DaemonStats, logger: Logger, observer: (any AttemptObserver)? = nil
     ) {
         self.name = name
         self.lanes = lanes
@@ -43,6 +45,7 @@ public struct WorkerPool: Service {
         self.daemonID = daemonID
         self.stats = stats
         self.logger = logger
+        self.observer = observer
     }
 
     public var busy: Int { slots.busy }
@@ -170,6 +173,7 @@ public struct WorkerPool: Service {
         case .dead, .release:
             break  // logged by the batcher once the fence accepted it
         }
+        observer?.attemptFinished(job, completion: completion)
         batcher.submit(completion)
     }
 
