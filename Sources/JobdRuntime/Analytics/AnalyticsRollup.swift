@@ -77,7 +77,7 @@ public struct AnalyticsRollup: Sendable {
         let range = [day.startISO, day.endISO]
         switch section {
         case "jobs":
-            let rows = try await databases[.analytics].withConnection { try await $0.query(Self.jobsSQL, range) }.rows
+            let rows = try await databases[.analytics].withConnection { try await Self.long($0, Self.jobsSQL, range) }.rows
             part.jobs = rows.map { row in
                 let wait = Self.doubles(row[3]), run = Self.doubles(row[4])
                 return DailyReport.Jobs(
@@ -87,7 +87,7 @@ public struct AnalyticsRollup: Sendable {
             }
             part.sections = [.init(section: section, status: "ok", sourceRows: part.jobs.map(\.attempts).reduce(0, +))]
         case "events":
-            let rows = try await databases[.analytics].withConnection { try await $0.query(Self.eventsSQL, range) }.rows
+            let rows = try await databases[.analytics].withConnection { try await Self.long($0, Self.eventsSQL, range) }.rows
             part.events = rows.map { row in
                 DailyReport.Events(
                     name: row[0] ?? "", events: Int(row[1] ?? "") ?? 0, total: Double(row[2] ?? "") ?? 0,
@@ -96,7 +96,7 @@ public struct AnalyticsRollup: Sendable {
             part.sections = [.init(section: section, status: "ok", sourceRows: part.events.map(\.events).reduce(0, +))]
         case "content":
             part.sections = [try await guarded(section, tier: .content, tables: ["content.messages"]) { connection in
-                let rows = try await connection.query(Self.contentSQL, range).rows
+                let rows = try await Self.long(connection, Self.contentSQL, range).rows
                 part.content = rows.map { row in
                     let raw = Int64(row[2] ?? "") ?? 0, stored = Int64(row[3] ?? "") ?? 0
                     return DailyReport.Content(
@@ -110,7 +110,7 @@ public struct AnalyticsRollup: Sendable {
             let tables = ["notifications.notifications", "notifications.attempts"]
             part.sections = [try await guarded(section, tier: .notifications, tables: tables) { connection in
                 var sourceRows = 0
-                for row in try await connection.query(Self.notificationsSQL, range).rows {
+                for row in try await Self.long(connection, Self.notificationsSQL, range).rows {
                     let channel = row[0] ?? ""
                     var entry = byChannel[channel] ?? .init(channel: channel)
                     entry.notifications = Int(row[1] ?? "") ?? 0
@@ -121,7 +121,7 @@ public struct AnalyticsRollup: Sendable {
                     sourceRows += entry.notifications
                     byChannel[channel] = entry
                 }
-                for row in try await connection.query(Self.attemptsSQL, range).rows {
+                for row in try await Self.long(connection, Self.attemptsSQL, range).rows {
                     let channel = row[0] ?? ""
                     var entry = byChannel[channel] ?? .init(channel: channel)
                     entry.attempts = Int(row[1] ?? "") ?? 0
@@ -162,6 +162,26 @@ public struct AnalyticsRollup: Sendable {
                 return .init(section: section, status: "source_invalid", detail: error.message)
             }
         }
+    }
+
+    /// Aggregates over a busy day (tens of millions of rows) outlast the daemon's
+    /// command timeout; they get `longTimeout` seconds, server and client side, and
+    /// the session's own timeout is put back afterwards.
+    static let longTimeout = 900.0
+
+    static func long(_ connection: PostgresConnection, _ sql: String, _ params: [String?]) async throws -> PostgresResult {
+        let previous = try await connection.query("SELECT current_setting('statement_timeout')").rows.first?.first ?? nil
+        try await connection.query("SELECT set_config('statement_timeout', $1, false)", [String(Int(longTimeout * 1000))])
+        let restore = "SELECT set_config('statement_timeout', $1, false)"
+        let result: PostgresResult
+        do {
+            result = try await connection.query(sql, params, timeout: longTimeout)
+        } catch {
+            _ = try? await connection.query(restore, [previous ?? "0"])
+            throw error
+        }
+        try await connection.query(restore, [previous ?? "0"])
+        return result
     }
 
     static let percentiles = "ARRAY[0.5, 0.95, 0.99]::float8[]"

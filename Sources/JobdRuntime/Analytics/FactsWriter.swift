@@ -29,6 +29,8 @@ public final class FactsWriter: AttemptObserver, Service {
     public struct Counters: Sendable, Equatable {
         public var recorded = 0
         public var written = 0
+        /// Statements that wrote facts to analytics (not one per fact).
+        public var batches = 0
         public var spooled = 0
         public var unspooled = 0
         public var dropped = 0
@@ -154,7 +156,10 @@ public final class FactsWriter: AttemptObserver, Service {
                 do {
                     try await insert(batch, into: analytics, table: "analytics.attempt_facts")
                     written = true
-                    state.withLock { $0.counters.written += batch.count }
+                    state.withLock {
+                        $0.counters.written += batch.count
+                        $0.counters.batches += 1
+                    }
                     analyticsUp(&loop)
                 } catch {
                     analyticsFailed(&loop, error)
