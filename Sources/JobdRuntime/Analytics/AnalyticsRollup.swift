@@ -137,6 +137,11 @@ public struct AnalyticsRollup: Sendable {
         default:
             preconditionFailure("unknown rollup section \(section)")
         }
+        if part.sections.first?.status != "ok" {
+            // A source that is missing or malformed contributes no rows, not half of them.
+            part.content = []
+            part.notifications = []
+        }
         return part
     }
 
