@@ -3,7 +3,7 @@ import Foundation
 /// A periodic job: a cron schedule in a time zone that enqueues `kind` once per slot,
 /// however many daemons run it (the slot's unique key is `cron:<name>:<slot>`).
 ///
-/// In `JOBD_SCHEDULES` (or `schedules:` in the file, a block string) one entry per
+/// In `JOBD_SCHEDULES` (or `schedules:` in the file: a block string or a list) one entry per
 /// line or separated by `;`:
 ///
 ///     NAME = MIN HOUR DOM MON DOW [TIME_ZONE] KIND [PAYLOAD]

@@ -25,6 +25,8 @@ enum ConfigurationLoader {
         do {
             return try DaemonConfiguration.parse { key in
                 overrides[key] ?? reader.string(forKey: ConfigKey(key.fileKey), isSecret: key.isSecret)
+                    // `schedules:` may also be a YAML list, one entry per item.
+                    ?? (key == .schedules ? reader.stringArray(forKey: ConfigKey(key.fileKey))?.joined(separator: "\n") : nil)
             }
         } catch {
             throw CLIError("invalid configuration: \(error)")
