@@ -227,15 +227,13 @@ public final class FactsWriter: AttemptObserver, Service {
                     loop.nextSpoolCheck = .now + .seconds(30)
                     return
                 }
-                var ids: [Int64] = []
                 var facts: [AttemptFact] = []
                 for row in rows {
-                    guard let id = row[0].flatMap({ Int64($0) }), let jobID = row[1].flatMap({ JobID($0) }),
+                    guard let jobID = row[1].flatMap({ JobID($0) }),
                           let attempt = row[2].flatMap({ Int($0) }), let kind = row[3],
                           let priority = row[4].flatMap({ JobPriority(rawValue: $0) }),
                           let outcome = row[5].flatMap({ CompletionOutcome(rawValue: $0) }),
                           let finished = row[8].flatMap({ Int64($0) }) else { continue }
-                    ids.append(id)
                     facts.append(AttemptFact(
                         jobID: jobID, attempt: attempt, kind: kind, priority: priority, outcome: outcome,
                         queueWaitMs: row[6].flatMap(Double.init) ?? 0, runMs: row[7].flatMap(Double.init) ?? 0,
@@ -247,6 +245,7 @@ public final class FactsWriter: AttemptObserver, Service {
                     analyticsFailed(&loop, error)
                     return
                 }
+                // Every row read goes, including one that did not parse (it would block the spool).
                 try await spool.query("DELETE FROM queue.analytics_spool WHERE id = ANY($1::bigint[])", [
                     PostgresArray.integers(rows.compactMap { $0[0].flatMap { Int64($0) } }),
                 ])
