@@ -71,6 +71,14 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public var logFormat: String
     /// The content tier's compression, retention and indexing (`JOBD_CONTENT_*`).
     public var content = ContentSettings.defaults
+    /// Periodic jobs (`JOBD_SCHEDULES`): the built-in ones plus the configured ones.
+    public var schedules: [ScheduledJob] = ScheduledJob.defaults
+    /// `queue.prune` deletes completed and cancelled jobs finished longer ago than this.
+    public var completedRetention: Double = 7 * 86_400
+    /// Attempt facts held in memory while the analytics tier (and the queue-side
+    /// spool) cannot take them; beyond this the oldest are dropped and counted.
+    /// 0 records no facts.
+    public var factsBuffer: Int = 100_000
 
     public static let defaults = DaemonConfiguration(
         databaseURL: nil,
@@ -191,6 +199,9 @@ extension DaemonConfiguration {
         case contentPurgeBatch = "JOBD_CONTENT_PURGE_BATCH"
         case contentIndexBatch = "JOBD_CONTENT_INDEX_BATCH"
         case contentIndexInterval = "JOBD_CONTENT_INDEX_INTERVAL"
+        case schedules = "JOBD_SCHEDULES"
+        case completedRetention = "JOBD_COMPLETED_RETENTION"
+        case factsBuffer = "JOBD_FACTS_BUFFER"
 
         /// The name in a config file.
         public var fileKey: String { String(rawValue.dropFirst("JOBD_".count)).lowercased() }
@@ -296,6 +307,13 @@ extension DaemonConfiguration {
             config.logFormat = format.lowercased()
         }
         config.content = try parseContent(reader)
+        do {
+            config.schedules = try ScheduledJob.resolve(reader.text(.schedules))
+        } catch {
+            throw ConfigurationError(key: Key.schedules.rawValue, reason: error.message)
+        }
+        config.completedRetention = try reader.seconds(.completedRetention, default: config.completedRetention, min: 60)
+        config.factsBuffer = try reader.integer(.factsBuffer, default: config.factsBuffer, range: 0...10_000_000)
         return config
     }
 

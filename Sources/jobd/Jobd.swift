@@ -13,6 +13,7 @@ struct Jobd: AsyncParsableCommand {
             RunCommand.self, MigrateCommand.self, EnqueueCommand.self, StatusCommand.self, DeadLetterCommand.self,
             BenchCommand.self,
             ContentCommand.self,
+            ReportCommand.self,
         ]
     )
 }

@@ -48,7 +48,7 @@ struct RunCommand: AsyncParsableCommand {
         let tiers = TierComponents(connections: connections)
         let daemon = JobDaemon(
             configuration: config, handlers: HandlerRegistry(tiers.handlers), identity: identity, logger: logger,
-            postgres: connections.postgres, redis: connections.dispatch)
+            postgres: connections.postgres, redis: connections.dispatch, observer: tiers.observer)
         let notifier = SystemdNotifier.fromEnvironment()
         let supervisor = SystemdSupervisor(daemon: daemon, notifier: notifier, configuration: config, logger: logger)
         // The announcer is last so it is the first to hear of a graceful shutdown;

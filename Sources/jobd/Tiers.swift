@@ -53,6 +53,9 @@ struct TierComponents {
     /// Started before the daemon's own services, so they stop after the pools drain.
     var services: [any Service]
     var databases: TierDatabases
+    /// Told of every finished attempt: the analytics tier's FactsWriter (nil when
+    /// JOBD_FACTS_BUFFER=0).
+    var observer: (any AttemptObserver)?
 
     init(connections: Connections) {
         let configuration = connections.configuration
@@ -67,5 +70,10 @@ struct TierComponents {
         handlers += [ContentWriteHandler(database: content, compressionLevel: configuration.content.compressionLevel),
                      ContentPurgeHandler(database: content, settings: configuration.content)]
         services += [ContentIndexer(database: content, settings: configuration.content, logger: logger)]
+        // Analytics tier and periodic jobs: see AnalyticsComponents.
+        let analytics = AnalyticsComponents(connections: connections, databases: databases)
+        handlers += analytics.handlers
+        services += analytics.services
+        observer = analytics.factsWriter
     }
 }

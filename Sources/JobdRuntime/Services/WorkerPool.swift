@@ -27,11 +27,13 @@ public struct WorkerPool: Service {
     let stats: DaemonStats
     let logger: Logger
     let metrics: JobMetrics
+    /// Told of every finished attempt (attempt facts for analytics); nil: no one.
+    let observer: (any AttemptObserver)?
 
     public init(
         name: String, lanes: [JobPriority], slots: Int, claimStore: QueueStore, completionStore: QueueStore,
         dispatch: RedisDispatch, handlers: HandlerRegistry, configuration: DaemonConfiguration,
-        daemonID: String, stats: DaemonStats, logger: Logger
+        daemonID: String, stats: DaemonStats, logger: Logger, observer: (any AttemptObserver)? = nil
     ) {
         self.name = name
         self.lanes = lanes
@@ -45,6 +47,7 @@ public struct WorkerPool: Service {
         self.stats = stats
         self.logger = logger
         self.metrics = JobMetrics(knownKinds: handlers.kinds)
+        self.observer = observer
     }
 
     public var busy: Int { slots.busy }
@@ -175,6 +178,7 @@ public struct WorkerPool: Service {
         case .dead, .release:
             break  // logged by the batcher once the fence accepted it
         }
+        observer?.attemptFinished(job, completion: completion)
         batcher.submit(completion)
     }
 
