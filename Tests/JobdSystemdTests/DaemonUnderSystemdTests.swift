@@ -16,7 +16,7 @@ extension HostTests {
         @Test("READY only when Postgres, the schema and Redis answer; STATUS; watchdog tied to progress; reload; STOPPING and exit 0")
         func lifecycle() async throws {
             let binary = try DaemonProcess.binary()
-            let database = try await TestDatabase.create(tiers: [.queue])
+            let database = try await TestDatabase.create()
             defer { Task { await database.drop() } }
             let redis = try TestEnvironment.redisURL()
             let dir = try Host.makeTempDir()
@@ -222,7 +222,7 @@ extension HostTests.DaemonUnderSystemdTests {
     @Test("the daemon's memory stays flat over 20,000 jobs")
     func memoryStaysFlat() async throws {
         let binary = try DaemonProcess.binary()
-        let database = try await TestDatabase.create(tiers: [.queue])
+        let database = try await TestDatabase.create()
         let redis = try TestEnvironment.redisURL()
         let dir = try Host.makeTempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
