@@ -56,9 +56,14 @@ public struct QueueStore: Sendable {
     /// Seconds until the next job becomes due (nil when none is waiting), so an idle
     /// promoter can sleep exactly until then instead of polling.
     public func secondsUntilNextDue() async throws -> Double? {
+        // One min() per priority, so each is the first entry of jobs_due_idx
+        // (priority, run_at, id) instead of a scan of every waiting job.
         let result = try await connection.query("""
-            SELECT extract(epoch FROM min(run_at) - now())::float8 FROM queue.jobs
-             WHERE state IN ('available', 'retryable')
+            SELECT extract(epoch FROM least(
+                (SELECT min(run_at) FROM queue.jobs WHERE state IN ('available', 'retryable') AND priority = 'high'),
+                (SELECT min(run_at) FROM queue.jobs WHERE state IN ('available', 'retryable') AND priority = 'normal'),
+                (SELECT min(run_at) FROM queue.jobs WHERE state IN ('available', 'retryable') AND priority = 'low')
+            ) - now())::float8
             """)
         return result.rows.first?.first.flatMap { $0.flatMap(Double.init) }
     }
@@ -100,6 +105,10 @@ public struct QueueStore: Sendable {
                    started_at = now()
              WHERE id = ANY($1::bigint[]) AND state = 'promoted'
             RETURNING id, kind, payload, priority, attempt, max_attempts, run_at, rescues
+        ), ledger AS (
+            -- The attempts ledger's start row, in the claim itself: no extra round trip.
+            INSERT INTO queue.attempts (job_id, attempt, event, daemon)
+            SELECT id, attempt, 'start', $2 FROM claimed
         )
         SELECT c.id, c.kind,
                CASE WHEN octet_length(t.text) <= $4::int THEN t.text END,
@@ -120,6 +129,7 @@ public struct QueueStore: Sendable {
                 "attempt": completion.fence.attempt,
                 "outcome": completion.outcome.rawValue,
                 "delay": completion.delaySeconds,
+                "run": completion.runSeconds,
             ]
             if let code = completion.errorCode { row["code"] = code }
             if let message = completion.errorMessage { row["error"] = message }
@@ -139,7 +149,7 @@ public struct QueueStore: Sendable {
     static let completeSQL = """
         WITH input AS (
             SELECT * FROM jsonb_to_recordset($1::jsonb)
-                AS i(id bigint, attempt int, outcome text, delay float8, code text, error text)
+                AS i(id bigint, attempt int, outcome text, delay float8, code text, error text, run float8)
         ), done AS (
             UPDATE queue.jobs j
                SET state = CASE i.outcome
@@ -161,8 +171,12 @@ public struct QueueStore: Sendable {
                             END
               FROM input i
              WHERE j.id = i.id AND j.attempt = i.attempt AND j.state = 'running'
-            RETURNING j.id, i.attempt AS fenced_attempt, i.outcome, i.code, j.kind, j.payload,
+            RETURNING j.id, i.attempt AS fenced_attempt, i.outcome, i.code, i.run, j.kind, j.payload,
                       j.priority, j.attempt, j.last_error, j.errors
+        ), ledger AS (
+            -- The attempt's end row, only for completions the fence accepted.
+            INSERT INTO queue.attempts (job_id, attempt, event, outcome, error_code, run_seconds)
+            SELECT id, fenced_attempt, 'end', outcome, code, run FROM done
         ), dead AS (
             INSERT INTO queue.dead_letters (job_id, kind, payload, priority, attempts, reason, last_error, errors)
             SELECT id, kind, payload, priority, attempt, coalesce(code, 'failed'), last_error, errors
@@ -244,6 +258,11 @@ public struct QueueStore: Sendable {
             ON CONFLICT (job_id) DO UPDATE
                SET reason = EXCLUDED.reason, last_error = EXCLUDED.last_error,
                    errors = EXCLUDED.errors, attempts = EXCLUDED.attempts, dead_at = now()
+        ), ledger AS (
+            INSERT INTO queue.attempts (job_id, attempt, event, daemon, outcome, error_code)
+            SELECT id, attempt, 'end', leased_by, 'lease_expired',
+                   CASE WHEN state = 'dead' THEN reason ELSE 'lease_expired' END
+              FROM moved
         )
         SELECT id, kind, state, attempt, rescues, leased_by FROM moved
         """
