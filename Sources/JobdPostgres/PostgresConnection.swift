@@ -255,8 +255,13 @@ public actor PostgresConnection {
         return outcome ?? PostgresResult(columns: [], rows: [], affectedRows: 0)
     }
 
-    /// Waits for the socket until `deadline`; past it, cancels the statement and
-    /// drops the connection so nothing half-read can confuse the next call.
+    /// Waits for the socket until `deadline`; past it, drops the connection so
+    /// nothing half-read can confuse the next call.
+    ///
+    /// No `PQcancel` here: it opens a second connection and then blocks, without
+    /// any timeout, until the server closes it, so on a network that silently drops
+    /// packets it would hang this thread for good. The server ends the statement by
+    /// itself: its `statement_timeout` is this same deadline.
     private func wait(_ conn: OpaquePointer, writable: Bool, deadline: Int64, sql: String) throws {
         let remaining = Int(deadline - monotonicMilliseconds())
         if remaining > 0 {
@@ -267,11 +272,6 @@ public actor PostgresConnection {
                 dropConnection()
                 throw PostgresError(.connection, "poll failed (errno \(code))")
             }
-        }
-        if let cancel = PQgetCancel(conn) {
-            var buffer = [CChar](repeating: 0, count: 256)
-            _ = PQcancel(cancel, &buffer, Int32(buffer.count))
-            PQfreeCancel(cancel)
         }
         dropConnection()
         logger.warning("postgres statement timed out", metadata: [

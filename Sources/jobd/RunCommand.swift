@@ -47,8 +47,14 @@ struct RunCommand: AsyncParsableCommand {
         let identity = DaemonIdentity(
             id: "\(ProcessInfo.processInfo.hostName):\(getpid()):\(UInt32.random(in: 0...UInt32.max) % 100_000)",
             hostname: ProcessInfo.processInfo.hostName, pid: getpid(), version: Jobd.version)
+        // Test-only, deliberately not a configuration key: lets the fault suite make a
+        // `noop` job abort the process (scenario 8, poison pill).
+        let testFaults = ProcessInfo.processInfo.environment["JOBD_TEST_FAULTS"] == "1"
+        if testFaults {
+            logger.warning("JOBD_TEST_FAULTS=1: noop jobs may abort this process; never set this in production")
+        }
         let daemon = JobDaemon(
-            configuration: config, handlers: HandlerRegistry([NoopHandler()]), identity: identity, logger: logger,
+            configuration: config, handlers: HandlerRegistry([NoopHandler(testFaults: testFaults)]), identity: identity, logger: logger,
             postgres: connections.postgres, redis: connections.dispatch)
         let notifier = SystemdNotifier.fromEnvironment()
         let supervisor = SystemdSupervisor(daemon: daemon, notifier: notifier, configuration: config, logger: logger)
