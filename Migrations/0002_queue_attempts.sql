@@ -14,10 +14,12 @@
 CREATE TABLE queue.attempts (
     job_id      bigint      NOT NULL,
     attempt     integer     NOT NULL,
-    -- 'start' (claimed) or 'end' (the attempt came to an outcome).
+    -- 'start' (claimed), 'end' (the attempt came to an outcome), or 'solo': the job
+    -- was rescued before, so this attempt runs alone in its daemon; if it is lost
+    -- too, that rescue counts towards the poison-pill limit (JOBD_MAX_RESCUES).
     event       text        NOT NULL,
     at          timestamptz NOT NULL DEFAULT now(),
-    -- start: the daemon that claimed it; end by the rescuer: the daemon that lost it.
+    -- start, solo: the daemon that runs it; end by the rescuer: the daemon that lost it.
     daemon      text,
     -- end only: completed | retry | snooze | dead | release | lease_expired.
     outcome     text,
@@ -25,9 +27,9 @@ CREATE TABLE queue.attempts (
     -- end only, written by the daemon: how long the handler ran.
     run_seconds float8,
 
-    CONSTRAINT attempts_event_check CHECK (event IN ('start', 'end')),
+    CONSTRAINT attempts_event_check CHECK (event IN ('start', 'solo', 'end')),
     CONSTRAINT attempts_outcome_check CHECK (
-        (event = 'start' AND outcome IS NULL) OR
+        (event IN ('start', 'solo') AND outcome IS NULL) OR
         (event = 'end' AND outcome IN ('completed', 'retry', 'snooze', 'dead', 'release', 'lease_expired')))
 );
 CREATE INDEX attempts_job_idx ON queue.attempts (job_id, attempt);

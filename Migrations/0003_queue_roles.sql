@@ -61,6 +61,8 @@ GRANT UPDATE (state, run_at, attempt, rescues, leased_by, lease_expires_at, prom
     ON queue.jobs TO jobd_daemon;
 GRANT SELECT, INSERT, UPDATE ON queue.dead_letters TO jobd_daemon;
 GRANT INSERT ON queue.attempts TO jobd_daemon;
+-- The rescuer looks for an attempt's 'solo' row (poison-pill counting).
+GRANT SELECT (job_id, attempt, event) ON queue.attempts TO jobd_daemon;
 GRANT SELECT, INSERT, UPDATE, DELETE ON queue.daemons TO jobd_daemon;
 -- `jobd run` refuses to start while migrations are pending: it reads the record.
 GRANT USAGE ON SCHEMA jobd TO jobd_daemon;

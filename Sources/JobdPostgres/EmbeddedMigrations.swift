@@ -166,10 +166,12 @@ $$;
 CREATE TABLE queue.attempts (
     job_id      bigint      NOT NULL,
     attempt     integer     NOT NULL,
-    -- 'start' (claimed) or 'end' (the attempt came to an outcome).
+    -- 'start' (claimed), 'end' (the attempt came to an outcome), or 'solo': the job
+    -- was rescued before, so this attempt runs alone in its daemon; if it is lost
+    -- too, that rescue counts towards the poison-pill limit (JOBD_MAX_RESCUES).
     event       text        NOT NULL,
     at          timestamptz NOT NULL DEFAULT now(),
-    -- start: the daemon that claimed it; end by the rescuer: the daemon that lost it.
+    -- start, solo: the daemon that runs it; end by the rescuer: the daemon that lost it.
     daemon      text,
     -- end only: completed | retry | snooze | dead | release | lease_expired.
     outcome     text,
@@ -177,9 +179,9 @@ CREATE TABLE queue.attempts (
     -- end only, written by the daemon: how long the handler ran.
     run_seconds float8,
 
-    CONSTRAINT attempts_event_check CHECK (event IN ('start', 'end')),
+    CONSTRAINT attempts_event_check CHECK (event IN ('start', 'solo', 'end')),
     CONSTRAINT attempts_outcome_check CHECK (
-        (event = 'start' AND outcome IS NULL) OR
+        (event IN ('start', 'solo') AND outcome IS NULL) OR
         (event = 'end' AND outcome IN ('completed', 'retry', 'snooze', 'dead', 'release', 'lease_expired')))
 );
 CREATE INDEX attempts_job_idx ON queue.attempts (job_id, attempt);
@@ -325,6 +327,8 @@ GRANT UPDATE (state, run_at, attempt, rescues, leased_by, lease_expires_at, prom
     ON queue.jobs TO jobd_daemon;
 GRANT SELECT, INSERT, UPDATE ON queue.dead_letters TO jobd_daemon;
 GRANT INSERT ON queue.attempts TO jobd_daemon;
+-- The rescuer looks for an attempt's 'solo' row (poison-pill counting).
+GRANT SELECT (job_id, attempt, event) ON queue.attempts TO jobd_daemon;
 GRANT SELECT, INSERT, UPDATE, DELETE ON queue.daemons TO jobd_daemon;
 -- `jobd run` refuses to start while migrations are pending: it reads the record.
 GRANT USAGE ON SCHEMA jobd TO jobd_daemon;

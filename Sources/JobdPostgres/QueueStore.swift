@@ -230,15 +230,24 @@ public struct QueueStore: Sendable {
 
     static let rescueSQL = """
         WITH expired AS (
-            SELECT id, leased_by FROM queue.jobs
-             WHERE state = 'running' AND lease_expires_at < now()
-             ORDER BY lease_expires_at LIMIT $1::int FOR UPDATE SKIP LOCKED
+            -- A rescue counts towards the poison-pill limit the first time (the job
+            -- becomes a suspect) and then only when the lost attempt ran alone: a
+            -- suspect that merely waited for its turn, or ran beside others, cannot be
+            -- told apart from a bystander of whatever killed its daemon.
+            SELECT j.id, j.leased_by,
+                   j.rescues + CASE WHEN j.rescues = 0 OR EXISTS (
+                                   SELECT 1 FROM queue.attempts a
+                                    WHERE a.job_id = j.id AND a.attempt = j.attempt AND a.event = 'solo')
+                               THEN 1 ELSE 0 END AS rescues
+              FROM queue.jobs j
+             WHERE j.state = 'running' AND j.lease_expires_at < now()
+             ORDER BY j.lease_expires_at LIMIT $1::int FOR UPDATE OF j SKIP LOCKED
         ), moved AS (
             UPDATE queue.jobs j
-               SET rescues = j.rescues + 1,
-                   state = CASE WHEN j.attempt >= j.max_attempts OR j.rescues + 1 >= $2::int
+               SET rescues = e.rescues,
+                   state = CASE WHEN j.attempt >= j.max_attempts OR e.rescues >= $2::int
                                 THEN 'dead' ELSE 'available' END,
-                   finished_at = CASE WHEN j.attempt >= j.max_attempts OR j.rescues + 1 >= $2::int
+                   finished_at = CASE WHEN j.attempt >= j.max_attempts OR e.rescues >= $2::int
                                       THEN now() END,
                    run_at = now(), leased_by = NULL, lease_expires_at = NULL, promoted_at = NULL,
                    last_error = 'lease expired: ' || coalesce(e.leased_by, 'a daemon')
@@ -266,6 +275,19 @@ public struct QueueStore: Sendable {
         )
         SELECT id, kind, state, attempt, rescues, leased_by FROM moved
         """
+
+    /// Records that a suspect (a job rescued before) now runs alone in its daemon, so
+    /// that if this attempt is lost too, the rescue counts towards the poison-pill
+    /// limit. False when the attempt is no longer this one's to run (lease lost).
+    /// One statement per suspect; suspects exist only after a daemon died mid-job.
+    public func markSolo(_ fence: AttemptFence, daemon: String) async throws -> Bool {
+        let result = try await connection.query("""
+            INSERT INTO queue.attempts (job_id, attempt, event, daemon)
+            SELECT id, attempt, 'solo', $3 FROM queue.jobs
+             WHERE id = $1::bigint AND attempt = $2::int AND state = 'running'
+            """, [String(fence.id), String(fence.attempt), daemon])
+        return result.affectedRows == 1
+    }
 
     /// Jobs `promoted` for longer than `olderThan` seconds without a claim: Redis lost
     /// them (a flush, a failover, a crash between commit and push). Back to `available`.

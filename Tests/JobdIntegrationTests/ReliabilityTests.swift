@@ -50,9 +50,11 @@ struct ReliabilityTests {
                 ["1", "2", "start", "", "", "t", "f"], ["1", "2", "end", "completed", "", "f", "t"],
                 ["2", "1", "start", "", "", "t", "f"], ["2", "1", "end", "retry", "noop_fail", "f", "t"],
                 ["2", "2", "start", "", "", "t", "f"], ["2", "2", "end", "dead", "noop_fail", "f", "t"],
-                // The rescuer ends the vanished attempt 1 (naming its daemon); attempt 2 runs.
+                // The rescuer ends the vanished attempt 1 (naming its daemon); attempt 2
+                // runs alone, as a suspect, and says so.
                 ["3", "1", "end", "lease_expired", "lease_expired", "t", "f"],
-                ["3", "2", "start", "", "", "t", "f"], ["3", "2", "end", "completed", "", "f", "t"],
+                ["3", "2", "start", "", "", "t", "f"], ["3", "2", "solo", "", "", "t", "f"],
+                ["3", "2", "end", "completed", "", "f", "t"],
             ])
         }
     }
@@ -167,6 +169,30 @@ struct ReliabilityTests {
             // Bystanders did run concurrently with each other (the pool was not serialised).
             #expect(probe.maxConcurrent > 1)
             #expect(world.logs.messages("running a rescued job alone").count == 4)
+        }
+    }
+
+    @Test("a rescue counts towards the poison-pill limit the first time, then only when the lost attempt ran alone")
+    func poisonCountsSoloRescues() async throws {
+        try await withWorld { world in
+            // Four suspects' attempts lost with their daemon: two had been waiting for
+            // their turn (no solo row), two were running alone.
+            try await world.exec("""
+                INSERT INTO queue.jobs (kind, state, attempt, rescues, leased_by, lease_expires_at) VALUES
+                    ('noop', 'running', 2, 1, 'crashed', now() - interval '1 second'),
+                    ('noop', 'running', 3, 2, 'crashed', now() - interval '1 second'),
+                    ('noop', 'running', 2, 1, 'crashed', now() - interval '1 second'),
+                    ('noop', 'running', 3, 2, 'crashed', now() - interval '1 second')
+                """)
+            try await world.exec("""
+                INSERT INTO queue.attempts (job_id, attempt, event, daemon)
+                SELECT id, attempt, 'solo', 'crashed' FROM queue.jobs WHERE id > (SELECT min(id) + 1 FROM queue.jobs)
+                """)
+            let rescued = try await QueueStore(connection: world.sql).rescueExpiredLeases(maxRescues: 3)
+            #expect(rescued.count == 4)
+            let rows = try await world.sql.query("SELECT state, rescues FROM queue.jobs ORDER BY id")
+            #expect(rows.rows == [["available", "1"], ["available", "2"], ["available", "2"], ["dead", "3"]])
+            #expect(try await world.scalar("SELECT reason FROM queue.dead_letters") == "poison")
         }
     }
 

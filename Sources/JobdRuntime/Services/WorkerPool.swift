@@ -17,10 +17,11 @@ import Synchronization
 ///
 /// A claimed job that was rescued before (`rescues > 0`) is a suspect: its last
 /// attempt's daemon died under it, and it may be what killed it. Suspects run
-/// alone: the pool waits until nothing else runs, runs the suspect, and fetches
-/// again only when it is done. If the suspect kills this process too, no bystander
-/// was in flight, so only the culprit's rescue count grows and the poison-pill rule
-/// (`JOBD_MAX_RESCUES`) dead-letters the culprit alone.
+/// alone: the pool waits until nothing else runs, records the solo run in the
+/// ledger, runs the suspect, and fetches again only when it is done. Only a rescue
+/// of such a solo attempt counts towards the poison-pill limit (`JOBD_MAX_RESCUES`),
+/// so when a culprit kills the process again, it alone moves closer to the dead
+/// letters; bystanders, and suspects still waiting for their turn, do not.
 public struct WorkerPool: Service {
     public let name: String
     let lanes: [JobPriority]
@@ -112,7 +113,14 @@ public struct WorkerPool: Service {
             if let suspect = suspects.first {
                 // Alone: wait for everything else to finish, run it, wait for it.
                 guard await waitUntilIdle(or: stop) else { return }
+                guard let mine = await markSolo(suspect.job.fence, stop: stop) else { return }
                 suspects.removeFirst()
+                guard mine else {
+                    logger.warning("lease lost before the rescued job could run alone; not run here", metadata: [
+                        LogKey.jobID: "\(suspect.job.id)", LogKey.jobAttempt: "\(suspect.job.attempt)",
+                    ])
+                    continue
+                }
                 logger.notice("running a rescued job alone", metadata: [
                     LogKey.service: "\(name)", LogKey.jobID: "\(suspect.job.id)", LogKey.jobKind: "\(suspect.job.kind)",
                     LogKey.jobAttempt: "\(suspect.job.attempt)", "rescues": "\(suspect.job.rescues)",
@@ -150,6 +158,23 @@ public struct WorkerPool: Service {
                 try? await Task.sleep(for: .milliseconds(Int(backoff.delay(forAttempt: failures, using: &generator) * 1000)))
             }
         }
+    }
+
+    /// Records the solo run before it starts (retrying through an outage). nil when
+    /// the pool was told to stop first; false when the lease was lost meanwhile.
+    private func markSolo(_ fence: AttemptFence, stop: StopFlag) async -> Bool? {
+        var failures = 0
+        var generator = SystemRandomNumberGenerator()
+        let backoff = RetryBackoff(baseSeconds: 0.1, maximumSeconds: 5)
+        while !stop.isStopped && !Task.isCancelled {
+            do {
+                return try await claimStore.markSolo(fence, daemon: daemonID)
+            } catch {
+                failures += 1
+                try? await Task.sleep(for: .milliseconds(Int(backoff.delay(forAttempt: failures, using: &generator) * 1000)))
+            }
+        }
+        return nil
     }
 
     /// Waits until no slot is busy; false when the pool was told to stop first.
