@@ -167,8 +167,9 @@ CREATE TABLE queue.attempts (
     job_id      bigint      NOT NULL,
     attempt     integer     NOT NULL,
     -- 'start' (claimed), 'end' (the attempt came to an outcome), or 'solo': the job
-    -- was rescued before, so this attempt runs alone in its daemon; if it is lost
-    -- too, that rescue counts towards the poison-pill limit (JOBD_MAX_RESCUES).
+    -- is a suspect (rescued max(1, JOBD_MAX_RESCUES - 1) times), so this attempt runs
+    -- alone in its daemon; if it is lost too, that rescue counts towards the
+    -- poison-pill limit.
     event       text        NOT NULL,
     at          timestamptz NOT NULL DEFAULT now(),
     -- start, solo: the daemon that runs it; end by the rescuer: the daemon that lost it.

@@ -216,6 +216,11 @@ public struct QueueStore: Sendable {
     /// One rescuer pass: attempts whose lease expired go back to `available`, or to
     /// the dead letters when their attempts are spent or they were rescued
     /// `maxRescues` times (a job that keeps killing its daemon is a poison pill).
+    ///
+    /// A job rescued `max(1, maxRescues - 1)` times is a suspect and runs alone
+    /// (WorkerPool); its further rescues count only for attempts that did run alone
+    /// (a `solo` ledger row), so a job is dead-lettered as poison only if the process
+    /// died while it was the one job running.
     public func rescueExpiredLeases(maxRescues: Int, limit: Int = 1_000) async throws -> [RescuedJob] {
         let result = try await connection.query(Self.rescueSQL, [String(limit), String(maxRescues)])
         return result.rows.compactMap { row in
@@ -230,12 +235,12 @@ public struct QueueStore: Sendable {
 
     static let rescueSQL = """
         WITH expired AS (
-            -- A rescue counts towards the poison-pill limit the first time (the job
-            -- becomes a suspect) and then only when the lost attempt ran alone: a
-            -- suspect that merely waited for its turn, or ran beside others, cannot be
+            -- Rescues below max(1, max_rescues - 1) always count; from there on the
+            -- job is a suspect that runs alone, and a rescue counts only when the lost
+            -- attempt ran alone: a suspect that merely waited for its turn cannot be
             -- told apart from a bystander of whatever killed its daemon.
             SELECT j.id, j.leased_by,
-                   j.rescues + CASE WHEN j.rescues = 0 OR EXISTS (
+                   j.rescues + CASE WHEN j.rescues < greatest(1, $2::int - 1) OR EXISTS (
                                    SELECT 1 FROM queue.attempts a
                                     WHERE a.job_id = j.id AND a.attempt = j.attempt AND a.event = 'solo')
                                THEN 1 ELSE 0 END AS rescues

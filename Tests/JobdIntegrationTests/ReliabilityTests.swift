@@ -50,11 +50,9 @@ struct ReliabilityTests {
                 ["1", "2", "start", "", "", "t", "f"], ["1", "2", "end", "completed", "", "f", "t"],
                 ["2", "1", "start", "", "", "t", "f"], ["2", "1", "end", "retry", "noop_fail", "f", "t"],
                 ["2", "2", "start", "", "", "t", "f"], ["2", "2", "end", "dead", "noop_fail", "f", "t"],
-                // The rescuer ends the vanished attempt 1 (naming its daemon); attempt 2
-                // runs alone, as a suspect, and says so.
+                // The rescuer ends the vanished attempt 1 (naming its daemon); attempt 2 runs.
                 ["3", "1", "end", "lease_expired", "lease_expired", "t", "f"],
-                ["3", "2", "start", "", "", "t", "f"], ["3", "2", "solo", "", "", "t", "f"],
-                ["3", "2", "end", "completed", "", "f", "t"],
+                ["3", "2", "start", "", "", "t", "f"], ["3", "2", "end", "completed", "", "f", "t"],
             ])
         }
     }
@@ -152,15 +150,18 @@ struct ReliabilityTests {
         try await withWorld { world in
             let probe = ConcurrencyProbe()
             try await world.exec("INSERT INTO queue.jobs (kind) SELECT 'probe' FROM generate_series(1, 40)")
+            // Rescued twice: suspects under the default JOBD_MAX_RESCUES = 3.
+            try await world.exec("INSERT INTO queue.jobs (kind, rescues) SELECT 'probe', 2 FROM generate_series(1, 4)")
+            // Rescued once: not yet suspects; they run beside the others.
             try await world.exec("INSERT INTO queue.jobs (kind, rescues) SELECT 'probe', 1 FROM generate_series(1, 4)")
             try await world.exec("INSERT INTO queue.jobs (kind) SELECT 'probe' FROM generate_series(1, 40)")
             let config = world.configuration { $0.workers = .shared(8) }
             try await world.running([world.makeDaemon(config, handlers: [probe])]) {
-                try await world.waitForState("completed", count: 84, timeout: 60)
+                try await world.waitForState("completed", count: 88, timeout: 60)
             }
             let runs = probe.runs
-            #expect(runs.count == 84)
-            let suspects = runs.filter { $0.rescues > 0 }
+            #expect(runs.count == 88)
+            let suspects = runs.filter { $0.rescues >= 2 }
             #expect(suspects.count == 4)
             for suspect in suspects {
                 let overlapping = runs.filter { $0.id != suspect.id && $0.start < suspect.end && suspect.start < $0.end }
@@ -169,30 +170,44 @@ struct ReliabilityTests {
             // Bystanders did run concurrently with each other (the pool was not serialised).
             #expect(probe.maxConcurrent > 1)
             #expect(world.logs.messages("running a rescued job alone").count == 4)
+            #expect(try await world.int("SELECT count(*) FROM queue.attempts WHERE event = 'solo'") == 4)
+            let onceRescued = runs.filter { $0.rescues == 1 }
+            #expect(onceRescued.contains { once in
+                runs.contains { $0.id != once.id && $0.start < once.end && once.start < $0.end }
+            }, "a job rescued once is not isolated")
         }
     }
 
-    @Test("a rescue counts towards the poison-pill limit the first time, then only when the lost attempt ran alone")
+    @Test("rescues count up to max_rescues - 1; beyond, only when the lost attempt ran alone")
     func poisonCountsSoloRescues() async throws {
         try await withWorld { world in
-            // Four suspects' attempts lost with their daemon: two had been waiting for
-            // their turn (no solo row), two were running alone.
+            // Attempts lost with their daemon. With max_rescues 3, jobs rescued twice are
+            // suspects: of those, one was waiting for its turn (no solo row), one ran alone.
             try await world.exec("""
                 INSERT INTO queue.jobs (kind, state, attempt, rescues, leased_by, lease_expires_at) VALUES
+                    ('noop', 'running', 1, 0, 'crashed', now() - interval '1 second'),
                     ('noop', 'running', 2, 1, 'crashed', now() - interval '1 second'),
                     ('noop', 'running', 3, 2, 'crashed', now() - interval '1 second'),
-                    ('noop', 'running', 2, 1, 'crashed', now() - interval '1 second'),
                     ('noop', 'running', 3, 2, 'crashed', now() - interval '1 second')
                 """)
             try await world.exec("""
                 INSERT INTO queue.attempts (job_id, attempt, event, daemon)
-                SELECT id, attempt, 'solo', 'crashed' FROM queue.jobs WHERE id > (SELECT min(id) + 1 FROM queue.jobs)
+                SELECT id, attempt, 'solo', 'crashed' FROM queue.jobs WHERE id = (SELECT max(id) FROM queue.jobs)
                 """)
             let rescued = try await QueueStore(connection: world.sql).rescueExpiredLeases(maxRescues: 3)
             #expect(rescued.count == 4)
             let rows = try await world.sql.query("SELECT state, rescues FROM queue.jobs ORDER BY id")
             #expect(rows.rows == [["available", "1"], ["available", "2"], ["available", "2"], ["dead", "3"]])
             #expect(try await world.scalar("SELECT reason FROM queue.dead_letters") == "poison")
+            // With max_rescues 2 a job rescued once is already a suspect: its next rescue
+            // needs a solo run to count. Jobs already at the (lowered) limit are dead.
+            try await world.exec("""
+                UPDATE queue.jobs SET state = 'running', lease_expires_at = now() - interval '1 second'
+                 WHERE state = 'available'
+                """)
+            _ = try await QueueStore(connection: world.sql).rescueExpiredLeases(maxRescues: 2)
+            let again = try await world.sql.query("SELECT state, rescues FROM queue.jobs ORDER BY id LIMIT 3")
+            #expect(again.rows == [["available", "1"], ["dead", "2"], ["dead", "2"]])
         }
     }
 
@@ -305,21 +320,24 @@ struct RoleTests {
             try await world.sql.executeScript(#"""
                 INSERT INTO queue.jobs (kind, payload) SELECT 'noop', '{}' FROM generate_series(1, 30);
                 INSERT INTO queue.jobs (kind, payload) VALUES ('noop', '{"fail_attempts": 1}'), ('noop', '{"permanent": true}');
-                INSERT INTO queue.jobs (kind, state, attempt, max_attempts, leased_by, lease_expires_at) VALUES
-                    ('noop', 'running', 1, 20, 'vanished', now() - interval '1 second'),
-                    ('noop', 'running', 2, 2, 'vanished', now() - interval '1 second');
+                INSERT INTO queue.jobs (kind, state, attempt, max_attempts, rescues, leased_by, lease_expires_at) VALUES
+                    ('noop', 'running', 1, 20, 0, 'vanished', now() - interval '1 second'),
+                    ('noop', 'running', 2, 20, 2, 'vanished', now() - interval '1 second'),
+                    ('noop', 'running', 2, 2, 0, 'vanished', now() - interval '1 second');
                 """#)
             #expect(try await Migrator(connection: sql, logger: .silent).pending(tiers: ["queue"]).isEmpty)
             var config = world.configuration()
             config.databaseURL = world.database.url + "?user=\(login)"
             try await world.running([world.makeDaemon(config)]) {
                 try await waitUntil(timeout: 30, "all finished") {
-                    try await world.int("SELECT count(*) FROM queue.jobs WHERE state IN ('completed', 'dead')") == 34
+                    try await world.int("SELECT count(*) FROM queue.jobs WHERE state IN ('completed', 'dead')") == 35
                 }
                 #expect(try await world.int("SELECT count(*) FROM queue.daemons") == 1)
             }
-            #expect(try await world.count(state: "completed") == 32)
+            #expect(try await world.count(state: "completed") == 33)
             #expect(try await world.int("SELECT count(*) FROM queue.dead_letters") == 2)
+            // The suspect ran alone, which the daemon role recorded in the ledger.
+            #expect(try await world.int("SELECT count(*) FROM queue.attempts WHERE event = 'solo'") == 1)
             #expect(try await world.int("SELECT count(*) FROM queue.attempts") > 60)
             let failures = world.logs.all.filter { $0.level >= .warning && ($0.metadata[LogKey.error] ?? "").contains("permission denied") }
             #expect(failures.isEmpty, "\(failures.map(\.message))")

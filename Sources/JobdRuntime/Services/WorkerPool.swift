@@ -15,13 +15,14 @@ import Synchronization
 /// Graceful shutdown (SIGTERM): stop fetching, let running jobs finish for up to
 /// `shutdownTimeout`, then cancel what is left and release it to `available`.
 ///
-/// A claimed job that was rescued before (`rescues > 0`) is a suspect: its last
-/// attempt's daemon died under it, and it may be what killed it. Suspects run
+/// A claimed job rescued `max(1, JOBD_MAX_RESCUES - 1)` times is a suspect: its
+/// daemon died under it that often, and it may be what killed it. Suspects run
 /// alone: the pool waits until nothing else runs, records the solo run in the
-/// ledger, runs the suspect, and fetches again only when it is done. Only a rescue
-/// of such a solo attempt counts towards the poison-pill limit (`JOBD_MAX_RESCUES`),
-/// so when a culprit kills the process again, it alone moves closer to the dead
-/// letters; bystanders, and suspects still waiting for their turn, do not.
+/// ledger, runs the suspect, and fetches again only when it is done. From there on
+/// only a rescue of such a solo attempt counts towards `JOBD_MAX_RESCUES`, so when
+/// a culprit kills the process again, it alone reaches the dead letters (poison);
+/// bystanders, and suspects still waiting for their turn, never do. A job rescued
+/// once (a one-off crash, a frozen daemon) runs again at full parallelism.
 public struct WorkerPool: Service {
     public let name: String
     let lanes: [JobPriority]
@@ -138,8 +139,9 @@ public struct WorkerPool: Service {
             do {
                 let jobs = try await fetch(max: free, order: selector.nextOrder())
                 failures = 0
+                let suspectAt = max(1, configuration.maxRescues - 1)
                 for job in jobs {
-                    if job.job.rescues > 0 {
+                    if job.job.rescues >= suspectAt {
                         suspects.append(job)
                         continue
                     }
