@@ -18,7 +18,8 @@ public actor PostgresConnection {
 
     private let conninfo: String?
     private let commandTimeout: Double
-    private let sessionSettings: [String]
+    /// statement_timeout, idle_in_transaction_session_timeout, lock_timeout (ms).
+    private let sessionSettings: [String?]
     private let logger: Logger
     /// Owns the libpq handle; closing it in the handle's own deinit avoids needing
     /// an isolated deinit on the actor (which crashes the 6.3 optimizer).
@@ -42,11 +43,7 @@ public actor PostgresConnection {
         let timeoutMs = Int(commandTimeout * 1000)
         // The daemon never holds a transaction open while it waits on anything else;
         // this bounds the damage of a bug to a minute of held locks and bloat.
-        self.sessionSettings = [
-            "SET statement_timeout = \(timeoutMs)",
-            "SET idle_in_transaction_session_timeout = 60000",
-            "SET lock_timeout = \(timeoutMs)",
-        ]
+        self.sessionSettings = [String(timeoutMs), "60000", String(timeoutMs)]
     }
 
     deinit {
@@ -119,7 +116,12 @@ public actor PostgresConnection {
         }
         connection = conn
         do {
-            _ = try run(sessionSettings.joined(separator: "; "), [], simple: true, timeout: commandTimeout)
+            // One parameterised statement (SET itself takes no parameters).
+            _ = try run("""
+                SELECT set_config('statement_timeout', $1, false),
+                       set_config('idle_in_transaction_session_timeout', $2, false),
+                       set_config('lock_timeout', $3, false)
+                """, sessionSettings, simple: false, timeout: commandTimeout)
             for channel in listening.sorted() {
                 _ = try run("LISTEN \(quoteIdentifier(channel))", [], simple: true, timeout: commandTimeout)
             }

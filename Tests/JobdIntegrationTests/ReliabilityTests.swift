@@ -488,3 +488,113 @@ final class Blackhole: Sendable {
 
     func close() { Glibc.close(fd) }
 }
+
+// MARK: - Queue table health and SQL hygiene
+
+@Suite("Queue table health", .serialized)
+struct QueueHealthTests {
+    /// Plans of the hot statements' shapes (their WHERE and ORDER BY as in
+    /// QueueStore) on a table of realistic size: each must use its index.
+    @Test("the hot statements use their indexes, not a scan of queue.jobs")
+    func hotStatementsUseIndexes() async throws {
+        try await withWorld { world in
+            try await world.exec("""
+                INSERT INTO queue.jobs (kind, priority, state, finished_at)
+                SELECT 'noop', (ARRAY['high','normal','low'])[1 + g % 3], 'completed', now() FROM generate_series(1, 60000) g
+                """)
+            try await world.exec("""
+                INSERT INTO queue.jobs (kind, priority, run_at)
+                SELECT 'noop', (ARRAY['high','normal','low'])[1 + g % 3], now() + g * interval '1 second'
+                  FROM generate_series(1, 20000) g
+                """)
+            try await world.exec("""
+                INSERT INTO queue.attempts (job_id, attempt, event, daemon)
+                SELECT id, 1, 'start', 'd' FROM queue.jobs WHERE state = 'completed'
+                """)
+            try await world.exec("ANALYZE queue.jobs")
+            try await world.exec("ANALYZE queue.attempts")
+            let shapes: [(what: String, sql: String, index: [String])] = [
+                ("promote", """
+                    SELECT id FROM queue.jobs
+                     WHERE state IN ('available', 'retryable') AND priority = 'high' AND run_at <= now()
+                     ORDER BY run_at, id LIMIT 1000 FOR UPDATE SKIP LOCKED
+                    """, ["jobs_due_idx"]),
+                ("next due", """
+                    SELECT min(run_at) FROM queue.jobs WHERE state IN ('available', 'retryable') AND priority = 'normal'
+                    """, ["jobs_due_idx"]),
+                ("backlog", """
+                    SELECT count(*) FROM queue.jobs WHERE state IN ('available', 'retryable') AND run_at <= now()
+                    """, ["jobs_due_idx"]),
+                ("claim", """
+                    UPDATE queue.jobs SET state = 'running' WHERE id = ANY('{1,2,3}'::bigint[]) AND state = 'promoted'
+                    """, ["jobs_pkey", "jobs_promoted_idx"]),  // the partial index while few are promoted
+                ("rescue", """
+                    SELECT id FROM queue.jobs WHERE state = 'running' AND lease_expires_at < now()
+                     ORDER BY lease_expires_at LIMIT 1000 FOR UPDATE SKIP LOCKED
+                    """, ["jobs_lease_idx"]),
+                ("reclaim", """
+                    SELECT id FROM queue.jobs WHERE state = 'promoted' AND promoted_at < now() - interval '60 seconds'
+                     ORDER BY promoted_at LIMIT 10000 FOR UPDATE SKIP LOCKED
+                    """, ["jobs_promoted_idx"]),
+                ("solo lookup", """
+                    SELECT 1 FROM queue.attempts WHERE job_id = 42 AND attempt = 1 AND event = 'solo'
+                    """, ["attempts_job_idx"]),
+            ]
+            for shape in shapes {
+                let plan = try await world.sql.query("EXPLAIN \(shape.sql)").rows.compactMap { $0.first ?? nil }.joined(separator: "\n")
+                #expect(shape.index.contains { plan.contains($0) }, "\(shape.what) does not use \(shape.index):\n\(plan)")
+                #expect(!plan.contains("Seq Scan"), "\(shape.what) scans a table:\n\(plan)")
+            }
+        }
+    }
+
+    @Test("churned tables carry their fillfactor and autovacuum settings; sessions bound idle transactions")
+    func storageSettingsAndSessionLimits() async throws {
+        try await withWorld { world in
+            let options = try await world.sql.query("""
+                SELECT relname, array_to_string(reloptions, ',') FROM pg_class
+                 WHERE oid IN ('queue.jobs'::regclass, 'queue.daemons'::regclass, 'queue.attempts'::regclass)
+                 ORDER BY relname
+                """).rows.map { ($0[0] ?? "", $0[1] ?? "") }
+            let byTable = Dictionary(uniqueKeysWithValues: options)
+            #expect(byTable["jobs"]?.contains("fillfactor=80") == true)
+            #expect(byTable["jobs"]?.contains("autovacuum_vacuum_scale_factor=0.01") == true)
+            #expect(byTable["daemons"]?.contains("fillfactor=50") == true)
+            #expect(byTable["attempts"]?.contains("autovacuum_vacuum_insert_scale_factor=0.02") == true)
+            // Every daemon session (this one is built the same way) bounds idle transactions
+            // and statements, so the daemon can never hold back vacuum for long.
+            let connection = world.database.connection("settings", timeout: 7)
+            let settings = try await connection.query("""
+                SELECT current_setting('idle_in_transaction_session_timeout'), current_setting('statement_timeout'),
+                       current_setting('lock_timeout')
+                """)
+            #expect(settings.rows == [["1min", "7s", "7s"]])
+            await connection.close()
+        }
+    }
+
+    @Test("every SQL statement in Sources is parameterised: no string interpolation inside SQL text")
+    func sqlIsParameterised() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let sources = root.appendingPathComponent("Sources")
+        let files = FileManager.default.enumerator(at: sources, includingPropertiesForKeys: nil)?
+            .compactMap { $0 as? URL }.filter { $0.pathExtension == "swift" && !$0.path.contains("JobdTestSupport") } ?? []
+        #expect(files.count > 20)
+        // String literals (multi-line first), and the SQL they may carry.
+        let literal = /"""[\s\S]*?"""|"(?:[^"\\\n]|\\.)*"/
+        let sql = /\b(SELECT|INSERT|UPDATE|DELETE|WITH|LISTEN|NOTIFY|CREATE|DROP|ALTER|GRANT|TRUNCATE|SET [a-z_]+ =)\b/
+        // LISTEN takes no parameters (its channel is a constant, quoted as an
+        // identifier); SELECT n there is Redis's, not SQL.
+        let allowed = ["LISTEN \\(quoteIdentifier(", "\"SELECT \\(url.database)\""]
+        var offenders: [String] = []
+        for file in files {
+            let text = try String(contentsOf: file, encoding: .utf8)
+            for match in text.matches(of: literal) {
+                let body = String(match.output)
+                guard body.contains("\\("), body.contains(sql), !allowed.contains(where: { body.contains($0) }) else { continue }
+                offenders.append("\(file.lastPathComponent): \(body.prefix(100))")
+            }
+        }
+        #expect(offenders == [])
+    }
+}
