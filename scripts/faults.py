@@ -845,7 +845,7 @@ def scenario_sigstop(suite, world, result):
     SIGCONT: the old attempts' completions are refused."""
     a = world.daemon("a")
     a_pid = a.pid
-    b = world.daemon("b", JOBD_WORKERS=4)
+    world.daemon("b")
     world.produce(10_000 if suite.full else 2_000, 10)
     world.sql("INSERT INTO queue.jobs (kind, payload) SELECT 'noop', '{\"sleep_ms\": 2000}' FROM generate_series(1, 24)",
               user=World.ENQUEUER_ROLE)
@@ -1029,6 +1029,7 @@ def scenario_soak(suite, world, result):
     windows = []  # (t, completed, dead tuples)
     holder = None
     held = released = None
+    horizon_held = False
     hold_for = 120
     deadline = started + 3600
 
@@ -1050,6 +1051,14 @@ def scenario_soak(suite, world, result):
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             held = time.time()
             say(f"  REPEATABLE READ transaction opened for {hold_for} s")
+            # Evidence that it really holds the xmin horizon back.
+            try:
+                wait_until("the snapshot to hold the xmin horizon", 10, lambda: world.int(
+                    "SELECT count(*) FROM pg_stat_activity WHERE backend_xmin IS NOT NULL "
+                    "AND query LIKE 'SELECT pg_sleep%'") == 1, 0.2)
+                horizon_held = True
+            except SuiteError:
+                horizon_held = False
         if holder is not None and released is None and holder.poll() is not None:
             released = time.time()
             say("  REPEATABLE READ transaction committed")
@@ -1079,6 +1088,10 @@ def scenario_soak(suite, world, result):
     after = rate(released, finished)
     result.notes.append(f"throughput before {before:.0f}/s, during the long snapshot {during:.0f}/s, after {after:.0f}/s; "
                         f"dead tuples peak {peak_dead}, {final_dead} after draining")
+    result.check(horizon_held, "the REPEATABLE READ snapshot held the xmin horizon (pg_stat_activity.backend_xmin)")
+    at_release = max((w[2] for w in windows if released and w[0] <= released + 1), default=0)
+    result.notes.append(f"dead tuples in queue.jobs: {at_release} when the snapshot ended (vacuum could not remove "
+                        f"them while it lived), peak {peak_dead}, {final_dead} once autovacuum ran")
     result.check(drained_at is not None, f"dead tuples drained after the snapshot ended ({peak_dead} -> {final_dead})")
     result.check(after >= 0.5 * before, f"throughput recovered: {after:.0f}/s after vs {before:.0f}/s before "
                                         f"({during:.0f}/s during)")
