@@ -600,7 +600,7 @@ class Producer:
         return not self.thread.is_alive()
 
 
-def first_completion_after(world, moment, timeout=120):
+def first_completion_after(world, moment, timeout=60):
     """Seconds from `moment` (epoch) to the first job finished after it."""
     def found():
         return world.scalar(f"SELECT 1 FROM queue.jobs WHERE finished_at > to_timestamp({moment}) LIMIT 1") == "1"
@@ -695,7 +695,7 @@ def scenario_flushall(suite, world, result):
 def scenario_redis(suite, world, result):
     """Redis killed and restarted; DEBUG SLEEP 5; CLIENT PAUSE 5000."""
     total = 30_000 if suite.full else 8_000
-    flow = 40 if suite.full else 25
+    flow = 50 if suite.full else 35  # longer than the three faults take
     daemon = world.daemon("a")
     pid = daemon.pid
     producer = world.produce(total, flow)
@@ -738,7 +738,9 @@ def scenario_redis(suite, world, result):
 def scenario_postgres(suite, world, result):
     """pg_ctl restart -m immediate and pg_terminate_backend on the daemon's sessions."""
     total = 30_000 if suite.full else 5_000
-    flow = 45 if suite.full else 20
+    # Longer than the faults take (a crash recovery under load can take 10 s), so
+    # that every fault meets jobs flowing and its recovery can be measured.
+    flow = 80 if suite.full else 40
     faults = 8 if suite.full else 4
     daemon = world.daemon("a", JOBD_POLL_INTERVAL=5)
     pid = daemon.pid
@@ -747,6 +749,8 @@ def scenario_postgres(suite, world, result):
     in_flight, recoveries = 0, []
     for n in range(faults):
         time.sleep(random.Random(suite.seed + n).uniform(2.5, 4.5))
+        if producer.done:
+            break
         before = world.running()
         if n % 2 == 0:
             world.servers.pg_restart_immediate()
@@ -765,8 +769,8 @@ def scenario_postgres(suite, world, result):
     world.settle_and_check(result, in_flight, 180)
     samples.stop()
     result.recovery = max((r for r in recoveries if r is not None), default=None)
-    result.check(all(r is not None for r in recoveries),
-                 f"progress resumed after every fault (worst {result.recovery or 0:.1f} s)")
+    result.check(len(recoveries) == faults and all(r is not None for r in recoveries),
+                 f"progress resumed after each of the {len(recoveries)} faults (worst {result.recovery or 0:.1f} s)")
     result.check(daemon.pid == pid and daemon.restarts == 0, f"the daemon survived every fault (pid {pid} unchanged)")
     result.check(samples.pg_max <= 5 and samples.pg_per_name_max <= 1,
                  f"postgres sessions never above the pool: max {samples.pg_max} (pool 3 + 2 per worker pool = 5), "
