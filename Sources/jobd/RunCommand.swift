@@ -45,7 +45,13 @@ struct RunCommand: AsyncParsableCommand {
         let identity = DaemonIdentity(
             id: "\(ProcessInfo.processInfo.hostName):\(getpid()):\(UInt32.random(in: 0...UInt32.max) % 100_000)",
             hostname: ProcessInfo.processInfo.hostName, pid: getpid(), version: Jobd.version)
-        let tiers = TierComponents(connections: connections)
+        // Test-only, deliberately not a configuration key: lets the fault suite make a
+        // `noop` job abort the process (scenario 8, poison pill).
+        let testFaults = ProcessInfo.processInfo.environment["JOBD_TEST_FAULTS"] == "1"
+        if testFaults {
+            logger.warning("JOBD_TEST_FAULTS=1: noop jobs may abort this process; never set this in production")
+        }
+        let tiers = TierComponents(connections: connections, testFaults: testFaults)
         let daemon = JobDaemon(
             configuration: config, handlers: HandlerRegistry(tiers.handlers), identity: identity, logger: logger,
             postgres: connections.postgres, redis: connections.dispatch, observer: tiers.observer)

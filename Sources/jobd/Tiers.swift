@@ -57,13 +57,14 @@ struct TierComponents {
     /// JOBD_FACTS_BUFFER=0).
     var observer: (any AttemptObserver)?
 
-    init(connections: Connections) {
+    /// - Parameter testFaults: lets `noop` abort the process (the fault suite only).
+    init(connections: Connections, testFaults: Bool = false) {
         let configuration = connections.configuration
         let logger = connections.logger
         databases = TierDatabases(configuration: configuration, logger: logger) { tier, name in
             connections.postgres(name, tier: tier)
         }
-        handlers = [NoopHandler()]
+        handlers = [NoopHandler(testFaults: testFaults)]
         services = []
         // Content tier: content.write, content.purge, and the batched search indexer.
         let content = databases[.content]

@@ -36,6 +36,7 @@ public final class WorkerSlots: Sendable {
 
     public var busy: Int { state.withLock { $0.running.count } }
     public var fences: [AttemptFence] { state.withLock { Array($0.running.keys) } }
+    public func contains(_ fence: AttemptFence) -> Bool { state.withLock { $0.running[fence] != nil } }
 
     /// Waits until at least one slot is free and returns how many are.
     public func waitForFree() async -> Int {
