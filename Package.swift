@@ -21,6 +21,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.8.0"),
         .package(url: "https://github.com/apple/swift-configuration", from: "1.0.0", traits: [.defaults, "YAML"]),
         .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // MARK: C libraries named by the product (found with pkg-config)
@@ -30,6 +31,7 @@ let package = Package(
         .systemLibrary(name: "CHiredis", providers: [.apt(["libhiredis-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
 
         // MARK: Pure core: jobs, states, backoff, decisions, configuration. No I/O.
         .target(name: "JobdCore", swiftSettings: strict),
@@ -62,12 +64,23 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // libcurl (HTTP(S) and SMTP) on dedicated threads, and webhook signing.
+        .target(
+            name: "JobdNotify",
+            dependencies: [
+                "CCurl", "JobdCore", "JobdThreads",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
 
         // MARK: Runtime services (promoter, worker pool, rescuer, …) and handlers
         .target(
             name: "JobdRuntime",
             dependencies: [
                 "JobdCore", "JobdPostgres", "JobdRedis",
+                "JobdNotify",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -107,6 +120,8 @@ let package = Package(
             name: "JobdIntegrationTests",
             dependencies: [
                 "JobdCore", "JobdPostgres", "JobdRedis", "JobdRuntime", "JobdSystemd", "JobdTestSupport",
+                "JobdNotify",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],

@@ -65,6 +65,9 @@ struct TierComponents {
             connections.postgres(name, tier: tier)
         }
         handlers = [NoopHandler()]
+        handlers.append(NotificationSendHandler(
+            database: databases[.notifications], settings: configuration.notifications,
+            userAgent: "jobd/\(Jobd.version)", logger: logger))
         services = []
     }
 }
