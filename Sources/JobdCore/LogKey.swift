@@ -16,6 +16,7 @@ public enum LogKey {
     public static let outcome = "outcome"
     public static let retryIn = "retry_in_s"
     public static let notificationKey = "notification_key"
+    public static let notificationID = "notification_id"
     public static let notificationChannel = "notification_channel"
     public static let destination = "destination"
     public static let statusCode = "status_code"

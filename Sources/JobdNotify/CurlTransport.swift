@@ -85,23 +85,43 @@ public final class CurlTransport: Sendable {
     public var concurrency: Int { workers.count }
 
     public func post(_ request: HTTPPost) async -> TransferReport {
-        await perform(.http(request))
+        await withSlot { await $0.post(request) }
     }
 
     public func send(_ mail: MailSubmission) async -> TransferReport {
-        await perform(.mail(mail))
+        await withSlot { await $0.send(mail) }
     }
 
-    private func perform(_ transfer: CurlWorker.Transfer) async -> TransferReport {
+    /// Runs `body` with a worker of its own, waiting for a free one first. A caller
+    /// that must do something just before its transfer (claim the notification)
+    /// does it inside, so no queueing for a worker happens between the two.
+    public func withSlot<T>(_ body: (Slot) async throws -> T) async rethrows -> T {
         let index = await pool.checkOut()
         defer { pool.checkIn(index) }
-        if Task.isCancelled { return TransferReport(outcome: .cancelled, excerpt: "cancelled before sending", seconds: 0) }
-        let cancel = CancelFlag()
-        let limits = limits
-        return await withTaskCancellationHandler {
-            await workers[index].perform(transfer, limits: limits, cancel: cancel)
-        } onCancel: {
-            cancel.set()
+        return try await body(Slot(worker: workers[index], limits: limits))
+    }
+
+    /// One worker, lent for the duration of `withSlot`.
+    public struct Slot: Sendable {
+        let worker: CurlWorker
+        let limits: CurlWorker.Limits
+
+        public func post(_ request: HTTPPost) async -> TransferReport {
+            await perform(.http(request))
+        }
+
+        public func send(_ mail: MailSubmission) async -> TransferReport {
+            await perform(.mail(mail))
+        }
+
+        private func perform(_ transfer: CurlWorker.Transfer) async -> TransferReport {
+            if Task.isCancelled { return TransferReport(outcome: .cancelled, excerpt: "cancelled before sending", seconds: 0) }
+            let cancel = CancelFlag()
+            return await withTaskCancellationHandler {
+                await worker.perform(transfer, limits: limits, cancel: cancel)
+            } onCancel: {
+                cancel.set()
+            }
         }
     }
 }

@@ -60,8 +60,10 @@ public struct NotificationSettings: Sendable, Equatable {
     public static let defaults = NotificationSettings()
 
     /// How long a claimed notification stays `sending` before another run may take
-    /// it over: longer than any transfer can last, so a live sender is never overtaken.
-    public var sendingWindow: Double { connectTimeout + timeout + 30 }
+    /// it over: the longest transfer (the total timeout includes connecting) plus
+    /// room for the claim's and the final write's round trips, so a live sender is
+    /// never overtaken. Also how long a crashed sender delays the next try.
+    public var sendingWindow: Double { timeout + 15 }
 
     /// Where a request goes and what the rate limiter and breaker count it by, or a
     /// permanent failure when the destination is not allowed or not configured.
@@ -104,6 +106,11 @@ public struct NotificationRoute: Sendable, Equatable {
     public var endpoint: String
     /// `scheme://host:port`: the unit of rate limiting and circuit breaking.
     public var destinationKey: String
+
+    public init(endpoint: String, destinationKey: String) {
+        self.endpoint = endpoint
+        self.destinationKey = destinationKey
+    }
 }
 
 /// A secret setting: its description is always `***`, so printing a configuration

@@ -110,38 +110,47 @@ public struct NotificationSendHandler: JobHandler {
             }
         }
 
-        // 3. Claim the notification.
+        // 3. Claim the notification and 4. send it, on a transfer worker taken first,
+        // so the claim window never includes a wait for a free worker.
         let token = Self.claimToken()
-        let claim: NotificationStore.Claim
+        let step: SendStep
         do {
-            claim = try await store.claim(request, token: token, jobID: job.id, window: settings.sendingWindow)
+            step = try await transport.withSlot { slot -> SendStep in
+                let claim = try await store.claim(request, token: token, jobID: job.id, window: settings.sendingWindow)
+                guard case .claimed(let id, let number) = claim else { return .notClaimed(claim) }
+                let startedAt = wallClock()
+                let report = await send(request, route: route, slot: slot)
+                return .sent(id: id, tryNumber: number, startedAt: startedAt, report: report)
+            }
         } catch {
             deliveryGuard.abandon(route.destinationKey, probe: probe)
             throw error
         }
         let notificationID: Int64
         let tryNumber: Int
-        switch claim {
-        case .claimed(let id, let number):
+        let startedAt: Double
+        let report: TransferReport
+        switch step {
+        case .sent(let id, let number, let started, let transfer):
             notificationID = id
             tryNumber = number
-        case .alreadySent(let id):
+            startedAt = started
+            report = transfer
+        case .notClaimed(.alreadySent(let id)):
             deliveryGuard.abandon(route.destinationKey, probe: probe)
-            logger.info("notification already sent; not sending again", metadata: ["notification_id": "\(id)"])
+            logger.info("notification already sent; not sending again", metadata: [LogKey.notificationID: "\(id)"])
             return
-        case .busy(let retryIn):
+        case .notClaimed(.busy(let retryIn)):
             deliveryGuard.abandon(route.destinationKey, probe: probe)
             throw JobSnooze(seconds: max(0.05, retryIn + 0.05))
-        case .conflict:
+        case .notClaimed(.conflict):
             deliveryGuard.abandon(route.destinationKey, probe: probe)
             throw JobFailure.permanent(
                 "idempotency_key \(request.idempotencyKey) already names a different notification",
                 code: "idempotency_conflict")
+        case .notClaimed(.claimed):
+            preconditionFailure("a claimed notification is always sent")
         }
-
-        // 4. Send.
-        let startedAt = wallClock()
-        let report = await send(request, route: route)
 
         // 5. Decide, feed the breaker, record.
         let verdict = DeliveryPolicy.verdict(channel: request.channel, outcome: report.outcome, now: wallClock())
@@ -227,19 +236,24 @@ public struct NotificationSendHandler: JobHandler {
         }
     }
 
-    private func send(_ request: NotificationRequest, route: NotificationRoute) async -> TransferReport {
+    private enum SendStep: Sendable {
+        case sent(id: Int64, tryNumber: Int, startedAt: Double, report: TransferReport)
+        case notClaimed(NotificationStore.Claim)
+    }
+
+    private func send(_ request: NotificationRequest, route: NotificationRoute, slot: CurlTransport.Slot) async -> TransferReport {
         let idempotency = "Idempotency-Key: \(request.idempotencyKey)"
         switch request.channel {
         case .webhook:
             let body = Array(request.body.utf8)
             var headers = ["Content-Type: application/json", idempotency]
             if let signer { headers += signer.headers(timestamp: Int64(wallClock()), body: body) }
-            return await transport.post(HTTPPost(url: route.endpoint, headers: headers, body: body))
+            return await slot.post(HTTPPost(url: route.endpoint, headers: headers, body: body))
         case .sms:
             let body = Array(JSONValue.object(["to": .string(request.to), "body": .string(request.body)]).canonicalText.utf8)
             var headers = ["Content-Type: application/json", idempotency]
             if let token = settings.smsToken { headers.append("Authorization: Bearer \(token.value)") }
-            return await transport.post(HTTPPost(url: route.endpoint, headers: headers, body: body))
+            return await slot.post(HTTPPost(url: route.endpoint, headers: headers, body: body))
         case .email:
             // route() checked that both are set.
             let relay = settings.smtpRelay!
@@ -247,7 +261,7 @@ public struct NotificationSendHandler: JobHandler {
             let message = EmailMessage.render(
                 from: from, to: request.to, subject: request.subject ?? "", body: request.body,
                 idempotencyKey: request.idempotencyKey, date: Int64(wallClock()))
-            return await transport.send(MailSubmission(
+            return await slot.send(MailSubmission(
                 relayURL: relay.curlURL, username: relay.username, password: relay.password,
                 startTLS: settings.smtpStartTLS, from: from, to: request.to, message: Array(message.utf8)))
         }
