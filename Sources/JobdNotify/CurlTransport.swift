@@ -226,7 +226,7 @@ actor CurlWorker {
         jobd_curl_getinfo_long(curl, CURLINFO_RESPONSE_CODE, &status)
         let code = outcome.code
         if code == CURLE_OK {
-            let excerpt = context.isSMTP ? context.lastReply : context.bodyExcerpt
+            let excerpt = context.isSMTP ? context.reply(status: status) : context.bodyExcerpt
             return TransferReport(
                 outcome: .response(status: status, retryAfter: context.retryAfter), excerpt: excerpt, seconds: seconds)
         }
@@ -234,7 +234,7 @@ actor CurlWorker {
         // SMTP refusals (RCPT 550, AUTH 535, …) end the transfer with an error but
         // carry the relay's reply code, which is what decides permanent or not.
         if status >= 400 {
-            let excerpt = context.isSMTP ? context.lastReply : context.bodyExcerpt
+            let excerpt = context.isSMTP ? context.reply(status: status) : context.bodyExcerpt
             return TransferReport(
                 outcome: .response(status: status, retryAfter: context.retryAfter),
                 excerpt: excerpt.isEmpty ? message : excerpt, seconds: seconds)
@@ -385,7 +385,12 @@ final class TransferContext {
     }
 
     var bodyExcerpt: String { Self.text(body) }
-    var lastReply: String { CurlWorker.bounded(replies.last ?? "") }
+    /// The relay's reply that carried `status` (after a refusal libcurl still
+    /// sends QUIT, so the last reply is usually just "221 bye").
+    func reply(status: Int) -> String {
+        let line = replies.last { $0.hasPrefix(String(status)) } ?? replies.last ?? ""
+        return CurlWorker.bounded(line)
+    }
 
     func appendBody(_ bytes: UnsafeRawBufferPointer) {
         let room = CurlTransport.excerptLimit - body.count
@@ -398,7 +403,7 @@ final class TransferContext {
         if isSMTP {
             // Keep the last few replies only: a long EHLO list is not interesting.
             replies.append(trimmed)
-            if replies.count > 4 { replies.removeFirst() }
+            if replies.count > 8 { replies.removeFirst() }
             return
         }
         if trimmed.hasPrefix("HTTP/") {
