@@ -4,6 +4,7 @@ import JobdPostgres
 import JobdRuntime
 import JobdTestSupport
 import Logging
+import Synchronization
 import Testing
 
 let testWebhookSecret = "test-webhook-secret-0123456789"
@@ -79,6 +80,7 @@ func number(_ record: [String: String?], _ column: String) -> Double? {
 func withNotifications(
     settings adjust: (inout NotificationSettings) -> Void = { _ in },
     config adjustConfig: @escaping (inout DaemonConfiguration) -> Void = { _ in },
+    afterStop: (NotifyWorld) async throws -> Void = { _ in },
     _ body: (NotifyWorld) async throws -> Void
 ) async throws {
     let sink = try await NotifySink.start(webhookSecret: testWebhookSecret, smtpAuth: "mailer:s3cret")
@@ -93,6 +95,7 @@ func withNotifications(
         let daemon = world.makeDaemon(world.configuration(adjustConfig), handlers: [NoopHandler(), handler])
         do {
             try await world.running([daemon]) { try await body(NotifyWorld(world: world, sink: sink)) }
+            try await afterStop(NotifyWorld(world: world, sink: sink))
         } catch {
             await tier.close()
             throw error
@@ -319,6 +322,28 @@ struct NotificationTests {
             #expect(attempts.map { $0["outcome"] } == ["retry", "retry"])
             #expect(attempts.map { $0["error_code"] } == ["connect_failed", "connect_failed"])
             #expect(attempts.allSatisfy { $0["status_code"] == .some(nil) && $0["excerpt"]??.isEmpty == false })
+        }
+    }
+
+    @Test("a drain that runs out of time aborts a transfer under way within about a second, and records it")
+    func cancelledByDrain() async throws {
+        let clock = ContinuousClock()
+        let stopping = Mutex<ContinuousClock.Instant?>(nil)
+        try await withNotifications(config: { $0.shutdownTimeout = 0.3 }, afterStop: { n in
+            let stopped = try #require(stopping.withLock { $0 }).duration(to: clock.now)
+            // The receiver would have taken 20 s; the drain waited 0.3 s, then libcurl's
+            // progress callback saw the cancellation.
+            #expect(stopped < .seconds(3), "\(stopped)")
+            let attempts = try await n.attempts("drained-1")
+            #expect(attempts.map { $0["outcome"] } == ["retry"])
+            #expect(attempts.first?["error_code"] == "cancelled")
+            #expect((number(attempts.first ?? [:], "duration_ms") ?? 0) < 2_500)
+            #expect(try await n.notification("drained-1")["status"] == "pending")
+            #expect(try await n.world.scalar("SELECT state FROM queue.jobs") == "available")
+        }) { n in
+            try await n.enqueue(n.webhook("/stuck?delay=20", key: "drained-1"))
+            try await waitUntil(timeout: 20, "the request to arrive") { try n.sink.requests().count == 1 }
+            stopping.withLock { $0 = clock.now }
         }
     }
 
