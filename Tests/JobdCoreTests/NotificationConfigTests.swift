@@ -18,7 +18,7 @@ private func rejection(_ values: [Key: String]) -> ConfigurationError? {
 
 @Suite("notification configuration")
 struct NotificationConfigTests {
-    @Test("defaults: no channel configured, 5 s / 30 s timeouts, 50/s per destination, breaker 5 failures / 30 s, 8 transfers")
+    @Test("defaults: no channel configured, 5 s / 30 s timeouts, 50/s per destination, breaker 5 failures / 30 s, 16 transfers")
     func defaults() throws {
         let settings = try parse([:])
         #expect(settings == NotificationSettings.defaults)
@@ -28,7 +28,7 @@ struct NotificationConfigTests {
         #expect(settings.connectTimeout == 5 && settings.timeout == 30)
         #expect(settings.rateLimit == TokenBucket.Settings(rate: 50, burst: 50))
         #expect(settings.breaker == CircuitBreaker.Settings(failureThreshold: 5, cooldown: 30))
-        #expect(settings.concurrency == 8)
+        #expect(settings.concurrency == 16)
         #expect(settings.sendingWindow == 45)
     }
 

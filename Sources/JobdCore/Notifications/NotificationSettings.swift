@@ -32,7 +32,8 @@ public struct NotificationSettings: Sendable, Equatable {
     /// Per destination, per process.
     public var breaker: CircuitBreaker.Settings
     /// Transfers at once, per process: each runs on its own thread with its own
-    /// libcurl handle (and that handle's kept-alive connections).
+    /// libcurl handle (and that handle's kept-alive connections). The default matches
+    /// the default `JOBD_WORKERS`, so a notification job never waits for a transfer worker.
     public var concurrency: Int
 
     public init(
@@ -41,7 +42,7 @@ public struct NotificationSettings: Sendable, Equatable {
         connectTimeout: Double = 5, timeout: Double = 30,
         rateLimit: TokenBucket.Settings? = TokenBucket.Settings(rate: 50, burst: 50),
         breaker: CircuitBreaker.Settings = CircuitBreaker.Settings(failureThreshold: 5, cooldown: 30),
-        concurrency: Int = 8
+        concurrency: Int = 16
     ) {
         self.webhookSecret = webhookSecret
         self.webhookAllowedHosts = webhookAllowedHosts
