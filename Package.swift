@@ -34,6 +34,7 @@ let package = Package(
         .systemLibrary(name: "CHiredis", providers: [.apt(["libhiredis-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
 
         // MARK: Pure core: jobs, states, backoff, decisions, configuration. No I/O.
         .target(name: "JobdCore", swiftSettings: strict),
@@ -62,6 +63,16 @@ let package = Package(
             name: "JobdSystemd",
             dependencies: [
                 "CSystemd", "JobdCore",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        // libcurl (HTTP(S) and SMTP) on dedicated threads, and webhook signing.
+        .target(
+            name: "JobdNotify",
+            dependencies: [
+                "CCurl", "JobdCore", "JobdThreads",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
@@ -95,6 +106,7 @@ let package = Package(
             name: "JobdRuntime",
             dependencies: [
                 "JobdCore", "JobdPostgres", "JobdRedis",
+                "JobdNotify",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -141,6 +153,8 @@ let package = Package(
             name: "JobdIntegrationTests",
             dependencies: [
                 "JobdCore", "JobdPostgres", "JobdRedis", "JobdRuntime", "JobdSystemd", "JobdMetrics", "JobdTestSupport",
+                "JobdNotify",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

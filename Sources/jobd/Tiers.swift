@@ -65,6 +65,9 @@ struct TierComponents {
             connections.postgres(name, tier: tier)
         }
         handlers = [NoopHandler(testFaults: testFaults)]
+        handlers.append(NotificationSendHandler(
+            database: databases[.notifications], settings: configuration.notifications,
+            userAgent: "jobd/\(Jobd.version)", logger: logger))
         services = []
         // Content tier: content.write, content.purge, and the batched search indexer.
         let content = databases[.content]
