@@ -9,14 +9,15 @@
 --   psql "$JOBD_DATABASE_URL" -f examples/campaigns.sql
 -- tests/…/ExamplesTests runs this file and checks the jobs it creates.
 --
--- The content.write payload below is illustrative (tenant, campaign, recipient and an
--- idempotency key); align it with the content tier's documented payload.
+-- The content.write payload is the content tier's documented one (README, "Content tier"):
+-- external_id is the idempotency key, one message per recipient.
 
 CREATE SCHEMA IF NOT EXISTS app;
 
 CREATE TABLE IF NOT EXISTS app.campaigns (
     id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     tenant_id   text        NOT NULL,
+    from_address text       NOT NULL DEFAULT 'News <news@example.com>',
     subject     text        NOT NULL,
     body        text        NOT NULL,
     recipients  text[]      NOT NULL,
@@ -36,12 +37,13 @@ BEGIN
     INSERT INTO queue.jobs (kind, payload, run_at, unique_key)
     SELECT 'content.write',
            jsonb_build_object(
+               'external_id', 'campaign-' || c.id || '-' || r.recipient,
                'tenant_id', c.tenant_id,
-               'campaign_id', c.id,
-               'recipient', r.recipient,
+               'campaign_id', c.id::text,
+               'from', c.from_address,
+               'to', jsonb_build_array(r.recipient),
                'subject', c.subject,
-               'body', c.body,
-               'idempotency_key', 'campaign-' || c.id || '-' || r.recipient),
+               'text', c.body),
            c.send_at,
            'campaign:' || c.id || ':' || r.recipient
       FROM new_campaigns c

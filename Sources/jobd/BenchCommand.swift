@@ -179,7 +179,7 @@ struct BenchReport: Codable {
         if let e = enqueue {
             lines.append("")
             lines.append("enqueue (\(e.clients) clients)          with trigger   without    trigger cost")
-            lines.append("  single-row INSERT, rows/s      \(f(e.singleRowPerSecond).pad(12)) \(f(e.singleRowNoTriggerPerSecond).pad(10))   \(f(e.triggerOverheadPercent, 1))%")
+            lines.append("  single-row inserts, rows/s     \(f(e.singleRowPerSecond).pad(12)) \(f(e.singleRowNoTriggerPerSecond).pad(10))   \(f(e.triggerOverheadPercent, 1))%")
             lines.append("  bulk (\(e.bulkRowsPerStatement) rows/stmt), rows/s  \(f(e.bulkPerSecond).pad(10)) \(f(e.bulkNoTriggerPerSecond).pad(10))")
         }
         lines.append("")

@@ -7,6 +7,7 @@ import JobdRuntime
 import JobdSystemd
 import Logging
 import ServiceLifecycle
+import UnixSignals
 
 struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -84,6 +85,15 @@ struct RunCommand: AsyncParsableCommand {
         ])
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { await supervisor.run() }
+            if testFaults {
+                tasks.addTask {
+                    for await _ in await UnixSignalsSequence(trapping: .sigusr2) {
+                        let wedged = !TestFaults.promoterWedged.load(ordering: .relaxed)
+                        TestFaults.promoterWedged.store(wedged, ordering: .relaxed)
+                        logger.warning("JOBD_TEST_FAULTS: promoter wedge toggled", metadata: ["wedged": "\(wedged)"])
+                    }
+                }
+            }
             tasks.addTask {
                 await ConfigurationReloader(global: global, daemon: daemon, notifier: notifier, logger: logger)
                     .run(initial: configValues)

@@ -28,7 +28,7 @@ struct ExamplesTests {
                   ('zeta', 'Draft', 'Later', ARRAY['z@x.test', 'y@x.test'], 'draft', now() + interval '1 day')
                 """)
             #expect(try await world.sql.lines("""
-                SELECT payload->>'campaign_id', payload->>'recipient', payload->>'idempotency_key', unique_key, run_at > now()
+                SELECT payload->>'campaign_id', payload->'to'->>0, payload->>'external_id', unique_key, run_at > now()
                   FROM queue.jobs WHERE kind = 'content.write' ORDER BY id
                 """) == [
                     "1\ta@x.test\tcampaign-1-a@x.test\tcampaign:1:a@x.test\tt",
@@ -37,6 +37,14 @@ struct ExamplesTests {
                     "2\ta@x.test\tcampaign-2-a@x.test\tcampaign:2:a@x.test\tt",
                     "2\td@x.test\tcampaign-2-d@x.test\tcampaign:2:d@x.test\tt",
                 ])
+            // Each payload is one the content tier accepts.
+            for payload in try await world.sql.lines("SELECT payload::text FROM queue.jobs WHERE kind = 'content.write'") {
+                guard case .object(let object) = try JSONDecoder().decode(JSONValue.self, from: Data(payload.utf8)) else {
+                    Issue.record("not an object: \(payload)")
+                    continue
+                }
+                #expect(throws: Never.self) { try ContentMessage.parse(object) }
+            }
             #expect(try await world.sql.lines("""
                 SELECT payload->>'name', payload->>'value', payload->'tags'->>'tenant', priority
                   FROM queue.jobs WHERE kind = 'metrics.emit' ORDER BY id

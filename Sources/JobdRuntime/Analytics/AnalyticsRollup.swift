@@ -17,7 +17,7 @@ import Logging
 /// | jobs | analytics | `analytics.attempt_facts` (kind, outcome, queue_wait_ms, run_ms, finished_at) |
 /// | events | analytics | `analytics.events` (name, value, occurred_at) |
 /// | content | content | `content.messages` (tenant_id, created_at, raw_bytes, stored_bytes) |
-/// | notifications | notifications | `notifications.notifications` (channel, status, created_at) and `notifications.attempts` (channel, outcome, started_at, duration_ms) |
+/// | notifications | notifications | `notifications.notifications` (channel, status, created_at) and `notifications.attempts` (notification_id → notifications.id for the channel, outcome, started_at, duration_ms) |
 ///
 /// Notification `status` counts as sent when `sent` or `delivered`, as failed when
 /// `failed` or `dead`; an attempt failed unless its `outcome` is `sent`,
@@ -189,12 +189,12 @@ public struct AnalyticsRollup: Sendable {
         return result
     }
 
-    static let percentiles = "ARRAY[0.5, 0.95, 0.99]::float8[]"
+    // Percentiles everywhere: p50, p95, p99, as `ARRAY[0.5, 0.95, 0.99]` in each statement.
 
     static let jobsSQL = """
         SELECT kind, outcome, count(*),
-               percentile_cont(\(percentiles)) WITHIN GROUP (ORDER BY queue_wait_ms),
-               percentile_cont(\(percentiles)) WITHIN GROUP (ORDER BY run_ms)
+               percentile_cont(ARRAY[0.5, 0.95, 0.99]::float8[]) WITHIN GROUP (ORDER BY queue_wait_ms),
+               percentile_cont(ARRAY[0.5, 0.95, 0.99]::float8[]) WITHIN GROUP (ORDER BY run_ms)
           FROM analytics.attempt_facts
          WHERE finished_at >= $1::timestamptz AND finished_at < $2::timestamptz
          GROUP BY kind, outcome ORDER BY kind, outcome
@@ -224,11 +224,11 @@ public struct AnalyticsRollup: Sendable {
         """
 
     static let attemptsSQL = """
-        SELECT channel::text, count(*),
-               count(*) FILTER (WHERE outcome::text NOT IN ('sent', 'delivered', 'ok', 'success')),
-               percentile_cont(\(percentiles)) WITHIN GROUP (ORDER BY duration_ms::float8)
-          FROM notifications.attempts
-         WHERE started_at >= $1::timestamptz AND started_at < $2::timestamptz
+        SELECT n.channel::text, count(*),
+               count(*) FILTER (WHERE a.outcome::text NOT IN ('sent', 'delivered', 'ok', 'success')),
+               percentile_cont(ARRAY[0.5, 0.95, 0.99]::float8[]) WITHIN GROUP (ORDER BY a.duration_ms::float8)
+          FROM notifications.attempts a JOIN notifications.notifications n ON n.id = a.notification_id
+         WHERE a.started_at >= $1::timestamptz AND a.started_at < $2::timestamptz
          GROUP BY 1 ORDER BY 1
         """
 

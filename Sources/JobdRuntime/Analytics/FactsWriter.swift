@@ -154,7 +154,7 @@ public final class FactsWriter: AttemptObserver, Service {
             var written = false
             if !loop.analyticsDown || ContinuousClock.now >= loop.analyticsRetryAt {
                 do {
-                    try await insert(batch, into: analytics, table: "analytics.attempt_facts")
+                    try await insert(batch, into: analytics, table: .facts)
                     written = true
                     state.withLock {
                         $0.counters.written += batch.count
@@ -167,7 +167,7 @@ public final class FactsWriter: AttemptObserver, Service {
             }
             if !written {
                 do {
-                    try await insert(batch, into: spool, table: "queue.analytics_spool")
+                    try await insert(batch, into: spool, table: .spool)
                     state.withLock { $0.counters.spooled += batch.count }
                     loop.spoolHasRows = true
                     loop.spoolFailures = 0
@@ -240,7 +240,7 @@ public final class FactsWriter: AttemptObserver, Service {
                         finishedAt: Double(finished) / 1000))
                 }
                 do {
-                    try await insert(facts, into: analytics, table: "analytics.attempt_facts")
+                    try await insert(facts, into: analytics, table: .facts)
                 } catch {
                     analyticsFailed(&loop, error)
                     return
@@ -258,17 +258,36 @@ public final class FactsWriter: AttemptObserver, Service {
         }
     }
 
-    /// One statement for the whole batch. `ON CONFLICT DO NOTHING` only matters for
-    /// `analytics.attempt_facts` (the spool has no natural key).
-    private func insert(_ facts: [AttemptFact], into connection: PostgresConnection, table: String) async throws {
+    /// Where a batch goes: the analytics table, or the queue-side spool while analytics
+    /// is down. Whole statements, so no SQL text is ever assembled at run time.
+    enum Target {
+        case facts, spool
+
+        var sql: String {
+            switch self {
+            // `ON CONFLICT DO NOTHING`: a re-sent batch changes nothing.
+            case .facts: """
+                INSERT INTO analytics.attempt_facts (job_id, attempt, kind, priority, outcome, queue_wait_ms, run_ms, finished_at)
+                SELECT j, a, k, p, o, w, r, timestamptz 'epoch' + f * interval '1 millisecond'
+                  FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::text[],
+                              $6::float8[], $7::float8[], $8::bigint[]) AS u(j, a, k, p, o, w, r, f)
+                ON CONFLICT DO NOTHING
+                """
+            // The spool has no natural key; the move to analytics de-duplicates.
+            case .spool: """
+                INSERT INTO queue.analytics_spool (job_id, attempt, kind, priority, outcome, queue_wait_ms, run_ms, finished_at)
+                SELECT j, a, k, p, o, w, r, timestamptz 'epoch' + f * interval '1 millisecond'
+                  FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::text[],
+                              $6::float8[], $7::float8[], $8::bigint[]) AS u(j, a, k, p, o, w, r, f)
+                """
+            }
+        }
+    }
+
+    /// One statement for the whole batch.
+    private func insert(_ facts: [AttemptFact], into connection: PostgresConnection, table: Target) async throws {
         func number(_ value: Double) -> String { value.isFinite ? String(value) : "0" }
-        try await connection.query("""
-            INSERT INTO \(table) (job_id, attempt, kind, priority, outcome, queue_wait_ms, run_ms, finished_at)
-            SELECT j, a, k, p, o, w, r, timestamptz 'epoch' + f * interval '1 millisecond'
-              FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::text[],
-                          $6::float8[], $7::float8[], $8::bigint[]) AS u(j, a, k, p, o, w, r, f)
-            \(table == "analytics.attempt_facts" ? "ON CONFLICT DO NOTHING" : "")
-            """, [
+        try await connection.query(table.sql, [
                 PostgresArray.integers(facts.map(\.jobID)),
                 PostgresArray.integers(facts.map(\.attempt)),
                 PostgresArray.texts(facts.map(\.kind)),

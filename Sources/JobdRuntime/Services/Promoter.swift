@@ -38,6 +38,9 @@ public struct Promoter: Service {
         let loop = ResilientLoop(name: "promoter", logger: logger, stats: stats)
         await cancelWhenGracefulShutdown {
             await loop.run {
+                while TestFaults.promoterWedged.load(ordering: .relaxed) && !Task.isCancelled {
+                    try? await Task.sleep(for: .milliseconds(50))
+                }
                 let outcome = try await pass()
                 stats.beat("promoter")
                 if outcome.saturated { return }  // more is due: go again at once
