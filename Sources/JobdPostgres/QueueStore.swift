@@ -50,15 +50,26 @@ public struct QueueStore: Sendable {
         UPDATE queue.jobs j
            SET state = 'promoted', promoted_at = now()
          WHERE j.id IN (SELECT id FROM h UNION ALL SELECT id FROM n UNION ALL SELECT id FROM l)
+           -- Commit without waiting for the WAL flush (this transaction only). Losing a
+           -- promotion in a server crash is harmless: the rows are `available` again and
+           -- are promoted anew, the ids left in Redis fail the claim's state check, and
+           -- the durable claim that follows flushes this record before it commits.
+           -- Saves a disk flush (1–10 ms here) on every pickup.
+           AND (SELECT set_config('synchronous_commit', 'off', true)) IS NOT NULL
         RETURNING j.id, j.priority, (extract(epoch FROM j.run_at) * 1000000)::bigint
         """
 
     /// Seconds until the next job becomes due (nil when none is waiting), so an idle
     /// promoter can sleep exactly until then instead of polling.
     public func secondsUntilNextDue() async throws -> Double? {
+        // One min() per priority, so each is the first entry of jobs_due_idx
+        // (priority, run_at, id) instead of a scan of every waiting job.
         let result = try await connection.query("""
-            SELECT extract(epoch FROM min(run_at) - now())::float8 FROM queue.jobs
-             WHERE state IN ('available', 'retryable')
+            SELECT extract(epoch FROM least(
+                (SELECT min(run_at) FROM queue.jobs WHERE state IN ('available', 'retryable') AND priority = 'high'),
+                (SELECT min(run_at) FROM queue.jobs WHERE state IN ('available', 'retryable') AND priority = 'normal'),
+                (SELECT min(run_at) FROM queue.jobs WHERE state IN ('available', 'retryable') AND priority = 'low')
+            ) - now())::float8
             """)
         return result.rows.first?.first.flatMap { $0.flatMap(Double.init) }
     }
@@ -114,19 +125,11 @@ public struct QueueStore: Sendable {
     /// stale (the lease was taken over) and changed nothing.
     public func complete(_ batch: [AttemptCompletion]) async throws -> Set<AttemptFence> {
         guard !batch.isEmpty else { return [] }
-        let rows: [[String: Any]] = batch.map { completion in
-            var row: [String: Any] = [
-                "id": completion.fence.id,
-                "attempt": completion.fence.attempt,
-                "outcome": completion.outcome.rawValue,
-                "delay": completion.delaySeconds,
-            ]
-            if let code = completion.errorCode { row["code"] = code }
-            if let message = completion.errorMessage { row["error"] = message }
-            return row
-        }
-        let json = try JSONSerialization.data(withJSONObject: rows)
-        let result = try await connection.query(Self.completeSQL, [String(decoding: json, as: UTF8.self)])
+        // Written by hand: JSONSerialization's bridging cost a third of the daemon's CPU
+        // at full load (perf, docs/performance.md). Keys: id, attempt, outcome, delay,
+        // run, code, error — the columns completeSQL reads.
+        let json = CompletionJSON.encode(batch)
+        let result = try await connection.query(Self.completeSQL, [json])
         var applied = Set<AttemptFence>()
         for row in result.rows {
             if let id = row[0].flatMap({ JobID($0) }), let attempt = row[1].flatMap({ Int($0) }) {
