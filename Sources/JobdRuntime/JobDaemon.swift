@@ -45,7 +45,7 @@ public struct JobDaemon: Sendable {
                 claimStore: QueueStore(connection: postgres("claim-\(name)")),
                 completionStore: QueueStore(connection: postgres("complete-\(name)")),
                 dispatch: redis("fetch-\(name)"), handlers: handlers, configuration: configuration,
-                daemonID: identity.id, stats: stats, logger: logger)
+                daemonID: identity.id, stats: stats, logger: logger, promoterWake: wake)
         }
         promoter = Promoter(
             store: QueueStore(connection: postgres("promoter")), dispatch: redis("promoter"), wake: wake,

@@ -27,12 +27,18 @@ public struct WorkerPool: Service {
     let stats: DaemonStats
     let logger: Logger
     let metrics: JobMetrics
+    /// Told after every pop, so the promoter refills a list as soon as it runs low.
+    let promoterWake: WakeSignal?
+    /// The heartbeat key of this pool's loops, built once rather than per job.
+    let beatKey: String
 
     public init(
         name: String, lanes: [JobPriority], slots: Int, claimStore: QueueStore, completionStore: QueueStore,
         dispatch: RedisDispatch, handlers: HandlerRegistry, configuration: DaemonConfiguration,
-        daemonID: String, stats: DaemonStats, logger: Logger
+        daemonID: String, stats: DaemonStats, logger: Logger, promoterWake: WakeSignal? = nil
     ) {
+        self.promoterWake = promoterWake
+        self.beatKey = "workers:\(name)"
         self.name = name
         self.lanes = lanes
         self.slots = WorkerSlots(capacity: slots)
@@ -97,7 +103,7 @@ public struct WorkerPool: Service {
         let backoff = RetryBackoff(baseSeconds: 0.1, maximumSeconds: 10)
         while !stop.isStopped && !Task.isCancelled {
             let free = await slots.waitForFree()
-            stats.beat("workers:\(name)")
+            stats.beat(beatKey)
             guard free > 0, !stop.isStopped else { continue }
             do {
                 let jobs = try await fetch(max: free, order: selector.nextOrder())
@@ -130,6 +136,7 @@ public struct WorkerPool: Service {
             // More may have arrived with it; take what fits without blocking.
             if max > 1 { popped += try await dispatch.pop(order: order, max: max - 1) }
         }
+        promoterWake?.signal(.popped)
         let ids = popped.map(\.id)
         do {
             return try await claimStore.claim(
@@ -147,7 +154,7 @@ public struct WorkerPool: Service {
     private func execute(_ job: ClaimedJob, payloadPresent: Bool, payloadBytes: Int, batcher: CompletionBatcher) async {
         defer {
             slots.release(job.fence)
-            stats.beat("workers:\(name)")
+            stats.beat(beatKey)
         }
         stats.update { $0.started += 1 }
         metrics.attemptStarted(job)
@@ -222,7 +229,7 @@ public struct WorkerPool: Service {
             guard !fences.isEmpty else { continue }
             do {
                 let lost = try await completionStore.extendLeases(fences, lease: configuration.lease)
-                stats.beat("workers:\(name)")
+                stats.beat(beatKey)
                 for fence in lost {
                     logger.warning("lease lost; the attempt's completion will be refused", metadata: [
                         LogKey.jobID: "\(fence.id)", LogKey.jobAttempt: "\(fence.attempt)",
