@@ -388,16 +388,13 @@ struct Bench {
         try await sql.executeScript("VACUUM ANALYZE queue.jobs")
         let cpuBefore = cpuSeconds()
         let tripsBefore = PostgresStatistics.roundTrips.load(ordering: .relaxed)
-        var polls = 0
         let started = ContinuousClock.now
-        let seconds = try await withDaemon(workers: workers) { _ in
-            while try await completedCount() < jobs {
-                polls += 1
-                try await Task.sleep(for: .milliseconds(20))
-            }
+        let seconds = try await withDaemon(workers: workers) { daemon in
+            try await waitForCompletions(jobs, daemon: daemon)
             return started.duration(to: .now).seconds
         }
-        let trips = PostgresStatistics.roundTrips.load(ordering: .relaxed) - tripsBefore - polls - 1
+        let trips = PostgresStatistics.roundTrips.load(ordering: .relaxed) - tripsBefore
+        guard try await completedCount() >= jobs else { throw CLIError("drain: fewer than \(jobs) jobs completed in Postgres") }
         return .init(
             workers: workers, jobs: jobs, seconds: seconds, jobsPerSecond: Double(jobs) / seconds,
             cpuSecondsPer1000: (cpuSeconds() - cpuBefore) / Double(jobs) * 1_000,
@@ -412,6 +409,18 @@ struct Bench {
                 "INSERT INTO queue.jobs (kind, payload) SELECT $1, '{}' FROM generate_series(1, $2::int)",
                 [kind, String(batch)], timeout: 600)
             left -= batch
+        }
+    }
+
+    /// Waits until the daemon's completion batcher has committed `count` completions.
+    /// Its counter moves only after the completing statement returned, so this is
+    /// "completed in Postgres", read without a query: polling `count(*)` every few
+    /// milliseconds cost the server more CPU than the jobs themselves.
+    private func waitForCompletions(_ count: Int, daemon: JobDaemon, timeout: Double = 600) async throws {
+        let deadline = ContinuousClock.now + .seconds(timeout)
+        while daemon.stats.completedCount < count {
+            guard ContinuousClock.now < deadline else { throw CLIError("bench: jobs not completed within \(Int(timeout)) s") }
+            try await Task.sleep(for: .milliseconds(2))
         }
     }
 
@@ -509,8 +518,8 @@ struct Bench {
         try await sql.executeScript("VACUUM ANALYZE queue.jobs", timeout: 600)
         let target = min(backlog, quick ? 5_000 : 20_000)
         let started = ContinuousClock.now
-        let seconds = try await withDaemon(workers: workers) { _ in
-            while try await completedCount() < target { try await Task.sleep(for: .milliseconds(20)) }
+        let seconds = try await withDaemon(workers: workers) { daemon in
+            try await waitForCompletions(target, daemon: daemon)
             return started.duration(to: .now).seconds
         }
         return .init(backlog: backlog, scheduled: scheduled, drained: target, jobsPerSecond: Double(target) / seconds)
