@@ -33,6 +33,9 @@ extension HostTests {
             #expect(drain.map { $0["workers"] as? Int } == [1, 8])
             #expect(drain.allSatisfy { ($0["jobsPerSecond"] as? Double ?? 0) > 0 })
             #expect(drain.allSatisfy { ($0["postgresRoundTripsPerJob"] as? Double ?? 0) > 0 })
+            #expect(drain.allSatisfy { ($0["cpuSecondsPer1000"] as? Double ?? 0) > 0 && ($0["peakRSSMiB"] as? Double ?? 0) > 0 })
+            // The test servers run on this host, so the server CPU is visible.
+            #expect(drain.allSatisfy { ($0["redisCPUSecondsPer1000"] as? Double ?? -1) >= 0 })
             let latency = try #require(json["latency"] as? [[String: Any]])
             #expect(latency.map { $0["offeredPercent"] as? Int } == [10, 50, 90])
             #expect(latency.allSatisfy { ($0["jobs"] as? Int ?? 0) > 0 && ($0["p99Ms"] as? Double ?? -1) >= ($0["p50Ms"] as? Double ?? 0) })
@@ -41,6 +44,15 @@ extension HostTests {
             let scale = try #require(json["scale"] as? [[String: Any]])
             #expect(scale.first?["backlog"] as? Int == 2000)
             #expect((scale.first?["jobsPerSecond"] as? Double ?? 0) > 0)
+            // The tier kinds are not registered in this build: reported, never measured.
+            let tiers = try #require(json["tierKinds"] as? [String: [String: Any]])
+            #expect(tiers["content.write"]?["status"] as? String == "not available")
+            #expect(tiers["notification.send"]?["status"] as? String == "not available")
+            #expect(tiers.values.allSatisfy { $0["perSecond"] == nil })
+            // Every target of the issue is evaluated, and each measured one has a verdict.
+            let targets = try #require(json["targets"] as? [[String: Any]])
+            #expect(targets.count == 9)
+            #expect(targets.filter { $0["met"] is Bool }.count >= 6)
             // The queue is left empty.
             let sql = database.connection()
             #expect(try await sql.query("SELECT count(*) FROM queue.jobs").rows.first?.first == "0")
