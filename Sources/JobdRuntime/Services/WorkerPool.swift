@@ -7,10 +7,17 @@ import Synchronization
 
 /// A pool of worker slots serving one or more priority lists.
 ///
-/// The fetcher pops at most as many ids as there are free slots (non-blocking
+/// The fetcher reserves the free slots, pops at most as many ids (non-blocking
 /// `LPOP count`, or a `BLPOP` with a short timeout when Redis is empty), claims them
 /// all in one statement, and starts a task per claimed job. Completions go to the
 /// `CompletionBatcher`; a heartbeat extends the leases of everything still running.
+///
+/// Claim pipelines: a claim commits durably, so it waits for a WAL flush (1–10 ms
+/// on the reference host). With one claim at a time, slots freed during that wait
+/// sit idle until it returns. A pool of 32 slots or more has two pipelines, each
+/// with its own Redis and Postgres connection: while one claim waits for its flush,
+/// the other claims the slots freed meanwhile, and the two commits share the
+/// server's group commit. Each job is still claimed only into a reserved slot.
 ///
 /// Graceful shutdown (SIGTERM): stop fetching, let running jobs finish for up to
 /// `shutdownTimeout`, then cancel what is left and release it to `available`.
@@ -31,13 +38,20 @@ public struct WorkerPool: Service {
     let promoterWake: WakeSignal?
     /// The heartbeat key of this pool's loops, built once rather than per job.
     let beatKey: String
+    /// (claim store, Redis) of every claim pipeline; the first is `claimStore`, `dispatch`.
+    let pipelines: [ClaimPipeline]
+
+    /// Claim pipelines for a pool of `slots` (see the type's documentation).
+    public static func claimPipelines(forSlots slots: Int) -> Int { slots >= 32 ? 2 : 1 }
 
     public init(
         name: String, lanes: [JobPriority], slots: Int, claimStore: QueueStore, completionStore: QueueStore,
         dispatch: RedisDispatch, handlers: HandlerRegistry, configuration: DaemonConfiguration,
-        daemonID: String, stats: DaemonStats, logger: Logger, promoterWake: WakeSignal? = nil
+        daemonID: String, stats: DaemonStats, logger: Logger, promoterWake: WakeSignal? = nil,
+        extraPipelines: [ClaimPipeline] = []
     ) {
         self.promoterWake = promoterWake
+        self.pipelines = [ClaimPipeline(store: claimStore, dispatch: dispatch)] + extraPipelines
         self.beatKey = "workers:\(name)"
         self.name = name
         self.lanes = lanes
@@ -89,44 +103,78 @@ public struct WorkerPool: Service {
             batcher.finish()
             await background.waitForAll()
         }
-        await claimStore.connection.close()
+        for pipeline in pipelines {
+            await pipeline.store.connection.close()
+            await pipeline.dispatch.connection.close()
+        }
         await completionStore.connection.close()
-        await dispatch.connection.close()
     }
 
     // MARK: Fetching
 
     private func fetchLoop(workers: inout DiscardingTaskGroup, batcher: CompletionBatcher, stop: StopFlag) async {
         var selector = PrioritySelector(mode: configuration.priorityMode, lanes: lanes)
-        var failures = 0
-        var generator = SystemRandomNumberGenerator()
-        let backoff = RetryBackoff(baseSeconds: 0.1, maximumSeconds: 10)
+        let idle = IdlePipelines(count: pipelines.count)
         while !stop.isStopped && !Task.isCancelled {
             let free = await slots.waitForFree()
             stats.beat(beatKey)
             guard free > 0, !stop.isStopped else { continue }
-            do {
-                let jobs = try await fetch(max: free, order: selector.nextOrder())
-                failures = 0
-                for job in jobs {
-                    slots.occupy(job.job.fence)
-                    workers.addTask { await execute(job.job, payloadPresent: job.payloadPresent, payloadBytes: job.payloadBytes, batcher: batcher) }
-                }
-            } catch is CancellationError {
-                return
-            } catch {
-                failures += 1
+            guard let pipeline = await idle.checkOut() else { return }  // cancelled
+            // Slots freed while waiting for a pipeline join this claim.
+            let reserved = stop.isStopped ? 0 : slots.reserveFree()
+            guard reserved > 0 else {
+                idle.checkIn(pipeline)
+                continue
+            }
+            let order = selector.nextOrder()
+            workers.addTask {
+                await claimAndRun(pipeline: pipeline, reserved: reserved, order: order, idle: idle, batcher: batcher)
+            }
+        }
+    }
+
+    /// One claim on one pipeline, then its jobs, each in a task of its own.
+    private func claimAndRun(
+        pipeline: Int, reserved: Int, order: [JobPriority], idle: IdlePipelines, batcher: CompletionBatcher
+    ) async {
+        let jobs: [(job: ClaimedJob, payloadBytes: Int, payloadPresent: Bool)]
+        do {
+            jobs = try await fetch(max: reserved, order: order, on: pipelines[pipeline])
+            idle.recordSuccess()
+        } catch {
+            slots.settle(reserved: reserved, occupying: [])
+            if !(error is CancellationError) && !Task.isCancelled {
+                let failures = idle.recordFailure()
                 if failures == 1 || failures % 10 == 0 {
                     logger.warning("fetch failed; retrying", metadata: [
                         LogKey.service: "\(name)", LogKey.error: "\(error)", LogKey.count: "\(failures)",
                     ])
                 }
-                try? await Task.sleep(for: .milliseconds(Int(backoff.delay(forAttempt: failures, using: &generator) * 1000)))
+                // The pipeline rests before its next claim; the others may go on.
+                var generator = SystemRandomNumberGenerator()
+                let delay = RetryBackoff(baseSeconds: 0.1, maximumSeconds: 10).delay(forAttempt: failures, using: &generator)
+                try? await Task.sleep(for: .milliseconds(Int(delay * 1000)))
+            }
+            idle.checkIn(pipeline)
+            return
+        }
+        slots.settle(reserved: reserved, occupying: jobs.map(\.job.fence))
+        idle.checkIn(pipeline)
+        if jobs.count == 1, let job = jobs.first {
+            await execute(job.job, payloadPresent: job.payloadPresent, payloadBytes: job.payloadBytes, batcher: batcher)
+            return
+        }
+        await withDiscardingTaskGroup { group in
+            for job in jobs {
+                group.addTask { await execute(job.job, payloadPresent: job.payloadPresent, payloadBytes: job.payloadBytes, batcher: batcher) }
             }
         }
     }
 
-    private func fetch(max: Int, order: [JobPriority]) async throws -> [(job: ClaimedJob, payloadBytes: Int, payloadPresent: Bool)] {
+    private func fetch(
+        max: Int, order: [JobPriority], on pipeline: ClaimPipeline
+    ) async throws -> [(job: ClaimedJob, payloadBytes: Int, payloadPresent: Bool)] {
+        let dispatch = pipeline.dispatch
         var popped = try await dispatch.pop(order: order, max: max)
         if popped.isEmpty {
             // Nothing waiting: block briefly so new work starts within a round trip,
@@ -139,7 +187,7 @@ public struct WorkerPool: Service {
         promoterWake?.signal(.popped)
         let ids = popped.map(\.id)
         do {
-            return try await claimStore.claim(
+            return try await pipeline.store.claim(
                 ids: ids, daemon: daemonID, lease: configuration.lease, maxPayloadBytes: configuration.maxPayloadBytes)
         } catch {
             // We may or may not have claimed them. Put the ids back: a claim is fenced on
@@ -238,6 +286,78 @@ public struct WorkerPool: Service {
             } catch {
                 logger.warning("lease heartbeat failed", metadata: [LogKey.error: "\(error)"])
             }
+        }
+    }
+}
+
+/// The connections of one claim pipeline: Redis to pop, Postgres to claim.
+public struct ClaimPipeline: Sendable {
+    public let store: QueueStore
+    public let dispatch: RedisDispatch
+    public init(store: QueueStore, dispatch: RedisDispatch) {
+        self.store = store
+        self.dispatch = dispatch
+    }
+}
+
+/// Which claim pipelines are free, and the failures of the claims in a row.
+final class IdlePipelines: Sendable {
+    private struct State {
+        var free: [Int]
+        var waiters: [(id: Int, continuation: CheckedContinuation<Int?, Never>)] = []
+        var nextWaiter = 0
+        var failures = 0
+    }
+    private let state: Mutex<State>
+
+    init(count: Int) {
+        state = Mutex(State(free: Array((0..<count).reversed())))
+    }
+
+    /// A free pipeline; waits for one; nil when the task is cancelled.
+    func checkOut() async -> Int? {
+        if let free = state.withLock({ $0.free.popLast() }) { return free }
+        let id = state.withLock { state in
+            defer { state.nextWaiter += 1 }
+            return state.nextWaiter
+        }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let now: Int?? = state.withLock { state in
+                    if Task.isCancelled { return .some(nil) }
+                    if let free = state.free.popLast() { return .some(free) }
+                    state.waiters.append((id, continuation))
+                    return .none
+                }
+                if let now { continuation.resume(returning: now) }
+            }
+        } onCancel: {
+            let waiter = state.withLock { state -> CheckedContinuation<Int?, Never>? in
+                guard let index = state.waiters.firstIndex(where: { $0.id == id }) else { return nil }
+                return state.waiters.remove(at: index).continuation
+            }
+            waiter?.resume(returning: nil)
+        }
+    }
+
+    func checkIn(_ pipeline: Int) {
+        let waiter = state.withLock { state -> CheckedContinuation<Int?, Never>? in
+            if state.waiters.isEmpty {
+                state.free.append(pipeline)
+                return nil
+            }
+            return state.waiters.removeFirst().continuation
+        }
+        waiter?.resume(returning: pipeline)
+    }
+
+    func recordSuccess() { state.withLock { $0.failures = 0 } }
+
+    /// Counts a failed claim; returns the failures in a row.
+    func recordFailure() -> Int {
+        state.withLock { state in
+            state.failures += 1
+            return state.failures
         }
     }
 }
