@@ -5,11 +5,11 @@ Left: drain rate against workers. Right: drain rate against the waiting backlog
 (log scale). Usage: scripts/bench-chart.py RESULTS.json OUT.svg
 """
 import json
-import math
 import sys
+from xml.sax.saxutils import escape
 
 
-def panel(x0, y0, w, h, title, xs, ys, xlabels, ylabel, target=None):
+def panel(x0, y0, w, h, title, xs, ys, xlabels, ylabel, target=None, target_label="target"):
     out = []
     top = max(ys + ([target] if target else [])) * 1.15 or 1
     out.append(f'<text x="{x0 + w / 2}" y="{y0 - 12}" text-anchor="middle" font-weight="bold">{title}</text>')
@@ -49,13 +49,19 @@ def main():
     svg += panel(90, 50, 320, 250, "Drain rate by workers (no-op jobs)",
                  [d["workers"] for d in drain], [d["jobsPerSecond"] for d in drain],
                  [f'{d["workers"]} workers' for d in drain], "jobs/s (INSERT → completed)", target=30000)
-    svg += panel(540, 50, 320, 250, "Drain rate by waiting backlog",
+    floor = round(scale[0]["jobsPerSecond"] * 0.9) if scale else None
+    svg += panel(540, 50, 320, 250, "Drain rate by waiting backlog (64 workers)",
                  [s["backlog"] for s in scale], [s["jobsPerSecond"] for s in scale],
-                 [f'{s["backlog"]:,}' for s in scale], "jobs/s, first 20k drained")
+                 [f'{s["backlog"]:,}' for s in scale], "jobs/s, first 20k drained",
+                 target=floor, target_label="90% of the smallest")
     m = results["machine"]
-    svg.append(f'<text x="{width / 2}" y="{height - 20}" text-anchor="middle" font-size="11" fill="#555">'
-               f'{m["cores"]} cores, {m["memoryGiB"]} GiB, {m["postgres"]}, Redis {m["redis"]} — '
-               f'{results["command"]}</text>')
+    load = ""
+    if m.get("loadAverageBefore") is not None:
+        load = f', load average {m["loadAverageBefore"]:.1f}→{m.get("loadAverageAfter") or 0:.1f} (shared host)'
+    svg.append(f'<text x="{width / 2}" y="{height - 30}" text-anchor="middle" font-size="11" fill="#555">'
+               f'{m["cores"]} cores, {m["memoryGiB"]} GiB, {m["postgres"]}, Redis {m["redis"]}{load}</text>')
+    svg.append(f'<text x="{width / 2}" y="{height - 14}" text-anchor="middle" font-size="11" fill="#555">'
+               f'{escape(results["command"])}</text>')
     svg.append('</svg>')
     open(sys.argv[2], "w").write("\n".join(svg) + "\n")
 

@@ -18,7 +18,7 @@ public struct QueueStore: Sendable {
     /// Moves up to `limits[p]` due jobs of each priority to `promoted`, oldest first,
     /// skipping rows another daemon has locked. Returns them in dispatch order.
     public func promote(limits: [JobPriority: Int]) async throws -> [(id: JobID, priority: JobPriority)] {
-        let result = try await connection.query(Self.promoteSQL, [
+        let result = try await connection.queryPrepared(Self.promoteSQL, [
             String(limits[.high] ?? 0), String(limits[.normal] ?? 0), String(limits[.low] ?? 0),
         ])
         var promoted: [(id: JobID, priority: JobPriority, order: Int64)] = []
@@ -64,7 +64,7 @@ public struct QueueStore: Sendable {
     public func secondsUntilNextDue() async throws -> Double? {
         // One min() per priority, so each is the first entry of jobs_due_idx
         // (priority, run_at, id) instead of a scan of every waiting job.
-        let result = try await connection.query("""
+        let result = try await connection.queryPrepared("""
             SELECT extract(epoch FROM least(
                 (SELECT min(run_at) FROM queue.jobs WHERE state IN ('available', 'retryable') AND priority = 'high'),
                 (SELECT min(run_at) FROM queue.jobs WHERE state IN ('available', 'retryable') AND priority = 'normal'),
@@ -84,7 +84,7 @@ public struct QueueStore: Sendable {
         ids: [JobID], daemon: String, lease: Double, maxPayloadBytes: Int
     ) async throws -> [(job: ClaimedJob, payloadBytes: Int, payloadPresent: Bool)] {
         guard !ids.isEmpty else { return [] }
-        let result = try await connection.query(Self.claimSQL, [
+        let result = try await connection.queryPrepared(Self.claimSQL, [
             PostgresArray.integers(ids), daemon, String(lease), String(maxPayloadBytes),
         ])
         return result.rows.compactMap { row in
@@ -129,7 +129,7 @@ public struct QueueStore: Sendable {
         // at full load (perf, docs/performance.md). Keys: id, attempt, outcome, delay,
         // run, code, error — the columns completeSQL reads.
         let json = CompletionJSON.encode(batch)
-        let result = try await connection.query(Self.completeSQL, [json])
+        let result = try await connection.queryPrepared(Self.completeSQL, [json])
         var applied = Set<AttemptFence>()
         for row in result.rows {
             if let id = row[0].flatMap({ JobID($0) }), let attempt = row[1].flatMap({ Int($0) }) {
@@ -182,7 +182,7 @@ public struct QueueStore: Sendable {
     /// lease was lost (rescued or taken over) — their completions will be refused.
     public func extendLeases(_ fences: [AttemptFence], lease: Double) async throws -> Set<AttemptFence> {
         guard !fences.isEmpty else { return [] }
-        let result = try await connection.query("""
+        let result = try await connection.queryPrepared("""
             UPDATE queue.jobs j
                SET lease_expires_at = now() + make_interval(secs => $3::float8)
               FROM unnest($1::bigint[], $2::int[]) AS f(id, attempt)
