@@ -70,7 +70,7 @@ struct BenchCommand: AsyncParsableCommand {
 
         var report = BenchReport(
             machine: BenchReport.Machine.current(), quick: quick,
-            command: CommandLine.arguments.joined(separator: " "), sections: selected.map(\.rawValue))
+            command: (["jobd"] + CommandLine.arguments.dropFirst()).joined(separator: " "), sections: selected.map(\.rawValue))
         report.machine.postgres = try await bench.postgresVersion()
         report.machine.redis = try await bench.redisVersion()
         report.machine.loadAverageBefore = loadAverage()
@@ -733,7 +733,8 @@ struct Bench {
     // MARK: scale
 
     /// `backlog` due jobs plus 10% scheduled a day ahead; time to complete the first
-    /// min(backlog, 20k) of them (5k in quick mode).
+    /// 10k of them (5k in quick mode; all of a smaller backlog), the same count for
+    /// every backlog so that only the table's size differs.
     func scale(backlog: Int, workers: Int) async throws -> BenchReport.Scale {
         try await reset()
         let scheduled = backlog / 10
@@ -742,7 +743,7 @@ struct Bench {
             "INSERT INTO queue.jobs (kind, payload, run_at) SELECT 'noop', '{}', now() + interval '1 day' FROM generate_series(1, $1::int)",
             [String(scheduled)], timeout: 600)
         try await sql.executeScript("VACUUM ANALYZE queue.jobs", timeout: 600)
-        let target = min(backlog, quick ? 5_000 : 20_000)
+        let target = min(backlog, quick ? 5_000 : 10_000)
         let started = ContinuousClock.now
         let seconds = try await withDaemon(workers: workers) { daemon in
             try await waitForCompletions(target, daemon: daemon)
