@@ -138,8 +138,9 @@ public struct WorkerPool: Service {
         pipeline: Int, reserved: Int, order: [JobPriority], idle: IdlePipelines, batcher: CompletionBatcher
     ) async {
         let jobs: [(job: ClaimedJob, payloadBytes: Int, payloadPresent: Bool)]
+        var reserved = reserved
         do {
-            jobs = try await fetch(max: reserved, order: order, on: pipelines[pipeline])
+            jobs = try await fetch(reserved: &reserved, order: order, on: pipelines[pipeline])
             idle.recordSuccess()
         } catch {
             slots.settle(reserved: reserved, occupying: [])
@@ -171,10 +172,14 @@ public struct WorkerPool: Service {
         }
     }
 
+    /// Pops up to `reserved` ids and claims them. The slots reserved beyond what was
+    /// popped are given back before the claim (`reserved` is lowered to match), so
+    /// the other pipeline can take new arrivals while this claim waits for its flush.
     private func fetch(
-        max: Int, order: [JobPriority], on pipeline: ClaimPipeline
+        reserved: inout Int, order: [JobPriority], on pipeline: ClaimPipeline
     ) async throws -> [(job: ClaimedJob, payloadBytes: Int, payloadPresent: Bool)] {
         let dispatch = pipeline.dispatch
+        let max = reserved
         var popped = try await dispatch.pop(order: order, max: max)
         if popped.isEmpty {
             // Nothing waiting: block briefly so new work starts within a round trip,
@@ -185,6 +190,10 @@ public struct WorkerPool: Service {
             if max > 1 { popped += try await dispatch.pop(order: order, max: max - 1) }
         }
         promoterWake?.signal(.popped)
+        if popped.count < reserved {
+            slots.settle(reserved: reserved - popped.count, occupying: [])
+            reserved = popped.count
+        }
         let ids = popped.map(\.id)
         do {
             return try await pipeline.store.claim(
