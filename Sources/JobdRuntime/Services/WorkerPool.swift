@@ -86,6 +86,9 @@ public struct WorkerPool: Service {
                     fetching.stop()
                 }
                 fetching.stop()
+                // Claims in flight start their jobs (or give their slots back) first, as
+                // the single fetch loop's last claim did before it returned.
+                await slots.waitForClaims()
                 // Drain: running jobs get `shutdownTimeout` to finish.
                 if slots.busy > 0 {
                     logger.notice("draining in-flight jobs", metadata: [
@@ -279,7 +282,7 @@ public struct WorkerPool: Service {
         while !Task.isCancelled {
             // Short naps, so a drain that finished is noticed within 100 ms.
             try? await Task.sleep(for: .milliseconds(100))
-            if stop.isStopped && slots.busy == 0 { return }
+            if stop.isStopped && slots.occupied == 0 { return }
             guard ContinuousClock.now >= next else { continue }
             next = ContinuousClock.now + .milliseconds(Int(interval * 1000))
             let fences = slots.fences

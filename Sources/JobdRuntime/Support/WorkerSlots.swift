@@ -37,8 +37,10 @@ public final class WorkerSlots: Sendable {
         waiters.forEach { $0.resume() }
     }
 
-    /// Running attempts plus slots reserved by claims in flight.
-    public var busy: Int { state.withLock { $0.running.count + $0.reserved } }
+    /// Running attempts (the status line's and the metrics' "busy").
+    public var busy: Int { state.withLock { $0.running.count } }
+    /// Running attempts plus slots reserved by claims in flight: what a drain waits for.
+    public var occupied: Int { state.withLock { $0.running.count + $0.reserved } }
     public var fences: [AttemptFence] { state.withLock { Array($0.running.keys) } }
 
     /// Waits until at least one slot is free and returns how many are.
@@ -95,6 +97,15 @@ public final class WorkerSlots: Sendable {
         let waiters = state.waiters
         state.waiters.removeAll()
         return waiters
+    }
+
+    /// Waits until no claim holds reserved slots (claims in flight have started their
+    /// jobs or given the slots back). A claim ends within its pop's 0.5 s block plus
+    /// one statement's deadline.
+    public func waitForClaims() async {
+        while state.withLock({ $0.reserved > 0 }) {
+            try? await Task.sleep(for: .milliseconds(5))
+        }
     }
 
     /// Waits until no slot is busy or `timeout` seconds pass; true when idle.
