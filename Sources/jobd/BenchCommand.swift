@@ -49,6 +49,9 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Backlogs for the scale runs, comma separated.")
     var backlogs: String?
 
+    @Option(help: "Milliseconds between one latency producer's INSERTs (4 producers; default 5).")
+    var producerInterval: Double = 5
+
     @Option(help: "Sections to run, comma separated: \(BenchSection.allCases.map(\.rawValue).joined(separator: ",")) (default: all).")
     var sections: String?
 
@@ -59,7 +62,8 @@ struct BenchCommand: AsyncParsableCommand {
         if global.logLevel == nil { config.logLevel = "warning" }
         let selected = try BenchSection.parse(sections)
         let connections = Connections(configuration: config)
-        let bench = try await Bench(connections: connections, quick: quick)
+        guard producerInterval > 0 else { throw CLIError("--producer-interval must be positive") }
+        let bench = try await Bench(connections: connections, quick: quick, producerInterval: producerInterval / 1000)
         defer { Task { await bench.close() } }
         try await bench.checkReady(force: force)
 
@@ -402,10 +406,13 @@ struct Bench {
     let quick: Bool
     let sql: PostgresConnection
     let probes = ProbeClock()
+    /// Seconds between one latency producer's INSERTs.
+    let producerInterval: Double
 
-    init(connections: Connections, quick: Bool) async throws {
+    init(connections: Connections, quick: Bool, producerInterval: Double = 0.005) async throws {
         self.connections = connections
         self.quick = quick
+        self.producerInterval = producerInterval
         sql = try await connections.checkedPostgres("bench")
     }
 
@@ -637,7 +644,7 @@ struct Bench {
     // MARK: latency
 
     /// A steady offered load of `fraction` × `rate` probe jobs per second from four
-    /// producer connections, each inserting small batches every 5 ms (so one
+    /// producer connections, each inserting small batches every 5 ms by default (so one
     /// producer's commit wait does not throttle the load). Latency runs from the
     /// INSERT's reply (its commit) to the handler's start, on this process's
     /// monotonic clock.
@@ -681,7 +688,7 @@ struct Bench {
     private func produce(
         on producer: PostgresConnection, perSecond: Double, seconds: Double, phase: Double
     ) async throws -> [JobID: ContinuousClock.Instant] {
-        let tick = 0.005
+        let tick = producerInterval
         var committed: [JobID: ContinuousClock.Instant] = [:]
         var owed = 0.0
         let started = ContinuousClock.now
