@@ -24,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.1.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.81.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // MARK: C libraries named by the product (found with pkg-config)
@@ -33,6 +34,7 @@ let package = Package(
         .systemLibrary(name: "CHiredis", providers: [.apt(["libhiredis-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
 
         // MARK: Pure core: jobs, states, backoff, decisions, configuration. No I/O.
         .target(name: "JobdCore", swiftSettings: strict),
@@ -65,6 +67,16 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // libcurl (HTTP(S) and SMTP) on dedicated threads, and webhook signing.
+        .target(
+            name: "JobdNotify",
+            dependencies: [
+                "CCurl", "JobdCore", "JobdThreads",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
 
         // The Prometheus endpoint: swift-metrics' Prometheus backend served over NIO HTTP/1.
         .target(
@@ -82,14 +94,23 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // MARK: Content tier codecs: zlib (own C library) and SHA-256 (swift-crypto)
+        .target(
+            name: "JobdCodec",
+            dependencies: ["CZlib", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strict
+        ),
+
         // MARK: Runtime services (promoter, worker pool, rescuer, …) and handlers
         .target(
             name: "JobdRuntime",
             dependencies: [
                 "JobdCore", "JobdPostgres", "JobdRedis",
+                "JobdNotify",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                "JobdCodec",
             ],
             swiftSettings: strict
         ),
@@ -119,6 +140,7 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "JobdCoreTests", dependencies: ["JobdCore"], swiftSettings: strict),
+        .testTarget(name: "JobdCodecTests", dependencies: ["JobdCodec"], swiftSettings: strict),
         .testTarget(
             name: "JobdSystemdTests",
             dependencies: [
@@ -131,10 +153,13 @@ let package = Package(
             name: "JobdIntegrationTests",
             dependencies: [
                 "JobdCore", "JobdPostgres", "JobdRedis", "JobdRuntime", "JobdSystemd", "JobdMetrics", "JobdTestSupport",
+                "JobdNotify",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                "JobdCodec",
             ],
             swiftSettings: strict
         ),

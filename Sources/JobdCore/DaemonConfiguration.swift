@@ -69,6 +69,18 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public var commandTimeout: Double
     public var logLevel: String
     public var logFormat: String
+    /// The content tier's compression, retention and indexing (`JOBD_CONTENT_*`).
+    public var content = ContentSettings.defaults
+    /// Periodic jobs (`JOBD_SCHEDULES`): the built-in ones plus the configured ones.
+    public var schedules: [ScheduledJob] = ScheduledJob.defaults
+    /// `queue.prune` deletes completed and cancelled jobs finished longer ago than this.
+    public var completedRetention: Double = 7 * 86_400
+    /// Attempt facts held in memory while the analytics tier (and the queue-side
+    /// spool) cannot take them; beyond this the oldest are dropped and counted.
+    /// 0 records no facts.
+    public var factsBuffer: Int = 100_000
+    /// Webhook, email and SMS delivery (`notification.send`).
+    public var notifications = NotificationSettings.defaults
 
     public static let defaults = DaemonConfiguration(
         databaseURL: nil,
@@ -183,6 +195,29 @@ extension DaemonConfiguration {
         case commandTimeout = "JOBD_COMMAND_TIMEOUT"
         case logLevel = "JOBD_LOG_LEVEL"
         case logFormat = "JOBD_LOG_FORMAT"
+        case contentCompressionLevel = "JOBD_CONTENT_COMPRESSION_LEVEL"
+        case contentRetention = "JOBD_CONTENT_RETENTION"
+        case contentRetentionAction = "JOBD_CONTENT_RETENTION_ACTION"
+        case contentPurgeBatch = "JOBD_CONTENT_PURGE_BATCH"
+        case contentIndexBatch = "JOBD_CONTENT_INDEX_BATCH"
+        case contentIndexInterval = "JOBD_CONTENT_INDEX_INTERVAL"
+        case schedules = "JOBD_SCHEDULES"
+        case completedRetention = "JOBD_COMPLETED_RETENTION"
+        case factsBuffer = "JOBD_FACTS_BUFFER"
+        case webhookSecret = "JOBD_WEBHOOK_SECRET"
+        case webhookAllowedHosts = "JOBD_WEBHOOK_ALLOWED_HOSTS"
+        case smtpURL = "JOBD_SMTP_URL"
+        case smtpFrom = "JOBD_SMTP_FROM"
+        case smtpStartTLS = "JOBD_SMTP_STARTTLS"
+        case smsURL = "JOBD_SMS_URL"
+        case smsToken = "JOBD_SMS_TOKEN"
+        case notifyConnectTimeout = "JOBD_NOTIFY_CONNECT_TIMEOUT"
+        case notifyTimeout = "JOBD_NOTIFY_TIMEOUT"
+        case notifyRate = "JOBD_NOTIFY_RATE"
+        case notifyBurst = "JOBD_NOTIFY_BURST"
+        case notifyBreakerFailures = "JOBD_NOTIFY_BREAKER_FAILURES"
+        case notifyBreakerCooldown = "JOBD_NOTIFY_BREAKER_COOLDOWN"
+        case notifyConcurrency = "JOBD_NOTIFY_CONCURRENCY"
 
         /// The name in a config file.
         public var fileKey: String { String(rawValue.dropFirst("JOBD_".count)).lowercased() }
@@ -190,6 +225,7 @@ extension DaemonConfiguration {
         public var isSecret: Bool {
             switch self {
             case .databaseURL, .redisURL, .contentDatabaseURL, .notificationsDatabaseURL, .analyticsDatabaseURL: true
+            case .webhookSecret, .smtpURL, .smsToken: true
             default: false
             }
         }
@@ -287,10 +323,19 @@ extension DaemonConfiguration {
             }
             config.logFormat = format.lowercased()
         }
+        config.content = try parseContent(reader)
+        do {
+            config.schedules = try ScheduledJob.resolve(reader.text(.schedules))
+        } catch {
+            throw ConfigurationError(key: Key.schedules.rawValue, reason: error.message)
+        }
+        config.completedRetention = try reader.seconds(.completedRetention, default: config.completedRetention, min: 60)
+        config.factsBuffer = try reader.integer(.factsBuffer, default: config.factsBuffer, range: 0...10_000_000)
+        config.notifications = try parseNotifications(reader)
         return config
     }
 
-    private struct Reader {
+    struct Reader {
         let lookup: (Key) -> String?
 
         func text(_ key: Key) -> String? {
@@ -356,5 +401,79 @@ extension DaemonConfiguration {
             for lane in JobPriority.allCases where result[lane] == nil { result[lane] = 0 }
             return result
         }
+    }
+}
+
+// MARK: - Notifications
+
+extension DaemonConfiguration {
+    private static func parseNotifications(_ reader: Reader) throws(ConfigurationError) -> NotificationSettings {
+        var settings = NotificationSettings.defaults
+        if let secret = reader.text(.webhookSecret) {
+            // HMAC keys shorter than this are guessable; the value itself is never shown.
+            guard secret.utf8.count >= 16 else { throw reader.invalid(.webhookSecret, secret, "use at least 16 characters") }
+            settings.webhookSecret = SecretText(secret)
+        }
+        if let text = reader.text(.webhookAllowedHosts) {
+            guard let list = HostAllowList(parsing: text) else {
+                throw reader.invalid(.webhookAllowedHosts, text, "expected host names or *.domain patterns separated by commas")
+            }
+            settings.webhookAllowedHosts = list
+        }
+        if let text = reader.text(.smtpURL) {
+            guard let relay = SMTPRelay(parsing: text) else {
+                throw reader.invalid(.smtpURL, text, "expected smtp://[user[:password]@]host[:port] or smtps://…")
+            }
+            settings.smtpRelay = relay
+        }
+        if let text = reader.text(.smtpFrom) {
+            guard EmailAddress.isValid(text) else { throw reader.invalid(.smtpFrom, text, "expected an address such as jobd@example.com") }
+            settings.smtpFrom = text
+        }
+        if let text = reader.text(.smtpStartTLS) {
+            guard let mode = NotificationSettings.StartTLS(rawValue: text.lowercased()) else {
+                throw reader.invalid(.smtpStartTLS, text, "expected off, try or require")
+            }
+            settings.smtpStartTLS = mode
+        }
+        if let text = reader.text(.smsURL) {
+            guard let url = EndpointURL(parsing: text) else {
+                throw reader.invalid(.smsURL, text, "expected an http:// or https:// URL without user info")
+            }
+            settings.smsURL = url
+        }
+        if let token = reader.text(.smsToken) {
+            guard !token.contains(where: { $0.isNewline }) else { throw reader.invalid(.smsToken, token, "must be one line") }
+            settings.smsToken = SecretText(token)
+        }
+        settings.connectTimeout = try reader.seconds(.notifyConnectTimeout, default: settings.connectTimeout, min: 0.1)
+        settings.timeout = try reader.seconds(.notifyTimeout, default: settings.timeout, min: 0.1)
+        if settings.timeout > 3_600 {
+            throw reader.invalid(.notifyTimeout, reader.text(.notifyTimeout) ?? "", "must be at most 3600 s")
+        }
+        if let text = reader.text(.notifyRate) {
+            if text == "0" || text.lowercased() == "off" {
+                settings.rateLimit = nil
+            } else {
+                guard let rate = Double(text), rate.isFinite, rate > 0, rate <= 1_000_000 else {
+                    throw reader.invalid(.notifyRate, text, "expected sends per second per destination (e.g. 50 or 0.5), or off")
+                }
+                settings.rateLimit = TokenBucket.Settings(rate: rate, burst: max(1, rate))
+            }
+        }
+        if let text = reader.text(.notifyBurst) {
+            guard let burst = Int(text), (1...1_000_000).contains(burst) else {
+                throw reader.invalid(.notifyBurst, text, "must be a whole number between 1 and 1000000")
+            }
+            guard let rate = settings.rateLimit else {
+                throw reader.invalid(.notifyBurst, text, "a burst needs a rate (JOBD_NOTIFY_RATE is off)")
+            }
+            settings.rateLimit = TokenBucket.Settings(rate: rate.rate, burst: Double(burst))
+        }
+        let failures = try reader.integer(.notifyBreakerFailures, default: settings.breaker.failureThreshold, range: 1...10_000)
+        let cooldown = try reader.seconds(.notifyBreakerCooldown, default: settings.breaker.cooldown, min: 0.1)
+        settings.breaker = CircuitBreaker.Settings(failureThreshold: failures, cooldown: cooldown)
+        settings.concurrency = try reader.integer(.notifyConcurrency, default: settings.concurrency, range: 1...256)
+        return settings
     }
 }

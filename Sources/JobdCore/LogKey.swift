@@ -15,4 +15,9 @@ public enum LogKey {
     public static let messageID = "message_id"
     public static let outcome = "outcome"
     public static let retryIn = "retry_in_s"
+    public static let notificationKey = "notification_key"
+    public static let notificationID = "notification_id"
+    public static let notificationChannel = "notification_channel"
+    public static let destination = "destination"
+    public static let statusCode = "status_code"
 }

@@ -13,6 +13,8 @@ public enum JobdMessageID: String, CaseIterable, Sendable {
     case tierRecovered = "9e4e97a2d9304a15a78ee11aeed956e3"
     case watchdogStalled = "c61d596c17624954b673af42f350efd3"
     case configurationReloaded = "1607752901054b4785cd54ba6b202715"
+    case notificationCircuitOpened = "2e24a841464d4049a2e39e5cc7a1eafe"
+    case notificationCircuitClosed = "5804cd7055c8427a8e4ddaa15cc0dcab"
 
     /// The metadata key that `JournalLogHandler` turns into the journald `MESSAGE_ID` field.
     public static let metadataKey = "message_id"

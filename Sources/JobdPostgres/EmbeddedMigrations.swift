@@ -149,5 +149,630 @@ BEGIN
 END;
 $$;
 """#),
+        Migration(version: 2, name: "queue_attempts", sql: #"""
+-- 0002: the attempts ledger and the enqueue-time payload limit.
+
+-- The attempts ledger: one row when an attempt starts (written by the claim) and one
+-- when it ends (written by the completion, the rescuer or a drain), each inside the
+-- very statement that moves the job, so the ledger can never disagree with
+-- queue.jobs. It is the evidence for counting duplicate runs after a fault and the
+-- audit behind a job's history (SELECT * FROM queue.attempts WHERE job_id = $1
+-- ORDER BY at, event DESC).
+--
+-- Append-only, and deliberately without a primary key or a foreign key: each would
+-- add an index probe (or a row lock on the job) to every claim and completion, and
+-- the ledger is only ever read by job. A snoozed attempt does not count, so its
+-- number is used again: (job_id, attempt) is not unique.
+CREATE TABLE queue.attempts (
+    job_id      bigint      NOT NULL,
+    attempt     integer     NOT NULL,
+    -- 'start' (claimed), 'end' (the attempt came to an outcome), or 'solo': the job
+    -- is a suspect (rescued max(1, JOBD_MAX_RESCUES - 1) times), so this attempt runs
+    -- alone in its daemon; if it is lost too, that rescue counts towards the
+    -- poison-pill limit.
+    event       text        NOT NULL,
+    at          timestamptz NOT NULL DEFAULT now(),
+    -- start, solo: the daemon that runs it; end by the rescuer: the daemon that lost it.
+    daemon      text,
+    -- end only: completed | retry | snooze | dead | release | lease_expired.
+    outcome     text,
+    error_code  text,
+    -- end only, written by the daemon: how long the handler ran.
+    run_seconds float8,
+
+    CONSTRAINT attempts_event_check CHECK (event IN ('start', 'solo', 'end')),
+    CONSTRAINT attempts_outcome_check CHECK (
+        (event IN ('start', 'solo') AND outcome IS NULL) OR
+        (event = 'end' AND outcome IN ('completed', 'retry', 'snooze', 'dead', 'release', 'lease_expired')))
+);
+CREATE INDEX attempts_job_idx ON queue.attempts (job_id, attempt);
+
+-- Insert-only: no dead tuples, but vacuum must still visit it to keep the visibility
+-- map current (index-only scans) and to freeze; the default 20 % of a large ledger
+-- would let that slide for hours.
+ALTER TABLE queue.attempts SET (
+    autovacuum_vacuum_insert_scale_factor = 0.02,
+    autovacuum_vacuum_insert_threshold = 10000,
+    autovacuum_analyze_scale_factor = 0.02
+);
+
+-- queue.daemons is rewritten by every daemon every maintenance pass: keep room for
+-- HOT updates and vacuum it eagerly, as queue.jobs.
+ALTER TABLE queue.daemons SET (fillfactor = 50, autovacuum_vacuum_scale_factor = 0.1,
+                               autovacuum_vacuum_threshold = 50);
+
+-- The largest payload an INSERT may store, as the length of its JSON text (the same
+-- measure the daemon applies at fetch, JOBD_MAX_PAYLOAD_BYTES; keep the two equal).
+-- One row; an operator changes it with
+--   UPDATE queue.limits SET max_payload_bytes = 4194304;
+CREATE TABLE queue.limits (
+    singleton         boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    max_payload_bytes integer NOT NULL DEFAULT 1048576
+        CHECK (max_payload_bytes BETWEEN 2 AND 268435456)
+);
+INSERT INTO queue.limits DEFAULT VALUES;
+
+-- Refuses an INSERT whose payload is over the limit, before any daemon sees it.
+-- Statement-level over the transition table (which the NOTIFY trigger already
+-- materialises), so a bulk INSERT pays one query, not one per row.
+CREATE FUNCTION queue.check_inserted_payloads() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_limit integer;
+    v_size  integer;
+BEGIN
+    SELECT max_payload_bytes INTO v_limit FROM queue.limits;
+    SELECT octet_length(i.payload::text) INTO v_size
+      FROM inserted i
+     WHERE octet_length(i.payload::text) > v_limit
+     LIMIT 1;
+    IF v_size IS NOT NULL THEN
+        RAISE EXCEPTION 'queue.jobs payload is % bytes, over the limit of % bytes', v_size, v_limit
+            USING ERRCODE = 'program_limit_exceeded',
+                  HINT = 'the limit is queue.limits.max_payload_bytes (and JOBD_MAX_PAYLOAD_BYTES in the daemon)';
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+CREATE TRIGGER jobs_check_inserted_payloads
+    AFTER INSERT ON queue.jobs
+    REFERENCING NEW TABLE AS inserted
+    FOR EACH STATEMENT EXECUTE FUNCTION queue.check_inserted_payloads();
+
+-- An UPDATE that rewrites a payload (never the daemon; an operator fixing a job)
+-- obeys the same limit. Row-level, because a trigger with a column list cannot
+-- have a transition table; it fires only when payload is assigned.
+CREATE FUNCTION queue.check_updated_payload() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_limit integer;
+    v_size  integer;
+BEGIN
+    SELECT max_payload_bytes INTO v_limit FROM queue.limits;
+    v_size := octet_length(NEW.payload::text);
+    IF v_size > v_limit THEN
+        RAISE EXCEPTION 'queue.jobs payload is % bytes, over the limit of % bytes', v_size, v_limit
+            USING ERRCODE = 'program_limit_exceeded',
+                  HINT = 'the limit is queue.limits.max_payload_bytes (and JOBD_MAX_PAYLOAD_BYTES in the daemon)';
+    END IF;
+    RETURN NEW;
+END;
+$$;
+
+CREATE TRIGGER jobs_check_updated_payload
+    BEFORE UPDATE OF payload ON queue.jobs
+    FOR EACH ROW EXECUTE FUNCTION queue.check_updated_payload();
+"""#),
+        Migration(version: 3, name: "queue_roles", sql: #"""
+-- 0003: least-privilege roles for the queue tier.
+--
+-- Three NOLOGIN group roles; an operator grants them to login roles:
+--   CREATE ROLE orders_app LOGIN PASSWORD '…';  GRANT jobd_enqueuer  TO orders_app;
+--   CREATE ROLE jobd       LOGIN PASSWORD '…';  GRANT jobd_daemon    TO jobd;
+--   CREATE ROLE metabase   LOGIN PASSWORD '…';  GRANT jobd_reporting TO metabase;
+-- jobd_enqueuer  may add jobs (INSERT on the enqueue columns, queue.enqueue()) and
+--                read nothing: no payloads, no dead letters, no history.
+-- jobd_daemon    runs `jobd run`: moves jobs through their states, writes dead
+--                letters, the attempts ledger and its registry row. It cannot
+--                insert or delete jobs, rewrite a payload, or change the schema.
+-- jobd_reporting reads every queue table and writes nothing.
+-- Migrations and the operator commands (`jobd migrate`, `jobd dead-letter
+-- retry|purge`) run as the schema owner.
+--
+-- Roles are cluster-wide while migrations run per database, so creation is
+-- conditional and tolerates another database's migration creating them at the
+-- same moment. Creating roles needs CREATEROLE; without it, an administrator
+-- creates the three roles once and this migration only grants.
+DO $$
+DECLARE
+    r text;
+BEGIN
+    FOREACH r IN ARRAY ARRAY['jobd_enqueuer', 'jobd_daemon', 'jobd_reporting'] LOOP
+        CONTINUE WHEN EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r);
+        BEGIN
+            EXECUTE format('CREATE ROLE %I NOLOGIN', r);
+        EXCEPTION
+            WHEN duplicate_object OR unique_violation THEN
+                NULL;  -- created concurrently by a migration of another database
+            WHEN insufficient_privilege THEN
+                RAISE EXCEPTION 'role % does not exist and % may not create roles', r, current_user
+                    USING HINT = format('as an administrator: CREATE ROLE %I NOLOGIN; then migrate again', r);
+        END;
+    END LOOP;
+END;
+$$;
+
+REVOKE ALL ON SCHEMA queue FROM PUBLIC;
+GRANT USAGE ON SCHEMA queue TO jobd_enqueuer, jobd_daemon, jobd_reporting;
+
+-- Enqueuer: the columns a producer sets, nothing the queue's own bookkeeping owns
+-- (state, attempt, leases …), so it cannot enqueue a job as already completed.
+GRANT INSERT (kind, payload, priority, run_at, max_attempts, unique_key) ON queue.jobs TO jobd_enqueuer;
+-- The payload-size trigger reads the limit as the inserting role.
+GRANT SELECT ON queue.limits TO jobd_enqueuer, jobd_daemon, jobd_reporting;
+-- queue.enqueue reads queue.jobs to find the holder of a unique key; running it as
+-- its owner lets producers use it without any SELECT on the table. search_path is
+-- pinned so a producer's own schemas cannot shadow anything it calls.
+ALTER FUNCTION queue.enqueue(text, jsonb, text, timestamptz, integer, text)
+    SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+REVOKE EXECUTE ON FUNCTION queue.enqueue(text, jsonb, text, timestamptz, integer, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION queue.enqueue(text, jsonb, text, timestamptz, integer, text) TO jobd_enqueuer;
+
+-- Daemon: read jobs, and update only the columns its loops move (never kind,
+-- payload, priority, max_attempts or unique_key). A new column a loop writes needs
+-- its own GRANT in a later migration (the roles test runs a daemon as this role).
+GRANT SELECT ON queue.jobs TO jobd_daemon;
+GRANT UPDATE (state, run_at, attempt, rescues, leased_by, lease_expires_at, promoted_at,
+              started_at, finished_at, last_error, errors)
+    ON queue.jobs TO jobd_daemon;
+GRANT SELECT, INSERT, UPDATE ON queue.dead_letters TO jobd_daemon;
+GRANT INSERT ON queue.attempts TO jobd_daemon;
+-- The rescuer looks for an attempt's 'solo' row (poison-pill counting).
+GRANT SELECT (job_id, attempt, event) ON queue.attempts TO jobd_daemon;
+GRANT SELECT, INSERT, UPDATE, DELETE ON queue.daemons TO jobd_daemon;
+-- `jobd run` refuses to start while migrations are pending: it reads the record.
+GRANT USAGE ON SCHEMA jobd TO jobd_daemon;
+GRANT SELECT ON jobd.migrations TO jobd_daemon;
+
+-- Reporting: read-only, everything in the queue tier.
+GRANT SELECT ON queue.jobs, queue.dead_letters, queue.attempts, queue.daemons TO jobd_reporting;
+"""#),
+        Migration(version: 4, name: "content_store", sql: #"""
+-- 0004: the content tier. Whole emails written by content.write: metadata rows apart
+-- from body rows, bodies and attachments zlib-compressed into bytea (codec column,
+-- raw and stored sizes), attachments de-duplicated by SHA-256 within a tenant, and a
+-- full-text search vector filled in batches by the daemon's indexer.
+-- May live in its own database (JOBD_CONTENT_DATABASE_URL).
+
+CREATE SCHEMA IF NOT EXISTS content;
+
+CREATE TABLE content.messages (
+    id               bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    -- The producer's idempotency key: a retried write finds its row and stops.
+    external_id      text        NOT NULL,
+    tenant_id        text        NOT NULL,
+    campaign_id      text,
+    from_address     text        NOT NULL,
+    to_addresses     text[]      NOT NULL,
+    subject          text        NOT NULL,
+    headers          jsonb       NOT NULL DEFAULT '{}'::jsonb,
+    -- SHA-256 over every field: the same external_id with other content is refused.
+    digest           text        NOT NULL,
+    attachment_count integer     NOT NULL DEFAULT 0,
+    -- Bodies + attachments as received (decoded), and as stored (compressed, before
+    -- attachments are de-duplicated); `jobd content stats` sums the tables instead.
+    raw_bytes        bigint      NOT NULL,
+    stored_bytes     bigint      NOT NULL,
+    -- Plain text (from the HTML, tags stripped) waiting for the indexer, which turns
+    -- it into search_vector and clears it.
+    index_text       text,
+    search_vector    tsvector,
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    -- Set by retention's archive action: bodies and attachments are gone.
+    archived_at      timestamptz,
+
+    CONSTRAINT messages_external_id_key UNIQUE (external_id),
+    -- Lets child rows reference (id, tenant_id), so a body can never sit under
+    -- another tenant than its message: row-level security keys on tenant_id.
+    CONSTRAINT messages_id_tenant_key UNIQUE (id, tenant_id),
+    CONSTRAINT messages_tenant_check CHECK (tenant_id <> '' AND length(tenant_id) <= 128),
+    CONSTRAINT messages_external_id_check CHECK (external_id <> '' AND length(external_id) <= 256)
+);
+
+CREATE INDEX messages_search_idx ON content.messages USING gin (search_vector);
+-- The indexer's queue: small, since rows leave it once indexed.
+CREATE INDEX messages_unindexed_idx ON content.messages (id)
+    WHERE search_vector IS NULL AND archived_at IS NULL;
+-- Retention's scan, oldest first; archived rows are done with.
+CREATE INDEX messages_expiry_idx ON content.messages (created_at)
+    WHERE archived_at IS NULL;
+CREATE INDEX messages_tenant_idx ON content.messages (tenant_id, created_at);
+
+CREATE TABLE content.bodies (
+    message_id   bigint  NOT NULL,
+    tenant_id    text    NOT NULL,
+    part         text    NOT NULL,
+    -- 'zlib' (RFC 1950); 'zlib+html' for a text part deflated with the message's
+    -- HTML part as preset dictionary (it mostly repeats the HTML's words); or
+    -- 'identity' when compressing did not make it smaller.
+    codec        text    NOT NULL,
+    raw_bytes    integer NOT NULL,
+    stored_bytes integer NOT NULL,
+    data         bytea   NOT NULL,
+    PRIMARY KEY (message_id, part),
+    FOREIGN KEY (message_id, tenant_id) REFERENCES content.messages (id, tenant_id) ON DELETE CASCADE,
+    CONSTRAINT bodies_part_check CHECK (part IN ('text', 'html')),
+    CONSTRAINT bodies_codec_check CHECK (codec IN ('zlib', 'zlib+html', 'identity')),
+    CONSTRAINT bodies_size_check CHECK (raw_bytes >= 0 AND stored_bytes = octet_length(data))
+);
+-- Already compressed: stop TOAST from trying pglz on it a second time.
+ALTER TABLE content.bodies ALTER COLUMN data SET STORAGE EXTERNAL;
+
+-- One row per distinct attachment per tenant. De-duplication stays within a tenant:
+-- across tenants it would tell one tenant that another holds the same file, and
+-- row-level security could not hide the shared row from either.
+CREATE TABLE content.attachment_blobs (
+    tenant_id    text        NOT NULL,
+    sha256       text        NOT NULL,
+    codec        text        NOT NULL,
+    raw_bytes    bigint      NOT NULL,
+    stored_bytes bigint      NOT NULL,
+    data         bytea       NOT NULL,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, sha256),
+    CONSTRAINT attachment_blobs_sha256_check CHECK (sha256 ~ '^[0-9a-f]{64}$'),
+    CONSTRAINT attachment_blobs_codec_check CHECK (codec IN ('zlib', 'identity')),
+    CONSTRAINT attachment_blobs_size_check CHECK (raw_bytes >= 0 AND stored_bytes = octet_length(data))
+);
+ALTER TABLE content.attachment_blobs ALTER COLUMN data SET STORAGE EXTERNAL;
+
+CREATE TABLE content.message_attachments (
+    message_id   bigint  NOT NULL,
+    position     integer NOT NULL,
+    tenant_id    text    NOT NULL,
+    filename     text    NOT NULL,
+    content_type text    NOT NULL,
+    sha256       text    NOT NULL,
+    raw_bytes    bigint  NOT NULL,
+    PRIMARY KEY (message_id, position),
+    FOREIGN KEY (message_id, tenant_id) REFERENCES content.messages (id, tenant_id) ON DELETE CASCADE,
+    FOREIGN KEY (tenant_id, sha256) REFERENCES content.attachment_blobs (tenant_id, sha256)
+);
+-- Retention asks "is this blob still referenced?".
+CREATE INDEX message_attachments_blob_idx ON content.message_attachments (tenant_id, sha256);
+
+-- Per-tenant retention, overriding JOBD_CONTENT_RETENTION. retain NULL keeps the
+-- tenant's content forever even when a global default is set.
+CREATE TABLE content.tenant_retention (
+    tenant_id  text        PRIMARY KEY,
+    retain     interval,
+    action     text        NOT NULL DEFAULT 'purge',
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT tenant_retention_action_check CHECK (action IN ('purge', 'archive')),
+    CONSTRAINT tenant_retention_retain_check CHECK (retain IS NULL OR retain >= interval '1 minute')
+);
+"""#),
+        Migration(version: 5, name: "content_isolation", sql: #"""
+-- 0005: tenant isolation in the content tier, by row-level security keyed on
+-- tenant_id. Three kinds of reader:
+--   * a tenant role (any role listed in content.tenant_roles) sees only its own
+--     tenants' rows, whatever it sets jobd.tenant_id to;
+--   * any other role given SELECT sees only the tenant its session names with
+--     SET jobd.tenant_id = '…' (nothing when unset): for an application that
+--     serves many tenants through one role;
+--   * the daemon (jobd_daemon, or the owner of these tables) sees everything: it
+--     writes, indexes and expires every tenant's content.
+-- Superusers and the tables' owner bypass row-level security (not FORCEd), so the
+-- migrating role keeps working as before.
+
+CREATE TABLE content.tenant_roles (
+    role_name name NOT NULL,
+    tenant_id text NOT NULL,
+    PRIMARY KEY (role_name, tenant_id)
+);
+-- Every role may look up its own mapping (the policies below do, as that role), and
+-- only its own.
+ALTER TABLE content.tenant_roles ENABLE ROW LEVEL SECURITY;
+CREATE POLICY own_mapping ON content.tenant_roles FOR SELECT USING (role_name = current_user);
+GRANT SELECT ON content.tenant_roles TO PUBLIC;
+
+DO $$
+DECLARE
+    t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['messages', 'bodies', 'attachment_blobs', 'message_attachments'] LOOP
+        EXECUTE format('ALTER TABLE content.%I ENABLE ROW LEVEL SECURITY', t);
+        -- A session that names its tenant.
+        EXECUTE format($p$CREATE POLICY tenant_by_setting ON content.%I
+            USING (tenant_id = current_setting('jobd.tenant_id', true))
+            WITH CHECK (tenant_id = current_setting('jobd.tenant_id', true))$p$, t);
+        -- A role mapped to tenants.
+        EXECUTE format($p$CREATE POLICY tenant_by_role ON content.%I
+            USING (tenant_id IN (SELECT r.tenant_id FROM content.tenant_roles r WHERE r.role_name = current_user))
+            WITH CHECK (tenant_id IN (SELECT r.tenant_id FROM content.tenant_roles r WHERE r.role_name = current_user))$p$, t);
+        -- Restrictive: a mapped role cannot widen its view by setting jobd.tenant_id.
+        EXECUTE format($p$CREATE POLICY mapped_roles_stay_home ON content.%I AS RESTRICTIVE
+            USING (NOT EXISTS (SELECT 1 FROM content.tenant_roles r WHERE r.role_name = current_user)
+                   OR tenant_id IN (SELECT r.tenant_id FROM content.tenant_roles r WHERE r.role_name = current_user))
+            WITH CHECK (NOT EXISTS (SELECT 1 FROM content.tenant_roles r WHERE r.role_name = current_user)
+                   OR tenant_id IN (SELECT r.tenant_id FROM content.tenant_roles r WHERE r.role_name = current_user))$p$, t);
+    END LOOP;
+
+    -- The least-privilege roles, when this cluster has them (another migration
+    -- creates them; without them the owner runs the daemon and nothing changes).
+    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'jobd_daemon') THEN
+        GRANT USAGE ON SCHEMA content TO jobd_daemon;
+        GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA content TO jobd_daemon;
+        GRANT USAGE ON ALL SEQUENCES IN SCHEMA content TO jobd_daemon;
+        FOREACH t IN ARRAY ARRAY['messages', 'bodies', 'attachment_blobs', 'message_attachments'] LOOP
+            EXECUTE format('CREATE POLICY daemon_all ON content.%I TO jobd_daemon USING (true) WITH CHECK (true)', t);
+        END LOOP;
+    END IF;
+    -- Reporting reads metadata across tenants (counts, sizes), never bodies or files.
+    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'jobd_reporting') THEN
+        GRANT USAGE ON SCHEMA content TO jobd_reporting;
+        GRANT SELECT ON content.messages, content.message_attachments, content.tenant_retention TO jobd_reporting;
+        CREATE POLICY reporting_metadata ON content.messages FOR SELECT TO jobd_reporting USING (true);
+        CREATE POLICY reporting_metadata ON content.message_attachments FOR SELECT TO jobd_reporting USING (true);
+    END IF;
+END;
+$$;
+"""#),
+        Migration(version: 6, name: "notifications_tables", sql: #"""
+-- 0006: the notifications tier (notification.send). May live in its own database
+-- (JOBD_NOTIFICATIONS_DATABASE_URL), so it references nothing in queue.*.
+
+CREATE SCHEMA IF NOT EXISTS notifications;
+
+-- One row per idempotency key: the notification and where its delivery stands.
+--   pending -> sending -> sent             (accepted by the provider: never sent again)
+--                      -> pending          (retry or Retry-After snooze)
+--                      -> failed           (refused for good, or the job's attempts spent)
+-- A sender owns a `sending` row through claim_token until sending_until; the final
+-- update is fenced on that token, so a run that lost its claim cannot overwrite the
+-- outcome of the run that took it over.
+CREATE TABLE notifications.notifications (
+    id              bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    idempotency_key text        NOT NULL,
+    channel         text        NOT NULL,
+    -- The payload's "to": URL, email address or E.164 number.
+    recipient       text        NOT NULL,
+    subject         text,
+    -- Exactly what is sent: canonical JSON text for webhooks, the text otherwise.
+    body            text        NOT NULL,
+    status          text        NOT NULL DEFAULT 'pending',
+    -- Send tries so far; the n-th try is notifications.attempts row (id, n).
+    tries           integer     NOT NULL DEFAULT 0,
+    claim_token     text,
+    sending_until   timestamptz,
+    -- The queue job that last worked on it (the queue may be another database).
+    job_id          bigint,
+    last_status_code integer,
+    last_error      text,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    updated_at      timestamptz NOT NULL DEFAULT now(),
+    sent_at         timestamptz,
+    failed_at       timestamptz,
+    CONSTRAINT notifications_key_unique UNIQUE (idempotency_key),
+    CONSTRAINT notifications_key_check CHECK (length(idempotency_key) BETWEEN 1 AND 200),
+    CONSTRAINT notifications_channel_check CHECK (channel IN ('webhook', 'email', 'sms')),
+    CONSTRAINT notifications_status_check CHECK (status IN ('pending', 'sending', 'sent', 'failed')),
+    CONSTRAINT notifications_claim_check CHECK (
+        status <> 'sending' OR (claim_token IS NOT NULL AND sending_until IS NOT NULL)),
+    CONSTRAINT notifications_sent_check CHECK ((status = 'sent') = (sent_at IS NOT NULL))
+) WITH (fillfactor = 80);  -- room for HOT updates: each row is updated at least twice
+
+-- Operators' view of what is still on its way (and the oldest of it).
+CREATE INDEX notifications_open_idx ON notifications.notifications (status, updated_at)
+    WHERE status IN ('pending', 'sending');
+
+-- The audit trail: every try, whatever came of it.
+CREATE TABLE notifications.attempts (
+    id              bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    notification_id bigint      NOT NULL REFERENCES notifications.notifications (id) ON DELETE CASCADE,
+    try             integer     NOT NULL,
+    job_id          bigint,
+    job_attempt     integer,
+    -- scheme://host:port the try went to (the unit of rate limiting and circuit breaking).
+    destination     text        NOT NULL,
+    started_at      timestamptz NOT NULL,
+    duration_ms     double precision NOT NULL,
+    -- sent | failed (permanent) | retry | snoozed (Retry-After)
+    outcome         text        NOT NULL,
+    -- HTTP status or SMTP reply code; NULL when no answer came (timeout, refused connection).
+    status_code     integer,
+    error_code      text,
+    -- The start of the response body, the relay's last reply, or the error.
+    excerpt         text,
+    CONSTRAINT attempts_try_unique UNIQUE (notification_id, try),
+    CONSTRAINT attempts_outcome_check CHECK (outcome IN ('sent', 'failed', 'retry', 'snoozed')),
+    CONSTRAINT attempts_excerpt_check CHECK (octet_length(excerpt) <= 4096)
+);
+CREATE INDEX attempts_started_idx ON notifications.attempts (started_at);
+
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'jobd_daemon') THEN
+        GRANT USAGE ON SCHEMA notifications TO jobd_daemon;
+        GRANT SELECT, INSERT, UPDATE ON notifications.notifications, notifications.attempts TO jobd_daemon;
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'jobd_reporting') THEN
+        GRANT USAGE ON SCHEMA notifications TO jobd_reporting;
+        GRANT SELECT ON notifications.notifications, notifications.attempts TO jobd_reporting;
+    END IF;
+END;
+$$;
+"""#),
+        Migration(version: 8, name: "analytics", sql: #"""
+-- 0008: the analytics tier. Facts (one row per finished attempt, one row per
+-- application event) and the daily rollups `analytics.rollup` computes from them
+-- and from the content and notifications tiers. May live in its own database.
+
+CREATE SCHEMA IF NOT EXISTS analytics;
+
+-- One row per finished attempt, written in batches by the daemon's FactsWriter.
+-- (job_id, attempt, finished_at) identifies an attempt: a snoozed attempt keeps its
+-- number, so the number alone repeats. The key makes a re-sent batch (a write whose
+-- answer was lost, a spool drained twice) change nothing.
+CREATE TABLE analytics.attempt_facts (
+    job_id        bigint           NOT NULL,
+    attempt       integer          NOT NULL,
+    kind          text             NOT NULL,
+    priority      text             NOT NULL,
+    -- completed | retry | snooze | dead | release (the completion's outcome)
+    outcome       text             NOT NULL,
+    -- From run_at (due) to the attempt's start, and the handler's run time.
+    queue_wait_ms double precision NOT NULL,
+    run_ms        double precision NOT NULL,
+    finished_at   timestamptz      NOT NULL,
+    PRIMARY KEY (job_id, attempt, finished_at)
+);
+-- The rollup reads one day at a time; facts arrive in time order, so a BRIN index
+-- is tiny and costs inserts next to nothing.
+CREATE INDEX attempt_facts_finished_brin ON analytics.attempt_facts USING brin (finished_at);
+
+-- Application events recorded by `metrics.emit` jobs. (job_id, seq) makes a job that
+-- runs twice record its events once.
+CREATE TABLE analytics.events (
+    job_id      bigint           NOT NULL,
+    seq         integer          NOT NULL,
+    name        text             NOT NULL CHECK (name <> '' AND length(name) <= 200),
+    value       double precision NOT NULL,
+    tags        jsonb            NOT NULL DEFAULT '{}'::jsonb CHECK (jsonb_typeof(tags) = 'object'),
+    occurred_at timestamptz      NOT NULL,
+    recorded_at timestamptz      NOT NULL DEFAULT now(),
+    PRIMARY KEY (job_id, seq)
+);
+CREATE INDEX events_occurred_brin ON analytics.events USING brin (occurred_at);
+CREATE INDEX events_name_time_idx ON analytics.events (name, occurred_at);
+
+-- Daily rollups. A day is a UTC calendar day. Re-running a day replaces its rows
+-- (stale keys deleted, the rest upserted), so the same facts give the same rows.
+
+CREATE TABLE analytics.daily_jobs (
+    day          date             NOT NULL,
+    kind         text             NOT NULL,
+    outcome      text             NOT NULL,
+    attempts     bigint           NOT NULL,
+    wait_p50_ms  double precision,
+    wait_p95_ms  double precision,
+    wait_p99_ms  double precision,
+    run_p50_ms   double precision,
+    run_p95_ms   double precision,
+    run_p99_ms   double precision,
+    PRIMARY KEY (day, kind, outcome)
+);
+
+CREATE TABLE analytics.daily_events (
+    day    date             NOT NULL,
+    name   text             NOT NULL,
+    events bigint           NOT NULL,
+    total  double precision NOT NULL,
+    min    double precision,
+    max    double precision,
+    avg    double precision,
+    PRIMARY KEY (day, name)
+);
+
+-- From content.messages (tenant_id, created_at, raw_bytes, stored_bytes).
+CREATE TABLE analytics.daily_content (
+    day               date             NOT NULL,
+    tenant_id         text             NOT NULL,
+    messages          bigint           NOT NULL,
+    raw_bytes         bigint           NOT NULL,
+    stored_bytes      bigint           NOT NULL,
+    -- raw / stored: 4.0 means stored in a quarter of the space. NULL when nothing stored.
+    compression_ratio double precision,
+    PRIMARY KEY (day, tenant_id)
+);
+
+-- From notifications.notifications (channel, status, created_at) and
+-- notifications.attempts (channel, outcome, started_at, duration_ms).
+CREATE TABLE analytics.daily_notifications (
+    day             date             NOT NULL,
+    channel         text             NOT NULL,
+    notifications   bigint           NOT NULL,
+    sent            bigint           NOT NULL,
+    failed          bigint           NOT NULL,
+    -- sent / (sent + failed); NULL when none has finished.
+    delivery_rate   double precision,
+    attempts        bigint           NOT NULL,
+    failed_attempts bigint           NOT NULL,
+    latency_p50_ms  double precision,
+    latency_p95_ms  double precision,
+    latency_p99_ms  double precision,
+    PRIMARY KEY (day, channel)
+);
+
+-- Which sections a day's rollup covered, and why one is missing (`source_missing`:
+-- that tier's table does not exist here; `source_invalid`: it lacks a column).
+CREATE TABLE analytics.daily_rollups (
+    day          date        NOT NULL,
+    section      text        NOT NULL CHECK (section IN ('jobs', 'events', 'content', 'notifications')),
+    status       text        NOT NULL CHECK (status IN ('ok', 'source_missing', 'source_invalid')),
+    detail       text,
+    source_rows  bigint      NOT NULL DEFAULT 0,
+    rolled_up_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (day, section)
+);
+
+-- Grants for the roles another migration creates; skipped when they do not exist.
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'jobd_daemon') THEN
+        GRANT USAGE ON SCHEMA analytics TO jobd_daemon;
+        GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA analytics TO jobd_daemon;
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'jobd_reporting') THEN
+        GRANT USAGE ON SCHEMA analytics TO jobd_reporting;
+        GRANT SELECT ON ALL TABLES IN SCHEMA analytics TO jobd_reporting;
+    END IF;
+END;
+$$;
+"""#),
+        Migration(version: 9, name: "queue_schedules", sql: #"""
+-- 0009: queue-side state of periodic jobs and of attempt facts.
+
+-- One row per schedule slot ever enqueued. The primary key is what makes a slot run
+-- once across all daemons: the scheduler inserts the slot and its job in one
+-- statement, and a second daemon's insert of the same slot does nothing. (The
+-- job's unique_key, `cron:<name>:<slot>`, guards only while the job is unfinished.)
+-- queue.prune deletes slots older than the retention window.
+CREATE TABLE queue.schedule_slots (
+    name        text        NOT NULL,
+    slot        timestamptz NOT NULL,
+    enqueued_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (name, slot)
+);
+
+-- Attempt facts that could not reach the analytics tier (its database is down).
+-- The queue database is up whenever jobs complete, so facts parked here are not
+-- lost; the FactsWriter moves them to analytics.attempt_facts once it is back
+-- (inserting there is idempotent, so a move that is interrupted and repeated is safe).
+CREATE TABLE queue.analytics_spool (
+    id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    job_id        bigint           NOT NULL,
+    attempt       integer          NOT NULL,
+    kind          text             NOT NULL,
+    priority      text             NOT NULL,
+    outcome       text             NOT NULL,
+    queue_wait_ms double precision NOT NULL,
+    run_ms        double precision NOT NULL,
+    finished_at   timestamptz      NOT NULL,
+    spooled_at    timestamptz      NOT NULL DEFAULT now()
+);
+
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'jobd_daemon') THEN
+        GRANT SELECT, INSERT, UPDATE, DELETE ON queue.schedule_slots, queue.analytics_spool TO jobd_daemon;
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'jobd_reporting') THEN
+        GRANT SELECT ON queue.schedule_slots TO jobd_reporting;
+    END IF;
+END;
+$$;
+"""#),
     ]
 }

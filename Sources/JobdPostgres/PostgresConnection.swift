@@ -19,7 +19,8 @@ public actor PostgresConnection {
 
     private let conninfo: String?
     private let commandTimeout: Double
-    private let sessionSettings: [String]
+    /// statement_timeout, idle_in_transaction_session_timeout, lock_timeout (ms).
+    private let sessionSettings: [String?]
     private let logger: Logger
     /// Owns the libpq handle; closing it in the handle's own deinit avoids needing
     /// an isolated deinit on the actor (which crashes the 6.3 optimizer).
@@ -46,11 +47,7 @@ public actor PostgresConnection {
         let timeoutMs = Int(commandTimeout * 1000)
         // The daemon never holds a transaction open while it waits on anything else;
         // this bounds the damage of a bug to a minute of held locks and bloat.
-        self.sessionSettings = [
-            "SET statement_timeout = \(timeoutMs)",
-            "SET idle_in_transaction_session_timeout = 60000",
-            "SET lock_timeout = \(timeoutMs)",
-        ]
+        self.sessionSettings = [String(timeoutMs), "60000", String(timeoutMs)]
     }
 
     deinit {
@@ -123,7 +120,12 @@ public actor PostgresConnection {
         }
         connection = conn
         do {
-            _ = try run(sessionSettings.joined(separator: "; "), [], simple: true, timeout: commandTimeout)
+            // One parameterised statement (SET itself takes no parameters).
+            _ = try run("""
+                SELECT set_config('statement_timeout', $1, false),
+                       set_config('idle_in_transaction_session_timeout', $2, false),
+                       set_config('lock_timeout', $3, false)
+                """, sessionSettings, simple: false, timeout: commandTimeout)
             for channel in listening.sorted() {
                 _ = try run("LISTEN \(quoteIdentifier(channel))", [], simple: true, timeout: commandTimeout)
             }
@@ -316,8 +318,13 @@ public actor PostgresConnection {
         return outcome ?? PostgresResult(columns: [], rows: [], affectedRows: 0)
     }
 
-    /// Waits for the socket until `deadline`; past it, cancels the statement and
-    /// drops the connection so nothing half-read can confuse the next call.
+    /// Waits for the socket until `deadline`; past it, drops the connection so
+    /// nothing half-read can confuse the next call.
+    ///
+    /// No `PQcancel` here: it opens a second connection and then blocks, without
+    /// any timeout, until the server closes it, so on a network that silently drops
+    /// packets it would hang this thread for good. The server ends the statement by
+    /// itself: its `statement_timeout` is this same deadline.
     private func wait(_ conn: OpaquePointer, writable: Bool, deadline: Int64, sql: String) throws {
         let remaining = Int(deadline - monotonicMilliseconds())
         if remaining > 0 {
@@ -328,11 +335,6 @@ public actor PostgresConnection {
                 dropConnection()
                 throw PostgresError(.connection, "poll failed (errno \(code))")
             }
-        }
-        if let cancel = PQgetCancel(conn) {
-            var buffer = [CChar](repeating: 0, count: 256)
-            _ = PQcancel(cancel, &buffer, Int32(buffer.count))
-            PQfreeCancel(cancel)
         }
         dropConnection()
         logger.warning("postgres statement timed out", metadata: [

@@ -111,6 +111,10 @@ public struct QueueStore: Sendable {
                    started_at = now()
              WHERE id = ANY($1::bigint[]) AND state = 'promoted'
             RETURNING id, kind, payload, priority, attempt, max_attempts, run_at, rescues
+        ), ledger AS (
+            -- The attempts ledger's start row, in the claim itself: no extra round trip.
+            INSERT INTO queue.attempts (job_id, attempt, event, daemon)
+            SELECT id, attempt, 'start', $2 FROM claimed
         )
         SELECT c.id, c.kind,
                CASE WHEN octet_length(t.text) <= $4::int THEN t.text END,
@@ -142,7 +146,7 @@ public struct QueueStore: Sendable {
     static let completeSQL = """
         WITH input AS (
             SELECT * FROM jsonb_to_recordset($1::jsonb)
-                AS i(id bigint, attempt int, outcome text, delay float8, code text, error text)
+                AS i(id bigint, attempt int, outcome text, delay float8, code text, error text, run float8)
         ), done AS (
             UPDATE queue.jobs j
                SET state = CASE i.outcome
@@ -164,8 +168,12 @@ public struct QueueStore: Sendable {
                             END
               FROM input i
              WHERE j.id = i.id AND j.attempt = i.attempt AND j.state = 'running'
-            RETURNING j.id, i.attempt AS fenced_attempt, i.outcome, i.code, j.kind, j.payload,
+            RETURNING j.id, i.attempt AS fenced_attempt, i.outcome, i.code, i.run, j.kind, j.payload,
                       j.priority, j.attempt, j.last_error, j.errors
+        ), ledger AS (
+            -- The attempt's end row, only for completions the fence accepted.
+            INSERT INTO queue.attempts (job_id, attempt, event, outcome, error_code, run_seconds)
+            SELECT id, fenced_attempt, 'end', outcome, code, run FROM done
         ), dead AS (
             INSERT INTO queue.dead_letters (job_id, kind, payload, priority, attempts, reason, last_error, errors)
             SELECT id, kind, payload, priority, attempt, coalesce(code, 'failed'), last_error, errors
@@ -205,6 +213,11 @@ public struct QueueStore: Sendable {
     /// One rescuer pass: attempts whose lease expired go back to `available`, or to
     /// the dead letters when their attempts are spent or they were rescued
     /// `maxRescues` times (a job that keeps killing its daemon is a poison pill).
+    ///
+    /// A job rescued `max(1, maxRescues - 1)` times is a suspect and runs alone
+    /// (WorkerPool); its further rescues count only for attempts that did run alone
+    /// (a `solo` ledger row), so a job is dead-lettered as poison only if the process
+    /// died while it was the one job running.
     public func rescueExpiredLeases(maxRescues: Int, limit: Int = 1_000) async throws -> [RescuedJob] {
         let result = try await connection.query(Self.rescueSQL, [String(limit), String(maxRescues)])
         return result.rows.compactMap { row in
@@ -219,15 +232,24 @@ public struct QueueStore: Sendable {
 
     static let rescueSQL = """
         WITH expired AS (
-            SELECT id, leased_by FROM queue.jobs
-             WHERE state = 'running' AND lease_expires_at < now()
-             ORDER BY lease_expires_at LIMIT $1::int FOR UPDATE SKIP LOCKED
+            -- Rescues below max(1, max_rescues - 1) always count; from there on the
+            -- job is a suspect that runs alone, and a rescue counts only when the lost
+            -- attempt ran alone: a suspect that merely waited for its turn cannot be
+            -- told apart from a bystander of whatever killed its daemon.
+            SELECT j.id, j.leased_by,
+                   j.rescues + CASE WHEN j.rescues < greatest(1, $2::int - 1) OR EXISTS (
+                                   SELECT 1 FROM queue.attempts a
+                                    WHERE a.job_id = j.id AND a.attempt = j.attempt AND a.event = 'solo')
+                               THEN 1 ELSE 0 END AS rescues
+              FROM queue.jobs j
+             WHERE j.state = 'running' AND j.lease_expires_at < now()
+             ORDER BY j.lease_expires_at LIMIT $1::int FOR UPDATE OF j SKIP LOCKED
         ), moved AS (
             UPDATE queue.jobs j
-               SET rescues = j.rescues + 1,
-                   state = CASE WHEN j.attempt >= j.max_attempts OR j.rescues + 1 >= $2::int
+               SET rescues = e.rescues,
+                   state = CASE WHEN j.attempt >= j.max_attempts OR e.rescues >= $2::int
                                 THEN 'dead' ELSE 'available' END,
-                   finished_at = CASE WHEN j.attempt >= j.max_attempts OR j.rescues + 1 >= $2::int
+                   finished_at = CASE WHEN j.attempt >= j.max_attempts OR e.rescues >= $2::int
                                       THEN now() END,
                    run_at = now(), leased_by = NULL, lease_expires_at = NULL, promoted_at = NULL,
                    last_error = 'lease expired: ' || coalesce(e.leased_by, 'a daemon')
@@ -247,9 +269,27 @@ public struct QueueStore: Sendable {
             ON CONFLICT (job_id) DO UPDATE
                SET reason = EXCLUDED.reason, last_error = EXCLUDED.last_error,
                    errors = EXCLUDED.errors, attempts = EXCLUDED.attempts, dead_at = now()
+        ), ledger AS (
+            INSERT INTO queue.attempts (job_id, attempt, event, daemon, outcome, error_code)
+            SELECT id, attempt, 'end', leased_by, 'lease_expired',
+                   CASE WHEN state = 'dead' THEN reason ELSE 'lease_expired' END
+              FROM moved
         )
         SELECT id, kind, state, attempt, rescues, leased_by FROM moved
         """
+
+    /// Records that a suspect (a job rescued before) now runs alone in its daemon, so
+    /// that if this attempt is lost too, the rescue counts towards the poison-pill
+    /// limit. False when the attempt is no longer this one's to run (lease lost).
+    /// One statement per suspect; suspects exist only after a daemon died mid-job.
+    public func markSolo(_ fence: AttemptFence, daemon: String) async throws -> Bool {
+        let result = try await connection.query("""
+            INSERT INTO queue.attempts (job_id, attempt, event, daemon)
+            SELECT id, attempt, 'solo', $3 FROM queue.jobs
+             WHERE id = $1::bigint AND attempt = $2::int AND state = 'running'
+            """, [String(fence.id), String(fence.attempt), daemon])
+        return result.affectedRows == 1
+    }
 
     /// Jobs `promoted` for longer than `olderThan` seconds without a claim: Redis lost
     /// them (a flush, a failover, a crash between commit and push). Back to `available`.

@@ -27,7 +27,8 @@ public struct JobDaemon: Sendable {
         identity: DaemonIdentity,
         logger: Logger,
         postgres: (String) -> PostgresConnection,
-        redis: (String) -> RedisDispatch
+        redis: (String) -> RedisDispatch,
+        observer: (any AttemptObserver)? = nil
     ) {
         var logger = logger
         logger[metadataKey: LogKey.daemon] = "\(identity.id)"
@@ -45,7 +46,7 @@ public struct JobDaemon: Sendable {
                 claimStore: QueueStore(connection: postgres("claim-\(name)")),
                 completionStore: QueueStore(connection: postgres("complete-\(name)")),
                 dispatch: redis("fetch-\(name)"), handlers: handlers, configuration: configuration,
-                daemonID: identity.id, stats: stats, logger: logger, promoterWake: wake,
+                daemonID: identity.id, stats: stats, logger: logger, observer: observer, promoterWake: wake,
                 extraPipelines: (1..<WorkerPool.claimPipelines(forSlots: pool.slots)).map { index in
                     ClaimPipeline(
                         store: QueueStore(connection: postgres("claim-\(name)-\(index + 1)")),

@@ -33,6 +33,8 @@ enum ConfigurationLoader {
         var values: [DaemonConfiguration.Key: String] = [:]
         for key in DaemonConfiguration.Key.allCases {
             values[key] = overrides[key] ?? reader.string(forKey: ConfigKey(key.fileKey), isSecret: key.isSecret)
+                // `schedules:` may also be a YAML list, one entry per item.
+                ?? (key == .schedules ? reader.stringArray(forKey: ConfigKey(key.fileKey))?.joined(separator: "\n") : nil)
         }
         do {
             let configuration = try DaemonConfiguration.parse { [values] key in values[key] }

@@ -12,6 +12,8 @@ struct Jobd: AsyncParsableCommand {
         subcommands: [
             RunCommand.self, MigrateCommand.self, EnqueueCommand.self, StatusCommand.self, DeadLetterCommand.self,
             BenchCommand.self,
+            ContentCommand.self,
+            ReportCommand.self,
         ]
     )
 }

@@ -7,6 +7,7 @@ import JobdRuntime
 import JobdSystemd
 import Logging
 import ServiceLifecycle
+import UnixSignals
 
 struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -45,10 +46,16 @@ struct RunCommand: AsyncParsableCommand {
         let identity = DaemonIdentity(
             id: "\(ProcessInfo.processInfo.hostName):\(getpid()):\(UInt32.random(in: 0...UInt32.max) % 100_000)",
             hostname: ProcessInfo.processInfo.hostName, pid: getpid(), version: Jobd.version)
-        let tiers = TierComponents(connections: connections)
+        // Test-only, deliberately not a configuration key: lets the fault suite make a
+        // `noop` job abort the process (scenario 8, poison pill).
+        let testFaults = ProcessInfo.processInfo.environment["JOBD_TEST_FAULTS"] == "1"
+        if testFaults {
+            logger.warning("JOBD_TEST_FAULTS=1: noop jobs may abort this process; never set this in production")
+        }
+        let tiers = TierComponents(connections: connections, testFaults: testFaults)
         let daemon = JobDaemon(
             configuration: config, handlers: HandlerRegistry(tiers.handlers), identity: identity, logger: logger,
-            postgres: connections.postgres, redis: connections.dispatch)
+            postgres: connections.postgres, redis: connections.dispatch, observer: tiers.observer)
         let notifier = SystemdNotifier.fromEnvironment()
         let supervisor = SystemdSupervisor(daemon: daemon, notifier: notifier, configuration: config, logger: logger)
         // The announcer is last so it is the first to hear of a graceful shutdown;
@@ -78,6 +85,15 @@ struct RunCommand: AsyncParsableCommand {
         ])
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { await supervisor.run() }
+            if testFaults {
+                tasks.addTask {
+                    for await _ in await UnixSignalsSequence(trapping: .sigusr2) {
+                        let wedged = !TestFaults.promoterWedged.load(ordering: .relaxed)
+                        TestFaults.promoterWedged.store(wedged, ordering: .relaxed)
+                        logger.warning("JOBD_TEST_FAULTS: promoter wedge toggled", metadata: ["wedged": "\(wedged)"])
+                    }
+                }
+            }
             tasks.addTask {
                 await ConfigurationReloader(global: global, daemon: daemon, notifier: notifier, logger: logger)
                     .run(initial: configValues)

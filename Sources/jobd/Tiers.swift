@@ -53,14 +53,31 @@ struct TierComponents {
     /// Started before the daemon's own services, so they stop after the pools drain.
     var services: [any Service]
     var databases: TierDatabases
+    /// Told of every finished attempt: the analytics tier's FactsWriter (nil when
+    /// JOBD_FACTS_BUFFER=0).
+    var observer: (any AttemptObserver)?
 
-    init(connections: Connections) {
+    /// - Parameter testFaults: lets `noop` abort the process (the fault suite only).
+    init(connections: Connections, testFaults: Bool = false) {
         let configuration = connections.configuration
         let logger = connections.logger
         databases = TierDatabases(configuration: configuration, logger: logger) { tier, name in
             connections.postgres(name, tier: tier)
         }
-        handlers = [NoopHandler()]
+        handlers = [NoopHandler(testFaults: testFaults)]
+        handlers.append(NotificationSendHandler(
+            database: databases[.notifications], settings: configuration.notifications,
+            userAgent: "jobd/\(Jobd.version)", logger: logger))
         services = []
+        // Content tier: content.write, content.purge, and the batched search indexer.
+        let content = databases[.content]
+        handlers += [ContentWriteHandler(database: content, compressionLevel: configuration.content.compressionLevel),
+                     ContentPurgeHandler(database: content, settings: configuration.content)]
+        services += [ContentIndexer(database: content, settings: configuration.content, logger: logger)]
+        // Analytics tier and periodic jobs: see AnalyticsComponents.
+        let analytics = AnalyticsComponents(connections: connections, databases: databases)
+        handlers += analytics.handlers
+        services += analytics.services
+        observer = analytics.factsWriter
     }
 }

@@ -55,6 +55,11 @@ struct FaultToleranceTests {
                     ('noop', 'running', 1, 20, 'crashed', now() - interval '1 second', 2),
                     ('noop', 'running', 3, 3,  'crashed', now() - interval '1 second', 0)
                 """)
+            // The third job's lost attempt ran alone (a suspect): its rescue counts.
+            try await world.exec("""
+                INSERT INTO queue.attempts (job_id, attempt, event, daemon)
+                SELECT id, 1, 'solo', 'crashed' FROM queue.jobs WHERE rescues = 2
+                """)
             let store = QueueStore(connection: world.sql)
             let rescued = try await store.rescueExpiredLeases(maxRescues: 3)
             #expect(rescued.count == 3)

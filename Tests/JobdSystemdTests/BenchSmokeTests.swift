@@ -44,10 +44,11 @@ extension HostTests {
             let scale = try #require(json["scale"] as? [[String: Any]])
             #expect(scale.first?["backlog"] as? Int == 2000)
             #expect((scale.first?["jobsPerSecond"] as? Double ?? 0) > 0)
-            // The tier kinds are not registered in this build: reported, never measured.
+            // The tier kinds have no bench recipe yet: reported, never given a number.
             let tiers = try #require(json["tierKinds"] as? [String: [String: Any]])
-            #expect(tiers["content.write"]?["status"] as? String == "not available")
-            #expect(tiers["notification.send"]?["status"] as? String == "not available")
+            for kind in ["content.write", "notification.send"] {
+                #expect(["not available", "no recipe"].contains(tiers[kind]?["status"] as? String), "\(tiers)")
+            }
             #expect(tiers.values.allSatisfy { $0["perSecond"] == nil })
             // Every target of the issue is evaluated, and each measured one has a verdict.
             let targets = try #require(json["targets"] as? [[String: Any]])

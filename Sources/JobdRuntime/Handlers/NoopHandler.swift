@@ -9,20 +9,33 @@ import JobdCore
 /// - `{"fail": true}` always fails, transiently;
 /// - `{"fail_attempts": N}` fails its first N attempts, then succeeds;
 /// - `{"permanent": true}` fails permanently (dead-lettered at once).
+///
+/// Fault tests only: with `testFaults` (the CLI sets it when `JOBD_TEST_FAULTS=1`),
+/// `{"abort": true}` kills the whole process with SIGABRT, as a handler with a fatal
+/// bug would. Otherwise `abort` is an unknown field like any other, so a payload can
+/// never crash a production daemon.
 public struct NoopHandler: JobHandler {
     public let kind = "noop"
+    public let testFaults: Bool
 
-    public init() {}
+    public init(testFaults: Bool = false) {
+        self.testFaults = testFaults
+    }
 
     struct Payload {
         var sleepMs = 0
         var fail = false
         var failAttempts = 0
         var permanent = false
+        var abort = false
     }
 
     public func handle(_ job: ClaimedJob, context: JobContext) async throws {
-        let payload = try Self.decode(job.payload)
+        let payload = try Self.decode(job.payload, testFaults: testFaults)
+        if payload.abort {
+            context.logger.critical("noop aborts the process (JOBD_TEST_FAULTS)")
+            abort()
+        }
         if payload.sleepMs > 0 {
             try await Task.sleep(for: .milliseconds(payload.sleepMs))
         }
@@ -39,7 +52,7 @@ public struct NoopHandler: JobHandler {
         }
     }
 
-    static func decode(_ text: String) throws -> Payload {
+    static func decode(_ text: String, testFaults: Bool = false) throws -> Payload {
         // The benchmark's and smoke tests' payload: skip the JSON decoder (a tenth of
         // the daemon's CPU per no-op job in the profile).
         if text == "{}" { return Payload() }
@@ -55,6 +68,8 @@ public struct NoopHandler: JobHandler {
                 payload.failAttempts = try JSONPayload.integer(value, field: key, kind: "noop", range: 0...1_000)
             case "permanent":
                 payload.permanent = try JSONPayload.bool(value, field: key, kind: "noop")
+            case "abort" where testFaults:
+                payload.abort = try JSONPayload.bool(value, field: key, kind: "noop")
             default:
                 throw JobFailure.permanent(
                     "noop payload: unknown field \"\(key)\" (known: sleep_ms, fail, fail_attempts, permanent)",

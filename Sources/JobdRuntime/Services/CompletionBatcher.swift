@@ -18,6 +18,15 @@ public final class CompletionBatcher: Sendable {
     let logger: Logger
     let maxBatch: Int
     private let pending = Mutex<[AttemptCompletion]>([])
+    /// Submitted and not yet written (queued or in the statement in flight). The
+    /// lease heartbeat keeps extending these: a worker slot is freed as soon as its
+    /// handler returns, but the attempt is not over until its completion is written,
+    /// and a slow write (an outage, a lock) must not let the rescuer run it again.
+    private let unwritten = Mutex<Set<AttemptFence>>([])
+    /// Fences whose write failed at least once. If the connection broke after the
+    /// commit, the retry finds the attempt already finished and is refused: the log
+    /// says so, so that is not mistaken for a lease that was taken over.
+    private let retried = Mutex<Set<AttemptFence>>([])
     private let wake = WakeSignal()
     private let finishing = Mutex(false)
 
@@ -29,11 +38,17 @@ public final class CompletionBatcher: Sendable {
     }
 
     public func submit(_ completion: AttemptCompletion) {
+        unwritten.withLock { _ = $0.insert(completion.fence) }
         pending.withLock { $0.append(completion) }
         wake.signal()
     }
 
     public var backlog: Int { pending.withLock { $0.count } }
+
+    /// Fences whose completion is not written yet; their leases must stay alive.
+    public var unwrittenFences: [AttemptFence] { unwritten.withLock { Array($0) } }
+
+    public func isUnwritten(_ fence: AttemptFence) -> Bool { unwritten.withLock { $0.contains(fence) } }
 
     /// Flushes until `finish()` was called and everything submitted is written.
     public func run() async {
@@ -58,6 +73,9 @@ public final class CompletionBatcher: Sendable {
             } catch {
                 // Put the batch back in front and try again later.
                 pending.withLock { $0.insert(contentsOf: batch, at: 0) }
+                retried.withLock { set in
+                    for completion in batch { set.insert(completion.fence) }
+                }
                 if Task.isCancelled { return }
                 failures += 1
                 if failures == 1 || failures % 10 == 0 {
@@ -78,6 +96,15 @@ public final class CompletionBatcher: Sendable {
 
     private func write(_ batch: [AttemptCompletion]) async throws {
         let applied = try await store.complete(batch)
+        unwritten.withLock { set in
+            for completion in batch { set.remove(completion.fence) }
+        }
+        let retriedFences = retried.withLock { set -> Set<AttemptFence> in
+            guard !set.isEmpty else { return [] }
+            var hit = Set<AttemptFence>()
+            for completion in batch where set.remove(completion.fence) != nil { hit.insert(completion.fence) }
+            return hit
+        }
         var completed = 0, retried = 0, dead = 0, stale = 0
         for completion in batch {
             guard applied.contains(completion.fence) else {
@@ -86,6 +113,7 @@ public final class CompletionBatcher: Sendable {
                     LogKey.messageID: "\(JobdMessageID.staleCompletionRefused.rawValue)",
                     LogKey.jobID: "\(completion.fence.id)", LogKey.jobAttempt: "\(completion.fence.attempt)",
                     LogKey.outcome: "\(completion.outcome.rawValue)",
+                    "after_failed_write": "\(retriedFences.contains(completion.fence))",
                 ])
                 continue
             }

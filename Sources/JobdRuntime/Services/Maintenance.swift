@@ -52,39 +52,62 @@ public struct Maintenance: Service {
     }
 
     /// One pass of every step; tests call it directly.
+    ///
+    /// The Postgres steps and the Redis step run independently: Redis being down
+    /// must not stop the rescuer, nor Postgres being down the epoch check. The first
+    /// error is thrown once every step has had its turn.
     public func runOnce(epochs: EpochTracker = EpochTracker()) async throws {
-        try await store.registerDaemon(
-            id: daemon.id, hostname: daemon.hostname, pid: daemon.pid, version: daemon.version,
-            workers: configuration.workers.total)
-        let summary = try await store.backlogSummary()
-        stats.update {
-            $0.postgresHealthy = true
-            $0.dueBacklog = summary.due
-            $0.deadLetterCount = summary.deadLetters
+        var firstError: (any Error)?
+        do {
+            try await store.registerDaemon(
+                id: daemon.id, hostname: daemon.hostname, pid: daemon.pid, version: daemon.version,
+                workers: configuration.workers.total)
+            let summary = try await store.backlogSummary()
+            stats.update {
+                $0.postgresHealthy = true
+                $0.dueBacklog = summary.due
+                $0.deadLetterCount = summary.deadLetters
+            }
+            try await rescue()
+            let reclaimed = try await store.reclaimStalePromotions(olderThan: configuration.promotedTimeout)
+            if reclaimed > 0 {
+                logger.notice("returned unclaimed promotions to available", metadata: [LogKey.count: "\(reclaimed)"])
+                promoterWake.signal()
+            }
+        } catch {
+            stats.update { $0.postgresHealthy = false }
+            firstError = error
         }
-        try await reconcileRedis(epochs: epochs)
-        stats.update { $0.redisHealthy = true }
-        try await rescue()
-        let reclaimed = try await store.reclaimStalePromotions(olderThan: configuration.promotedTimeout)
-        if reclaimed > 0 {
-            logger.notice("returned unclaimed promotions to available", metadata: [LogKey.count: "\(reclaimed)"])
-            promoterWake.signal()
+        do {
+            try await reconcileRedis(epochs: epochs)
+            stats.update { $0.redisHealthy = true }
+        } catch {
+            stats.update { $0.redisHealthy = false }
+            firstError = firstError ?? error
         }
+        if let firstError { throw firstError }
     }
 
     private func reconcileRedis(epochs: EpochTracker) async throws {
         let candidate = "\(daemon.id)-\(UInt64.random(in: 1...UInt64.max))"
         let epoch = try await dispatch.ensureEpoch(candidate: candidate)
-        let previous = epochs.swap(epoch)
-        // Our own candidate won the SET NX: the key was missing, so Redis was emptied
-        // (or is new). A different epoch than last time: another daemon saw it first.
-        let lost = (previous != nil && previous != epoch) || (previous != nil && epoch == candidate)
-        guard lost else { return }
-        let reset = try await store.resetAllPromotions()
-        logger.warning("redis lost its data; dispatch rebuilt from postgres", metadata: [
-            LogKey.messageID: "\(JobdMessageID.redisLostDispatchRebuilt.rawValue)", LogKey.count: "\(reset)",
-        ])
-        promoterWake.signal()
+        // Our own candidate won the SET NX: the key was missing, so Redis was emptied,
+        // restarted without persistence, or is new. That holds on this daemon's first
+        // pass too (Redis may have been flushed while no daemon ran); voiding the
+        // promotions of a Redis that still holds them only costs harmless duplicates.
+        // A different epoch than last time: another daemon saw the loss first.
+        let previous = epochs.current
+        let lost = epoch == candidate || (previous != nil && previous != epoch)
+        if lost {
+            let reset = try await store.resetAllPromotions()
+            logger.warning("redis lost its data; dispatch rebuilt from postgres", metadata: [
+                LogKey.messageID: "\(JobdMessageID.redisLostDispatchRebuilt.rawValue)", LogKey.count: "\(reset)",
+            ])
+            promoterWake.signal()
+        }
+        // Remembered only once the promotions were voided: if Postgres failed just
+        // now, the next pass sees the loss again instead of forgetting it.
+        epochs.remember(epoch)
     }
 
     private func rescue() async throws {
@@ -106,12 +129,9 @@ public struct Maintenance: Service {
 public final class EpochTracker: Sendable {
     private let last = Mutex<String?>(nil)
     public init() {}
-    func swap(_ epoch: String) -> String? {
-        last.withLock { value in
-            let previous = value
-            value = epoch
-            return previous
-        }
+    var current: String? { last.withLock { $0 } }
+    func remember(_ epoch: String) {
+        last.withLock { $0 = epoch }
     }
 }
 

@@ -47,6 +47,9 @@ public struct Promoter: Service {
             // not need a new due-time query either.
             var idleUntil: ContinuousClock.Instant?
             await loop.run {
+                while TestFaults.promoterWedged.load(ordering: .relaxed) && !Task.isCancelled {
+                    try? await Task.sleep(for: .milliseconds(50))
+                }
                 let outcome = try await pass(skipping: poppedOnly ? drained : [])
                 drained = outcome.drained.union(poppedOnly ? drained.subtracting(outcome.asked) : [])
                 stats.beat("promoter")

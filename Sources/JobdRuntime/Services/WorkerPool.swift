@@ -21,6 +21,15 @@ import Synchronization
 ///
 /// Graceful shutdown (SIGTERM): stop fetching, let running jobs finish for up to
 /// `shutdownTimeout`, then cancel what is left and release it to `available`.
+///
+/// A claimed job rescued `max(1, JOBD_MAX_RESCUES - 1)` times is a suspect: its
+/// daemon died under it that often, and it may be what killed it. Suspects run
+/// alone: the pool waits until nothing else runs, records the solo run in the
+/// ledger, runs the suspect, and fetches again only when it is done. From there on
+/// only a rescue of such a solo attempt counts towards `JOBD_MAX_RESCUES`, so when
+/// a culprit kills the process again, it alone reaches the dead letters (poison);
+/// bystanders, and suspects still waiting for their turn, never do. A job rescued
+/// once (a one-off crash, a frozen daemon) runs again at full parallelism.
 public struct WorkerPool: Service {
     public let name: String
     let lanes: [JobPriority]
@@ -43,12 +52,14 @@ public struct WorkerPool: Service {
 
     /// Claim pipelines for a pool of `slots` (see the type's documentation).
     public static func claimPipelines(forSlots slots: Int) -> Int { slots >= 32 ? 2 : 1 }
+    /// Told of every finished attempt (attempt facts for analytics); nil: no one.
+    let observer: (any AttemptObserver)?
 
     public init(
         name: String, lanes: [JobPriority], slots: Int, claimStore: QueueStore, completionStore: QueueStore,
         dispatch: RedisDispatch, handlers: HandlerRegistry, configuration: DaemonConfiguration,
-        daemonID: String, stats: DaemonStats, logger: Logger, promoterWake: WakeSignal? = nil,
-        extraPipelines: [ClaimPipeline] = []
+        daemonID: String, stats: DaemonStats, logger: Logger, observer: (any AttemptObserver)? = nil,
+        promoterWake: WakeSignal? = nil, extraPipelines: [ClaimPipeline] = []
     ) {
         self.promoterWake = promoterWake
         self.pipelines = [ClaimPipeline(store: claimStore, dispatch: dispatch)] + extraPipelines
@@ -65,6 +76,7 @@ public struct WorkerPool: Service {
         self.stats = stats
         self.logger = logger
         self.metrics = JobMetrics(knownKinds: handlers.kinds)
+        self.observer = observer
     }
 
     public var busy: Int { slots.busy }
@@ -73,15 +85,16 @@ public struct WorkerPool: Service {
     public func run() async throws {
         let batcher = CompletionBatcher(store: completionStore, stats: stats, logger: logger)
         let fetching = StopFlag()
+        let suspects = SuspectQueue()
         await withTaskGroup(of: Void.self) { background in
             background.addTask { await batcher.run() }
-            background.addTask { await heartbeatLeases(until: fetching) }
+            background.addTask { await heartbeatLeases(until: fetching, batcher: batcher, suspects: suspects) }
 
             // Discarding: a finished job's task is freed at once. A plain task group keeps
             // every finished child until it is awaited — memory that grew with each job.
             await withDiscardingTaskGroup { workers in
                 await withGracefulShutdownHandler {
-                    await fetchLoop(workers: &workers, batcher: batcher, stop: fetching)
+                    await fetchLoop(workers: &workers, batcher: batcher, suspects: suspects, stop: fetching)
                 } onGracefulShutdown: {
                     fetching.stop()
                 }
@@ -89,6 +102,12 @@ public struct WorkerPool: Service {
                 // Claims in flight start their jobs (or give their slots back) first, as
                 // the single fetch loop's last claim did before it returned.
                 await slots.waitForClaims()
+                // Suspects still waiting for their turn never started: hand them back.
+                for job in suspects.takeAll() {
+                    batcher.submit(AttemptCompletion(
+                        fence: job.fence, outcome: .release, errorCode: "interrupted",
+                        errorMessage: "released unstarted by a shutdown (it was waiting to run alone)"))
+                }
                 // Drain: running jobs get `shutdownTimeout` to finish.
                 if slots.busy > 0 {
                     logger.notice("draining in-flight jobs", metadata: [
@@ -115,10 +134,34 @@ public struct WorkerPool: Service {
 
     // MARK: Fetching
 
-    private func fetchLoop(workers: inout DiscardingTaskGroup, batcher: CompletionBatcher, stop: StopFlag) async {
+    private func fetchLoop(
+        workers: inout DiscardingTaskGroup, batcher: CompletionBatcher, suspects: SuspectQueue, stop: StopFlag
+    ) async {
         var selector = PrioritySelector(mode: configuration.priorityMode, lanes: lanes)
         let idle = IdlePipelines(count: pipelines.count)
         while !stop.isStopped && !Task.isCancelled {
+            if let suspect = suspects.first {
+                // Alone: wait for everything else to finish, run it, wait for it.
+                guard await waitUntilIdle(or: stop) else { return }
+                guard let mine = await markSolo(suspect.job.fence, stop: stop) else { return }
+                suspects.removeFirst()
+                guard mine else {
+                    logger.warning("lease lost before the rescued job could run alone; not run here", metadata: [
+                        LogKey.jobID: "\(suspect.job.id)", LogKey.jobAttempt: "\(suspect.job.attempt)",
+                    ])
+                    continue
+                }
+                logger.notice("running a rescued job alone", metadata: [
+                    LogKey.service: "\(name)", LogKey.jobID: "\(suspect.job.id)", LogKey.jobKind: "\(suspect.job.kind)",
+                    LogKey.jobAttempt: "\(suspect.job.attempt)", "rescues": "\(suspect.job.rescues)",
+                ])
+                slots.occupy(suspect.job.fence)
+                workers.addTask {
+                    await execute(suspect.job, payloadPresent: suspect.payloadPresent, payloadBytes: suspect.payloadBytes, batcher: batcher)
+                }
+                guard await waitUntilIdle(or: stop) else { return }
+                continue
+            }
             let free = await slots.waitForFree()
             stats.beat(beatKey)
             guard free > 0, !stop.isStopped else { continue }
@@ -131,16 +174,20 @@ public struct WorkerPool: Service {
             }
             let order = selector.nextOrder()
             workers.addTask {
-                await claimAndRun(pipeline: pipeline, reserved: reserved, order: order, idle: idle, batcher: batcher)
+                await claimAndRun(
+                    pipeline: pipeline, reserved: reserved, order: order, idle: idle, batcher: batcher, suspects: suspects)
             }
         }
     }
 
-    /// One claim on one pipeline, then its jobs, each in a task of its own.
+    /// One claim on one pipeline, then its jobs, each in a task of its own. Suspects
+    /// among them go to `suspects` instead, and their slots are given back: the fetch
+    /// loop runs each alone once nothing else runs and no claim is in flight.
     private func claimAndRun(
-        pipeline: Int, reserved: Int, order: [JobPriority], idle: IdlePipelines, batcher: CompletionBatcher
+        pipeline: Int, reserved: Int, order: [JobPriority], idle: IdlePipelines, batcher: CompletionBatcher,
+        suspects: SuspectQueue
     ) async {
-        let jobs: [(job: ClaimedJob, payloadBytes: Int, payloadPresent: Bool)]
+        var jobs: [ClaimedAttempt]
         var reserved = reserved
         do {
             jobs = try await fetch(reserved: &reserved, order: order, on: pipelines[pipeline])
@@ -162,6 +209,9 @@ public struct WorkerPool: Service {
             idle.checkIn(pipeline)
             return
         }
+        let suspectAt = max(1, configuration.maxRescues - 1)
+        for job in jobs where job.job.rescues >= suspectAt { suspects.append(job) }
+        jobs.removeAll { $0.job.rescues >= suspectAt }
         slots.settle(reserved: reserved, occupying: jobs.map(\.job.fence))
         idle.checkIn(pipeline)
         if jobs.count == 1, let job = jobs.first {
@@ -175,12 +225,39 @@ public struct WorkerPool: Service {
         }
     }
 
+    /// Records the solo run before it starts (retrying through an outage). nil when
+    /// the pool was told to stop first; false when the lease was lost meanwhile.
+    private func markSolo(_ fence: AttemptFence, stop: StopFlag) async -> Bool? {
+        var failures = 0
+        var generator = SystemRandomNumberGenerator()
+        let backoff = RetryBackoff(baseSeconds: 0.1, maximumSeconds: 5)
+        while !stop.isStopped && !Task.isCancelled {
+            do {
+                return try await claimStore.markSolo(fence, daemon: daemonID)
+            } catch {
+                failures += 1
+                try? await Task.sleep(for: .milliseconds(Int(backoff.delay(forAttempt: failures, using: &generator) * 1000)))
+            }
+        }
+        return nil
+    }
+
+    /// Waits until no slot is busy and no claim is in flight (a claim in flight would
+    /// start jobs beside a suspect); false when the pool was told to stop first.
+    private func waitUntilIdle(or stop: StopFlag) async -> Bool {
+        while slots.occupied > 0 {
+            if stop.isStopped || Task.isCancelled { return false }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        return !stop.isStopped && !Task.isCancelled
+    }
+
     /// Pops up to `reserved` ids and claims them. The slots reserved beyond what was
     /// popped are given back before the claim (`reserved` is lowered to match), so
     /// the other pipeline can take new arrivals while this claim waits for its flush.
     private func fetch(
         reserved: inout Int, order: [JobPriority], on pipeline: ClaimPipeline
-    ) async throws -> [(job: ClaimedJob, payloadBytes: Int, payloadPresent: Bool)] {
+    ) async throws -> [ClaimedAttempt] {
         let dispatch = pipeline.dispatch
         let max = reserved
         var popped = try await dispatch.pop(order: order, max: max)
@@ -242,6 +319,7 @@ public struct WorkerPool: Service {
         case .dead, .release:
             break  // logged by the batcher once the fence accepted it
         }
+        observer?.attemptFinished(job, completion: completion)
         batcher.submit(completion)
     }
 
@@ -250,6 +328,9 @@ public struct WorkerPool: Service {
             return .failed(.permanent(
                 "payload is \(payloadBytes) bytes, over the limit of \(configuration.maxPayloadBytes) (JOBD_MAX_PAYLOAD_BYTES)",
                 code: "payload_too_large"))
+        }
+        if let failure = PayloadGuard.check(job.payload) {
+            return .failed(failure)
         }
         guard let handler = handlers.handler(for: job.kind) else {
             return .failed(.permanent(
@@ -276,21 +357,23 @@ public struct WorkerPool: Service {
     /// Extends the leases of running attempts every third of the lease, so a live
     /// daemon never loses a job to the rescuer, and a dead one loses all of them
     /// within one lease.
-    private func heartbeatLeases(until stop: StopFlag) async {
+    private func heartbeatLeases(until stop: StopFlag, batcher: CompletionBatcher, suspects: SuspectQueue) async {
         let interval = max(0.05, configuration.lease / 3)
         var next = ContinuousClock.now + .milliseconds(Int(interval * 1000))
         while !Task.isCancelled {
             // Short naps, so a drain that finished is noticed within 100 ms.
             try? await Task.sleep(for: .milliseconds(100))
-            if stop.isStopped && slots.occupied == 0 { return }
+            if stop.isStopped && slots.occupied == 0 && suspects.isEmpty && batcher.unwrittenFences.isEmpty { return }
             guard ContinuousClock.now >= next else { continue }
             next = ContinuousClock.now + .milliseconds(Int(interval * 1000))
-            let fences = slots.fences
+            // Running, waiting to run alone, or finished with the completion not yet written.
+            let fences = Array(Set(slots.fences + suspects.fences + batcher.unwrittenFences))
             guard !fences.isEmpty else { continue }
             do {
                 let lost = try await completionStore.extendLeases(fences, lease: configuration.lease)
                 stats.beat(beatKey)
-                for fence in lost {
+                // A completion written since the list was taken is not a lost lease.
+                for fence in lost where slots.contains(fence) || suspects.contains(fence) || batcher.isUnwritten(fence) {
                     logger.warning("lease lost; the attempt's completion will be refused", metadata: [
                         LogKey.jobID: "\(fence.id)", LogKey.jobAttempt: "\(fence.attempt)",
                     ])
@@ -370,6 +453,29 @@ final class IdlePipelines: Sendable {
         state.withLock { state in
             state.failures += 1
             return state.failures
+        }
+    }
+}
+
+/// A claimed attempt with what the claim learned about its payload.
+typealias ClaimedAttempt = (job: ClaimedJob, payloadBytes: Int, payloadPresent: Bool)
+
+/// Claimed suspects (rescued before) waiting for their turn to run alone. Shared
+/// between the fetch loop, which fills and runs it, and the lease heartbeat, which
+/// keeps their leases alive while they wait.
+final class SuspectQueue: Sendable {
+    private let queue = Mutex<[ClaimedAttempt]>([])
+
+    func append(_ job: ClaimedAttempt) { queue.withLock { $0.append(job) } }
+    var first: ClaimedAttempt? { queue.withLock { $0.first } }
+    func removeFirst() { queue.withLock { _ = $0.removeFirst() } }
+    var isEmpty: Bool { queue.withLock { $0.isEmpty } }
+    var fences: [AttemptFence] { queue.withLock { $0.map(\.job.fence) } }
+    func contains(_ fence: AttemptFence) -> Bool { queue.withLock { $0.contains { $0.job.fence == fence } } }
+    func takeAll() -> [ClaimedJob] {
+        queue.withLock { queue in
+            defer { queue.removeAll() }
+            return queue.map(\.job)
         }
     }
 }

@@ -27,6 +27,10 @@ struct ResilientLoop {
                 return
             } catch {
                 if Task.isCancelled { return }
+                // A loop that fails and retries is alive: the watchdog is for wedged
+                // loops, not for outages of Postgres or Redis (the status line says
+                // which is down), so an outage does not get the daemon restarted.
+                stats.beat(name)
                 failures += 1
                 let delay = backoff.delay(forAttempt: failures, using: &generator)
                 // Log the first failure loudly and then only every tenth, so an outage

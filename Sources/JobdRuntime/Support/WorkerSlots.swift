@@ -42,6 +42,7 @@ public final class WorkerSlots: Sendable {
     /// Running attempts plus slots reserved by claims in flight: what a drain waits for.
     public var occupied: Int { state.withLock { $0.running.count + $0.reserved } }
     public var fences: [AttemptFence] { state.withLock { Array($0.running.keys) } }
+    public func contains(_ fence: AttemptFence) -> Bool { state.withLock { $0.running[fence] != nil } }
 
     /// Waits until at least one slot is free and returns how many are.
     public func waitForFree() async -> Int {

@@ -1,0 +1,65 @@
+/// What jobd does with expired content (`JOBD_CONTENT_RETENTION_ACTION`,
+/// `content.tenant_retention.action`).
+public enum ContentRetentionAction: String, Sendable, Equatable, CaseIterable {
+    /// Delete the message: metadata, bodies, attachment links, unreferenced attachments.
+    case purge
+    /// Keep the metadata row (who, when, subject, sizes) and delete bodies,
+    /// attachments and the search vector.
+    case archive
+}
+
+/// Settings of the content tier (`JOBD_CONTENT_*`).
+public struct ContentSettings: Sendable, Equatable {
+    /// zlib level for bodies and attachments, 1 (fastest) … 9 (smallest).
+    public var compressionLevel: Int
+    /// Default retention for tenants without a row in `content.tenant_retention`, in
+    /// seconds; nil keeps content forever.
+    public var retention: Double?
+    public var retentionAction: ContentRetentionAction
+    /// Messages one `content.purge` statement expires at a time.
+    public var purgeBatch: Int
+    /// Messages whose search vector one indexer statement fills.
+    public var indexBatch: Int
+    /// How often the indexer looks for unindexed messages when it found none.
+    public var indexInterval: Double
+
+    public init(
+        compressionLevel: Int = 6, retention: Double? = nil, retentionAction: ContentRetentionAction = .purge,
+        purgeBatch: Int = 1_000, indexBatch: Int = 500, indexInterval: Double = 1
+    ) {
+        self.compressionLevel = compressionLevel
+        self.retention = retention
+        self.retentionAction = retentionAction
+        self.purgeBatch = purgeBatch
+        self.indexBatch = indexBatch
+        self.indexInterval = indexInterval
+    }
+
+    public static let defaults = ContentSettings()
+}
+
+extension DaemonConfiguration {
+    /// The `JOBD_CONTENT_*` keys; called from `parse`.
+    static func parseContent(_ reader: Reader) throws(ConfigurationError) -> ContentSettings {
+        var settings = ContentSettings.defaults
+        settings.compressionLevel = try reader.integer(
+            .contentCompressionLevel, default: settings.compressionLevel, range: 1...9)
+        if let text = reader.text(.contentRetention), !["off", "none", "forever"].contains(text.lowercased()) {
+            guard let seconds = DurationText.seconds(text) else {
+                throw reader.invalid(.contentRetention, text, "not a duration (such as 90d or 12h) or off")
+            }
+            guard seconds >= 60 else { throw reader.invalid(.contentRetention, text, "must be at least 60 s, or off") }
+            settings.retention = seconds
+        }
+        if let text = reader.text(.contentRetentionAction) {
+            guard let action = ContentRetentionAction(rawValue: text.lowercased()) else {
+                throw reader.invalid(.contentRetentionAction, text, "expected purge or archive")
+            }
+            settings.retentionAction = action
+        }
+        settings.purgeBatch = try reader.integer(.contentPurgeBatch, default: settings.purgeBatch, range: 1...100_000)
+        settings.indexBatch = try reader.integer(.contentIndexBatch, default: settings.indexBatch, range: 1...100_000)
+        settings.indexInterval = try reader.seconds(.contentIndexInterval, default: settings.indexInterval, min: 0.01)
+        return settings
+    }
+}

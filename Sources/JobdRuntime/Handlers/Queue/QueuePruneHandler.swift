@@ -1,0 +1,77 @@
+import JobdCore
+import JobdPostgres
+import Logging
+
+/// `queue.prune`: retention of finished jobs. Deletes `completed` and `cancelled`
+/// jobs that finished longer ago than the retention window
+/// (`JOBD_COMPLETED_RETENTION`, default 7 days; payload `{"older_than": "3d"}`
+/// overrides it), in batches of `batch` rows (default 5,000) so no statement holds
+/// many locks or runs long. Dead jobs stay: their dead letters reference them and
+/// `jobd dead-letter purge` owns them. Schedule slots older than the window go too
+/// (the newest of each schedule stays: it is where a restarted scheduler resumes).
+///
+/// Runs for at most `timeBudget` seconds; if more is left it snoozes (the attempt
+/// is not spent) and carries on a second later, so a huge backlog never holds a
+/// worker or a lease for long. Deleting is idempotent, so running twice is harmless.
+public struct QueuePruneHandler: JobHandler {
+    public let kind = "queue.prune"
+    let connection: PostgresConnection
+    let retention: Double
+    let timeBudget: Double
+
+    public init(connection: PostgresConnection, retention: Double, timeBudget: Double = 20) {
+        self.connection = connection
+        self.retention = retention
+        self.timeBudget = timeBudget
+    }
+
+    public func handle(_ job: ClaimedJob, context: JobContext) async throws {
+        let object = try JSONPayload.object(job.payload, kind: kind)
+        var olderThan = retention
+        var batch = 5_000
+        for (key, value) in object {
+            switch key {
+            case "older_than":
+                guard case .string(let text) = value, let seconds = DurationText.seconds(text), seconds >= 60 else {
+                    throw JobFailure.permanent(
+                        "queue.prune payload: older_than must be a duration of at least 1m, e.g. \"7d\"",
+                        code: "payload_invalid")
+                }
+                olderThan = seconds
+            case "batch":
+                batch = try JSONPayload.integer(value, field: key, kind: kind, range: 1...100_000)
+            default:
+                throw JobFailure.permanent("queue.prune payload: unknown field \"\(key)\" (known: older_than, batch)",
+                                           code: "payload_invalid")
+            }
+        }
+        let deadline = ContinuousClock.now + .milliseconds(Int(timeBudget * 1000))
+        var deleted = 0
+        while true {
+            let removed = try await connection.query("""
+                WITH doomed AS (
+                    SELECT id FROM queue.jobs
+                     WHERE state IN ('completed', 'cancelled')
+                       AND finished_at < now() - make_interval(secs => $1::float8)
+                     ORDER BY finished_at LIMIT $2::int
+                     FOR UPDATE SKIP LOCKED
+                )
+                DELETE FROM queue.jobs j USING doomed d WHERE j.id = d.id
+                """, [String(olderThan), String(batch)]).affectedRows
+            deleted += removed
+            if removed < batch { break }
+            if ContinuousClock.now >= deadline {
+                context.logger.info("pruned finished jobs; more left, continuing shortly", metadata: [
+                    LogKey.count: "\(deleted)",
+                ])
+                throw JobSnooze(seconds: 1)
+            }
+        }
+        try await connection.query("""
+            DELETE FROM queue.schedule_slots s
+             WHERE s.slot < now() - make_interval(secs => $1::float8)
+               AND s.slot < (SELECT max(slot) FROM queue.schedule_slots m WHERE m.name = s.name)
+            """, [String(olderThan)])
+        context.logger.info("pruned finished jobs", metadata: [LogKey.count: "\(deleted)"])
+    }
+}

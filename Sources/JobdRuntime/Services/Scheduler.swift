@@ -1,0 +1,165 @@
+import Foundation
+import JobdCore
+import JobdPostgres
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// Enqueues periodic jobs (`JOBD_SCHEDULES`): each slot of each schedule exactly
+/// once, however many daemons run a scheduler.
+///
+/// A slot is claimed by inserting `(name, slot)` into `queue.schedule_slots`; the
+/// job is inserted by the same statement only when that insert did not conflict.
+/// Two daemons racing for a slot serialise on the primary key, and the loser
+/// inserts nothing — also long after the winner's job finished, which the job's
+/// own unique key (`cron:<name>:<slot>`) alone could not guarantee. The job's
+/// `run_at` is the slot, so its queue wait is measured from the slot.
+///
+/// Slots missed while no daemon ran are made up once, by the latest missed slot.
+/// A schedule never seen before starts from now (it does not fire retroactively).
+/// Times come from the injected clock; slots are computed by the pure `CronSchedule`.
+public final class Scheduler: Service {
+    public let schedules: [ScheduledJob]
+    let connection: PostgresConnection
+    let now: @Sendable () -> Date
+    let logger: Logger
+    /// Longest sleep between passes, so a changed clock is noticed.
+    let maxSleep: Double
+
+    /// The last slot handled per schedule; nil until loaded from the database.
+    private let cursor = Mutex<[String: Date]?>(nil)
+
+    public struct Enqueued: Sendable, Equatable {
+        public var name: String
+        public var slot: Date
+        public var jobID: JobID
+    }
+
+    public init(
+        schedules: [ScheduledJob], connection: PostgresConnection, now: @escaping @Sendable () -> Date = { Date() },
+        maxSleep: Double = 30, logger: Logger
+    ) {
+        self.schedules = schedules
+        self.connection = connection
+        self.now = now
+        self.maxSleep = maxSleep
+        var logger = logger
+        logger[metadataKey: LogKey.service] = "scheduler"
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        guard !schedules.isEmpty else { return }
+        await cancelWhenGracefulShutdown {
+            var failures = 0
+            while !Task.isCancelled {
+                var pause = self.maxSleep
+                do {
+                    _ = try await self.runOnce()
+                    failures = 0
+                    pause = self.secondsUntilNextSlot()
+                } catch is CancellationError {
+                    return
+                } catch {
+                    failures += 1
+                    if failures == 1 || failures % 10 == 0 {
+                        self.logger.warning("scheduler pass failed; retrying", metadata: [
+                            LogKey.error: "\(error)", LogKey.count: "\(failures)",
+                        ])
+                    }
+                    pause = min(self.maxSleep, Double(1 << min(failures, 5)))
+                }
+                try? await Task.sleep(for: .milliseconds(Int(max(0.05, pause) * 1000)))
+            }
+        }
+        await connection.close()
+    }
+
+    /// Seconds until the earliest next slot (at most `maxSleep`); a little after it,
+    /// so the slot is due when the pass runs.
+    func secondsUntilNextSlot() -> Double {
+        let current = now()
+        let last = cursor.withLock { $0 } ?? [:]
+        var soonest = maxSleep
+        for schedule in schedules {
+            guard let next = schedule.cron.nextSlot(after: max(last[schedule.name] ?? current, current)) else { continue }
+            soonest = min(soonest, next.timeIntervalSince(current) + 0.01)
+        }
+        return max(0, soonest)
+    }
+
+    /// One pass: enqueues the latest due slot of every schedule whose slot has come,
+    /// in one statement. Returns the jobs this call inserted (slots another daemon
+    /// claimed first are not among them).
+    @discardableResult
+    public func runOnce() async throws -> [Enqueued] {
+        let current = now()
+        var last = try await loadedCursor(now: current)
+        var due: [(schedule: ScheduledJob, slot: Date)] = []
+        for schedule in schedules {
+            // After a long outage, look back at most a week: only the latest slot runs anyway.
+            let from = max(last[schedule.name] ?? current, current.addingTimeInterval(-7 * 86_400))
+            guard let slot = schedule.cron.slots(after: from, through: current, limit: 100_000).last else { continue }
+            due.append((schedule, slot))
+        }
+        guard !due.isEmpty else { return [] }
+        let result = try await connection.query("""
+            WITH input AS (
+                SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::jsonb[], $5::text[])
+                    AS i(name, slot, kind, payload, unique_key)
+            ), claimed AS (
+                INSERT INTO queue.schedule_slots (name, slot)
+                SELECT name, slot FROM input
+                ON CONFLICT (name, slot) DO NOTHING
+                RETURNING name, slot
+            )
+            INSERT INTO queue.jobs (kind, payload, run_at, unique_key)
+            SELECT i.kind, i.payload, i.slot, i.unique_key
+              FROM input i JOIN claimed c ON c.name = i.name AND c.slot = i.slot
+            ON CONFLICT (kind, unique_key)
+                WHERE unique_key IS NOT NULL AND state NOT IN ('completed', 'dead', 'cancelled')
+                DO NOTHING
+            RETURNING id, unique_key
+            """, [
+                PostgresArray.texts(due.map(\.schedule.name)),
+                PostgresArray.texts(due.map { ScheduledJob.isoTime($0.slot) }),
+                PostgresArray.texts(due.map(\.schedule.kind)),
+                PostgresArray.texts(due.map { $0.schedule.payload(for: $0.slot) }),
+                PostgresArray.texts(due.map { $0.schedule.uniqueKey(for: $0.slot) }),
+            ])
+        for (schedule, slot) in due { last[schedule.name] = slot }
+        let settled = last
+        cursor.withLock { $0 = settled }
+        var enqueued: [Enqueued] = []
+        for row in result.rows {
+            guard let id = row[0].flatMap({ JobID($0) }), let key = row[1],
+                  let entry = due.first(where: { $0.schedule.uniqueKey(for: $0.slot) == key }) else { continue }
+            enqueued.append(Enqueued(name: entry.schedule.name, slot: entry.slot, jobID: id))
+            logger.info("periodic job enqueued", metadata: [
+                "schedule": "\(entry.schedule.name)", "slot": "\(ScheduledJob.isoTime(entry.slot))",
+                LogKey.jobID: "\(id)", LogKey.jobKind: "\(entry.schedule.kind)",
+            ])
+        }
+        return enqueued
+    }
+
+    /// The last slot of each schedule, from the database on first use (so a restart
+    /// makes up a missed slot), then kept in memory.
+    private func loadedCursor(now current: Date) async throws -> [String: Date] {
+        if let known = cursor.withLock({ $0 }) { return known }
+        let rows = try await connection.query("""
+            SELECT name, extract(epoch FROM max(slot))::float8 FROM queue.schedule_slots
+             WHERE name = ANY($1::text[]) GROUP BY name
+            """, [PostgresArray.texts(schedules.map(\.name))]).rows
+        var last: [String: Date] = [:]
+        for schedule in schedules { last[schedule.name] = current }
+        for row in rows {
+            if let name = row[0], let seconds = row[1].flatMap(Double.init) {
+                last[name] = Date(timeIntervalSince1970: seconds)
+            }
+        }
+        let loaded = last
+        cursor.withLock { $0 = loaded }
+        return loaded
+    }
+}

@@ -1,0 +1,66 @@
+import ArgumentParser
+import Foundation
+import JobdCore
+import JobdRuntime
+
+/// `jobd report`: one day's analytics across the tiers — the stored rollup, or, for
+/// a day not rolled up yet, the same figures computed from the facts on the spot.
+struct ReportCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "report",
+        abstract: "Jobs, wait and run times, events, content and notifications of one UTC day.")
+
+    @OptionGroup var global: GlobalOptions
+
+    @Option(help: "The UTC day, YYYY-MM-DD (default: yesterday).")
+    var day: String?
+
+    @Flag(help: "Print JSON.")
+    var json = false
+
+    @Flag(help: "Roll the day up now (as analytics.rollup does) and store it before printing.")
+    var refresh = false
+
+    @Flag(help: "Print how long the report took to stderr.")
+    var timing = false
+
+    func validate() throws {
+        if let day, AnalyticsDay(day) == nil { throw ValidationError("--day: \"\(day)\" is not a date YYYY-MM-DD") }
+    }
+
+    func run() async throws {
+        let connections = Connections(configuration: try await ConfigurationLoader.load(global))
+        let target = day.flatMap(AnalyticsDay.init) ?? AnalyticsDay.yesterday(now: Date())
+        // One connection per tier database is all a report needs.
+        var configuration = connections.configuration
+        configuration.tierConnections = 1
+        let databases = TierDatabases(configuration: configuration, logger: connections.logger) { tier, name in
+            connections.postgres("report-\(name)", tier: tier)
+        }
+        let rollup = AnalyticsRollup(databases: databases, logger: connections.logger)
+        let started = ContinuousClock.now
+        let report: DailyReport
+        do {
+            report = refresh ? try await rollup.rollUp(target) : try await rollup.report(target)
+        } catch {
+            await databases.close()
+            throw CLIError("report failed: \(error)")
+        }
+        let elapsed = started.duration(to: .now)
+        await databases.close()
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            encoder.keyEncodingStrategy = .convertToSnakeCase
+            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+        } else {
+            print(report.text())
+        }
+        if timing {
+            let ms = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
+            FileHandle.standardError.write(Data(String(
+                format: "report %@: %.1f ms (%@, connect included)\n", target.description, ms,
+                refresh ? "rolled up now" : report.stored ? "stored rollup" : "computed from facts").utf8))
+        }
+    }
+}

@@ -1,0 +1,603 @@
+import Foundation
+import JobdCore
+import JobdPostgres
+import JobdRedis
+import JobdRuntime
+import JobdTestSupport
+import Logging
+import ServiceLifecycle
+import Synchronization
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The mechanisms behind the reliability promise (issue 5), each against the real
+/// servers: the attempts ledger, input limits, the poison-pill isolation, the
+/// reconciler's and rescuer's independence, and dead-connection bounds. The fault
+/// suite (scripts/faults) exercises the same mechanisms on a real `jobd run`.
+@Suite("Reliability", .serialized)
+struct ReliabilityTests {
+    @Test("the attempts ledger gets a start and an end row per attempt, written by claim, completion and rescue")
+    func attemptsLedger() async throws {
+        try await withWorld { world in
+            try await world.exec(#"""
+                INSERT INTO queue.jobs (kind, payload, max_attempts) VALUES
+                    ('noop', '{}', 20),
+                    ('noop', '{"fail_attempts": 1}', 20),
+                    ('noop', '{"fail": true}', 2)
+                """#)
+            // A job whose daemon vanished mid-attempt, for the rescuer.
+            try await world.exec("""
+                INSERT INTO queue.jobs (kind, state, attempt, leased_by, lease_expires_at)
+                VALUES ('noop', 'running', 1, 'vanished', now() - interval '1 second')
+                """)
+            try await world.running([world.makeDaemon(world.configuration())]) {
+                try await waitUntil(timeout: 20, "all four finished") {
+                    try await world.int("SELECT count(*) FROM queue.jobs WHERE state IN ('completed', 'dead')") == 4
+                }
+            }
+            let rows = try await world.sql.query("""
+                SELECT job_id - (SELECT min(id) FROM queue.jobs), attempt, event, coalesce(outcome, ''),
+                       coalesce(error_code, ''), daemon IS NOT NULL, run_seconds IS NOT NULL
+                  FROM queue.attempts ORDER BY job_id, at, attempt, event DESC
+                """)
+            let ledger = rows.rows.map { $0.map { $0 ?? "" } }
+            #expect(ledger == [
+                ["0", "1", "start", "", "", "t", "f"], ["0", "1", "end", "completed", "", "f", "t"],
+                ["1", "1", "start", "", "", "t", "f"], ["1", "1", "end", "retry", "noop_fail", "f", "t"],
+                ["1", "2", "start", "", "", "t", "f"], ["1", "2", "end", "completed", "", "f", "t"],
+                ["2", "1", "start", "", "", "t", "f"], ["2", "1", "end", "retry", "noop_fail", "f", "t"],
+                ["2", "2", "start", "", "", "t", "f"], ["2", "2", "end", "dead", "noop_fail", "f", "t"],
+                // The rescuer ends the vanished attempt 1 (naming its daemon); attempt 2 runs.
+                ["3", "1", "end", "lease_expired", "lease_expired", "t", "f"],
+                ["3", "2", "start", "", "", "t", "f"], ["3", "2", "end", "completed", "", "f", "t"],
+            ])
+        }
+    }
+
+    @Test("a refused (stale) completion writes nothing to the ledger")
+    func staleCompletionLeavesNoLedgerRow() async throws {
+        try await withWorld { world in
+            let store = QueueStore(connection: world.sql)
+            try await world.exec("INSERT INTO queue.jobs (kind) VALUES ('noop')")
+            _ = try await store.promote(limits: [.normal: 1])
+            let id = try #require(JobID(try await world.scalar("SELECT id FROM queue.jobs") ?? ""))
+            _ = try await store.claim(ids: [id], daemon: "a", lease: 30, maxPayloadBytes: 1000)
+            try await world.exec("UPDATE queue.jobs SET lease_expires_at = now() - interval '1 second'")
+            _ = try await store.rescueExpiredLeases(maxRescues: 3)
+            _ = try await store.promote(limits: [.normal: 1])
+            _ = try await store.claim(ids: [id], daemon: "b", lease: 30, maxPayloadBytes: 1000)
+            let refused = try await store.complete([AttemptCompletion(fence: AttemptFence(id: id, attempt: 1), outcome: .completed)])
+            #expect(refused.isEmpty)
+            let events = try await world.sql.query("SELECT attempt, event, coalesce(outcome, '') FROM queue.attempts ORDER BY at, attempt, event DESC")
+            #expect(events.rows == [["1", "start", ""], ["1", "end", "lease_expired"], ["2", "start", ""]])
+        }
+    }
+
+    @Test("the enqueue-time payload limit refuses oversized INSERTs, UPDATEs and queue.enqueue calls")
+    func enqueuePayloadLimit() async throws {
+        try await withWorld { world in
+            #expect(try await world.int("SELECT max_payload_bytes FROM queue.limits") == 1_048_576)
+            let refused = [
+                "INSERT INTO queue.jobs (kind, payload) VALUES ('noop', jsonb_build_object('x', repeat('a', 1048576)))",
+                // One oversized row refuses the whole statement.
+                """
+                INSERT INTO queue.jobs (kind, payload)
+                SELECT 'noop', CASE WHEN g = 500 THEN jsonb_build_object('x', repeat('a', 2000000)) ELSE '{}' END
+                  FROM generate_series(1, 1000) g
+                """,
+                "SELECT queue.enqueue('noop', jsonb_build_object('x', repeat('a', 1048576)))",
+            ]
+            for statement in refused {
+                try await expectPayloadLimit(world, statement)
+            }
+            #expect(try await world.int("SELECT count(*) FROM queue.jobs") == 0)
+            // The operator's knob.
+            try await world.exec("UPDATE queue.limits SET max_payload_bytes = 100")
+            try await world.exec("INSERT INTO queue.jobs (kind, payload) VALUES ('noop', jsonb_build_object('x', repeat('a', 80)))")
+            try await expectPayloadLimit(world, "INSERT INTO queue.jobs (kind, payload) VALUES ('noop', jsonb_build_object('x', repeat('a', 100)))")
+            try await expectPayloadLimit(world, "UPDATE queue.jobs SET payload = jsonb_build_object('x', repeat('a', 100))")
+            // The daemon's own updates never assign payload, so the row trigger stays out of the way.
+            try await world.exec("UPDATE queue.jobs SET state = 'cancelled'")
+            #expect(try await world.int("SELECT count(*) FROM queue.jobs WHERE state = 'cancelled'") == 1)
+        }
+    }
+
+    @Test("hostile payloads are refused at enqueue or dead-lettered on the first attempt with a reason code")
+    func hostilePayloads() async throws {
+        try await withWorld { world in
+            // What PostgreSQL itself refuses to store: NUL, broken surrogates, invalid UTF-8.
+            for literal in [#"{"a": "\u0000"}"#, #"{"a": "\ud800"}"#] {
+                await #expect(throws: PostgresError.self) {
+                    try await world.exec("INSERT INTO queue.jobs (kind, payload) VALUES ('noop', $1::jsonb)", [literal])
+                }
+            }
+            await #expect(throws: PostgresError.self) {
+                try await world.exec(#"INSERT INTO queue.jobs (kind, payload) VALUES ('noop', convert_from('\x7b2261223a22ff227d', 'UTF8')::jsonb)"#)
+            }
+            let deep = "{\"a\": " + String(repeating: "[", count: 5_000) + String(repeating: "]", count: 5_000) + "}"
+            let wide = "{" + (0..<5_000).map { "\"k\($0)\": \($0)" }.joined(separator: ", ") + "}"
+            let hostile: [(kind: String, payload: String, reason: String)] = [
+                ("noop", deep, "payload_too_deep"),
+                ("noop", wide, "payload_invalid"),
+                ("noop", #"{"sleep_ms": "1; DROP TABLE queue.jobs; --"}"#, "payload_invalid"),
+                ("noop", #"{"'; DELETE FROM queue.jobs; --": true}"#, "payload_invalid"),
+                ("noop'); DROP TABLE queue.jobs; --", "{}", "unknown_kind"),
+                ("noop", #"{"sleep_ms": 1e308}"#, "payload_invalid"),
+                ("noop", #"{"abort": true}"#, "payload_invalid"),  // only JOBD_TEST_FAULTS=1 knows it
+                ("noop", #"{"blob": "\#(String(repeating: "x", count: 300_000))"}"#, "payload_too_large"),
+            ]
+            for job in hostile {
+                try await world.exec("INSERT INTO queue.jobs (kind, payload) VALUES ($1, $2::jsonb)", [job.kind, job.payload])
+            }
+            try await world.exec("INSERT INTO queue.jobs (kind) SELECT 'noop' FROM generate_series(1, 50)")
+            let config = world.configuration { $0.maxPayloadBytes = 200_000 }
+            try await world.running([world.makeDaemon(config)]) {
+                try await world.waitForState("dead", count: hostile.count)
+                try await world.waitForState("completed", count: 50)
+            }
+            let reasons = try await world.sql.query("SELECT reason, attempts FROM queue.dead_letters ORDER BY job_id")
+            #expect(reasons.rows.map { $0[0] ?? "" } == hostile.map(\.reason))
+            #expect(reasons.rows.allSatisfy { $0[1] == "1" })
+            #expect(try await world.scalar("SELECT to_regclass('queue.jobs')::text") == "queue.jobs")
+        }
+    }
+
+    @Test("a rescued job (a poison-pill suspect) runs alone: nothing else is in flight beside it")
+    func suspectsRunAlone() async throws {
+        try await withWorld { world in
+            let probe = ConcurrencyProbe()
+            try await world.exec("INSERT INTO queue.jobs (kind) SELECT 'probe' FROM generate_series(1, 40)")
+            // Rescued twice: suspects under the default JOBD_MAX_RESCUES = 3.
+            try await world.exec("INSERT INTO queue.jobs (kind, rescues) SELECT 'probe', 2 FROM generate_series(1, 4)")
+            // Rescued once: not yet suspects; they run beside the others.
+            try await world.exec("INSERT INTO queue.jobs (kind, rescues) SELECT 'probe', 1 FROM generate_series(1, 4)")
+            try await world.exec("INSERT INTO queue.jobs (kind) SELECT 'probe' FROM generate_series(1, 40)")
+            let config = world.configuration { $0.workers = .shared(8) }
+            try await world.running([world.makeDaemon(config, handlers: [probe])]) {
+                try await world.waitForState("completed", count: 88, timeout: 60)
+            }
+            let runs = probe.runs
+            #expect(runs.count == 88)
+            let suspects = runs.filter { $0.rescues >= 2 }
+            #expect(suspects.count == 4)
+            for suspect in suspects {
+                let overlapping = runs.filter { $0.id != suspect.id && $0.start < suspect.end && suspect.start < $0.end }
+                #expect(overlapping.map(\.id) == [], "suspect \(suspect.id) ran beside other jobs")
+            }
+            // Bystanders did run concurrently with each other (the pool was not serialised).
+            #expect(probe.maxConcurrent > 1)
+            #expect(world.logs.messages("running a rescued job alone").count == 4)
+            #expect(try await world.int("SELECT count(*) FROM queue.attempts WHERE event = 'solo'") == 4)
+            let onceRescued = runs.filter { $0.rescues == 1 }
+            #expect(onceRescued.contains { once in
+                runs.contains { $0.id != once.id && $0.start < once.end && once.start < $0.end }
+            }, "a job rescued once is not isolated")
+        }
+    }
+
+    @Test("rescues count up to max_rescues - 1; beyond, only when the lost attempt ran alone")
+    func poisonCountsSoloRescues() async throws {
+        try await withWorld { world in
+            // Attempts lost with their daemon. With max_rescues 3, jobs rescued twice are
+            // suspects: of those, one was waiting for its turn (no solo row), one ran alone.
+            try await world.exec("""
+                INSERT INTO queue.jobs (kind, state, attempt, rescues, leased_by, lease_expires_at) VALUES
+                    ('noop', 'running', 1, 0, 'crashed', now() - interval '1 second'),
+                    ('noop', 'running', 2, 1, 'crashed', now() - interval '1 second'),
+                    ('noop', 'running', 3, 2, 'crashed', now() - interval '1 second'),
+                    ('noop', 'running', 3, 2, 'crashed', now() - interval '1 second')
+                """)
+            try await world.exec("""
+                INSERT INTO queue.attempts (job_id, attempt, event, daemon)
+                SELECT id, attempt, 'solo', 'crashed' FROM queue.jobs WHERE id = (SELECT max(id) FROM queue.jobs)
+                """)
+            let rescued = try await QueueStore(connection: world.sql).rescueExpiredLeases(maxRescues: 3)
+            #expect(rescued.count == 4)
+            let rows = try await world.sql.query("SELECT state, rescues FROM queue.jobs ORDER BY id")
+            #expect(rows.rows == [["available", "1"], ["available", "2"], ["available", "2"], ["dead", "3"]])
+            #expect(try await world.scalar("SELECT reason FROM queue.dead_letters") == "poison")
+            // With max_rescues 2 a job rescued once is already a suspect: its next rescue
+            // needs a solo run to count. Jobs already at the (lowered) limit are dead.
+            try await world.exec("""
+                UPDATE queue.jobs SET state = 'running', lease_expires_at = now() - interval '1 second'
+                 WHERE state = 'available'
+                """)
+            _ = try await QueueStore(connection: world.sql).rescueExpiredLeases(maxRescues: 2)
+            let again = try await world.sql.query("SELECT state, rescues FROM queue.jobs ORDER BY id LIMIT 3")
+            #expect(again.rows == [["available", "1"], ["dead", "2"], ["dead", "2"]])
+        }
+    }
+
+    @Test("the first maintenance pass voids promotions when Redis has no epoch (flushed while no daemon ran)")
+    func epochMissingOnFirstPass() async throws {
+        try await withWorld { world in
+            try await world.exec("INSERT INTO queue.jobs (kind) SELECT 'noop' FROM generate_series(1, 5)")
+            // Promoted by a daemon whose Redis was flushed before this one started.
+            _ = try await QueueStore(connection: world.sql).promote(limits: [.normal: 10])
+            #expect(try await world.count(state: "promoted") == 5)
+            let daemon = world.makeDaemon(world.configuration { $0.promotedTimeout = 3_600 })
+            try await daemon.maintenance.runOnce(epochs: EpochTracker())
+            #expect(try await world.count(state: "available") == 5)
+            #expect(world.logs.messages("redis lost its data; dispatch rebuilt from postgres").count == 1)
+            // With the epoch in place, a second daemon's first pass changes nothing.
+            _ = try await QueueStore(connection: world.sql).promote(limits: [.normal: 10])
+            try await world.makeDaemon(world.configuration(), id: "second").maintenance.runOnce(epochs: EpochTracker())
+            #expect(try await world.count(state: "promoted") == 5)
+        }
+    }
+
+    @Test("with Redis unreachable, maintenance still rescues expired leases (and reports the Redis error)")
+    func rescuerRunsWithoutRedis() async throws {
+        try await withWorld { world in
+            try await world.exec("""
+                INSERT INTO queue.jobs (kind, state, attempt, leased_by, lease_expires_at)
+                VALUES ('noop', 'running', 1, 'vanished', now() - interval '1 second')
+                """)
+            let deadPort = try closedLoopbackPort()
+            let config = world.configuration { $0.redisURL = RedisURL(host: "127.0.0.1", port: deadPort) }
+            let daemon = world.makeDaemon(config)
+            await #expect(throws: RedisError.self) { try await daemon.maintenance.runOnce() }
+            #expect(try await world.count(state: "available") == 1)
+            #expect(daemon.stats.snapshot.postgresHealthy && !daemon.stats.snapshot.redisHealthy)
+        }
+    }
+
+    @Test("a server that accepts but never answers is given up on within the command timeout")
+    func blackholedServersTimeOut() async throws {
+        let hole = try Blackhole()
+        defer { hole.close() }
+        let pg = PostgresConnection(
+            conninfo: "host=127.0.0.1 port=\(hole.port) dbname=x user=x connect_timeout=60",
+            name: "blackhole", commandTimeout: 1, logger: .silent)
+        var started = ContinuousClock.now
+        await #expect(throws: PostgresError.self) { try await pg.query("SELECT 1") }
+        #expect(started.duration(to: .now) < .seconds(3))
+        let redis = RedisConnection(
+            url: RedisURL(host: "127.0.0.1", port: hole.port), name: "blackhole", commandTimeout: .seconds(1), logger: .silent)
+        started = .now
+        await #expect(throws: RedisError.self) { _ = try await redis.command(["PING"]) }
+        #expect(started.duration(to: .now) < .seconds(3))
+    }
+}
+
+// MARK: - Least privilege
+
+@Suite("Roles", .serialized)
+struct RoleTests {
+    @Test("the migration's roles exist as NOLOGIN groups, and re-running it is harmless")
+    func rolesExist() async throws {
+        try await withWorld { world in
+            let roles = try await world.sql.query("""
+                SELECT rolname, rolcanlogin FROM pg_roles
+                 WHERE rolname IN ('jobd_enqueuer', 'jobd_daemon', 'jobd_reporting') ORDER BY rolname
+                """)
+            #expect(roles.rows == [["jobd_daemon", "f"], ["jobd_enqueuer", "f"], ["jobd_reporting", "f"]])
+            let sql = try #require(Migration.embedded.first { $0.version == 3 }).sql
+            try await world.sql.executeScript("BEGIN; \(sql); COMMIT;")
+        }
+    }
+
+    @Test("the enqueuer may insert and call queue.enqueue, and read nothing: no payloads, dead letters or history")
+    func enqueuer() async throws {
+        try await withRole("jobd_enqueuer") { world, sql, _ in
+            try await sql.query("INSERT INTO queue.jobs (kind, payload) VALUES ('noop', '{\"secret\": 1}')")
+            let id = try await sql.query("SELECT queue.enqueue('noop', '{}', 'normal', now(), 20, 'k-1')").rows.first?.first ?? nil
+            let again = try await sql.query("SELECT queue.enqueue('noop', '{}', 'normal', now(), 20, 'k-1')").rows.first?.first ?? nil
+            #expect(id != nil && id == again)
+            try await world.exec("""
+                INSERT INTO queue.dead_letters (job_id, kind, payload, priority, attempts, reason)
+                SELECT id, kind, payload, priority, 1, 'test' FROM queue.jobs LIMIT 1
+                """)
+            for statement in [
+                "SELECT payload FROM queue.jobs",
+                "SELECT count(*) FROM queue.jobs",
+                "INSERT INTO queue.jobs (kind) VALUES ('noop') RETURNING payload",
+                "SELECT * FROM queue.dead_letters",
+                "SELECT * FROM queue.attempts",
+                "SELECT * FROM queue.daemons",
+                "INSERT INTO queue.jobs (kind, state) VALUES ('noop', 'completed')",
+                "INSERT INTO queue.jobs (kind, attempt) VALUES ('noop', 5)",
+                "UPDATE queue.jobs SET state = 'dead'",
+                "DELETE FROM queue.jobs",
+                "UPDATE queue.limits SET max_payload_bytes = 268435456",
+                "CREATE TABLE queue.mine (x int)",
+            ] {
+                try await expectDenied(sql, statement)
+            }
+            // The payload limit applies to the enqueuer too (the trigger reads the limit as it).
+            await #expect(throws: PostgresError.self) {
+                try await sql.query("INSERT INTO queue.jobs (kind, payload) VALUES ('noop', jsonb_build_object('x', repeat('a', 1048576)))")
+            }
+        }
+    }
+
+    @Test("a daemon running as jobd_daemon does its whole job: claims, retries, dead letters, rescues, registry, ledger")
+    func daemonRole() async throws {
+        try await withRole("jobd_daemon") { world, sql, login in
+            try await world.sql.executeScript(#"""
+                INSERT INTO queue.jobs (kind, payload) SELECT 'noop', '{}' FROM generate_series(1, 30);
+                INSERT INTO queue.jobs (kind, payload) VALUES ('noop', '{"fail_attempts": 1}'), ('noop', '{"permanent": true}');
+                INSERT INTO queue.jobs (kind, state, attempt, max_attempts, rescues, leased_by, lease_expires_at) VALUES
+                    ('noop', 'running', 1, 20, 0, 'vanished', now() - interval '1 second'),
+                    ('noop', 'running', 2, 20, 2, 'vanished', now() - interval '1 second'),
+                    ('noop', 'running', 2, 2, 0, 'vanished', now() - interval '1 second');
+                """#)
+            #expect(try await Migrator(connection: sql, logger: .silent).pending(tiers: ["queue"]).isEmpty)
+            var config = world.configuration()
+            config.databaseURL = world.database.url + "?user=\(login)"
+            try await world.running([world.makeDaemon(config)]) {
+                try await waitUntil(timeout: 30, "all finished") {
+                    try await world.int("SELECT count(*) FROM queue.jobs WHERE state IN ('completed', 'dead')") == 35
+                }
+                #expect(try await world.int("SELECT count(*) FROM queue.daemons") == 1)
+            }
+            #expect(try await world.count(state: "completed") == 33)
+            #expect(try await world.int("SELECT count(*) FROM queue.dead_letters") == 2)
+            // The suspect ran alone, which the daemon role recorded in the ledger.
+            #expect(try await world.int("SELECT count(*) FROM queue.attempts WHERE event = 'solo'") == 1)
+            #expect(try await world.int("SELECT count(*) FROM queue.attempts") > 60)
+            let failures = world.logs.all.filter { $0.level >= .warning && ($0.metadata[LogKey.error] ?? "").contains("permission denied") }
+            #expect(failures.isEmpty, "\(failures.map(\.message))")
+            for statement in [
+                "INSERT INTO queue.jobs (kind) VALUES ('noop')",
+                "DELETE FROM queue.jobs",
+                "UPDATE queue.jobs SET payload = '{}'",
+                "UPDATE queue.jobs SET kind = 'other'",
+                "DELETE FROM queue.attempts",
+                "UPDATE queue.attempts SET outcome = 'completed'",
+                "DELETE FROM queue.dead_letters",
+                "INSERT INTO jobd.migrations (version, name, checksum) VALUES (999, 'x', 'x')",
+                "CREATE TABLE queue.mine (x int)",
+                "TRUNCATE queue.jobs",
+            ] {
+                try await expectDenied(sql, statement)
+            }
+        }
+    }
+
+    @Test("the reporting role reads every queue table and writes none")
+    func reporting() async throws {
+        try await withRole("jobd_reporting") { world, sql, _ in
+            try await world.exec("INSERT INTO queue.jobs (kind, payload) VALUES ('noop', '{}')")
+            for table in ["queue.jobs", "queue.dead_letters", "queue.attempts", "queue.daemons", "queue.limits"] {
+                _ = try await sql.query("SELECT * FROM \(table) LIMIT 1")
+            }
+            for statement in [
+                "INSERT INTO queue.jobs (kind) VALUES ('noop')",
+                "UPDATE queue.jobs SET state = 'dead'",
+                "DELETE FROM queue.jobs",
+                "INSERT INTO queue.attempts (job_id, attempt, event) VALUES (1, 1, 'start')",
+                "SELECT queue.enqueue('noop')",
+            ] {
+                try await expectDenied(sql, statement)
+            }
+        }
+    }
+}
+
+/// `statement` must fail with SQLSTATE 42501 (insufficient_privilege).
+private func expectDenied(_ sql: PostgresConnection, _ statement: String) async throws {
+    do {
+        try await sql.query(statement)
+        Issue.record("allowed, but must be denied: \(statement)")
+    } catch let error as PostgresError {
+        #expect(error.sqlState == "42501", "\(statement): \(error)")
+    }
+}
+
+/// `statement` must be refused by the payload-size trigger (SQLSTATE 54000).
+private func expectPayloadLimit(_ world: QueueWorld, _ statement: String) async throws {
+    do {
+        try await world.exec(statement)
+        Issue.record("allowed, but over the payload limit: \(statement.prefix(80))")
+    } catch let error as PostgresError {
+        #expect(error.sqlState == "54000" && error.message.contains("over the limit of"), "\(error)")
+    }
+}
+
+/// Runs `body` with a fresh world and a connection as a new login role that is a
+/// member of `group` (and nothing else); the role is dropped afterwards.
+private func withRole(_ group: String, _ body: (QueueWorld, PostgresConnection, String) async throws -> Void) async throws {
+    try await withWorld { world in
+        let login = "jobd_test_login_\(UInt32.random(in: 0...UInt32.max))"
+        try await world.sql.executeScript("CREATE ROLE \(login) LOGIN IN ROLE \(group)")
+        let sql = PostgresConnection(conninfo: world.database.url + "?user=\(login)", name: "as-role", commandTimeout: 10, logger: .silent)
+        do {
+            try await body(world, sql, login)
+        } catch {
+            await sql.close()
+            _ = try? await world.sql.executeScript("DROP ROLE \(login)")
+            throw error
+        }
+        await sql.close()
+        try await world.sql.executeScript("DROP ROLE \(login)")
+    }
+}
+
+// MARK: - Helpers
+
+/// Records when each job ran, to prove which ran beside which.
+final class ConcurrencyProbe: JobHandler {
+    struct Run: Sendable {
+        var id: JobID
+        var rescues: Int
+        var start: ContinuousClock.Instant
+        var end: ContinuousClock.Instant
+    }
+
+    let kind = "probe"
+    private let state = Mutex<(runs: [Run], running: Int, maxRunning: Int)>(([], 0, 0))
+
+    var runs: [Run] { state.withLock { $0.runs } }
+    var maxConcurrent: Int { state.withLock { $0.maxRunning } }
+
+    func handle(_ job: ClaimedJob, context: JobContext) async throws {
+        let start = ContinuousClock.now
+        state.withLock {
+            $0.running += 1
+            $0.maxRunning = max($0.maxRunning, $0.running)
+        }
+        try await Task.sleep(for: .milliseconds(30))
+        state.withLock {
+            $0.running -= 1
+            $0.runs.append(Run(id: job.id, rescues: job.rescues, start: start, end: .now))
+        }
+    }
+}
+
+/// A loopback port nothing listens on (bound, then closed).
+func closedLoopbackPort() throws -> Int {
+    let hole = try Blackhole(listen: false)
+    let port = hole.port
+    hole.close()
+    return port
+}
+
+/// A loopback TCP socket that listens but never accepts nor answers: the kernel
+/// completes the handshake, then nothing — a server behind a silent network.
+final class Blackhole: Sendable {
+    let fd: Int32
+    let port: Int
+
+    struct Failure: Error {}
+
+    init(listen shouldListen: Bool = true) throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw Failure() }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0, !shouldListen || listen(fd, 16) == 0 else {
+            Glibc.close(fd)
+            throw Failure()
+        }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        self.fd = fd
+        self.port = Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    func close() { Glibc.close(fd) }
+}
+
+// MARK: - Queue table health and SQL hygiene
+
+@Suite("Queue table health", .serialized)
+struct QueueHealthTests {
+    /// Plans of the hot statements' shapes (their WHERE and ORDER BY as in
+    /// QueueStore) on a table of realistic size: each must use its index.
+    @Test("the hot statements use their indexes, not a scan of queue.jobs")
+    func hotStatementsUseIndexes() async throws {
+        try await withWorld { world in
+            try await world.exec("""
+                INSERT INTO queue.jobs (kind, priority, state, finished_at)
+                SELECT 'noop', (ARRAY['high','normal','low'])[1 + g % 3], 'completed', now() FROM generate_series(1, 60000) g
+                """)
+            try await world.exec("""
+                INSERT INTO queue.jobs (kind, priority, run_at)
+                SELECT 'noop', (ARRAY['high','normal','low'])[1 + g % 3], now() + g * interval '1 second'
+                  FROM generate_series(1, 20000) g
+                """)
+            try await world.exec("""
+                INSERT INTO queue.attempts (job_id, attempt, event, daemon)
+                SELECT id, 1, 'start', 'd' FROM queue.jobs WHERE state = 'completed'
+                """)
+            try await world.exec("ANALYZE queue.jobs")
+            try await world.exec("ANALYZE queue.attempts")
+            let shapes: [(what: String, sql: String, index: [String])] = [
+                ("promote", """
+                    SELECT id FROM queue.jobs
+                     WHERE state IN ('available', 'retryable') AND priority = 'high' AND run_at <= now()
+                     ORDER BY run_at, id LIMIT 1000 FOR UPDATE SKIP LOCKED
+                    """, ["jobs_due_idx"]),
+                ("next due", """
+                    SELECT min(run_at) FROM queue.jobs WHERE state IN ('available', 'retryable') AND priority = 'normal'
+                    """, ["jobs_due_idx"]),
+                ("backlog", """
+                    SELECT count(*) FROM queue.jobs WHERE state IN ('available', 'retryable') AND run_at <= now()
+                    """, ["jobs_due_idx"]),
+                ("claim", """
+                    UPDATE queue.jobs SET state = 'running' WHERE id = ANY('{1,2,3}'::bigint[]) AND state = 'promoted'
+                    """, ["jobs_pkey", "jobs_promoted_idx"]),  // the partial index while few are promoted
+                ("rescue", """
+                    SELECT id FROM queue.jobs WHERE state = 'running' AND lease_expires_at < now()
+                     ORDER BY lease_expires_at LIMIT 1000 FOR UPDATE SKIP LOCKED
+                    """, ["jobs_lease_idx"]),
+                ("reclaim", """
+                    SELECT id FROM queue.jobs WHERE state = 'promoted' AND promoted_at < now() - interval '60 seconds'
+                     ORDER BY promoted_at LIMIT 10000 FOR UPDATE SKIP LOCKED
+                    """, ["jobs_promoted_idx"]),
+                ("solo lookup", """
+                    SELECT 1 FROM queue.attempts WHERE job_id = 42 AND attempt = 1 AND event = 'solo'
+                    """, ["attempts_job_idx"]),
+            ]
+            for shape in shapes {
+                let plan = try await world.sql.query("EXPLAIN \(shape.sql)").rows.compactMap { $0.first ?? nil }.joined(separator: "\n")
+                #expect(shape.index.contains { plan.contains($0) }, "\(shape.what) does not use \(shape.index):\n\(plan)")
+                #expect(!plan.contains("Seq Scan"), "\(shape.what) scans a table:\n\(plan)")
+            }
+        }
+    }
+
+    @Test("churned tables carry their fillfactor and autovacuum settings; sessions bound idle transactions")
+    func storageSettingsAndSessionLimits() async throws {
+        try await withWorld { world in
+            let options = try await world.sql.query("""
+                SELECT relname, array_to_string(reloptions, ',') FROM pg_class
+                 WHERE oid IN ('queue.jobs'::regclass, 'queue.daemons'::regclass, 'queue.attempts'::regclass)
+                 ORDER BY relname
+                """).rows.map { ($0[0] ?? "", $0[1] ?? "") }
+            let byTable = Dictionary(uniqueKeysWithValues: options)
+            #expect(byTable["jobs"]?.contains("fillfactor=80") == true)
+            #expect(byTable["jobs"]?.contains("autovacuum_vacuum_scale_factor=0.01") == true)
+            #expect(byTable["daemons"]?.contains("fillfactor=50") == true)
+            #expect(byTable["attempts"]?.contains("autovacuum_vacuum_insert_scale_factor=0.02") == true)
+            // Every daemon session (this one is built the same way) bounds idle transactions
+            // and statements, so the daemon can never hold back vacuum for long.
+            let connection = world.database.connection("settings", timeout: 7)
+            let settings = try await connection.query("""
+                SELECT current_setting('idle_in_transaction_session_timeout'), current_setting('statement_timeout'),
+                       current_setting('lock_timeout')
+                """)
+            #expect(settings.rows == [["1min", "7s", "7s"]])
+            await connection.close()
+        }
+    }
+
+    @Test("every SQL statement in Sources is parameterised: no string interpolation inside SQL text")
+    func sqlIsParameterised() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let sources = root.appendingPathComponent("Sources")
+        let files = FileManager.default.enumerator(at: sources, includingPropertiesForKeys: nil)?
+            .compactMap { $0 as? URL }.filter { $0.pathExtension == "swift" && !$0.path.contains("JobdTestSupport") } ?? []
+        #expect(files.count > 20)
+        // String literals (multi-line first), and the SQL they may carry.
+        let literal = /"""[\s\S]*?"""|"(?:[^"\\\n]|\\.)*"/
+        let sql = /\b(SELECT|INSERT|UPDATE|DELETE|WITH|LISTEN|NOTIFY|CREATE|DROP|ALTER|GRANT|TRUNCATE|SET [a-z_]+ =)\b/
+        // LISTEN takes no parameters (its channel is a constant, quoted as an
+        // identifier); SELECT n there is Redis's, not SQL.
+        // AnalyticsRollup.storeSQL assembles one statement per daily table from the
+        // table's compiled-in column descriptors (names and types, never input); the
+        // rows themselves travel as the $2 JSON parameter.
+        let allowed = ["LISTEN \\(quoteIdentifier(", "\"SELECT \\(url.database)\"", "SELECT \\(extract) FROM jsonb_array_elements($2::jsonb)"]
+        var offenders: [String] = []
+        for file in files {
+            let text = try String(contentsOf: file, encoding: .utf8)
+            for match in text.matches(of: literal) {
+                let body = String(match.output)
+                guard body.contains("\\("), body.contains(sql), !allowed.contains(where: { body.contains($0) }) else { continue }
+                offenders.append("\(file.lastPathComponent): \(body.prefix(100))")
+            }
+        }
+        #expect(offenders == [])
+    }
+}
