@@ -7,7 +7,7 @@ import Synchronization
 import Testing
 
 /// Counts how many attempts run at once, and how often each job ran.
-final class ConcurrencyProbe: Sendable {
+final class PipelineConcurrencyProbe: Sendable {
     private struct State {
         var running = 0
         var peak = 0
@@ -30,9 +30,9 @@ final class ConcurrencyProbe: Sendable {
 }
 
 /// `probe.sleep`: sleeps a little while being counted.
-struct SleepProbeHandler: JobHandler {
+struct PipelineSleepProbeHandler: JobHandler {
     let kind = "probe.sleep"
-    let probe: ConcurrencyProbe
+    let probe: PipelineConcurrencyProbe
     func handle(_ job: ClaimedJob, context: JobContext) async throws {
         probe.enter(job.id)
         defer { probe.leave() }
@@ -81,12 +81,12 @@ struct ClaimPipelineTests {
     @Test("two pipelines never run more jobs at once than there are slots, and each job once")
     func neverOverCommits() async throws {
         try await withWorld { world in
-            let probe = ConcurrencyProbe()
+            let probe = PipelineConcurrencyProbe()
             let jobs = 3_000
             try await world.exec(
                 "INSERT INTO queue.jobs (kind) SELECT 'probe.sleep' FROM generate_series(1, $1::int)", [String(jobs)])
             let daemon = world.makeDaemon(
-                world.configuration { $0.workers = .shared(32) }, handlers: [SleepProbeHandler(probe: probe)])
+                world.configuration { $0.workers = .shared(32) }, handlers: [PipelineSleepProbeHandler(probe: probe)])
             try await world.running([daemon]) {
                 try await world.waitForState("completed", count: jobs, timeout: 120)
                 #expect(daemon.workerUsage.total == 32)
