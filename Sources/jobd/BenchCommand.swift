@@ -271,7 +271,7 @@ struct BenchReport: Codable {
         if let e = enqueue {
             lines.append("")
             lines.append("enqueue (\(e.clients) clients, median of \(e.rounds) rounds)   with trigger    without   trigger cost")
-            lines.append("  single-row INSERT, rows/s                \(f(e.singleRowPerSecond).pad(10)) \(f(e.singleRowNoTriggerPerSecond).pad(10))   \(f(e.triggerOverheadPercent, 1))%")
+            lines.append("  single-row inserts, rows/s               \(f(e.singleRowPerSecond).pad(10)) \(f(e.singleRowNoTriggerPerSecond).pad(10))   \(f(e.triggerOverheadPercent, 1))%")
             lines.append("  bulk (\(e.bulkRowsPerStatement) rows/stmt), rows/s            \(f(e.bulkPerSecond).pad(10)) \(f(e.bulkNoTriggerPerSecond).pad(10))   \(f(e.bulkTriggerOverheadPercent, 1))%")
         }
         if !drain.isEmpty {
@@ -478,26 +478,31 @@ struct Bench {
         await redis.connection.close()
     }
 
-    /// Runs a daemon in this process for the duration of `body`.
+    /// Runs a daemon in this process for the duration of `body`, assembled as
+    /// `jobd run` assembles it: every tier's handlers and background services and the
+    /// attempt observer (analytics facts), plus `extraHandlers` (the latency probe).
     func withDaemon<T: Sendable>(
-        workers: Int, handlers: [any JobHandler] = [NoopHandler()], services: [any Service] = [],
-        _ body: (JobDaemon) async throws -> T
+        workers: Int, extraHandlers: [any JobHandler] = [], _ body: (JobDaemon) async throws -> T
     ) async throws -> T {
         var config = configuration
         config.workers = .shared(workers)
+        let tiers = TierComponents(connections: connections)
         let daemon = JobDaemon(
-            configuration: config, handlers: HandlerRegistry(handlers),
+            configuration: config, handlers: HandlerRegistry(tiers.handlers + extraHandlers),
             identity: DaemonIdentity(id: "bench-\(getpid())", hostname: ProcessInfo.processInfo.hostName, pid: getpid(), version: Jobd.version),
-            logger: connections.logger, postgres: { connections.postgres($0) }, redis: connections.dispatch)
-        let group = ServiceGroup(configuration: .init(services: services + daemon.services, logger: connections.logger))
-        return try await withThrowingTaskGroup(of: Void.self) { tasks in
+            logger: connections.logger, postgres: { connections.postgres($0) }, redis: connections.dispatch,
+            observer: tiers.observer)
+        let group = ServiceGroup(configuration: .init(services: tiers.services + daemon.services, logger: connections.logger))
+        let outcome: Result<T, any Error> = await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
             let result: Result<T, any Error>
             do { result = .success(try await body(daemon)) } catch { result = .failure(error) }
             await group.triggerGracefulShutdown()
-            try await tasks.waitForAll()
-            return try result.get()
+            do { try await tasks.waitForAll() } catch { return .failure(error) }
+            return result
         }
+        await tiers.databases.close()
+        return try outcome.get()
     }
 
     // MARK: enqueue
@@ -536,7 +541,11 @@ struct Bench {
     }
 
     private func setTrigger(enabled: Bool) async throws {
-        try await sql.executeScript("ALTER TABLE queue.jobs \(enabled ? "ENABLE" : "DISABLE") TRIGGER jobs_notify_inserted")
+        if enabled {
+            try await sql.executeScript("ALTER TABLE queue.jobs ENABLE TRIGGER jobs_notify_inserted")
+        } else {
+            try await sql.executeScript("ALTER TABLE queue.jobs DISABLE TRIGGER jobs_notify_inserted")
+        }
     }
 
     /// `clients` connections each INSERT one due row per statement (autocommit, so one
@@ -656,7 +665,7 @@ struct Bench {
         let producerCount = 4
         let producers = (0..<producerCount).map { connections.postgres("bench-producer-\($0)") }
         for producer in producers { try await producer.connect() }
-        let (committed, achieved) = try await withDaemon(workers: workers, handlers: [ProbeHandler(clock: probes)]) { _ in
+        let (committed, achieved) = try await withDaemon(workers: workers, extraHandlers: [ProbeHandler(clock: probes)]) { _ in
             try await Task.sleep(for: .milliseconds(300))  // let the daemon connect and idle
             let started = ContinuousClock.now
             let committed = try await withThrowingTaskGroup(of: [JobID: ContinuousClock.Instant].self) { group in
@@ -716,7 +725,7 @@ struct Bench {
         _ = probes.take()
         let samples = quick ? 20 : 100
         var latencies: [Double] = []
-        try await withDaemon(workers: 8, handlers: [ProbeHandler(clock: probes)]) { _ in
+        try await withDaemon(workers: 8, extraHandlers: [ProbeHandler(clock: probes)]) { _ in
             try await Task.sleep(for: .milliseconds(500))
             for _ in 0..<samples {
                 let result = try await sql.query("INSERT INTO queue.jobs (kind, payload) VALUES ('bench.probe', '{}') RETURNING id")

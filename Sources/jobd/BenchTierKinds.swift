@@ -8,7 +8,7 @@ import JobdRuntime
 /// kind whose handler is not registered in `TierComponents` reports
 /// "not available" — never a number. A registered kind without a recipe reports
 /// "no recipe". A recipe enqueues its own jobs (payloads the handler accepts), runs
-/// the daemon with every tier handler and service until they are completed in
+/// the daemon (as `jobd run` assembles it) until they are completed in
 /// Postgres, and may add figures of its own (content.write: the compression ratio
 /// read from its table; notification.send: deliveries counted by its local sink).
 enum BenchTierKinds {
@@ -33,8 +33,8 @@ enum BenchTierKinds {
 
     static func run(_ bench: Bench, workers: Int) async throws -> [String: BenchReport.TierKind] {
         let components = TierComponents(connections: bench.connections)
-        defer { Task { await components.databases.close() } }
         let registered = Set(components.handlers.map(\.kind))
+        await components.databases.close()
         var results: [String: BenchReport.TierKind] = [:]
         for recipe in recipes {
             guard registered.contains(recipe.kind) else {
@@ -53,9 +53,8 @@ enum BenchTierKinds {
                 let count = bench.quick ? recipe.jobs.quick : recipe.jobs.full
                 let context = try await prepare(bench, count)
                 let started = ContinuousClock.now
-                let seconds = try await bench.withDaemon(
-                    workers: workers, handlers: components.handlers, services: components.services
-                ) { daemon in
+                // The daemon runs every tier's handlers and services, as `jobd run` does.
+                let seconds = try await bench.withDaemon(workers: workers) { daemon in
                     try await bench.waitForFinished(count, daemon: daemon)
                     return started.duration(to: .now).seconds
                 }
