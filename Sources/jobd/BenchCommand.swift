@@ -49,6 +49,9 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Backlogs for the scale runs, comma separated.")
     var backlogs: String?
 
+    @Option(help: "The mail corpus content.write is measured with (default: Tests/Fixtures/mail-corpus).")
+    var corpus = "Tests/Fixtures/mail-corpus"
+
     @Option(help: "Milliseconds between one latency producer's INSERTs (4 producers; default 5).")
     var producerInterval: Double = 5
 
@@ -63,7 +66,8 @@ struct BenchCommand: AsyncParsableCommand {
         let selected = try BenchSection.parse(sections)
         let connections = Connections(configuration: config)
         guard producerInterval > 0 else { throw CLIError("--producer-interval must be positive") }
-        let bench = try await Bench(connections: connections, quick: quick, producerInterval: producerInterval / 1000)
+        let bench = try await Bench(
+            connections: connections, quick: quick, producerInterval: producerInterval / 1000, corpus: corpus)
         defer { Task { await bench.close() } }
         try await bench.checkReady(force: force)
 
@@ -408,11 +412,17 @@ struct Bench {
     let probes = ProbeClock()
     /// Seconds between one latency producer's INSERTs.
     let producerInterval: Double
+    /// The mail corpus directory for content.write.
+    let corpus: String
 
-    init(connections: Connections, quick: Bool, producerInterval: Double = 0.005) async throws {
+    init(
+        connections: Connections, quick: Bool, producerInterval: Double = 0.005,
+        corpus: String = "Tests/Fixtures/mail-corpus"
+    ) async throws {
         self.connections = connections
         self.quick = quick
         self.producerInterval = producerInterval
+        self.corpus = corpus
         sql = try await connections.checkedPostgres("bench")
     }
 
