@@ -52,6 +52,9 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "The mail corpus content.write is measured with (default: Tests/Fixtures/mail-corpus).")
     var corpus = "Tests/Fixtures/mail-corpus"
 
+    @Option(help: "The loopback webhook sink notification.send is measured with (default: scripts/notify-sink).")
+    var notifySink = "scripts/notify-sink"
+
     @Option(help: "Milliseconds between one latency producer's INSERTs (4 producers; default 5).")
     var producerInterval: Double = 5
 
@@ -67,7 +70,8 @@ struct BenchCommand: AsyncParsableCommand {
         let connections = Connections(configuration: config)
         guard producerInterval > 0 else { throw CLIError("--producer-interval must be positive") }
         let bench = try await Bench(
-            connections: connections, quick: quick, producerInterval: producerInterval / 1000, corpus: corpus)
+            connections: connections, quick: quick, producerInterval: producerInterval / 1000, corpus: corpus,
+            notifySink: notifySink)
         defer { Task { await bench.close() } }
         try await bench.checkReady(force: force)
 
@@ -414,15 +418,18 @@ struct Bench {
     let producerInterval: Double
     /// The mail corpus directory for content.write.
     let corpus: String
+    /// The loopback webhook sink script for notification.send.
+    let notifySink: String
 
     init(
         connections: Connections, quick: Bool, producerInterval: Double = 0.005,
-        corpus: String = "Tests/Fixtures/mail-corpus"
+        corpus: String = "Tests/Fixtures/mail-corpus", notifySink: String = "scripts/notify-sink"
     ) async throws {
         self.connections = connections
         self.quick = quick
         self.producerInterval = producerInterval
         self.corpus = corpus
+        self.notifySink = notifySink
         sql = try await connections.checkedPostgres("bench")
     }
 
@@ -492,11 +499,13 @@ struct Bench {
     /// `jobd run` assembles it: every tier's handlers and background services and the
     /// attempt observer (analytics facts), plus `extraHandlers` (the latency probe).
     func withDaemon<T: Sendable>(
-        workers: Int, extraHandlers: [any JobHandler] = [], _ body: (JobDaemon) async throws -> T
+        workers: Int, extraHandlers: [any JobHandler] = [],
+        adjust: (inout DaemonConfiguration) -> Void = { _ in }, _ body: (JobDaemon) async throws -> T
     ) async throws -> T {
         var config = configuration
         config.workers = .shared(workers)
-        let tiers = TierComponents(connections: connections)
+        adjust(&config)
+        let tiers = TierComponents(connections: Connections(configuration: config))
         let daemon = JobDaemon(
             configuration: config, handlers: HandlerRegistry(tiers.handlers + extraHandlers),
             identity: DaemonIdentity(id: "bench-\(getpid())", hostname: ProcessInfo.processInfo.hostName, pid: getpid(), version: Jobd.version),

@@ -28,15 +28,21 @@ enum BenchTierKinds {
         var prepare: (@Sendable (Bench, Int) async throws -> [String: String])?
         /// Extra figures once the jobs are completed (e.g. "compressionRatio").
         var figures: (@Sendable (Bench, [String: String]) async throws -> [String: Double])?
+        /// Settings the daemon needs for this kind (a webhook secret …).
+        var adjust: @Sendable (inout DaemonConfiguration, [String: String]) -> Void = { _, _ in }
+        /// Always called after a run that prepared, to stop what `prepare` started.
+        var finish: (@Sendable ([String: String]) async -> Void)?
     }
 
     /// The kinds issue 6 asks for. A kind without `prepare` says "no recipe".
     static let recipes: [Recipe] = [
         // messages/s and the compression ratio, over the repository's mail corpus
         Recipe(kind: "content.write", jobs: (260, 2_600), prepare: ContentWriteRecipe.prepare, figures: ContentWriteRecipe.figures),
-        // webhooks/s to a local sink: needs the sink (scripts/notify-sink) and a webhook
-        // secret wired in; not yet
-        Recipe(kind: "notification.send"),
+        // webhooks/s to the loopback sink scripts/notify-sink
+        Recipe(
+            kind: "notification.send", jobs: (300, 3_000), prepare: NotificationSendRecipe.prepare,
+            figures: NotificationSendRecipe.figures, adjust: NotificationSendRecipe.adjust,
+            finish: NotificationSendRecipe.finish),
     ]
 
     static func run(_ bench: Bench, workers: Int) async throws -> [String: BenchReport.TierKind] {
@@ -56,13 +62,15 @@ enum BenchTierKinds {
                     detail: "the handler is registered, but BenchTierKinds.recipes has no payloads for it yet")
                 continue
             }
+            var context: [String: String]?
             do {
                 try await bench.reset()
                 let count = bench.quick ? recipe.jobs.quick : recipe.jobs.full
-                let context = try await prepare(bench, count)
+                let prepared = try await prepare(bench, count)
+                context = prepared
                 let started = ContinuousClock.now
                 // The daemon runs every tier's handlers and services, as `jobd run` does.
-                let seconds = try await bench.withDaemon(workers: workers) { daemon in
+                let seconds = try await bench.withDaemon(workers: workers, adjust: { recipe.adjust(&$0, prepared) }) { daemon in
                     try await bench.waitForFinished(count, daemon: daemon)
                     return started.duration(to: .now).seconds
                 }
@@ -71,11 +79,14 @@ enum BenchTierKinds {
                     status: failed == 0 ? "measured" : "failed",
                     detail: failed == 0 ? "\(count) jobs completed" : "\(failed) of \(count) jobs did not complete",
                     jobs: count, perSecond: Double(count) / seconds)
-                if failed == 0, let figures = recipe.figures { result.figures = try await figures(bench, context) }
+                if failed == 0, let figures = recipe.figures { result.figures = try await figures(bench, prepared) }
                 results[recipe.kind] = result
+                if let finish = recipe.finish { await finish(prepared) }
             } catch let skipped as NotMeasured {
+                if let finish = recipe.finish, let context { await finish(context) }
                 results[recipe.kind] = .init(status: "not measured", detail: skipped.reason)
             } catch {
+                if let finish = recipe.finish, let context { await finish(context) }
                 results[recipe.kind] = .init(status: "failed", detail: "\(error)")
             }
         }
@@ -175,5 +186,83 @@ enum ContentWriteRecipe {
         let title = page[open.upperBound..<close.lowerBound].replacingOccurrences(of: "\n", with: " ")
         let decoded = title.replacingOccurrences(of: "&amp;", with: "&").trimmingCharacters(in: .whitespaces)
         return decoded.isEmpty ? "jobd bench" : String(decoded.prefix(200))
+    }
+}
+
+/// notification.send as webhooks to the loopback sink `scripts/notify-sink` (or
+/// `--notify-sink`; started here, stopped after; needs python3), signed with a bench-only secret, rate limit off. Each job's
+/// idempotency key starts with `jobd-bench-`; those notifications are deleted after.
+/// The figure is the webhooks the sink received.
+enum NotificationSendRecipe {
+    static let secret = "jobd-bench-webhook-secret-0123456789"
+
+    @Sendable static func prepare(_ bench: Bench, _ count: Int) async throws -> [String: String] {
+        let sink = bench.notifySink
+        guard FileManager.default.fileExists(atPath: sink) else {
+            throw BenchTierKinds.NotMeasured(reason: "no webhook sink at \(sink) (run from the repository root, or --notify-sink)")
+        }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("jobd-bench-sink-\(UInt32.random(in: 0...UInt32.max))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let ready = dir.appendingPathComponent("ready.json").path
+        let record = dir.appendingPathComponent("record.jsonl").path
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", sink, "--ready", ready, "--record", record, "--webhook-secret", secret]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let pid = String(process.processIdentifier)
+        var port: Int?
+        for _ in 0..<100 {
+            if let data = FileManager.default.contents(atPath: ready),
+               let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+               let found = object["http_port"] as? Int {
+                port = found
+                break
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        guard let port else {
+            await finish(["dir": dir.path, "pid": pid])
+            throw CLIError("notification.send: \(sink) did not start")
+        }
+        try await cleanUp(bench)
+        let run = UInt32.random(in: 0...UInt32.max)
+        try await bench.sql.query("""
+            INSERT INTO queue.jobs (kind, payload)
+            SELECT 'notification.send', jsonb_build_object(
+                       'channel', 'webhook', 'to', $1::text,
+                       'idempotency_key', 'jobd-bench-' || $2::text || '-' || g,
+                       'body', jsonb_build_object('event', 'order.shipped', 'order', g))
+              FROM generate_series(1, $3::int) g
+            """, ["http://127.0.0.1:\(port)/bench", String(run), String(count)], timeout: 120)
+        return ["dir": dir.path, "pid": pid, "record": record, "port": String(port)]
+    }
+
+    @Sendable static func adjust(_ config: inout DaemonConfiguration, _ context: [String: String]) {
+        config.notifications.webhookSecret = SecretText(secret)
+        config.notifications.rateLimit = nil
+    }
+
+    @Sendable static func figures(_ bench: Bench, _ context: [String: String]) async throws -> [String: Double] {
+        // The sink appends one JSON line per request it received.
+        let received = context["record"].flatMap { FileManager.default.contents(atPath: $0) }
+            .map { data in data.reduce(0) { $0 + ($1 == UInt8(ascii: "\n") ? 1 : 0) } } ?? 0
+        try await cleanUp(bench)
+        return ["webhooksReceived": Double(received)]
+    }
+
+    @Sendable static func finish(_ context: [String: String]) async {
+        // Foundation's Process reaps the child once it exits.
+        if let pid = context["pid"].flatMap({ Int32($0) }), pid > 0 { kill(pid, SIGTERM) }
+        if let dir = context["dir"] { try? FileManager.default.removeItem(atPath: dir) }
+    }
+
+    /// Deletes the bench's notifications (their attempts cascade).
+    static func cleanUp(_ bench: Bench) async throws {
+        let notifications = bench.connections.postgres("bench-notifications", tier: .notifications)
+        defer { Task { await notifications.close() } }
+        try await notifications.query(
+            "DELETE FROM notifications.notifications WHERE idempotency_key LIKE 'jobd-bench-%'", timeout: 120)
     }
 }

@@ -18,6 +18,7 @@ extension HostTests {
                 arguments: [
                     "bench", "--quick", "--drain-jobs", "600", "--workers", "1,8", "--backlogs", "2000", "--json", output,
                     "--corpus", Host.packageRoot.appendingPathComponent("Tests/Fixtures/mail-corpus").path,
+                    "--notify-sink", Host.packageRoot.appendingPathComponent("scripts/notify-sink").path,
                 ],
                 environment: [
                     "JOBD_DATABASE_URL": database.url,
@@ -47,15 +48,18 @@ extension HostTests {
             let scale = try #require(json["scale"] as? [[String: Any]])
             #expect(scale.first?["backlog"] as? Int == 2000)
             #expect((scale.first?["jobsPerSecond"] as? Double ?? 0) > 0)
-            // content.write is measured over the mail corpus; notification.send has no
-            // recipe yet and is reported without a number.
+            // content.write over the mail corpus, notification.send to the loopback sink.
             let tiers = try #require(json["tierKinds"] as? [String: [String: Any]])
             let content = try #require(tiers["content.write"])
             #expect(content["status"] as? String == "measured", "\(content)")
             #expect((content["perSecond"] as? Double ?? 0) > 0)
             #expect(((content["figures"] as? [String: Any])?["compressionRatio"] as? Double ?? 0) > 1)
-            #expect(tiers["notification.send"]?["status"] as? String == "no recipe")
-            #expect(tiers["notification.send"]?["perSecond"] == nil)
+            let notify = try #require(tiers["notification.send"])
+            #expect(notify["status"] as? String == "measured", "\(notify)")
+            #expect((notify["perSecond"] as? Double ?? 0) > 0)
+            // Every job's webhook reached the sink (at least once).
+            let received = (notify["figures"] as? [String: Any])?["webhooksReceived"] as? Double ?? 0
+            #expect(received >= Double(notify["jobs"] as? Int ?? .max))
             // Every target of the issue is evaluated, and each measured one has a verdict.
             let targets = try #require(json["targets"] as? [[String: Any]])
             #expect(targets.count == 9)
