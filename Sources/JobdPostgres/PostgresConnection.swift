@@ -30,6 +30,9 @@ public actor PostgresConnection {
         set { handle.raw = newValue }
     }
     private var listening: Set<String> = []
+    /// Statements prepared on the current session (`queryPrepared`); a new session
+    /// starts with none.
+    private var prepared: Set<String> = []
 
     /// - Parameters:
     ///   - conninfo: a libpq conninfo string or URI; nil uses libpq's `PG*` defaults.
@@ -141,6 +144,48 @@ public actor PostgresConnection {
         return try run(sql, params, simple: false, timeout: timeout ?? commandTimeout)
     }
 
+    /// Like `query`, but the statement is parsed and planned once per session: the
+    /// first call prepares it under a name derived from its text, later calls only
+    /// bind and execute. For the daemon's hot statements, whose planning was a
+    /// quarter of the server's CPU per job (pg_stat_statements, track_planning).
+    /// A statement the server no longer knows (a pooler's DISCARD ALL) is prepared
+    /// again, once.
+    @discardableResult
+    public func queryPrepared(_ sql: String, _ params: [String?] = [], timeout: Double? = nil) throws -> PostgresResult {
+        try Task.checkCancellation()
+        try connect()
+        let name = Self.statementName(sql)
+        let limit = timeout ?? commandTimeout
+        var retried = false
+        while true {
+            if !prepared.contains(name) {
+                do {
+                    _ = try run(sql, params, simple: false, timeout: limit, step: .prepare(name))
+                } catch let error as PostgresError where error.sqlState == "42P05" {
+                    // Already prepared on this session: use it.
+                }
+                prepared.insert(name)
+            }
+            do {
+                return try run(sql, params, simple: false, timeout: limit, step: .execute(name))
+            } catch let error as PostgresError where error.sqlState == "26000" && !retried {
+                prepared.remove(name)
+                retried = true
+            }
+        }
+    }
+
+    /// "jobd_" + FNV-1a of the text: the same text gets the same name, and a changed
+    /// statement a new one.
+    public static func statementName(_ sql: String) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in sql.utf8 {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x0000_0100_0000_01b3
+        }
+        return "jobd_" + String(hash, radix: 16)
+    }
+
     /// Runs a script of several statements (simple protocol, no parameters). For
     /// migrations only; everything else uses `query` with parameters.
     @discardableResult
@@ -197,12 +242,26 @@ public actor PostgresConnection {
 
     // MARK: - Internals (all on the connection's own thread)
 
-    private func run(_ sql: String, _ params: [String?], simple: Bool, timeout: Double) throws -> PostgresResult {
+    /// A named statement's two halves (`queryPrepared`).
+    private enum PreparedStep {
+        case prepare(String)
+        case execute(String)
+    }
+
+    private func run(
+        _ sql: String, _ params: [String?], simple: Bool, timeout: Double, step: PreparedStep? = nil
+    ) throws -> PostgresResult {
         guard let conn = connection else { throw PostgresError(.connection, "not connected") }
         PostgresStatistics.roundTrips.add(1, ordering: .relaxed)
         let deadline = monotonicMilliseconds() + Int64(timeout * 1000)
         let sent: Int32
-        if simple {
+        if case .prepare(let name) = step {
+            sent = PQsendPrepare(conn, name, sql, Int32(params.count), nil)
+        } else if case .execute(let name) = step {
+            sent = withOptionalCStringArray(params) { values in
+                PQsendQueryPrepared(conn, name, Int32(params.count), values, nil, nil, 0)
+            }
+        } else if simple {
             sent = PQsendQuery(conn, sql)
         } else {
             sent = withOptionalCStringArray(params) { values in
@@ -298,6 +357,7 @@ public actor PostgresConnection {
     private func dropConnection() {
         if let connection { PQfinish(connection) }
         connection = nil
+        prepared.removeAll()
     }
 
     private func errorMessage(_ conn: OpaquePointer) -> String {

@@ -8,9 +8,9 @@ import ServiceLifecycle
 /// `ServiceGroup`; the integration tests run them the same way, in process.
 ///
 /// Connections: each service owns its own, each on its own thread —
-/// Postgres: listener, promoter, maintenance, and per pool one for claims and one
-/// for completions and lease heartbeats (3 + 2·pools in all);
-/// Redis: promoter, maintenance and one per pool (2 + pools).
+/// Postgres: listener, promoter, maintenance, and per pool one for completions and
+/// lease heartbeats and one per claim pipeline (two for pools of 32 slots or more);
+/// Redis: promoter, maintenance and one per claim pipeline.
 public struct JobDaemon: Sendable {
     /// In start order; `ServiceGroup` stops them in reverse, so the listener and the
     /// promoter stop first, then the pools drain, then maintenance ends.
@@ -46,7 +46,12 @@ public struct JobDaemon: Sendable {
                 claimStore: QueueStore(connection: postgres("claim-\(name)")),
                 completionStore: QueueStore(connection: postgres("complete-\(name)")),
                 dispatch: redis("fetch-\(name)"), handlers: handlers, configuration: configuration,
-                daemonID: identity.id, stats: stats, logger: logger, observer: observer)
+                daemonID: identity.id, stats: stats, logger: logger, observer: observer, promoterWake: wake,
+                extraPipelines: (1..<WorkerPool.claimPipelines(forSlots: pool.slots)).map { index in
+                    ClaimPipeline(
+                        store: QueueStore(connection: postgres("claim-\(name)-\(index + 1)")),
+                        dispatch: redis("fetch-\(name)-\(index + 1)"))
+                })
         }
         promoter = Promoter(
             store: QueueStore(connection: postgres("promoter")), dispatch: redis("promoter"), wake: wake,

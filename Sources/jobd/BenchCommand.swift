@@ -18,7 +18,15 @@ struct BenchCommand: AsyncParsableCommand {
         discussion: """
             Runs the daemon in this process (the same JobDaemon `jobd run` starts) against
             JOBD_DATABASE_URL and JOBD_REDIS_URL, under the Redis prefix <JOBD_REDIS_PREFIX>-bench.
-            It TRUNCATEs queue.jobs and queue.dead_letters between sections.
+            It TRUNCATEs queue.jobs and queue.dead_letters between sections, so it refuses a
+            queue that holds jobs unless --force.
+
+            In process rather than as a child: the bench reads the daemon's own completion
+            counter (polling count(*) cost the server more than the jobs did) and counts
+            every statement its connections send. During a drain the driver only sleeps, so
+            the process's CPU time is the daemon's; its peak RSS is reset
+            (/proc/self/clear_refs) before each drain. Server CPU per job is read from /proc
+            (PostgreSQL, when it runs on this host) and from INFO cpu (Redis).
             """)
 
     @OptionGroup var global: GlobalOptions
@@ -41,41 +49,76 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Backlogs for the scale runs, comma separated.")
     var backlogs: String?
 
+    @Option(help: "The mail corpus content.write is measured with (default: Tests/Fixtures/mail-corpus).")
+    var corpus = "Tests/Fixtures/mail-corpus"
+
+    @Option(help: "The loopback webhook sink notification.send is measured with (default: scripts/notify-sink).")
+    var notifySink = "scripts/notify-sink"
+
+    @Option(help: "Milliseconds between one latency producer's INSERTs (4 producers; default 5).")
+    var producerInterval: Double = 5
+
+    @Option(help: "Sections to run, comma separated: \(BenchSection.allCases.map(\.rawValue).joined(separator: ",")) (default: all).")
+    var sections: String?
+
     func run() async throws {
         var config = try await ConfigurationLoader.load(global)
         config.redisPrefix += "-bench"
         // Bench logs only what goes wrong, unless asked for more.
         if global.logLevel == nil { config.logLevel = "warning" }
+        let selected = try BenchSection.parse(sections)
         let connections = Connections(configuration: config)
-        let bench = try await Bench(connections: connections, quick: quick)
+        guard producerInterval > 0 else { throw CLIError("--producer-interval must be positive") }
+        let bench = try await Bench(
+            connections: connections, quick: quick, producerInterval: producerInterval / 1000, corpus: corpus,
+            notifySink: notifySink)
         defer { Task { await bench.close() } }
         try await bench.checkReady(force: force)
 
         let drainCount = drainJobs ?? (quick ? 3_000 : 30_000)
         let workerCounts = try list(workers, default: [1, 8, 64], name: "--workers")
         let backlogCounts = try list(backlogs, default: quick ? [10_000] : [10_000, 100_000, 1_000_000], name: "--backlogs")
+        let maxWorkers = workerCounts.max() ?? 64
 
         var report = BenchReport(
             machine: BenchReport.Machine.current(), quick: quick,
-            command: CommandLine.arguments.joined(separator: " "))
-        report.enqueue = try await bench.enqueue()
+            command: (["jobd"] + CommandLine.arguments.dropFirst()).joined(separator: " "), sections: selected.map(\.rawValue))
         report.machine.postgres = try await bench.postgresVersion()
         report.machine.redis = try await bench.redisVersion()
-        for count in workerCounts {
-            // One worker runs one job per round trip: a tenth of the jobs gives the same rate sooner.
-            let jobs = count == 1 ? max(1_000, drainCount / 10) : drainCount
-            report.drain.append(try await bench.drain(jobs: jobs, workers: count))
+        report.machine.loadAverageBefore = loadAverage()
+        report.machine.postgresCPUVisible = await bench.serverCPU().postgres != nil
+        if selected.contains(.enqueue) {
+            report.enqueue = try await bench.enqueue()
         }
-        let fastest = report.drain.map(\.jobsPerSecond).max() ?? 1_000
-        for fraction in [0.1, 0.5, 0.9] {
-            report.latency.append(try await bench.latency(fraction: fraction, of: fastest, workers: workerCounts.max() ?? 64))
+        if selected.contains(.drain) {
+            for count in workerCounts {
+                // One worker runs one job per round trip: a tenth of the jobs gives the same rate sooner.
+                let jobs = count == 1 ? max(1_000, drainCount / 10) : drainCount
+                report.drain.append(try await bench.drain(jobs: jobs, workers: count))
+            }
         }
-        report.idlePickup = try await bench.idlePickup()
-        for backlog in backlogCounts {
-            report.scale.append(try await bench.scale(backlog: backlog, workers: workerCounts.max() ?? 64))
+        if selected.contains(.latency) {
+            // Offered loads are fractions of the fastest drain (measured now if not already).
+            var fastest = report.drain.map(\.jobsPerSecond).max()
+            if fastest == nil { fastest = try await bench.drain(jobs: drainCount, workers: maxWorkers).jobsPerSecond }
+            for fraction in [0.1, 0.5, 0.9] {
+                report.latency.append(try await bench.latency(fraction: fraction, of: fastest ?? 1_000, workers: maxWorkers))
+            }
         }
-        report.tierKinds = bench.tierKinds()
+        if selected.contains(.pickup) {
+            report.idlePickup = try await bench.idlePickup()
+        }
+        if selected.contains(.scale) {
+            for backlog in backlogCounts {
+                report.scale.append(try await bench.scale(backlog: backlog, workers: maxWorkers))
+            }
+        }
+        if selected.contains(.tiers) {
+            report.tierKinds = try await BenchTierKinds.run(bench, workers: maxWorkers)
+        }
         try await bench.reset()
+        report.machine.loadAverageAfter = loadAverage()
+        report.targets = BenchTargets.evaluate(report)
 
         print(report.table())
         if let json {
@@ -99,6 +142,24 @@ struct BenchCommand: AsyncParsableCommand {
     }
 }
 
+/// The parts of `jobd bench`, in the order they run.
+enum BenchSection: String, CaseIterable, Sendable {
+    case enqueue, drain, latency, pickup, scale, tiers
+
+    static func parse(_ text: String?) throws -> [BenchSection] {
+        guard let text else { return allCases }
+        var chosen = Set<BenchSection>()
+        for part in text.split(separator: ",") {
+            let name = part.trimmingCharacters(in: .whitespaces)
+            guard let section = BenchSection(rawValue: name) else {
+                throw CLIError("--sections: unknown section \"\(name)\" (known: \(allCases.map(\.rawValue).joined(separator: ", ")))")
+            }
+            chosen.insert(section)
+        }
+        return allCases.filter(chosen.contains)
+    }
+}
+
 // MARK: - Results
 
 struct BenchReport: Codable {
@@ -108,6 +169,12 @@ struct BenchReport: Codable {
         var os: String
         var postgres = ""
         var redis = ""
+        /// 1-minute load average before and after the run: other work on the host
+        /// competes for the same cores and disk, and every figure below depends on it.
+        var loadAverageBefore: Double?
+        var loadAverageAfter: Double?
+        /// Whether the PostgreSQL server's CPU time could be read (same host, /proc readable).
+        var postgresCPUVisible = false
 
         static func current() -> Machine {
             let info = ProcessInfo.processInfo
@@ -120,13 +187,16 @@ struct BenchReport: Codable {
 
     struct Enqueue: Codable {
         var clients: Int
+        /// Rounds of trigger-on / trigger-off, interleaved; the rates are medians.
+        var rounds: Int
         var singleRowPerSecond: Double
         var singleRowNoTriggerPerSecond: Double
-        /// (without − with) / without, as a percentage.
+        /// (without − with) / without, as a percentage (negative: noise exceeded the cost).
         var triggerOverheadPercent: Double
         var bulkRowsPerStatement: Int
         var bulkPerSecond: Double
         var bulkNoTriggerPerSecond: Double
+        var bulkTriggerOverheadPercent: Double
     }
 
     struct Drain: Codable {
@@ -134,8 +204,14 @@ struct BenchReport: Codable {
         var jobs: Int
         var seconds: Double
         var jobsPerSecond: Double
+        /// The daemon's CPU time (user + system) per 1,000 jobs.
         var cpuSecondsPer1000: Double
+        /// PostgreSQL server CPU per 1,000 jobs (every backend); nil when not readable.
+        var postgresCPUSecondsPer1000: Double?
+        var redisCPUSecondsPer1000: Double?
         var postgresRoundTripsPerJob: Double
+        var postgresRoundTripsPer1000: Double
+        /// Peak resident set of the process during this drain.
         var peakRSSMiB: Double
     }
 
@@ -143,6 +219,7 @@ struct BenchReport: Codable {
         var offeredPercent: Int
         var offeredPerSecond: Double
         var achievedPerSecond: Double
+        var producers: Int
         var jobs: Int
         var p50Ms: Double
         var p99Ms: Double
@@ -163,57 +240,143 @@ struct BenchReport: Codable {
         var jobsPerSecond: Double
     }
 
+    /// One tier kind's figures, or why there are none.
+    struct TierKind: Codable {
+        /// "measured", "not available" (no handler registered in this build) or "failed".
+        var status: String
+        var detail: String
+        var jobs: Int?
+        var perSecond: Double?
+        /// Extra figures a kind reports (content.write: compressionRatio).
+        var figures: [String: Double] = [:]
+    }
+
+    struct Target: Codable {
+        var name: String
+        var target: String
+        var measured: String
+        /// nil when the section that measures it did not run.
+        var met: Bool?
+    }
+
     var machine: Machine
     var quick: Bool
     var command: String
+    var sections: [String]
     var enqueue: Enqueue?
     var drain: [Drain] = []
     var latency: [Latency] = []
     var idlePickup: IdlePickup?
     var scale: [Scale] = []
-    var tierKinds: [String: String] = [:]
+    var tierKinds: [String: TierKind] = [:]
+    var targets: [Target] = []
 
     func table() -> String {
         func f(_ value: Double, _ digits: Int = 0) -> String { String(format: "%.\(digits)f", value) }
+        func o(_ value: Double?, _ digits: Int = 3) -> String { value.map { f($0, digits) } ?? "-" }
         var lines = ["jobd bench — \(machine.cores) cores, \(f(machine.memoryGiB, 1)) GiB, \(machine.postgres), Redis \(machine.redis)"]
+        lines.append("load average \(o(machine.loadAverageBefore, 2)) before, \(o(machine.loadAverageAfter, 2)) after")
         if let e = enqueue {
             lines.append("")
-            lines.append("enqueue (\(e.clients) clients)          with trigger   without    trigger cost")
-            lines.append("  single-row inserts, rows/s     \(f(e.singleRowPerSecond).pad(12)) \(f(e.singleRowNoTriggerPerSecond).pad(10))   \(f(e.triggerOverheadPercent, 1))%")
-            lines.append("  bulk (\(e.bulkRowsPerStatement) rows/stmt), rows/s  \(f(e.bulkPerSecond).pad(10)) \(f(e.bulkNoTriggerPerSecond).pad(10))")
+            lines.append("enqueue (\(e.clients) clients, median of \(e.rounds) rounds)   with trigger    without   trigger cost")
+            lines.append("  single-row inserts, rows/s               \(f(e.singleRowPerSecond).pad(10)) \(f(e.singleRowNoTriggerPerSecond).pad(10))   \(f(e.triggerOverheadPercent, 1))%")
+            lines.append("  bulk (\(e.bulkRowsPerStatement) rows/stmt), rows/s            \(f(e.bulkPerSecond).pad(10)) \(f(e.bulkNoTriggerPerSecond).pad(10))   \(f(e.bulkTriggerOverheadPercent, 1))%")
         }
-        lines.append("")
-        lines.append("drain (no-op, INSERTed before start → completed in Postgres)")
-        lines.append("  workers      jobs   seconds     jobs/s   cpu s/1k   pg trips/job   peak RSS MiB")
-        for d in drain {
-            lines.append("  \(String(d.workers).pad(7)) \(String(d.jobs).pad(9)) \(f(d.seconds, 2).pad(9)) \(f(d.jobsPerSecond).pad(10)) \(f(d.cpuSecondsPer1000, 3).pad(10)) \(f(d.postgresRoundTripsPerJob, 3).pad(14)) \(f(d.peakRSSMiB, 1).pad(14))")
+        if !drain.isEmpty {
+            lines.append("")
+            lines.append("drain (no-op jobs INSERTed before start → last one completed in Postgres); cost per 1,000 jobs")
+            lines.append("  workers     jobs  seconds    jobs/s  daemon cpu s  pg cpu s  redis cpu s  pg trips  trips/job  peak RSS MiB")
+            for d in drain {
+                lines.append("  \(String(d.workers).pad(7)) \(String(d.jobs).pad(8)) \(f(d.seconds, 2).pad(8)) \(f(d.jobsPerSecond).pad(9)) \(f(d.cpuSecondsPer1000, 3).pad(13)) \(o(d.postgresCPUSecondsPer1000).pad(9)) \(o(d.redisCPUSecondsPer1000).pad(12)) \(f(d.postgresRoundTripsPer1000, 1).pad(9)) \(f(d.postgresRoundTripsPerJob, 3).pad(10)) \(f(d.peakRSSMiB, 1).pad(13))")
+            }
         }
-        lines.append("")
-        lines.append("latency, INSERT commit → handler start (steady offered load)")
-        lines.append("  load   offered/s   achieved/s    jobs     p50 ms    p99 ms    max ms")
+        if !latency.isEmpty || idlePickup != nil {
+            lines.append("")
+            lines.append("latency, INSERT commit → handler start (steady offered load)")
+            lines.append("  load   offered/s   achieved/s    jobs     p50 ms    p99 ms    max ms")
+        }
         for l in latency {
             lines.append("  \(("\(l.offeredPercent)%").pad(5)) \(f(l.offeredPerSecond).pad(11)) \(f(l.achievedPerSecond).pad(12)) \(String(l.jobs).pad(8)) \(f(l.p50Ms, 2).pad(10)) \(f(l.p99Ms, 2).pad(9)) \(f(l.maxMs, 2).pad(9))")
         }
         if let i = idlePickup {
             lines.append("  idle daemon, single INSERTs: p50 \(f(i.p50Ms, 2)) ms, p99 \(f(i.p99Ms, 2)) ms, max \(f(i.maxMs, 2)) ms (\(i.samples) samples)")
         }
-        lines.append("")
-        lines.append("scale (drain the first N of a waiting backlog, plus 10% scheduled in the future)")
-        lines.append("  backlog   scheduled   drained     jobs/s")
-        for s in scale {
-            lines.append("  \(String(s.backlog).pad(7)) \(String(s.scheduled).pad(11)) \(String(s.drained).pad(9)) \(f(s.jobsPerSecond).pad(10))")
+        if !scale.isEmpty {
+            lines.append("")
+            lines.append("scale (drain the first N of a waiting backlog, plus 10% scheduled in the future; rate from N/10 to N)")
+            lines.append("  backlog   scheduled   drained     jobs/s")
+            for s in scale {
+                lines.append("  \(String(s.backlog).pad(7)) \(String(s.scheduled).pad(11)) \(String(s.drained).pad(9)) \(f(s.jobsPerSecond).pad(10))")
+            }
         }
         if !tierKinds.isEmpty {
             lines.append("")
             lines.append("tier kinds")
-            for (kind, result) in tierKinds.sorted(by: { $0.key < $1.key }) { lines.append("  \(kind): \(result)") }
+            for (kind, result) in tierKinds.sorted(by: { $0.key < $1.key }) {
+                var line = "  \(kind): \(result.status)"
+                if let rate = result.perSecond { line += ", \(f(rate)) jobs/s" }
+                for (name, value) in result.figures.sorted(by: { $0.key < $1.key }) { line += ", \(name) \(f(value, 2))" }
+                lines.append(line + " — \(result.detail)")
+            }
+        }
+        if !targets.isEmpty {
+            lines.append("")
+            lines.append("targets")
+            for t in targets {
+                let verdict = t.met.map { $0 ? "met   " : "MISSED" } ?? "not run"
+                lines.append("  \(verdict)  \(t.name.padRight(34)) target \(t.target.padRight(14)) measured \(t.measured)")
+            }
         }
         return lines.joined(separator: "\n")
     }
 }
 
+/// The targets of issue 6, checked against one run.
+enum BenchTargets {
+    static func evaluate(_ r: BenchReport) -> [BenchReport.Target] {
+        func f(_ value: Double, _ digits: Int = 0) -> String { String(format: "%.\(digits)f", value) }
+        var targets: [BenchReport.Target] = []
+        let full = r.drain.max { $0.workers < $1.workers }
+        targets.append(.init(
+            name: "drain, \(full.map { "\($0.workers)" } ?? "64") workers", target: "≥ 30000 jobs/s",
+            measured: full.map { "\(f($0.jobsPerSecond)) jobs/s" } ?? "-", met: full.map { $0.jobsPerSecond >= 30_000 }))
+        let half = r.latency.first { $0.offeredPercent == 50 }
+        targets.append(.init(
+            name: "latency at 50% load, p50", target: "≤ 2 ms",
+            measured: half.map { "\(f($0.p50Ms, 2)) ms" } ?? "-", met: half.map { $0.p50Ms <= 2 }))
+        targets.append(.init(
+            name: "latency at 50% load, p99", target: "≤ 10 ms",
+            measured: half.map { "\(f($0.p99Ms, 2)) ms" } ?? "-", met: half.map { $0.p99Ms <= 10 }))
+        targets.append(.init(
+            name: "idle pickup of one insert, p50", target: "≤ 5 ms",
+            measured: r.idlePickup.map { "\(f($0.p50Ms, 2)) ms (p99 \(f($0.p99Ms, 2)))" } ?? "-",
+            met: r.idlePickup.map { $0.p50Ms <= 5 }))
+        targets.append(.init(
+            name: "bulk enqueue", target: "≥ 100000 rows/s",
+            measured: r.enqueue.map { "\(f($0.bulkPerSecond)) rows/s" } ?? "-", met: r.enqueue.map { $0.bulkPerSecond >= 100_000 }))
+        targets.append(.init(
+            name: "notify trigger cost, single-row", target: "≤ 10%",
+            measured: r.enqueue.map { "\(f($0.triggerOverheadPercent, 1))%" } ?? "-", met: r.enqueue.map { $0.triggerOverheadPercent <= 10 }))
+        let smallest = r.scale.min { $0.backlog < $1.backlog }, largest = r.scale.max { $0.backlog < $1.backlog }
+        let ratio: Double? = smallest.flatMap { small in
+            largest.flatMap { large in large.backlog > small.backlog && small.jobsPerSecond > 0 ? large.jobsPerSecond / small.jobsPerSecond : nil }
+        }
+        targets.append(.init(
+            name: "drain at \(largest.map { "\($0.backlog)" } ?? "1M") waiting vs \(smallest.map { "\($0.backlog)" } ?? "10k")", target: "≥ 90%",
+            measured: ratio.map { "\(f($0 * 100, 1))%" } ?? "-", met: ratio.map { $0 >= 0.9 }))
+        targets.append(.init(
+            name: "Postgres round trips per job, full load", target: "≤ 0.1",
+            measured: full.map { f($0.postgresRoundTripsPerJob, 3) } ?? "-", met: full.map { $0.postgresRoundTripsPerJob <= 0.1 }))
+        targets.append(.init(
+            name: "peak RSS, \(full.map { "\($0.workers)" } ?? "64") workers", target: "≤ 64 MiB",
+            measured: full.map { "\(f($0.peakRSSMiB, 1)) MiB" } ?? "-", met: full.map { $0.peakRSSMiB <= 64 }))
+        return targets
+    }
+}
+
 private extension String {
     func pad(_ width: Int) -> String { count >= width ? self : String(repeating: " ", count: width - count) + self }
+    func padRight(_ width: Int) -> String { count >= width ? self : self + String(repeating: " ", count: width - count) }
 }
 
 extension JSONEncoder {
@@ -251,10 +414,22 @@ struct Bench {
     let quick: Bool
     let sql: PostgresConnection
     let probes = ProbeClock()
+    /// Seconds between one latency producer's INSERTs.
+    let producerInterval: Double
+    /// The mail corpus directory for content.write.
+    let corpus: String
+    /// The loopback webhook sink script for notification.send.
+    let notifySink: String
 
-    init(connections: Connections, quick: Bool) async throws {
+    init(
+        connections: Connections, quick: Bool, producerInterval: Double = 0.005,
+        corpus: String = "Tests/Fixtures/mail-corpus", notifySink: String = "scripts/notify-sink"
+    ) async throws {
         self.connections = connections
         self.quick = quick
+        self.producerInterval = producerInterval
+        self.corpus = corpus
+        self.notifySink = notifySink
         sql = try await connections.checkedPostgres("bench")
     }
 
@@ -277,11 +452,38 @@ struct Bench {
     }
 
     func redisVersion() async throws -> String {
+        let info = try await redisInfo("server")
+        return info["redis_version"] ?? "?"
+    }
+
+    private func redisInfo(_ section: String) async throws -> [String: String] {
         let redis = connections.dispatch("bench-info")
         defer { Task { await redis.connection.close() } }
-        let info = try await redis.connection.command(["INFO", "server"]).string ?? ""
-        let line = info.split(whereSeparator: \.isNewline).first { $0.hasPrefix("redis_version:") }
-        return line.map { String($0.dropFirst("redis_version:".count)) } ?? "?"
+        let text = try await redis.connection.command(["INFO", section]).string ?? ""
+        var fields: [String: String] = [:]
+        for line in text.split(whereSeparator: \.isNewline) {
+            let parts = line.split(separator: ":", maxSplits: 1)
+            if parts.count == 2 { fields[String(parts[0])] = String(parts[1]).trimmingCharacters(in: .whitespaces) }
+        }
+        return fields
+    }
+
+    /// CPU seconds the servers have used so far: PostgreSQL from /proc when it runs on
+    /// this host (the postmaster, its live backends, and the reaped ones through the
+    /// postmaster's child times), Redis from INFO cpu. nil where not readable.
+    func serverCPU() async -> (postgres: Double?, redis: Double?) {
+        var postgres: Double?
+        if let dir = try? await sql.query("SHOW data_directory").rows.first?.first ?? nil,
+           let pidFile = try? String(contentsOfFile: dir + "/postmaster.pid", encoding: .utf8),
+           let pid = pidFile.split(whereSeparator: \.isNewline).first.flatMap({ Int32($0) }) {
+            postgres = processTreeCPUSeconds(root: pid)
+        }
+        var redis: Double?
+        if let info = try? await redisInfo("cpu"),
+           let system = info["used_cpu_sys"].flatMap(Double.init), let user = info["used_cpu_user"].flatMap(Double.init) {
+            redis = system + user
+        }
+        return (postgres, redis)
     }
 
     /// Empties the queue and this bench's Redis keys.
@@ -293,88 +495,113 @@ struct Bench {
         await redis.connection.close()
     }
 
-    /// Runs a daemon in this process for the duration of `body`.
+    /// Runs a daemon in this process for the duration of `body`, assembled as
+    /// `jobd run` assembles it: every tier's handlers and background services and the
+    /// attempt observer (analytics facts), plus `extraHandlers` (the latency probe).
     func withDaemon<T: Sendable>(
-        workers: Int, handlers: [any JobHandler] = [NoopHandler()], _ body: (JobDaemon) async throws -> T
+        workers: Int, extraHandlers: [any JobHandler] = [],
+        adjust: (inout DaemonConfiguration) -> Void = { _ in }, _ body: (JobDaemon) async throws -> T
     ) async throws -> T {
         var config = configuration
         config.workers = .shared(workers)
+        adjust(&config)
+        let tiers = TierComponents(connections: Connections(configuration: config))
         let daemon = JobDaemon(
-            configuration: config, handlers: HandlerRegistry(handlers),
+            configuration: config, handlers: HandlerRegistry(tiers.handlers + extraHandlers),
             identity: DaemonIdentity(id: "bench-\(getpid())", hostname: ProcessInfo.processInfo.hostName, pid: getpid(), version: Jobd.version),
-            logger: connections.logger, postgres: connections.postgres, redis: connections.dispatch)
-        let group = ServiceGroup(configuration: .init(services: daemon.services, logger: connections.logger))
-        return try await withThrowingTaskGroup(of: Void.self) { tasks in
+            logger: connections.logger, postgres: { connections.postgres($0) }, redis: connections.dispatch,
+            observer: tiers.observer)
+        let group = ServiceGroup(configuration: .init(services: tiers.services + daemon.services, logger: connections.logger))
+        let outcome: Result<T, any Error> = await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
             let result: Result<T, any Error>
             do { result = .success(try await body(daemon)) } catch { result = .failure(error) }
             await group.triggerGracefulShutdown()
-            try await tasks.waitForAll()
-            return try result.get()
+            do { try await tasks.waitForAll() } catch { return .failure(error) }
+            return result
         }
+        await tiers.databases.close()
+        return try outcome.get()
     }
 
     // MARK: enqueue
 
+    /// Trigger on and off in interleaved rounds, so a change in the host's load
+    /// between two long runs cannot pass for the trigger's cost; medians of the rounds.
     func enqueue() async throws -> BenchReport.Enqueue {
         let clients = 4
-        let seconds = quick ? 1.0 : 3.0
+        let rounds = quick ? 3 : 7
+        let seconds = quick ? 0.5 : 1.0
         let bulkRows = 5_000
-        let bulkStatements = quick ? 4 : 20
-        let withTrigger = try await singleRowRate(clients: clients, seconds: seconds)
-        let bulk = try await bulkRate(rowsPerStatement: bulkRows, statements: bulkStatements)
-        try await sql.executeScript("ALTER TABLE queue.jobs DISABLE TRIGGER jobs_notify_inserted")
-        let without: Double, bulkWithout: Double
+        let bulkStatements = quick ? 2 : 5
+        var single: (on: [Double], off: [Double]) = ([], [])
+        var bulk: (on: [Double], off: [Double]) = ([], [])
         do {
-            without = try await singleRowRate(clients: clients, seconds: seconds)
-            bulkWithout = try await bulkRate(rowsPerStatement: bulkRows, statements: bulkStatements)
-            try await sql.executeScript("ALTER TABLE queue.jobs ENABLE TRIGGER jobs_notify_inserted")
+            for _ in 0..<rounds {
+                try await setTrigger(enabled: true)
+                single.on.append(try await singleRowRate(clients: clients, seconds: seconds))
+                bulk.on.append(try await bulkRate(rowsPerStatement: bulkRows, statements: bulkStatements))
+                try await setTrigger(enabled: false)
+                single.off.append(try await singleRowRate(clients: clients, seconds: seconds))
+                bulk.off.append(try await bulkRate(rowsPerStatement: bulkRows, statements: bulkStatements))
+            }
+            try await setTrigger(enabled: true)
         } catch {
-            _ = try? await sql.executeScript("ALTER TABLE queue.jobs ENABLE TRIGGER jobs_notify_inserted")
+            _ = try? await setTrigger(enabled: true)
             throw error
         }
         try await reset()
+        let on = median(single.on), off = median(single.off), bulkOn = median(bulk.on), bulkOff = median(bulk.off)
         return .init(
-            clients: clients, singleRowPerSecond: withTrigger, singleRowNoTriggerPerSecond: without,
-            triggerOverheadPercent: without > 0 ? (without - withTrigger) / without * 100 : 0,
-            bulkRowsPerStatement: bulkRows, bulkPerSecond: bulk, bulkNoTriggerPerSecond: bulkWithout)
+            clients: clients, rounds: rounds, singleRowPerSecond: on, singleRowNoTriggerPerSecond: off,
+            triggerOverheadPercent: off > 0 ? (off - on) / off * 100 : 0,
+            bulkRowsPerStatement: bulkRows, bulkPerSecond: bulkOn, bulkNoTriggerPerSecond: bulkOff,
+            bulkTriggerOverheadPercent: bulkOff > 0 ? (bulkOff - bulkOn) / bulkOff * 100 : 0)
     }
 
-    /// `clients` connections each INSERT one row per statement (autocommit) for `seconds`.
+    private func setTrigger(enabled: Bool) async throws {
+        if enabled {
+            try await sql.executeScript("ALTER TABLE queue.jobs ENABLE TRIGGER jobs_notify_inserted")
+        } else {
+            try await sql.executeScript("ALTER TABLE queue.jobs DISABLE TRIGGER jobs_notify_inserted")
+        }
+    }
+
+    /// `clients` connections each INSERT one due row per statement (autocommit, so one
+    /// durable commit each) for `seconds`. Due now, so the trigger does send its NOTIFY.
     private func singleRowRate(clients: Int, seconds: Double) async throws -> Double {
         try await reset()
+        let producers = (0..<clients).map { connections.postgres("bench-insert-\($0)") }
+        for producer in producers { try await producer.connect() }
         let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
         let started = ContinuousClock.now
         let total = try await withThrowingTaskGroup(of: Int.self) { group in
-            for client in 0..<clients {
+            for producer in producers {
                 group.addTask {
-                    let connection = connections.postgres("bench-insert-\(client)")
                     var rows = 0
                     while ContinuousClock.now < deadline {
-                        // Due tomorrow: nothing runs, the trigger still fires (it checks due-ness).
-                        try await connection.query(
-                            "INSERT INTO queue.jobs (kind, payload, run_at) VALUES ('noop', $1::jsonb, now() + interval '1 day')",
-                            ["{\"n\": \(rows)}"])
+                        try await producer.query("INSERT INTO queue.jobs (kind, payload) VALUES ('noop', $1::jsonb)", ["{\"n\": \(rows)}"])
                         rows += 1
                     }
-                    await connection.close()
                     return rows
                 }
             }
             return try await group.reduce(0, +)
         }
-        return Double(total) / started.duration(to: .now).seconds
+        let elapsed = started.duration(to: .now).seconds
+        for producer in producers { await producer.close() }
+        return Double(total) / elapsed
     }
 
-    /// Client-side payloads sent as one array parameter per statement.
+    /// Multi-row INSERTs: client-side payloads sent as one array parameter per statement.
     private func bulkRate(rowsPerStatement: Int, statements: Int) async throws -> Double {
         try await reset()
         let payloads = "{" + (0..<rowsPerStatement).map { "\"{\\\"n\\\": \($0)}\"" }.joined(separator: ",") + "}"
         let started = ContinuousClock.now
         for _ in 0..<statements {
             try await sql.query("""
-                INSERT INTO queue.jobs (kind, payload, run_at)
-                SELECT 'noop', p::jsonb, now() + interval '1 day' FROM unnest($1::text[]) p
+                INSERT INTO queue.jobs (kind, payload)
+                SELECT 'noop', p::jsonb FROM unnest($1::text[]) p
                 """, [payloads], timeout: 120)
         }
         return Double(rowsPerStatement * statements) / started.duration(to: .now).seconds
@@ -386,86 +613,129 @@ struct Bench {
         try await reset()
         try await insertDue(jobs)
         try await sql.executeScript("VACUUM ANALYZE queue.jobs")
+        resetPeakRSS()
         let cpuBefore = cpuSeconds()
+        let serversBefore = await serverCPU()
         let tripsBefore = PostgresStatistics.roundTrips.load(ordering: .relaxed)
-        var polls = 0
         let started = ContinuousClock.now
-        let seconds = try await withDaemon(workers: workers) { _ in
-            while try await completedCount() < jobs {
-                polls += 1
-                try await Task.sleep(for: .milliseconds(20))
-            }
+        let seconds = try await withDaemon(workers: workers) { daemon in
+            try await waitForCompletions(jobs, daemon: daemon)
             return started.duration(to: .now).seconds
         }
-        let trips = PostgresStatistics.roundTrips.load(ordering: .relaxed) - tripsBefore - polls - 1
+        let trips = PostgresStatistics.roundTrips.load(ordering: .relaxed) - tripsBefore
+        let cpu = cpuSeconds() - cpuBefore
+        let rss = peakRSSMiB()
+        // Let the postmaster reap the daemon's backends, so their time is counted.
+        try await Task.sleep(for: .milliseconds(100))
+        let serversAfter = await serverCPU()
+        guard try await completedCount() >= jobs else { throw CLIError("drain: fewer than \(jobs) jobs completed in Postgres") }
+        func per1000(_ before: Double?, _ after: Double?) -> Double? {
+            guard let before, let after else { return nil }
+            return max(0, after - before) / Double(jobs) * 1_000
+        }
         return .init(
             workers: workers, jobs: jobs, seconds: seconds, jobsPerSecond: Double(jobs) / seconds,
-            cpuSecondsPer1000: (cpuSeconds() - cpuBefore) / Double(jobs) * 1_000,
-            postgresRoundTripsPerJob: Double(max(0, trips)) / Double(jobs), peakRSSMiB: peakRSSMiB())
+            cpuSecondsPer1000: cpu / Double(jobs) * 1_000,
+            postgresCPUSecondsPer1000: per1000(serversBefore.postgres, serversAfter.postgres),
+            redisCPUSecondsPer1000: per1000(serversBefore.redis, serversAfter.redis),
+            postgresRoundTripsPerJob: Double(trips) / Double(jobs),
+            postgresRoundTripsPer1000: Double(trips) / Double(jobs) * 1_000, peakRSSMiB: rss)
     }
 
-    private func insertDue(_ count: Int, kind: String = "noop") async throws {
+    func insertDue(_ count: Int, kind: String = "noop", payload: String = "{}") async throws {
         var left = count
         while left > 0 {
             let batch = min(left, 100_000)
             try await sql.query(
-                "INSERT INTO queue.jobs (kind, payload) SELECT $1, '{}' FROM generate_series(1, $2::int)",
-                [kind, String(batch)], timeout: 600)
+                "INSERT INTO queue.jobs (kind, payload) SELECT $1, $2::jsonb FROM generate_series(1, $3::int)",
+                [kind, payload, String(batch)], timeout: 600)
             left -= batch
         }
     }
 
-    private func completedCount() async throws -> Int {
+    /// Waits until the daemon's completion batcher has committed `count` completions.
+    /// Its counter moves only after the completing statement returned, so this is
+    /// "completed in Postgres", read without a query: polling `count(*)` every few
+    /// milliseconds cost the server more CPU than the jobs themselves.
+    func waitForCompletions(_ count: Int, daemon: JobDaemon, timeout: Double = 600) async throws {
+        let deadline = ContinuousClock.now + .seconds(timeout)
+        while daemon.stats.completedCount < count {
+            guard ContinuousClock.now < deadline else { throw CLIError("bench: jobs not completed within \(Int(timeout)) s") }
+            try await Task.sleep(for: .milliseconds(2))
+        }
+    }
+
+    func completedCount() async throws -> Int {
         Int(try await sql.query("SELECT count(*) FROM queue.jobs WHERE state = 'completed'").rows.first?.first.flatMap { $0 } ?? "0") ?? 0
     }
 
     // MARK: latency
 
-    /// A steady offered load of `fraction` × `rate` probe jobs per second, inserted in
-    /// small batches every 5 ms; latency is from the INSERT's commit (its reply) to the
-    /// handler's start, both on this process's monotonic clock.
+    /// A steady offered load of `fraction` × `rate` probe jobs per second from four
+    /// producer connections, each inserting small batches every 5 ms by default (so one
+    /// producer's commit wait does not throttle the load). Latency runs from the
+    /// INSERT's reply (its commit) to the handler's start, on this process's
+    /// monotonic clock.
     func latency(fraction: Double, of rate: Double, workers: Int) async throws -> BenchReport.Latency {
         try await reset()
         _ = probes.take()
         let offered = rate * fraction
         let seconds = quick ? 2.0 : 5.0
-        let tick = 0.005
-        let producer = connections.postgres("bench-producer")
-        let (committed, achieved) = try await withDaemon(workers: workers, handlers: [ProbeHandler(clock: probes)]) { _ in
+        let producerCount = 4
+        let producers = (0..<producerCount).map { connections.postgres("bench-producer-\($0)") }
+        for producer in producers { try await producer.connect() }
+        let (committed, achieved) = try await withDaemon(workers: workers, extraHandlers: [ProbeHandler(clock: probes)]) { _ in
             try await Task.sleep(for: .milliseconds(300))  // let the daemon connect and idle
-            var committed: [JobID: ContinuousClock.Instant] = [:]
-            var owed = 0.0
             let started = ContinuousClock.now
-            var next = started
-            while started.duration(to: .now).seconds < seconds {
-                owed += offered * tick
-                let rows = Int(owed)
-                if rows > 0 {
-                    owed -= Double(rows)
-                    let result = try await producer.query(
-                        "INSERT INTO queue.jobs (kind, payload) SELECT 'bench.probe', '{}' FROM generate_series(1, $1::int) RETURNING id",
-                        [String(rows)])
-                    let at = ContinuousClock.now
-                    for row in result.rows { if let id = row[0].flatMap({ JobID($0) }) { committed[id] = at } }
+            let committed = try await withThrowingTaskGroup(of: [JobID: ContinuousClock.Instant].self) { group in
+                for (index, producer) in producers.enumerated() {
+                    group.addTask {
+                        try await produce(on: producer, perSecond: offered / Double(producerCount), seconds: seconds,
+                                          phase: Double(index) / Double(producerCount))
+                    }
                 }
-                next = next + .milliseconds(Int(tick * 1000))
-                let now = ContinuousClock.now
-                if next > now { try await Task.sleep(until: next) } else { next = now }
+                return try await group.reduce(into: [:]) { $0.merge($1) { a, _ in a } }
             }
             let elapsed = started.duration(to: .now).seconds
-            let total = committed.count
             let deadline = ContinuousClock.now + .seconds(60)
-            while probes.count < total && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
-            return (committed, Double(total) / elapsed)
+            while probes.count < committed.count && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+            return (committed, Double(committed.count) / elapsed)
         }
-        await producer.close()
+        for producer in producers { await producer.close() }
         let starts = probes.take()
         var latencies = committed.compactMap { id, at in starts[id].map { max(0, at.duration(to: $0).seconds * 1000) } }
         latencies.sort()
         return .init(
             offeredPercent: Int((fraction * 100).rounded()), offeredPerSecond: offered, achievedPerSecond: achieved,
-            jobs: latencies.count, p50Ms: percentile(latencies, 0.5), p99Ms: percentile(latencies, 0.99),
-            maxMs: latencies.last ?? 0)
+            producers: producerCount, jobs: latencies.count, p50Ms: percentile(latencies, 0.5),
+            p99Ms: percentile(latencies, 0.99), maxMs: latencies.last ?? 0)
+    }
+
+    /// One producer: `perSecond` probe rows, in a batch every 5 ms (offset by `phase`
+    /// of a tick so the producers do not insert in lockstep). Returns each row's commit time.
+    private func produce(
+        on producer: PostgresConnection, perSecond: Double, seconds: Double, phase: Double
+    ) async throws -> [JobID: ContinuousClock.Instant] {
+        let tick = producerInterval
+        var committed: [JobID: ContinuousClock.Instant] = [:]
+        var owed = 0.0
+        let started = ContinuousClock.now
+        var next = started + .microseconds(Int64(phase * tick * 1_000_000))
+        while started.duration(to: .now).seconds < seconds {
+            let now = ContinuousClock.now
+            if next > now { try await Task.sleep(until: next) }
+            next = max(next, now) + .microseconds(Int64(tick * 1_000_000))
+            owed += perSecond * tick
+            let rows = Int(owed)
+            guard rows > 0 else { continue }
+            owed -= Double(rows)
+            let result = try await producer.query(
+                "INSERT INTO queue.jobs (kind, payload) SELECT 'bench.probe', '{}' FROM generate_series(1, $1::int) RETURNING id",
+                [String(rows)])
+            let at = ContinuousClock.now
+            for row in result.rows { if let id = row[0].flatMap({ JobID($0) }) { committed[id] = at } }
+        }
+        return committed
     }
 
     /// An idle daemon, one INSERT at a time, 100 ms apart: LISTEN/NOTIFY pickup time.
@@ -474,7 +744,7 @@ struct Bench {
         _ = probes.take()
         let samples = quick ? 20 : 100
         var latencies: [Double] = []
-        try await withDaemon(workers: 8, handlers: [ProbeHandler(clock: probes)]) { _ in
+        try await withDaemon(workers: 8, extraHandlers: [ProbeHandler(clock: probes)]) { _ in
             try await Task.sleep(for: .milliseconds(500))
             for _ in 0..<samples {
                 let result = try await sql.query("INSERT INTO queue.jobs (kind, payload) VALUES ('bench.probe', '{}') RETURNING id")
@@ -497,8 +767,12 @@ struct Bench {
 
     // MARK: scale
 
-    /// `backlog` due jobs plus 10% scheduled a day ahead; time to complete the first
-    /// min(backlog, 20k) of them.
+    /// `backlog` due jobs plus 10% scheduled a day ahead; the rate at which the first
+    /// 10k of them complete (5k in quick mode; all of a smaller backlog), the same
+    /// count for every backlog so that only the table's size differs. Timed from the
+    /// tenth of them to the last: a run is half a second, and the daemon's start-up
+    /// (connections, the first promotion) would otherwise weigh on it as much as the
+    /// table's size.
     func scale(backlog: Int, workers: Int) async throws -> BenchReport.Scale {
         try await reset()
         let scheduled = backlog / 10
@@ -507,34 +781,24 @@ struct Bench {
             "INSERT INTO queue.jobs (kind, payload, run_at) SELECT 'noop', '{}', now() + interval '1 day' FROM generate_series(1, $1::int)",
             [String(scheduled)], timeout: 600)
         try await sql.executeScript("VACUUM ANALYZE queue.jobs", timeout: 600)
-        let target = min(backlog, quick ? 5_000 : 20_000)
-        let started = ContinuousClock.now
-        let seconds = try await withDaemon(workers: workers) { _ in
-            while try await completedCount() < target { try await Task.sleep(for: .milliseconds(20)) }
-            return started.duration(to: .now).seconds
+        let target = min(backlog, quick ? 5_000 : 10_000)
+        let warmUp = target / 10
+        let seconds = try await withDaemon(workers: workers) { daemon in
+            try await waitForCompletions(warmUp, daemon: daemon)
+            let from = ContinuousClock.now
+            try await waitForCompletions(target, daemon: daemon)
+            return from.duration(to: .now).seconds
         }
-        return .init(backlog: backlog, scheduled: scheduled, drained: target, jobsPerSecond: Double(target) / seconds)
-    }
-
-    // MARK: tier kinds
-
-    /// The tier kinds this build serves; each reports why it was not measured.
-    func tierKinds() -> [String: String] {
-        let registered = Set(TierComponents(connections: connections).handlers.map(\.kind))
-        var result: [String: String] = [:]
-        for kind in ["content.write", "notification.send"] {
-            result[kind] = registered.contains(kind)
-                ? "registered; not measured by this bench yet"
-                : "not available: no handler for \(kind) in this build"
-        }
-        return result
+        return .init(backlog: backlog, scheduled: scheduled, drained: target, jobsPerSecond: Double(target - warmUp) / seconds)
     }
 }
 
-private func percentile(_ sorted: [Double], _ p: Double) -> Double {
+func percentile(_ sorted: [Double], _ p: Double) -> Double {
     guard !sorted.isEmpty else { return 0 }
     return sorted[min(sorted.count - 1, Int((Double(sorted.count - 1) * p).rounded()))]
 }
+
+func median(_ values: [Double]) -> Double { percentile(values.sorted(), 0.5) }
 
 private func cpuSeconds() -> Double {
     var usage = rusage()
@@ -542,10 +806,48 @@ private func cpuSeconds() -> Double {
     return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
 }
 
+/// Resets this process's peak-RSS mark (Linux: "5" to /proc/self/clear_refs), so the
+/// next reading is the peak of one run, not of the whole bench.
+private func resetPeakRSS() {
+    try? "5".write(toFile: "/proc/self/clear_refs", atomically: false, encoding: .utf8)
+}
+
+/// VmHWM from /proc/self/status (falls back to getrusage's lifetime peak).
 private func peakRSSMiB() -> Double {
+    if let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+       let line = status.split(whereSeparator: \.isNewline).first(where: { $0.hasPrefix("VmHWM:") }),
+       let kib = line.split(separator: " ").dropFirst().first.flatMap({ Double($0) }) {
+        return kib / 1024
+    }
     var usage = rusage()
     getrusage(RUSAGE_SELF.rawValue, &usage)
     return Double(usage.ru_maxrss) / 1024  // Linux reports KiB
+}
+
+/// The 1-minute load average (Linux /proc/loadavg); nil elsewhere.
+func loadAverage() -> Double? {
+    (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?.split(separator: " ").first.flatMap { Double($0) }
+}
+
+/// CPU seconds (user + system) of `root` and its children: live children from their
+/// own /proc stat, exited ones through `root`'s reaped-children times.
+private func processTreeCPUSeconds(root: Int32) -> Double? {
+    let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
+    func fields(_ pid: String) -> [Substring]? {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = text.lastIndex(of: ")") else { return nil }
+        // After "pid (comm) ": field 3 (state) is index 0 here.
+        return text[text.index(after: close)...].split(separator: " ")
+    }
+    guard let own = fields(String(root)), own.count > 14 else { return nil }
+    // utime, stime, cutime, cstime are fields 14–17: indices 11–14 after the comm.
+    var total = own[11...14].compactMap { Double($0) }.reduce(0, +)
+    guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return nil }
+    for entry in entries where entry.first?.isNumber == true {
+        guard let f = fields(entry), f.count > 12, f[1] == Substring(String(root)) else { continue }
+        total += (Double(f[11]) ?? 0) + (Double(f[12]) ?? 0)
+    }
+    return total / ticks
 }
 
 extension Duration {

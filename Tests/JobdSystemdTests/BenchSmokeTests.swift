@@ -15,7 +15,11 @@ extension HostTests {
             let output = dir + "/bench.json"
             let run = try DaemonProcess(
                 binary: binary,
-                arguments: ["bench", "--quick", "--drain-jobs", "600", "--workers", "1,8", "--backlogs", "2000", "--json", output],
+                arguments: [
+                    "bench", "--quick", "--drain-jobs", "600", "--workers", "1,8", "--backlogs", "2000", "--json", output,
+                    "--corpus", Host.packageRoot.appendingPathComponent("Tests/Fixtures/mail-corpus").path,
+                    "--notify-sink", Host.packageRoot.appendingPathComponent("scripts/notify-sink").path,
+                ],
                 environment: [
                     "JOBD_DATABASE_URL": database.url,
                     "JOBD_REDIS_URL": "redis://\(redis.host):\(redis.port)/\(redis.database)",
@@ -33,6 +37,9 @@ extension HostTests {
             #expect(drain.map { $0["workers"] as? Int } == [1, 8])
             #expect(drain.allSatisfy { ($0["jobsPerSecond"] as? Double ?? 0) > 0 })
             #expect(drain.allSatisfy { ($0["postgresRoundTripsPerJob"] as? Double ?? 0) > 0 })
+            #expect(drain.allSatisfy { ($0["cpuSecondsPer1000"] as? Double ?? 0) > 0 && ($0["peakRSSMiB"] as? Double ?? 0) > 0 })
+            // The test servers run on this host, so the server CPU is visible.
+            #expect(drain.allSatisfy { ($0["redisCPUSecondsPer1000"] as? Double ?? -1) >= 0 })
             let latency = try #require(json["latency"] as? [[String: Any]])
             #expect(latency.map { $0["offeredPercent"] as? Int } == [10, 50, 90])
             #expect(latency.allSatisfy { ($0["jobs"] as? Int ?? 0) > 0 && ($0["p99Ms"] as? Double ?? -1) >= ($0["p50Ms"] as? Double ?? 0) })
@@ -41,6 +48,22 @@ extension HostTests {
             let scale = try #require(json["scale"] as? [[String: Any]])
             #expect(scale.first?["backlog"] as? Int == 2000)
             #expect((scale.first?["jobsPerSecond"] as? Double ?? 0) > 0)
+            // content.write over the mail corpus, notification.send to the loopback sink.
+            let tiers = try #require(json["tierKinds"] as? [String: [String: Any]])
+            let content = try #require(tiers["content.write"])
+            #expect(content["status"] as? String == "measured", "\(content)")
+            #expect((content["perSecond"] as? Double ?? 0) > 0)
+            #expect(((content["figures"] as? [String: Any])?["compressionRatio"] as? Double ?? 0) > 1)
+            let notify = try #require(tiers["notification.send"])
+            #expect(notify["status"] as? String == "measured", "\(notify)")
+            #expect((notify["perSecond"] as? Double ?? 0) > 0)
+            // Every job's webhook reached the sink (at least once).
+            let received = (notify["figures"] as? [String: Any])?["webhooksReceived"] as? Double ?? 0
+            #expect(received >= Double(notify["jobs"] as? Int ?? .max))
+            // Every target of the issue is evaluated, and each measured one has a verdict.
+            let targets = try #require(json["targets"] as? [[String: Any]])
+            #expect(targets.count == 9)
+            #expect(targets.filter { $0["met"] is Bool }.count >= 6)
             // The queue is left empty.
             let sql = database.connection()
             #expect(try await sql.query("SELECT count(*) FROM queue.jobs").rows.first?.first == "0")

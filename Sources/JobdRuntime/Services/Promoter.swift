@@ -6,8 +6,9 @@ import ServiceLifecycle
 
 /// Moves due jobs from Postgres to the Redis lists, by priority.
 ///
-/// One pass: read the three list lengths, promote up to `high water − length` due
-/// jobs per priority in one statement (`FOR UPDATE SKIP LOCKED`, so any number of
+/// One pass: read the three list lengths; for each list that has drained below half
+/// its high-water mark, promote up to `high water − length` due jobs, all priorities
+/// in one statement (`FOR UPDATE SKIP LOCKED`, so any number of
 /// daemons can promote at once without taking the same row), then push them in one
 /// pipeline. Redis thus holds only what workers will take soon, and a newly due
 /// high-priority job is never buried behind a deep low list.
@@ -37,16 +38,45 @@ public struct Promoter: Service {
     public func run() async throws {
         let loop = ResilientLoop(name: "promoter", logger: logger, stats: stats)
         await cancelWhenGracefulShutdown {
+            // Lanes whose last promotion found nothing more due. A wake that only says
+            // a worker popped cannot have made anything due, so those lanes are not
+            // asked again until a NOTIFY, a timeout or another signal.
+            var drained: Set<JobPriority> = []
+            var poppedOnly = false
+            // End of the current idle wait; pops do not move due times, so they do
+            // not need a new due-time query either.
+            var idleUntil: ContinuousClock.Instant?
             await loop.run {
                 while TestFaults.promoterWedged.load(ordering: .relaxed) && !Task.isCancelled {
                     try? await Task.sleep(for: .milliseconds(50))
                 }
-                let outcome = try await pass()
+                let outcome = try await pass(skipping: poppedOnly ? drained : [])
+                drained = outcome.drained.union(poppedOnly ? drained.subtracting(outcome.asked) : [])
                 stats.beat("promoter")
-                if outcome.saturated { return }  // more is due: go again at once
-                let nextDue = try await store.secondsUntilNextDue()
-                let sleep = min(configuration.pollInterval, max(0.001, nextDue ?? configuration.pollInterval))
-                await wake.wait(timeout: outcome.listsFull ? min(sleep, 0.05) : sleep)
+                if outcome.saturated {  // more is due: go again at once
+                    poppedOnly = false
+                    idleUntil = nil
+                    return
+                }
+                if outcome.listsFull {
+                    // Workers are busy on what Redis holds. The pools signal after every
+                    // pop, so a list is refilled as soon as it drains below its mark; the
+                    // timeout covers pops by other daemons. No due-time query: it would
+                    // only say "now" while the lists are full.
+                    poppedOnly = await wake.wait(timeout: 0.05) == .popped
+                    idleUntil = nil
+                    return
+                }
+                if idleUntil == nil {
+                    let nextDue = try await store.secondsUntilNextDue()
+                    let sleep = min(configuration.pollInterval, max(0.001, nextDue ?? configuration.pollInterval))
+                    idleUntil = .now + .microseconds(Int64(sleep * 1_000_000))
+                }
+                let remaining = ContinuousClock.now.duration(to: idleUntil ?? .now)
+                let reasons = await wake.wait(timeout: max(0, Double(remaining.components.seconds)
+                    + Double(remaining.components.attoseconds) / 1e18))
+                poppedOnly = reasons == .popped
+                if !poppedOnly { idleUntil = nil }
             }
         }
         await store.connection.close()
@@ -56,24 +86,41 @@ public struct Promoter: Service {
         var promoted = 0
         /// A priority hit its batch limit: there may be more due right now.
         var saturated = false
-        /// Some list is at its high-water mark: check again soon, as workers drain it.
+        /// Some list is above its refill mark: check again as workers drain it.
         var listsFull = false
+        /// Lanes the promote statement looked at …
+        var asked: Set<JobPriority> = []
+        /// … and those of them where it found fewer due jobs than it could take.
+        var drained: Set<JobPriority> = []
     }
 
     /// Runs one pass and returns how many jobs it promoted (tests drive it directly).
     public func promoteOnce() async throws -> Int { try await pass().promoted }
 
-    func pass() async throws -> PassOutcome {
+    /// - Parameter skipping: lanes not to look at this time (known to have nothing due).
+    func pass(skipping: Set<JobPriority> = []) async throws -> PassOutcome {
         let lengths = try await dispatch.lengths()
         var limits: [JobPriority: Int] = [:]
         var outcome = PassOutcome()
+        // Hysteresis: a list is topped up only once it has drained below half its
+        // high-water mark, and then filled in one statement. Topping up every few
+        // ids instead cost a promote statement (and a commit) per ~40 jobs.
+        let refillBelow = max(1, configuration.redisHighWater / 2)
         for priority in JobPriority.allCases {
-            let room = configuration.redisHighWater - (lengths[priority] ?? 0)
-            limits[priority] = max(0, min(configuration.promoteBatch, room))
-            if room <= 0 { outcome.listsFull = true }
+            let length = lengths[priority] ?? 0
+            let room = configuration.redisHighWater - length
+            let wanted = length < refillBelow && !skipping.contains(priority)
+            limits[priority] = wanted ? max(0, min(configuration.promoteBatch, room)) : 0
+            if length >= refillBelow { outcome.listsFull = true }
         }
         guard limits.values.contains(where: { $0 > 0 }) else { return outcome }
         let promoted = try await store.promote(limits: limits)
+        var counts: [JobPriority: Int] = [:]
+        for item in promoted { counts[item.priority, default: 0] += 1 }
+        for priority in JobPriority.allCases where (limits[priority] ?? 0) > 0 {
+            outcome.asked.insert(priority)
+            if counts[priority, default: 0] < (limits[priority] ?? 0) { outcome.drained.insert(priority) }
+        }
         guard !promoted.isEmpty else { return outcome }
         do {
             try await dispatch.push(promoted)
@@ -84,8 +131,6 @@ public struct Promoter: Service {
             throw error
         }
         outcome.promoted = promoted.count
-        var counts: [JobPriority: Int] = [:]
-        for item in promoted { counts[item.priority, default: 0] += 1 }
         for priority in JobPriority.allCases where counts[priority, default: 0] >= (limits[priority] ?? 0) && (limits[priority] ?? 0) > 0 {
             outcome.saturated = true
         }

@@ -7,10 +7,17 @@ import Synchronization
 
 /// A pool of worker slots serving one or more priority lists.
 ///
-/// The fetcher pops at most as many ids as there are free slots (non-blocking
+/// The fetcher reserves the free slots, pops at most as many ids (non-blocking
 /// `LPOP count`, or a `BLPOP` with a short timeout when Redis is empty), claims them
 /// all in one statement, and starts a task per claimed job. Completions go to the
 /// `CompletionBatcher`; a heartbeat extends the leases of everything still running.
+///
+/// Claim pipelines: a claim commits durably, so it waits for a WAL flush (1–10 ms
+/// on the reference host). With one claim at a time, slots freed during that wait
+/// sit idle until it returns. A pool of 32 slots or more has two pipelines, each
+/// with its own Redis and Postgres connection: while one claim waits for its flush,
+/// the other claims the slots freed meanwhile, and the two commits share the
+/// server's group commit. Each job is still claimed only into a reserved slot.
 ///
 /// Graceful shutdown (SIGTERM): stop fetching, let running jobs finish for up to
 /// `shutdownTimeout`, then cancel what is left and release it to `available`.
@@ -36,14 +43,27 @@ public struct WorkerPool: Service {
     let stats: DaemonStats
     let logger: Logger
     let metrics: JobMetrics
+    /// Told after every pop, so the promoter refills a list as soon as it runs low.
+    let promoterWake: WakeSignal?
+    /// The heartbeat key of this pool's loops, built once rather than per job.
+    let beatKey: String
+    /// (claim store, Redis) of every claim pipeline; the first is `claimStore`, `dispatch`.
+    let pipelines: [ClaimPipeline]
+
+    /// Claim pipelines for a pool of `slots` (see the type's documentation).
+    public static func claimPipelines(forSlots slots: Int) -> Int { slots >= 32 ? 2 : 1 }
     /// Told of every finished attempt (attempt facts for analytics); nil: no one.
     let observer: (any AttemptObserver)?
 
     public init(
         name: String, lanes: [JobPriority], slots: Int, claimStore: QueueStore, completionStore: QueueStore,
         dispatch: RedisDispatch, handlers: HandlerRegistry, configuration: DaemonConfiguration,
-        daemonID: String, stats: DaemonStats, logger: Logger, observer: (any AttemptObserver)? = nil
+        daemonID: String, stats: DaemonStats, logger: Logger, observer: (any AttemptObserver)? = nil,
+        promoterWake: WakeSignal? = nil, extraPipelines: [ClaimPipeline] = []
     ) {
+        self.promoterWake = promoterWake
+        self.pipelines = [ClaimPipeline(store: claimStore, dispatch: dispatch)] + extraPipelines
+        self.beatKey = "workers:\(name)"
         self.name = name
         self.lanes = lanes
         self.slots = WorkerSlots(capacity: slots)
@@ -79,6 +99,9 @@ public struct WorkerPool: Service {
                     fetching.stop()
                 }
                 fetching.stop()
+                // Claims in flight start their jobs (or give their slots back) first, as
+                // the single fetch loop's last claim did before it returned.
+                await slots.waitForClaims()
                 // Suspects still waiting for their turn never started: hand them back.
                 for job in suspects.takeAll() {
                     batcher.submit(AttemptCompletion(
@@ -102,9 +125,11 @@ public struct WorkerPool: Service {
             batcher.finish()
             await background.waitForAll()
         }
-        await claimStore.connection.close()
+        for pipeline in pipelines {
+            await pipeline.store.connection.close()
+            await pipeline.dispatch.connection.close()
+        }
         await completionStore.connection.close()
-        await dispatch.connection.close()
     }
 
     // MARK: Fetching
@@ -113,9 +138,7 @@ public struct WorkerPool: Service {
         workers: inout DiscardingTaskGroup, batcher: CompletionBatcher, suspects: SuspectQueue, stop: StopFlag
     ) async {
         var selector = PrioritySelector(mode: configuration.priorityMode, lanes: lanes)
-        var failures = 0
-        var generator = SystemRandomNumberGenerator()
-        let backoff = RetryBackoff(baseSeconds: 0.1, maximumSeconds: 10)
+        let idle = IdlePipelines(count: pipelines.count)
         while !stop.isStopped && !Task.isCancelled {
             if let suspect = suspects.first {
                 // Alone: wait for everything else to finish, run it, wait for it.
@@ -140,30 +163,64 @@ public struct WorkerPool: Service {
                 continue
             }
             let free = await slots.waitForFree()
-            stats.beat("workers:\(name)")
+            stats.beat(beatKey)
             guard free > 0, !stop.isStopped else { continue }
-            do {
-                let jobs = try await fetch(max: free, order: selector.nextOrder())
-                failures = 0
-                let suspectAt = max(1, configuration.maxRescues - 1)
-                for job in jobs {
-                    if job.job.rescues >= suspectAt {
-                        suspects.append(job)
-                        continue
-                    }
-                    slots.occupy(job.job.fence)
-                    workers.addTask { await execute(job.job, payloadPresent: job.payloadPresent, payloadBytes: job.payloadBytes, batcher: batcher) }
-                }
-            } catch is CancellationError {
-                return
-            } catch {
-                failures += 1
+            guard let pipeline = await idle.checkOut() else { return }  // cancelled
+            // Slots freed while waiting for a pipeline join this claim.
+            let reserved = stop.isStopped ? 0 : slots.reserveFree()
+            guard reserved > 0 else {
+                idle.checkIn(pipeline)
+                continue
+            }
+            let order = selector.nextOrder()
+            workers.addTask {
+                await claimAndRun(
+                    pipeline: pipeline, reserved: reserved, order: order, idle: idle, batcher: batcher, suspects: suspects)
+            }
+        }
+    }
+
+    /// One claim on one pipeline, then its jobs, each in a task of its own. Suspects
+    /// among them go to `suspects` instead, and their slots are given back: the fetch
+    /// loop runs each alone once nothing else runs and no claim is in flight.
+    private func claimAndRun(
+        pipeline: Int, reserved: Int, order: [JobPriority], idle: IdlePipelines, batcher: CompletionBatcher,
+        suspects: SuspectQueue
+    ) async {
+        var jobs: [ClaimedAttempt]
+        var reserved = reserved
+        do {
+            jobs = try await fetch(reserved: &reserved, order: order, on: pipelines[pipeline])
+            idle.recordSuccess()
+        } catch {
+            slots.settle(reserved: reserved, occupying: [])
+            if !(error is CancellationError) && !Task.isCancelled {
+                let failures = idle.recordFailure()
                 if failures == 1 || failures % 10 == 0 {
                     logger.warning("fetch failed; retrying", metadata: [
                         LogKey.service: "\(name)", LogKey.error: "\(error)", LogKey.count: "\(failures)",
                     ])
                 }
-                try? await Task.sleep(for: .milliseconds(Int(backoff.delay(forAttempt: failures, using: &generator) * 1000)))
+                // The pipeline rests before its next claim; the others may go on.
+                var generator = SystemRandomNumberGenerator()
+                let delay = RetryBackoff(baseSeconds: 0.1, maximumSeconds: 10).delay(forAttempt: failures, using: &generator)
+                try? await Task.sleep(for: .milliseconds(Int(delay * 1000)))
+            }
+            idle.checkIn(pipeline)
+            return
+        }
+        let suspectAt = max(1, configuration.maxRescues - 1)
+        for job in jobs where job.job.rescues >= suspectAt { suspects.append(job) }
+        jobs.removeAll { $0.job.rescues >= suspectAt }
+        slots.settle(reserved: reserved, occupying: jobs.map(\.job.fence))
+        idle.checkIn(pipeline)
+        if jobs.count == 1, let job = jobs.first {
+            await execute(job.job, payloadPresent: job.payloadPresent, payloadBytes: job.payloadBytes, batcher: batcher)
+            return
+        }
+        await withDiscardingTaskGroup { group in
+            for job in jobs {
+                group.addTask { await execute(job.job, payloadPresent: job.payloadPresent, payloadBytes: job.payloadBytes, batcher: batcher) }
             }
         }
     }
@@ -185,16 +242,24 @@ public struct WorkerPool: Service {
         return nil
     }
 
-    /// Waits until no slot is busy; false when the pool was told to stop first.
+    /// Waits until no slot is busy and no claim is in flight (a claim in flight would
+    /// start jobs beside a suspect); false when the pool was told to stop first.
     private func waitUntilIdle(or stop: StopFlag) async -> Bool {
-        while slots.busy > 0 {
+        while slots.occupied > 0 {
             if stop.isStopped || Task.isCancelled { return false }
             try? await Task.sleep(for: .milliseconds(10))
         }
         return !stop.isStopped && !Task.isCancelled
     }
 
-    private func fetch(max: Int, order: [JobPriority]) async throws -> [ClaimedAttempt] {
+    /// Pops up to `reserved` ids and claims them. The slots reserved beyond what was
+    /// popped are given back before the claim (`reserved` is lowered to match), so
+    /// the other pipeline can take new arrivals while this claim waits for its flush.
+    private func fetch(
+        reserved: inout Int, order: [JobPriority], on pipeline: ClaimPipeline
+    ) async throws -> [ClaimedAttempt] {
+        let dispatch = pipeline.dispatch
+        let max = reserved
         var popped = try await dispatch.pop(order: order, max: max)
         if popped.isEmpty {
             // Nothing waiting: block briefly so new work starts within a round trip,
@@ -204,9 +269,14 @@ public struct WorkerPool: Service {
             // More may have arrived with it; take what fits without blocking.
             if max > 1 { popped += try await dispatch.pop(order: order, max: max - 1) }
         }
+        promoterWake?.signal(.popped)
+        if popped.count < reserved {
+            slots.settle(reserved: reserved - popped.count, occupying: [])
+            reserved = popped.count
+        }
         let ids = popped.map(\.id)
         do {
-            return try await claimStore.claim(
+            return try await pipeline.store.claim(
                 ids: ids, daemon: daemonID, lease: configuration.lease, maxPayloadBytes: configuration.maxPayloadBytes)
         } catch {
             // We may or may not have claimed them. Put the ids back: a claim is fenced on
@@ -221,7 +291,7 @@ public struct WorkerPool: Service {
     private func execute(_ job: ClaimedJob, payloadPresent: Bool, payloadBytes: Int, batcher: CompletionBatcher) async {
         defer {
             slots.release(job.fence)
-            stats.beat("workers:\(name)")
+            stats.beat(beatKey)
         }
         stats.update { $0.started += 1 }
         metrics.attemptStarted(job)
@@ -293,7 +363,7 @@ public struct WorkerPool: Service {
         while !Task.isCancelled {
             // Short naps, so a drain that finished is noticed within 100 ms.
             try? await Task.sleep(for: .milliseconds(100))
-            if stop.isStopped && slots.busy == 0 && suspects.isEmpty && batcher.unwrittenFences.isEmpty { return }
+            if stop.isStopped && slots.occupied == 0 && suspects.isEmpty && batcher.unwrittenFences.isEmpty { return }
             guard ContinuousClock.now >= next else { continue }
             next = ContinuousClock.now + .milliseconds(Int(interval * 1000))
             // Running, waiting to run alone, or finished with the completion not yet written.
@@ -301,7 +371,7 @@ public struct WorkerPool: Service {
             guard !fences.isEmpty else { continue }
             do {
                 let lost = try await completionStore.extendLeases(fences, lease: configuration.lease)
-                stats.beat("workers:\(name)")
+                stats.beat(beatKey)
                 // A completion written since the list was taken is not a lost lease.
                 for fence in lost where slots.contains(fence) || suspects.contains(fence) || batcher.isUnwritten(fence) {
                     logger.warning("lease lost; the attempt's completion will be refused", metadata: [
@@ -311,6 +381,78 @@ public struct WorkerPool: Service {
             } catch {
                 logger.warning("lease heartbeat failed", metadata: [LogKey.error: "\(error)"])
             }
+        }
+    }
+}
+
+/// The connections of one claim pipeline: Redis to pop, Postgres to claim.
+public struct ClaimPipeline: Sendable {
+    public let store: QueueStore
+    public let dispatch: RedisDispatch
+    public init(store: QueueStore, dispatch: RedisDispatch) {
+        self.store = store
+        self.dispatch = dispatch
+    }
+}
+
+/// Which claim pipelines are free, and the failures of the claims in a row.
+final class IdlePipelines: Sendable {
+    private struct State {
+        var free: [Int]
+        var waiters: [(id: Int, continuation: CheckedContinuation<Int?, Never>)] = []
+        var nextWaiter = 0
+        var failures = 0
+    }
+    private let state: Mutex<State>
+
+    init(count: Int) {
+        state = Mutex(State(free: Array((0..<count).reversed())))
+    }
+
+    /// A free pipeline; waits for one; nil when the task is cancelled.
+    func checkOut() async -> Int? {
+        if let free = state.withLock({ $0.free.popLast() }) { return free }
+        let id = state.withLock { state in
+            defer { state.nextWaiter += 1 }
+            return state.nextWaiter
+        }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let now: Int?? = state.withLock { state in
+                    if Task.isCancelled { return .some(nil) }
+                    if let free = state.free.popLast() { return .some(free) }
+                    state.waiters.append((id, continuation))
+                    return .none
+                }
+                if let now { continuation.resume(returning: now) }
+            }
+        } onCancel: {
+            let waiter = state.withLock { state -> CheckedContinuation<Int?, Never>? in
+                guard let index = state.waiters.firstIndex(where: { $0.id == id }) else { return nil }
+                return state.waiters.remove(at: index).continuation
+            }
+            waiter?.resume(returning: nil)
+        }
+    }
+
+    func checkIn(_ pipeline: Int) {
+        let waiter = state.withLock { state -> CheckedContinuation<Int?, Never>? in
+            if state.waiters.isEmpty {
+                state.free.append(pipeline)
+                return nil
+            }
+            return state.waiters.removeFirst().continuation
+        }
+        waiter?.resume(returning: pipeline)
+    }
+
+    func recordSuccess() { state.withLock { $0.failures = 0 } }
+
+    /// Counts a failed claim; returns the failures in a row.
+    func recordFailure() -> Int {
+        state.withLock { state in
+            state.failures += 1
+            return state.failures
         }
     }
 }

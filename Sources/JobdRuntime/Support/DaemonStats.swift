@@ -28,6 +28,9 @@ public final class DaemonStats: Sendable {
 
     public var snapshot: Snapshot { state.withLock { $0 } }
 
+    /// Completions written so far; cheaper than a whole `snapshot` for a tight poll.
+    public var completedCount: Int { state.withLock { $0.completed } }
+
     public func update(_ body: (inout Snapshot) -> Void) {
         state.withLock { body(&$0) }
     }

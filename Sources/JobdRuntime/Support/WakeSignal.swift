@@ -2,13 +2,32 @@ import Synchronization
 
 /// A level-triggered wake-up: any number of `signal()` calls before the next
 /// `wait` collapse into one, so a burst of NOTIFYs costs the promoter one pass.
+/// `wait` returns the reasons given since the last one, so the waiter can tell a
+/// worker's "I took from the list" from "new jobs may be due".
 public final class WakeSignal: Sendable {
-    private let state = Mutex<(pending: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
+    public struct Reasons: OptionSet, Sendable {
+        public let rawValue: UInt8
+        public init(rawValue: UInt8) { self.rawValue = rawValue }
+        /// Something may be due (NOTIFY, a rescue, a reconnect …).
+        public static let general = Reasons(rawValue: 1)
+        /// A worker pool popped from a Redis list: only the lists' lengths changed.
+        public static let popped = Reasons(rawValue: 2)
+        /// The wait's timeout ran out.
+        public static let timeout = Reasons(rawValue: 4)
+    }
+
+    private struct State {
+        var pending = false
+        var reasons: Reasons = []
+        var waiter: CheckedContinuation<Void, Never>?
+    }
+    private let state = Mutex(State())
 
     public init() {}
 
-    public func signal() {
+    public func signal(_ reason: Reasons = .general) {
         let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            state.reasons.insert(reason)
             if let waiter = state.waiter {
                 state.waiter = nil
                 return waiter
@@ -19,18 +38,24 @@ public final class WakeSignal: Sendable {
         waiter?.resume()
     }
 
-    /// Returns when signalled, or after `timeout` seconds, or on cancellation.
-    /// Only one task waits on a given signal.
-    public func wait(timeout: Double) async {
+    /// Returns when signalled, or after `timeout` seconds, or on cancellation, with
+    /// the reasons signalled since the previous wait. Only one task waits on a given
+    /// signal.
+    @discardableResult
+    public func wait(timeout: Double) async -> Reasons {
         if state.withLock({ state in
             let was = state.pending
             state.pending = false
             return was
-        }) { return }
+        }) { return takeReasons() }
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
-                try? await Task.sleep(for: .milliseconds(Int(max(0, timeout) * 1000)))
-                self.signal()
+                // Only a timer that ran out signals: one cancelled because a real signal
+                // came first must not leave a stale wake-up for the next wait.
+                do {
+                    try await Task.sleep(for: .milliseconds(Int(max(0, timeout) * 1000)))
+                    self.signal(.timeout)
+                } catch {}
             }
             group.addTask {
                 await withTaskCancellationHandler {
@@ -46,13 +71,21 @@ public final class WakeSignal: Sendable {
                         if fireNow { continuation.resume() }
                     }
                 } onCancel: {
-                    self.signal()
+                    self.signal(.timeout)
                 }
             }
             await group.next()
             group.cancelAll()
         }
-        // The timer may have set `pending` on its way out; that only costs one
-        // extra pass of the waiter, never a lost wake-up.
+        // A timer that fired just as a signal came may have set `pending`; that only
+        // costs one extra pass of the waiter, never a lost wake-up.
+        return takeReasons()
+    }
+
+    private func takeReasons() -> Reasons {
+        state.withLock { state in
+            defer { state.reasons = [] }
+            return state.reasons
+        }
     }
 }

@@ -1,0 +1,103 @@
+import JobdCore
+import JobdPostgres
+import JobdRedis
+import JobdRuntime
+import JobdTestSupport
+import Synchronization
+import Testing
+
+/// Counts how many attempts run at once, and how often each job ran.
+final class PipelineConcurrencyProbe: Sendable {
+    private struct State {
+        var running = 0
+        var peak = 0
+        var runs: [JobID: Int] = [:]
+    }
+    private let state = Mutex(State())
+
+    func enter(_ id: JobID) {
+        state.withLock { state in
+            state.running += 1
+            state.peak = max(state.peak, state.running)
+            state.runs[id, default: 0] += 1
+        }
+    }
+
+    func leave() { state.withLock { $0.running -= 1 } }
+
+    var peak: Int { state.withLock { $0.peak } }
+    var runs: [JobID: Int] { state.withLock { $0.runs } }
+}
+
+/// `probe.sleep`: sleeps a little while being counted.
+struct PipelineSleepProbeHandler: JobHandler {
+    let kind = "probe.sleep"
+    let probe: PipelineConcurrencyProbe
+    func handle(_ job: ClaimedJob, context: JobContext) async throws {
+        probe.enter(job.id)
+        defer { probe.leave() }
+        try await Task.sleep(for: .milliseconds(Int.random(in: 0...4)))
+    }
+}
+
+/// The worker pool's claim pipelines (two for pools of 32 slots or more): slots are
+/// reserved before a claim, so the pipelines together never start more attempts
+/// than the pool has slots, and each job still runs once.
+@Suite("Claim pipelines", .serialized)
+struct ClaimPipelineTests {
+    @Test("pools of 32 slots or more claim on two pipelines")
+    func pipelineCount() {
+        #expect(WorkerPool.claimPipelines(forSlots: 1) == 1)
+        #expect(WorkerPool.claimPipelines(forSlots: 31) == 1)
+        #expect(WorkerPool.claimPipelines(forSlots: 32) == 2)
+        #expect(WorkerPool.claimPipelines(forSlots: 4_096) == 2)
+    }
+
+    @Test("a reservation holds slots until settled; unused ones come back free")
+    func reservations() async {
+        let slots = WorkerSlots(capacity: 10)
+        #expect(slots.reserveFree(limit: 4) == 4)
+        // Reserved slots are not "busy" (no job runs in them) but a drain waits for them.
+        #expect(slots.busy == 0)
+        #expect(slots.occupied == 4)
+        #expect(await slots.waitForFree() == 6)
+        #expect(slots.reserveFree() == 6)
+        #expect(slots.reserveFree() == 0)
+        // Three of the first four were claimed; the fourth is free again.
+        let fences = (1...3).map { AttemptFence(id: JobID($0), attempt: 1) }
+        slots.settle(reserved: 4, occupying: fences)
+        #expect(slots.busy == 3)
+        #expect(slots.occupied == 9)
+        #expect(Set(slots.fences) == Set(fences))
+        #expect(await slots.waitForFree() == 1)
+        slots.settle(reserved: 6, occupying: [])
+        await slots.waitForClaims()
+        #expect(await slots.waitUntilIdle(timeout: 0.05) == false)
+        for fence in fences { slots.release(fence) }
+        #expect(slots.occupied == 0)
+        #expect(await slots.waitUntilIdle(timeout: 1))
+    }
+
+    @Test("two pipelines never run more jobs at once than there are slots, and each job once")
+    func neverOverCommits() async throws {
+        try await withWorld { world in
+            let probe = PipelineConcurrencyProbe()
+            let jobs = 3_000
+            try await world.exec(
+                "INSERT INTO queue.jobs (kind) SELECT 'probe.sleep' FROM generate_series(1, $1::int)", [String(jobs)])
+            let daemon = world.makeDaemon(
+                world.configuration { $0.workers = .shared(32) }, handlers: [PipelineSleepProbeHandler(probe: probe)])
+            try await world.running([daemon]) {
+                try await world.waitForState("completed", count: jobs, timeout: 120)
+                #expect(daemon.workerUsage.total == 32)
+            }
+            #expect(probe.peak <= 32)
+            #expect(probe.peak > 1, "the pool ran jobs concurrently")
+            #expect(probe.runs.count == jobs)
+            #expect(probe.runs.values.allSatisfy { $0 == 1 })
+            #expect(try await world.int("SELECT count(*) FROM queue.jobs WHERE attempt <> 1") == 0)
+            // Both pipelines' connections were used and closed with the pool.
+            #expect(daemon.workerUsage.busy == 0)
+        }
+    }
+}

@@ -1,0 +1,56 @@
+import JobdCore
+import JobdPostgres
+import JobdRedis
+import JobdRuntime
+import JobdTestSupport
+import Testing
+
+/// The promoter refills a Redis list only once it drained below half its high-water
+/// mark, and then fills it in one statement; and the wake-up it sleeps on says why.
+@Suite("Promoter refill", .serialized)
+struct PromoterRefillTests {
+    @Test("a list is topped up only below half its high-water mark, then filled to it")
+    func refillMark() async throws {
+        try await withWorld { world in
+            try await world.exec("INSERT INTO queue.jobs (kind) SELECT 'noop' FROM generate_series(1, 500)")
+            let config = world.configuration {
+                $0.redisHighWater = 100
+                $0.promoteBatch = 1_000
+            }
+            // The daemon's promoter, driven by hand (its services are not started).
+            let promoter = world.makeDaemon(config).promoter
+            let dispatch = world.dispatch()
+            #expect(try await promoter.promoteOnce() == 100)
+            #expect(try await dispatch.lengths()[.normal] == 100)
+            // 70 left: above the mark (50), so nothing is promoted.
+            _ = try await dispatch.pop(order: [.normal], max: 30)
+            #expect(try await promoter.promoteOnce() == 0)
+            // 40 left: below the mark, refilled to the high-water mark in one go.
+            _ = try await dispatch.pop(order: [.normal], max: 30)
+            #expect(try await promoter.promoteOnce() == 60)
+            #expect(try await dispatch.lengths()[.normal] == 100)
+            #expect(try await world.count(state: "promoted") == 160)
+            await dispatch.connection.close()
+        }
+    }
+
+    @Test("a wake-up reports its reasons, and a timer cut short leaves no stale wake-up")
+    func wakeReasons() async {
+        let wake = WakeSignal()
+        wake.signal(.popped)
+        #expect(await wake.wait(timeout: 1) == .popped)
+        wake.signal(.popped)
+        wake.signal()
+        #expect(await wake.wait(timeout: 1) == [.popped, .general])
+        #expect(await wake.wait(timeout: 0.02) == .timeout)
+        // Woken by a signal while waiting: the cancelled timer must not count as a
+        // pending wake-up for the next wait.
+        let waiter = Task { await wake.wait(timeout: 5) }
+        try? await Task.sleep(for: .milliseconds(50))
+        wake.signal(.popped)
+        #expect(await waiter.value == .popped)
+        let started = ContinuousClock.now
+        #expect(await wake.wait(timeout: 0.2) == .timeout)
+        #expect(started.duration(to: .now) >= .milliseconds(150))
+    }
+}
