@@ -1039,16 +1039,176 @@ def scenario_abort(suite, world, result):
     producer.join(1)
 
 
+class NotifySink:
+    """scripts/notify-sink as a child process: loopback HTTP and SMTP receivers that
+    record every request and mail (one JSON line each) and fail on request."""
+
+    def __init__(self, directory, secret):
+        self.ready = os.path.join(directory, "sink-ready.json")
+        self.record = os.path.join(directory, "sink-record.jsonl")
+        for path in (self.ready, self.record):
+            if os.path.exists(path):
+                os.remove(path)
+        sink = os.path.join(os.path.dirname(os.path.abspath(__file__)), "notify-sink")
+        self.proc = subprocess.Popen([sys.executable, sink, "--ready", self.ready, "--record", self.record,
+                                      "--webhook-secret", secret], stdin=subprocess.DEVNULL)
+        wait_until("the notify sink", 15, lambda: os.path.exists(self.ready), 0.05)
+        with open(self.ready) as f:
+            ports = json.load(f)
+        self.http_port, self.smtp_port = ports["http_port"], ports["smtp_port"]
+
+    def receipts(self):
+        """Idempotency key -> receipt times (Unix seconds) of every request and mail."""
+        seen = {}
+        with open(self.record) as f:
+            for line in f:
+                entry = json.loads(line)
+                key = entry.get("headers", {}).get("idempotency-key")
+                if key:
+                    seen.setdefault(key, []).append(entry["received_at"])
+        return seen
+
+    def close(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
 def scenario_sinks(suite, world, result):
-    """Webhook/SMTP sinks that fail: needs the notifications tier's kind."""
-    world.sql("INSERT INTO queue.jobs (kind, payload) VALUES ('notification.send', '{}')")
-    world.daemon("a")
-    wait_until("the probe job", 30, lambda: world.int("SELECT count(*) FROM queue.jobs WHERE state IN ('completed', 'dead')") == 1)
-    reason = world.scalar("SELECT reason FROM queue.dead_letters")
-    if reason == "unknown_kind":
-        result.skipped = "notification.send not registered"
-    else:
-        result.skipped = "notification.send is registered, but this suite has no sink scenario for it yet"
+    """Webhook and SMTP receivers that answer 500, hang or reset: retried with backoff,
+    dead-lettered at max attempts; nothing marked sent is ever sent again, across a
+    SIGKILL of the daemon in the middle of it."""
+    secret = "fault-suite-webhook-secret"
+    sink = NotifySink(suite.logdir, secret)
+    world.proxies.append(sink)  # closed with the world
+    n = 50 if suite.full else 10
+    max_attempts, timeout = 4, 2
+    hook = f"http://127.0.0.1:{sink.http_port}"
+    # category: (count, channel, destination for key k, end state, notification status, tries, sink receipts)
+    # Tries and receipts (a number, or an inclusive range) hold for every job the kill
+    # did not interrupt.
+    plan = {
+        "ok":          (10 * n, "webhook", lambda k: f"{hook}/ok/{k}", "completed", "sent", 1, 1),
+        "500x2":       (2 * n, "webhook", lambda k: f"{hook}/f500/{k}?status=500&times=2", "completed", "sent", 3, 3),
+        # libcurl sends a request again, once, on a fresh connection when a reused
+        # one dies before any answer (it cannot tell a reset after reading from a
+        # stale keep-alive connection); the request carries its Idempotency-Key. So a
+        # reset try reaches the receiver once or twice, and may end in that resend.
+        "reset-once":  (n, "webhook", lambda k: f"{hook}/freset/{k}?reset=1&times=1", "completed", "sent", (1, 2), 2),
+        "hang-once":   (n, "webhook", lambda k: f"{hook}/fhang/{k}?delay={timeout + 3}&times=1", "completed", "sent", 2, 2),
+        "retry-after": (n, "webhook", lambda k: f"{hook}/snooze/{k}?status=503&retry_after=1&times=1",
+                        "completed", "sent", 2, 2),
+        "500":         (n, "webhook", lambda k: f"{hook}/d500/{k}?status=500", "dead", "failed", max_attempts, max_attempts),
+        "hang":        (n, "webhook", lambda k: f"{hook}/dhang/{k}?delay={timeout + 6}", "dead", "failed",
+                        max_attempts, max_attempts),
+        "reset":       (n, "webhook", lambda k: f"{hook}/dreset/{k}?reset=1", "dead", "failed", max_attempts,
+                        (max_attempts, 2 * max_attempts)),
+        "400":         (n, "webhook", lambda k: f"{hook}/r400/{k}?status=400", "dead", "failed", 1, 1),
+        "mail-ok":     (3 * n, "email", lambda k: f"{k}@example.com", "completed", "sent", 1, 1),
+        "mail-451":    (n, "email", lambda k: f"tempfail-{k}@example.com", "dead", "failed", max_attempts, 0),
+        "mail-hang":   (max(1, n // 2), "email", lambda k: f"hang-{k}@example.com", "dead", "failed", max_attempts, 0),
+        "mail-reset":  (max(1, n // 2), "email", lambda k: f"reset-{k}@example.com", "dead", "failed", max_attempts, 0),
+        "mail-550":    (n, "email", lambda k: f"reject-{k}@example.com", "dead", "failed", 1, 0),
+    }
+    rows, category_of = [], {}
+    for category, (count, channel, to, *_rest) in plan.items():
+        for i in range(count):
+            key = f"{category}-{i}"
+            category_of[key] = category
+            payload = {"channel": channel, "to": to(key), "idempotency_key": key,
+                       "body": {"n": i} if channel == "webhook" else f"fault suite mail {i}"}
+            if channel == "email":
+                payload["subject"] = "fault suite"
+            rows.append(f"('notification.send', '{sql_text(json.dumps(payload))}'::jsonb, {max_attempts})")
+    random.Random(suite.seed).shuffle(rows)
+    daemon = world.daemon(
+        "a", JOBD_WEBHOOK_SECRET=secret, JOBD_SMTP_URL=f"smtp://127.0.0.1:{sink.smtp_port}",
+        JOBD_SMTP_FROM="jobd@example.com", JOBD_SMTP_STARTTLS="off", JOBD_NOTIFY_TIMEOUT=timeout,
+        JOBD_NOTIFY_CONNECT_TIMEOUT=1, JOBD_NOTIFY_RATE="off",
+        # Every try reaches the sink: the breaker would turn most tries at a dead
+        # receiver into snoozes (its own tests cover it), and this scenario counts tries.
+        JOBD_NOTIFY_BREAKER_FAILURES=10000)
+    started = time.time()
+    world.sql("INSERT INTO queue.jobs (kind, payload, max_attempts) VALUES " + ", ".join(rows),
+              user=World.ENQUEUER_ROLE)
+    total = len(rows)
+    # One SIGKILL while sends are on the wire (hung receivers guarantee some).
+    wait_until("sends in flight", 60, lambda: world.int(
+        "SELECT count(*) FROM notifications.notifications WHERE status = 'sending'") >= 3, 0.05)
+    time.sleep(0.5)
+    sending = world.int("SELECT count(*) FROM notifications.notifications WHERE status = 'sending'")
+    killed = daemon.kill_and_wait()
+    killed_at = time.time()
+    running = world.running(killed)
+    say(f"  SIGKILL with {running} jobs leased and {sending} notifications being sent; the supervisor restarts it")
+    world.settle_and_check(result, lambda: max(running, world.orphaned([killed])), 300)
+    settled = time.time()
+    result.recovery = first_completion_after(world, killed_at, 60)
+    receipts = sink.receipts()
+    state = {}
+    for key, job_state, status, tries, trail, sent_at, orphaned in world.sql("""
+            SELECT n.idempotency_key, j.state, n.status, n.tries,
+                   (SELECT count(*) FROM notifications.attempts a WHERE a.notification_id = n.id),
+                   coalesce(extract(epoch FROM n.sent_at)::text, ''),
+                   EXISTS (SELECT 1 FROM queue.attempts q WHERE q.job_id = j.id AND q.event = 'end'
+                             AND q.outcome = 'lease_expired')
+              FROM notifications.notifications n
+              JOIN queue.jobs j ON j.payload ->> 'idempotency_key' = n.idempotency_key"""):
+        state[key] = (job_state, status, int(tries), int(trail), float(sent_at) if sent_at else None, orphaned == "t")
+    result.check(len(state) == total, f"{total} notification jobs, {len(state)} notification rows")
+    interrupted = sorted(k for k, v in state.items() if v[5])
+    wrong, extra_receipts, after_sent = [], 0, 0
+    for key, category in category_of.items():
+        _, _, _, job_end, status_end, tries_end, receipts_end = plan[category]
+        job_state, status, tries, trail, sent_at, orphaned = state.get(key, (None, None, 0, 0, None, False))
+        tries_lo, tries_hi = tries_end if isinstance(tries_end, tuple) else (tries_end, tries_end)
+        got_lo, got_hi = receipts_end if isinstance(receipts_end, tuple) else (receipts_end, receipts_end)
+        got = receipts.get(key, [])
+        if sent_at is not None:
+            after_sent += sum(1 for t in got if t > sent_at)
+        if orphaned:
+            # The killed run may have sent without recording it: one extra try and receipt at most.
+            extra_receipts += max(0, len(got) - got_hi)
+            if job_state != job_end or len(got) > got_hi + 1 or tries > tries_hi + 1:
+                wrong.append(f"{key} (interrupted): {job_state}/{status}, {tries} tries, {len(got)} receipts")
+        elif (job_state, status, trail) != (job_end, status_end, tries) or not tries_lo <= tries <= tries_hi \
+                or not got_lo <= len(got) <= got_hi:
+            wrong.append(f"{key}: {job_state}/{status}, {tries} tries, {trail} audit rows, {len(got)} receipts "
+                         f"(expected {job_end}/{status_end}, tries {tries_end} each with its audit row, "
+                         f"receipts {receipts_end})")
+    for line in wrong[:10]:
+        say(f"    {line}")
+    result.check(not wrong, f"every notification ended as its receiver made it: sent after its transient failures, "
+                            f"failed at max_attempts={max_attempts} or at once when refused; tries, audit rows and "
+                            f"receipts exact ({len(wrong)} not; {len(interrupted)} interrupted by the kill)")
+    result.check(after_sent == 0, f"nothing marked sent reached a receiver again ({after_sent} receipts after sent_at)")
+    in_flight = max(running, world.orphaned([killed]))
+    result.check(extra_receipts <= in_flight,
+                 f"receipts beyond the plan: {extra_receipts} <= {in_flight} jobs in flight at the kill")
+    stuck = world.int("SELECT count(*) FROM notifications.notifications WHERE status IN ('pending', 'sending')")
+    result.check(stuck == 0, f"no notification left pending or sending ({stuck})")
+    reasons = dict((r[0], int(r[1])) for r in world.sql(
+        "SELECT reason || '/' || (payload ->> 'channel'), count(*) FROM queue.dead_letters GROUP BY 1 ORDER BY 1"))
+    # Backoff: the gap between tries at a receiver that fails at once is at least
+    # the jittered floor of the delay, (1 - 0.5) * 0.1 s * 2^(n-1), growing with n.
+    gaps = world.sql("""
+        SELECT a.try, min(extract(epoch FROM a.started_at - p.started_at)),
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM a.started_at - p.started_at))
+          FROM notifications.attempts a
+          JOIN notifications.attempts p ON p.notification_id = a.notification_id AND p.try = a.try - 1
+          JOIN notifications.notifications n ON n.id = a.notification_id
+         WHERE n.idempotency_key LIKE '500-%' GROUP BY 1 ORDER BY 1""")
+    floors_ok = all(float(low) >= 0.5 * min(1.0, 0.1 * 2 ** (int(t) - 2)) - 0.005 for t, low, _ in gaps)
+    result.check(gaps and floors_ok, "backoff between tries at a failing receiver: " + ", ".join(
+        f"try {t} after {float(med) * 1000:.0f} ms (min {float(low) * 1000:.0f})" for t, low, med in gaps))
+    result.check(daemon.restarts == 1, f"one restart, after the kill ({daemon.restarts})")
+    result.notes.append(f"{total} notifications ("
+                        f"{', '.join(f'{k} {v[0]}' for k, v in plan.items())}); dead letters by reason/channel: "
+                        f"{', '.join(f'{k} {v}' for k, v in reasons.items())}")
+    result.notes.append(f"SIGKILL with {running} leased, {sending} mid-send; {len(interrupted)} interrupted jobs, "
+                        f"{extra_receipts} extra receipts; settled {settled - started:.0f} s after the insert")
 
 
 def scenario_soak(suite, world, result):
