@@ -22,6 +22,7 @@ public struct NotificationSendHandler: JobHandler {
     public let kind = NotificationRequest.kind
 
     private let store: NotificationStore
+    private let finishes: FinishBatcher
     private let transport: CurlTransport
     private let settings: NotificationSettings
     private let signer: WebhookSigner?
@@ -42,6 +43,7 @@ public struct NotificationSendHandler: JobHandler {
         monotonicClock: @escaping @Sendable () -> Double = NotificationSendHandler.monotonicSeconds
     ) {
         store = NotificationStore(database: database)
+        finishes = FinishBatcher(store: store)
         transport = CurlTransport(
             concurrency: settings.concurrency, connectTimeout: settings.connectTimeout, timeout: settings.timeout,
             userAgent: userAgent)
@@ -212,11 +214,11 @@ public struct NotificationSendHandler: JobHandler {
         try conclude(verdict, record: record, request: request)
     }
 
-    /// Writes the record in a task of its own, so a drain's cancellation cannot
-    /// stop the write of a send that already happened.
+    /// Writes the record through the group-commit batcher, whose write runs in a
+    /// task of its own: a drain's cancellation cannot stop the write of a send that
+    /// already happened.
     private func finish(_ record: NotificationStore.TryRecord) async throws -> Bool {
-        let store = store
-        return try await Task { try await store.finish(record) }.value
+        try await finishes.finish(record)
     }
 
     /// Turns the verdict into the job's result.

@@ -1,5 +1,6 @@
 import JobdCore
 import JobdPostgres
+import Synchronization
 
 /// The notifications tier's SQL: claim a notification for one send, then record
 /// the try and its outcome in one fenced round trip.
@@ -83,36 +84,108 @@ struct NotificationStore: Sendable {
         }
     }
 
-    /// Appends the try to the audit trail and moves the notification out of
-    /// `sending`, fenced on the claim token. The attempt row is written even when
-    /// the fence refuses (it happened); returns whether the status was written.
-    /// Idempotent: writing the same record twice changes nothing the second time.
-    func finish(_ record: TryRecord) async throws -> Bool {
-        let params: [String?] = [
-            String(record.notificationID), String(record.tryNumber), String(record.jobID), String(record.jobAttempt),
-            record.destination, String(record.startedAt), String(record.durationMs), record.outcome,
-            record.statusCode.map(String.init), record.errorCode, record.excerpt, record.newStatus, record.lastError,
-            record.claimToken,
-        ]
+    /// Appends the tries to the audit trail and moves their notifications out of
+    /// `sending`, each fenced on its claim token, in one statement. An attempt row is
+    /// written even when its fence refuses (the try happened). Returns the claim
+    /// tokens whose status was written. Idempotent: writing the same record twice
+    /// changes nothing the second time.
+    func finish(_ records: [TryRecord]) async throws -> Set<String> {
+        // jsonb cannot hold NUL, and one bad row would fail the whole batch.
+        func clean(_ text: String) -> JSONValue { .string(text.filter { $0 != "\u{0}" }) }
+        let rows = records.map { record in
+            JSONValue.object([
+                "notification_id": .number(Double(record.notificationID)), "try": .number(Double(record.tryNumber)),
+                "job_id": .number(Double(record.jobID)), "job_attempt": .number(Double(record.jobAttempt)),
+                "destination": .string(record.destination), "started_at": .number(record.startedAt),
+                "duration_ms": .number(record.durationMs), "outcome": .string(record.outcome),
+                "status_code": record.statusCode.map { .number(Double($0)) } ?? .null,
+                "error_code": record.errorCode.map { .string($0) } ?? .null, "excerpt": clean(record.excerpt),
+                "new_status": .string(record.newStatus), "last_error": record.lastError.map(clean) ?? .null,
+                "claim_token": .string(record.claimToken),
+            ])
+        }
+        let input = JSONValue.array(rows).canonicalText
         return try await database.withConnection { connection in
             let result = try await connection.query("""
-                WITH attempt AS (
+                WITH input AS (
+                    SELECT * FROM jsonb_to_recordset($1::jsonb) AS i(
+                        notification_id bigint, try int, job_id bigint, job_attempt int, destination text,
+                        started_at double precision, duration_ms double precision, outcome text, status_code int,
+                        error_code text, excerpt text, new_status text, last_error text, claim_token text)
+                ), attempt AS (
                     INSERT INTO notifications.attempts
                         (notification_id, try, job_id, job_attempt, destination, started_at, duration_ms,
                          outcome, status_code, error_code, excerpt)
-                    VALUES ($1::bigint, $2::int, $3::bigint, $4::int, $5, to_timestamp($6::double precision),
-                            $7::double precision, $8, $9::int, $10, $11)
+                    SELECT notification_id, try, job_id, job_attempt, destination, to_timestamp(started_at),
+                           duration_ms, outcome, status_code, error_code, excerpt
+                      FROM input
                     ON CONFLICT (notification_id, try) DO NOTHING
                 )
-                UPDATE notifications.notifications SET
-                    status = $12, claim_token = NULL, sending_until = NULL, updated_at = now(),
-                    last_status_code = $9::int, last_error = $13,
-                    sent_at = CASE WHEN $12 = 'sent' THEN now() END,
-                    failed_at = CASE WHEN $12 = 'failed' THEN now() END
-                WHERE id = $1::bigint AND status = 'sending' AND claim_token = $14
-                RETURNING id
-                """, params)
-            return !result.rows.isEmpty
+                UPDATE notifications.notifications n SET
+                    status = i.new_status, claim_token = NULL, sending_until = NULL, updated_at = now(),
+                    last_status_code = i.status_code, last_error = i.last_error,
+                    sent_at = CASE WHEN i.new_status = 'sent' THEN now() END,
+                    failed_at = CASE WHEN i.new_status = 'failed' THEN now() END
+                  FROM input i
+                 WHERE n.id = i.notification_id AND n.status = 'sending' AND n.claim_token = i.claim_token
+                RETURNING i.claim_token
+                """, [input])
+            return Set(result.rows.compactMap { $0.first ?? nil })
+        }
+    }
+}
+
+/// Group commit for `NotificationStore.finish`: records submitted while a write is
+/// in flight go out together in the next one, so under load many notifications
+/// share one statement and one connection hold instead of one each. An idle
+/// batcher writes at once (no added latency). The write runs in a task of its own,
+/// so a cancelled job (a drain) cannot stop the recording of a send that happened.
+final class FinishBatcher: Sendable {
+    private struct Waiting {
+        var record: NotificationStore.TryRecord
+        var continuation: CheckedContinuation<Bool, any Error>
+    }
+    private struct State {
+        var pending: [Waiting] = []
+        var writing = false
+    }
+
+    private let store: NotificationStore
+    private let state = Mutex(State())
+    /// Rows per statement at most.
+    private let maxBatch = 500
+
+    init(store: NotificationStore) {
+        self.store = store
+    }
+
+    /// Whether the record's fence held (its status was written).
+    func finish(_ record: NotificationStore.TryRecord) async throws -> Bool {
+        try await withCheckedThrowingContinuation { continuation in
+            let start = state.withLock { state in
+                state.pending.append(Waiting(record: record, continuation: continuation))
+                defer { state.writing = true }
+                return !state.writing
+            }
+            if start { Task { await self.writeLoop() } }
+        }
+    }
+
+    private func writeLoop() async {
+        while true {
+            let batch: [Waiting] = state.withLock { state in
+                let batch = Array(state.pending.prefix(maxBatch))
+                state.pending.removeFirst(batch.count)
+                if batch.isEmpty { state.writing = false }
+                return batch
+            }
+            if batch.isEmpty { return }
+            do {
+                let accepted = try await store.finish(batch.map(\.record))
+                for waiting in batch { waiting.continuation.resume(returning: accepted.contains(waiting.record.claimToken)) }
+            } catch {
+                for waiting in batch { waiting.continuation.resume(throwing: error) }
+            }
         }
     }
 }
