@@ -348,9 +348,10 @@ enum BenchTargets {
             name: "latency at 50% load, p99", target: "≤ 10 ms",
             measured: half.map { "\(f($0.p99Ms, 2)) ms" } ?? "-", met: half.map { $0.p99Ms <= 10 }))
         targets.append(.init(
-            name: "idle pickup of one insert, p50", target: "≤ 5 ms",
-            measured: r.idlePickup.map { "\(f($0.p50Ms, 2)) ms (p99 \(f($0.p99Ms, 2)))" } ?? "-",
-            met: r.idlePickup.map { $0.p50Ms <= 5 }))
+            // "Within 5 ms": judged on the 99th percentile, the max is shown beside it.
+            name: "idle pickup of one insert, p99", target: "≤ 5 ms",
+            measured: r.idlePickup.map { "\(f($0.p99Ms, 2)) ms (p50 \(f($0.p50Ms, 2)), max \(f($0.maxMs, 2)))" } ?? "-",
+            met: r.idlePickup.map { $0.p99Ms <= 5 }))
         targets.append(.init(
             name: "bulk enqueue", target: "≥ 100000 rows/s",
             measured: r.enqueue.map { "\(f($0.bulkPerSecond)) rows/s" } ?? "-", met: r.enqueue.map { $0.bulkPerSecond >= 100_000 }))
@@ -370,6 +371,19 @@ enum BenchTargets {
         targets.append(.init(
             name: "peak RSS, \(full.map { "\($0.workers)" } ?? "64") workers", target: "≤ 64 MiB",
             measured: full.map { "\(f($0.peakRSSMiB, 1)) MiB" } ?? "-", met: full.map { $0.peakRSSMiB <= 64 }))
+        // The tier kinds: rates end to end through their tiers (tiers section).
+        let content = r.tierKinds["content.write"].flatMap { $0.status == "measured" ? $0 : nil }
+        let storedToRaw = content?.figures["compressionRatio"].flatMap { $0 > 0 ? 1 / $0 : nil }
+        targets.append(.init(
+            name: "content.write", target: "≥ 2000 messages/s",
+            measured: content?.perSecond.map { "\(f($0)) messages/s" } ?? "-", met: content?.perSecond.map { $0 >= 2_000 }))
+        targets.append(.init(
+            name: "content.write stored/raw", target: "≤ 0.30",
+            measured: storedToRaw.map { f($0, 3) } ?? "-", met: storedToRaw.map { $0 <= 0.30 }))
+        let webhooks = r.tierKinds["notification.send"].flatMap { $0.status == "measured" ? $0 : nil }
+        targets.append(.init(
+            name: "notification.send webhooks", target: "≥ 2000/s",
+            measured: webhooks?.perSecond.map { "\(f($0))/s" } ?? "-", met: webhooks?.perSecond.map { $0 >= 2_000 }))
         return targets
     }
 }
