@@ -88,6 +88,8 @@ struct WakeupProtocolTests {
                 $0.redisHighWater = 4
             }
             try await world.exec("INSERT INTO queue.jobs (kind, payload) SELECT 'noop', '{\"sleep_ms\": 10}' FROM generate_series(1, 300)")
+            // Left idle by an earlier run of this daemon: its promote statement marks it busy.
+            try await world.exec("INSERT INTO queue.listeners (daemon_id, idle) VALUES ('test-daemon', true)")
             let counter = NotifyCounter(world)
             try await counter.start()
             try await world.running([world.makeDaemon(config)]) {

@@ -130,8 +130,12 @@ public struct Promoter: Service {
             idleUntil = .now + .microseconds(Int64(sleep * 1_000_000))
         }
         var timeout = ContinuousClock.now.duration(to: idleUntil ?? .now).secondsValue
-        if daemonID != nil, case .wait(let seconds?) = gate.step(now: .now) {
-            timeout = min(timeout, seconds)  // settling: re-check the lock soon
+        if daemonID != nil {
+            switch gate.step(now: .now) {
+            case .wait(let seconds?): timeout = min(timeout, seconds)  // settling: re-check the lock soon
+            case .recheck: return  // settling and the re-check is due: the next turn runs it
+            case .wait(nil), .announce: break
+            }
         }
         let reasons = await wake.wait(timeout: max(0, timeout))
         poppedOnly = reasons == .popped
