@@ -45,11 +45,16 @@ public struct PromoterIdleGate: Sendable, Equatable {
     /// While busy, inserts do not wake the promoter, so lanes skipped as drained on
     /// pop-only wakes are asked again at least this often.
     public var fullAskInterval: Double
+    /// After a pass that promoted something, look again after this long before
+    /// announcing idle: while jobs keep arriving the promoter then stays busy and
+    /// finds them itself, instead of being woken by (and serialising) a NOTIFY per insert.
+    public var linger: Double
 
     public init(
         pollInterval: Double, firstBackoff: Double = 0.002, maximumBackoff: Double = 0.1,
-        settleWindow: Double = 1, fullAskInterval: Double = 0.02
+        settleWindow: Double = 1, fullAskInterval: Double = 0.02, linger: Double = 0.002
     ) {
+        self.linger = linger
         self.pollInterval = pollInterval
         self.firstBackoff = firstBackoff
         self.maximumBackoff = maximumBackoff
@@ -95,6 +100,13 @@ public struct PromoterIdleGate: Sendable, Equatable {
             let left = now.duration(to: next)
             return left <= .zero ? .recheck : .wait(seconds: left.secondsValue)
         }
+    }
+
+    /// Seconds to wait before the next pass instead of announcing idle, or nil: only
+    /// while busy and only after a pass that found work.
+    public func lingerSeconds(afterPromoting promoted: Int) -> Double? {
+        guard phase == .busy, promoted > 0, linger > 0 else { return nil }
+        return min(linger, pollInterval)
     }
 
     /// Whether lanes known to be drained may be skipped on this pop-only wake. Once

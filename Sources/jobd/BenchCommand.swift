@@ -646,7 +646,8 @@ struct Bench {
                 group.addTask {
                     var rows = 0
                     while ContinuousClock.now < deadline {
-                        try await producer.query("INSERT INTO queue.jobs (kind, payload) VALUES ('noop', $1::jsonb)", ["{\"n\": \(rows)}"])
+                        // A daemon may be running and taking these: a payload the no-op accepts.
+                        try await producer.query("INSERT INTO queue.jobs (kind, payload) VALUES ('noop', $1::jsonb)", ["{}"])
                         rows += 1
                     }
                     return rows

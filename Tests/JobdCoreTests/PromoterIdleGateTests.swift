@@ -88,3 +88,16 @@ struct PromoterIdleGateTests {
         #expect(!gate.maySkipDrained(poppedOnly: false, now: at(5_000)))
     }
 }
+
+@Suite("PromoterIdleGate linger")
+struct PromoterIdleGateLingerTests {
+    @Test("a busy promoter that found work looks again shortly instead of announcing idle")
+    func linger() {
+        var gate = PromoterIdleGate(pollInterval: 1)
+        #expect(gate.lingerSeconds(afterPromoting: 3) == 0.002)
+        #expect(gate.lingerSeconds(afterPromoting: 0) == nil, "nothing found: announce idle")
+        gate.lockTried(acquired: true, now: .now)
+        #expect(gate.lingerSeconds(afterPromoting: 3) == nil, "idle already: inserts notify")
+        #expect(PromoterIdleGate(pollInterval: 0.001).lingerSeconds(afterPromoting: 1) == 0.001)
+    }
+}

@@ -110,6 +110,14 @@ public struct Promoter: Service {
             idleUntil = nil
             return
         }
+        if daemonID != nil, let linger = gate.lingerSeconds(afterPromoting: outcome.promoted) {
+            // Jobs are arriving: look again shortly (all lanes) rather than go idle and
+            // have every further insert send a NOTIFY.
+            try await Task.sleep(for: .microseconds(Int64(linger * 1_000_000)))
+            poppedOnly = false
+            idleUntil = nil
+            return
+        }
         if let daemonID, gate.step(now: .now) == .announce {
             // About to sleep: say so, then look once more (see PromoterIdleGate).
             let announced = try await store.announceIdle(daemonID: daemonID)
