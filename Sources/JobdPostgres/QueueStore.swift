@@ -69,9 +69,9 @@ public struct QueueStore: Sendable {
         RETURNING j.id, j.priority, (extract(epoch FROM j.run_at) * 1000000)::bigint
         """
 
-    /// The advisory lock pair of the wake-up protocol (Migrations/0010_queue_wakeup.sql):
-    /// 1785684580 is 'jobd' in ASCII, 1 the wake-up lock.
-    public static let wakeLockKey = (1_785_684_580, 1)
+    // The wake-up protocol's advisory lock pair is (1785684580, 1): 'jobd' in ASCII and
+    // 1 for the wake-up lock, as in Migrations/0010_queue_wakeup.sql (literal in the SQL
+    // below, so every statement text stays constant).
 
     /// The promoter is about to sleep waiting for a NOTIFY: in one statement (one
     /// transaction, committed without waiting for the flush: the table is unlogged),
@@ -92,7 +92,7 @@ public struct QueueStore: Sendable {
             INSERT INTO queue.listeners AS l (daemon_id, idle) VALUES ($1, true)
             ON CONFLICT (daemon_id) DO UPDATE SET idle = true, updated_at = now()
         )
-        SELECT pg_try_advisory_xact_lock(\(wakeLockKey.0), \(wakeLockKey.1)),
+        SELECT pg_try_advisory_xact_lock(1785684580, 1),
                extract(epoch FROM least(
                    (SELECT min(run_at) FROM queue.jobs WHERE state IN ('available', 'retryable') AND priority = 'high'),
                    (SELECT min(run_at) FROM queue.jobs WHERE state IN ('available', 'retryable') AND priority = 'normal'),
@@ -105,7 +105,7 @@ public struct QueueStore: Sendable {
     /// "busy" committed)? Its own statement, so the pass after it sees their rows.
     public func tryWakeLock() async throws -> Bool {
         let result = try await connection.queryPrepared(
-            "SELECT pg_try_advisory_xact_lock(\(Self.wakeLockKey.0), \(Self.wakeLockKey.1))")
+            "SELECT pg_try_advisory_xact_lock(1785684580, 1)")
         return result.rows.first?[0] == "t"
     }
 
