@@ -291,7 +291,7 @@ struct BenchReport: Codable {
             lines.append("  single-row inserts, rows/s               \(f(e.singleRowPerSecond).pad(10)) \(f(e.singleRowNoTriggerPerSecond).pad(10))   \(f(e.triggerOverheadPercent, 1))%")
             lines.append("  bulk (\(e.bulkRowsPerStatement) rows/stmt), rows/s            \(f(e.bulkPerSecond).pad(10)) \(f(e.bulkNoTriggerPerSecond).pad(10))   \(f(e.bulkTriggerOverheadPercent, 1))%")
             if let on = e.singleRowDaemonPerSecond, let off = e.singleRowDaemonNoTriggerPerSecond {
-                lines.append("  single-row, daemon running, rows/s       \(f(on).pad(10)) \(f(off).pad(10))   \(o(e.daemonTriggerOverheadPercent, 1))%  (\(o(e.daemonNotifiesPerInsert, 3)) NOTIFY per row)")
+                lines.append("  single-row, daemon running, rows/s       \(f(on).pad(10)) \(f(off).pad(10))   \(o(e.daemonTriggerOverheadPercent, 1))%  (\(o(e.daemonNotifiesPerInsert, 3)) notifies per row)")
             }
         }
         if !drain.isEmpty {
