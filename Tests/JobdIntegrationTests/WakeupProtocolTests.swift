@@ -133,6 +133,26 @@ struct WakeupProtocolTests {
         }
     }
 
+    @Test("two idle daemons each keep a row; an insert wakes them while either is idle")
+    func twoDaemons() async throws {
+        try await withWorld { world in
+            let config = world.configuration { $0.pollInterval = 30 }
+            let a = world.makeDaemon(config, id: "daemon-a"), b = world.makeDaemon(config, id: "daemon-b")
+            try await world.running([a, b]) {
+                try await waitUntil(timeout: 5, "both rows idle") {
+                    try await world.int("SELECT count(*) FROM queue.listeners WHERE idle") == 2
+                }
+                // As if daemon-a were busy: daemon-b's idle row still makes the insert notify.
+                try await world.exec("UPDATE queue.listeners SET idle = false WHERE daemon_id = 'daemon-a'")
+                try await world.exec("INSERT INTO queue.jobs (kind) VALUES ('noop')")
+                try await world.waitForState("completed", count: 1, timeout: 3)
+            }
+            let latency = try await world.scalar("SELECT extract(epoch FROM started_at - created_at) FROM queue.jobs")
+            #expect((Double(latency ?? "") ?? 99) < 1)
+            #expect(try await world.int("SELECT count(*) FROM queue.listeners") == 0)
+        }
+    }
+
     @Test("maintenance reaps the rows of daemons that vanished, and keeps live ones")
     func reapStaleRows() async throws {
         try await withWorld { world in
