@@ -17,9 +17,14 @@ public struct QueueStore: Sendable {
 
     /// Moves up to `limits[p]` due jobs of each priority to `promoted`, oldest first,
     /// skipping rows another daemon has locked. Returns them in dispatch order.
-    public func promote(limits: [JobPriority: Int]) async throws -> [(id: JobID, priority: JobPriority)] {
+    /// - Parameter markingBusy: a daemon id whose `queue.listeners` row the same
+    ///   statement sets busy (the promoter is working, so inserts need not notify);
+    ///   nil leaves every row as it is.
+    public func promote(
+        limits: [JobPriority: Int], markingBusy daemonID: String? = nil
+    ) async throws -> [(id: JobID, priority: JobPriority)] {
         let result = try await connection.queryPrepared(Self.promoteSQL, [
-            String(limits[.high] ?? 0), String(limits[.normal] ?? 0), String(limits[.low] ?? 0),
+            String(limits[.high] ?? 0), String(limits[.normal] ?? 0), String(limits[.low] ?? 0), daemonID,
         ])
         var promoted: [(id: JobID, priority: JobPriority, order: Int64)] = []
         promoted.reserveCapacity(result.rows.count)
@@ -34,7 +39,12 @@ public struct QueueStore: Sendable {
     }
 
     static let promoteSQL = """
-        WITH h AS (
+        WITH busy AS (
+            -- The wake-up protocol's busy mark, in the statement the promoter runs
+            -- anyway: no extra round trip. Writes only when the row says idle.
+            UPDATE queue.listeners SET idle = false, updated_at = now()
+             WHERE daemon_id = $4 AND idle
+        ), h AS (
             SELECT id FROM queue.jobs
              WHERE state IN ('available', 'retryable') AND priority = 'high' AND run_at <= now()
              ORDER BY run_at, id LIMIT $1::int FOR UPDATE SKIP LOCKED
@@ -58,6 +68,68 @@ public struct QueueStore: Sendable {
            AND (SELECT set_config('synchronous_commit', 'off', true)) IS NOT NULL
         RETURNING j.id, j.priority, (extract(epoch FROM j.run_at) * 1000000)::bigint
         """
+
+    // The wake-up protocol's advisory lock pair is (1785684580, 1): 'jobd' in ASCII and
+    // 1 for the wake-up lock, as in Migrations/0010_queue_wakeup.sql (literal in the SQL
+    // below, so every statement text stays constant).
+
+    /// The promoter is about to sleep waiting for a NOTIFY: in one statement (one
+    /// transaction, committed without waiting for the flush: the table is unlogged),
+    /// upserts this daemon's row idle (re-creating it after a crash emptied the
+    /// table) and tries the wake-up lock without waiting. Also returns the seconds
+    /// until the next scheduled job (nil when none waits), which the sleep needs.
+    ///
+    /// `locked == true`: no inserter that read "busy" is still uncommitted, so a pass
+    /// run after this statement sees all their jobs and later inserters notify.
+    public func announceIdle(daemonID: String) async throws -> (locked: Bool, secondsUntilNextDue: Double?) {
+        let result = try await connection.queryPrepared(Self.announceIdleSQL, [daemonID])
+        let row = result.rows.first
+        return (row?[0] == "t", row?[1].flatMap(Double.init))
+    }
+
+    static let announceIdleSQL = """
+        WITH idle AS (
+            INSERT INTO queue.listeners AS l (daemon_id, idle) VALUES ($1, true)
+            ON CONFLICT (daemon_id) DO UPDATE SET idle = true, updated_at = now()
+        )
+        SELECT pg_try_advisory_xact_lock(1785684580, 1),
+               extract(epoch FROM least(
+                   (SELECT min(run_at) FROM queue.jobs WHERE state IN ('available', 'retryable') AND priority = 'high'),
+                   (SELECT min(run_at) FROM queue.jobs WHERE state IN ('available', 'retryable') AND priority = 'normal'),
+                   (SELECT min(run_at) FROM queue.jobs WHERE state IN ('available', 'retryable') AND priority = 'low')
+               ) - now())::float8
+         WHERE set_config('synchronous_commit', 'off', true) IS NOT NULL
+        """
+
+    /// Re-check while settling: is the wake-up lock free now (every inserter that read
+    /// "busy" committed)? Its own statement, so the pass after it sees their rows.
+    public func tryWakeLock() async throws -> Bool {
+        let result = try await connection.queryPrepared(
+            "SELECT pg_try_advisory_xact_lock(1785684580, 1)")
+        return result.rows.first?[0] == "t"
+    }
+
+    /// A clean shutdown: this daemon no longer waits for NOTIFYs.
+    public func removeListener(daemonID: String) async throws {
+        try await connection.query("DELETE FROM queue.listeners WHERE daemon_id = $1", [daemonID])
+    }
+
+    /// Deletes the rows of daemons that are gone: no row in `queue.daemons` with a
+    /// heartbeat in the last `staleAfter` seconds, and the row itself not touched in
+    /// that time either (a promoter refreshes its row at every idle transition, at
+    /// least once per poll interval). A crashed daemon's idle row would only cost
+    /// inserters needless NOTIFYs; reaping a live one wrongly costs at most one poll
+    /// interval, until its next idle transition writes the row again.
+    public func reapListeners(staleAfter: Double) async throws -> Int {
+        let result = try await connection.query("""
+            DELETE FROM queue.listeners l
+             WHERE l.updated_at < now() - make_interval(secs => $1::float8)
+               AND NOT EXISTS (SELECT 1 FROM queue.daemons d
+                                WHERE d.id = l.daemon_id
+                                  AND d.heartbeat_at >= now() - make_interval(secs => $1::float8))
+            """, [String(staleAfter)])
+        return result.affectedRows
+    }
 
     /// Seconds until the next job becomes due (nil when none is waiting), so an idle
     /// promoter can sleep exactly until then instead of polling.

@@ -55,7 +55,7 @@ public struct JobDaemon: Sendable {
         }
         promoter = Promoter(
             store: QueueStore(connection: postgres("promoter")), dispatch: redis("promoter"), wake: wake,
-            configuration: configuration, stats: stats, logger: logger)
+            configuration: configuration, stats: stats, logger: logger, daemonID: identity.id)
         let listener = NotificationListener(connection: postgres("listener"), wake: wake, stats: stats, logger: logger)
         services = [maintenance] + pools + [promoter, listener]
     }

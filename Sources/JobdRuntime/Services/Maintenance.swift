@@ -11,7 +11,8 @@ import Synchronization
 /// - **reconciler**: detects that Redis lost its data (the epoch key vanished or
 ///   changed) and voids every promotion so the promoter pushes them again; also
 ///   returns single promotions that sat unclaimed past `promotedTimeout`;
-/// - **registry**: keeps this daemon's row in `queue.daemons` fresh.
+/// - **registry**: keeps this daemon's row in `queue.daemons` fresh, and removes the
+///   `queue.listeners` rows (wake-up protocol) of daemons that are gone.
 ///
 /// Every step is one statement and safe with any number of daemons running it.
 public struct Maintenance: Service {
@@ -62,6 +63,10 @@ public struct Maintenance: Service {
             try await store.registerDaemon(
                 id: daemon.id, hostname: daemon.hostname, pid: daemon.pid, version: daemon.version,
                 workers: configuration.workers.total)
+            // Wake-up rows of daemons that stopped without removing theirs (crashed,
+            // killed): an idle one would make every insert NOTIFY for nobody.
+            let reaped = try await store.reapListeners(staleAfter: Self.listenerStaleAfter(configuration))
+            if reaped > 0 { logger.notice("removed wake-up rows of vanished daemons", metadata: [LogKey.count: "\(reaped)"]) }
             let summary = try await store.backlogSummary()
             stats.update {
                 $0.postgresHealthy = true
@@ -86,6 +91,13 @@ public struct Maintenance: Service {
             firstError = firstError ?? error
         }
         if let firstError { throw firstError }
+    }
+
+    /// How long a `queue.listeners` row and its daemon's heartbeat must both be silent
+    /// before the row is reaped: well past a live daemon's heartbeat (every
+    /// maintenance interval) and its idle re-announcements (every poll interval).
+    static func listenerStaleAfter(_ configuration: DaemonConfiguration) -> Double {
+        max(60, 10 * configuration.maintenanceInterval, 3 * configuration.pollInterval)
     }
 
     private func reconcileRedis(epochs: EpochTracker) async throws {

@@ -22,11 +22,15 @@ public struct Promoter: Service {
     let configuration: DaemonConfiguration
     let stats: DaemonStats
     let logger: Logger
+    /// This daemon's row in `queue.listeners`; nil runs without the wake-up protocol
+    /// (then inserts never notify for it, and it finds jobs by polling).
+    let daemonID: String?
 
     public init(
         store: QueueStore, dispatch: RedisDispatch, wake: WakeSignal,
-        configuration: DaemonConfiguration, stats: DaemonStats, logger: Logger
+        configuration: DaemonConfiguration, stats: DaemonStats, logger: Logger, daemonID: String? = nil
     ) {
+        self.daemonID = daemonID
         self.store = store
         self.dispatch = dispatch
         self.wake = wake
@@ -40,46 +44,111 @@ public struct Promoter: Service {
         await cancelWhenGracefulShutdown {
             // Lanes whose last promotion found nothing more due. A wake that only says
             // a worker popped cannot have made anything due, so those lanes are not
-            // asked again until a NOTIFY, a timeout or another signal.
+            // asked again until a NOTIFY, a timeout, another signal, or
+            // `gate.fullAskInterval` (inserts do not notify while this promoter is busy).
             var drained: Set<JobPriority> = []
             var poppedOnly = false
             // End of the current idle wait; pops do not move due times, so they do
             // not need a new due-time query either.
             var idleUntil: ContinuousClock.Instant?
+            // The wake-up protocol's state (Migrations/0010_queue_wakeup.sql).
+            var gate = PromoterIdleGate(pollInterval: configuration.pollInterval)
             await loop.run {
                 while TestFaults.promoterWedged.load(ordering: .relaxed) && !Task.isCancelled {
                     try? await Task.sleep(for: .milliseconds(50))
                 }
-                let outcome = try await pass(skipping: poppedOnly ? drained : [])
-                drained = outcome.drained.union(poppedOnly ? drained.subtracting(outcome.asked) : [])
-                stats.beat("promoter")
-                if outcome.saturated {  // more is due: go again at once
-                    poppedOnly = false
+                do {
+                    try await cycle(
+                        gate: &gate, drained: &drained, poppedOnly: &poppedOnly, idleUntil: &idleUntil)
+                } catch {
+                    // The row may say anything now (the statement may or may not have
+                    // committed, the server may have restarted and emptied the table):
+                    // the next idle transition writes it again.
+                    gate.becameBusy()
                     idleUntil = nil
-                    return
+                    throw error
                 }
-                if outcome.listsFull {
-                    // Workers are busy on what Redis holds. The pools signal after every
-                    // pop, so a list is refilled as soon as it drains below its mark; the
-                    // timeout covers pops by other daemons. No due-time query: it would
-                    // only say "now" while the lists are full.
-                    poppedOnly = await wake.wait(timeout: 0.05) == .popped
-                    idleUntil = nil
-                    return
-                }
-                if idleUntil == nil {
-                    let nextDue = try await store.secondsUntilNextDue()
-                    let sleep = min(configuration.pollInterval, max(0.001, nextDue ?? configuration.pollInterval))
-                    idleUntil = .now + .microseconds(Int64(sleep * 1_000_000))
-                }
-                let remaining = ContinuousClock.now.duration(to: idleUntil ?? .now)
-                let reasons = await wake.wait(timeout: max(0, Double(remaining.components.seconds)
-                    + Double(remaining.components.attoseconds) / 1e18))
-                poppedOnly = reasons == .popped
-                if !poppedOnly { idleUntil = nil }
             }
         }
+        if let daemonID {
+            // Inserts need not notify for this daemon any more.
+            _ = try? await store.removeListener(daemonID: daemonID)
+        }
         await store.connection.close()
+    }
+
+    /// One turn of the loop: a pass, then go again, wait for pops, or go idle.
+    private func cycle(
+        gate: inout PromoterIdleGate, drained: inout Set<JobPriority>, poppedOnly: inout Bool,
+        idleUntil: inout ContinuousClock.Instant?
+    ) async throws {
+        var marking = daemonID
+        if daemonID != nil, gate.recheckDue(now: .now) {
+            // Settling: the lock first, then the pass in a later statement (a fresh
+            // snapshot), so a free lock means that pass sees every insert that read "busy".
+            gate.lockTried(acquired: try await store.tryWakeLock(), now: .now)
+            marking = nil
+            poppedOnly = false
+        }
+        let skipping = gate.maySkipDrained(poppedOnly: poppedOnly, now: .now)
+        let outcome = try await pass(skipping: skipping ? drained : [], markingBusy: marking)
+        if !skipping { gate.askedAll(now: .now) }
+        if outcome.ranPromote && marking != nil { gate.becameBusy() }
+        drained = outcome.drained.union(skipping ? drained.subtracting(outcome.asked) : [])
+        stats.beat("promoter")
+        if outcome.saturated {  // more is due: go again at once
+            poppedOnly = false
+            idleUntil = nil
+            return
+        }
+        if outcome.listsFull {
+            // Workers are busy on what Redis holds. The pools signal after every
+            // pop, so a list is refilled as soon as it drains below its mark; the
+            // timeout covers pops by other daemons. No due-time query: it would
+            // only say "now" while the lists are full.
+            poppedOnly = await wake.wait(timeout: 0.05) == .popped
+            idleUntil = nil
+            return
+        }
+        if daemonID != nil, let linger = gate.lingerSeconds(afterPromoting: outcome.promoted) {
+            // Jobs are arriving: look again shortly (all lanes) rather than go idle and
+            // have every further insert send a NOTIFY.
+            try await Task.sleep(for: .microseconds(Int64(linger * 1_000_000)))
+            poppedOnly = false
+            idleUntil = nil
+            return
+        }
+        if let daemonID, gate.step(now: .now) == .announce {
+            // About to sleep: say so, then look once more (see PromoterIdleGate).
+            let announced = try await store.announceIdle(daemonID: daemonID)
+            gate.lockTried(acquired: announced.locked, now: .now)
+            let sleep = min(configuration.pollInterval, max(0.001, announced.secondsUntilNextDue ?? configuration.pollInterval))
+            idleUntil = .now + .microseconds(Int64(sleep * 1_000_000))
+            let confirm = try await pass(markingBusy: nil)
+            gate.askedAll(now: .now)
+            drained = confirm.drained
+            if confirm.saturated || confirm.listsFull {
+                poppedOnly = false
+                return
+            }
+        }
+        if idleUntil == nil {
+            let nextDue = try await store.secondsUntilNextDue()
+            let sleep = min(configuration.pollInterval, max(0.001, nextDue ?? configuration.pollInterval))
+            idleUntil = .now + .microseconds(Int64(sleep * 1_000_000))
+        }
+        var timeout = ContinuousClock.now.duration(to: idleUntil ?? .now).secondsValue
+        if daemonID != nil {
+            switch gate.step(now: .now) {
+            case .wait(let seconds?): timeout = min(timeout, seconds)  // settling: re-check the lock soon
+            case .recheck: return  // settling and the re-check is due: the next turn runs it
+            case .wait(nil), .announce: break
+            }
+        }
+        let reasons = await wake.wait(timeout: max(0, timeout))
+        poppedOnly = reasons == .popped
+        // A settling re-check's short timeout keeps the idle deadline.
+        if reasons.contains(.general) || ContinuousClock.now >= (idleUntil ?? .now) { idleUntil = nil }
     }
 
     struct PassOutcome {
@@ -92,13 +161,16 @@ public struct Promoter: Service {
         var asked: Set<JobPriority> = []
         /// … and those of them where it found fewer due jobs than it could take.
         var drained: Set<JobPriority> = []
+        /// The promote statement ran (so a busy mark it carried committed).
+        var ranPromote = false
     }
 
     /// Runs one pass and returns how many jobs it promoted (tests drive it directly).
     public func promoteOnce() async throws -> Int { try await pass().promoted }
 
     /// - Parameter skipping: lanes not to look at this time (known to have nothing due).
-    func pass(skipping: Set<JobPriority> = []) async throws -> PassOutcome {
+    /// - Parameter markingBusy: the daemon id whose listener row the promote statement sets busy.
+    func pass(skipping: Set<JobPriority> = [], markingBusy: String? = nil) async throws -> PassOutcome {
         let lengths = try await dispatch.lengths()
         var limits: [JobPriority: Int] = [:]
         var outcome = PassOutcome()
@@ -114,7 +186,8 @@ public struct Promoter: Service {
             if length >= refillBelow { outcome.listsFull = true }
         }
         guard limits.values.contains(where: { $0 > 0 }) else { return outcome }
-        let promoted = try await store.promote(limits: limits)
+        let promoted = try await store.promote(limits: limits, markingBusy: markingBusy)
+        outcome.ranPromote = true
         var counts: [JobPriority: Int] = [:]
         for item in promoted { counts[item.priority, default: 0] += 1 }
         for priority in JobPriority.allCases where (limits[priority] ?? 0) > 0 {
