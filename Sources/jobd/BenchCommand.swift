@@ -592,26 +592,34 @@ struct Bench {
             try await listener.listen(NotificationListener.channel)
             try await withDaemon(workers: 8, adjust: { $0.pollInterval = 0.01 }) { _ in
                 try await Task.sleep(for: .milliseconds(300))  // connected and idle
-                for _ in 0..<rounds {
-                    try await setTrigger(enabled: true)
-                    _ = try await listener.waitForNotifications(timeout: 0)
-                    let counted = try await withThrowingTaskGroup(of: (Double, Int).self) { group in
-                        group.addTask { (try await singleRowRate(clients: clients, seconds: seconds, truncateOnly: true), 0) }
-                        group.addTask {
-                            var notes = 0
-                            let end = ContinuousClock.now + .milliseconds(Int(seconds * 1000) + 200)
-                            while ContinuousClock.now < end {
-                                notes += try await listener.waitForNotifications(timeout: 0.05).count
+                for round in 0..<rounds {
+                    // Alternate which variant goes first, and let the daemon finish the
+                    // previous phase's jobs before timing the next, so neither variant
+                    // inherits the other's backlog.
+                    for enabled in round % 2 == 0 ? [true, false] : [false, true] {
+                        try await setTrigger(enabled: enabled)
+                        try await waitForDaemonCaughtUp()
+                        _ = try await listener.waitForNotifications(timeout: 0)
+                        let counted = try await withThrowingTaskGroup(of: (Double, Int).self) { group in
+                            group.addTask { (try await singleRowRate(clients: clients, seconds: seconds, truncateOnly: true), 0) }
+                            group.addTask {
+                                var notes = 0
+                                let end = ContinuousClock.now + .milliseconds(Int(seconds * 1000) + 200)
+                                while ContinuousClock.now < end {
+                                    notes += try await listener.waitForNotifications(timeout: 0.05).count
+                                }
+                                return (0, notes)
                             }
-                            return (0, notes)
+                            return try await group.reduce((0.0, 0)) { ($0.0 + $1.0, $0.1 + $1.1) }
                         }
-                        return try await group.reduce((0.0, 0)) { ($0.0 + $1.0, $0.1 + $1.1) }
+                        if enabled {
+                            daemon.on.append(counted.0)
+                            notified += counted.1
+                            inserted += Int(counted.0 * seconds)
+                        } else {
+                            daemon.off.append(counted.0)
+                        }
                     }
-                    daemon.on.append(counted.0)
-                    notified += counted.1
-                    inserted += Int(counted.0 * seconds)
-                    try await setTrigger(enabled: false)
-                    daemon.off.append(try await singleRowRate(clients: clients, seconds: seconds, truncateOnly: true))
                 }
                 try await setTrigger(enabled: true)
             }
@@ -632,6 +640,17 @@ struct Bench {
             singleRowDaemonPerSecond: daemonOn, singleRowDaemonNoTriggerPerSecond: daemonOff,
             daemonTriggerOverheadPercent: daemonOff > 0 ? (daemonOff - daemonOn) / daemonOff * 100 : 0,
             daemonNotifiesPerInsert: inserted > 0 ? Double(notified) / Double(inserted) : nil)
+    }
+
+    /// Waits (up to 5 s, untimed) until the running daemon has finished every job.
+    private func waitForDaemonCaughtUp() async throws {
+        let deadline = ContinuousClock.now + .seconds(5)
+        while ContinuousClock.now < deadline {
+            let left = try await sql.query(
+                "SELECT count(*) FROM queue.jobs WHERE state NOT IN ('completed', 'dead', 'cancelled')").rows.first?.first ?? nil
+            if left == "0" { return }
+            try await Task.sleep(for: .milliseconds(20))
+        }
     }
 
     private func setTrigger(enabled: Bool) async throws {
