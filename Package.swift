@@ -107,6 +107,7 @@ let package = Package(
             dependencies: [
                 "JobdCore", "JobdPostgres", "JobdRedis",
                 "JobdNotify",
+                "JobdThreads",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -1,3 +1,4 @@
+import JobdCore
 import Logging
 
 #if canImport(Glibc)
@@ -167,21 +168,9 @@ enum TextLogFormatter {
     }
 
     static func jsonString(_ s: String) -> String {
-        var out = "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
+        var out = ""
+        JSONValue.appendQuoted(s, to: &out)
+        return out
     }
 
     /// Current UTC time, millisecond precision.

@@ -257,7 +257,7 @@ extension JSONValue {
             } else {
                 out += "\(value)"
             }
-        case .string(let value): Self.writeString(value, to: &out)
+        case .string(let value): Self.appendQuoted(value, to: &out)
         case .array(let items):
             out += "["
             for (index, item) in items.enumerated() {
@@ -269,7 +269,7 @@ extension JSONValue {
             out += "{"
             for (index, key) in fields.keys.sorted().enumerated() {
                 if index > 0 { out += "," }
-                Self.writeString(key, to: &out)
+                Self.appendQuoted(key, to: &out)
                 out += ":"
                 fields[key]!.write(to: &out)
             }
@@ -277,7 +277,10 @@ extension JSONValue {
         }
     }
 
-    private static func writeString(_ text: String, to out: inout String) {
+    /// `text` as a JSON string literal, appended to `out`: quotes, backslashes and
+    /// control characters escaped, and U+2028/U+2029 too (JavaScript embedders choke
+    /// on them raw). The one string quoting of canonical JSON and the JSON log lines.
+    public static func appendQuoted(_ text: String, to out: inout String) {
         out += "\""
         for scalar in text.unicodeScalars {
             switch scalar {

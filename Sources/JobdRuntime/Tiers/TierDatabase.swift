@@ -1,5 +1,6 @@
 import JobdCore
 import JobdPostgres
+import JobdThreads
 import Logging
 import Synchronization
 
@@ -16,12 +17,9 @@ public final class TierDatabase: Sendable {
     private let connections: [PostgresConnection]
     private let logger: Logger
 
-    private struct State {
-        var free: [Int]
-        var waiters: [CheckedContinuation<Int, Never>] = []
-        var unavailable = false
-    }
-    private let state: Mutex<State>
+    private let pool: IndexPool
+    /// Whether the last use failed for want of the server (logged once per outage).
+    private let unavailable = Mutex(false)
 
     /// - Parameter makeConnection: builds connection number `index` (not yet connected;
     ///   libpq connects on first use and again after any failure).
@@ -32,7 +30,7 @@ public final class TierDatabase: Sendable {
         logger[metadataKey: LogKey.tier] = "\(tier.rawValue)"
         self.logger = logger
         connections = (0..<size).map(makeConnection)
-        state = Mutex(State(free: Array((0..<size).reversed())))
+        pool = IndexPool(size: size)
     }
 
     public var size: Int { connections.count }
@@ -41,8 +39,8 @@ public final class TierDatabase: Sendable {
     public func withConnection<T: Sendable>(
         _ body: (PostgresConnection) async throws -> T
     ) async throws -> T {
-        let index = await checkOut()
-        defer { checkIn(index) }
+        let index = await pool.checkOut()
+        defer { pool.checkIn(index) }
         do {
             let result = try await body(connections[index])
             markAvailable()
@@ -58,33 +56,10 @@ public final class TierDatabase: Sendable {
         for connection in connections { await connection.close() }
     }
 
-    private func checkOut() async -> Int {
-        if let index = state.withLock({ $0.free.popLast() }) { return index }
-        return await withCheckedContinuation { continuation in
-            let index: Int? = state.withLock { state in
-                if let index = state.free.popLast() { return index }
-                state.waiters.append(continuation)
-                return nil
-            }
-            if let index { continuation.resume(returning: index) }
-        }
-    }
-
-    private func checkIn(_ index: Int) {
-        let waiter: CheckedContinuation<Int, Never>? = state.withLock { state in
-            if state.waiters.isEmpty {
-                state.free.append(index)
-                return nil
-            }
-            return state.waiters.removeFirst()
-        }
-        waiter?.resume(returning: index)
-    }
-
     private func markUnavailable(_ error: PostgresError) {
-        let first = state.withLock { state in
-            defer { state.unavailable = true }
-            return !state.unavailable
+        let first = unavailable.withLock { unavailable in
+            defer { unavailable = true }
+            return !unavailable
         }
         if first {
             logger.error("tier unavailable", metadata: [
@@ -94,9 +69,9 @@ public final class TierDatabase: Sendable {
     }
 
     private func markAvailable() {
-        let recovered = state.withLock { state in
-            defer { state.unavailable = false }
-            return state.unavailable
+        let recovered = unavailable.withLock { unavailable in
+            defer { unavailable = false }
+            return unavailable
         }
         if recovered {
             logger.notice("tier recovered", metadata: [LogKey.messageID: "\(JobdMessageID.tierRecovered.id)"])
