@@ -27,28 +27,6 @@ func utcDate(_ text: String) -> Date {
 /// A database address that refuses connections at once: a tier that is down.
 let unreachableDatabase = "postgresql://127.0.0.1:1/none"
 
-extension QueueWorld {
-    /// Like `makeDaemon`, with the pools' attempt observer set.
-    func makeDaemon(
-        _ config: DaemonConfiguration, id: String = "test-daemon", handlers: [any JobHandler] = [NoopHandler()],
-        observer: (any AttemptObserver)?
-    ) -> JobDaemon {
-        JobDaemon(
-            configuration: config, handlers: HandlerRegistry(handlers),
-            identity: DaemonIdentity(id: id, hostname: "test", pid: 1, version: "test"),
-            logger: logs.logger(),
-            postgres: { name in
-                PostgresConnection(conninfo: config.databaseURL, name: name, commandTimeout: config.commandTimeout, logger: .silent)
-            },
-            redis: { name in
-                RedisDispatch(
-                    connection: RedisConnection(url: config.redisURL, name: name, commandTimeout: .seconds(5), logger: .silent),
-                    keys: RedisKeys(prefix: config.redisPrefix), logger: .silent)
-            },
-            observer: observer)
-    }
-}
-
 /// Runs `services` in one ServiceGroup (in order; stopped in reverse, as `jobd run`
 /// does) for the duration of `body`, then shuts them down gracefully.
 func runningServices<T>(_ services: [any Service], _ body: () async throws -> T) async throws -> T {

@@ -46,7 +46,12 @@ struct QueueWorld {
             keys: RedisKeys(prefix: prefix), logger: .silent)
     }
 
-    func makeDaemon(_ config: DaemonConfiguration, id: String = "test-daemon", handlers: [any JobHandler] = [NoopHandler()]) -> JobDaemon {
+    /// A daemon as `jobd run` assembles it, against this world's servers; `observer`
+    /// sees every attempt the pools finish (the analytics tests set it).
+    func makeDaemon(
+        _ config: DaemonConfiguration, id: String = "test-daemon", handlers: [any JobHandler] = [NoopHandler()],
+        observer: (any AttemptObserver)? = nil
+    ) -> JobDaemon {
         JobDaemon(
             configuration: config, handlers: HandlerRegistry(handlers),
             identity: DaemonIdentity(id: id, hostname: "test", pid: 1, version: "test"),
@@ -58,7 +63,8 @@ struct QueueWorld {
                 RedisDispatch(
                     connection: RedisConnection(url: config.redisURL, name: name, commandTimeout: .seconds(5), logger: .silent),
                     keys: RedisKeys(prefix: config.redisPrefix), logger: .silent)
-            })
+            },
+            observer: observer)
     }
 
     /// Runs daemons for the duration of `body`, then shuts them down gracefully and
