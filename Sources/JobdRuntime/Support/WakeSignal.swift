@@ -65,13 +65,23 @@ public final class WakeSignal: Sendable {
                                 state.pending = false
                                 return true
                             }
+                            // Checked under the lock that onCancel takes: a cancellation
+                            // either finds the waiter registered or is seen here.
+                            if Task.isCancelled { return true }
                             state.waiter = continuation
                             return false
                         }
                         if fireNow { continuation.resume() }
                     }
                 } onCancel: {
-                    self.signal(.timeout)
+                    // Only unblock this wait. Signalling here would leave a stale wake-up
+                    // for the next wait whenever the group cancels this task after the
+                    // timer already resumed it (found by the wake-reasons test under load).
+                    let waiter = self.state.withLock { state -> CheckedContinuation<Void, Never>? in
+                        defer { state.waiter = nil }
+                        return state.waiter
+                    }
+                    waiter?.resume()
                 }
             }
             await group.next()
