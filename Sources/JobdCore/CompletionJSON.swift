@@ -1,6 +1,6 @@
 /// The completion batch as the JSON array `QueueStore.complete` hands Postgres
 /// (`jsonb_to_recordset`): one object per attempt with the keys `id`, `attempt`,
-/// `outcome`, `delay`, `run` and, when present, `code` and `error`.
+/// `token`, `outcome`, `delay`, `run` and, when present, `code` and `error`.
 ///
 /// Built directly into a byte buffer rather than through Foundation's
 /// JSONSerialization, whose `Any` bridging cost about a third of the daemon's CPU at
@@ -16,6 +16,8 @@ public enum CompletionJSON {
             append(String(completion.fence.id), to: &out)
             append(#","attempt":"#, to: &out)
             append(String(completion.fence.attempt), to: &out)
+            append(#","token":"#, to: &out)
+            append(String(completion.fence.token), to: &out)
             append(#","outcome":"#, to: &out)
             appendString(completion.outcome.rawValue, to: &out)
             append(#","delay":"#, to: &out)

@@ -149,15 +149,21 @@ public struct QueueStore: Sendable {
     // MARK: Workers
 
     /// Claims promoted jobs for this daemon: one attempt each, leased for `lease`
-    /// seconds. Ids that are no longer `promoted` (a stale Redis entry, a job another
-    /// daemon took) are skipped. A payload longer than `maxPayloadBytes` is not sent
-    /// back; its job comes with `payload == nil` and is dead-lettered by the caller.
+    /// seconds under `token`. Ids that are no longer `promoted` (a stale Redis entry, a
+    /// job another daemon took) are skipped. A payload longer than `maxPayloadBytes` is
+    /// not sent back; its job comes with `payload == nil` and is dead-lettered by the
+    /// caller.
+    ///
+    /// - Parameter token: the lease token every fenced statement of these attempts
+    ///   checks; a fresh random one per claim, so that a claim lost in a server crash
+    ///   and the claim that follows it never share a fence (migration 0011).
     public func claim(
-        ids: [JobID], daemon: String, lease: Double, maxPayloadBytes: Int
+        ids: [JobID], daemon: String, lease: Double, maxPayloadBytes: Int,
+        token: Int64 = .random(in: 1 ... .max)
     ) async throws -> [(job: ClaimedJob, payloadBytes: Int, payloadPresent: Bool)] {
         guard !ids.isEmpty else { return [] }
         let result = try await connection.queryPrepared(Self.claimSQL, [
-            PostgresArray.integers(ids), daemon, String(lease), String(maxPayloadBytes),
+            PostgresArray.integers(ids), daemon, String(lease), String(maxPayloadBytes), String(token),
         ])
         return result.rows.compactMap { row in
             guard let id = row[0].flatMap({ JobID($0) }),
@@ -169,7 +175,7 @@ public struct QueueStore: Sendable {
             let job = ClaimedJob(
                 id: id, kind: kind, payload: row[2] ?? "", priority: priority, attempt: attempt,
                 maxAttempts: maxAttempts, queueWaitSeconds: row[6].flatMap(Double.init) ?? 0,
-                rescues: row[7].flatMap({ Int($0) }) ?? 0
+                rescues: row[7].flatMap({ Int($0) }) ?? 0, leaseToken: token
             )
             return (job, row[8].flatMap({ Int($0) }) ?? 0, row[2] != nil)
         }
@@ -178,10 +184,17 @@ public struct QueueStore: Sendable {
     static let claimSQL = """
         WITH claimed AS (
             UPDATE queue.jobs
-               SET state = 'running', attempt = attempt + 1, leased_by = $2,
+               SET state = 'running', attempt = attempt + 1, leased_by = $2, lease_token = $5::bigint,
                    lease_expires_at = now() + make_interval(secs => $3::float8),
                    started_at = now()
              WHERE id = ANY($1::bigint[]) AND state = 'promoted'
+               -- Commit without waiting for the WAL flush (this transaction only). A
+               -- claim lost in a server crash leaves its jobs `promoted` (or
+               -- `available`) to be claimed again, under another lease token: the lost
+               -- attempt's completion, heartbeat and solo mark are refused by the token.
+               -- The attempt's durable completion flushes this record before its own.
+               -- Saves a disk flush (1–10 ms here) between a pop and the handler start.
+               AND (SELECT set_config('synchronous_commit', 'off', true)) IS NOT NULL
             RETURNING id, kind, payload, priority, attempt, max_attempts, run_at, rescues
         ), ledger AS (
             -- The attempts ledger's start row, in the claim itself: no extra round trip.
@@ -196,7 +209,7 @@ public struct QueueStore: Sendable {
           FROM claimed c, LATERAL (SELECT c.payload::text AS text) t
         """
 
-    /// Applies a batch of completions, each fenced by `(id, attempt)` and
+    /// Applies a batch of completions, each fenced by `(id, attempt, token)` and
     /// `state = 'running'`. Returns the fences that were applied; the others were
     /// stale (the lease was taken over) and changed nothing.
     public func complete(_ batch: [AttemptCompletion]) async throws -> Set<AttemptFence> {
@@ -208,9 +221,7 @@ public struct QueueStore: Sendable {
         let result = try await connection.queryPrepared(Self.completeSQL, [json])
         var applied = Set<AttemptFence>()
         for row in result.rows {
-            if let id = row[0].flatMap({ JobID($0) }), let attempt = row[1].flatMap({ Int($0) }) {
-                applied.insert(AttemptFence(id: id, attempt: attempt))
-            }
+            if let fence = Self.fence(row) { applied.insert(fence) }
         }
         return applied
     }
@@ -218,7 +229,7 @@ public struct QueueStore: Sendable {
     static let completeSQL = """
         WITH input AS (
             SELECT * FROM jsonb_to_recordset($1::jsonb)
-                AS i(id bigint, attempt int, outcome text, delay float8, code text, error text, run float8)
+                AS i(id bigint, attempt int, token bigint, outcome text, delay float8, code text, error text, run float8)
         ), done AS (
             UPDATE queue.jobs j
                SET state = CASE i.outcome
@@ -232,15 +243,15 @@ public struct QueueStore: Sendable {
                                  ELSE j.run_at END,
                    attempt = CASE WHEN i.outcome = 'snooze' THEN j.attempt - 1 ELSE j.attempt END,
                    finished_at = CASE WHEN i.outcome IN ('completed', 'dead') THEN now() END,
-                   leased_by = NULL, lease_expires_at = NULL, promoted_at = NULL,
+                   leased_by = NULL, lease_token = NULL, lease_expires_at = NULL, promoted_at = NULL,
                    last_error = coalesce(i.error, j.last_error),
                    errors = CASE WHEN i.error IS NULL OR i.outcome = 'snooze' THEN j.errors
                                  ELSE j.errors || jsonb_build_array(jsonb_build_object(
                                      'attempt', j.attempt, 'at', now(), 'code', i.code, 'error', i.error))
                             END
               FROM input i
-             WHERE j.id = i.id AND j.attempt = i.attempt AND j.state = 'running'
-            RETURNING j.id, i.attempt AS fenced_attempt, i.outcome, i.code, i.run, j.kind, j.payload,
+             WHERE j.id = i.id AND j.attempt = i.attempt AND j.lease_token = i.token AND j.state = 'running'
+            RETURNING j.id, i.attempt AS fenced_attempt, i.token AS fenced_token, i.outcome, i.code, i.run, j.kind, j.payload,
                       j.priority, j.attempt, j.last_error, j.errors
         ), ledger AS (
             -- The attempt's end row, only for completions the fence accepted.
@@ -255,7 +266,7 @@ public struct QueueStore: Sendable {
                    attempts = EXCLUDED.attempts, reason = EXCLUDED.reason,
                    last_error = EXCLUDED.last_error, errors = EXCLUDED.errors, dead_at = now()
         )
-        SELECT id, fenced_attempt FROM done
+        SELECT id, fenced_attempt, fenced_token FROM done
         """
 
     /// Extends the leases of attempts still running here. Returns the fences whose
@@ -265,19 +276,25 @@ public struct QueueStore: Sendable {
         let result = try await connection.queryPrepared("""
             UPDATE queue.jobs j
                SET lease_expires_at = now() + make_interval(secs => $3::float8)
-              FROM unnest($1::bigint[], $2::int[]) AS f(id, attempt)
-             WHERE j.id = f.id AND j.attempt = f.attempt AND j.state = 'running'
-            RETURNING j.id, j.attempt
+              FROM unnest($1::bigint[], $2::int[], $4::bigint[]) AS f(id, attempt, token)
+             WHERE j.id = f.id AND j.attempt = f.attempt AND j.lease_token = f.token AND j.state = 'running'
+            RETURNING j.id, j.attempt, j.lease_token
             """, [
                 PostgresArray.integers(fences.map(\.id)), PostgresArray.integers(fences.map(\.attempt)), String(lease),
+                PostgresArray.integers(fences.map(\.token)),
             ])
         var kept = Set<AttemptFence>()
         for row in result.rows {
-            if let id = row[0].flatMap({ JobID($0) }), let attempt = row[1].flatMap({ Int($0) }) {
-                kept.insert(AttemptFence(id: id, attempt: attempt))
-            }
+            if let fence = Self.fence(row) { kept.insert(fence) }
         }
         return Set(fences).subtracting(kept)
+    }
+
+    /// A fence from a row's first three columns: id, attempt, lease token.
+    private static func fence(_ row: [String?]) -> AttemptFence? {
+        guard let id = row[0].flatMap({ JobID($0) }), let attempt = row[1].flatMap({ Int($0) }),
+              let token = row[2].flatMap({ Int64($0) }) else { return nil }
+        return AttemptFence(id: id, attempt: attempt, token: token)
     }
 
     // MARK: Maintenance (rescuer, reconciler)
@@ -323,7 +340,7 @@ public struct QueueStore: Sendable {
                                 THEN 'dead' ELSE 'available' END,
                    finished_at = CASE WHEN j.attempt >= j.max_attempts OR e.rescues >= $2::int
                                       THEN now() END,
-                   run_at = now(), leased_by = NULL, lease_expires_at = NULL, promoted_at = NULL,
+                   run_at = now(), leased_by = NULL, lease_token = NULL, lease_expires_at = NULL, promoted_at = NULL,
                    last_error = 'lease expired: ' || coalesce(e.leased_by, 'a daemon')
                                 || ' stopped heartbeating during attempt ' || j.attempt,
                    errors = j.errors || jsonb_build_array(jsonb_build_object(
@@ -358,8 +375,8 @@ public struct QueueStore: Sendable {
         let result = try await connection.query("""
             INSERT INTO queue.attempts (job_id, attempt, event, daemon)
             SELECT id, attempt, 'solo', $3 FROM queue.jobs
-             WHERE id = $1::bigint AND attempt = $2::int AND state = 'running'
-            """, [String(fence.id), String(fence.attempt), daemon])
+             WHERE id = $1::bigint AND attempt = $2::int AND lease_token = $4::bigint AND state = 'running'
+            """, [String(fence.id), String(fence.attempt), daemon, String(fence.token)])
         return result.affectedRows == 1
     }
 

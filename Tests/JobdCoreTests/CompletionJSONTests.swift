@@ -13,16 +13,19 @@ struct CompletionJSONTests {
     @Test("every field of every completion survives a strict JSON parser")
     func roundTrip() throws {
         let batch = [
-            AttemptCompletion(fence: AttemptFence(id: 9_007_199_254_740_993, attempt: 3), outcome: .completed, runSeconds: 0.000012),
+            AttemptCompletion(fence: AttemptFence(id: 9_007_199_254_740_993, attempt: 3, token: Int64.max), outcome: .completed, runSeconds: 0.000012),
             AttemptCompletion(
-                fence: AttemptFence(id: 2, attempt: 1), outcome: .retry, delaySeconds: 1.5,
+                fence: AttemptFence(id: 2, attempt: 1, token: 1), outcome: .retry, delaySeconds: 1.5,
                 errorCode: "noop_fail", errorMessage: "failed", runSeconds: 2),
-            AttemptCompletion(fence: AttemptFence(id: 3, attempt: 20), outcome: .dead, errorCode: "payload_invalid", errorMessage: nil),
+            AttemptCompletion(fence: AttemptFence(id: 3, attempt: 20, token: 5_000_000_000), outcome: .dead, errorCode: "payload_invalid", errorMessage: nil),
         ]
         let rows = try decode(CompletionJSON.encode(batch))
         #expect(rows.count == 3)
         #expect((rows[0]["id"] as? NSNumber)?.int64Value == 9_007_199_254_740_993)
         #expect((rows[0]["attempt"] as? NSNumber)?.intValue == 3)
+        // Lease tokens use all 63 bits; Postgres reads JSON numbers as numeric, exactly.
+        #expect((rows[0]["token"] as? NSNumber)?.int64Value == Int64.max)
+        #expect((rows[2]["token"] as? NSNumber)?.int64Value == 5_000_000_000)
         #expect(rows[0]["outcome"] as? String == "completed")
         #expect((rows[0]["run"] as? NSNumber)?.doubleValue == 0.000012)
         #expect(rows[0]["code"] == nil && rows[0]["error"] == nil)
@@ -38,7 +41,7 @@ struct CompletionJSONTests {
     func escaping() throws {
         let message = "quote \" backslash \\ newline \n tab \t cr \r bell \u{07} nul \u{0} unicode é 😀 </script>"
         let batch = [AttemptCompletion(
-            fence: AttemptFence(id: 1, attempt: 1), outcome: .retry, errorCode: "c\"ode", errorMessage: message)]
+            fence: AttemptFence(id: 1, attempt: 1, token: 1), outcome: .retry, errorCode: "c\"ode", errorMessage: message)]
         let rows = try decode(CompletionJSON.encode(batch))
         #expect(rows[0]["error"] as? String == message.replacingOccurrences(of: "\u{0}", with: "\u{FFFD}"))
         #expect(rows[0]["code"] as? String == "c\"ode")
@@ -47,7 +50,7 @@ struct CompletionJSONTests {
     @Test("non-finite numbers are written as 0, never as invalid JSON")
     func nonFinite() throws {
         let batch = [AttemptCompletion(
-            fence: AttemptFence(id: 1, attempt: 1), outcome: .snooze, delaySeconds: .infinity, runSeconds: .nan)]
+            fence: AttemptFence(id: 1, attempt: 1, token: 1), outcome: .snooze, delaySeconds: .infinity, runSeconds: .nan)]
         let rows = try decode(CompletionJSON.encode(batch))
         #expect((rows[0]["delay"] as? NSNumber)?.doubleValue == 0)
         #expect((rows[0]["run"] as? NSNumber)?.doubleValue == 0)

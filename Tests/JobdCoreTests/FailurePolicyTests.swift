@@ -15,7 +15,7 @@ struct FailurePolicyTests {
         var generator = CoreSplitMix64(seed: 1)
         let completion = policy.completion(for: job(attempt: 3, id: 9), result: .succeeded, runSeconds: 1.25, using: &generator)
         #expect(completion.outcome == .completed)
-        #expect(completion.fence == AttemptFence(id: 9, attempt: 3))
+        #expect(completion.fence == AttemptFence(id: 9, attempt: 3, token: 0))
         #expect(completion.runSeconds == 1.25)
         #expect(completion.delaySeconds == 0)
         #expect(completion.errorCode == nil)
@@ -31,7 +31,7 @@ struct FailurePolicyTests {
             #expect(completion.outcome == .retry)
             #expect(completion.errorCode == "upstream")
             #expect(completion.errorMessage == "connection reset")
-            #expect(completion.fence == AttemptFence(id: 42, attempt: attempt))
+            #expect(completion.fence == AttemptFence(id: 42, attempt: attempt, token: 0))
             #expect(completion.runSeconds == 0.5)
             let ceiling = backoff.ceiling(forAttempt: attempt)
             #expect(completion.delaySeconds >= ceiling * 0.5)
@@ -98,7 +98,7 @@ struct FailurePolicyTests {
         #expect(completion.errorCode == "payload_invalid")
         #expect(completion.errorMessage == "payload has no \"to\" field")
         #expect(completion.delaySeconds == 0)
-        #expect(completion.fence == AttemptFence(id: 42, attempt: 1))
+        #expect(completion.fence == AttemptFence(id: 42, attempt: 1, token: 0))
     }
 
     @Test("snooze keeps the given seconds and records no error", arguments: [0.0, 1.5, 30, 86_400])
@@ -120,7 +120,7 @@ struct FailurePolicyTests {
         #expect(completion.delaySeconds == 0)
         #expect(completion.errorCode == "interrupted")
         #expect(completion.runSeconds == 29)
-        #expect(completion.fence == AttemptFence(id: 42, attempt: 5))
+        #expect(completion.fence == AttemptFence(id: 42, attempt: 5, token: 0))
     }
 
     @Test("long error messages are bounded")
@@ -205,11 +205,13 @@ struct FailurePolicyTests {
         #expect(JobSnooze(seconds: input).seconds == expected)
     }
 
-    @Test("the fence is (id, attempt)")
+    @Test("the fence is (id, attempt, lease token)")
     func fence() {
-        let claimed = ClaimedJob(id: 77, kind: "k", payload: "{}", priority: .low, attempt: 2, maxAttempts: 3)
-        #expect(claimed.fence == AttemptFence(id: 77, attempt: 2))
-        #expect(claimed.fence != AttemptFence(id: 77, attempt: 3))
+        let claimed = ClaimedJob(id: 77, kind: "k", payload: "{}", priority: .low, attempt: 2, maxAttempts: 3, leaseToken: 41)
+        #expect(claimed.fence == AttemptFence(id: 77, attempt: 2, token: 41))
+        #expect(claimed.fence != AttemptFence(id: 77, attempt: 3, token: 41))
+        // The same attempt number under another claim (one a server crash lost).
+        #expect(claimed.fence != AttemptFence(id: 77, attempt: 2, token: 42))
         #expect(claimed.queueWaitSeconds == 0)
         #expect(claimed.rescues == 0)
     }

@@ -64,7 +64,7 @@ struct ClaimPipelineTests {
         #expect(slots.reserveFree() == 6)
         #expect(slots.reserveFree() == 0)
         // Three of the first four were claimed; the fourth is free again.
-        let fences = (1...3).map { AttemptFence(id: JobID($0), attempt: 1) }
+        let fences = (1...3).map { AttemptFence(id: JobID($0), attempt: 1, token: 7) }
         slots.settle(reserved: 4, occupying: fences)
         #expect(slots.busy == 3)
         #expect(slots.occupied == 9)

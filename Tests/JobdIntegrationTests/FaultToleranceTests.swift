@@ -31,16 +31,58 @@ struct FaultToleranceTests {
             #expect(second.map(\.job.attempt) == [2])
 
             // "a" wakes up and reports success for attempt 1: refused.
-            let stale = try await store.complete([AttemptCompletion(fence: AttemptFence(id: id, attempt: 1), outcome: .completed)])
+            let staleFence = try #require(first.first?.job.fence)
+            let stale = try await store.complete([AttemptCompletion(fence: staleFence, outcome: .completed)])
             #expect(stale.isEmpty)
             #expect(try await world.count(state: "running") == 1)
             // A lease heartbeat for the stale attempt reports it lost.
-            let lost = try await store.extendLeases([AttemptFence(id: id, attempt: 1)], lease: 30)
-            #expect(lost == [AttemptFence(id: id, attempt: 1)])
+            let lost = try await store.extendLeases([staleFence], lease: 30)
+            #expect(lost == [staleFence])
             // "b" completes attempt 2: accepted.
-            let current = try await store.complete([AttemptCompletion(fence: AttemptFence(id: id, attempt: 2), outcome: .completed)])
-            #expect(current == [AttemptFence(id: id, attempt: 2)])
+            let currentFence = try #require(second.first?.job.fence)
+            let current = try await store.complete([AttemptCompletion(fence: currentFence, outcome: .completed)])
+            #expect(current == [currentFence])
             #expect(try await world.count(state: "completed") == 1)
+        }
+    }
+
+    @Test("a claim lost in a server crash: the next claim has the same attempt number but another token, and the lost attempt is refused")
+    func claimLostInCrash() async throws {
+        try await withWorld { world in
+            let store = QueueStore(connection: world.sql)
+            try await world.exec("INSERT INTO queue.jobs (kind) VALUES ('noop')")
+            _ = try await store.promote(limits: [.normal: 10])
+            let id = try #require(JobID(try await world.scalar("SELECT id FROM queue.jobs") ?? ""))
+            let lost = try #require(try await store.claim(
+                ids: [id], daemon: "a", lease: 30, maxPayloadBytes: 1000, token: 1111).first?.job)
+
+            // The claim commits without waiting for the WAL flush, so a server crash may
+            // lose it while daemon "a" already runs the handler. Put back what the crash
+            // would: the row as it was before the claim, and no ledger row of it.
+            try await world.exec("""
+                UPDATE queue.jobs SET state = 'promoted', attempt = attempt - 1, leased_by = NULL,
+                       lease_token = NULL, lease_expires_at = NULL, started_at = NULL
+                """)
+            try await world.exec("DELETE FROM queue.attempts")
+            let again = try #require(try await store.claim(
+                ids: [id], daemon: "b", lease: 30, maxPayloadBytes: 1000, token: 2222).first?.job)
+            #expect(again.attempt == lost.attempt)
+            #expect(again.fence != lost.fence)
+
+            // "a" finishes the attempt the crash lost: its heartbeat, solo mark and
+            // completion are all refused, and nothing of it reaches the ledger.
+            #expect(try await store.extendLeases([lost.fence], lease: 30) == [lost.fence])
+            #expect(try await store.markSolo(lost.fence, daemon: "a") == false)
+            #expect(try await store.complete([AttemptCompletion(fence: lost.fence, outcome: .completed)]).isEmpty)
+            #expect(try await world.count(state: "running") == 1)
+
+            // "b" still holds the job and completes it.
+            #expect(try await store.extendLeases([again.fence], lease: 30).isEmpty)
+            #expect(try await store.complete([AttemptCompletion(fence: again.fence, outcome: .completed)]) == [again.fence])
+            let ledger = try await world.sql.query(
+                "SELECT attempt, event, coalesce(daemon, ''), coalesce(outcome, '') FROM queue.attempts ORDER BY at, event DESC")
+            #expect(ledger.rows == [["1", "start", "b", ""], ["1", "end", "", "completed"]])
+            #expect(try await world.scalar("SELECT lease_token IS NULL FROM queue.jobs") == "t")
         }
     }
 
