@@ -63,7 +63,7 @@ public struct QueueStore: Sendable {
            -- Commit without waiting for the WAL flush (this transaction only). Losing a
            -- promotion in a server crash is harmless: the rows are `available` again and
            -- are promoted anew, the ids left in Redis fail the claim's state check, and
-           -- the durable claim that follows flushes this record before it commits.
+           -- the durable completion of an attempt started from it flushes this record first.
            -- Saves a disk flush (1–10 ms here) on every pickup.
            AND (SELECT set_config('synchronous_commit', 'off', true)) IS NOT NULL
         RETURNING j.id, j.priority, (extract(epoch FROM j.run_at) * 1000000)::bigint
