@@ -863,7 +863,10 @@ GRANT SELECT ON queue.listeners TO jobd_reporting;
 -- completion is refused like any stale one, and the claim no longer needs to wait
 -- for the disk (the completion's durable commit flushes the claim's record first).
 --
--- NULL outside `running`. Adding a nullable column without a default rewrites nothing.
+-- NULL outside `running`: the claim sets it, and every statement that moves a job out
+-- of `running` (completion, rescue) clears it, so the lease heartbeat can match on the
+-- token alone and find its rows through the primary key. Adding a nullable column
+-- without a default rewrites nothing.
 ALTER TABLE queue.jobs ADD COLUMN IF NOT EXISTS lease_token bigint;
 
 COMMENT ON COLUMN queue.jobs.lease_token IS

@@ -271,24 +271,40 @@ public struct QueueStore: Sendable {
 
     /// Extends the leases of attempts still running here. Returns the fences whose
     /// lease was lost (rescued or taken over) — their completions will be refused.
-    public func extendLeases(_ fences: [AttemptFence], lease: Double) async throws -> Set<AttemptFence> {
+    ///
+    /// At most `chunk` fences per statement, each found through the primary key. The
+    /// statement does not test `state = 'running'`: with it the planner scans
+    /// `jobs_lease_idx` (partial on that state) for every running row — under a long
+    /// snapshot, through every dead version of every lease ever extended — which ran
+    /// past the statement timeout in the soak, and a heartbeat that keeps failing lets
+    /// every lease expire. The token stands in for the state: `lease_token` is set by
+    /// the claim and cleared by each statement that moves a job out of `running`
+    /// (completion, rescue), so it matches only a running attempt.
+    public func extendLeases(_ fences: [AttemptFence], lease: Double, chunk: Int = 500) async throws -> Set<AttemptFence> {
         guard !fences.isEmpty else { return [] }
-        let result = try await connection.queryPrepared("""
-            UPDATE queue.jobs j
-               SET lease_expires_at = now() + make_interval(secs => $3::float8)
-              FROM unnest($1::bigint[], $2::int[], $4::bigint[]) AS f(id, attempt, token)
-             WHERE j.id = f.id AND j.attempt = f.attempt AND j.lease_token = f.token AND j.state = 'running'
-            RETURNING j.id, j.attempt, j.lease_token
-            """, [
-                PostgresArray.integers(fences.map(\.id)), PostgresArray.integers(fences.map(\.attempt)), String(lease),
-                PostgresArray.integers(fences.map(\.token)),
-            ])
         var kept = Set<AttemptFence>()
-        for row in result.rows {
-            if let fence = Self.fence(row) { kept.insert(fence) }
+        var start = 0
+        while start < fences.count {
+            let part = fences[start..<min(start + max(1, chunk), fences.count)]
+            start = part.endIndex
+            let result = try await connection.queryPrepared(Self.extendLeasesSQL, [
+                PostgresArray.integers(part.map(\.id)), PostgresArray.integers(part.map(\.attempt)), String(lease),
+                PostgresArray.integers(part.map(\.token)),
+            ])
+            for row in result.rows {
+                if let fence = Self.fence(row) { kept.insert(fence) }
+            }
         }
         return Set(fences).subtracting(kept)
     }
+
+    public static let extendLeasesSQL = """
+        UPDATE queue.jobs j
+           SET lease_expires_at = now() + make_interval(secs => $3::float8)
+          FROM unnest($1::bigint[], $2::int[], $4::bigint[]) AS f(id, attempt, token)
+         WHERE j.id = f.id AND j.attempt = f.attempt AND j.lease_token = f.token
+        RETURNING j.id, j.attempt, j.lease_token
+        """
 
     /// A fence from a row's first three columns: id, attempt, lease token.
     private static func fence(_ row: [String?]) -> AttemptFence? {

@@ -100,4 +100,46 @@ struct ClaimPipelineTests {
             #expect(daemon.workerUsage.busy == 0)
         }
     }
+
+    @Test("claims pause while completions cannot be written: the unwritten ones stay bounded")
+    func completionBackpressure() async throws {
+        try await withWorld { world in
+            let jobs = 3_000
+            try await world.exec("INSERT INTO queue.jobs (kind) SELECT 'noop' FROM generate_series(1, $1::int)", [String(jobs)])
+            let config = world.configuration {
+                $0.workers = .shared(4)
+                $0.lease = 120  // no rescue while the completions are stuck
+            }
+            // The pool's completion connection points at a closed port: every write of a
+            // completion (and every lease heartbeat) fails and is retried.
+            let daemon = JobDaemon(
+                configuration: config, handlers: HandlerRegistry([NoopHandler()]),
+                identity: DaemonIdentity(id: "stuck", hostname: "test", pid: 1, version: "test"),
+                logger: world.logs.logger(),
+                postgres: { name in
+                    PostgresConnection(
+                        conninfo: name.hasPrefix("complete-") ? "postgresql://nobody@127.0.0.1:1/none?connect_timeout=1" : config.databaseURL,
+                        name: name, commandTimeout: config.commandTimeout, logger: .silent)
+                },
+                redis: { name in
+                    RedisDispatch(
+                        connection: RedisConnection(url: config.redisURL, name: name, commandTimeout: .seconds(5), logger: .silent),
+                        keys: RedisKeys(prefix: config.redisPrefix), logger: .silent)
+                })
+            let limit = try #require(daemon.pools.first).maxUnwrittenCompletions
+            #expect(limit == 512)
+            await withTaskGroup(of: Void.self) { group in
+                for service in daemon.services { group.addTask { try? await service.run() } }
+                // Noop jobs run in microseconds: without the pause all 3,000 would be
+                // claimed (and run) within a second or two.
+                try? await Task.sleep(for: .seconds(4))
+                let running = (try? await world.int("SELECT count(*) FROM queue.jobs WHERE state = 'running'")) ?? -1
+                #expect(running >= limit, "claimed up to the limit")
+                // The limit, plus what the pool's slots held and its last claim took.
+                #expect(running <= limit + 2 * config.workers.pools[0].slots, "claims paused at the limit: \(running) running")
+                #expect((try? await world.int("SELECT count(*) FROM queue.jobs WHERE state <> 'running'")) ?? 0 >= jobs - running)
+                group.cancelAll()
+            }
+        }
+    }
 }

@@ -26,6 +26,8 @@ struct FaultToleranceTests {
             try await world.exec("UPDATE queue.jobs SET lease_expires_at = now() - interval '1 second'")
             let rescued = try await store.rescueExpiredLeases(maxRescues: 3)
             #expect(rescued.map(\.state) == [.available])
+            // The rescue clears the token: a lease heartbeat matches on it alone.
+            #expect(try await world.scalar("SELECT lease_token IS NULL FROM queue.jobs") == "t")
             _ = try await store.promote(limits: [.normal: 10])
             let second = try await store.claim(ids: [id], daemon: "b", lease: 30, maxPayloadBytes: 1000)
             #expect(second.map(\.job.attempt) == [2])

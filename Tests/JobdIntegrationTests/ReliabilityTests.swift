@@ -549,6 +549,38 @@ struct QueueHealthTests {
         }
     }
 
+    @Test("the lease heartbeat finds its rows through the primary key, however many jobs run")
+    func leaseHeartbeatUsesPrimaryKey() async throws {
+        try await withWorld { world in
+            // Many running rows make the partial jobs_lease_idx look cheap; a heartbeat
+            // that tested state = 'running' scanned it for all of them (through every
+            // dead version under a long snapshot) and timed out in the soak.
+            try await world.exec("""
+                INSERT INTO queue.jobs (kind, state, attempt, lease_token, lease_expires_at)
+                SELECT 'noop', CASE WHEN g % 10 = 0 THEN 'running' ELSE 'completed' END, 1, 7, now()
+                  FROM generate_series(1, 200000) g
+                """)
+            try await world.exec("ANALYZE queue.jobs")
+            let ids = try await world.sql.query(
+                "SELECT id FROM queue.jobs WHERE state = 'running' ORDER BY id LIMIT 500").rows.compactMap { $0[0] ?? nil }
+            try await world.exec("PREPARE heartbeat(bigint[], int[], float8, bigint[]) AS \(QueueStore.extendLeasesSQL)")
+            let arrays = ("{" + ids.joined(separator: ",") + "}",
+                          "{" + ids.map { _ in "1" }.joined(separator: ",") + "}",
+                          "{" + ids.map { _ in "7" }.joined(separator: ",") + "}")
+            let plan = try await world.sql.query(
+                "EXPLAIN EXECUTE heartbeat('\(arrays.0)', '\(arrays.1)', 30, '\(arrays.2)')"
+            ).rows.compactMap { $0.first ?? nil }.joined(separator: "\n")
+            #expect(plan.contains("jobs_pkey"), "heartbeat plan:\n\(plan)")
+            #expect(!plan.contains("jobs_lease_idx") && !plan.contains("Seq Scan"), "heartbeat plan:\n\(plan)")
+            // And it does what it is for: 500 leases extended, none reported lost.
+            let store = QueueStore(connection: world.sql)
+            let fences = ids.compactMap { JobID($0) }.map { AttemptFence(id: $0, attempt: 1, token: 7) }
+            #expect(try await store.extendLeases(fences, lease: 30, chunk: 200).isEmpty)
+            #expect(try await world.scalar(
+                "SELECT count(*) FROM queue.jobs WHERE lease_expires_at > now() + interval '20 seconds'") == "500")
+        }
+    }
+
     @Test("churned tables carry their fillfactor and autovacuum settings; sessions bound idle transactions")
     func storageSettingsAndSessionLimits() async throws {
         try await withWorld { world in

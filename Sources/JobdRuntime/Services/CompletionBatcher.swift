@@ -48,6 +48,9 @@ public final class CompletionBatcher: Sendable {
     /// Fences whose completion is not written yet; their leases must stay alive.
     public var unwrittenFences: [AttemptFence] { unwritten.withLock { Array($0) } }
 
+    /// How many completions are submitted and not yet written.
+    public var unwrittenCount: Int { unwritten.withLock { $0.count } }
+
     public func isUnwritten(_ fence: AttemptFence) -> Bool { unwritten.withLock { $0.contains(fence) } }
 
     /// Flushes until `finish()` was called and everything submitted is written.

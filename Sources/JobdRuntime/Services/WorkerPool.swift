@@ -165,6 +165,16 @@ public struct WorkerPool: Service {
             let free = await slots.waitForFree()
             stats.beat(beatKey)
             guard free > 0, !stop.isStopped else { continue }
+            // Backpressure: a slot is free once its handler returns, but the attempt is
+            // not over until its completion is written. Claims commit without a flush
+            // wait and can outrun the durable completions (a slow server, a long
+            // snapshot); the unwritten ones would pile up, and with them the lease
+            // heartbeat's statement, until it times out and leases expire. Claim again
+            // only once the backlog is below the limit.
+            if batcher.unwrittenCount >= maxUnwrittenCompletions {
+                await waitForCompletionBacklog(batcher, stop: stop)
+                continue
+            }
             guard let pipeline = await idle.checkOut() else { return }  // cancelled
             // Slots freed while waiting for a pipeline join this claim.
             let reserved = stop.isStopped ? 0 : slots.reserveFree()
@@ -222,6 +232,22 @@ public struct WorkerPool: Service {
             for job in jobs {
                 group.addTask { await execute(job.job, payloadPresent: job.payloadPresent, payloadBytes: job.payloadBytes, batcher: batcher) }
             }
+        }
+    }
+
+    /// Completions a pool may have submitted and not yet written before it stops
+    /// claiming: several batches' worth at full load, small enough that the lease
+    /// heartbeat over them stays a few short statements.
+    public var maxUnwrittenCompletions: Int { max(4 * slots.capacity, 512) }
+
+    /// Waits until the unwritten completions fall below the limit (or the pool stops).
+    private func waitForCompletionBacklog(_ batcher: CompletionBatcher, stop: StopFlag) async {
+        logger.debug("completions behind; claiming paused", metadata: [
+            LogKey.service: "\(name)", LogKey.count: "\(batcher.unwrittenCount)",
+        ])
+        while batcher.unwrittenCount >= maxUnwrittenCompletions && !stop.isStopped && !Task.isCancelled {
+            try? await Task.sleep(for: .milliseconds(2))
+            stats.beat(beatKey)
         }
     }
 
