@@ -132,6 +132,7 @@ let package = Package(
         ),
 
         // MARK: Tests
+        .target(name: "JobdTestRandom", swiftSettings: strict),
         .target(
             name: "JobdTestSupport",
             dependencies: [
@@ -140,8 +141,8 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        .testTarget(name: "JobdCoreTests", dependencies: ["JobdCore"], swiftSettings: strict),
-        .testTarget(name: "JobdCodecTests", dependencies: ["JobdCodec"], swiftSettings: strict),
+        .testTarget(name: "JobdCoreTests", dependencies: ["JobdCore", "JobdTestRandom"], swiftSettings: strict),
+        .testTarget(name: "JobdCodecTests", dependencies: ["JobdCodec", "JobdTestRandom"], swiftSettings: strict),
         .testTarget(
             name: "JobdSystemdTests",
             dependencies: [
@@ -153,7 +154,7 @@ let package = Package(
         .testTarget(
             name: "JobdIntegrationTests",
             dependencies: [
-                "JobdCore", "JobdPostgres", "JobdRedis", "JobdRuntime", "JobdSystemd", "JobdMetrics", "JobdTestSupport",
+                "JobdCore", "JobdPostgres", "JobdRedis", "JobdRuntime", "JobdSystemd", "JobdMetrics", "JobdTestSupport", "JobdTestRandom",
                 "JobdNotify",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),

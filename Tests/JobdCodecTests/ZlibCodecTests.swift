@@ -1,4 +1,5 @@
 import JobdCodec
+import JobdTestRandom
 import Testing
 
 @Suite("ZlibCodec")
@@ -11,7 +12,7 @@ struct ZlibCodecTests {
     @Test("round trips empty, tiny, text and random input at every level", arguments: [1, 6, 9])
     func roundTrip(level: Int) throws {
         let codec = ZlibCodec(level: level)
-        var generator = SplitMix(seed: UInt64(level))
+        var generator = SplitMix64(seed: UInt64(level))
         let random = (0..<100_000).map { _ in UInt8.random(in: 0...255, using: &generator) }
         for input in [[], [0x41], Array("hello, world".utf8), Self.html, random] {
             let compressed = try codec.compress(input)
@@ -116,18 +117,5 @@ struct ContentDigestTests {
         #expect(digest(["x", nil]) != digest(["x"]))
         #expect(digest(["same", "fields"]) == digest(["same", "fields"]))
         #expect(digest(["a"]).count == 64)
-    }
-}
-
-/// Deterministic generator so random inputs are reproducible.
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

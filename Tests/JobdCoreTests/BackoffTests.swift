@@ -1,4 +1,5 @@
 import JobdCore
+import JobdTestRandom
 import Testing
 
 @Suite("RetryBackoff")
@@ -63,7 +64,7 @@ struct BackoffTests {
     func hugeAttempts(attempt: Int) {
         let capped = RetryBackoff(baseSeconds: 1, maximumSeconds: 3_600)
         #expect(capped.ceiling(forAttempt: attempt) == 3_600)
-        var generator = CoreSplitMix64(seed: UInt64(truncatingIfNeeded: attempt))
+        var generator = SplitMix64(seed: UInt64(truncatingIfNeeded: attempt))
         let delay = capped.delay(forAttempt: attempt, using: &generator)
         #expect(delay.isFinite)
         #expect(delay >= 1_800 && delay <= 3_600)
@@ -80,7 +81,7 @@ struct BackoffTests {
     func delayWithinRange(jitter: Double) {
         let backoff = RetryBackoff(baseSeconds: 0.5, maximumSeconds: 600, jitter: jitter)
         for seed in coreTestSeeds {
-            var generator = CoreSplitMix64(seed: seed)
+            var generator = SplitMix64(seed: seed)
             for attempt in 1...40 {
                 let ceiling = backoff.ceiling(forAttempt: attempt)
                 let floor = ceiling * (1 - jitter)
@@ -95,7 +96,7 @@ struct BackoffTests {
     @Test("delay is actually jittered, spread over the range")
     func delayIsSpread() {
         let backoff = RetryBackoff(baseSeconds: 10, maximumSeconds: 10, jitter: 0.5)
-        var generator = CoreSplitMix64(seed: 7)
+        var generator = SplitMix64(seed: 7)
         let delays = (0..<1_000).map { _ in backoff.delay(forAttempt: 1, using: &generator) }
         #expect(Set(delays).count > 900)
         #expect(delays.contains { $0 < 6 })
@@ -107,7 +108,7 @@ struct BackoffTests {
     @Test("draws reach close to both ends of the range")
     func reachesBothEnds() {
         let backoff = RetryBackoff(baseSeconds: 8, maximumSeconds: 8, jitter: 0.25)
-        var generator = CoreSplitMix64(seed: 11)
+        var generator = SplitMix64(seed: 11)
         let delays = (0..<2_000).map { _ in backoff.delay(forAttempt: 1, using: &generator) }
         #expect(delays.allSatisfy { $0 >= 6 && $0 <= 8 })
         #expect(delays.contains { $0 < 6.01 })
@@ -117,8 +118,8 @@ struct BackoffTests {
     @Test("the same seed gives the same delays")
     func deterministicForSeed() {
         let backoff = RetryBackoff(baseSeconds: 1, maximumSeconds: 3_600)
-        var first = CoreSplitMix64(seed: 99)
-        var second = CoreSplitMix64(seed: 99)
+        var first = SplitMix64(seed: 99)
+        var second = SplitMix64(seed: 99)
         let a = (1...30).map { backoff.delay(forAttempt: $0, using: &first) }
         let b = (1...30).map { backoff.delay(forAttempt: $0, using: &second) }
         #expect(a == b)
@@ -128,7 +129,7 @@ struct BackoffTests {
     func zeroJitter() {
         let backoff = RetryBackoff(baseSeconds: 1.5, maximumSeconds: 1_000, jitter: 0)
         for seed in coreTestSeeds {
-            var generator = CoreSplitMix64(seed: seed)
+            var generator = SplitMix64(seed: seed)
             for attempt in [1, 2, 3, 5, 8, 10, 11, 12, 100, Int.max] {
                 #expect(backoff.delay(forAttempt: attempt, using: &generator) == backoff.ceiling(forAttempt: attempt))
             }
@@ -138,9 +139,9 @@ struct BackoffTests {
     @Test("jitter 0 draws nothing from the generator")
     func zeroJitterConsumesNoRandomness() {
         let backoff = RetryBackoff(baseSeconds: 1, maximumSeconds: 10, jitter: 0)
-        var used = CoreSplitMix64(seed: 3)
+        var used = SplitMix64(seed: 3)
         _ = backoff.delay(forAttempt: 2, using: &used)
-        var fresh = CoreSplitMix64(seed: 3)
+        var fresh = SplitMix64(seed: 3)
         #expect(used.next() == fresh.next())
     }
 

@@ -1,4 +1,5 @@
 import JobdCore
+import JobdTestRandom
 import Testing
 
 @Suite("FailurePolicy")
@@ -12,7 +13,7 @@ struct FailurePolicyTests {
 
     @Test("success completes, carries the fence and run time, no error")
     func success() {
-        var generator = CoreSplitMix64(seed: 1)
+        var generator = SplitMix64(seed: 1)
         let completion = policy.completion(for: job(attempt: 3, id: 9), result: .succeeded, runSeconds: 1.25, using: &generator)
         #expect(completion.outcome == .completed)
         #expect(completion.fence == AttemptFence(id: 9, attempt: 3, token: 0))
@@ -25,7 +26,7 @@ struct FailurePolicyTests {
     @Test("transient failure with attempts left retries within the backoff range", arguments: 1...4)
     func transientRetries(attempt: Int) {
         for seed in coreTestSeeds {
-            var generator = CoreSplitMix64(seed: seed)
+            var generator = SplitMix64(seed: seed)
             let failure = JobFailure.transient("connection reset", code: "upstream")
             let completion = policy.completion(for: job(attempt: attempt), result: .failed(failure), runSeconds: 0.5, using: &generator)
             #expect(completion.outcome == .retry)
@@ -41,8 +42,8 @@ struct FailurePolicyTests {
 
     @Test("the retry delay is the backoff's draw for that attempt")
     func retryDelayMatchesBackoff() {
-        var forPolicy = CoreSplitMix64(seed: 1234)
-        var forBackoff = CoreSplitMix64(seed: 1234)
+        var forPolicy = SplitMix64(seed: 1234)
+        var forBackoff = SplitMix64(seed: 1234)
         let completion = policy.completion(
             for: job(attempt: 4), result: .failed(.transient("x")), runSeconds: 0, using: &forPolicy
         )
@@ -52,7 +53,7 @@ struct FailurePolicyTests {
     @Test("the retry delay grows with the attempt (jitter 0)")
     func retryDelayGrows() {
         let fixed = FailurePolicy(backoff: RetryBackoff(baseSeconds: 1, maximumSeconds: 10, jitter: 0))
-        var generator = CoreSplitMix64(seed: 0)
+        var generator = SplitMix64(seed: 0)
         let delays = (1...6).map {
             fixed.completion(for: job(attempt: $0, maxAttempts: 10), result: .failed(.transient("x")), runSeconds: 0, using: &generator).delaySeconds
         }
@@ -61,7 +62,7 @@ struct FailurePolicyTests {
 
     @Test("transient failure on the last attempt is dead and keeps the error code", arguments: [1, 2, 5, 20])
     func transientOnLastAttempt(maxAttempts: Int) {
-        var generator = CoreSplitMix64(seed: 5)
+        var generator = SplitMix64(seed: 5)
         let failure = JobFailure.transient("timed out", code: "timeout")
         let completion = policy.completion(
             for: job(attempt: maxAttempts, maxAttempts: maxAttempts), result: .failed(failure), runSeconds: 3, using: &generator
@@ -75,7 +76,7 @@ struct FailurePolicyTests {
 
     @Test("an attempt past max_attempts is dead too")
     func pastLastAttempt() {
-        var generator = CoreSplitMix64(seed: 5)
+        var generator = SplitMix64(seed: 5)
         let completion = policy.completion(for: job(attempt: 7, maxAttempts: 5), result: .failed(.transient("x")), runSeconds: 0, using: &generator)
         #expect(completion.outcome == .dead)
         #expect(completion.errorCode == "handler_error")
@@ -83,7 +84,7 @@ struct FailurePolicyTests {
 
     @Test("the attempt before the last still retries")
     func penultimateRetries() {
-        var generator = CoreSplitMix64(seed: 5)
+        var generator = SplitMix64(seed: 5)
         let completion = policy.completion(for: job(attempt: 4, maxAttempts: 5), result: .failed(.transient("x")), runSeconds: 0, using: &generator)
         #expect(completion.outcome == .retry)
         #expect(completion.delaySeconds > 0)
@@ -91,7 +92,7 @@ struct FailurePolicyTests {
 
     @Test("permanent failure is dead at once, even on attempt 1")
     func permanentIsDead() {
-        var generator = CoreSplitMix64(seed: 8)
+        var generator = SplitMix64(seed: 8)
         let failure = JobFailure.permanent("payload has no \"to\" field", code: "payload_invalid")
         let completion = policy.completion(for: job(attempt: 1, maxAttempts: 20), result: .failed(failure), runSeconds: 0.01, using: &generator)
         #expect(completion.outcome == .dead)
@@ -103,7 +104,7 @@ struct FailurePolicyTests {
 
     @Test("snooze keeps the given seconds and records no error", arguments: [0.0, 1.5, 30, 86_400])
     func snooze(seconds: Double) {
-        var generator = CoreSplitMix64(seed: 2)
+        var generator = SplitMix64(seed: 2)
         let completion = policy.completion(for: job(attempt: 5, maxAttempts: 5), result: .snoozed(seconds: seconds), runSeconds: 0.2, using: &generator)
         #expect(completion.outcome == .snooze)
         #expect(completion.delaySeconds == seconds)
@@ -114,7 +115,7 @@ struct FailurePolicyTests {
 
     @Test("interrupted goes back to available")
     func interrupted() {
-        var generator = CoreSplitMix64(seed: 2)
+        var generator = SplitMix64(seed: 2)
         let completion = policy.completion(for: job(attempt: 5, maxAttempts: 5), result: .interrupted, runSeconds: 29, using: &generator)
         #expect(completion.outcome == .release)
         #expect(completion.delaySeconds == 0)
@@ -125,7 +126,7 @@ struct FailurePolicyTests {
 
     @Test("long error messages are bounded")
     func longMessageBounded() throws {
-        var generator = CoreSplitMix64(seed: 2)
+        var generator = SplitMix64(seed: 2)
         let long = String(repeating: "x", count: 10_000)
         let completion = policy.completion(for: job(attempt: 1), result: .failed(.transient(long)), runSeconds: 0, using: &generator)
         let message = try #require(completion.errorMessage)
@@ -137,7 +138,7 @@ struct FailurePolicyTests {
 
     @Test("permanent and dead messages are bounded too")
     func deadMessageBounded() throws {
-        var generator = CoreSplitMix64(seed: 2)
+        var generator = SplitMix64(seed: 2)
         let small = FailurePolicy(backoff: backoff, maxErrorLength: 10)
         let completion = small.completion(for: job(attempt: 1), result: .failed(.permanent(String(repeating: "y", count: 50))), runSeconds: 0, using: &generator)
         #expect(completion.errorMessage == String(repeating: "y", count: 10) + "…")

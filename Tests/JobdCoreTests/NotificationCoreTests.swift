@@ -1,5 +1,6 @@
 import Foundation
 import JobdCore
+import JobdTestRandom
 import Testing
 
 private func payload(_ json: String) throws -> [String: JSONValue] {
@@ -291,7 +292,7 @@ struct TokenBucketTests {
 
     @Test("over any window the grants never beat rate × window + burst")
     func neverFaster() {
-        var generator = CoreSplitMix64(seed: 7)
+        var generator = SplitMix64(seed: 7)
         var bucket = TokenBucket(settings: .init(rate: 20, burst: 5), now: 0)
         var now = 0.0
         var grants: [Double] = []

@@ -3,6 +3,7 @@ import JobdCodec
 import JobdCore
 import JobdPostgres
 import JobdRuntime
+import JobdTestRandom
 import JobdTestSupport
 import ServiceLifecycle
 import Testing
@@ -11,7 +12,7 @@ import Testing
 struct ContentTests {
     static let csv = Array(String(repeating: "sku,description,qty,price\nGT-104,Garden trowel,2,12.50\n", count: 120).utf8)
     static let png: [UInt8] = {
-        var generator = SeededGenerator(seed: 7)
+        var generator = SplitMix64(seed: 7)
         return [0x89, 0x50, 0x4E, 0x47] + (0..<3_000).map { _ in UInt8.random(in: 0...255, using: &generator) }
     }()
 
@@ -350,17 +351,5 @@ struct ContentTests {
             #expect(back == [bytes, []])
             #expect(PostgresBytea.decode("\\x0") == nil && PostgresBytea.decode("abc") == nil && PostgresBytea.decode("\\xzz") == nil)
         }
-    }
-}
-
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
