@@ -48,6 +48,10 @@ extension HostTests {
             let scale = try #require(json["scale"] as? [[String: Any]])
             #expect(scale.first?["backlog"] as? Int == 2000)
             #expect((scale.first?["jobsPerSecond"] as? Double ?? 0) > 0)
+            // Five windows, the reported rate their median.
+            let windows = try #require(scale.first?["windowRates"] as? [Double])
+            #expect(windows.count == 5 && windows.allSatisfy { $0 > 0 })
+            #expect(scale.first?["jobsPerSecond"] as? Double == windows.sorted()[2])
             // content.write over the mail corpus, notification.send to the loopback sink.
             let tiers = try #require(json["tierKinds"] as? [String: [String: Any]])
             let content = try #require(tiers["content.write"])
