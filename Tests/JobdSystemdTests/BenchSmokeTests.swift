@@ -48,7 +48,7 @@ extension HostTests {
             let scale = try #require(json["scale"] as? [[String: Any]])
             #expect(scale.first?["backlog"] as? Int == 2000)
             #expect((scale.first?["jobsPerSecond"] as? Double ?? 0) > 0)
-            // Five windows, the reported rate their median.
+            // Five windows (one round in quick mode), the reported rate their median.
             let windows = try #require(scale.first?["windowRates"] as? [Double])
             #expect(windows.count == 5 && windows.allSatisfy { $0 > 0 })
             #expect(scale.first?["jobsPerSecond"] as? Double == windows.sorted()[2])
