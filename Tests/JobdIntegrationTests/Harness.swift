@@ -47,17 +47,20 @@ struct QueueWorld {
     }
 
     /// A daemon as `jobd run` assembles it, against this world's servers; `observer`
-    /// sees every attempt the pools finish (the analytics tests set it).
+    /// sees every attempt the pools finish (the analytics tests set it); `conninfo`
+    /// may send a connection, by name, elsewhere (nil: the configured database).
     func makeDaemon(
         _ config: DaemonConfiguration, id: String = "test-daemon", handlers: [any JobHandler] = [NoopHandler()],
-        observer: (any AttemptObserver)? = nil
+        observer: (any AttemptObserver)? = nil, conninfo: @escaping @Sendable (String) -> String? = { _ in nil }
     ) -> JobDaemon {
         JobDaemon(
             configuration: config, handlers: HandlerRegistry(handlers),
             identity: DaemonIdentity(id: id, hostname: "test", pid: 1, version: "test"),
             logger: logs.logger(),
             postgres: { name in
-                PostgresConnection(conninfo: config.databaseURL, name: name, commandTimeout: config.commandTimeout, logger: .silent)
+                PostgresConnection(
+                    conninfo: conninfo(name) ?? config.databaseURL, name: name, commandTimeout: config.commandTimeout,
+                    logger: .silent)
             },
             redis: { name in
                 RedisDispatch(

@@ -28,6 +28,8 @@ public final class CompletionBatcher: Sendable {
     /// says so, so that is not mistaken for a lease that was taken over.
     private let retried = Mutex<Set<AttemptFence>>([])
     private let wake = WakeSignal()
+    /// Signalled after every write, for the one task waiting in `waitForBacklog`.
+    private let written = WakeSignal()
     private let finishing = Mutex(false)
 
     public init(store: QueueStore, stats: DaemonStats, logger: Logger, maxBatch: Int = 2_000) {
@@ -52,6 +54,15 @@ public final class CompletionBatcher: Sendable {
     public var unwrittenCount: Int { unwritten.withLock { $0.count } }
 
     public func isUnwritten(_ fence: AttemptFence) -> Bool { unwritten.withLock { $0.contains(fence) } }
+
+    /// Returns once fewer than `limit` completions are unwritten, or when `give up`
+    /// says so (checked at least every 100 ms). One waiter at a time: the pool's
+    /// fetch loop.
+    public func waitForBacklog(below limit: Int, giveUp: () -> Bool) async {
+        while unwrittenCount >= limit && !giveUp() {
+            await written.wait(timeout: 0.1)
+        }
+    }
 
     /// Flushes until `finish()` was called and everything submitted is written.
     public func run() async {
@@ -102,6 +113,7 @@ public final class CompletionBatcher: Sendable {
         unwritten.withLock { set in
             for completion in batch { set.remove(completion.fence) }
         }
+        written.signal()
         let retriedFences = retried.withLock { set -> Set<AttemptFence> in
             guard !set.isEmpty else { return [] }
             var hit = Set<AttemptFence>()

@@ -172,7 +172,13 @@ public struct WorkerPool: Service {
             // heartbeat's statement, until it times out and leases expire. Claim again
             // only once the backlog is below the limit.
             if batcher.unwrittenCount >= maxUnwrittenCompletions {
-                await waitForCompletionBacklog(batcher, stop: stop)
+                logger.debug("completions behind; claiming paused", metadata: [
+                    LogKey.service: "\(name)", LogKey.count: "\(batcher.unwrittenCount)",
+                ])
+                await batcher.waitForBacklog(below: maxUnwrittenCompletions) {
+                    stats.beat(beatKey)  // waiting for the batcher is progress, not a stall
+                    return stop.isStopped || Task.isCancelled
+                }
                 continue
             }
             guard let pipeline = await idle.checkOut() else { return }  // cancelled
@@ -239,17 +245,6 @@ public struct WorkerPool: Service {
     /// claiming: several batches' worth at full load, small enough that the lease
     /// heartbeat over them stays a few short statements.
     public var maxUnwrittenCompletions: Int { max(4 * slots.capacity, 512) }
-
-    /// Waits until the unwritten completions fall below the limit (or the pool stops).
-    private func waitForCompletionBacklog(_ batcher: CompletionBatcher, stop: StopFlag) async {
-        logger.debug("completions behind; claiming paused", metadata: [
-            LogKey.service: "\(name)", LogKey.count: "\(batcher.unwrittenCount)",
-        ])
-        while batcher.unwrittenCount >= maxUnwrittenCompletions && !stop.isStopped && !Task.isCancelled {
-            try? await Task.sleep(for: .milliseconds(2))
-            stats.beat(beatKey)
-        }
-    }
 
     /// Records the solo run before it starts (retrying through an outage). nil when
     /// the pool was told to stop first; false when the lease was lost meanwhile.
