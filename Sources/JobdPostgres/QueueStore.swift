@@ -181,7 +181,7 @@ public struct QueueStore: Sendable {
         }
     }
 
-    static let claimSQL = """
+    public static let claimSQL = """
         WITH claimed AS (
             UPDATE queue.jobs
                SET state = 'running', attempt = attempt + 1, leased_by = $2, lease_token = $5::bigint,
@@ -226,7 +226,7 @@ public struct QueueStore: Sendable {
         return applied
     }
 
-    static let completeSQL = """
+    public static let completeSQL = """
         WITH input AS (
             SELECT * FROM jsonb_to_recordset($1::jsonb)
                 AS i(id bigint, attempt int, token bigint, outcome text, delay float8, code text, error text, run float8)
@@ -273,8 +273,8 @@ public struct QueueStore: Sendable {
     /// lease was lost (rescued or taken over) — their completions will be refused.
     ///
     /// At most `chunk` fences per statement, each found through the primary key. The
-    /// statement does not test `state = 'running'`: with it the planner scans
-    /// `jobs_lease_idx` (partial on that state) for every running row — under a long
+    /// statement does not test `state = 'running'`: with it the planner scanned
+    /// `jobs_lease_idx` (partial on that state before 0012) for every running row — under a long
     /// snapshot, through every dead version of every lease ever extended — which ran
     /// past the statement timeout in the soak, and a heartbeat that keeps failing lets
     /// every lease expire. The token stands in for the state: `lease_token` is set by
@@ -426,8 +426,10 @@ public struct QueueStore: Sendable {
     /// and the promoter pushes them again. A duplicate in Redis is harmless, because
     /// only one claim of a `promoted` row can succeed.
     public func resetAllPromotions() async throws -> Int {
+        // `promoted_at IS NOT NULL`: through jobs_promoted_idx, not a scan of the table.
         let result = try await connection.query("""
-            UPDATE queue.jobs SET state = 'available', promoted_at = NULL WHERE state = 'promoted'
+            UPDATE queue.jobs SET state = 'available', promoted_at = NULL
+             WHERE promoted_at IS NOT NULL AND state = 'promoted'
             """)
         return result.affectedRows
     }
@@ -446,15 +448,19 @@ public struct QueueStore: Sendable {
 
     /// Unfinished jobs by state and priority, for the metrics gauges; available jobs
     /// whose `run_at` is still ahead are reported as `scheduled`. Each branch reads
-    /// one partial index, so finished rows (most of the table) are never scanned.
+    /// one partial index, so finished rows (most of the table) are never scanned
+    /// (promoted and running rows are found by the column their index is on,
+    /// migration 0012).
     public func backlogByState() async throws -> [(state: String, priority: String, count: Int)] {
         let result = try await connection.query("""
             SELECT CASE WHEN run_at > now() THEN 'scheduled' ELSE state::text END, priority::text, count(*)
               FROM queue.jobs WHERE state IN ('available', 'retryable') GROUP BY 1, 2
             UNION ALL
-            SELECT state::text, priority::text, count(*) FROM queue.jobs WHERE state = 'promoted' GROUP BY 1, 2
+            SELECT state::text, priority::text, count(*) FROM queue.jobs
+             WHERE promoted_at IS NOT NULL AND state = 'promoted' GROUP BY 1, 2
             UNION ALL
-            SELECT state::text, priority::text, count(*) FROM queue.jobs WHERE state = 'running' GROUP BY 1, 2
+            SELECT state::text, priority::text, count(*) FROM queue.jobs
+             WHERE lease_expires_at IS NOT NULL AND state = 'running' GROUP BY 1, 2
             """)
         return result.rows.compactMap { row in
             guard let state = row[0], let priority = row[1], let count = row[2].flatMap({ Int($0) }) else { return nil }

@@ -528,7 +528,7 @@ struct QueueHealthTests {
                     """, ["jobs_due_idx"]),
                 ("claim", """
                     UPDATE queue.jobs SET state = 'running' WHERE id = ANY('{1,2,3}'::bigint[]) AND state = 'promoted'
-                    """, ["jobs_pkey", "jobs_promoted_idx"]),  // the partial index while few are promoted
+                    """, ["jobs_pkey"]),
                 ("rescue", """
                     SELECT id FROM queue.jobs WHERE state = 'running' AND lease_expires_at < now()
                      ORDER BY lease_expires_at LIMIT 1000 FOR UPDATE SKIP LOCKED
@@ -546,6 +546,60 @@ struct QueueHealthTests {
                 #expect(shape.index.contains { plan.contains($0) }, "\(shape.what) does not use \(shape.index):\n\(plan)")
                 #expect(!plan.contains("Seq Scan"), "\(shape.what) scans a table:\n\(plan)")
             }
+        }
+    }
+
+    @Test("the claim and the completion probe the primary key when the statistics say nothing is promoted or running")
+    func claimAndCompletionUsePrimaryKey() async throws {
+        try await withWorld { world in
+            // Analyzed while the queue was quiet: every promoted or running estimate is
+            // one row. Before 0012 the planner then chose the partial index on that state
+            // and scanned every promoted (running) row for each claim (completion).
+            try await world.exec("""
+                INSERT INTO queue.jobs (kind, state, finished_at)
+                SELECT 'noop', 'completed', now() FROM generate_series(1, 60000) g
+                """)
+            try await world.exec("INSERT INTO queue.jobs (kind) SELECT 'noop' FROM generate_series(1, 20000) g")
+            try await world.exec("ANALYZE queue.jobs")
+            try await world.exec("""
+                UPDATE queue.jobs SET state = 'promoted', promoted_at = now()
+                 WHERE id IN (SELECT id FROM queue.jobs WHERE state = 'available' ORDER BY id LIMIT 5000)
+                """)
+            try await world.exec("""
+                UPDATE queue.jobs SET state = 'running', attempt = 1, lease_token = 7,
+                       lease_expires_at = now() + interval '30 seconds'
+                 WHERE id IN (SELECT id FROM queue.jobs WHERE state = 'available' ORDER BY id LIMIT 5000)
+                """)
+            // The generic plan is what a prepared statement keeps once it has run a few times.
+            try await world.exec("SET plan_cache_mode = force_generic_plan")
+            try await world.exec("PREPARE claim(bigint[], text, float8, int, bigint) AS \(QueueStore.claimSQL)")
+            try await world.exec("PREPARE complete(jsonb) AS \(QueueStore.completeSQL)")
+            let promoted = try await world.sql.query(
+                "SELECT id FROM queue.jobs WHERE state = 'promoted' ORDER BY id LIMIT 20").rows.compactMap { $0[0] ?? nil }
+            let running = try await world.sql.query(
+                "SELECT id FROM queue.jobs WHERE state = 'running' ORDER BY id LIMIT 20").rows.compactMap { $0[0] ?? nil }
+            let completions = running.map {
+                #"{"id": \#($0), "attempt": 1, "token": 7, "outcome": "completed", "run": 0.001}"#
+            }
+            let plans = [
+                ("claim", "EXPLAIN EXECUTE claim('{\(promoted.joined(separator: ","))}', 'd', 30, 1000, 9)"),
+                ("completion", "EXPLAIN EXECUTE complete('[\(completions.joined(separator: ","))]')"),
+            ]
+            for (what, explain) in plans {
+                let plan = try await world.sql.query(explain).rows.compactMap { $0.first ?? nil }.joined(separator: "\n")
+                #expect(plan.contains("jobs_pkey"), "\(what) plan:\n\(plan)")
+                #expect(!plan.contains("jobs_promoted_idx") && !plan.contains("jobs_lease_idx") && !plan.contains("Seq Scan"),
+                        "\(what) plan:\n\(plan)")
+            }
+            // And they do what they are for.
+            let store = QueueStore(connection: world.sql)
+            let claimed = try await store.claim(
+                ids: promoted.compactMap { JobID($0) }, daemon: "d", lease: 30, maxPayloadBytes: 1000)
+            #expect(claimed.count == 20)
+            let applied = try await store.complete(running.compactMap { JobID($0) }.map {
+                AttemptCompletion(fence: AttemptFence(id: $0, attempt: 1, token: 7), outcome: .completed)
+            })
+            #expect(applied.count == 20)
         }
     }
 
