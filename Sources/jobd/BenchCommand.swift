@@ -250,6 +250,15 @@ struct BenchReport: Codable {
         var p50Ms: Double
         var p99Ms: Double
         var maxMs: Double
+        /// Where the time goes: the median of INSERT → claim (on PostgreSQL's clock: the
+        /// claim transaction's start minus the INSERT's, which the claim reports as the
+        /// job's queue wait) and of the rest, claim → handler start (latency minus that).
+        var stages: Stages?
+
+        struct Stages: Codable {
+            var insertToClaimP50Ms: Double
+            var claimToHandlerP50Ms: Double
+        }
     }
 
     struct IdlePickup: Codable {
@@ -326,10 +335,11 @@ struct BenchReport: Codable {
         if !latency.isEmpty || idlePickup != nil {
             lines.append("")
             lines.append("latency, INSERT commit → handler start (steady offered load)")
-            lines.append("  load   offered/s   achieved/s    jobs     p50 ms    p99 ms    max ms")
+            lines.append("  load   offered/s   achieved/s    jobs     p50 ms    p99 ms    max ms   stages p50 ms: insert→claim, claim→handler")
         }
         for l in latency {
-            lines.append("  \(("\(l.offeredPercent)%").pad(5)) \(f(l.offeredPerSecond).pad(11)) \(f(l.achievedPerSecond).pad(12)) \(String(l.jobs).pad(8)) \(f(l.p50Ms, 2).pad(10)) \(f(l.p99Ms, 2).pad(9)) \(f(l.maxMs, 2).pad(9))")
+            let stages = l.stages.map { "   \(f($0.insertToClaimP50Ms, 2)), \(f($0.claimToHandlerP50Ms, 2))" } ?? ""
+            lines.append("  \(("\(l.offeredPercent)%").pad(5)) \(f(l.offeredPerSecond).pad(11)) \(f(l.achievedPerSecond).pad(12)) \(String(l.jobs).pad(8)) \(f(l.p50Ms, 2).pad(10)) \(f(l.p99Ms, 2).pad(9)) \(f(l.maxMs, 2).pad(9))\(stages)")
         }
         if let i = idlePickup {
             lines.append("  idle daemon, single INSERTs: p50 \(f(i.p50Ms, 2)) ms, p99 \(f(i.p99Ms, 2)) ms, max \(f(i.maxMs, 2)) ms (\(i.samples) samples)")
@@ -446,21 +456,34 @@ extension JSONEncoder {
 /// Records when each probe job's handler started, for the latency runs.
 final class ProbeClock: Sendable {
     private let starts = Mutex<[JobID: ContinuousClock.Instant]>([:])
-    func record(_ id: JobID) { starts.withLock { $0[id] = .now } }
+    /// Each probe's queue wait as its claim reported it (seconds, PostgreSQL's clock).
+    private let queueWaits = Mutex<[JobID: Double]>([:])
+    func record(_ id: JobID, queueWait: Double = 0) {
+        starts.withLock { $0[id] = .now }
+        queueWaits.withLock { $0[id] = queueWait }
+    }
     func take() -> [JobID: ContinuousClock.Instant] {
         starts.withLock { starts in
             defer { starts = [:] }
             return starts
         }
     }
+    func takeQueueWaits() -> [JobID: Double] {
+        queueWaits.withLock { waits in
+            defer { waits = [:] }
+            return waits
+        }
+    }
     var count: Int { starts.withLock { $0.count } }
 }
 
-/// `bench.probe`: does nothing but note its start time.
+/// `bench.probe`: does nothing but note its start time and queue wait.
 struct ProbeHandler: JobHandler {
     let kind = "bench.probe"
     let clock: ProbeClock
-    func handle(_ job: ClaimedJob, context: JobContext) async throws { clock.record(job.id) }
+    func handle(_ job: ClaimedJob, context: JobContext) async throws {
+        clock.record(job.id, queueWait: job.queueWaitSeconds)
+    }
 }
 
 struct Bench {
@@ -803,6 +826,7 @@ struct Bench {
     func latency(fraction: Double, of rate: Double, workers: Int) async throws -> BenchReport.Latency {
         try await reset()
         _ = probes.take()
+        _ = probes.takeQueueWaits()
         let offered = rate * fraction
         let seconds = quick ? 2.0 : 5.0
         let producerCount = 4
@@ -827,12 +851,23 @@ struct Bench {
         }
         for producer in producers { await producer.close() }
         let starts = probes.take()
+        let waits = probes.takeQueueWaits()
         var latencies = committed.compactMap { id, at in starts[id].map { max(0, at.duration(to: $0).seconds * 1000) } }
         latencies.sort()
+        var toClaim: [Double] = [], afterClaim: [Double] = []
+        for (id, at) in committed {
+            guard let start = starts[id], let wait = waits[id] else { continue }
+            toClaim.append(wait * 1000)
+            afterClaim.append(max(0, at.duration(to: start).seconds * 1000 - wait * 1000))
+        }
+        toClaim.sort()
+        afterClaim.sort()
+        let stages = toClaim.isEmpty ? nil : BenchReport.Latency.Stages(
+            insertToClaimP50Ms: percentile(toClaim, 0.5), claimToHandlerP50Ms: percentile(afterClaim, 0.5))
         return .init(
             offeredPercent: Int((fraction * 100).rounded()), offeredPerSecond: offered, achievedPerSecond: achieved,
             producers: producerCount, jobs: latencies.count, p50Ms: percentile(latencies, 0.5),
-            p99Ms: percentile(latencies, 0.99), maxMs: latencies.last ?? 0)
+            p99Ms: percentile(latencies, 0.99), maxMs: latencies.last ?? 0, stages: stages)
     }
 
     /// One producer: `perSecond` probe rows, in a batch every 5 ms (offset by `phase`
@@ -866,6 +901,7 @@ struct Bench {
     func idlePickup() async throws -> BenchReport.IdlePickup {
         try await reset()
         _ = probes.take()
+        _ = probes.takeQueueWaits()
         let samples = quick ? 20 : 100
         var latencies: [Double] = []
         try await withDaemon(workers: 8, extraHandlers: [ProbeHandler(clock: probes)]) { _ in
