@@ -34,11 +34,13 @@ public struct JobDaemon: Sendable {
         logger[metadataKey: LogKey.daemon] = "\(identity.id)"
         let stats = DaemonStats()
         let wake = WakeSignal()
+        let startGate = StartGate()
         self.stats = stats
         self.identity = identity
         maintenance = Maintenance(
             store: QueueStore(connection: postgres("maintenance")), dispatch: redis("maintenance"),
-            promoterWake: wake, configuration: configuration, daemon: identity, stats: stats, logger: logger)
+            promoterWake: wake, configuration: configuration, daemon: identity, stats: stats, logger: logger,
+            startGate: startGate)
         pools = configuration.workers.pools.map { pool in
             let name = pool.lanes.count == JobPriority.allCases.count ? "shared" : pool.lanes.map(\.rawValue).joined()
             return WorkerPool(
@@ -55,7 +57,7 @@ public struct JobDaemon: Sendable {
         }
         promoter = Promoter(
             store: QueueStore(connection: postgres("promoter")), dispatch: redis("promoter"), wake: wake,
-            configuration: configuration, stats: stats, logger: logger, daemonID: identity.id)
+            configuration: configuration, stats: stats, logger: logger, daemonID: identity.id, startGate: startGate)
         let listener = NotificationListener(connection: postgres("listener"), wake: wake, stats: stats, logger: logger)
         services = [maintenance] + pools + [promoter, listener]
     }

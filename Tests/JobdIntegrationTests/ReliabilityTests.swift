@@ -230,6 +230,33 @@ struct ReliabilityTests {
         }
     }
 
+    @Test("a daemon starting on a Redis without an epoch voids none of its own first promotions")
+    func firstPromotionsSurviveTheEpochCheck() async throws {
+        try await withWorld { world in
+            // The promoter's first pass and the maintenance's first epoch check start
+            // together; without the start gate the check voided what the pass had pushed.
+            // To make that order certain, the maintenance's first statement (its row in
+            // queue.daemons) waits half a second for a row lock this test holds.
+            try await world.exec("INSERT INTO queue.jobs (kind) SELECT 'noop' FROM generate_series(1, 3000)")
+            let config = world.configuration()
+            let holder = PostgresConnection(conninfo: config.databaseURL, name: "holder", commandTimeout: 5, logger: .silent)
+            try await holder.query("BEGIN")
+            try await holder.query("""
+                INSERT INTO queue.daemons (id, hostname, pid, version, workers) VALUES ('test-daemon', 'test', 1, 'test', 1)
+                """)
+            let daemon = world.makeDaemon(config)
+            try await world.running([daemon]) {
+                try await Task.sleep(for: .milliseconds(500))
+                try await holder.query("COMMIT")
+                try await world.waitForState("completed", count: 3000)
+            }
+            await holder.close()
+            let checks = world.logs.messages("redis lost its data; dispatch rebuilt from postgres")
+            #expect(checks.count == 1)
+            #expect(checks.first?.metadata[LogKey.count] == "0")
+        }
+    }
+
     @Test("with Redis unreachable, maintenance still rescues expired leases (and reports the Redis error)")
     func rescuerRunsWithoutRedis() async throws {
         try await withWorld { world in

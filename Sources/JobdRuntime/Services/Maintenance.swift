@@ -23,11 +23,16 @@ public struct Maintenance: Service {
     let daemon: DaemonIdentity
     let stats: DaemonStats
     let logger: Logger
+    /// Opened after the first Redis epoch check (whatever its outcome): the promoter
+    /// waits for it (see `StartGate`).
+    let startGate: StartGate?
 
     public init(
         store: QueueStore, dispatch: RedisDispatch, promoterWake: WakeSignal,
-        configuration: DaemonConfiguration, daemon: DaemonIdentity, stats: DaemonStats, logger: Logger
+        configuration: DaemonConfiguration, daemon: DaemonIdentity, stats: DaemonStats, logger: Logger,
+        startGate: StartGate? = nil
     ) {
+        self.startGate = startGate
         self.store = store
         self.dispatch = dispatch
         self.promoterWake = promoterWake
@@ -90,6 +95,7 @@ public struct Maintenance: Service {
             stats.update { $0.redisHealthy = false }
             firstError = firstError ?? error
         }
+        startGate?.open()
         if let firstError { throw firstError }
     }
 

@@ -25,11 +25,17 @@ public struct Promoter: Service {
     /// This daemon's row in `queue.listeners`; nil runs without the wake-up protocol
     /// (then inserts never notify for it, and it finds jobs by polling).
     let daemonID: String?
+    /// Opened by the maintenance's first Redis epoch check; the first pass waits for
+    /// it (up to `startGateLimit`). Nil: no wait.
+    let startGate: StartGate?
+    static let startGateLimit = Duration.seconds(10)
 
     public init(
         store: QueueStore, dispatch: RedisDispatch, wake: WakeSignal,
-        configuration: DaemonConfiguration, stats: DaemonStats, logger: Logger, daemonID: String? = nil
+        configuration: DaemonConfiguration, stats: DaemonStats, logger: Logger, daemonID: String? = nil,
+        startGate: StartGate? = nil
     ) {
+        self.startGate = startGate
         self.daemonID = daemonID
         self.store = store
         self.dispatch = dispatch
@@ -42,6 +48,7 @@ public struct Promoter: Service {
     public func run() async throws {
         let loop = ResilientLoop(name: "promoter", logger: logger, stats: stats)
         await cancelWhenGracefulShutdown {
+            await startGate?.wait(upTo: Self.startGateLimit)
             // Lanes whose last promotion found nothing more due. A wake that only says
             // a worker popped cannot have made anything due, so those lanes are not
             // asked again until a NOTIFY, a timeout, another signal, or
