@@ -576,31 +576,40 @@ struct QueueHealthTests {
         }
     }
 
-    @Test("the claim and the completion probe the primary key when the statistics say nothing is promoted or running")
-    func claimAndCompletionUsePrimaryKey() async throws {
+    /// (finished, waiting, promoted and running each) rows in queue.jobs.
+    static let tableShapes = [(60_000, 20_000, 5_000), (0, 11_000, 500)]
+
+    @Test(
+        "the claim and the completion probe the primary key when the statistics say nothing is promoted or running",
+        arguments: tableShapes)
+    func claimAndCompletionUsePrimaryKey(finished: Int, waiting: Int, inFlight: Int) async throws {
         try await withWorld { world in
             // Analyzed while the queue was quiet: every promoted or running estimate is
             // one row. Before 0012 the planner then chose the partial index on that state
-            // and scanned every promoted (running) row for each claim (completion).
+            // and scanned every promoted (running) row for each claim (completion). And
+            // in a small table (the second shape) a completion joined on its record set
+            // alone was planned as a scan of the whole table.
             try await world.exec("""
                 INSERT INTO queue.jobs (kind, state, finished_at)
-                SELECT 'noop', 'completed', now() FROM generate_series(1, 60000) g
-                """)
-            try await world.exec("INSERT INTO queue.jobs (kind) SELECT 'noop' FROM generate_series(1, 20000) g")
+                SELECT 'noop', 'completed', now() FROM generate_series(1, $1::int) g
+                """, [String(finished)])
+            try await world.exec(
+                "INSERT INTO queue.jobs (kind) SELECT 'noop' FROM generate_series(1, $1::int) g", [String(waiting)])
             try await world.exec("ANALYZE queue.jobs")
             try await world.exec("""
                 UPDATE queue.jobs SET state = 'promoted', promoted_at = now()
-                 WHERE id IN (SELECT id FROM queue.jobs WHERE state = 'available' ORDER BY id LIMIT 5000)
-                """)
+                 WHERE id IN (SELECT id FROM queue.jobs WHERE state = 'available' ORDER BY id LIMIT $1::int)
+                """, [String(inFlight)])
             try await world.exec("""
                 UPDATE queue.jobs SET state = 'running', attempt = 1, lease_token = 7,
                        lease_expires_at = now() + interval '30 seconds'
-                 WHERE id IN (SELECT id FROM queue.jobs WHERE state = 'available' ORDER BY id LIMIT 5000)
-                """)
+                 WHERE id IN (SELECT id FROM queue.jobs WHERE state = 'available' ORDER BY id LIMIT $1::int)
+                """, [String(inFlight)])
             // The generic plan is what a prepared statement keeps once it has run a few times.
             try await world.exec("SET plan_cache_mode = force_generic_plan")
             try await world.exec("PREPARE claim(bigint[], text, float8, int, bigint) AS \(QueueStore.claimSQL)")
             try await world.exec("PREPARE complete(jsonb) AS \(QueueStore.completeSQL)")
+            try await world.exec("PREPARE heartbeat(bigint[], int[], float8, bigint[]) AS \(QueueStore.extendLeasesSQL)")
             let promoted = try await world.sql.query(
                 "SELECT id FROM queue.jobs WHERE state = 'promoted' ORDER BY id LIMIT 20").rows.compactMap { $0[0] ?? nil }
             let running = try await world.sql.query(
@@ -608,9 +617,11 @@ struct QueueHealthTests {
             let completions = running.map {
                 #"{"id": \#($0), "attempt": 1, "token": 7, "outcome": "completed", "run": 0.001}"#
             }
+            let ones = running.map { _ in "1" }.joined(separator: ","), sevens = running.map { _ in "7" }.joined(separator: ",")
             let plans = [
                 ("claim", "EXPLAIN EXECUTE claim('{\(promoted.joined(separator: ","))}', 'd', 30, 1000, 9)"),
                 ("completion", "EXPLAIN EXECUTE complete('[\(completions.joined(separator: ","))]')"),
+                ("heartbeat", "EXPLAIN EXECUTE heartbeat('{\(running.joined(separator: ","))}', '{\(ones)}', 30, '{\(sevens)}')"),
             ]
             for (what, explain) in plans {
                 let plan = try await world.sql.query(explain).rows.compactMap { $0.first ?? nil }.joined(separator: "\n")
