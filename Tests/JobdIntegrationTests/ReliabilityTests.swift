@@ -641,6 +641,41 @@ struct QueueHealthTests {
         }
     }
 
+    @Test(
+        "the notification finish probes the primary key when the statistics say nothing is sending, in a large and a small table",
+        arguments: [100_000, 5_000])
+    func notificationFinishUsesPrimaryKey(sent: Int) async throws {
+        try await withWorld { world in
+            try await world.exec("""
+                INSERT INTO notifications.notifications (idempotency_key, channel, recipient, body, status, sent_at)
+                SELECT 'k' || g, 'webhook', 'http://sink', 'b', 'sent', now() FROM generate_series(1, $1::int) g
+                """, [String(sent)])
+            try await world.exec("ANALYZE notifications.notifications")
+            try await world.exec("""
+                INSERT INTO notifications.notifications
+                    (idempotency_key, channel, recipient, body, status, tries, claim_token, sending_until)
+                SELECT 's' || g, 'webhook', 'http://sink', 'b', 'sending', 1, 't' || g, now() + interval '1 minute'
+                  FROM generate_series(1, 500) g
+                """)
+            let rows = try await world.sql.query(
+                "SELECT id, claim_token FROM notifications.notifications WHERE status = 'sending' ORDER BY id LIMIT 20").rows
+            let tries = rows.compactMap { row -> String? in
+                guard let id = row[0] ?? nil, let token = row[1] ?? nil else { return nil }
+                return #"{"notification_id": \#(id), "try": 1, "job_id": 1, "job_attempt": 1, "destination": "http://sink", "started_at": 0, "duration_ms": 1, "outcome": "sent", "new_status": "sent", "claim_token": "\#(token)"}"#
+            }
+            try await world.exec("SET plan_cache_mode = force_generic_plan")
+            try await world.exec("PREPARE finish(jsonb) AS \(NotificationStatements.finish)")
+            let plan = try await world.sql.query("EXPLAIN EXECUTE finish('[\(tries.joined(separator: ","))]')")
+                .rows.compactMap { $0.first ?? nil }.joined(separator: "\n")
+            #expect(plan.contains("notifications_pkey"), "finish plan:\n\(plan)")
+            #expect(!plan.contains("notifications_open_idx") && !plan.contains("Seq Scan"), "finish plan:\n\(plan)")
+            // And it does what it is for: 20 notifications sent, 20 audit rows.
+            try await world.exec("EXECUTE finish('[\(tries.joined(separator: ","))]')")
+            #expect(try await world.int("SELECT count(*) FROM notifications.notifications WHERE status = 'sent' AND sent_at > now() - interval '1 minute' AND claim_token IS NULL AND idempotency_key LIKE 's%'") == 20)
+            #expect(try await world.int("SELECT count(*) FROM notifications.attempts") == 20)
+        }
+    }
+
     @Test("the lease heartbeat finds its rows through the primary key, however many jobs run")
     func leaseHeartbeatUsesPrimaryKey() async throws {
         try await withWorld { world in

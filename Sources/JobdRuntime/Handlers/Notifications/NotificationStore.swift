@@ -106,33 +106,47 @@ struct NotificationStore: Sendable {
         }
         let input = JSONValue.array(rows).canonicalText
         return try await database.withConnection { connection in
-            let result = try await connection.query("""
-                WITH input AS (
-                    SELECT * FROM jsonb_to_recordset($1::jsonb) AS i(
-                        notification_id bigint, try int, job_id bigint, job_attempt int, destination text,
-                        started_at double precision, duration_ms double precision, outcome text, status_code int,
-                        error_code text, excerpt text, new_status text, last_error text, claim_token text)
-                ), attempt AS (
-                    INSERT INTO notifications.attempts
-                        (notification_id, try, job_id, job_attempt, destination, started_at, duration_ms,
-                         outcome, status_code, error_code, excerpt)
-                    SELECT notification_id, try, job_id, job_attempt, destination, to_timestamp(started_at),
-                           duration_ms, outcome, status_code, error_code, excerpt
-                      FROM input
-                    ON CONFLICT (notification_id, try) DO NOTHING
-                )
-                UPDATE notifications.notifications n SET
-                    status = i.new_status, claim_token = NULL, sending_until = NULL, updated_at = now(),
-                    last_status_code = i.status_code, last_error = i.last_error,
-                    sent_at = CASE WHEN i.new_status = 'sent' THEN now() END,
-                    failed_at = CASE WHEN i.new_status = 'failed' THEN now() END
-                  FROM input i
-                 WHERE n.id = i.notification_id AND n.status = 'sending' AND n.claim_token = i.claim_token
-                RETURNING i.claim_token
-                """, [input])
+            let result = try await connection.query(NotificationStatements.finish, [input])
             return Set(result.rows.compactMap { $0.first ?? nil })
         }
     }
+}
+
+/// The notifications tier's statements that tests prepare to check their plans.
+public enum NotificationStatements {
+    /// `NotificationStore.finish`: a batch of tries — the audit rows, and each
+    /// notification's new status, fenced by its claim token.
+    public static let finish = """
+        WITH input AS (
+            SELECT * FROM jsonb_to_recordset($1::jsonb) AS i(
+                notification_id bigint, try int, job_id bigint, job_attempt int, destination text,
+                started_at double precision, duration_ms double precision, outcome text, status_code int,
+                error_code text, excerpt text, new_status text, last_error text, claim_token text)
+        ), attempt AS (
+            INSERT INTO notifications.attempts
+                (notification_id, try, job_id, job_attempt, destination, started_at, duration_ms,
+                 outcome, status_code, error_code, excerpt)
+            SELECT notification_id, try, job_id, job_attempt, destination, to_timestamp(started_at),
+                   duration_ms, outcome, status_code, error_code, excerpt
+              FROM input
+            ON CONFLICT (notification_id, try) DO NOTHING
+        )
+        UPDATE notifications.notifications n SET
+            status = i.new_status, claim_token = NULL, sending_until = NULL, updated_at = now(),
+            last_status_code = i.status_code, last_error = i.last_error,
+            sent_at = CASE WHEN i.new_status = 'sent' THEN now() END,
+            failed_at = CASE WHEN i.new_status = 'failed' THEN now() END
+          FROM input i
+         -- Found through the primary key (the ids as an array), fenced by the claim
+         -- token alone. With `n.status = 'sending'` the planner took that test as an
+         -- index condition on notifications_open_idx and, with statistics from a quiet
+         -- moment (one row estimated), scanned every row in `sending` for each batch.
+         -- The token stands in for the status: the claim sets it with `sending`, and
+         -- this statement, the only other writer of the table, clears it.
+         WHERE n.id = ANY (ARRAY(SELECT input.notification_id FROM input))
+           AND n.id = i.notification_id AND n.claim_token = i.claim_token
+        RETURNING i.claim_token
+        """
 }
 
 /// Group commit for `NotificationStore.finish`: records submitted while a write is
