@@ -109,6 +109,11 @@ struct QueueWorld {
         try await sql.query(statement, params)
     }
 
+    /// The plan PostgreSQL prints for `explain` (an `EXPLAIN …` statement), one text.
+    func plan(_ explain: String) async throws -> String {
+        try await sql.query(explain).rows.compactMap { $0.first ?? nil }.joined(separator: "\n")
+    }
+
     func scalar(_ statement: String, _ params: [String?] = []) async throws -> String? {
         try await sql.query(statement, params).rows.first?.first ?? nil
     }

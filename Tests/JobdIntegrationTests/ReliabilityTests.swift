@@ -569,7 +569,7 @@ struct QueueHealthTests {
                     """, ["attempts_job_idx"]),
             ]
             for shape in shapes {
-                let plan = try await world.sql.query("EXPLAIN \(shape.sql)").rows.compactMap { $0.first ?? nil }.joined(separator: "\n")
+                let plan = try await world.plan("EXPLAIN \(shape.sql)")
                 #expect(shape.index.contains { plan.contains($0) }, "\(shape.what) does not use \(shape.index):\n\(plan)")
                 #expect(!plan.contains("Seq Scan"), "\(shape.what) scans a table:\n\(plan)")
             }
@@ -624,7 +624,7 @@ struct QueueHealthTests {
                 ("heartbeat", "EXPLAIN EXECUTE heartbeat('{\(running.joined(separator: ","))}', '{\(ones)}', 30, '{\(sevens)}')"),
             ]
             for (what, explain) in plans {
-                let plan = try await world.sql.query(explain).rows.compactMap { $0.first ?? nil }.joined(separator: "\n")
+                let plan = try await world.plan(explain)
                 #expect(plan.contains("jobs_pkey"), "\(what) plan:\n\(plan)")
                 #expect(!plan.contains("jobs_promoted_idx") && !plan.contains("jobs_lease_idx") && !plan.contains("Seq Scan"),
                         "\(what) plan:\n\(plan)")
@@ -665,8 +665,7 @@ struct QueueHealthTests {
             }
             try await world.exec("SET plan_cache_mode = force_generic_plan")
             try await world.exec("PREPARE finish(jsonb) AS \(NotificationStatements.finish)")
-            let plan = try await world.sql.query("EXPLAIN EXECUTE finish('[\(tries.joined(separator: ","))]')")
-                .rows.compactMap { $0.first ?? nil }.joined(separator: "\n")
+            let plan = try await world.plan("EXPLAIN EXECUTE finish('[\(tries.joined(separator: ","))]')")
             #expect(plan.contains("notifications_pkey"), "finish plan:\n\(plan)")
             #expect(!plan.contains("notifications_open_idx") && !plan.contains("Seq Scan"), "finish plan:\n\(plan)")
             // And it does what it is for: 20 notifications sent, 20 audit rows.
@@ -694,9 +693,7 @@ struct QueueHealthTests {
             let arrays = ("{" + ids.joined(separator: ",") + "}",
                           "{" + ids.map { _ in "1" }.joined(separator: ",") + "}",
                           "{" + ids.map { _ in "7" }.joined(separator: ",") + "}")
-            let plan = try await world.sql.query(
-                "EXPLAIN EXECUTE heartbeat('\(arrays.0)', '\(arrays.1)', 30, '\(arrays.2)')"
-            ).rows.compactMap { $0.first ?? nil }.joined(separator: "\n")
+            let plan = try await world.plan("EXPLAIN EXECUTE heartbeat('\(arrays.0)', '\(arrays.1)', 30, '\(arrays.2)')")
             #expect(plan.contains("jobs_pkey"), "heartbeat plan:\n\(plan)")
             #expect(!plan.contains("jobs_lease_idx") && !plan.contains("Seq Scan"), "heartbeat plan:\n\(plan)")
             // And it does what it is for: 500 leases extended, none reported lost.
