@@ -114,7 +114,7 @@ public final class WorkerSlots: Sendable {
     }
 
     /// Applies `body` under the lock, then resumes the waiters it made ready.
-    private func change<T>(_ body: (inout State) -> T) -> T {
+    private func change<T: Sendable>(_ body: (inout State) -> T) -> T {
         let (result, ready) = state.withLock { state in
             let result = body(&state)
             return (result, state.takeReady())
@@ -137,7 +137,12 @@ public final class WorkerSlots: Sendable {
             group.addTask { await self.park(until: ready) }
             group.addTask {
                 // nil when cancelled because the wait ended first.
-                (try? await Task.sleep(until: deadline, clock: .continuous)).map { false }
+                do {
+                    try await Task.sleep(until: deadline, clock: .continuous)
+                    return false
+                } catch {
+                    return nil
+                }
             }
             var outcome = false
             if let first = await group.next() { outcome = first ?? false }
