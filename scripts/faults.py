@@ -7,8 +7,16 @@ things settle and applies the same check to every scenario:
 
   every job is completed or dead-lettered; none is leased, promoted or waiting;
   every dead job has its dead letter; every completed job has the ledger row of
-  its completion (written by the same statement); duplicates, counted from the
-  attempts ledger (queue.attempts), never exceed the jobs in flight at the faults.
+  its completion (written by the same statement); and, counted with records the
+  daemon does not keep itself: no job lost — every id the producers' INSERTs
+  returned is completed with a receipt — and duplicates — receipts beyond one per
+  job — never above the jobs in flight at the faults.
+
+The producers insert `probe` jobs (a `noop` that, once its work succeeded, commits
+a receipt row to `fault_receipts` through connections of its own before it returns;
+registered only with JOBD_TEST_FAULTS). A run whose completion never reached the
+daemon's ledger still left its receipt; the ledger's own count of extra attempts is
+kept beside it as a cross-check.
 
 Python standard library only; PostgreSQL through psql, Redis through a tiny RESP
 client; all traffic on 127.0.0.1. Every loop is bounded in count and in time.
@@ -426,6 +434,14 @@ class World:
                                  timeout=120)
         if migrate.returncode != 0:
             raise SuiteError(f"jobd migrate failed: {migrate.stderr.strip()}")
+        # The probe's receipts: one row per successful run, no key, so that a second
+        # run of a job is a second row. Written by the daemon role, read by the suite.
+        self.sql("""
+            CREATE TABLE fault_receipts (
+                job_id  bigint      NOT NULL,
+                attempt integer     NOT NULL,
+                daemon  text        NOT NULL,
+                at      timestamptz NOT NULL DEFAULT clock_timestamp())""")
         # Login roles for the daemon and a producer: members of the migration's
         # least-privilege groups, nothing more. The fault suite runs as they would.
         servers.psql(f"""
@@ -437,6 +453,7 @@ class World:
                     CREATE ROLE {self.ENQUEUER_ROLE} LOGIN IN ROLE jobd_enqueuer;
                 END IF;
             END $$""")
+        self.sql(f"GRANT INSERT ON fault_receipts TO {self.DAEMON_ROLE}")
 
     def env(self, user=None, pg_port=None, redis_port=None, **settings):
         env = {
@@ -458,6 +475,8 @@ class World:
             "JOBD_MAX_RESCUES": "3",
             "JOBD_LOG_FORMAT": "json",
             "JOBD_LOG_LEVEL": "info",
+            # The probe kind (receipts) without noop's abort switch; scenario 8 sets 1.
+            "JOBD_TEST_FAULTS": "probe",
         }
         env.update({k: str(v) for k, v in settings.items()})
         return env
@@ -547,13 +566,46 @@ class World:
               FROM per_job""", db=self.db)[0])
         result.jobs, result.lost, result.duplicates, result.in_flight = jobs, unfinished, extra, in_flight
         result.check(unfinished == 0, f"{jobs} jobs: every one completed or dead-lettered ({unfinished} not)")
+        self.check_receipts(result, in_flight, extra)
         result.check(leased == 0 and promoted == 0, f"none leased or stuck in promoted ({leased} running, {promoted} promoted)")
         result.check(dead_without_letter == 0, f"every dead job has its dead letter ({dead} dead)")
         result.check(completed_without_ledger == 0,
                      "every completed job has the ledger row its completion wrote in the same statement")
         result.check(extra <= in_flight,
-                     f"duplicates from the ledger: {extra} extra attempts ({rerun_jobs} jobs) <= {in_flight} in flight at the faults")
+                     f"cross-check, the daemon's ledger: {extra} extra attempts ({rerun_jobs} jobs) <= {in_flight} "
+                     f"in flight at the faults")
         return dead
+
+    def check_receipts(self, result, in_flight, ledger_extra):
+        """Counts with what the daemon does not write itself: the ids the producers'
+        INSERTs returned, and the probe's receipts. lost = inserted ids not completed
+        with a receipt; duplicates = receipts beyond one per job."""
+        inserted = set()
+        for producer in self.producers:
+            inserted.update(producer.ids)
+        if not inserted:
+            result.notes.append("no producer: lost and duplicates are the final states and the ledger's count")
+            return
+        receipts = {int(job): int(n) for job, n in self.servers.retrying(
+            "SELECT job_id, count(*) FROM fault_receipts GROUP BY job_id", db=self.db)}
+        completed = {int(r[0]) for r in self.servers.retrying(
+            "SELECT id FROM queue.jobs WHERE kind = 'probe' AND state = 'completed'", db=self.db)}
+        lost = sorted(i for i in inserted if i not in completed or receipts.get(i, 0) == 0)
+        duplicates = sum(max(0, n - 1) for n in receipts.values())
+        doubled = sum(1 for n in receipts.values() if n > 1)
+        completed_without_receipt = sum(1 for i in completed if receipts.get(i, 0) == 0)
+        unknown = sum(1 for i in receipts if i not in inserted)
+        result.lost, result.duplicates = len(lost), duplicates
+        result.check(not lost, f"{len(inserted)} ids returned to the producers: every one completed with a probe "
+                               f"receipt ({len(lost)} lost{': ' + ', '.join(map(str, lost[:10])) if lost else ''})")
+        result.check(completed_without_receipt == 0,
+                     f"every completed probe job has a receipt ({completed_without_receipt} without)")
+        result.check(duplicates <= in_flight,
+                     f"duplicates from the receipts: {duplicates} runs beyond one per job ({doubled} jobs) <= "
+                     f"{in_flight} in flight at the faults (the ledger counted {ledger_extra})")
+        if unknown:
+            # An INSERT whose reply was lost (a restart) committed ids its producer never learnt.
+            result.notes.append(f"{unknown} receipted jobs were inserted by a statement whose reply was lost")
 
 
 class Producer:
@@ -564,6 +616,8 @@ class Producer:
         self.world, self.total, self.seconds, self.payload = world, total, seconds, payload or FLOW_PAYLOAD
         self.batch = batch or max(1, min(2000, total // max(1, int(seconds * 10))))
         self.inserted = 0
+        # The ids the INSERTs returned: the jobs this producer knows it enqueued.
+        self.ids = []
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
@@ -578,9 +632,11 @@ class Producer:
         while self.inserted < self.total and not self.stopped.is_set() and time.time() < deadline:
             n = min(self.batch, self.total - self.inserted)
             try:
-                self.world.sql(
-                    f"INSERT INTO queue.jobs (kind, payload) SELECT 'noop', '{payload}' FROM generate_series(1, {n})",
+                rows = self.world.sql(
+                    f"INSERT INTO queue.jobs (kind, payload) SELECT 'probe', '{payload}' FROM generate_series(1, {n}) "
+                    f"RETURNING id",
                     user=World.ENQUEUER_ROLE, timeout=20)
+                self.ids += [int(r[0]) for r in rows]
                 self.inserted += n
             except SuiteError:
                 time.sleep(0.3)
@@ -775,11 +831,18 @@ def scenario_postgres(suite, world, result):
     # The daemon's whole connection budget, one session per named connection: the queue
     # loops (listener, promoter, maintenance) + claim and complete per worker pool (one pool
     # here) + the tier services (scheduler, prune, facts, facts spool) + the three tier pools
-    # of JOBD_TIER_CONNECTIONS (default 4) each.
-    pool = 3 + 2 * 1 + 4 + 3 * 4
+    # of JOBD_TIER_CONNECTIONS (default 4) each + the probe kind's 4 receipt connections
+    # (JOBD_TEST_FAULTS only).
+    pool = 3 + 2 * 1 + 4 + 3 * 4 + 4
+    # A budget check is only as good as its samples: one that saw nothing (every sample
+    # failed, or none found the daemon's sessions) proves nothing and fails.
+    result.check(samples.count >= max(20, samples.attempts // 2) and samples.pg_max > 0 and samples.redis_max > 0,
+                 f"the session samples saw the daemon: {samples.count} of {samples.attempts} samples succeeded "
+                 f"(at least half and 20 needed), up to {samples.pg_max} sessions and {samples.redis_max} redis "
+                 f"connections seen")
     result.check(samples.pg_max <= pool and samples.pg_per_name_max <= 1,
                  f"postgres sessions never above the pool: max {samples.pg_max} (budget {pool}: 3 loops + 2 per "
-                 f"worker pool + 4 tier services + 3 tier pools of 4), max {samples.pg_per_name_max} per connection name, "
+                 f"worker pool + 4 tier services + 3 tier pools of 4 + 4 probe), max {samples.pg_per_name_max} per connection name, "
                  f"over {samples.count} samples")
     result.check(samples.redis_max <= 3, f"redis connections never above 2 + 1 per pool = 3: max {samples.redis_max}")
     # LISTEN is issued again after every reconnect: with a 5 s poll, only NOTIFY
@@ -798,13 +861,14 @@ class Sampler:
 
     def __init__(self, world):
         self.world = world
-        self.pg_max = self.pg_per_name_max = self.redis_max = self.count = 0
+        self.pg_max = self.pg_per_name_max = self.redis_max = self.count = self.attempts = 0
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
     def _run(self):
         while not self.stopped.wait(0.25):
+            self.attempts += 1
             try:
                 rows = self.world.servers.psql(
                     f"SELECT application_name, count(*) FROM pg_stat_activity "
@@ -934,7 +998,7 @@ HOSTILE = [
     ("number out of range", "noop", "'{\"sleep_ms\": 1e308}'::jsonb", "payload_invalid"),
     ("3,000 keys", "noop", "(SELECT jsonb_object_agg('k' || g, g) FROM generate_series(1, 3000) g)",
      "payload_invalid"),
-    ("{\"abort\": true} without JOBD_TEST_FAULTS", "noop", "'{\"abort\": true}'::jsonb", "payload_invalid"),
+    ("{\"abort\": true} without JOBD_TEST_FAULTS=1", "noop", "'{\"abort\": true}'::jsonb", "payload_invalid"),
     ("not an object", "noop", "'[1, 2]'::jsonb", None),
     ("a \\u0000 escape", "noop", "'{\"a\": \"\\u0000\"}'::jsonb", None),
     ("a lone surrogate", "noop", "'{\"a\": \"\\ud800\"}'::jsonb", None),
@@ -966,9 +1030,9 @@ def scenario_hostile(suite, world, result):
         except SuiteError as error:
             refused.append((label, reason, str(error)))
             continue
-        # The producer inserts '{}' noop jobs meanwhile; these are the others.
+        # The producer inserts probe jobs meanwhile; these are the others.
         ids = world.sql(f"SELECT id FROM queue.jobs WHERE id > {before} "
-                        f"AND NOT (kind = 'noop' AND payload = '{FLOW_PAYLOAD}'::jsonb)")
+                        f"AND NOT (kind = 'probe' AND payload = '{FLOW_PAYLOAD}'::jsonb)")
         accepted.append((label, reason, [int(r[0]) for r in ids]))
     deadline = time.time() + 120
     while (not producer.done or world.int("SELECT count(*) FROM queue.jobs WHERE state NOT IN ('completed', 'dead')") > 0) \

@@ -12,8 +12,9 @@ import ServiceLifecycle
 /// lease heartbeats and one per claim pipeline (two for pools of 32 slots or more);
 /// Redis: promoter, maintenance and one per claim pipeline.
 public struct JobDaemon: Sendable {
-    /// In start order; `ServiceGroup` stops them in reverse, so the listener and the
-    /// promoter stop first, then the pools drain, then maintenance ends.
+    /// In start order; `ServiceGroup` stops them in reverse: the pool shutdown trigger
+    /// first (every pool stops fetching and its drain deadline starts), then the
+    /// listener and the promoter stop, then the pools drain, then maintenance ends.
     public let services: [any Service]
     public let pools: [WorkerPool]
     public let promoter: Promoter
@@ -35,6 +36,7 @@ public struct JobDaemon: Sendable {
         let stats = DaemonStats()
         let wake = WakeSignal()
         let startGate = StartGate()
+        let poolShutdown = PoolShutdown()
         self.stats = stats
         self.identity = identity
         maintenance = Maintenance(
@@ -49,7 +51,7 @@ public struct JobDaemon: Sendable {
                 completionStore: QueueStore(connection: postgres("complete-\(name)")),
                 dispatch: redis("fetch-\(name)"), handlers: handlers, configuration: configuration,
                 daemonID: identity.id, stats: stats, logger: logger, observer: observer, promoterWake: wake,
-                extraPipelines: (1..<WorkerPool.claimPipelines(forSlots: pool.slots)).map { index in
+                shutdown: poolShutdown, extraPipelines: (1..<WorkerPool.claimPipelines(forSlots: pool.slots)).map { index in
                     ClaimPipeline(
                         store: QueueStore(connection: postgres("claim-\(name)-\(index + 1)")),
                         dispatch: redis("fetch-\(name)-\(index + 1)"))
@@ -59,7 +61,8 @@ public struct JobDaemon: Sendable {
             store: QueueStore(connection: postgres("promoter")), dispatch: redis("promoter"), wake: wake,
             configuration: configuration, stats: stats, logger: logger, daemonID: identity.id, startGate: startGate)
         let listener = NotificationListener(connection: postgres("listener"), wake: wake, stats: stats, logger: logger)
-        services = [maintenance] + pools + [promoter, listener]
+        services = [maintenance] + pools + [promoter, listener,
+                    PoolShutdownTrigger(shutdown: poolShutdown, timeout: configuration.shutdownTimeout)]
     }
 
     /// Applies new worker counts without a restart when the pools keep their lanes

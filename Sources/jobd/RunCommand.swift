@@ -46,15 +46,24 @@ struct RunCommand: AsyncParsableCommand {
         let identity = DaemonIdentity(
             id: "\(ProcessInfo.processInfo.hostName):\(getpid()):\(UInt32.random(in: 0...UInt32.max) % 100_000)",
             hostname: ProcessInfo.processInfo.hostName, pid: getpid(), version: Jobd.version)
-        // Test-only, deliberately not a configuration key: lets the fault suite make a
-        // `noop` job abort the process (scenario 8, poison pill).
-        let testFaults = ProcessInfo.processInfo.environment["JOBD_TEST_FAULTS"] == "1"
+        // Test-only, deliberately not a configuration key: `1` lets the fault suite make a
+        // `noop` job abort the process (scenario 8, poison pill); `1` or `probe` registers
+        // the `probe` kind, whose receipts the suite counts runs with.
+        let testFaultsValue = ProcessInfo.processInfo.environment["JOBD_TEST_FAULTS"]
+        let testFaults = testFaultsValue == "1"
         if testFaults {
             logger.warning("JOBD_TEST_FAULTS=1: noop jobs may abort this process; never set this in production")
         }
+        var probe: ProbeHandler?
+        if testFaults || testFaultsValue == "probe" {
+            logger.warning("JOBD_TEST_FAULTS: the probe kind writes receipts to fault_receipts; never set this in production")
+            probe = ProbeHandler(connections: (1...4).map { connections.postgres("probe-\($0)") }, daemon: "\(getpid())")
+        }
         let tiers = TierComponents(connections: connections, testFaults: testFaults)
+        var handlers = tiers.handlers
+        if let probe { handlers.append(probe) }
         let daemon = JobDaemon(
-            configuration: config, handlers: HandlerRegistry(tiers.handlers), identity: identity, logger: logger,
+            configuration: config, handlers: HandlerRegistry(handlers), identity: identity, logger: logger,
             postgres: connections.postgres, redis: connections.dispatch, observer: tiers.observer)
         let notifier = SystemdNotifier.fromEnvironment()
         let supervisor = SystemdSupervisor(daemon: daemon, notifier: notifier, configuration: config, logger: logger)
@@ -105,6 +114,7 @@ struct RunCommand: AsyncParsableCommand {
             tasks.cancelAll()
         }
         await tiers.databases.close()
+        await probe?.close()
         logger.notice("daemon stopped", metadata: [LogKey.daemon: "\(identity.id)"])
     }
 }

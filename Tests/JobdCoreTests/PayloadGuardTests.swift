@@ -37,7 +37,9 @@ struct PayloadGuardTests {
         let text = nested(100_000)
         let started = ContinuousClock.now
         #expect(PayloadGuard.check(text)?.code == "payload_too_deep")
-        #expect(started.duration(to: .now) < .seconds(1))
+        // Generous, so a loaded host cannot break it: it only catches a pass that is
+        // quadratic in the depth (10^10 steps here), not a slow machine. Speed is the bench's.
+        #expect(started.duration(to: .now) < .seconds(30))
     }
 
     @Test("a NUL byte is payload_invalid")

@@ -101,7 +101,7 @@ struct AttemptFactsTests {
         #expect(drops.count == 1)
         #expect(drops.first?.metadata[LogKey.count] == "1")
         try await runningServices([writer]) {
-            try await waitUntil(timeout: 5, "a failed write") {
+            try await waitUntil(timeout: 20, "a failed write") {
                 !logs.messages("attempt facts: neither analytics nor the queue spool is writable; keeping them in memory").isEmpty
             }
             #expect(writer.buffered == 10)  // retried, not lost

@@ -105,7 +105,7 @@ struct MetricsEndpointTests {
             let refused = try HTTPProbe.raw(port: port, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
             #expect(refused.isEmpty)
             held.forEach { close($0) }
-            try await waitUntil(timeout: 5, "a scrape succeeds again") {
+            try await waitUntil(timeout: 20, "a scrape succeeds again") {
                 (try? HTTPProbe.get(port: port, path: "/metrics").status) == 200
             }
             await group.triggerGracefulShutdown()

@@ -38,14 +38,14 @@ struct PromoterRefillTests {
     func wakeReasons() async {
         let wake = WakeSignal()
         wake.signal(.popped)
-        #expect(await wake.wait(timeout: 1) == .popped)
+        #expect(await wake.wait(timeout: 10) == .popped)
         wake.signal(.popped)
         wake.signal()
-        #expect(await wake.wait(timeout: 1) == [.popped, .general])
+        #expect(await wake.wait(timeout: 10) == [.popped, .general])
         #expect(await wake.wait(timeout: 0.02) == .timeout)
         // Woken by a signal while waiting: the cancelled timer must not count as a
         // pending wake-up for the next wait.
-        let waiter = Task { await wake.wait(timeout: 5) }
+        let waiter = Task { await wake.wait(timeout: 30) }
         try? await Task.sleep(for: .milliseconds(50))
         wake.signal(.popped)
         #expect(await waiter.value == .popped)

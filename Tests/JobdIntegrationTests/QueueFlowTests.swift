@@ -182,10 +182,12 @@ struct QueueFlowTests {
             try await world.running([world.makeDaemon(config)]) {
                 try await Task.sleep(for: .milliseconds(500))  // let it go idle
                 try await world.exec("INSERT INTO queue.jobs (kind) VALUES ('noop')")
-                try await world.waitForState("completed", count: 1, timeout: 3)
+                try await world.waitForState("completed", count: 1, timeout: 20)
             }
             let latency = try await world.scalar("SELECT extract(epoch FROM started_at - created_at) FROM queue.jobs")
-            #expect((Double(latency ?? "") ?? 99) < 1)
+            // A third of the 30 s poll interval: only NOTIFY explains it (generous, so a
+            // loaded host cannot break it).
+            #expect((Double(latency ?? "") ?? 99) < 10)
         }
     }
 }

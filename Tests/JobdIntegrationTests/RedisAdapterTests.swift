@@ -312,7 +312,9 @@ import Musl
         let elapsed = clock.now - start
         #expect(result == nil)
         #expect(elapsed >= .milliseconds(300))
-        #expect(elapsed < .seconds(3))
+        // It returns after its timeout instead of blocking on: bounded generously, far
+        // below "forever", far above a loaded host's scheduling delay.
+        #expect(elapsed < .seconds(30))
     }
 
     @Test func blockingPopPrefersTheFirstListInOrder() async throws {

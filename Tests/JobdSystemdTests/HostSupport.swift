@@ -37,7 +37,8 @@ enum Host {
 
     /// Runs a program to completion. Output goes to temp files, not pipes, so a chatty child
     /// can't block on a full pipe while we wait for it.
-    static func run(_ executable: String, _ arguments: [String]) throws -> Output {
+    /// `environment`, when given, is the child's whole environment.
+    static func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) throws -> Output {
         let dir = try makeTempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let outPath = dir + "/out", errPath = dir + "/err"
@@ -48,6 +49,7 @@ enum Host {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
+        if let environment { process.environment = environment }
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = out
         process.standardError = err

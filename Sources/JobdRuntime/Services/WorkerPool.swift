@@ -19,8 +19,12 @@ import Synchronization
 /// the other claims the slots freed meanwhile, and the two commits share the
 /// server's group commit. Each job is still claimed only into a reserved slot.
 ///
-/// Graceful shutdown (SIGTERM): stop fetching, let running jobs finish for up to
-/// `shutdownTimeout`, then cancel what is left and release it to `available`.
+/// Graceful shutdown (SIGTERM): stop fetching at once (also when every slot is busy
+/// and the fetch loop waits for one), let running jobs finish for up to
+/// `shutdownTimeout`, then cancel what is left and release it to `available` (a
+/// release is not a rescue). The pools of one daemon share a `PoolShutdown`: the
+/// service group tells them one after the other, but the first one told stops them
+/// all, and all drain against the same deadline.
 ///
 /// A claimed job rescued `max(1, JOBD_MAX_RESCUES - 1)` times is a suspect: its
 /// daemon died under it that often, and it may be what killed it. Suspects run
@@ -49,6 +53,8 @@ public struct WorkerPool: Service {
     let beatKey: String
     /// (claim store, Redis) of every claim pipeline; the first is `claimStore`, `dispatch`.
     let pipelines: [ClaimPipeline]
+    /// Shared by the daemon's pools: one stop and one drain deadline for all of them.
+    let shutdown: PoolShutdown
 
     /// Claim pipelines for a pool of `slots` (see the type's documentation).
     public static func claimPipelines(forSlots slots: Int) -> Int { slots >= 32 ? 2 : 1 }
@@ -59,8 +65,9 @@ public struct WorkerPool: Service {
         name: String, lanes: [JobPriority], slots: Int, claimStore: QueueStore, completionStore: QueueStore,
         dispatch: RedisDispatch, handlers: HandlerRegistry, configuration: DaemonConfiguration,
         daemonID: String, stats: DaemonStats, logger: Logger, observer: (any AttemptObserver)? = nil,
-        promoterWake: WakeSignal? = nil, extraPipelines: [ClaimPipeline] = []
+        promoterWake: WakeSignal? = nil, shutdown: PoolShutdown = PoolShutdown(), extraPipelines: [ClaimPipeline] = []
     ) {
+        self.shutdown = shutdown
         self.promoterWake = promoterWake
         self.pipelines = [ClaimPipeline(store: claimStore, dispatch: dispatch)] + extraPipelines
         self.beatKey = "workers:\(name)"
@@ -86,9 +93,17 @@ public struct WorkerPool: Service {
         let batcher = CompletionBatcher(store: completionStore, stats: stats, logger: logger)
         let fetching = StopFlag()
         let suspects = SuspectQueue()
-        await withTaskGroup(of: Void.self) { background in
-            background.addTask { await batcher.run() }
-            background.addTask { await heartbeatLeases(until: fetching, batcher: batcher, suspects: suspects) }
+        // Stopping wakes the fetch loop wherever it waits on the slots (for a free
+        // slot, for a suspect's turn), so a SIGTERM with every slot busy stops
+        // fetching at once instead of after the next job ends.
+        let stopFetching: @Sendable () -> Void = { [slots] in
+            fetching.stop()
+            slots.wakeWaiters()
+        }
+        shutdown.enlist(stopFetching)
+        await withTaskGroup(of: Void.self) { leases in
+            leases.addTask { await heartbeatLeases(batcher: batcher, suspects: suspects) }
+            async let writing: Void = batcher.run()
 
             // Discarding: a finished job's task is freed at once. A plain task group keeps
             // every finished child until it is awaited — memory that grew with each job.
@@ -96,11 +111,16 @@ public struct WorkerPool: Service {
                 await withGracefulShutdownHandler {
                     await fetchLoop(workers: &workers, batcher: batcher, suspects: suspects, stop: fetching)
                 } onGracefulShutdown: {
-                    fetching.stop()
+                    shutdown.begin(timeout: configuration.shutdownTimeout)
                 }
-                fetching.stop()
+                stopFetching()
+                // The drain's deadline: `shutdownTimeout` from the first pool told to stop
+                // (every pool of the daemon stops then), or from now when the loop ended
+                // for another reason (cancellation).
+                let deadline = shutdown.begin(timeout: configuration.shutdownTimeout)
                 // Claims in flight start their jobs (or give their slots back) first, as
-                // the single fetch loop's last claim did before it returned.
+                // the single fetch loop's last claim did before it returned. A claim that
+                // popped after the stop pushes its ids back instead of claiming them.
                 await slots.waitForClaims()
                 // Suspects still waiting for their turn never started: hand them back.
                 for job in suspects.takeAll() {
@@ -108,22 +128,26 @@ public struct WorkerPool: Service {
                         fence: job.fence, outcome: .release, errorCode: "interrupted",
                         errorMessage: "released unstarted by a shutdown (it was waiting to run alone)"))
                 }
-                // Drain: running jobs get `shutdownTimeout` to finish.
+                // Drain: running jobs get until the deadline to finish.
                 if slots.busy > 0 {
                     logger.notice("draining in-flight jobs", metadata: [
                         LogKey.service: "\(name)", LogKey.count: "\(slots.busy)",
                     ])
                 }
-                let drained = await slots.waitUntilIdle(timeout: configuration.shutdownTimeout)
+                let drained = await slots.wait(until: { $0.running == 0 }, deadline: deadline)
                 if !drained {
                     logger.warning("drain timed out; releasing unfinished jobs", metadata: [
                         LogKey.service: "\(name)", LogKey.count: "\(slots.busy)",
                     ])
-                    workers.cancelAll()
                 }
+                // Cancelled jobs end `interrupted` and are released to `available`; a
+                // claim resting after a failure (up to 10 s) ends its rest now.
+                workers.cancelAll()
             }
             batcher.finish()
-            await background.waitForAll()
+            await writing
+            // Everything submitted is written: no lease is left to keep alive.
+            leases.cancelAll()
         }
         for pipeline in pipelines {
             await pipeline.store.connection.close()
@@ -162,7 +186,7 @@ public struct WorkerPool: Service {
                 guard await waitUntilIdle(or: stop) else { return }
                 continue
             }
-            let free = await slots.waitForFree()
+            let free = await slots.waitForFree(unless: { stop.isStopped })
             stats.beat(beatKey)
             guard free > 0, !stop.isStopped else { continue }
             // Backpressure: a slot is free once its handler returns, but the attempt is
@@ -191,7 +215,8 @@ public struct WorkerPool: Service {
             let order = selector.nextOrder()
             workers.addTask {
                 await claimAndRun(
-                    pipeline: pipeline, reserved: reserved, order: order, idle: idle, batcher: batcher, suspects: suspects)
+                    pipeline: pipeline, reserved: reserved, order: order, idle: idle, batcher: batcher, suspects: suspects,
+                    stop: stop)
             }
         }
     }
@@ -201,12 +226,12 @@ public struct WorkerPool: Service {
     /// loop runs each alone once nothing else runs and no claim is in flight.
     private func claimAndRun(
         pipeline: Int, reserved: Int, order: [JobPriority], idle: IdlePipelines, batcher: CompletionBatcher,
-        suspects: SuspectQueue
+        suspects: SuspectQueue, stop: StopFlag
     ) async {
         var jobs: [ClaimedAttempt]
         var reserved = reserved
         do {
-            jobs = try await fetch(reserved: &reserved, order: order, on: pipelines[pipeline])
+            jobs = try await fetch(reserved: &reserved, order: order, on: pipelines[pipeline], stop: stop)
             idle.recordSuccess()
         } catch {
             slots.settle(reserved: reserved, occupying: [])
@@ -266,18 +291,14 @@ public struct WorkerPool: Service {
     /// Waits until no slot is busy and no claim is in flight (a claim in flight would
     /// start jobs beside a suspect); false when the pool was told to stop first.
     private func waitUntilIdle(or stop: StopFlag) async -> Bool {
-        while slots.occupied > 0 {
-            if stop.isStopped || Task.isCancelled { return false }
-            try? await Task.sleep(for: .milliseconds(10))
-        }
-        return !stop.isStopped && !Task.isCancelled
+        await slots.waitUntilUnoccupied(unless: { stop.isStopped })
     }
 
     /// Pops up to `reserved` ids and claims them. The slots reserved beyond what was
     /// popped are given back before the claim (`reserved` is lowered to match), so
     /// the other pipeline can take new arrivals while this claim waits for its flush.
     private func fetch(
-        reserved: inout Int, order: [JobPriority], on pipeline: ClaimPipeline
+        reserved: inout Int, order: [JobPriority], on pipeline: ClaimPipeline, stop: StopFlag
     ) async throws -> [ClaimedAttempt] {
         let dispatch = pipeline.dispatch
         let max = reserved
@@ -291,6 +312,14 @@ public struct WorkerPool: Service {
             if max > 1 { popped += try await dispatch.pop(order: order, max: max - 1) }
         }
         promoterWake?.signal(.popped)
+        if stop.isStopped {
+            // Told to stop while popping (a blocking pop lasts up to 0.5 s): claim
+            // nothing new; the ids go back to the front of their lists.
+            try? await dispatch.pushFront(popped)
+            slots.settle(reserved: reserved, occupying: [])
+            reserved = 0
+            return []
+        }
         if popped.count < reserved {
             slots.settle(reserved: reserved - popped.count, occupying: [])
             reserved = popped.count
@@ -377,16 +406,12 @@ public struct WorkerPool: Service {
 
     /// Extends the leases of running attempts every third of the lease, so a live
     /// daemon never loses a job to the rescuer, and a dead one loses all of them
-    /// within one lease.
-    private func heartbeatLeases(until stop: StopFlag, batcher: CompletionBatcher, suspects: SuspectQueue) async {
-        let interval = max(0.05, configuration.lease / 3)
-        var next = ContinuousClock.now + .milliseconds(Int(interval * 1000))
-        while !Task.isCancelled {
-            // Short naps, so a drain that finished is noticed within 100 ms.
-            try? await Task.sleep(for: .milliseconds(100))
-            if stop.isStopped && slots.occupied == 0 && suspects.isEmpty && batcher.unwrittenFences.isEmpty { return }
-            guard ContinuousClock.now >= next else { continue }
-            next = ContinuousClock.now + .milliseconds(Int(interval * 1000))
+    /// within one lease. Runs until cancelled (`run` cancels it once every
+    /// completion is written).
+    private func heartbeatLeases(batcher: CompletionBatcher, suspects: SuspectQueue) async {
+        let interval = Duration.milliseconds(Int(max(0.05, configuration.lease / 3) * 1000))
+        while true {
+            do { try await Task.sleep(for: interval) } catch { return }
             // Running, waiting to run alone, or finished with the completion not yet written.
             let fences = Array(Set(slots.fences + suspects.fences + batcher.unwrittenFences))
             guard !fences.isEmpty else { continue }
@@ -400,6 +425,7 @@ public struct WorkerPool: Service {
                     ])
                 }
             } catch {
+                if Task.isCancelled { return }
                 logger.warning("lease heartbeat failed", metadata: [LogKey.error: "\(error)"])
             }
         }
@@ -498,6 +524,68 @@ final class SuspectQueue: Sendable {
             defer { queue.removeAll() }
             return queue.map(\.job)
         }
+    }
+}
+
+/// The graceful shutdown of a daemon's worker pools: the first `begin` fixes the
+/// drain deadline and stops every enlisted pool's fetching; later calls return the
+/// same deadline. A pool enlisted after the beginning is stopped at once.
+public final class PoolShutdown: Sendable {
+    private struct State {
+        var deadline: ContinuousClock.Instant?
+        var stoppers: [@Sendable () -> Void] = []
+    }
+    private let state = Mutex(State())
+
+    public init() {}
+
+    func enlist(_ stop: @escaping @Sendable () -> Void) {
+        let begun = state.withLock { state -> Bool in
+            if state.deadline != nil { return true }
+            state.stoppers.append(stop)
+            return false
+        }
+        if begun { stop() }
+    }
+
+    /// Begins the shutdown (once) and returns its drain deadline.
+    @discardableResult
+    func begin(timeout: Double) -> ContinuousClock.Instant {
+        let (deadline, stoppers) = state.withLock { state -> (ContinuousClock.Instant, [@Sendable () -> Void]) in
+            if let deadline = state.deadline { return (deadline, []) }
+            let deadline = ContinuousClock.now + .milliseconds(Int(min(max(0, timeout), 1e9) * 1000))
+            state.deadline = deadline
+            defer { state.stoppers.removeAll() }
+            return (deadline, state.stoppers)
+        }
+        for stop in stoppers { stop() }
+        return deadline
+    }
+}
+
+/// Begins the pools' shutdown as soon as the service group's graceful shutdown
+/// reaches it. Placed after the listener in the daemon's services, it is told before
+/// any of them (the group tells them in reverse order), so the pools stop fetching
+/// and their drain deadline starts at the signal, not after the promoter and the
+/// listener have stopped.
+public struct PoolShutdownTrigger: Service {
+    let shutdown: PoolShutdown
+    let timeout: Double
+
+    public init(shutdown: PoolShutdown, timeout: Double) {
+        self.shutdown = shutdown
+        self.timeout = timeout
+    }
+
+    public func run() async throws {
+        // Returns on graceful shutdown (begin the drain) or cancellation (the pools'
+        // own handlers then end their loops).
+        do {
+            try await gracefulShutdown()
+        } catch {
+            return
+        }
+        shutdown.begin(timeout: timeout)
     }
 }
 
