@@ -54,10 +54,10 @@ struct RunCommand: AsyncParsableCommand {
         if testFaults {
             logger.warning("JOBD_TEST_FAULTS=1: noop jobs may abort this process; never set this in production")
         }
-        var probe: ProbeHandler?
+        var probe: FaultProbeHandler?
         if testFaults || testFaultsValue == "probe" {
             logger.warning("JOBD_TEST_FAULTS: the probe kind writes receipts to fault_receipts; never set this in production")
-            probe = ProbeHandler(connections: (1...4).map { connections.postgres("probe-\($0)") }, daemon: "\(getpid())")
+            probe = FaultProbeHandler(connections: (1...4).map { connections.postgres("probe-\($0)") }, daemon: "\(getpid())")
         }
         let tiers = TierComponents(connections: connections, testFaults: testFaults)
         var handlers = tiers.handlers

@@ -13,7 +13,7 @@ import JobdPostgres
 /// second run of the same job shows up as a second receipt. A receipt that cannot be
 /// written fails the attempt transiently: a success without its receipt would be a
 /// run the suite cannot see.
-public struct ProbeHandler: JobHandler {
+public struct FaultProbeHandler: JobHandler {
     public let kind = "probe"
     /// Receipt connections; a job writes through `connections[id % count]`, so
     /// concurrent attempts rarely queue behind one another's commit.
