@@ -145,8 +145,9 @@ struct GroupCommitBatcherTests {
             batcher.finish()
             try await group.waitForAll()
         }
-        // Two failed writes of [1, 2, 3]; the third takes 4 along behind them.
-        #expect(writes.failedWrites == [[0, 0, 0], [1, 1, 1], [2, 2, 2, 0]])
+        // [1, 2, 3] fails; the retry puts it back in front of 4, which joins the next
+        // write; that fails too, and the third writes all four in order.
+        #expect(writes.failedWrites == [[0, 0, 0], [1, 1, 1, 0], [2, 2, 2, 1]])
         #expect(writes.batches == [[1, 2, 3, 4]])
     }
 
