@@ -1,9 +1,13 @@
 // swift-tools-version: 6.2
 import PackageDescription
 
-// Layers, dependencies pointing one way:
-//   C shims → JobdCore (pure) → JobdThreads → JobdPostgres / JobdRedis → JobdRuntime → jobd (CLI)
-// JobdSystemd (sd_notify, journald) sits beside the adapters; JobdTestSupport serves the tests only.
+// Layers, every dependency pointing down (docs/architecture.md has the same layers and
+// a "target | depends on" table; ModuleGraphTests checks both against this file):
+//   jobd (CLI)
+//   JobdRuntime, JobdTestSupport (tests only)
+//   JobdPostgres, JobdRedis, JobdNotify, JobdSystemd, JobdMetrics (adapters)
+//   JobdCore (pure), JobdThreads (threads, checkout pool), JobdCodec, JobdTestRandom
+//   C system libraries: CLibPQ, CHiredis, CCurl, CSystemd, CZlib
 let strict: [SwiftSetting] = [
     .swiftLanguageMode(.v6),
     .enableUpcomingFeature("ExistentialAny"),
@@ -142,6 +146,8 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "JobdCoreTests", dependencies: ["JobdCore", "JobdTestRandom"], swiftSettings: strict),
+        .testTarget(name: "JobdThreadsTests", dependencies: ["JobdThreads"], swiftSettings: strict),
+        .testTarget(name: "JobdRuntimeTests", dependencies: ["JobdRuntime", "JobdCore"], swiftSettings: strict),
         .testTarget(name: "JobdCodecTests", dependencies: ["JobdCodec", "JobdTestRandom"], swiftSettings: strict),
         .testTarget(
             name: "JobdSystemdTests",

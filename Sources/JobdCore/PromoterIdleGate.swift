@@ -98,7 +98,7 @@ public struct PromoterIdleGate: Sendable, Equatable {
         case .idle: return .wait(seconds: nil)
         case .settling(_, _, let next):
             let left = now.duration(to: next)
-            return left <= .zero ? .recheck : .wait(seconds: left.secondsValue)
+            return left <= .zero ? .recheck : .wait(seconds: left.seconds)
         }
     }
 
@@ -121,11 +121,4 @@ public struct PromoterIdleGate: Sendable, Equatable {
 
     /// A pass asked every lane.
     public mutating func askedAll(now: ContinuousClock.Instant) { lastFullAsk = now }
-}
-
-extension Duration {
-    /// The duration in seconds, as a Double.
-    public var secondsValue: Double {
-        Double(components.seconds) + Double(components.attoseconds) / 1e18
-    }
 }

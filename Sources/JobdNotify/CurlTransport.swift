@@ -70,7 +70,7 @@ public final class CurlTransport: Sendable {
     public static let excerptLimit = 1_024
 
     private let workers: [CurlWorker]
-    private let pool: IndexPool
+    private let pool: CheckoutPool<Int>
     private let limits: CurlWorker.Limits
 
     public init(concurrency: Int, connectTimeout: Double, timeout: Double, userAgent: String) {
@@ -79,24 +79,25 @@ public final class CurlTransport: Sendable {
         limits = CurlWorker.Limits(
             connectTimeoutMs: max(1, Int(connectTimeout * 1000)), timeoutMs: max(1, Int(timeout * 1000)), userAgent: userAgent)
         workers = (0..<concurrency).map { CurlWorker(name: "curl-\($0)") }
-        pool = IndexPool(size: concurrency)
+        pool = CheckoutPool(Array(0..<concurrency))
     }
 
     public var concurrency: Int { workers.count }
 
     public func post(_ request: HTTPPost) async -> TransferReport {
-        await withSlot { await $0.post(request) }
+        (try? await withSlot { await $0.post(request) }) ?? TransferReport(outcome: .cancelled, excerpt: "cancelled waiting for a worker", seconds: 0)
     }
 
     public func send(_ mail: MailSubmission) async -> TransferReport {
-        await withSlot { await $0.send(mail) }
+        (try? await withSlot { await $0.send(mail) }) ?? TransferReport(outcome: .cancelled, excerpt: "cancelled waiting for a worker", seconds: 0)
     }
 
     /// Runs `body` with a worker of its own, waiting for a free one first. A caller
     /// that must do something just before its transfer (claim the notification)
-    /// does it inside, so no queueing for a worker happens between the two.
-    public func withSlot<T>(_ body: (Slot) async throws -> T) async rethrows -> T {
-        let index = await pool.checkOut()
+    /// does it inside, so no queueing for a worker happens between the two. Throws
+    /// `CancellationError` if the task is cancelled while it waits for a worker.
+    public func withSlot<T>(_ body: (Slot) async throws -> T) async throws -> T {
+        let index = try await pool.checkOut()
         defer { pool.checkIn(index) }
         return try await body(Slot(worker: workers[index], limits: limits))
     }

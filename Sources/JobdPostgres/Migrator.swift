@@ -1,3 +1,4 @@
+import JobdCore
 import Logging
 
 /// One numbered SQL file from `Migrations/NNNN_<tier>[_<what>].sql`.
@@ -16,14 +17,7 @@ public struct Migration: Sendable, Equatable {
     public var tier: String { String(name.split(separator: "_").first ?? Substring(name)) }
 
     /// FNV-1a of the SQL: detects an applied migration whose file was edited later.
-    public var checksum: String {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in sql.utf8 {
-            hash ^= UInt64(byte)
-            hash = hash &* 0x0000_0100_0000_01b3
-        }
-        return String(hash, radix: 16)
-    }
+    public var checksum: String { String(FNV1a.hash(sql.utf8), radix: 16) }
 }
 
 /// Applies migrations in order, once each, recording them in `jobd.migrations`.

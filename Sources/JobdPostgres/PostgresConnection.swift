@@ -1,5 +1,6 @@
 import CLibPQ
 import Foundation
+import JobdCore
 import JobdThreads
 import Logging
 import Synchronization
@@ -33,6 +34,8 @@ public actor PostgresConnection {
     /// Statements prepared on the current session (`queryPrepared`); a new session
     /// starts with none.
     private var prepared: Set<String> = []
+    /// Set by `close()`: no new session is ever opened.
+    private var closed = false
 
     /// - Parameters:
     ///   - conninfo: a libpq conninfo string or URI; nil uses libpq's `PG*` defaults.
@@ -63,6 +66,7 @@ public actor PostgresConnection {
     /// before, so a reconnect never silently loses notifications.
     public func connect() throws {
         try Task.checkCancellation()
+        if closed { throw PostgresError(.closed, "connection \(name) is closed") }
         if isConnected { return }
         dropConnection()
         let deadline = monotonicMilliseconds() + Int64(commandTimeout * 1000)
@@ -178,12 +182,7 @@ public actor PostgresConnection {
     /// "jobd_" + FNV-1a of the text: the same text gets the same name, and a changed
     /// statement a new one.
     public static func statementName(_ sql: String) -> String {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in sql.utf8 {
-            hash ^= UInt64(byte)
-            hash = hash &* 0x0000_0100_0000_01b3
-        }
-        return "jobd_" + String(hash, radix: 16)
+        "jobd_" + String(FNV1a.hash(sql.utf8), radix: 16)
     }
 
     /// Runs a script of several statements (simple protocol, no parameters). For
@@ -236,7 +235,17 @@ public actor PostgresConnection {
         }
     }
 
+    /// Ends the current session; the next call opens a new one (and re-issues LISTEN).
+    /// Statements prepared on the old session are prepared again as they are used.
+    public func reset() {
+        dropConnection()
+    }
+
+    /// Closes the connection for good: later calls throw a `.closed` error instead
+    /// of reconnecting. For the owner that is done with it (a service that stopped,
+    /// shutdown, a test).
     public func close() {
+        closed = true
         dropConnection()
     }
 

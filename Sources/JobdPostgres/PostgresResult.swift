@@ -58,6 +58,8 @@ public struct PostgresError: Error, Sendable, Equatable, CustomStringConvertible
         case timeout
         /// The server rejected the statement; the connection is fine.
         case server
+        /// `close()` was called; the connection is not reopened.
+        case closed
     }
 
     public var kind: Kind
@@ -90,6 +92,7 @@ public struct PostgresError: Error, Sendable, Equatable, CustomStringConvertible
     public var isTransient: Bool {
         switch kind {
         case .connection, .timeout: return true
+        case .closed: return false
         case .server:
             // Class 08 connection exceptions, 40 serialization/deadlock, 57P0x shutdown.
             guard let state = sqlState else { return false }

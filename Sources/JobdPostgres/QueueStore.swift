@@ -154,6 +154,12 @@ public struct QueueStore: Sendable {
     /// not sent back; its job comes with `payload == nil` and is dead-lettered by the
     /// caller.
     ///
+    /// Commits without waiting for the WAL flush (`synchronous_commit = off` for its
+    /// transaction only): a claim lost in a server crash leaves its jobs to be claimed
+    /// again under another token, so the lost attempt's completion, heartbeat and solo
+    /// mark are refused; the attempt's durable completion flushes the claim's record
+    /// before its own.
+    ///
     /// - Parameter token: the lease token every fenced statement of these attempts
     ///   checks; a fresh random one per claim, so that a claim lost in a server crash
     ///   and the claim that follows it never share a fence (migration 0011).
@@ -277,11 +283,10 @@ public struct QueueStore: Sendable {
     /// lease was lost (rescued or taken over) — their completions will be refused.
     ///
     /// At most `chunk` fences per statement, each found through the primary key. The
-    /// statement does not test `state = 'running'`: with it the planner scanned
-    /// `jobs_lease_idx` (partial on that state before 0012) for every running row — under a long
-    /// snapshot, through every dead version of every lease ever extended — which ran
-    /// past the statement timeout in the soak, and a heartbeat that keeps failing lets
-    /// every lease expire. The token stands in for the state: `lease_token` is set by
+    /// statement does not test `state = 'running'`: with it the planner may scan an
+    /// index for every running row — under a long snapshot, through every dead
+    /// version of every lease ever extended — which can run past the statement
+    /// timeout, and a heartbeat that keeps failing lets every lease expire. The token stands in for the state: `lease_token` is set by
     /// the claim and cleared by each statement that moves a job out of `running`
     /// (completion, rescue), so it matches only a running attempt.
     public func extendLeases(_ fences: [AttemptFence], lease: Double, chunk: Int = 500) async throws -> Set<AttemptFence> {

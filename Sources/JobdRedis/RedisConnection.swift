@@ -152,7 +152,9 @@ public actor RedisConnection {
         return reply
     }
 
-    /// Closes the connection for good; later calls throw `RedisError.closed`.
+    /// Closes the connection for good; later calls throw `RedisError.closed` instead
+    /// of reconnecting (as `PostgresConnection.close()`). A connection that failed is
+    /// dropped and reopened by the next call without any call here.
     public func close() {
         closed = true
         if context != nil {

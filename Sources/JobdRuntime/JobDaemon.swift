@@ -14,13 +14,16 @@ import ServiceLifecycle
 public struct JobDaemon: Sendable {
     /// In start order; `ServiceGroup` stops them in reverse: the pool shutdown trigger
     /// first (every pool stops fetching and its drain deadline starts), then the
-    /// listener and the promoter stop, then the pools drain, then maintenance ends.
+    /// listener and the promoter stop, then the pools drain, then maintenance ends,
+    /// then the handlers' own services (which the draining jobs may still need).
     public let services: [any Service]
     public let pools: [WorkerPool]
     public let promoter: Promoter
     public let maintenance: Maintenance
     public let stats: DaemonStats
     public let identity: DaemonIdentity
+    /// The fault suite's switches (`JOBD_TEST_FAULTS=1` only); nil in production.
+    public let testFaults: TestFaults?
 
     public init(
         configuration: DaemonConfiguration,
@@ -29,7 +32,8 @@ public struct JobDaemon: Sendable {
         logger: Logger,
         postgres: (String) -> PostgresConnection,
         redis: (String) -> RedisDispatch,
-        observer: (any AttemptObserver)? = nil
+        observer: (any AttemptObserver)? = nil,
+        testFaults: TestFaults? = nil
     ) {
         var logger = logger
         logger[metadataKey: LogKey.daemon] = "\(identity.id)"
@@ -39,6 +43,7 @@ public struct JobDaemon: Sendable {
         let poolShutdown = PoolShutdown()
         self.stats = stats
         self.identity = identity
+        self.testFaults = testFaults
         maintenance = Maintenance(
             store: QueueStore(connection: postgres("maintenance")), dispatch: redis("maintenance"),
             promoterWake: wake, configuration: configuration, daemon: identity, stats: stats, logger: logger,
@@ -59,9 +64,10 @@ public struct JobDaemon: Sendable {
         }
         promoter = Promoter(
             store: QueueStore(connection: postgres("promoter")), dispatch: redis("promoter"), wake: wake,
-            configuration: configuration, stats: stats, logger: logger, daemonID: identity.id, startGate: startGate)
+            configuration: configuration, stats: stats, logger: logger, daemonID: identity.id, startGate: startGate,
+            testFaults: testFaults)
         let listener = NotificationListener(connection: postgres("listener"), wake: wake, stats: stats, logger: logger)
-        services = [maintenance] + pools + [promoter, listener,
+        services = handlers.services + [maintenance] + pools + [promoter, listener,
                     PoolShutdownTrigger(shutdown: poolShutdown, timeout: configuration.shutdownTimeout)]
     }
 

@@ -377,7 +377,7 @@ struct BenchReport: Codable {
     }
 }
 
-/// The targets of issue 6, checked against one run.
+/// The bench's throughput and cost targets, checked against one run.
 enum BenchTargets {
     static func evaluate(_ r: BenchReport) -> [BenchReport.Target] {
         func f(_ value: Double, _ digits: Int = 0) -> String { String(format: "%.\(digits)f", value) }
@@ -1021,8 +1021,4 @@ private func processTreeCPUSeconds(root: Int32) -> Double? {
         total += (Double(f[11]) ?? 0) + (Double(f[12]) ?? 0)
     }
     return total / ticks
-}
-
-extension Duration {
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }

@@ -34,7 +34,7 @@ enum BenchTierKinds {
         var finish: (@Sendable ([String: String]) async -> Void)?
     }
 
-    /// The kinds issue 6 asks for. A kind without `prepare` says "no recipe".
+    /// The tier kinds the bench measures. A kind without `prepare` says "no recipe".
     static let recipes: [Recipe] = [
         // messages/s and the compression ratio, over the repository's mail corpus
         Recipe(kind: "content.write", jobs: (260, 2_600), prepare: ContentWriteRecipe.prepare, figures: ContentWriteRecipe.figures),

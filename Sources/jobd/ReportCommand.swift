@@ -57,7 +57,7 @@ struct ReportCommand: AsyncParsableCommand {
             print(report.text())
         }
         if timing {
-            let ms = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
+            let ms = elapsed.seconds * 1000
             FileHandle.standardError.write(Data(String(
                 format: "report %@: %.1f ms (%@, connect included)\n", target.description, ms,
                 refresh ? "rolled up now" : report.stored ? "stored rollup" : "computed from facts").utf8))

@@ -64,7 +64,8 @@ struct RunCommand: AsyncParsableCommand {
         if let probe { handlers.append(probe) }
         let daemon = JobDaemon(
             configuration: config, handlers: HandlerRegistry(handlers), identity: identity, logger: logger,
-            postgres: connections.postgres, redis: connections.dispatch, observer: tiers.observer)
+            postgres: connections.postgres, redis: connections.dispatch, observer: tiers.observer,
+            testFaults: testFaults ? TestFaults() : nil)
         let notifier = SystemdNotifier.fromEnvironment()
         let supervisor = SystemdSupervisor(daemon: daemon, notifier: notifier, configuration: config, logger: logger)
         // The announcer is last so it is the first to hear of a graceful shutdown;
@@ -94,11 +95,10 @@ struct RunCommand: AsyncParsableCommand {
         ])
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { await supervisor.run() }
-            if testFaults {
+            if let faults = daemon.testFaults {
                 tasks.addTask {
                     for await _ in await UnixSignalsSequence(trapping: .sigusr2) {
-                        let wedged = !TestFaults.promoterWedged.load(ordering: .relaxed)
-                        TestFaults.promoterWedged.store(wedged, ordering: .relaxed)
+                        let wedged = faults.togglePromoterWedge()
                         logger.warning("JOBD_TEST_FAULTS: promoter wedge toggled", metadata: ["wedged": "\(wedged)"])
                     }
                 }

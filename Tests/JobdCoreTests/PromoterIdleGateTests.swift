@@ -31,7 +31,7 @@ struct PromoterIdleGateTests {
                 Issue.record("not settling: \(gate.phase)")
                 return
             }
-            let wait = at(now).duration(to: next).secondsValue
+            let wait = at(now).duration(to: next).seconds
             waits.append((wait * 1000).rounded())
             #expect(!gate.recheckDue(now: next - .microseconds(1)))
             #expect(gate.step(now: at(now)) == .wait(seconds: wait))

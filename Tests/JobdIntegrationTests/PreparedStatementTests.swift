@@ -43,9 +43,13 @@ struct PreparedStatementTests {
         let connection = database.connection("prepared")
         let sql = "SELECT $1::int - 1"
         #expect(try await connection.queryPrepared(sql, ["1"]).rows == [["0"]])
-        await connection.close()
+        await connection.reset()
         #expect(try await connection.queryPrepared(sql, ["10"]).rows == [["9"]])
         await connection.close()
+        // Closed for good: no new session behind the caller's back.
+        await #expect(throws: PostgresError(.closed, "connection prepared is closed")) {
+            try await connection.queryPrepared(sql, ["10"])
+        }
         await database.drop()
     }
 

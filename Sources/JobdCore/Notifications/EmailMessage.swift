@@ -41,8 +41,8 @@ public enum EmailMessage {
 
     /// `<32 hex digits@sender's domain>`, the same for the same key.
     public static func messageID(idempotencyKey: String, from: String) -> String {
-        let a = fnv1a(idempotencyKey.utf8, basis: 0xcbf2_9ce4_8422_2325)
-        let b = fnv1a(idempotencyKey.utf8, basis: 0x6c62_272e_07bb_0142)
+        let a = FNV1a.hash(idempotencyKey.utf8)
+        let b = FNV1a.hash(idempotencyKey.utf8, basis: 0x6c62_272e_07bb_0142)
         return "<\(hex(a))\(hex(b))@\(EmailAddress.domain(from))>"
     }
 
@@ -71,15 +71,6 @@ public enum EmailMessage {
         let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
         func two(_ n: Int) -> String { n < 10 ? "0\(n)" : "\(n)" }
         return "\(days[c.weekday]), \(two(c.day)) \(months[c.month - 1]) \(c.year) \(two(c.hour)):\(two(c.minute)):\(two(c.second)) +0000"
-    }
-
-    private static func fnv1a(_ bytes: String.UTF8View, basis: UInt64) -> UInt64 {
-        var hash = basis
-        for byte in bytes {
-            hash ^= UInt64(byte)
-            hash = hash &* 0x0000_0100_0000_01b3
-        }
-        return hash
     }
 
     private static func hex(_ value: UInt64) -> String {

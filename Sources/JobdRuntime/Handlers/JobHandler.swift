@@ -1,5 +1,6 @@
 import JobdCore
 import Logging
+import ServiceLifecycle
 
 /// What a handler gets besides the job: a logger that already carries the job's
 /// metadata, and the deadline the daemon would like it to respect.
@@ -20,6 +21,14 @@ public protocol JobHandler: Sendable {
     /// The `queue.jobs.kind` this handler serves.
     var kind: String { get }
     func handle(_ job: ClaimedJob, context: JobContext) async throws
+    /// Background loops the handler relies on (a group-commit writer …). The daemon
+    /// runs them in its service group, started before the worker pools and stopped
+    /// after they drain. Read once, at assembly. Default: none.
+    var services: [any Service] { get }
+}
+
+extension JobHandler {
+    public var services: [any Service] { [] }
 }
 
 /// Kind → handler. Built once at start-up, read-only afterwards.
@@ -38,4 +47,7 @@ public struct HandlerRegistry: Sendable {
     public func handler(for kind: String) -> (any JobHandler)? { handlers[kind] }
 
     public var kinds: [String] { handlers.keys.sorted() }
+
+    /// The handlers' background loops, by kind.
+    public var services: [any Service] { kinds.flatMap { handlers[$0]?.services ?? [] } }
 }

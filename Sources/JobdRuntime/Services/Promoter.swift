@@ -29,12 +29,15 @@ public struct Promoter: Service {
     /// it (up to `startGateLimit`). Nil: no wait.
     let startGate: StartGate?
     static let startGateLimit = Duration.seconds(10)
+    /// The fault suite's switches; nil (production): no lookup on the loop's path.
+    let testFaults: TestFaults?
 
     public init(
         store: QueueStore, dispatch: RedisDispatch, wake: WakeSignal,
         configuration: DaemonConfiguration, stats: DaemonStats, logger: Logger, daemonID: String? = nil,
-        startGate: StartGate? = nil
+        startGate: StartGate? = nil, testFaults: TestFaults? = nil
     ) {
+        self.testFaults = testFaults
         self.startGate = startGate
         self.daemonID = daemonID
         self.store = store
@@ -61,9 +64,7 @@ public struct Promoter: Service {
             // The wake-up protocol's state (Migrations/0010_queue_wakeup.sql).
             var gate = PromoterIdleGate(pollInterval: configuration.pollInterval)
             await loop.run {
-                while TestFaults.promoterWedged.load(ordering: .relaxed) && !Task.isCancelled {
-                    try? await Task.sleep(for: .milliseconds(50))
-                }
+                if let testFaults { await testFaults.waitWhilePromoterWedged() }
                 do {
                     try await cycle(
                         gate: &gate, drained: &drained, poppedOnly: &poppedOnly, idleUntil: &idleUntil)
@@ -144,7 +145,7 @@ public struct Promoter: Service {
             let sleep = min(configuration.pollInterval, max(0.001, nextDue ?? configuration.pollInterval))
             idleUntil = .now + .microseconds(Int64(sleep * 1_000_000))
         }
-        var timeout = ContinuousClock.now.duration(to: idleUntil ?? .now).secondsValue
+        var timeout = ContinuousClock.now.duration(to: idleUntil ?? .now).seconds
         if daemonID != nil {
             switch gate.step(now: .now) {
             case .wait(let seconds?): timeout = min(timeout, seconds)  // settling: re-check the lock soon

@@ -442,68 +442,6 @@ public struct ClaimPipeline: Sendable {
     }
 }
 
-/// Which claim pipelines are free, and the failures of the claims in a row.
-final class IdlePipelines: Sendable {
-    private struct State {
-        var free: [Int]
-        var waiters: [(id: Int, continuation: CheckedContinuation<Int?, Never>)] = []
-        var nextWaiter = 0
-        var failures = 0
-    }
-    private let state: Mutex<State>
-
-    init(count: Int) {
-        state = Mutex(State(free: Array((0..<count).reversed())))
-    }
-
-    /// A free pipeline; waits for one; nil when the task is cancelled.
-    func checkOut() async -> Int? {
-        if let free = state.withLock({ $0.free.popLast() }) { return free }
-        let id = state.withLock { state in
-            defer { state.nextWaiter += 1 }
-            return state.nextWaiter
-        }
-        return await withTaskCancellationHandler {
-            await withCheckedContinuation { continuation in
-                let now: Int?? = state.withLock { state in
-                    if Task.isCancelled { return .some(nil) }
-                    if let free = state.free.popLast() { return .some(free) }
-                    state.waiters.append((id, continuation))
-                    return .none
-                }
-                if let now { continuation.resume(returning: now) }
-            }
-        } onCancel: {
-            let waiter = state.withLock { state -> CheckedContinuation<Int?, Never>? in
-                guard let index = state.waiters.firstIndex(where: { $0.id == id }) else { return nil }
-                return state.waiters.remove(at: index).continuation
-            }
-            waiter?.resume(returning: nil)
-        }
-    }
-
-    func checkIn(_ pipeline: Int) {
-        let waiter = state.withLock { state -> CheckedContinuation<Int?, Never>? in
-            if state.waiters.isEmpty {
-                state.free.append(pipeline)
-                return nil
-            }
-            return state.waiters.removeFirst().continuation
-        }
-        waiter?.resume(returning: pipeline)
-    }
-
-    func recordSuccess() { state.withLock { $0.failures = 0 } }
-
-    /// Counts a failed claim; returns the failures in a row.
-    func recordFailure() -> Int {
-        state.withLock { state in
-            state.failures += 1
-            return state.failures
-        }
-    }
-}
-
 /// A claimed attempt with what the claim learned about its payload.
 typealias ClaimedAttempt = (job: ClaimedJob, payloadBytes: Int, payloadPresent: Bool)
 

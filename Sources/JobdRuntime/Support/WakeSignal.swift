@@ -76,7 +76,7 @@ public final class WakeSignal: Sendable {
                 } onCancel: {
                     // Only unblock this wait. Signalling here would leave a stale wake-up
                     // for the next wait whenever the group cancels this task after the
-                    // timer already resumed it (found by the wake-reasons test under load).
+                    // timer already resumed it.
                     let waiter = self.state.withLock { state -> CheckedContinuation<Void, Never>? in
                         defer { state.waiter = nil }
                         return state.waiter

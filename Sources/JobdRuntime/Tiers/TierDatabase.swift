@@ -17,7 +17,8 @@ public final class TierDatabase: Sendable {
     private let connections: [PostgresConnection]
     private let logger: Logger
 
-    private let pool: IndexPool
+    /// Indices into `connections`, lent one caller at a time.
+    private let pool: CheckoutPool<Int>
     /// Whether the last use failed for want of the server (logged once per outage).
     private let unavailable = Mutex(false)
 
@@ -30,16 +31,17 @@ public final class TierDatabase: Sendable {
         logger[metadataKey: LogKey.tier] = "\(tier.rawValue)"
         self.logger = logger
         connections = (0..<size).map(makeConnection)
-        pool = IndexPool(size: size)
+        pool = CheckoutPool(Array(0..<size))
     }
 
     public var size: Int { connections.count }
 
-    /// Runs `body` with a connection of this tier to itself. Waits for a free one.
+    /// Runs `body` with a connection of this tier to itself. Waits for a free one;
+    /// throws `CancellationError` if the task is cancelled while it waits.
     public func withConnection<T: Sendable>(
         _ body: (PostgresConnection) async throws -> T
     ) async throws -> T {
-        let index = await pool.checkOut()
+        let index = try await pool.checkOut()
         defer { pool.checkIn(index) }
         do {
             let result = try await body(connections[index])

@@ -2,6 +2,7 @@ import Foundation
 import JobdCore
 import JobdNotify
 import Logging
+import ServiceLifecycle
 
 /// `notification.send`: delivers one webhook, email or SMS, exactly as far as a
 /// provider lets anyone — at most once per idempotency key while the
@@ -60,8 +61,7 @@ public struct NotificationSendHandler: JobHandler {
     }
 
     @Sendable public static func monotonicSeconds() -> Double {
-        let elapsed = ContinuousClock.now - processStart
-        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        (ContinuousClock.now - processStart).seconds
     }
 
     private static let processStart = ContinuousClock.now
@@ -214,12 +214,15 @@ public struct NotificationSendHandler: JobHandler {
         try conclude(verdict, record: record, request: request)
     }
 
-    /// Writes the record through the group-commit batcher, whose write runs in a
-    /// task of its own: a drain's cancellation cannot stop the write of a send that
-    /// already happened.
+    /// Writes the record through the group-commit batcher, whose writer is the
+    /// daemon's service (`services`), not this job's task: a drain's cancellation
+    /// cannot stop the write of a send that already happened.
     private func finish(_ record: NotificationStore.TryRecord) async throws -> Bool {
-        try await finishes.finish(record)
+        try await finishes.submitAndWait(record)
     }
+
+    /// The finish batcher's writer; the daemon runs it while its pools run.
+    public var services: [any Service] { [finishes.service] }
 
     /// Turns the verdict into the job's result.
     private func conclude(_ verdict: DeliveryVerdict, record: NotificationStore.TryRecord, request: NotificationRequest) throws {

@@ -1,6 +1,5 @@
 import JobdCore
 import JobdPostgres
-import Synchronization
 
 /// The notifications tier's SQL: claim a notification for one send, then record
 /// the try and its outcome in one fenced round trip.
@@ -152,54 +151,18 @@ public enum NotificationStatements {
 /// Group commit for `NotificationStore.finish`: records submitted while a write is
 /// in flight go out together in the next one, so under load many notifications
 /// share one statement and one connection hold instead of one each. An idle
-/// batcher writes at once (no added latency). The write runs in a task of its own,
-/// so a cancelled job (a drain) cannot stop the recording of a send that happened.
-final class FinishBatcher: Sendable {
-    private struct Waiting {
-        var record: NotificationStore.TryRecord
-        var continuation: CheckedContinuation<Bool, any Error>
-    }
-    private struct State {
-        var pending: [Waiting] = []
-        var writing = false
-    }
+/// batcher writes at once (no added latency). A failed write fails its batch's
+/// submitters. The batcher's writer is a service of the daemon (see
+/// `NotificationSendHandler.services`), so a cancelled job (a drain) cannot stop the
+/// recording of a send that happened.
+typealias FinishBatcher = GroupCommitBatcher<NotificationStore.TryRecord, Bool>
 
-    private let store: NotificationStore
-    private let state = Mutex(State())
-    /// Rows per statement at most.
-    private let maxBatch = 500
-
-    init(store: NotificationStore) {
-        self.store = store
-    }
-
-    /// Whether the record's fence held (its status was written).
-    func finish(_ record: NotificationStore.TryRecord) async throws -> Bool {
-        try await withCheckedThrowingContinuation { continuation in
-            let start = state.withLock { state in
-                state.pending.append(Waiting(record: record, continuation: continuation))
-                defer { state.writing = true }
-                return !state.writing
-            }
-            if start { Task { await self.writeLoop() } }
-        }
-    }
-
-    private func writeLoop() async {
-        while true {
-            let batch: [Waiting] = state.withLock { state in
-                let batch = Array(state.pending.prefix(maxBatch))
-                state.pending.removeFirst(batch.count)
-                if batch.isEmpty { state.writing = false }
-                return batch
-            }
-            if batch.isEmpty { return }
-            do {
-                let accepted = try await store.finish(batch.map(\.record))
-                for waiting in batch { waiting.continuation.resume(returning: accepted.contains(waiting.record.claimToken)) }
-            } catch {
-                for waiting in batch { waiting.continuation.resume(throwing: error) }
-            }
+extension GroupCommitBatcher where Item == NotificationStore.TryRecord, Outcome == Bool {
+    /// The outcome of each record: whether its fence held (its status was written).
+    convenience init(store: NotificationStore) {
+        self.init(maxBatch: 500, onFailure: .failSubmitters) { entries in
+            let accepted = try await store.finish(entries.map(\.item))
+            return entries.map { accepted.contains($0.item.claimToken) }
         }
     }
 }
