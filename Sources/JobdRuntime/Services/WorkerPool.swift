@@ -12,12 +12,12 @@ import Synchronization
 /// all in one statement, and starts a task per claimed job. Completions go to the
 /// `CompletionBatcher`; a heartbeat extends the leases of everything still running.
 ///
-/// Claim pipelines: a claim commits durably, so it waits for a WAL flush (1–10 ms
-/// on the reference host). With one claim at a time, slots freed during that wait
-/// sit idle until it returns. A pool of 32 slots or more has two pipelines, each
-/// with its own Redis and Postgres connection: while one claim waits for its flush,
-/// the other claims the slots freed meanwhile, and the two commits share the
-/// server's group commit. Each job is still claimed only into a reserved slot.
+/// Claim pipelines: a claim commits without waiting for the WAL flush (fenced by its
+/// lease token, see `QueueStore.claim`), but it is still a round trip and a statement.
+/// With one claim at a time, slots freed during it sit idle until it returns. A pool
+/// of 32 slots or more has two pipelines, each with its own Redis and Postgres
+/// connection: while one claim is in flight, the other claims the slots freed
+/// meanwhile. Each job is still claimed only into a reserved slot.
 ///
 /// Graceful shutdown (SIGTERM): stop fetching at once (also when every slot is busy
 /// and the fetch loop waits for one), let running jobs finish for up to
@@ -106,7 +106,7 @@ public struct WorkerPool: Service {
             async let writing: Void = batcher.run()
 
             // Discarding: a finished job's task is freed at once. A plain task group keeps
-            // every finished child until it is awaited — memory that grew with each job.
+            // every finished child until it is awaited, so its memory would grow with each job.
             await withDiscardingTaskGroup { workers in
                 await withGracefulShutdownHandler {
                     await fetchLoop(workers: &workers, batcher: batcher, suspects: suspects, stop: fetching)
@@ -296,7 +296,7 @@ public struct WorkerPool: Service {
 
     /// Pops up to `reserved` ids and claims them. The slots reserved beyond what was
     /// popped are given back before the claim (`reserved` is lowered to match), so
-    /// the other pipeline can take new arrivals while this claim waits for its flush.
+    /// the other pipeline can take new arrivals while this claim is in flight.
     private func fetch(
         reserved: inout Int, order: [JobPriority], on pipeline: ClaimPipeline, stop: StopFlag
     ) async throws -> [ClaimedAttempt] {
@@ -353,7 +353,7 @@ public struct WorkerPool: Service {
         let started = ContinuousClock.now
         let result = await attempt(job, payloadPresent: payloadPresent, payloadBytes: payloadBytes, logger: jobLogger)
         let elapsed = started.duration(to: .now)
-        let runSeconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let runSeconds = elapsed.seconds
         var generator = SystemRandomNumberGenerator()
         let policy = FailurePolicy(backoff: configuration.backoff)
         let completion = policy.completion(for: job, result: result, runSeconds: runSeconds, using: &generator)
