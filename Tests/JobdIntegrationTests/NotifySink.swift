@@ -10,11 +10,26 @@ struct SinkRequest: Decodable, Sendable {
     var receivedAt: Double
     /// The signature recomputed by the sink (Python's hmac) from the secret it was given.
     var signatureExpected: String?
+    /// Whether the signature sent matches `signatureExpected` (compared by the sink).
+    var signatureValid: Bool?
 
     enum CodingKeys: String, CodingKey {
         case path, query, headers, body
         case receivedAt = "received_at"
         case signatureExpected = "signature_expected"
+        case signatureValid = "signature_valid"
+    }
+}
+
+/// One SMTP session the sink served, recorded when it ended.
+struct SinkSMTPSession: Decodable, Sendable {
+    /// The command verbs the client sent, in order.
+    var commands: [String]
+    var authSeen: Bool
+
+    enum CodingKeys: String, CodingKey {
+        case commands
+        case authSeen = "auth_seen"
     }
 }
 
@@ -82,6 +97,7 @@ final class NotifySink: @unchecked Sendable {
     /// Everything received so far, in order of receipt.
     func requests() throws -> [SinkRequest] { try records(kind: "http") }
     func mails() throws -> [SinkMail] { try records(kind: "smtp") }
+    func smtpSessions() throws -> [SinkSMTPSession] { try records(kind: "smtp_session") }
 
     private func records<T: Decodable>(kind: String) throws -> [T] {
         let text = try String(contentsOf: directory.appendingPathComponent("record.jsonl"), encoding: .utf8)
