@@ -196,7 +196,9 @@ struct NotificationSecurityTests {
             let attempt = try #require(try await n.attempts("tls-required-1").first)
             #expect(attempt["error_code"] == "smtp_starttls_unavailable")
             #expect(attempt["excerpt"]??.contains("STARTTLS is required") == true)
-            try await waitUntil(timeout: 10, "the SMTP session to be recorded") { try !n.sink.smtpSessions().isEmpty }
+            try await waitUntil(timeout: 10, "the SMTP session to be recorded") {
+                try n.sink.smtpSessions().contains { $0.commands.contains("EHLO") }
+            }
             let sessions = try n.sink.smtpSessions()
             #expect(sessions.allSatisfy { !$0.authSeen && !$0.commands.contains("MAIL") }, "\(sessions.map(\.commands))")
             #expect(sessions.contains { $0.commands.contains("EHLO") })

@@ -21,16 +21,17 @@ struct SinkRequest: Decodable, Sendable {
     }
 }
 
-/// One SMTP session the sink served, recorded when it ended.
-struct SinkSMTPSession: Decodable, Sendable {
-    /// The command verbs the client sent, in order.
-    var commands: [String]
-    var authSeen: Bool
+/// One SMTP command the sink received, recorded as it arrived.
+struct SinkSMTPCommand: Decodable, Sendable {
+    /// Numbers the connections.
+    var session: Int
+    var verb: String
+}
 
-    enum CodingKeys: String, CodingKey {
-        case commands
-        case authSeen = "auth_seen"
-    }
+/// The commands of one SMTP connection, in order.
+struct SinkSMTPSession: Sendable {
+    var commands: [String]
+    var authSeen: Bool { commands.contains("AUTH") }
 }
 
 /// One message the SMTP sink accepted.
@@ -97,7 +98,11 @@ final class NotifySink: @unchecked Sendable {
     /// Everything received so far, in order of receipt.
     func requests() throws -> [SinkRequest] { try records(kind: "http") }
     func mails() throws -> [SinkMail] { try records(kind: "smtp") }
-    func smtpSessions() throws -> [SinkSMTPSession] { try records(kind: "smtp_session") }
+    func smtpSessions() throws -> [SinkSMTPSession] {
+        let commands: [SinkSMTPCommand] = try records(kind: "smtp_command")
+        return Dictionary(grouping: commands, by: \.session).sorted { $0.key < $1.key }
+            .map { SinkSMTPSession(commands: $0.value.map(\.verb)) }
+    }
 
     private func records<T: Decodable>(kind: String) throws -> [T] {
         let text = try String(contentsOf: directory.appendingPathComponent("record.jsonl"), encoding: .utf8)
