@@ -1191,6 +1191,7 @@ def scenario_sinks(suite, world, result):
         "a", JOBD_WEBHOOK_SECRET=secret, JOBD_SMTP_URL=f"smtp://127.0.0.1:{sink.smtp_port}",
         JOBD_SMTP_FROM="jobd@example.com", JOBD_SMTP_STARTTLS="off", JOBD_NOTIFY_TIMEOUT=timeout,
         JOBD_NOTIFY_CONNECT_TIMEOUT=1, JOBD_NOTIFY_RATE="off",
+        JOBD_NOTIFY_ALLOWED_NETWORKS="127.0.0.0/8",
         # Every try reaches the sink: the breaker would turn most tries at a dead
         # receiver into snoozes (its own tests cover it), and this scenario counts tries.
         JOBD_NOTIFY_BREAKER_FAILURES=10000)

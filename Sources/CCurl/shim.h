@@ -3,6 +3,9 @@
 // The wrappers pass options through variables, which the GCC type-check macros cannot inspect.
 #define CURL_DISABLE_TYPECHECK 1
 #include <curl/curl.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
 
 // curl_easy_setopt and curl_easy_getinfo are variadic, which Swift cannot call:
 // these typed wrappers are the only way the Swift side sets options or reads info.
@@ -37,6 +40,31 @@ static inline CURLcode jobd_curl_setopt_data_callback(CURL *handle, CURLoption o
 
 static inline CURLcode jobd_curl_setopt_progress_callback(CURL *handle, jobd_curl_progress_callback callback) {
     return curl_easy_setopt(handle, CURLOPT_XFERINFOFUNCTION, callback);
+}
+
+typedef curl_socket_t (*jobd_curl_opensocket_callback)(void *context, curlsocktype purpose, struct curl_sockaddr *address);
+
+static inline CURLcode jobd_curl_setopt_opensocket_callback(CURL *handle, jobd_curl_opensocket_callback callback) {
+    return curl_easy_setopt(handle, CURLOPT_OPENSOCKETFUNCTION, callback);
+}
+
+// The 4 (AF_INET) or 16 (AF_INET6) address bytes of the address libcurl is about to
+// connect to, copied into out[16]; 0 for any other family.
+static inline int jobd_curl_sockaddr_bytes(const struct curl_sockaddr *address, unsigned char *out) {
+    if (address->family == AF_INET && address->addrlen >= sizeof(struct sockaddr_in)) {
+        memcpy(out, &((const struct sockaddr_in *)(const void *)&address->addr)->sin_addr, 4);
+        return 4;
+    }
+    if (address->family == AF_INET6 && address->addrlen >= sizeof(struct sockaddr_in6)) {
+        memcpy(out, &((const struct sockaddr_in6 *)(const void *)&address->addr)->sin6_addr, 16);
+        return 16;
+    }
+    return 0;
+}
+
+// What libcurl's default open-socket does, plus close-on-exec.
+static inline curl_socket_t jobd_curl_open_socket(const struct curl_sockaddr *address) {
+    return socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
 }
 
 static inline CURLcode jobd_curl_getinfo_long(CURL *handle, CURLINFO info, long *value) {

@@ -32,17 +32,28 @@ public struct JobFailure: Error, Sendable, Equatable, CustomStringConvertible {
 }
 
 /// Thrown by a handler to run the job again later without spending an attempt
-/// (for example an HTTP 429 with `Retry-After`).
-public struct JobSnooze: Error, Sendable, Equatable {
+/// (for example an HTTP 429 with `Retry-After`). `code` and `message` say why, like
+/// a `JobFailure`'s, for the log line; a snooze is not an error, so the job's
+/// `last_error` and error history are left as they were.
+public struct JobSnooze: Error, Sendable, Equatable, CustomStringConvertible {
     public var seconds: Double
-    public init(seconds: Double) { self.seconds = max(0, seconds) }
+    public var code: String
+    public var message: String
+
+    public init(seconds: Double, code: String, message: String) {
+        self.seconds = max(0, seconds)
+        self.code = code.isEmpty ? "snoozed" : code
+        self.message = message.isEmpty ? "run again in \(self.seconds) s" : message
+    }
+
+    public var description: String { "\(code): \(message)" }
 }
 
 /// What one attempt came to, before the failure policy is applied.
 public enum AttemptResult: Sendable, Equatable {
     case succeeded
     case failed(JobFailure)
-    case snoozed(seconds: Double)
+    case snoozed(JobSnooze)
     /// Interrupted by a graceful drain that ran out of time; the job goes back to
     /// `available` and the interrupted attempt still counts.
     case interrupted
@@ -104,9 +115,9 @@ public struct FailurePolicy: Sendable, Equatable {
         switch result {
         case .succeeded:
             break
-        case .snoozed(let seconds):
+        case .snoozed(let snooze):
             completion.outcome = .snooze
-            completion.delaySeconds = seconds
+            completion.delaySeconds = snooze.seconds
         case .interrupted:
             completion.outcome = .release
             completion.errorCode = "interrupted"

@@ -205,7 +205,9 @@ extension DaemonConfiguration {
         case completedRetention = "JOBD_COMPLETED_RETENTION"
         case factsBuffer = "JOBD_FACTS_BUFFER"
         case webhookSecret = "JOBD_WEBHOOK_SECRET"
+        case webhookSecrets = "JOBD_WEBHOOK_SECRETS"
         case webhookAllowedHosts = "JOBD_WEBHOOK_ALLOWED_HOSTS"
+        case notifyAllowedNetworks = "JOBD_NOTIFY_ALLOWED_NETWORKS"
         case smtpURL = "JOBD_SMTP_URL"
         case smtpFrom = "JOBD_SMTP_FROM"
         case smtpStartTLS = "JOBD_SMTP_STARTTLS"
@@ -225,7 +227,7 @@ extension DaemonConfiguration {
         public var isSecret: Bool {
             switch self {
             case .databaseURL, .redisURL, .contentDatabaseURL, .notificationsDatabaseURL, .analyticsDatabaseURL: true
-            case .webhookSecret, .smtpURL, .smsToken: true
+            case .webhookSecret, .webhookSecrets, .smtpURL, .smsToken: true
             default: false
             }
         }
@@ -414,6 +416,17 @@ extension DaemonConfiguration {
             guard secret.utf8.count >= 16 else { throw reader.invalid(.webhookSecret, secret, "use at least 16 characters") }
             settings.webhookSecret = SecretText(secret)
         }
+        if let text = reader.text(.webhookSecrets) {
+            settings.webhookHostSecrets = try parseHostSecrets(text)
+        }
+        if let text = reader.text(.notifyAllowedNetworks) {
+            guard let blocks = OutboundNetworkPolicy.parseNetworks(text) else {
+                throw reader.invalid(
+                    .notifyAllowedNetworks, text,
+                    "expected CIDR blocks separated by commas, e.g. 127.0.0.0/8,::1/128 (network addresses: host bits zero)")
+            }
+            settings.networkPolicy = OutboundNetworkPolicy(allowed: blocks)
+        }
         if let text = reader.text(.webhookAllowedHosts) {
             guard let list = HostAllowList(parsing: text) else {
                 throw reader.invalid(.webhookAllowedHosts, text, "expected host names or *.domain patterns separated by commas")
@@ -435,6 +448,13 @@ extension DaemonConfiguration {
                 throw reader.invalid(.smtpStartTLS, text, "expected off, try or require")
             }
             settings.smtpStartTLS = mode
+            // Credentials over plain SMTP would cross in clear whenever the relay (or
+            // whoever strips its STARTTLS offer) does not offer TLS.
+            if let relay = settings.smtpRelay, !relay.implicitTLS, relay.username != nil || relay.password != nil, mode != .require {
+                throw reader.invalid(
+                    .smtpStartTLS, text,
+                    "JOBD_SMTP_URL carries credentials, which must not cross in clear: use require (the default with credentials) or smtps://")
+            }
         }
         if let text = reader.text(.smsURL) {
             guard let url = EndpointURL(parsing: text) else {
@@ -475,5 +495,33 @@ extension DaemonConfiguration {
         settings.breaker = CircuitBreaker.Settings(failureThreshold: failures, cooldown: cooldown)
         settings.concurrency = try reader.integer(.notifyConcurrency, default: settings.concurrency, range: 1...256)
         return settings
+    }
+
+    /// `hooks.example.com=secretA,other.example=secretB`: exact host names (no
+    /// wildcards), each key at least 16 characters and without commas. Never echoes a key.
+    private static func parseHostSecrets(_ text: String) throws(ConfigurationError) -> [String: SecretText] {
+        var secrets: [String: SecretText] = [:]
+        for (index, part) in text.split(separator: ",").enumerated() {
+            let entry = String(part).trimmingSpaces()
+            guard !entry.isEmpty else { continue }
+            func bad(_ reason: String) -> ConfigurationError {
+                ConfigurationError(key: DaemonConfiguration.Key.webhookSecrets.rawValue, reason: "entry \(index + 1): \(reason)")
+            }
+            guard let equals = entry.firstIndex(of: "=") else { throw bad("expected host=secret") }
+            var host = String(entry[..<equals]).trimmingSpaces().lowercased()
+            let secret = String(entry[entry.index(after: equals)...]).trimmingSpaces()
+            if host.hasSuffix(".") { host.removeLast() }
+            guard !host.isEmpty, host.utf8.count <= 253,
+                  host.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "." || $0 == "_" || $0 == ":" }) else {
+                throw bad("\"\(host)\" is not a host name (exact names only, no wildcards)")
+            }
+            guard secret.utf8.count >= 16 else { throw bad("the secret for \(host) must have at least 16 characters") }
+            guard secrets[host] == nil else { throw bad("\(host) is given twice") }
+            secrets[host] = SecretText(secret)
+        }
+        guard !secrets.isEmpty else {
+            throw ConfigurationError(key: DaemonConfiguration.Key.webhookSecrets.rawValue, reason: "expected host=secret entries separated by commas")
+        }
+        return secrets
     }
 }

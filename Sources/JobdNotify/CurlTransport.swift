@@ -10,11 +10,14 @@ public struct HTTPPost: Sendable, Equatable {
     /// `Name: value` lines.
     public var headers: [String]
     public var body: [UInt8]
+    /// Checked on every address the transfer is about to connect to.
+    public var networkPolicy: OutboundNetworkPolicy
 
-    public init(url: String, headers: [String], body: [UInt8]) {
+    public init(url: String, headers: [String], body: [UInt8], networkPolicy: OutboundNetworkPolicy = OutboundNetworkPolicy()) {
         self.url = url
         self.headers = headers
         self.body = body
+        self.networkPolicy = networkPolicy
     }
 }
 
@@ -65,7 +68,11 @@ public struct TransferReport: Sendable, Equatable {
 /// its own easy handle: `curl_easy_perform` blocks only that thread, and the handle
 /// keeps its connections alive between transfers. Every transfer has a connect
 /// and a total timeout; a cancelled task aborts its transfer from libcurl's
-/// progress callback within a second. Redirects are never followed.
+/// progress callback within a second. Redirects are never followed, and proxies from
+/// the environment are ignored: an HTTP transfer connects directly, only to
+/// addresses its `HTTPPost.networkPolicy` allows (checked in libcurl's open-socket
+/// callback on the resolved address of each connection, so no spelling of a host
+/// and no DNS answer gets around it). Mail goes to the operator's relay unchecked.
 public final class CurlTransport: Sendable {
     public static let excerptLimit = 1_024
 
@@ -178,6 +185,7 @@ actor CurlWorker {
         switch transfer {
         case .http(let request):
             context.isSMTP = false
+            context.networkPolicy = request.networkPolicy
             outcome = performHTTP(curl, request, limits: limits, context: context)
         case .mail(let mail):
             context.isSMTP = true
@@ -195,7 +203,20 @@ actor CurlWorker {
             return TransferReport(
                 outcome: .response(status: status, retryAfter: context.retryAfter), excerpt: excerpt, seconds: seconds)
         }
+        if !context.refusedAddresses.isEmpty, context.socketsOpened == 0 {
+            let addresses = context.refusedAddresses.joined(separator: ", ")
+            return TransferReport(
+                outcome: .destinationNotAllowed(address: addresses),
+                excerpt: Self.bounded("refused to connect to \(addresses): not in JOBD_NOTIFY_ALLOWED_NETWORKS"),
+                seconds: seconds)
+        }
         let message = handle.errorMessage(code)
+        if code == CURLE_USE_SSL_FAILED {
+            return TransferReport(
+                outcome: .tlsUnavailable,
+                excerpt: Self.bounded("STARTTLS is required and the relay did not offer it (\(message)); nothing was sent"),
+                seconds: seconds)
+        }
         // SMTP refusals (RCPT 550, AUTH 535, …) end the transfer with an error but
         // carry the relay's reply code, which is what decides permanent or not.
         if status >= 400 {
@@ -297,6 +318,11 @@ actor CurlWorker {
         set(jobd_curl_setopt_long(curl, CURLOPT_NOPROGRESS, 0), "progress")
         set(jobd_curl_setopt_progress_callback(curl, curlProgressCallback), "progress callback")
         set(jobd_curl_setopt_pointer(curl, CURLOPT_XFERINFODATA, opaque), "progress data")
+        // "" disables proxies, including those named by http_proxy / all_proxy: through
+        // a proxy, the address checked would be the proxy's, not the destination's.
+        set(jobd_curl_setopt_string(curl, CURLOPT_PROXY, ""), "no proxy")
+        set(jobd_curl_setopt_opensocket_callback(curl, curlOpenSocketCallback), "open-socket callback")
+        set(jobd_curl_setopt_pointer(curl, CURLOPT_OPENSOCKETDATA, opaque), "open-socket data")
         handle.errorBuffer[0] = 0
     }
 
@@ -344,6 +370,11 @@ final class TransferContext {
     var replies: [String] = []
     var upload: [UInt8] = []
     var uploadOffset = 0
+    /// nil: connect anywhere (the SMTP relay).
+    var networkPolicy: OutboundNetworkPolicy?
+    /// `address (scope)` of each connection the policy refused.
+    var refusedAddresses: [String] = []
+    var socketsOpened = 0
 
     init(cancel: CancelFlag) {
         self.cancel = cancel
@@ -443,6 +474,28 @@ private let curlReadCallback: jobd_curl_data_callback = { buffer, size, count, c
     }
     transfer.uploadOffset += length
     return length
+}
+
+/// Runs before every connection libcurl makes (each address of each host, redirects
+/// and reconnects included): refuses the ones the transfer's policy does not allow.
+private let curlOpenSocketCallback: jobd_curl_opensocket_callback = { context, _, address in
+    guard let context, let address else { return CURL_SOCKET_BAD }
+    let transfer = Unmanaged<TransferContext>.fromOpaque(context).takeUnretainedValue()
+    if let policy = transfer.networkPolicy {
+        var raw = [UInt8](repeating: 0, count: 16)
+        let length = Int(jobd_curl_sockaddr_bytes(address, &raw))
+        guard let ip = IPAddress(bytes: Array(raw.prefix(length))) else {
+            transfer.refusedAddresses.append("an address of family \(address.pointee.family)")
+            return CURL_SOCKET_BAD
+        }
+        if case .refuse(let scope) = policy.decide(ip) {
+            transfer.refusedAddresses.append("\(ip) (\(scope.rawValue))")
+            return CURL_SOCKET_BAD
+        }
+    }
+    let socket = jobd_curl_open_socket(address)
+    if socket != CURL_SOCKET_BAD { transfer.socketsOpened += 1 }
+    return socket
 }
 
 private let curlProgressCallback: jobd_curl_progress_callback = { context, _, _, _, _ in

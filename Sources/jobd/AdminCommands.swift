@@ -166,12 +166,17 @@ struct DeadLetterCommand: AsyncParsableCommand {
                     ]
                 }
                 let data = try JSONSerialization.data(withJSONObject: rows, options: [.prettyPrinted, .sortedKeys])
-                print(String(decoding: data, as: UTF8.self))
+                print(TerminalText.json(String(decoding: data, as: UTF8.self)))
                 return
             }
             if letters.isEmpty { print("no dead letters") }
+            // Kind, reason and error are producer or handler text: escaped for the terminal.
             for letter in letters {
-                print("\(letter.jobID)\t\(letter.kind)\t\(letter.priority)\tattempts=\(letter.attempts)\t\(letter.reason)\t\(letter.deadAt)\t\(letter.lastError ?? "")")
+                let fields = [
+                    "\(letter.jobID)", letter.kind, letter.priority, "attempts=\(letter.attempts)", letter.reason,
+                    letter.deadAt, letter.lastError ?? "",
+                ]
+                print(fields.map { TerminalText.escape($0) }.joined(separator: "\t"))
             }
         }
     }

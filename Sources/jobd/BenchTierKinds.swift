@@ -242,6 +242,8 @@ enum NotificationSendRecipe {
     @Sendable static func adjust(_ config: inout DaemonConfiguration, _ context: [String: String]) {
         config.notifications.webhookSecret = SecretText(secret)
         config.notifications.rateLimit = nil
+        // The bench's receiver is the loopback sink.
+        config.notifications.networkPolicy = OutboundNetworkPolicy(allowed: [CIDRBlock(parsing: "127.0.0.0/8")!])
     }
 
     @Sendable static func figures(_ bench: Bench, _ context: [String: String]) async throws -> [String: Double] {

@@ -38,7 +38,8 @@ struct ContentCommand: AsyncParsableCommand {
                 guard let body = part == "text" ? message.text : message.html else {
                     throw CLIError("\(externalID) has no \(part) body" + (stored.archivedAt != nil ? " (archived)" : ""))
                 }
-                print(body, terminator: body.hasSuffix("\n") ? "" : "\n")
+                let shown = TerminalText.escape(body, multiline: true)
+                print(shown, terminator: shown.hasSuffix("\n") ? "" : "\n")
                 return
             }
             if json {
@@ -55,24 +56,26 @@ struct ContentCommand: AsyncParsableCommand {
                     "raw_bytes": stored.rawBytes, "stored_bytes": stored.storedBytes,
                 ]
                 let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
-                print(String(decoding: data, as: UTF8.self))
+                print(TerminalText.json(String(decoding: data, as: UTF8.self)))
                 return
             }
-            print("external_id: \(message.externalID)")
-            print("tenant_id:   \(message.tenantID)")
-            if let campaign = message.campaignID { print("campaign_id: \(campaign)") }
-            print("created_at:  \(stored.createdAt)")
-            if let archived = stored.archivedAt { print("archived_at: \(archived) (bodies and attachments removed by retention)") }
-            print("From: \(message.from)")
-            print("To: \(message.to.joined(separator: ", "))")
-            print("Subject: \(message.subject)")
-            for header in message.headers { print("\(header.name): \(header.value)") }
+            // Every stored field is the sender's text: escaped for the terminal.
+            func line(_ text: String) -> String { TerminalText.escape(text) }
+            print("external_id: \(line(message.externalID))")
+            print("tenant_id:   \(line(message.tenantID))")
+            if let campaign = message.campaignID { print("campaign_id: \(line(campaign))") }
+            print("created_at:  \(line(stored.createdAt))")
+            if let archived = stored.archivedAt { print("archived_at: \(line(archived)) (bodies and attachments removed by retention)") }
+            print("From: \(line(message.from))")
+            print("To: \(line(message.to.joined(separator: ", ")))")
+            print("Subject: \(line(message.subject))")
+            for header in message.headers { print("\(line(header.name)): \(line(header.value))") }
             print("size: \(stored.rawBytes) bytes raw, \(stored.storedBytes) bytes stored")
             for (index, attachment) in message.attachments.enumerated() {
-                print("attachment \(index + 1): \(attachment.filename) (\(attachment.contentType), \(attachment.data.count) bytes)")
+                print("attachment \(index + 1): \(line(attachment.filename)) (\(line(attachment.contentType)), \(attachment.data.count) bytes)")
             }
-            if let text = message.text { print("\n----- text -----\n\(text)") }
-            if let html = message.html { print("\n----- html -----\n\(html)") }
+            if let text = message.text { print("\n----- text -----\n\(TerminalText.escape(text, multiline: true))") }
+            if let html = message.html { print("\n----- html -----\n\(TerminalText.escape(html, multiline: true))") }
         }
     }
 
@@ -97,7 +100,7 @@ struct ContentCommand: AsyncParsableCommand {
             if json {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-                print(String(decoding: try encoder.encode(hits), as: UTF8.self))
+                print(TerminalText.json(String(decoding: try encoder.encode(hits), as: UTF8.self)))
                 return
             }
             if hits.isEmpty {
@@ -106,7 +109,8 @@ struct ContentCommand: AsyncParsableCommand {
             }
             print("rank\texternal_id\ttenant_id\tcreated_at\tsubject")
             for hit in hits {
-                print("\(String(format: "%.4f", hit.rank))\t\(hit.externalID)\t\(hit.tenantID)\t\(hit.createdAt)\t\(hit.subject)")
+                let fields = [String(format: "%.4f", hit.rank), hit.externalID, hit.tenantID, hit.createdAt, hit.subject]
+                print(fields.map { TerminalText.escape($0) }.joined(separator: "\t"))
             }
         }
     }

@@ -52,9 +52,10 @@ struct ReportCommand: AsyncParsableCommand {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             encoder.keyEncodingStrategy = .convertToSnakeCase
-            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            print(TerminalText.json(String(decoding: try encoder.encode(report), as: UTF8.self)))
         } else {
-            print(report.text())
+            // Kinds, event names and tenants are producers' text: escaped for the terminal.
+            print(TerminalText.escape(report.text(), multiline: true))
         }
         if timing {
             let ms = elapsed.seconds * 1000

@@ -105,7 +105,7 @@ struct FailurePolicyTests {
     @Test("snooze keeps the given seconds and records no error", arguments: [0.0, 1.5, 30, 86_400])
     func snooze(seconds: Double) {
         var generator = SplitMix64(seed: 2)
-        let completion = policy.completion(for: job(attempt: 5, maxAttempts: 5), result: .snoozed(seconds: seconds), runSeconds: 0.2, using: &generator)
+        let completion = policy.completion(for: job(attempt: 5, maxAttempts: 5), result: .snoozed(JobSnooze(seconds: seconds, code: "test", message: "test snooze")), runSeconds: 0.2, using: &generator)
         #expect(completion.outcome == .snooze)
         #expect(completion.delaySeconds == seconds)
         #expect(completion.errorCode == nil)
@@ -203,7 +203,7 @@ struct FailurePolicyTests {
 
     @Test("JobSnooze never holds a negative delay", arguments: [(-5.0, 0.0), (0, 0), (2.5, 2.5)])
     func snoozeClamp(input: Double, expected: Double) {
-        #expect(JobSnooze(seconds: input).seconds == expected)
+        #expect(JobSnooze(seconds: input, code: "c", message: "m").seconds == expected)
     }
 
     @Test("the fence is (id, attempt, lease token)")

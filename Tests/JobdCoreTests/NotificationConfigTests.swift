@@ -23,7 +23,10 @@ struct NotificationConfigTests {
         let settings = try parse([:])
         #expect(settings == NotificationSettings.defaults)
         #expect(settings.webhookSecret == nil && settings.webhookAllowedHosts == nil)
-        #expect(settings.smtpRelay == nil && settings.smtpFrom == nil && settings.smtpStartTLS == .try)
+        #expect(settings.smtpRelay == nil && settings.smtpFrom == nil && settings.smtpStartTLS == nil)
+        #expect(settings.effectiveStartTLS == .try)
+        #expect(settings.webhookHostSecrets.isEmpty)
+        #expect(settings.networkPolicy == OutboundNetworkPolicy(allowed: []))
         #expect(settings.smsURL == nil && settings.smsToken == nil)
         #expect(settings.connectTimeout == 5 && settings.timeout == 30)
         #expect(settings.rateLimit == TokenBucket.Settings(rate: 50, burst: 50))
@@ -89,6 +92,61 @@ struct NotificationConfigTests {
         #expect("\(SecretText("hunter2"))" == "***")
         #expect(Key.webhookSecret.isSecret && Key.smtpURL.isSecret && Key.smsToken.isSecret)
         #expect(!Key.webhookAllowedHosts.isSecret && !Key.smtpFrom.isSecret && !Key.smsURL.isSecret)
+    }
+
+    @Test("JOBD_WEBHOOK_SECRETS gives hosts keys of their own beside the default one")
+    func hostSecrets() throws {
+        let settings = try parse([
+            .webhookSecret: "default-secret-0123456789",
+            .webhookSecrets: "hooks.example.com=secretA-0123456789abc, Other.Example.=secretB-0123456789abc",
+        ])
+        #expect(settings.webhookHostSecrets.mapValues(\.value) == [
+            "hooks.example.com": "secretA-0123456789abc", "other.example": "secretB-0123456789abc",
+        ])
+        #expect(settings.webhookSecret(forHost: "HOOKS.example.com")?.value == "secretA-0123456789abc")
+        #expect(settings.webhookSecret(forHost: "other.example.")?.value == "secretB-0123456789abc")
+        #expect(settings.webhookSecret(forHost: "third.example")?.value == "default-secret-0123456789")
+        // Without a default, only the listed hosts have a key.
+        let only = try parse([.webhookSecrets: "hooks.example.com=secretA-0123456789abc"])
+        #expect(only.webhookSecret(forHost: "third.example") == nil)
+        let hosts = NotificationRequest(channel: .webhook, to: "https://third.example/x", body: "{}", idempotencyKey: "k")
+        #expect(throws: JobFailure.self) { try only.route(hosts) }
+    }
+
+    @Test("bad JOBD_WEBHOOK_SECRETS entries are refused without echoing any key", arguments: [
+        "hooks.example.com", "hooks.example.com=short-hunter2", "=hunter2-0123456789abcdef",
+        "*.example.com=hunter2-0123456789abcdef", "a.example=hunter2-0123456789abcdef,a.example=hunter2-0123456789abcdeX", ",",
+    ])
+    func hostSecretsRejected(value: String) throws {
+        let error = try #require(rejection([.webhookSecrets: value]))
+        #expect(error.key == "JOBD_WEBHOOK_SECRETS")
+        #expect(!error.description.contains("hunter2"))
+    }
+
+    @Test("JOBD_NOTIFY_ALLOWED_NETWORKS is a CIDR list; a malformed block or one with host bits set is refused")
+    func allowedNetworks() throws {
+        let settings = try parse([.notifyAllowedNetworks: "127.0.0.0/8, ::1/128,10.1.2.3"])
+        #expect(settings.networkPolicy.allowed.map(\.description) == ["127.0.0.0/8", "::1/128", "10.1.2.3/32"])
+        for bad in ["127.0.0.1/8", "10.0.0.0/33", "::1/129", "localhost", "127.0.0.0/", "0177.0.0.0/8", "fe80::1%eth0/128"] {
+            let error = try #require(rejection([.notifyAllowedNetworks: bad]), "\(bad)")
+            #expect(error.key == "JOBD_NOTIFY_ALLOWED_NETWORKS")
+            #expect(error.description.contains("CIDR"))
+        }
+    }
+
+    @Test("with credentials STARTTLS defaults to require; try or off with credentials over smtp:// is refused")
+    func startTLSWithCredentials() throws {
+        #expect(try parse([.smtpURL: "smtp://u:pw@relay.example"]).effectiveStartTLS == .require)
+        #expect(try parse([.smtpURL: "smtp://u@relay.example"]).effectiveStartTLS == .require)
+        #expect(try parse([.smtpURL: "smtp://relay.example"]).effectiveStartTLS == .try)
+        #expect(try parse([.smtpURL: "smtp://relay.example", .smtpStartTLS: "off"]).effectiveStartTLS == .off)
+        #expect(try parse([.smtpURL: "smtps://u:pw@relay.example", .smtpStartTLS: "try"]).effectiveStartTLS == .try)
+        #expect(try parse([.smtpURL: "smtp://u:pw@relay.example", .smtpStartTLS: "require"]).effectiveStartTLS == .require)
+        for mode in ["try", "off"] {
+            let error = try #require(rejection([.smtpURL: "smtp://u:hunter2@relay.example", .smtpStartTLS: mode]))
+            #expect(error.key == "JOBD_SMTP_STARTTLS")
+            #expect(error.description.contains("in clear") && !error.description.contains("hunter2"))
+        }
     }
 
     @Test("file keys are the variable names in lower case")

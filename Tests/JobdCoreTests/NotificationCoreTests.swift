@@ -132,7 +132,7 @@ struct NotificationDestinationTests {
         let hook = NotificationRequest(channel: .webhook, to: "https://hooks.example.com/x", body: "{}", idempotencyKey: "k")
         var settings = NotificationSettings.defaults
         #expect(throws: JobFailure.permanent(
-            "webhooks are signed and JOBD_WEBHOOK_SECRET is not set; set it and retry the dead letter",
+            "webhooks are signed and neither JOBD_WEBHOOK_SECRET nor a JOBD_WEBHOOK_SECRETS entry for hooks.example.com is set; set one and retry the dead letter",
             code: "channel_not_configured")) { try settings.route(hook) }
         settings.webhookSecret = SecretText("0123456789abcdef")
         #expect(try settings.route(hook) == NotificationRoute(endpoint: "https://hooks.example.com/x", destinationKey: "https://hooks.example.com:443"))

@@ -20,8 +20,14 @@ struct NotifyWorld {
         settings.webhookSecret = SecretText(testWebhookSecret)
         settings.smtpRelay = SMTPRelay(parsing: "smtp://mailer:s3cret@127.0.0.1:\(sink.smtpPort)")
         settings.smtpFrom = "jobd@example.com"
+        // The loopback sink offers no STARTTLS. The daemon's configuration refuses
+        // credentials without `require`; the transport below it is exercised with AUTH
+        // here, and NotificationSecurityTests shows `require` keeps AUTH from the wire.
+        settings.smtpStartTLS = .try
         settings.smsURL = EndpointURL(parsing: sink.url("/sms"))
         settings.smsToken = SecretText("sms-token")
+        // The receivers are on loopback, which webhooks and SMS refuse by default.
+        settings.networkPolicy = OutboundNetworkPolicy(allowed: OutboundNetworkPolicy.parseNetworks("127.0.0.0/8,::1/128") ?? [])
         settings.connectTimeout = 1
         settings.timeout = 2
         return settings
@@ -124,8 +130,9 @@ struct NotificationTests {
             #expect(request.headers["user-agent"]?.hasPrefix("jobd") == true)
             // The signature jobd sent equals the one Python's hmac computes from the secret.
             let signature = try #require(request.headers["x-jobd-signature"])
-            #expect(signature.hasPrefix("sha256=") && signature.count == 7 + 64)
+            #expect(signature.hasPrefix("v2=") && signature.count == 3 + 64)
             #expect(signature == request.signatureExpected)
+            #expect(request.signatureValid == true)
             let timestamp = try #require(request.headers["x-jobd-timestamp"].flatMap { Double($0) })
             #expect(abs(timestamp - request.receivedAt) < 5)
 

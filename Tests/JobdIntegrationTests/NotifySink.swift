@@ -10,12 +10,28 @@ struct SinkRequest: Decodable, Sendable {
     var receivedAt: Double
     /// The signature recomputed by the sink (Python's hmac) from the secret it was given.
     var signatureExpected: String?
+    /// Whether the signature sent matches `signatureExpected` (compared by the sink).
+    var signatureValid: Bool?
 
     enum CodingKeys: String, CodingKey {
         case path, query, headers, body
         case receivedAt = "received_at"
         case signatureExpected = "signature_expected"
+        case signatureValid = "signature_valid"
     }
+}
+
+/// One SMTP command the sink received, recorded as it arrived.
+struct SinkSMTPCommand: Decodable, Sendable {
+    /// Numbers the connections.
+    var session: Int
+    var verb: String
+}
+
+/// The commands of one SMTP connection, in order.
+struct SinkSMTPSession: Sendable {
+    var commands: [String]
+    var authSeen: Bool { commands.contains("AUTH") }
 }
 
 /// One message the SMTP sink accepted.
@@ -82,6 +98,11 @@ final class NotifySink: @unchecked Sendable {
     /// Everything received so far, in order of receipt.
     func requests() throws -> [SinkRequest] { try records(kind: "http") }
     func mails() throws -> [SinkMail] { try records(kind: "smtp") }
+    func smtpSessions() throws -> [SinkSMTPSession] {
+        let commands: [SinkSMTPCommand] = try records(kind: "smtp_command")
+        return Dictionary(grouping: commands, by: \.session).sorted { $0.key < $1.key }
+            .map { SinkSMTPSession(commands: $0.value.map(\.verb)) }
+    }
 
     private func records<T: Decodable>(kind: String) throws -> [T] {
         let text = try String(contentsOf: directory.appendingPathComponent("record.jsonl"), encoding: .utf8)

@@ -11,6 +11,12 @@ public enum TransferOutcome: Sendable, Equatable {
     case cancelled
     /// Anything else the client library reported (TLS, protocol errors): retried.
     case failed
+    /// Every address the destination resolved to is outside `OutboundNetworkPolicy`:
+    /// nothing was connected to. `address` lists the refused addresses and their scopes.
+    case destinationNotAllowed(address: String)
+    /// The relay does not offer STARTTLS and `JOBD_SMTP_STARTTLS` is `require`: the
+    /// session ended before AUTH or any mail was sent.
+    case tlsUnavailable
 }
 
 /// What to do with a notification after one try.
@@ -58,7 +64,9 @@ public enum DeliveryPolicy {
         switch outcome {
         case .response(let status, let retryAfter):
             return channel == .email ? smtpVerdict(code: status) : httpVerdict(status: status, retryAfter: retryAfter, now: now)
-        case .timedOut, .connectionFailed, .cancelled, .failed:
+        case .destinationNotAllowed:
+            return .permanent
+        case .timedOut, .connectionFailed, .cancelled, .failed, .tlsUnavailable:
             return .retry
         }
     }
@@ -105,6 +113,8 @@ public enum DeliveryPolicy {
         case .connectionFailed: return "connect_failed"
         case .cancelled: return "cancelled"
         case .failed: return "transfer_failed"
+        case .destinationNotAllowed: return "destination_not_allowed"
+        case .tlsUnavailable: return "smtp_starttls_unavailable"
         }
     }
 }

@@ -10,19 +10,29 @@ public struct NotificationSettings: Sendable, Equatable {
         case require
     }
 
-    /// HMAC-SHA256 key for webhook signatures. Webhooks are refused while unset.
+    /// HMAC-SHA256 key for webhook signatures, for hosts without a key of their own
+    /// in `webhookHostSecrets`. A webhook to a host with neither is refused.
     public var webhookSecret: SecretText?
+    /// Per destination host (lower case, no trailing dot): its own signing key, so a
+    /// receiver holding one key cannot forge requests to another (`JOBD_WEBHOOK_SECRETS`).
+    public var webhookHostSecrets: [String: SecretText]
     /// nil: any host.
     public var webhookAllowedHosts: HostAllowList?
     /// The relay all email goes through; email is refused while unset.
     public var smtpRelay: SMTPRelay?
     /// The envelope and `From:` address.
     public var smtpFrom: String?
-    public var smtpStartTLS: StartTLS
+    /// nil: `require` when the relay URL carries credentials, `try` otherwise (see
+    /// `effectiveStartTLS`).
+    public var smtpStartTLS: StartTLS?
     /// The SMS provider's endpoint; SMS is refused while unset.
     public var smsURL: EndpointURL?
     /// Sent as `Authorization: Bearer …` to the SMS provider.
     public var smsToken: SecretText?
+    /// Which addresses webhooks and SMS may connect to (`JOBD_NOTIFY_ALLOWED_NETWORKS`).
+    /// The SMTP relay is exempt: the operator chose it, and producers only name
+    /// recipients, which the relay routes.
+    public var networkPolicy: OutboundNetworkPolicy
     /// Seconds to establish a connection (TCP + TLS).
     public var connectTimeout: Double
     /// Seconds for a whole transfer, connect included.
@@ -37,20 +47,23 @@ public struct NotificationSettings: Sendable, Equatable {
     public var concurrency: Int
 
     public init(
-        webhookSecret: SecretText? = nil, webhookAllowedHosts: HostAllowList? = nil, smtpRelay: SMTPRelay? = nil,
-        smtpFrom: String? = nil, smtpStartTLS: StartTLS = .try, smsURL: EndpointURL? = nil, smsToken: SecretText? = nil,
-        connectTimeout: Double = 5, timeout: Double = 30,
+        webhookSecret: SecretText? = nil, webhookHostSecrets: [String: SecretText] = [:],
+        webhookAllowedHosts: HostAllowList? = nil, smtpRelay: SMTPRelay? = nil,
+        smtpFrom: String? = nil, smtpStartTLS: StartTLS? = nil, smsURL: EndpointURL? = nil, smsToken: SecretText? = nil,
+        networkPolicy: OutboundNetworkPolicy = OutboundNetworkPolicy(), connectTimeout: Double = 5, timeout: Double = 30,
         rateLimit: TokenBucket.Settings? = TokenBucket.Settings(rate: 50, burst: 50),
         breaker: CircuitBreaker.Settings = CircuitBreaker.Settings(failureThreshold: 5, cooldown: 30),
         concurrency: Int = 16
     ) {
         self.webhookSecret = webhookSecret
+        self.webhookHostSecrets = webhookHostSecrets
         self.webhookAllowedHosts = webhookAllowedHosts
         self.smtpRelay = smtpRelay
         self.smtpFrom = smtpFrom
         self.smtpStartTLS = smtpStartTLS
         self.smsURL = smsURL
         self.smsToken = smsToken
+        self.networkPolicy = networkPolicy
         self.connectTimeout = connectTimeout
         self.timeout = timeout
         self.rateLimit = rateLimit
@@ -59,6 +72,19 @@ public struct NotificationSettings: Sendable, Equatable {
     }
 
     public static let defaults = NotificationSettings()
+
+    /// The STARTTLS mode in force: the configured one, else `require` when the relay
+    /// carries credentials (they must never cross in clear) and `try` otherwise.
+    public var effectiveStartTLS: StartTLS {
+        smtpStartTLS ?? (smtpRelay?.username != nil || smtpRelay?.password != nil ? .require : .try)
+    }
+
+    /// The key webhooks to `host` are signed with: the host's own, else the default.
+    public func webhookSecret(forHost host: String) -> SecretText? {
+        var name = host.lowercased()
+        if name.hasSuffix(".") { name.removeLast() }
+        return webhookHostSecrets[name] ?? webhookSecret
+    }
 
     /// How long a claimed notification stays `sending` before another run may take
     /// it over: the longest transfer (the total timeout includes connecting) plus
@@ -78,9 +104,9 @@ public struct NotificationSettings: Sendable, Equatable {
                 throw JobFailure.permanent(
                     "webhook host \(url.host) is not in JOBD_WEBHOOK_ALLOWED_HOSTS", code: "destination_not_allowed")
             }
-            guard webhookSecret != nil else {
+            guard webhookSecret(forHost: url.host) != nil else {
                 throw JobFailure.permanent(
-                    "webhooks are signed and JOBD_WEBHOOK_SECRET is not set; set it and retry the dead letter",
+                    "webhooks are signed and neither JOBD_WEBHOOK_SECRET nor a JOBD_WEBHOOK_SECRETS entry for \(url.host) is set; set one and retry the dead letter",
                     code: "channel_not_configured")
             }
             return NotificationRoute(endpoint: url.text, destinationKey: url.destinationKey)

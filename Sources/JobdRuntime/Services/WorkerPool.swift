@@ -361,7 +361,13 @@ public struct WorkerPool: Service {
         switch completion.outcome {
         case .completed:
             jobLogger.debug("job completed", metadata: [LogKey.durationMs: "\(Int(runSeconds * 1000))"])
-        case .retry, .snooze:
+        case .snooze:
+            let snooze: JobSnooze? = if case .snoozed(let snooze) = result { snooze } else { nil }
+            jobLogger.info("job snoozed; will run again", metadata: [
+                LogKey.errorCode: "\(snooze?.code ?? "snoozed")", LogKey.error: "\(snooze?.message ?? "run again later")",
+                LogKey.retryIn: "\(String(format2: completion.delaySeconds))",
+            ])
+        case .retry:
             jobLogger.info("job failed; will retry", metadata: [
                 LogKey.errorCode: "\(completion.errorCode ?? "")", LogKey.error: "\(completion.errorMessage ?? "")",
                 LogKey.retryIn: "\(String(format2: completion.delaySeconds))",
@@ -393,7 +399,7 @@ public struct WorkerPool: Service {
         } catch let failure as JobFailure {
             return .failed(failure)
         } catch let snooze as JobSnooze {
-            return .snoozed(seconds: snooze.seconds)
+            return .snoozed(snooze)
         } catch is CancellationError {
             return .interrupted
         } catch {

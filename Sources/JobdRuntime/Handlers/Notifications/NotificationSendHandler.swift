@@ -26,7 +26,10 @@ public struct NotificationSendHandler: JobHandler {
     private let finishes: FinishBatcher
     private let transport: CurlTransport
     private let settings: NotificationSettings
-    private let signer: WebhookSigner?
+    /// Signs webhooks to hosts without a key of their own.
+    private let defaultSigner: WebhookSigner?
+    /// By host (`JOBD_WEBHOOK_SECRETS`).
+    private let hostSigners: [String: WebhookSigner]
     private let deliveryGuard: DeliveryGuard
     private let unrecorded: UnrecordedOutcomes
     private let wallClock: @Sendable () -> Double
@@ -49,13 +52,18 @@ public struct NotificationSendHandler: JobHandler {
             concurrency: settings.concurrency, connectTimeout: settings.connectTimeout, timeout: settings.timeout,
             userAgent: userAgent)
         self.settings = settings
-        signer = settings.webhookSecret.map { WebhookSigner(secret: $0.value) }
+        defaultSigner = settings.webhookSecret.map { WebhookSigner(secret: $0.value) }
+        hostSigners = settings.webhookHostSecrets.mapValues { WebhookSigner(secret: $0.value) }
         deliveryGuard = DeliveryGuard(rateLimit: settings.rateLimit, breaker: settings.breaker, now: monotonicClock)
         unrecorded = UnrecordedOutcomes(now: monotonicClock)
         self.wallClock = wallClock
-        if settings.webhookSecret == nil {
+        if settings.webhookSecret == nil && settings.webhookHostSecrets.isEmpty {
             logger.warning("webhook secret not set; webhook notifications will be refused", metadata: [
                 LogKey.notificationChannel: "webhook",
+            ])
+        } else if settings.webhookSecret == nil {
+            logger.notice("no default webhook secret; webhooks only to hosts in JOBD_WEBHOOK_SECRETS", metadata: [
+                LogKey.notificationChannel: "webhook", LogKey.count: "\(settings.webhookHostSecrets.count)",
             ])
         }
     }
@@ -97,9 +105,14 @@ public struct NotificationSendHandler: JobHandler {
         let probe: Bool
         switch deliveryGuard.admit(route.destinationKey, maxWait: Self.maxInlineWait) {
         case .hold(let seconds, let reason):
-            logger.debug("notification held back", metadata: [LogKey.errorCode: "\(reason)", LogKey.retryIn: "\(seconds)"])
+            let message = reason == "circuit_open"
+                ? "the circuit of \(route.destinationKey) is open after repeated failures"
+                : "the send rate to \(route.destinationKey) is at its limit"
+            logger.debug("notification held back", metadata: [
+                LogKey.errorCode: "\(reason)", LogKey.error: "\(message)", LogKey.retryIn: "\(seconds)",
+            ])
             // A little spread, so held jobs do not all return at the same instant.
-            throw JobSnooze(seconds: seconds * Double.random(in: 1.0...1.2) + 0.01)
+            throw JobSnooze(seconds: seconds * Double.random(in: 1.0...1.2) + 0.01, code: reason, message: message)
         case .go(let wait, let isProbe):
             probe = isProbe
             if wait > 0 {
@@ -144,7 +157,10 @@ public struct NotificationSendHandler: JobHandler {
             return
         case .notClaimed(.busy(let retryIn)):
             deliveryGuard.abandon(route.destinationKey, probe: probe)
-            throw JobSnooze(seconds: max(0.05, retryIn + 0.05))
+            let seconds = max(0.05, retryIn + 0.05)
+            throw JobSnooze(
+                seconds: seconds, code: "notification_in_flight",
+                message: "another run is sending the notification with idempotency_key \(request.idempotencyKey); looking again once its claim ends")
         case .notClaimed(.conflict):
             deliveryGuard.abandon(route.destinationKey, probe: probe)
             throw JobFailure.permanent(
@@ -164,6 +180,8 @@ public struct NotificationSendHandler: JobHandler {
             case .opened(let seconds):
                 logger.warning("notification circuit opened", metadata: [
                     LogKey.messageID: "\(JobdMessageID.notificationCircuitOpened.id)", LogKey.retryIn: "\(seconds)",
+                    LogKey.errorCode: "circuit_open",
+                    LogKey.error: "\(route.destinationKey) failed repeatedly, last with \(DeliveryPolicy.errorCode(channel: request.channel, outcome: report.outcome) ?? verdict.outcomeName)",
                 ])
             case .closed:
                 logger.notice("notification circuit closed", metadata: [
@@ -197,7 +215,8 @@ public struct NotificationSendHandler: JobHandler {
         } catch {
             unrecorded.remember(request.idempotencyKey, .init(record: record, verdict: verdict))
             logger.warning("notification outcome not recorded; kept for the job's next run", metadata: [
-                LogKey.outcome: "\(verdict.outcomeName)", LogKey.error: "\(error)",
+                LogKey.outcome: "\(verdict.outcomeName)", LogKey.errorCode: "outcome_unrecorded",
+                LogKey.error: "\(Self.nonEmpty(String(describing: error), or: "writing the outcome failed"))",
             ])
             throw error
         }
@@ -205,7 +224,8 @@ public struct NotificationSendHandler: JobHandler {
             // Our claim window passed and another run took the notification over:
             // its outcome is the one that counts.
             logger.warning("notification claim was taken over; outcome not recorded", metadata: [
-                LogKey.outcome: "\(verdict.outcomeName)",
+                LogKey.outcome: "\(verdict.outcomeName)", LogKey.errorCode: "claim_lost",
+                LogKey.error: "the claim window passed and another run took the notification over",
             ])
             if verdict == .sent { return }
             throw JobFailure.transient("notification claim was taken over by another run", code: "claim_lost")
@@ -237,7 +257,9 @@ public struct NotificationSendHandler: JobHandler {
             throw JobFailure.transient(
                 "\(what) failed: \(record.lastError ?? "")", code: record.errorCode ?? "notification_failed")
         case .snooze(let seconds):
-            throw JobSnooze(seconds: seconds)
+            throw JobSnooze(
+                seconds: seconds, code: record.errorCode ?? "retry_after",
+                message: "\(what) asked to come back later: \(record.lastError ?? "Retry-After")")
         }
     }
 
@@ -252,13 +274,18 @@ public struct NotificationSendHandler: JobHandler {
         case .webhook:
             let body = Array(request.body.utf8)
             var headers = ["Content-Type: application/json", idempotency]
-            if let signer { headers += signer.headers(timestamp: Int64(wallClock()), body: body) }
-            return await slot.post(HTTPPost(url: route.endpoint, headers: headers, body: body))
+            // route() refused hosts without a key, so a webhook is never sent unsigned.
+            let host = EndpointURL(parsing: route.endpoint)?.host ?? ""
+            if let signer = hostSigners[host] ?? defaultSigner {
+                headers += signer.headers(
+                    timestamp: Int64(wallClock()), url: route.endpoint, idempotencyKey: request.idempotencyKey, body: body)
+            }
+            return await slot.post(HTTPPost(url: route.endpoint, headers: headers, body: body, networkPolicy: settings.networkPolicy))
         case .sms:
             let body = Array(JSONValue.object(["to": .string(request.to), "body": .string(request.body)]).canonicalText.utf8)
             var headers = ["Content-Type: application/json", idempotency]
             if let token = settings.smsToken { headers.append("Authorization: Bearer \(token.value)") }
-            return await slot.post(HTTPPost(url: route.endpoint, headers: headers, body: body))
+            return await slot.post(HTTPPost(url: route.endpoint, headers: headers, body: body, networkPolicy: settings.networkPolicy))
         case .email:
             // route() checked that both are set.
             let relay = settings.smtpRelay!
@@ -268,8 +295,12 @@ public struct NotificationSendHandler: JobHandler {
                 idempotencyKey: request.idempotencyKey, date: Int64(wallClock()))
             return await slot.send(MailSubmission(
                 relayURL: relay.curlURL, username: relay.username, password: relay.password,
-                startTLS: settings.smtpStartTLS, from: from, to: request.to, message: Array(message.utf8)))
+                startTLS: settings.effectiveStartTLS, from: from, to: request.to, message: Array(message.utf8)))
         }
+    }
+
+    private static func nonEmpty(_ text: String, or fallback: String) -> String {
+        text.isEmpty ? fallback : text
     }
 
     private static func describe(errorCode: String?, excerpt: String) -> String {
