@@ -33,9 +33,15 @@ public struct JobFailure: Error, Sendable, Equatable, CustomStringConvertible {
 
 /// Thrown by a handler to run the job again later without spending an attempt
 /// (for example an HTTP 429 with `Retry-After`).
+///
+/// The delay is clamped to 0…`maxSeconds` (NaN is 0): it often comes from a peer or
+/// a payload, and `run_at` must stay within its CHECK (`jobs_run_at_range_check`) and
+/// `make_interval`'s range, or the whole completion batch would be refused.
 public struct JobSnooze: Error, Sendable, Equatable {
+    /// A year: longer than any sensible snooze, far inside `run_at`'s range.
+    public static let maxSeconds: Double = 366 * 86_400
     public var seconds: Double
-    public init(seconds: Double) { self.seconds = max(0, seconds) }
+    public init(seconds: Double) { self.seconds = TotalConversion.seconds(seconds, in: 0...Self.maxSeconds) }
 }
 
 /// What one attempt came to, before the failure policy is applied.
@@ -106,7 +112,7 @@ public struct FailurePolicy: Sendable, Equatable {
             break
         case .snoozed(let seconds):
             completion.outcome = .snooze
-            completion.delaySeconds = seconds
+            completion.delaySeconds = TotalConversion.seconds(seconds, in: 0...JobSnooze.maxSeconds)
         case .interrupted:
             completion.outcome = .release
             completion.errorCode = "interrupted"

@@ -59,7 +59,13 @@ public struct JobDaemon: Sendable {
             store: QueueStore(connection: postgres("promoter")), dispatch: redis("promoter"), wake: wake,
             configuration: configuration, stats: stats, logger: logger, daemonID: identity.id, startGate: startGate)
         let listener = NotificationListener(connection: postgres("listener"), wake: wake, stats: stats, logger: logger)
-        services = [maintenance] + pools + [promoter, listener]
+        var services: [any Service] = [maintenance] + pools + [promoter, listener]
+        let internalKinds = handlers.internalKinds
+        if !internalKinds.isEmpty {
+            services.append(InternalKindsDeclaration(
+                kinds: internalKinds, connection: postgres("internal-kinds"), logger: logger))
+        }
+        self.services = services
     }
 
     /// Applies new worker counts without a restart when the pools keep their lanes

@@ -19,7 +19,15 @@ public struct JobContext: Sendable {
 public protocol JobHandler: Sendable {
     /// The `queue.jobs.kind` this handler serves.
     var kind: String { get }
+    /// True for the daemon's own work (retention, rollups): producers may not enqueue
+    /// it. The daemon adds such kinds to `queue.internal_kinds` at start-up, where an
+    /// INSERT trigger refuses them to every role but the daemon and the owner.
+    var isInternal: Bool { get }
     func handle(_ job: ClaimedJob, context: JobContext) async throws
+}
+
+extension JobHandler {
+    public var isInternal: Bool { false }
 }
 
 /// Kind → handler. Built once at start-up, read-only afterwards.
@@ -38,4 +46,7 @@ public struct HandlerRegistry: Sendable {
     public func handler(for kind: String) -> (any JobHandler)? { handlers[kind] }
 
     public var kinds: [String] { handlers.keys.sorted() }
+
+    /// The kinds whose handler declares them internal.
+    public var internalKinds: [String] { handlers.values.filter(\.isInternal).map(\.kind).sorted() }
 }

@@ -331,7 +331,7 @@ public struct WorkerPool: Service {
         metrics.attemptFinished(job, outcome: completion.outcome, runSeconds: runSeconds)
         switch completion.outcome {
         case .completed:
-            jobLogger.debug("job completed", metadata: [LogKey.durationMs: "\(Int(runSeconds * 1000))"])
+            jobLogger.debug("job completed", metadata: [LogKey.durationMs: "\(TotalConversion.milliseconds(runSeconds))"])
         case .retry, .snooze:
             jobLogger.info("job failed; will retry", metadata: [
                 LogKey.errorCode: "\(completion.errorCode ?? "")", LogKey.error: "\(completion.errorMessage ?? "")",
