@@ -975,20 +975,34 @@ BEGIN
 END;
 $$;
 
--- Every inserted row, as the inserting role (SECURITY INVOKER: current_user is who
--- inserts). The daemon never updates kind or unique_key, so INSERT is the only door.
-CREATE FUNCTION queue.check_inserted_job() RETURNS trigger
+-- Every INSERT statement, as the inserting role (SECURITY INVOKER: current_user is
+-- who inserts). Once per statement over its transition table, not once per row: a
+-- bulk insert of 200,000 jobs pays one hash join with queue.internal_kinds, not
+-- 200,000 function calls. The daemon never updates kind or unique_key, so INSERT is
+-- the only door. Raising in the AFTER trigger undoes the whole statement.
+CREATE FUNCTION queue.check_inserted_jobs() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    v_kind text;
+    v_key  text;
 BEGIN
-    PERFORM queue.check_producer(current_user, NEW.kind, NEW.unique_key);
-    RETURN NEW;
+    SELECT i.kind, i.unique_key INTO v_kind, v_key
+      FROM inserted i
+     WHERE i.unique_key LIKE 'cron:%'
+        OR EXISTS (SELECT 1 FROM queue.internal_kinds k WHERE k.kind = i.kind)
+     LIMIT 1;
+    IF FOUND THEN
+        PERFORM queue.check_producer(current_user, v_kind, v_key);
+    END IF;
+    RETURN NULL;
 END;
 $$;
 
-CREATE TRIGGER jobs_check_inserted_job
-    BEFORE INSERT ON queue.jobs
-    FOR EACH ROW EXECUTE FUNCTION queue.check_inserted_job();
+CREATE TRIGGER jobs_check_inserted_jobs
+    AFTER INSERT ON queue.jobs
+    REFERENCING NEW TABLE AS inserted
+    FOR EACH STATEMENT EXECUTE FUNCTION queue.check_inserted_jobs();
 
 GRANT SELECT ON queue.internal_kinds TO jobd_enqueuer, jobd_daemon, jobd_reporting;
 GRANT INSERT ON queue.internal_kinds TO jobd_daemon;
