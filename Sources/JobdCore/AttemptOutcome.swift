@@ -35,13 +35,19 @@ public struct JobFailure: Error, Sendable, Equatable, CustomStringConvertible {
 /// (for example an HTTP 429 with `Retry-After`). `code` and `message` say why, like
 /// a `JobFailure`'s, for the log line; a snooze is not an error, so the job's
 /// `last_error` and error history are left as they were.
+///
+/// The delay is clamped to 0…`maxSeconds` (NaN is 0): it often comes from a peer or
+/// a payload, and `run_at` must stay within its CHECK (`jobs_run_at_range_check`) and
+/// `make_interval`'s range, or the whole completion batch would be refused.
 public struct JobSnooze: Error, Sendable, Equatable, CustomStringConvertible {
+    /// A year: longer than any sensible snooze, far inside `run_at`'s range.
+    public static let maxSeconds: Double = 366 * 86_400
     public var seconds: Double
     public var code: String
     public var message: String
 
     public init(seconds: Double, code: String, message: String) {
-        self.seconds = max(0, seconds)
+        self.seconds = TotalConversion.seconds(seconds, in: 0...Self.maxSeconds)
         self.code = code.isEmpty ? "snoozed" : code
         self.message = message.isEmpty ? "run again in \(self.seconds) s" : message
     }
@@ -117,7 +123,7 @@ public struct FailurePolicy: Sendable, Equatable {
             break
         case .snoozed(let snooze):
             completion.outcome = .snooze
-            completion.delaySeconds = snooze.seconds
+            completion.delaySeconds = TotalConversion.seconds(snooze.seconds, in: 0...JobSnooze.maxSeconds)
         case .interrupted:
             completion.outcome = .release
             completion.errorCode = "interrupted"

@@ -66,7 +66,10 @@ public struct QueueStore: Sendable {
            -- the durable completion of an attempt started from it flushes this record first.
            -- Saves a disk flush (1–10 ms here) on every pickup.
            AND (SELECT set_config('synchronous_commit', 'off', true)) IS NOT NULL
-        RETURNING j.id, j.priority, (extract(epoch FROM j.run_at) * 1000000)::bigint
+        -- The dispatch order: run_at in microseconds, clamped so that no run_at a row
+        -- may hold (infinite, or older than the CHECK of 0013 allows) fails the cast.
+        RETURNING j.id, j.priority,
+                  (least(greatest(extract(epoch FROM j.run_at), -9e12), 9e12) * 1000000)::bigint
         """
 
     // The wake-up protocol's advisory lock pair is (1785684580, 1): 'jobd' in ASCII and
@@ -93,11 +96,11 @@ public struct QueueStore: Sendable {
             ON CONFLICT (daemon_id) DO UPDATE SET idle = true, updated_at = now()
         )
         SELECT pg_try_advisory_xact_lock(1785684580, 1),
-               extract(epoch FROM least(
+               (extract(epoch FROM least(
                    (SELECT min(run_at) FROM queue.jobs WHERE state IN ('available', 'retryable') AND priority = 'high'),
                    (SELECT min(run_at) FROM queue.jobs WHERE state IN ('available', 'retryable') AND priority = 'normal'),
                    (SELECT min(run_at) FROM queue.jobs WHERE state IN ('available', 'retryable') AND priority = 'low')
-               ) - now())::float8
+               )) - extract(epoch FROM now()))::float8
          WHERE set_config('synchronous_commit', 'off', true) IS NOT NULL
         """
 
@@ -137,11 +140,11 @@ public struct QueueStore: Sendable {
         // One min() per priority, so each is the first entry of jobs_due_idx
         // (priority, run_at, id) instead of a scan of every waiting job.
         let result = try await connection.queryPrepared("""
-            SELECT extract(epoch FROM least(
+            SELECT (extract(epoch FROM least(
                 (SELECT min(run_at) FROM queue.jobs WHERE state IN ('available', 'retryable') AND priority = 'high'),
                 (SELECT min(run_at) FROM queue.jobs WHERE state IN ('available', 'retryable') AND priority = 'normal'),
                 (SELECT min(run_at) FROM queue.jobs WHERE state IN ('available', 'retryable') AND priority = 'low')
-            ) - now())::float8
+            )) - extract(epoch FROM now()))::float8
             """)
         return result.rows.first?.first.flatMap { $0.flatMap(Double.init) }
     }
@@ -180,7 +183,8 @@ public struct QueueStore: Sendable {
             else { return nil }
             let job = ClaimedJob(
                 id: id, kind: kind, payload: row[2] ?? "", priority: priority, attempt: attempt,
-                maxAttempts: maxAttempts, queueWaitSeconds: row[6].flatMap(Double.init) ?? 0,
+                maxAttempts: maxAttempts,
+                queueWaitSeconds: TotalConversion.seconds(row[6].flatMap(Double.init), in: 0...1e12),
                 rescues: row[7].flatMap({ Int($0) }) ?? 0, leaseToken: token
             )
             return (job, row[8].flatMap({ Int($0) }) ?? 0, row[2] != nil)
@@ -210,7 +214,9 @@ public struct QueueStore: Sendable {
         SELECT c.id, c.kind,
                CASE WHEN octet_length(t.text) <= $4::int THEN t.text END,
                c.priority, c.attempt, c.max_attempts,
-               greatest(0, extract(epoch FROM now() - c.run_at))::float8,
+               -- Epoch differences, not now() - run_at: that interval overflows for
+               -- an infinite run_at. Clamped to 0…10^12 s (the Swift side clamps too).
+               least(greatest(0, extract(epoch FROM now()) - extract(epoch FROM c.run_at)), 1e12)::float8,
                c.rescues, octet_length(t.text)
           FROM claimed c, LATERAL (SELECT c.payload::text AS text) t
         """

@@ -67,8 +67,14 @@ public struct JobDaemon: Sendable {
             configuration: configuration, stats: stats, logger: logger, daemonID: identity.id, startGate: startGate,
             testFaults: testFaults)
         let listener = NotificationListener(connection: postgres("listener"), wake: wake, stats: stats, logger: logger)
-        services = handlers.services + [maintenance] + pools + [promoter, listener,
-                    PoolShutdownTrigger(shutdown: poolShutdown, timeout: configuration.shutdownTimeout)]
+        var services: [any Service] = handlers.services + [maintenance] + pools + [promoter, listener,
+            PoolShutdownTrigger(shutdown: poolShutdown, timeout: configuration.shutdownTimeout)]
+        let internalKinds = handlers.internalKinds
+        if !internalKinds.isEmpty {
+            services.append(InternalKindsDeclaration(
+                kinds: internalKinds, connection: postgres("internal-kinds"), logger: logger))
+        }
+        self.services = services
     }
 
     /// Applies new worker counts without a restart when the pools keep their lanes

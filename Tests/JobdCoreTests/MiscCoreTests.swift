@@ -347,3 +347,31 @@ struct IdentifierTests {
         #expect(try JSONDecoder().decode(JobState.self, from: Data(#""retryable""#.utf8)) == .retryable)
     }
 }
+
+@Suite("Total conversions")
+struct TotalConversionTests {
+    @Test("seconds to whole units never trap: NaN and negatives are 0, beyond Int64 is the maximum")
+    func clampsEverything() {
+        let cases: [(Double, Int64)] = [
+            (.nan, 0), (-.nan, 0), (.infinity, .max), (-.infinity, 0), (-0.0, 0), (-1, 0),
+            (1.5, 1_500_000_000), (9.3e9, .max), (6.4e10, .max), (1e308, .max), (.greatestFiniteMagnitude, .max),
+            (9_223_372_036.854775807, .max), (1e9, 1_000_000_000_000_000_000),
+        ]
+        for (seconds, nanoseconds) in cases {
+            #expect(TotalConversion.nanoseconds(seconds) == nanoseconds, "\(seconds)")
+        }
+        #expect(TotalConversion.microseconds(1e16) == .max)
+        #expect(TotalConversion.microseconds(0.25) == 250_000)
+        #expect(TotalConversion.milliseconds(.infinity) == Int.max)
+        #expect(TotalConversion.milliseconds(2.5) == 2_500)
+        #expect(TotalConversion.duration(seconds: .nan) == .zero)
+        #expect(TotalConversion.seconds(.nan, in: 0...10) == 0)
+        #expect(TotalConversion.seconds(.infinity, in: 0...10, fallback: 3) == 10)
+        #expect(TotalConversion.seconds(-.infinity, in: 0...10, fallback: 3) == 0)
+        #expect(TotalConversion.seconds(1e300, in: 0...10) == 10)
+        #expect(TotalConversion.seconds(nil, in: 1...10) == 1)
+        #expect(JobSnooze(seconds: 1e300).seconds == JobSnooze.maxSeconds)
+        #expect(JobSnooze(seconds: .nan).seconds == 0)
+        #expect(JobSnooze(seconds: .infinity).seconds == JobSnooze.maxSeconds)
+    }
+}

@@ -388,14 +388,19 @@ struct RoleTests {
         }
     }
 
-    @Test("the reporting role reads every queue table and writes none")
+    @Test("the reporting role reads every queue table but no payload, and writes none")
     func reporting() async throws {
         try await withRole("jobd_reporting") { world, sql, _ in
             try await world.exec("INSERT INTO queue.jobs (kind, payload) VALUES ('noop', '{}')")
-            for table in ["queue.jobs", "queue.dead_letters", "queue.attempts", "queue.daemons", "queue.limits"] {
+            for table in ["queue.attempts", "queue.daemons", "queue.limits", "queue.internal_kinds"] {
                 _ = try await sql.query("SELECT * FROM \(table) LIMIT 1")
             }
+            _ = try await sql.query("SELECT id, kind, state, priority, run_at, attempt, last_error, errors FROM queue.jobs LIMIT 1")
+            _ = try await sql.query("SELECT job_id, kind, reason, attempts, dead_at FROM queue.dead_letters LIMIT 1")
             for statement in [
+                "SELECT payload FROM queue.jobs",
+                "SELECT * FROM queue.jobs",
+                "SELECT payload FROM queue.dead_letters",
                 "INSERT INTO queue.jobs (kind) VALUES ('noop')",
                 "UPDATE queue.jobs SET state = 'dead'",
                 "DELETE FROM queue.jobs",

@@ -20,6 +20,10 @@ public struct JobContext: Sendable {
 public protocol JobHandler: Sendable {
     /// The `queue.jobs.kind` this handler serves.
     var kind: String { get }
+    /// True for the daemon's own work (retention, rollups): producers may not enqueue
+    /// it. The daemon adds such kinds to `queue.internal_kinds` at start-up, where an
+    /// INSERT trigger refuses them to every role but the daemon and the owner.
+    var isInternal: Bool { get }
     func handle(_ job: ClaimedJob, context: JobContext) async throws
     /// Background loops the handler relies on (a group-commit writer …). The daemon
     /// runs them in its service group, started before the worker pools and stopped
@@ -29,6 +33,10 @@ public protocol JobHandler: Sendable {
 
 extension JobHandler {
     public var services: [any Service] { [] }
+}
+
+extension JobHandler {
+    public var isInternal: Bool { false }
 }
 
 /// Kind → handler. Built once at start-up, read-only afterwards.
@@ -50,4 +58,7 @@ public struct HandlerRegistry: Sendable {
 
     /// The handlers' background loops, by kind.
     public var services: [any Service] { kinds.flatMap { handlers[$0]?.services ?? [] } }
+
+    /// The kinds whose handler declares them internal.
+    public var internalKinds: [String] { handlers.values.filter(\.isInternal).map(\.kind).sorted() }
 }

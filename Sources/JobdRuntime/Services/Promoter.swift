@@ -121,7 +121,7 @@ public struct Promoter: Service {
         if daemonID != nil, let linger = gate.lingerSeconds(afterPromoting: outcome.promoted) {
             // Jobs are arriving: look again shortly (all lanes) rather than go idle and
             // have every further insert send a NOTIFY.
-            try await Task.sleep(for: .microseconds(Int64(linger * 1_000_000)))
+            try await Task.sleep(for: .microseconds(TotalConversion.microseconds(linger)))
             poppedOnly = false
             idleUntil = nil
             return
@@ -131,7 +131,7 @@ public struct Promoter: Service {
             let announced = try await store.announceIdle(daemonID: daemonID)
             gate.lockTried(acquired: announced.locked, now: .now)
             let sleep = min(configuration.pollInterval, max(0.001, announced.secondsUntilNextDue ?? configuration.pollInterval))
-            idleUntil = .now + .microseconds(Int64(sleep * 1_000_000))
+            idleUntil = .now + .microseconds(TotalConversion.microseconds(sleep))
             let confirm = try await pass(markingBusy: nil)
             gate.askedAll(now: .now)
             drained = confirm.drained
@@ -143,7 +143,7 @@ public struct Promoter: Service {
         if idleUntil == nil {
             let nextDue = try await store.secondsUntilNextDue()
             let sleep = min(configuration.pollInterval, max(0.001, nextDue ?? configuration.pollInterval))
-            idleUntil = .now + .microseconds(Int64(sleep * 1_000_000))
+            idleUntil = .now + .microseconds(TotalConversion.microseconds(sleep))
         }
         var timeout = ContinuousClock.now.duration(to: idleUntil ?? .now).seconds
         if daemonID != nil {

@@ -103,23 +103,12 @@ public final class Scheduler: Service {
             due.append((schedule, slot))
         }
         guard !due.isEmpty else { return [] }
+        // queue.enqueue_schedule_slots runs the claim-and-insert statement as the
+        // schema owner: jobd_daemon may not insert jobs itself, and the slot's job may
+        // be of an internal kind with a reserved `cron:` key (migration 0013).
         let result = try await connection.query("""
-            WITH input AS (
-                SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::jsonb[], $5::text[])
-                    AS i(name, slot, kind, payload, unique_key)
-            ), claimed AS (
-                INSERT INTO queue.schedule_slots (name, slot)
-                SELECT name, slot FROM input
-                ON CONFLICT (name, slot) DO NOTHING
-                RETURNING name, slot
-            )
-            INSERT INTO queue.jobs (kind, payload, run_at, unique_key)
-            SELECT i.kind, i.payload, i.slot, i.unique_key
-              FROM input i JOIN claimed c ON c.name = i.name AND c.slot = i.slot
-            ON CONFLICT (kind, unique_key)
-                WHERE unique_key IS NOT NULL AND state NOT IN ('completed', 'dead', 'cancelled')
-                DO NOTHING
-            RETURNING id, unique_key
+            SELECT job_id, job_unique_key
+              FROM queue.enqueue_schedule_slots($1::text[], $2::timestamptz[], $3::text[], $4::jsonb[], $5::text[])
             """, [
                 PostgresArray.texts(due.map(\.schedule.name)),
                 PostgresArray.texts(due.map { ScheduledJob.isoTime($0.slot) }),

@@ -360,7 +360,7 @@ public struct WorkerPool: Service {
         metrics.attemptFinished(job, outcome: completion.outcome, runSeconds: runSeconds)
         switch completion.outcome {
         case .completed:
-            jobLogger.debug("job completed", metadata: [LogKey.durationMs: "\(Int(runSeconds * 1000))"])
+            jobLogger.debug("job completed", metadata: [LogKey.durationMs: "\(TotalConversion.milliseconds(runSeconds))"])
         case .snooze:
             let snooze: JobSnooze? = if case .snoozed(let snooze) = result { snooze } else { nil }
             jobLogger.info("job snoozed; will run again", metadata: [

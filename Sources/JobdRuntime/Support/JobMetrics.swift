@@ -40,7 +40,7 @@ public struct JobMetrics: Sendable {
     func attemptStarted(_ job: ClaimedJob) {
         Timer(label: MetricName.queueWaitSeconds, dimensions: [
             ("kind", kindLabel(job.kind)), ("priority", job.priority.rawValue),
-        ]).recordNanoseconds(Int64(max(0, job.queueWaitSeconds) * 1e9))
+        ]).recordNanoseconds(TotalConversion.nanoseconds(job.queueWaitSeconds))
     }
 
     func attemptFinished(_ job: ClaimedJob, outcome: CompletionOutcome, runSeconds: Double) {
@@ -49,6 +49,6 @@ public struct JobMetrics: Sendable {
             ("kind", kind), ("priority", job.priority.rawValue), ("outcome", outcome.rawValue),
         ]).increment()
         Timer(label: MetricName.runSeconds, dimensions: [("kind", kind)])
-            .recordNanoseconds(Int64(max(0, runSeconds) * 1e9))
+            .recordNanoseconds(TotalConversion.nanoseconds(runSeconds))
     }
 }

@@ -1,3 +1,4 @@
+import JobdCore
 import Synchronization
 
 /// A level-triggered wake-up: any number of `signal()` calls before the next
@@ -53,7 +54,7 @@ public final class WakeSignal: Sendable {
                 // Only a timer that ran out signals: one cancelled because a real signal
                 // came first must not leave a stale wake-up for the next wait.
                 do {
-                    try await Task.sleep(for: .milliseconds(Int(max(0, timeout) * 1000)))
+                    try await Task.sleep(for: .milliseconds(TotalConversion.milliseconds(timeout)))
                     self.signal(.timeout)
                 } catch {}
             }

@@ -46,6 +46,12 @@ public struct MetricsEmitHandler: JobHandler {
         }
     }
 
+    /// Event times a payload may give, in seconds since 1970: 1970-01-01 to
+    /// 9999-12-31, so the milliseconds sent to Postgres always fit an Int64.
+    static let timeRange: ClosedRange<Double> = 0...253_402_300_799
+    /// Largest magnitude of an event's value.
+    static let maxValue: Double = 1e18
+
     static func decode(_ text: String, now: Date) throws -> [Event] {
         let object = try JSONPayload.object(text, kind: "metrics.emit")
         if let list = object["events"] {
@@ -70,7 +76,9 @@ public struct MetricsEmitHandler: JobHandler {
             JobFailure.permanent("metrics.emit payload: \(path)\(message)", code: "payload_invalid")
         }
         var event = Event(name: "", value: 1, tags: "{}", time: now)
-        guard case .string(let name)? = fields["name"], (1...200).contains(name.count) else {
+        // Code points, as the column's CHECK (length(name) <= 200) counts them: a name
+        // of few graphemes but many combining marks must fail here, not in the INSERT.
+        guard case .string(let name)? = fields["name"], (1...200).contains(name.unicodeScalars.count) else {
             throw invalid("name must be a string of 1…200 characters")
         }
         event.name = name
@@ -79,7 +87,10 @@ public struct MetricsEmitHandler: JobHandler {
             case "name":
                 break
             case "value":
-                guard case .number(let number) = value, number.isFinite else { throw invalid("value must be a number") }
+                // Bounded so that no day's sum of events can overflow a float8 in the rollup.
+                guard case .number(let number) = value, number.isFinite, abs(number) <= Self.maxValue else {
+                    throw invalid("value must be a number from -1e18 to 1e18")
+                }
                 event.value = number
             case "tags":
                 guard case .object = value else { throw invalid("tags must be an object") }
@@ -88,10 +99,15 @@ public struct MetricsEmitHandler: JobHandler {
                 event.tags = String(decoding: try encoder.encode(value), as: UTF8.self)
             case "time":
                 switch value {
-                case .number(let seconds) where seconds.isFinite && seconds >= 0:
+                case .number(let seconds) where Self.timeRange.contains(seconds):
                     event.time = Date(timeIntervalSince1970: seconds)
+                case .number:
+                    throw invalid("time must be from 1970-01-01 to 9999-12-31 (0 to 253402300799 seconds)")
                 case .string(let text):
                     guard let date = parseISO8601(text) else { throw invalid("time must be ISO 8601, e.g. 2026-03-01T12:00:00Z") }
+                    guard Self.timeRange.contains(date.timeIntervalSince1970) else {
+                        throw invalid("time must be from 1970-01-01 to 9999-12-31")
+                    }
                     event.time = date
                 default:
                     throw invalid("time must be an ISO 8601 string or seconds since 1970")
@@ -120,6 +136,7 @@ public struct MetricsEmitHandler: JobHandler {
 /// the right day. Re-running a day replaces its rows with the same figures.
 public struct AnalyticsRollupHandler: JobHandler {
     public let kind = "analytics.rollup"
+    public var isInternal: Bool { true }
     let rollup: AnalyticsRollup
     let now: @Sendable () -> Date
 

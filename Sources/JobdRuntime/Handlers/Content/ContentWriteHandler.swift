@@ -61,6 +61,7 @@ public struct ContentWriteHandler: JobHandler {
 /// Payload (optional): `{"max_messages": N}` bounds one run (default: no bound).
 public struct ContentPurgeHandler: JobHandler {
     public let kind = "content.purge"
+    public var isInternal: Bool { true }
     let database: TierDatabase
     let settings: ContentSettings
 

@@ -117,7 +117,7 @@ public struct NotificationSendHandler: JobHandler {
             probe = isProbe
             if wait > 0 {
                 do {
-                    try await Task.sleep(for: .milliseconds(Int(wait * 1000)))
+                    try await Task.sleep(for: .milliseconds(TotalConversion.milliseconds(wait)))
                 } catch {
                     deliveryGuard.abandon(route.destinationKey, probe: probe)
                     throw error
@@ -207,7 +207,7 @@ public struct NotificationSendHandler: JobHandler {
             lastError: verdict == .sent ? nil : Self.describe(errorCode: errorCode, excerpt: report.excerpt))
         logger.debug("notification try finished", metadata: [
             LogKey.outcome: "\(verdict.outcomeName)", LogKey.statusCode: "\(statusCode.map(String.init) ?? "")",
-            LogKey.durationMs: "\(Int(report.seconds * 1000))",
+            LogKey.durationMs: "\(TotalConversion.milliseconds(report.seconds))",
         ])
         let accepted: Bool
         do {

@@ -15,6 +15,7 @@ import Logging
 /// worker or a lease for long. Deleting is idempotent, so running twice is harmless.
 public struct QueuePruneHandler: JobHandler {
     public let kind = "queue.prune"
+    public var isInternal: Bool { true }
     let connection: PostgresConnection
     let retention: Double
     let timeBudget: Double
@@ -48,16 +49,11 @@ public struct QueuePruneHandler: JobHandler {
         let deadline = ContinuousClock.now + .milliseconds(Int(timeBudget * 1000))
         var deleted = 0
         while true {
-            let removed = try await connection.query("""
-                WITH doomed AS (
-                    SELECT id FROM queue.jobs
-                     WHERE state IN ('completed', 'cancelled')
-                       AND finished_at < now() - make_interval(secs => $1::float8)
-                     ORDER BY finished_at LIMIT $2::int
-                     FOR UPDATE SKIP LOCKED
-                )
-                DELETE FROM queue.jobs j USING doomed d WHERE j.id = d.id
-                """, [String(olderThan), String(batch)]).affectedRows
+            // queue.prune_finished deletes as the schema owner (migration 0013):
+            // jobd_daemon may not delete jobs itself.
+            let removed = Int(try await connection.query(
+                "SELECT queue.prune_finished($1::float8, $2::int)", [String(olderThan), String(batch)]
+            ).rows.first?.first.flatMap { $0 } ?? "") ?? 0
             deleted += removed
             if removed < batch { break }
             if ContinuousClock.now >= deadline {
