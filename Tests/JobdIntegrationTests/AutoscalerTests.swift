@@ -78,8 +78,9 @@ struct AutoscalerTests {
                 try await world.exec("""
                     INSERT INTO queue.jobs (kind, payload, priority) SELECT 'noop', '{"sleep_ms": 200}', 'high' FROM generate_series(1, 200)
                     """)
-                try await world.waitForState("completed", count: 200, timeout: 30)
-                #expect(try await world.int("SELECT count(*) FROM queue.jobs WHERE priority = 'high' AND state <> 'completed'") == 0)
+                try await waitUntil(timeout: 30, "every high job completed") {
+                    try await world.int("SELECT count(*) FROM queue.jobs WHERE priority = 'high' AND state = 'completed'") == 200
+                }
             }
             let log = resizes(world)
             let highUps = log.enumerated().filter { $0.element.pool == "high" && $0.element.to > $0.element.from }
