@@ -4,28 +4,48 @@
 /// by the priority selector. `JOBD_WORKERS=high:8,normal:4,low:2` gives each
 /// priority a pool of its own that serves only its list, so a flood on one lane can
 /// never take the slots of another.
+///
+/// Bounds instead of a number (`1-64`, `high:4-64,normal:2-32,low:1-8`) let the
+/// daemon's autoscaler size each pool between them; such a pool starts at its
+/// minimum. A lane given one number keeps that fixed size.
 public enum WorkerLayout: Sendable, Equatable {
     case shared(Int)
     case perPriority([JobPriority: Int])
+    /// One shared pool sized between the bounds.
+    case sharedScaling(ClosedRange<Int>)
+    /// A pool per priority, each between its bounds (a fixed lane is `n...n`; a lane
+    /// without a pool is absent or `0...0`).
+    case perPriorityScaling([JobPriority: ClosedRange<Int>])
 
-    public var total: Int {
-        switch self {
-        case .shared(let count): count
-        case .perPriority(let counts): counts.values.reduce(0, +)
-        }
-    }
+    /// Slots the pools start with (for scaling pools, their minimum).
+    public var total: Int { pools.map(\.slots).reduce(0, +) }
 
-    /// (lanes served, slots) per pool.
-    public var pools: [(lanes: [JobPriority], slots: Int)] {
+    /// The most slots the pools may grow to together.
+    public var maximumTotal: Int { pools.map(\.bounds.upperBound).reduce(0, +) }
+
+    /// Whether some pool may change size on its own.
+    public var isScaling: Bool { pools.contains { $0.bounds.lowerBound < $0.bounds.upperBound } }
+
+    /// (lanes served, starting slots, bounds) per pool, high before normal before low.
+    public var pools: [(lanes: [JobPriority], slots: Int, bounds: ClosedRange<Int>)] {
+        let ranges: [(lanes: [JobPriority], bounds: ClosedRange<Int>)]
         switch self {
         case .shared(let count):
-            return [(JobPriority.allCases, count)]
+            ranges = [(JobPriority.allCases, count...count)]
+        case .sharedScaling(let bounds):
+            ranges = [(JobPriority.allCases, bounds)]
         case .perPriority(let counts):
-            return JobPriority.allCases.compactMap { lane in
+            ranges = JobPriority.allCases.compactMap { lane in
                 guard let slots = counts[lane], slots > 0 else { return nil }
-                return ([lane], slots)
+                return ([lane], slots...slots)
+            }
+        case .perPriorityScaling(let bounds):
+            ranges = JobPriority.allCases.compactMap { lane in
+                guard let range = bounds[lane], range.upperBound > 0 else { return nil }
+                return ([lane], range)
             }
         }
+        return ranges.map { ($0.lanes, $0.bounds.lowerBound, $0.bounds) }
     }
 }
 
@@ -45,6 +65,8 @@ public struct DaemonConfiguration: Sendable, Equatable {
     /// Prefix of every Redis key, so several queues can share one Redis.
     public var redisPrefix: String
     public var workers: WorkerLayout
+    /// How pools with bounds are sized (`JOBD_MAX_TOTAL_WORKERS`, `JOBD_SCALE_*`).
+    public var scaling = ScalingSettings.defaults
     public var priorityMode: PrioritySelector.Mode
     /// Fallback wake-up of the promoter when no NOTIFY arrives.
     public var pollInterval: Double
@@ -179,6 +201,10 @@ extension DaemonConfiguration {
         case metricsListen = "JOBD_METRICS_LISTEN"
         case redisPrefix = "JOBD_REDIS_PREFIX"
         case workers = "JOBD_WORKERS"
+        case maxTotalWorkers = "JOBD_MAX_TOTAL_WORKERS"
+        case scaleSampleInterval = "JOBD_SCALE_SAMPLE_INTERVAL"
+        case scaleQuietPeriod = "JOBD_SCALE_QUIET_PERIOD"
+        case scaleDownInterval = "JOBD_SCALE_DOWN_INTERVAL"
         case priorityMode = "JOBD_PRIORITY_MODE"
         case priorityWeights = "JOBD_PRIORITY_WEIGHTS"
         case pollInterval = "JOBD_POLL_INTERVAL"
@@ -276,6 +302,7 @@ extension DaemonConfiguration {
             config.redisPrefix = prefix
         }
         if let text = reader.text(.workers) { config.workers = try reader.workers(text) }
+        config.scaling = try parseScaling(reader, workers: config.workers)
         if let text = reader.text(.priorityMode) {
             switch text.lowercased() {
             case "strict": config.priorityMode = .strict
@@ -369,21 +396,54 @@ extension DaemonConfiguration {
             return number
         }
 
+        /// `16`, `1-64`, `high:8,normal:4,low:2` or `high:4-64,normal:2-32,low:1-8`
+        /// (lanes may mix numbers and bounds; a missing lane has no pool).
         func workers(_ text: String) throws(ConfigurationError) -> WorkerLayout {
-            if let count = Int(text) {
-                guard (1...4_096).contains(count) else { throw invalid(.workers, text, "must be between 1 and 4096") }
-                return .shared(count)
+            let limit = 4_096
+            if !text.contains(":") {
+                let bounds = try workerBounds(text, whole: text, lane: nil)
+                guard bounds.upperBound >= 1 else { throw invalid(.workers, text, "must be between 1 and \(limit)") }
+                return bounds.lowerBound == bounds.upperBound ? .shared(bounds.lowerBound) : .sharedScaling(bounds)
             }
-            let counts = try perPriority(.workers, text, allowZero: true)
-            // Bound each lane before summing, so absurd input cannot overflow the sum.
-            guard counts.values.allSatisfy({ $0 <= 4_096 }) else {
-                throw invalid(.workers, text, "the total must be between 1 and 4096")
+            var lanes: [JobPriority: ClosedRange<Int>] = [:]
+            for part in text.split(separator: ",", omittingEmptySubsequences: false) {
+                let pair = part.split(separator: ":", omittingEmptySubsequences: false).map { String($0).trimmingSpaces() }
+                guard pair.count == 2, let lane = JobPriority(rawValue: pair[0].lowercased()) else {
+                    throw invalid(.workers, text, "expected N, MIN-MAX, or high:N,normal:N,low:N with N a number or MIN-MAX (bad part \"\(part)\")")
+                }
+                guard lanes[lane] == nil else { throw invalid(.workers, text, "\(lane.rawValue) is given twice") }
+                lanes[lane] = try workerBounds(pair[1], whole: text, lane: lane)
             }
-            let total = counts.values.reduce(0, +)
-            guard (1...4_096).contains(total) else {
-                throw invalid(.workers, text, "the total must be between 1 and 4096")
+            // Each lane is bounded before summing, so absurd input cannot overflow the sum.
+            let total = lanes.values.map(\.upperBound).reduce(0, +)
+            guard (1...limit).contains(total) else {
+                throw invalid(.workers, text, "the total must be between 1 and \(limit)")
             }
-            return .perPriority(counts)
+            if lanes.values.allSatisfy({ $0.lowerBound == $0.upperBound }) {
+                var counts = lanes.mapValues(\.lowerBound)
+                for lane in JobPriority.allCases where counts[lane] == nil { counts[lane] = 0 }
+                return .perPriority(counts)
+            }
+            return .perPriorityScaling(lanes.filter { $0.value.upperBound > 0 })
+        }
+
+        /// `N` or `MIN-MAX`, each at most 4096; a range needs 1 ≤ MIN ≤ MAX. `N` may be
+        /// 0 for a lane (no pool), never for the shared pool (checked by the caller).
+        private func workerBounds(_ value: String, whole text: String, lane: JobPriority?) throws(ConfigurationError) -> ClosedRange<Int> {
+            let limit = 4_096
+            let name = lane.map { "\($0.rawValue): " } ?? ""
+            let ends = value.split(separator: "-", omittingEmptySubsequences: false).map { String($0).trimmingSpaces() }
+            guard (1...2).contains(ends.count), let low = Int(ends[0]), let high = Int(ends[ends.count - 1]), low >= 0 else {
+                throw invalid(.workers, text, "\(name)\"\(value)\" is not a whole number ≥ 0 or a range MIN-MAX such as 2-32")
+            }
+            guard low <= limit, high <= limit else {
+                throw invalid(.workers, text, "\(name)\"\(value)\": each bound must be between 1 and \(limit)")
+            }
+            if ends.count == 2 {
+                guard low >= 1 else { throw invalid(.workers, text, "\(name)the minimum of \"\(value)\" must be at least 1") }
+                guard low <= high else { throw invalid(.workers, text, "\(name)the minimum of \"\(value)\" is above its maximum") }
+            }
+            return low...high
         }
 
         /// `high:8,normal:4,low:2`; missing lanes are 0.
@@ -403,6 +463,44 @@ extension DaemonConfiguration {
             for lane in JobPriority.allCases where result[lane] == nil { result[lane] = 0 }
             return result
         }
+    }
+}
+
+// MARK: - Scaling
+
+extension DaemonConfiguration {
+    private static func parseScaling(_ reader: Reader, workers: WorkerLayout) throws(ConfigurationError) -> ScalingSettings {
+        var settings = ScalingSettings.defaults
+        func duration(_ seconds: Double) -> Duration { .milliseconds(Int((seconds * 1_000).rounded())) }
+        func seconds(_ duration: Duration) -> Double {
+            Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+        }
+        if let text = reader.text(.maxTotalWorkers) {
+            let ceiling = try reader.integer(.maxTotalWorkers, default: 0, range: 1...4_096)
+            let minimums = workers.total
+            guard ceiling >= minimums else {
+                throw reader.invalid(.maxTotalWorkers, text, "must be at least the pools' minimums together (\(minimums), JOBD_WORKERS)")
+            }
+            settings.maxTotalWorkers = ceiling
+        }
+        let sample = try reader.seconds(.scaleSampleInterval, default: seconds(settings.sampleInterval), min: 0.01)
+        guard sample <= 10 else {
+            throw reader.invalid(.scaleSampleInterval, reader.text(.scaleSampleInterval) ?? "", "must be at most 10 s")
+        }
+        settings.sampleInterval = duration(sample)
+        // Pressure must last two samples before a pool grows.
+        settings.growAfter = settings.sampleInterval
+        let quiet = try reader.seconds(.scaleQuietPeriod, default: seconds(settings.quietPeriod), min: 0.1)
+        guard quiet <= 86_400 else {
+            throw reader.invalid(.scaleQuietPeriod, reader.text(.scaleQuietPeriod) ?? "", "must be at most 1 day")
+        }
+        settings.quietPeriod = duration(quiet)
+        let down = try reader.seconds(.scaleDownInterval, default: seconds(settings.downInterval), min: 0.05)
+        guard down <= 86_400 else {
+            throw reader.invalid(.scaleDownInterval, reader.text(.scaleDownInterval) ?? "", "must be at most 1 day")
+        }
+        settings.downInterval = duration(down)
+        return settings
     }
 }
 

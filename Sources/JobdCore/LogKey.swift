@@ -20,4 +20,12 @@ public enum LogKey {
     public static let notificationChannel = "notification_channel"
     public static let destination = "destination"
     public static let statusCode = "status_code"
+    /// A worker pool's resize: which pool, its size before and after, why, and what
+    /// its sample showed (jobs waiting in its lists, the longest queue wait).
+    public static let pool = "pool"
+    public static let from = "from"
+    public static let to = "to"
+    public static let reason = "reason"
+    public static let backlog = "backlog"
+    public static let waitMs = "wait_ms"
 }

@@ -15,6 +15,7 @@ public enum JobdMessageID: String, CaseIterable, Sendable {
     case configurationReloaded = "1607752901054b4785cd54ba6b202715"
     case notificationCircuitOpened = "2e24a841464d4049a2e39e5cc7a1eafe"
     case notificationCircuitClosed = "5804cd7055c8427a8e4ddaa15cc0dcab"
+    case poolResized = "4d3e038fe22044b1ab96592b8380cf3d"
 
     /// The metadata key that `JournalLogHandler` turns into the journald `MESSAGE_ID` field.
     public static let metadataKey = "message_id"

@@ -93,6 +93,8 @@ struct StatusCommand: AsyncParsableCommand {
         var oldestDueSeconds: Double?
         var deadLetters: Int
         var daemons: [QueueAdmin.Status.Daemon]
+        /// By daemon id: slots now, wanted and busy, as each daemon last published them.
+        var capacity: [String: DaemonCapacity]?
     }
 
     func run() async throws {
@@ -102,8 +104,10 @@ struct StatusCommand: AsyncParsableCommand {
                 jobs: status.counts, oldestDueSeconds: status.oldestDueSeconds, deadLetters: status.deadLetters,
                 daemons: status.daemons)
             do {
-                let lengths = try await connections.dispatch("status").lengths()
+                let dispatch = connections.dispatch("status")
+                let lengths = try await dispatch.lengths()
                 report.redisLists = Dictionary(uniqueKeysWithValues: lengths.map { ($0.key.rawValue, $0.value) })
+                report.capacity = try await dispatch.capacities(daemons: status.daemons.map(\.id))
             } catch {
                 report.redisError = "\(error)"
             }
@@ -134,7 +138,16 @@ struct StatusCommand: AsyncParsableCommand {
         print("dead letters: \(status.deadLetters)")
         print("live daemons: \(status.daemons.count)")
         for daemon in status.daemons {
-            print("  \(daemon.id) workers=\(daemon.workers) version=\(daemon.version) heartbeat \(String(format: "%.1f", daemon.secondsSinceHeartbeat)) s ago")
+            var slots = ""
+            if let capacity = report.capacity?[daemon.id] {
+                slots = " slots \(capacity.busy)/\(capacity.workers) busy" + (capacity.desired > capacity.workers ? " (want \(capacity.desired))" : "")
+            }
+            print("  \(daemon.id) workers=\(daemon.workers)\(slots) version=\(daemon.version) heartbeat \(String(format: "%.1f", daemon.secondsSinceHeartbeat)) s ago")
+        }
+        if let capacity = report.capacity, !capacity.isEmpty {
+            let workers = capacity.values.map(\.workers).reduce(0, +)
+            let desired = capacity.values.map(\.desired).reduce(0, +)
+            print("worker slots: \(workers), wanted \(desired)" + (desired > workers ? " (short by \(desired - workers): add daemons)" : ""))
         }
     }
 }

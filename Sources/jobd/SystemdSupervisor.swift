@@ -85,7 +85,11 @@ struct SystemdSupervisor: Sendable {
     func statusLine(_ s: DaemonStats.Snapshot, draining: Bool) -> String {
         let usage = daemon.workerUsage
         let state = draining ? "draining" : "running"
-        return "\(state): workers \(usage.busy)/\(usage.total) busy, \(daemon.stats.finishedInLastMinute()) jobs/min, "
+        // The capacity this daemon lacks, when it lacks any (pools at their maximum, or
+        // fixed, and still pressured): what an operator's autoscaler adds daemons for.
+        let desired = daemon.desiredWorkers
+        let want = desired > usage.total ? " (want \(desired))" : ""
+        return "\(state): workers \(usage.busy)/\(usage.total) busy\(want), \(daemon.stats.finishedInLastMinute()) jobs/min, "
             + "backlog \(s.dueBacklog) due, \(s.deadLetterCount) dead letters, "
             + "postgres \(s.postgresHealthy ? "ok" : "down"), redis \(s.redisHealthy ? "ok" : "down")"
     }

@@ -1,5 +1,6 @@
 import JobdCore
 import Metrics
+import Synchronization
 
 /// The daemon's metric names, in one place (Prometheus naming: `_total` counters,
 /// `_seconds` histograms). docs/architecture.md lists what each one means.
@@ -24,12 +25,50 @@ public enum MetricName {
     public static let workersTotal = "jobd_workers_total"
     /// Gauge {dependency}: 1 when Postgres / Redis answered the last check.
     public static let dependencyUp = "jobd_dependency_up"
+    /// Gauge {pool}: slots the pool would run if its maximum and the ceiling allowed
+    /// (the autoscaler's want; above `jobd_workers_total` when the daemon lacks capacity).
+    public static let desiredWorkers = "jobd_desired_workers"
+    /// Gauge {pool}: slots the pool has now.
+    public static let poolWorkers = "jobd_pool_workers"
+    /// Counter {pool, direction, reason}: resizes applied by the autoscaler or a reload.
+    public static let poolResizes = "jobd_pool_resizes_total"
+}
+
+/// Attempts a pool started since the autoscaler last looked, and the longest queue
+/// wait among them. Updated on every start (one uncontended lock), read and reset
+/// by the autoscaler each sample.
+public final class AttemptStartWindow: Sendable {
+    private struct Window {
+        var started = 0
+        var maxWaitSeconds = 0.0
+    }
+    private let window = Mutex(Window())
+
+    public init() {}
+
+    func record(waitSeconds: Double) {
+        window.withLock { window in
+            window.started += 1
+            // NaN or negative (a clock skew between producer and server) count as no wait.
+            if waitSeconds > window.maxWaitSeconds { window.maxWaitSeconds = waitSeconds }
+        }
+    }
+
+    /// Attempts started and the longest wait since the previous call; resets both.
+    public func take() -> (started: Int, maxWaitSeconds: Double) {
+        window.withLock { window in
+            defer { window = Window() }
+            return (window.started, window.maxWaitSeconds)
+        }
+    }
 }
 
 /// Per-attempt instruments. Kinds without a registered handler are reported as
 /// `unknown`, so a stream of garbage kinds cannot grow the label set without bound.
 public struct JobMetrics: Sendable {
     private let knownKinds: Set<String>
+    /// Starts and queue waits of this pool, for the autoscaler.
+    public let starts = AttemptStartWindow()
 
     public init(knownKinds: [String]) {
         self.knownKinds = Set(knownKinds)
@@ -38,6 +77,7 @@ public struct JobMetrics: Sendable {
     private func kindLabel(_ kind: String) -> String { knownKinds.contains(kind) ? kind : "unknown" }
 
     func attemptStarted(_ job: ClaimedJob) {
+        starts.record(waitSeconds: job.queueWaitSeconds)
         Timer(label: MetricName.queueWaitSeconds, dimensions: [
             ("kind", kindLabel(job.kind)), ("priority", job.priority.rawValue),
         ]).recordNanoseconds(TotalConversion.nanoseconds(job.queueWaitSeconds))
