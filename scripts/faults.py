@@ -8,7 +8,7 @@ things settle and applies the same check to every scenario:
   every job is completed or dead-lettered; none is leased, promoted or waiting;
   every dead job has its dead letter; every completed job has the ledger row of
   its completion (written by the same statement); and, counted with records the
-  daemon does not keep itself: no job lost — every id the producers' INSERTs
+  daemon does not keep itself: no job lost — every id the producers' statements
   returned is completed with a receipt — and duplicates — receipts beyond one per
   job — never above the jobs in flight at the faults.
 
@@ -578,7 +578,7 @@ class World:
 
     def check_receipts(self, result, in_flight, ledger_extra):
         """Counts with what the daemon does not write itself: the ids the producers'
-        INSERTs returned, and the probe's receipts. lost = inserted ids not completed
+        statements returned, and the probe's receipts. lost = inserted ids not completed
         with a receipt; duplicates = receipts beyond one per job."""
         inserted = set()
         for producer in self.producers:
@@ -616,7 +616,7 @@ class Producer:
         self.world, self.total, self.seconds, self.payload = world, total, seconds, payload or FLOW_PAYLOAD
         self.batch = batch or max(1, min(2000, total // max(1, int(seconds * 10))))
         self.inserted = 0
-        # The ids the INSERTs returned: the jobs this producer knows it enqueued.
+        # The ids its statements returned: the jobs this producer knows it enqueued.
         self.ids = []
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -632,9 +632,10 @@ class Producer:
         while self.inserted < self.total and not self.stopped.is_set() and time.time() < deadline:
             n = min(self.batch, self.total - self.inserted)
             try:
+                # queue.enqueue() returns the ids; the enqueuer role may not SELECT
+                # from queue.jobs, which INSERT ... RETURNING needs. One statement per batch.
                 rows = self.world.sql(
-                    f"INSERT INTO queue.jobs (kind, payload) SELECT 'probe', '{payload}' FROM generate_series(1, {n}) "
-                    f"RETURNING id",
+                    f"SELECT queue.enqueue('probe', '{payload}'::jsonb) FROM generate_series(1, {n})",
                     user=World.ENQUEUER_ROLE, timeout=20)
                 self.ids += [int(r[0]) for r in rows]
                 self.inserted += n
