@@ -437,7 +437,7 @@ class World:
         # The probe's receipts: one row per successful run, no key, so that a second
         # run of a job is a second row. Written by the daemon role, read by the suite.
         self.sql("""
-            CREATE TABLE fault_receipts (
+            CREATE TABLE public.fault_receipts (
                 job_id  bigint      NOT NULL,
                 attempt integer     NOT NULL,
                 daemon  text        NOT NULL,
@@ -453,7 +453,7 @@ class World:
                     CREATE ROLE {self.ENQUEUER_ROLE} LOGIN IN ROLE jobd_enqueuer;
                 END IF;
             END $$""")
-        self.sql(f"GRANT INSERT ON fault_receipts TO {self.DAEMON_ROLE}")
+        self.sql(f"GRANT INSERT ON public.fault_receipts TO {self.DAEMON_ROLE}")
 
     def env(self, user=None, pg_port=None, redis_port=None, **settings):
         env = {
@@ -587,7 +587,7 @@ class World:
             result.notes.append("no producer: lost and duplicates are the final states and the ledger's count")
             return
         receipts = {int(job): int(n) for job, n in self.servers.retrying(
-            "SELECT job_id, count(*) FROM fault_receipts GROUP BY job_id", db=self.db)}
+            "SELECT job_id, count(*) FROM public.fault_receipts GROUP BY job_id", db=self.db)}
         completed = {int(r[0]) for r in self.servers.retrying(
             "SELECT id FROM queue.jobs WHERE kind = 'probe' AND state = 'completed'", db=self.db)}
         lost = sorted(i for i in inserted if i not in completed or receipts.get(i, 0) == 0)
