@@ -8,7 +8,7 @@ things settle and applies the same check to every scenario:
   every job is completed or dead-lettered; none is leased, promoted or waiting;
   every dead job has its dead letter; every completed job has the ledger row of
   its completion (written by the same statement); and, counted with records the
-  daemon does not keep itself: no job lost — every id the producers' INSERTs
+  daemon does not keep itself: no job lost — every id the producers' statements
   returned is completed with a receipt — and duplicates — receipts beyond one per
   job — never above the jobs in flight at the faults.
 
@@ -437,7 +437,7 @@ class World:
         # The probe's receipts: one row per successful run, no key, so that a second
         # run of a job is a second row. Written by the daemon role, read by the suite.
         self.sql("""
-            CREATE TABLE fault_receipts (
+            CREATE TABLE public.fault_receipts (
                 job_id  bigint      NOT NULL,
                 attempt integer     NOT NULL,
                 daemon  text        NOT NULL,
@@ -453,7 +453,7 @@ class World:
                     CREATE ROLE {self.ENQUEUER_ROLE} LOGIN IN ROLE jobd_enqueuer;
                 END IF;
             END $$""")
-        self.sql(f"GRANT INSERT ON fault_receipts TO {self.DAEMON_ROLE}")
+        self.sql(f"GRANT INSERT ON public.fault_receipts TO {self.DAEMON_ROLE}")
 
     def env(self, user=None, pg_port=None, redis_port=None, **settings):
         env = {
@@ -578,7 +578,7 @@ class World:
 
     def check_receipts(self, result, in_flight, ledger_extra):
         """Counts with what the daemon does not write itself: the ids the producers'
-        INSERTs returned, and the probe's receipts. lost = inserted ids not completed
+        statements returned, and the probe's receipts. lost = inserted ids not completed
         with a receipt; duplicates = receipts beyond one per job."""
         inserted = set()
         for producer in self.producers:
@@ -587,7 +587,7 @@ class World:
             result.notes.append("no producer: lost and duplicates are the final states and the ledger's count")
             return
         receipts = {int(job): int(n) for job, n in self.servers.retrying(
-            "SELECT job_id, count(*) FROM fault_receipts GROUP BY job_id", db=self.db)}
+            "SELECT job_id, count(*) FROM public.fault_receipts GROUP BY job_id", db=self.db)}
         completed = {int(r[0]) for r in self.servers.retrying(
             "SELECT id FROM queue.jobs WHERE kind = 'probe' AND state = 'completed'", db=self.db)}
         lost = sorted(i for i in inserted if i not in completed or receipts.get(i, 0) == 0)
@@ -616,7 +616,7 @@ class Producer:
         self.world, self.total, self.seconds, self.payload = world, total, seconds, payload or FLOW_PAYLOAD
         self.batch = batch or max(1, min(2000, total // max(1, int(seconds * 10))))
         self.inserted = 0
-        # The ids the INSERTs returned: the jobs this producer knows it enqueued.
+        # The ids its statements returned: the jobs this producer knows it enqueued.
         self.ids = []
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -632,9 +632,10 @@ class Producer:
         while self.inserted < self.total and not self.stopped.is_set() and time.time() < deadline:
             n = min(self.batch, self.total - self.inserted)
             try:
+                # queue.enqueue() returns the ids; the enqueuer role may not SELECT
+                # from queue.jobs, which INSERT ... RETURNING needs. One statement per batch.
                 rows = self.world.sql(
-                    f"INSERT INTO queue.jobs (kind, payload) SELECT 'probe', '{payload}' FROM generate_series(1, {n}) "
-                    f"RETURNING id",
+                    f"SELECT queue.enqueue('probe', '{payload}'::jsonb) FROM generate_series(1, {n})",
                     user=World.ENQUEUER_ROLE, timeout=20)
                 self.ids += [int(r[0]) for r in rows]
                 self.inserted += n

@@ -42,7 +42,7 @@ extension HostTests {
             let migrate = try jobd("migrate")
             #expect(migrate.status == 0, "\(migrate.stderr)")
             let applied = try await sql.query("SELECT count(*) FROM jobd.migrations").rows.first?[0].flatMap { Int($0) } ?? 0
-            #expect(applied >= 12)
+            #expect(applied > 0)  // and current: `jobd run` below refuses a schema that is behind
             let again = try jobd("migrate")
             #expect(again.status == 0, "\(again.stderr)")
             #expect(try await sql.query("SELECT count(*) FROM jobd.migrations").rows.first?[0].flatMap { Int($0) } == applied)

@@ -4,8 +4,8 @@ import JobdPostgres
 /// The fault suite's `probe` kind (registered only with `JOBD_TEST_FAULTS`, never in
 /// production). It runs like `noop` — the same payload, except that it never aborts —
 /// and, once that work succeeded, writes a receipt `(job_id, attempt, daemon)` to
-/// the table `fault_receipts`, which the suite creates, through connections of its
-/// own and committed before the handler returns.
+/// the table `public.fault_receipts`, which the suite creates, through connections
+/// of its own and committed before the handler returns.
 ///
 /// The suite counts runs from these receipts instead of from the daemon's ledger: a
 /// run whose completion never reached `queue.attempts` (the process killed between
@@ -20,7 +20,7 @@ public struct FaultProbeHandler: JobHandler {
     let connections: [PostgresConnection]
     let daemon: String
 
-    public static let receiptSQL = "INSERT INTO fault_receipts (job_id, attempt, daemon) VALUES ($1, $2, $3)"
+    public static let receiptSQL = "INSERT INTO public.fault_receipts (job_id, attempt, daemon) VALUES ($1, $2, $3)"
 
     public init(connections: [PostgresConnection], daemon: String) {
         precondition(!connections.isEmpty)

@@ -154,6 +154,10 @@ public struct WorkerPool: Service {
             await pipeline.dispatch.connection.close()
         }
         await completionStore.connection.close()
+        // Stopped by the daemon's shared shutdown before the service group told this
+        // pool: return only once it does (at once if it did), as a service that
+        // returns unasked ends the whole group with an error.
+        try? await gracefulShutdown()
     }
 
     // MARK: Fetching
