@@ -370,8 +370,8 @@ struct TotalConversionTests {
         #expect(TotalConversion.seconds(-.infinity, in: 0...10, fallback: 3) == 0)
         #expect(TotalConversion.seconds(1e300, in: 0...10) == 10)
         #expect(TotalConversion.seconds(nil, in: 1...10) == 1)
-        #expect(JobSnooze(seconds: 1e300).seconds == JobSnooze.maxSeconds)
-        #expect(JobSnooze(seconds: .nan).seconds == 0)
-        #expect(JobSnooze(seconds: .infinity).seconds == JobSnooze.maxSeconds)
+        #expect(JobSnooze(seconds: 1e300, code: "test", message: "test").seconds == JobSnooze.maxSeconds)
+        #expect(JobSnooze(seconds: .nan, code: "test", message: "test").seconds == 0)
+        #expect(JobSnooze(seconds: .infinity, code: "test", message: "test").seconds == JobSnooze.maxSeconds)
     }
 }
