@@ -103,6 +103,9 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public var factsBuffer: Int = 100_000
     /// Webhook, email and SMS delivery (`notification.send`).
     public var notifications = NotificationSettings.defaults
+    /// Retention windows of the attempts ledger, dead letters, notifications and
+    /// analytics facts (`JOBD_*_RETENTION`, `JOBD_NOTIFY_ARCHIVE_AFTER`, `JOBD_RETENTION_BATCH`).
+    public var retention = RetentionSettings.defaults
 
     public static let defaults = DaemonConfiguration(
         databaseURL: nil,
@@ -246,6 +249,12 @@ extension DaemonConfiguration {
         case notifyBreakerFailures = "JOBD_NOTIFY_BREAKER_FAILURES"
         case notifyBreakerCooldown = "JOBD_NOTIFY_BREAKER_COOLDOWN"
         case notifyConcurrency = "JOBD_NOTIFY_CONCURRENCY"
+        case attemptsRetention = "JOBD_ATTEMPTS_RETENTION"
+        case deadLetterRetention = "JOBD_DEAD_LETTER_RETENTION"
+        case notifyArchiveAfter = "JOBD_NOTIFY_ARCHIVE_AFTER"
+        case notifyRetention = "JOBD_NOTIFY_RETENTION"
+        case analyticsRetention = "JOBD_ANALYTICS_RETENTION"
+        case retentionBatch = "JOBD_RETENTION_BATCH"
 
         /// The name in a config file.
         public var fileKey: String { String(rawValue.dropFirst("JOBD_".count)).lowercased() }
@@ -354,13 +363,15 @@ extension DaemonConfiguration {
         }
         config.content = try parseContent(reader)
         do {
-            config.schedules = try ScheduledJob.resolve(reader.text(.schedules))
+            config.schedules = try ScheduledJob.resolve(
+                reader.text(.schedules), defaults: ScheduledJob.builtIns(contentRetention: config.content.retention != nil))
         } catch {
             throw ConfigurationError(key: Key.schedules.rawValue, reason: error.message)
         }
         config.completedRetention = try reader.seconds(.completedRetention, default: config.completedRetention, min: 60)
         config.factsBuffer = try reader.integer(.factsBuffer, default: config.factsBuffer, range: 0...10_000_000)
         config.notifications = try parseNotifications(reader)
+        config.retention = try parseRetention(reader)
         return config
     }
 

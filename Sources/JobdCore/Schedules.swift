@@ -64,13 +64,30 @@ public struct ScheduledJob: Sendable, Equatable, CustomStringConvertible {
 
     /// Rolls up yesterday (UTC) at 00:15 UTC, and prunes finished jobs every hour
     /// (hourly keeps each prune small: a day of completed jobs at full speed is
-    /// hundreds of millions of rows).
+    /// hundreds of millions of rows). The retention jobs run hourly too, at minutes
+    /// of their own; `analytics.trim` daily, after the rollup.
     public static let defaults: [ScheduledJob] = [
         ScheduledJob(
             name: "analytics-rollup", cron: try! CronSchedule("15 0 * * *"), kind: "analytics.rollup",
             payload: #"{"day": "${previous_date}"}"#),
         ScheduledJob(name: "queue-prune", cron: try! CronSchedule("30 * * * *"), kind: "queue.prune"),
+        ScheduledJob(name: "queue-trim", cron: try! CronSchedule("40 * * * *"), kind: "queue.trim"),
+        ScheduledJob(name: "notifications-trim", cron: try! CronSchedule("50 * * * *"), kind: "notifications.trim"),
+        ScheduledJob(name: "analytics-trim", cron: try! CronSchedule("45 0 * * *"), kind: "analytics.trim"),
     ]
+
+    /// Content retention (`content.purge`) every hour at :20, built in once
+    /// `JOBD_CONTENT_RETENTION` is set: without it no message expires unless a
+    /// tenant has its own row in `content.tenant_retention`, and such a setup names
+    /// its schedule itself.
+    public static let contentPurge = ScheduledJob(
+        name: "content-purge", cron: try! CronSchedule("20 * * * *"), kind: "content.purge")
+
+    /// The built-in schedules for a configuration: `defaults`, plus `content-purge`
+    /// when content retention is configured.
+    public static func builtIns(contentRetention: Bool) -> [ScheduledJob] {
+        contentRetention ? defaults + [contentPurge] : defaults
+    }
 
     // MARK: Parsing
 

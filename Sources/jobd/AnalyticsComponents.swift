@@ -5,8 +5,10 @@ import ServiceLifecycle
 
 /// The analytics tier's kinds and loops, and the periodic jobs they rely on:
 /// - `metrics.emit`, `analytics.rollup` (analytics tier), `queue.prune` (queue tier);
+/// - the retention jobs `queue.trim`, `notifications.trim`, `analytics.trim`;
 /// - the FactsWriter (attempt facts; the worker pools' observer) and the Scheduler
-///   (`JOBD_SCHEDULES`: by default the daily rollup and the hourly prune).
+///   (`JOBD_SCHEDULES`: by default the daily rollup, the hourly prune and the
+///   retention jobs; `content.purge` too once JOBD_CONTENT_RETENTION is set).
 struct AnalyticsComponents {
     var handlers: [any JobHandler]
     var services: [any Service]
@@ -20,6 +22,10 @@ struct AnalyticsComponents {
             MetricsEmitHandler(analytics: databases[.analytics]),
             AnalyticsRollupHandler(rollup: rollup),
             QueuePruneHandler(connection: connections.postgres("prune"), retention: configuration.completedRetention),
+            // Retention of every tier (JOBD_*_RETENTION): built-in schedules fire them.
+            QueueTrimHandler(connection: connections.postgres("trim"), settings: configuration.retention),
+            NotificationsTrimHandler(database: databases[.notifications], settings: configuration.retention),
+            AnalyticsTrimHandler(database: databases[.analytics], settings: configuration.retention),
         ]
         services = []
         if configuration.factsBuffer > 0 {

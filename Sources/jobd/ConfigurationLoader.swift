@@ -1,5 +1,7 @@
 import Configuration
+import Foundation
 import JobdCore
+import Logging
 import SystemPackage
 
 /// Reads `DaemonConfiguration` through swift-configuration: environment variables
@@ -8,6 +10,31 @@ import SystemPackage
 enum ConfigurationLoader {
     static func load(_ options: GlobalOptions, environment: [String: String]? = nil) async throws -> DaemonConfiguration {
         try await loadWithValues(options, environment: environment).configuration
+    }
+
+    /// `JOBD_*` environment variables and config-file keys the daemon does not read,
+    /// each with its closest known key. A file that cannot be read yields none here:
+    /// `load` reports that file itself.
+    static func unknownKeys(
+        _ options: GlobalOptions, environment: [String: String] = ProcessInfo.processInfo.environment
+    ) -> [ConfigurationKeyCheck.Unknown] {
+        var unknown = ConfigurationKeyCheck.unknownEnvironment(
+            environment.keys, known: DaemonConfiguration.Key.environmentNames)
+        if let path = options.config, let data = FileManager.default.contents(atPath: path) {
+            unknown += ConfigurationKeyCheck.unknownFileKeys(
+                String(decoding: data, as: UTF8.self), known: DaemonConfiguration.Key.fileNames)
+        }
+        return unknown
+    }
+
+    /// Logs one warning per unknown name (fixed message; the name, its closest known
+    /// key and where it was found as metadata).
+    static func warnUnknownKeys(_ options: GlobalOptions, logger: Logger) {
+        for entry in unknownKeys(options) {
+            logger.warning("unknown configuration key; ignored", metadata: [
+                "key": "\(entry.name)", "closest": "\(entry.closest)", "source": "\(entry.source.rawValue)",
+            ])
+        }
     }
 
     /// The configuration and the raw value of every key as read, so a reload can tell

@@ -25,6 +25,7 @@ struct RunCommand: AsyncParsableCommand {
         let (config, configValues) = try await ConfigurationLoader.loadWithValues(global)
         let connections = Connections(configuration: config)
         let logger = connections.logger
+        ConfigurationLoader.warnUnknownKeys(global, logger: logger)
         let runLimit = try runFor.map { text -> Double in
             guard let seconds = DurationText.seconds(text) else { throw CLIError("--run-for: \"\(text)\" is not a duration") }
             return seconds

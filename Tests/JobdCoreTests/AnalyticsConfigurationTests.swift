@@ -5,11 +5,15 @@ import Testing
 struct AnalyticsConfigurationTests {
     typealias Key = DaemonConfiguration.Key
 
-    @Test("defaults: the daily rollup and the hourly prune, 7 days of retention, 100,000 buffered facts")
+    @Test("defaults: the daily rollup, the hourly prune and the retention jobs, 7 days of retention, 100,000 buffered facts")
     func defaults() throws {
         let config = try DaemonConfiguration.parse { _ in nil }
-        #expect(config.schedules.map(\.name) == ["analytics-rollup", "queue-prune"])
-        #expect(config.schedules.map(\.kind) == ["analytics.rollup", "queue.prune"])
+        #expect(config.schedules.map(\.name) == [
+            "analytics-rollup", "queue-prune", "queue-trim", "notifications-trim", "analytics-trim",
+        ])
+        #expect(config.schedules.map(\.kind) == [
+            "analytics.rollup", "queue.prune", "queue.trim", "notifications.trim", "analytics.trim",
+        ])
         #expect(config.completedRetention == 7 * 86_400)
         #expect(config.factsBuffer == 100_000)
     }
@@ -19,8 +23,10 @@ struct AnalyticsConfigurationTests {
         let config = try DaemonConfiguration.parse { key in
             key == .schedules ? "queue-prune = off\nreport = 0 7 * * 1 Europe/Berlin report.send {\"to\": \"ops\"}" : nil
         }
-        #expect(config.schedules.map(\.name) == ["analytics-rollup", "report"])
-        #expect(config.schedules[1].cron.timeZone.identifier == "Europe/Berlin")
+        #expect(config.schedules.map(\.name) == [
+            "analytics-rollup", "queue-trim", "notifications-trim", "analytics-trim", "report",
+        ])
+        #expect(config.schedules[4].cron.timeZone.identifier == "Europe/Berlin")
         #expect(Key.schedules.fileKey == "schedules")
         #expect(Key.completedRetention.fileKey == "completed_retention")
         #expect(Key.factsBuffer.fileKey == "facts_buffer")

@@ -194,12 +194,14 @@ struct ScheduleTests {
 
     @Test("resolve: built-ins stay unless replaced by name or turned off")
     func resolveAgainstDefaults() throws {
-        #expect(try ScheduledJob.resolve(nil).map(\.name) == ["analytics-rollup", "queue-prune"])
+        let builtIns = ["analytics-rollup", "queue-prune", "queue-trim", "notifications-trim", "analytics-trim"]
+        #expect(try ScheduledJob.resolve(nil).map(\.name) == builtIns)
+        // A replaced entry moves to the end of the list.
         let replaced = try ScheduledJob.resolve("queue-prune = 0 3 * * * queue.prune {\"batch\": 100}")
-        #expect(replaced.map(\.name) == ["analytics-rollup", "queue-prune"])
-        #expect(replaced[1].cron == (try CronSchedule("0 3 * * *")))
-        #expect(try ScheduledJob.resolve("analytics-rollup = off; queue-prune=off").isEmpty)
-        #expect(try ScheduledJob.resolve("x = * * * * * noop").map(\.name) == ["analytics-rollup", "queue-prune", "x"])
+        #expect(replaced.map(\.name) == ["analytics-rollup", "queue-trim", "notifications-trim", "analytics-trim", "queue-prune"])
+        #expect(replaced[4].cron == (try CronSchedule("0 3 * * *")))
+        #expect(try ScheduledJob.resolve(builtIns.map { "\($0) = off" }.joined(separator: "; ")).isEmpty)
+        #expect(try ScheduledJob.resolve("x = * * * * * noop").map(\.name) == builtIns + ["x"])
     }
 
     @Test("bad entries name the problem", arguments: [

@@ -41,6 +41,20 @@ extension HostTests {
             #expect(result.stdout.isEmpty && result.stderr.isEmpty, "verify printed: \(result.stdout)\(result.stderr)")
         }
 
+        /// The unit never lets the daemon reach link-local addresses (the cloud metadata
+        /// service) or multicast, and no allow list in the shipped unit overrides that
+        /// (systemd lets an IPAddressAllow= match win over IPAddressDeny=).
+        @Test func deniesLinkLocalAndMulticast() throws {
+            let unit = try String(contentsOf: Host.unitFile, encoding: .utf8)
+            let lines = unit.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+            let denied = lines.filter { $0.hasPrefix("IPAddressDeny=") }
+                .flatMap { $0.dropFirst("IPAddressDeny=".count).split(separator: " ").map(String.init) }
+            for range in ["169.254.0.0/16", "fe80::/10", "224.0.0.0/4", "ff00::/8"] {
+                #expect(denied.contains(range), "IPAddressDeny= lacks \(range): \(denied)")
+            }
+            #expect(!lines.contains { $0.hasPrefix("IPAddressAllow=") }, "an allow list would override the deny list")
+        }
+
         @Test func catalogHasOneEntryPerMessageID() throws {
             let catalog = try String(contentsOf: Host.catalogFile, encoding: .utf8)
             let entries = catalog.components(separatedBy: "\n-- ").dropFirst()

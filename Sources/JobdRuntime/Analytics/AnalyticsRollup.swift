@@ -40,11 +40,22 @@ public struct AnalyticsRollup: Sendable {
     /// be reached leaves its section's rows as they were and makes this throw the
     /// transient `tier_unavailable` failure after the other sections are stored, so
     /// the job retries and the day ends up complete.
+    ///
+    /// A section whose source rows retention has deleted (`source_trimmed_at`, set by
+    /// `analytics.trim`) is kept as stored: recounting it would replace the figures
+    /// with a count of what is left. The report is then the stored one.
     @discardableResult
     public func rollUp(_ day: AnalyticsDay) async throws -> DailyReport {
         var report = DailyReport(day: day, stored: true)
         var firstFailure: (any Error)?
+        let trimmed = try await trimmedSections(day)
         for section in Self.sectionNames {
+            if trimmed.contains(section) {
+                logger.info("rollup section kept: its source rows were trimmed", metadata: [
+                    "section": "\(section)", "day": "\(day)",
+                ])
+                continue
+            }
             do {
                 let part = try await compute(section, day: day)
                 try await store(part, section: section, day: day)
@@ -57,7 +68,18 @@ public struct AnalyticsRollup: Sendable {
             }
         }
         if let firstFailure { throw firstFailure }
+        if !trimmed.isEmpty, let stored = try await load(day) { return stored }
         return report
+    }
+
+    /// The sections of `day` whose source rows retention has deleted.
+    func trimmedSections(_ day: AnalyticsDay) async throws -> Set<String> {
+        let rows = try await databases[.analytics].withConnection { connection in
+            try await connection.query(
+                "SELECT section FROM analytics.daily_rollups WHERE day = $1::date AND source_trimmed_at IS NOT NULL",
+                [day.description]).rows
+        }
+        return Set(rows.compactMap { $0.first ?? nil })
     }
 
     /// The stored rollup of `day`, or, when it was never rolled up, the same figures

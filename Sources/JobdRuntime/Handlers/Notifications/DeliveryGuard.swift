@@ -26,15 +26,23 @@ final class DeliveryGuard: Sendable {
     private let breakerSettings: CircuitBreaker.Settings
     private let now: @Sendable () -> Double
     private let entries = Mutex<[String: Entry]>([:])
-    /// Destinations remembered at most; idle ones are forgotten beyond this.
-    private let capacity = 10_000
+    /// Destinations remembered at most. Destinations are chosen by producers, so
+    /// this is a hard bound: see `prune`.
+    let capacity: Int
 
     /// - Parameter now: monotonic seconds.
-    init(rateLimit: TokenBucket.Settings?, breaker: CircuitBreaker.Settings, now: @escaping @Sendable () -> Double) {
+    init(
+        rateLimit: TokenBucket.Settings?, breaker: CircuitBreaker.Settings, capacity: Int = 10_000,
+        now: @escaping @Sendable () -> Double
+    ) {
         self.rateLimit = rateLimit
         self.breakerSettings = breaker
+        self.capacity = max(1, capacity)
         self.now = now
     }
+
+    /// Destinations remembered now (never more than `capacity`).
+    var count: Int { entries.withLock { $0.count } }
 
     /// The breaker first (a rejected call takes no token), then the bucket; a wait
     /// longer than `maxWait` becomes a snooze so a worker slot is not held idle.
@@ -86,13 +94,30 @@ final class DeliveryGuard: Sendable {
         entries.withLock { entries in entries[destination]?.breaker.abandonProbe(now: time) }
     }
 
-    /// Forgets destinations idle for ten minutes whose breaker is closed: nothing
-    /// is lost, a forgotten bucket comes back full.
+    /// Makes room for a new destination. First forgets destinations idle for ten
+    /// minutes whose breaker is closed: nothing is lost, a forgotten bucket comes
+    /// back full. If that frees nothing (a producer sends to more distinct
+    /// destinations than `capacity` within ten minutes), forgets the least recently
+    /// used down to nine tenths of `capacity`, closed breakers before open ones: such
+    /// a destination is sent to again as if new, which is the price of a bound.
     private func prune(_ entries: inout [String: Entry], now: Double) {
         entries = entries.filter { _, entry in
             if case .closed = entry.breaker.state, now - entry.lastUsed > 600 { return false }
             return true
         }
+        guard entries.count >= capacity else { return }
+        func isClosed(_ entry: Entry) -> Bool {
+            if case .closed = entry.breaker.state { return true }
+            return false
+        }
+        let keep = capacity - max(1, capacity / 10)
+        let doomed = entries
+            .sorted { a, b in
+                let (closedA, closedB) = (isClosed(a.value), isClosed(b.value))
+                return closedA != closedB ? closedA : a.value.lastUsed < b.value.lastUsed
+            }
+            .prefix(entries.count - keep)
+        for (key, _) in doomed { entries[key] = nil }
     }
 }
 

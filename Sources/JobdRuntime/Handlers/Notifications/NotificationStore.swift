@@ -40,7 +40,8 @@ struct NotificationStore: Sendable {
     /// Inserts the notification or takes over an existing row when it may be sent
     /// now: `pending`, `failed` (an operator re-drove its dead job), or `sending`
     /// whose claimant's window has passed (it crashed mid-send). A `sent` row is
-    /// never claimed again. One round trip in the common case.
+    /// never claimed again. An archived row (`notifications.trim` dropped its body)
+    /// matches on channel, recipient and subject alone. One round trip in the common case.
     func claim(_ request: NotificationRequest, token: String, jobID: JobID, window: Double) async throws -> Claim {
         let params: [String?] = [
             request.idempotencyKey, request.channel.rawValue, request.to, request.subject, request.body,
@@ -55,9 +56,13 @@ struct NotificationStore: Sendable {
                 ON CONFLICT (idempotency_key) DO UPDATE SET
                     status = 'sending', tries = n.tries + 1, claim_token = EXCLUDED.claim_token,
                     sending_until = EXCLUDED.sending_until, job_id = EXCLUDED.job_id,
-                    updated_at = now(), failed_at = NULL
+                    updated_at = now(), failed_at = NULL,
+                    -- An archived row (body dropped by retention) gets its body back
+                    -- when it is sent again; otherwise the stored value is kept as is.
+                    body = CASE WHEN n.archived_at IS NULL THEN n.body ELSE EXCLUDED.body END, archived_at = NULL
                 WHERE n.channel = EXCLUDED.channel AND n.recipient = EXCLUDED.recipient
-                  AND n.subject IS NOT DISTINCT FROM EXCLUDED.subject AND n.body = EXCLUDED.body
+                  AND n.subject IS NOT DISTINCT FROM EXCLUDED.subject
+                  AND (n.body = EXCLUDED.body OR n.archived_at IS NOT NULL)
                   AND (n.status IN ('pending', 'failed') OR (n.status = 'sending' AND n.sending_until < now()))
                 RETURNING n.id, n.tries
                 """, params)
@@ -67,7 +72,8 @@ struct NotificationStore: Sendable {
             // Not claimable: find out why (rare, so a second statement is fine).
             let found = try await connection.query("""
                 SELECT id, status,
-                       channel = $2 AND recipient = $3 AND subject IS NOT DISTINCT FROM $4 AND body = $5,
+                       channel = $2 AND recipient = $3 AND subject IS NOT DISTINCT FROM $4
+                           AND (body = $5 OR archived_at IS NOT NULL),
                        greatest(0, extract(epoch FROM sending_until - now()))
                   FROM notifications.notifications WHERE idempotency_key = $1
                 """, Array(params[0..<5]))

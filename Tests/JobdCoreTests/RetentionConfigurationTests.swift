@@ -1,0 +1,61 @@
+import JobdCore
+import Testing
+
+@Suite("Configuration: retention of every tier")
+struct RetentionConfigurationTests {
+    typealias Key = DaemonConfiguration.Key
+    static let day = 86_400.0
+
+    @Test("documented defaults: ledger 30d, dead letters 90d, notification bodies 30d and rows 180d, facts 90d, batch 5000")
+    func defaults() throws {
+        let retention = try DaemonConfiguration.parse { _ in nil }.retention
+        #expect(retention == RetentionSettings(
+            attempts: 30 * Self.day, deadLetters: 90 * Self.day, notificationsArchive: 30 * Self.day,
+            notifications: 180 * Self.day, analytics: 90 * Self.day, batch: 5_000))
+    }
+
+    @Test("durations and off")
+    func values() throws {
+        let values: [Key: String] = [
+            .attemptsRetention: "14d", .deadLetterRetention: "off", .notifyArchiveAfter: "48h",
+            .notifyRetention: "OFF", .analyticsRetention: "2w", .retentionBatch: "250",
+        ]
+        let retention = try DaemonConfiguration.parse { values[$0] }.retention
+        #expect(retention == RetentionSettings(
+            attempts: 14 * Self.day, deadLetters: nil, notificationsArchive: 2 * Self.day, notifications: nil,
+            analytics: 14 * Self.day, batch: 250))
+    }
+
+    @Test("bad values name their key", arguments: [
+        ([Key.attemptsRetention: "12h"], "JOBD_ATTEMPTS_RETENTION: \"12h\" is invalid: must be between 1d and 36500d"),
+        ([Key.deadLetterRetention: "forever"], "JOBD_DEAD_LETTER_RETENTION: \"forever\" is invalid: not a duration"),
+        ([Key.analyticsRetention: "100000d"], "JOBD_ANALYTICS_RETENTION: \"100000d\" is invalid"),
+        ([Key.retentionBatch: "0"], "JOBD_RETENTION_BATCH: \"0\" is invalid"),
+        ([Key.retentionBatch: "100001"], "JOBD_RETENTION_BATCH: \"100001\" is invalid"),
+        ([Key.notifyArchiveAfter: "60d", Key.notifyRetention: "30d"],
+         "JOBD_NOTIFY_RETENTION: \"30d\" is invalid: must be at least JOBD_NOTIFY_ARCHIVE_AFTER"),
+    ])
+    func rejected(values: [Key: String], message: String) {
+        #expect {
+            try DaemonConfiguration.parse { values[$0] }
+        } throws: { error in
+            "\(error)".contains(message)
+        }
+    }
+
+    @Test("content-purge is built in once JOBD_CONTENT_RETENTION is set, and can be turned off by name")
+    func contentPurgeSchedule() throws {
+        #expect(try !DaemonConfiguration.parse { _ in nil }.schedules.contains { $0.kind == "content.purge" })
+        let configured = try DaemonConfiguration.parse { $0 == .contentRetention ? "90d" : nil }
+        let purge = try #require(configured.schedules.first { $0.name == "content-purge" })
+        #expect(purge.kind == "content.purge" && purge.cron.expression == "20 * * * *")
+        let off = try DaemonConfiguration.parse { key in
+            switch key {
+            case .contentRetention: "90d"
+            case .schedules: "content-purge = off"
+            default: nil
+            }
+        }
+        #expect(!off.schedules.contains { $0.kind == "content.purge" })
+    }
+}
