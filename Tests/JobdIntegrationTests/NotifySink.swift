@@ -83,7 +83,7 @@ final class NotifySink: @unchecked Sendable {
     func requests() throws -> [SinkRequest] { try records(kind: "http") }
     func mails() throws -> [SinkMail] { try records(kind: "smtp") }
 
-    private func records<T: Decodable>(kind: String) throws -> [T] {
+    func records<T: Decodable>(kind: String) throws -> [T] {
         let text = try String(contentsOf: directory.appendingPathComponent("record.jsonl"), encoding: .utf8)
         let decoder = JSONDecoder()
         // Only whole lines: the sink may be writing the next one right now.
