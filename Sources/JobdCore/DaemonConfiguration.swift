@@ -200,6 +200,7 @@ extension DaemonConfiguration {
         case contentDatabaseURL = "JOBD_CONTENT_DATABASE_URL"
         case notificationsDatabaseURL = "JOBD_NOTIFICATIONS_DATABASE_URL"
         case analyticsDatabaseURL = "JOBD_ANALYTICS_DATABASE_URL"
+        case oltpDatabaseURL = "JOBD_OLTP_DATABASE_URL"
         case tierConnections = "JOBD_TIER_CONNECTIONS"
         case metricsListen = "JOBD_METRICS_LISTEN"
         case redisPrefix = "JOBD_REDIS_PREFIX"
@@ -261,7 +262,8 @@ extension DaemonConfiguration {
         /// Values never to be printed.
         public var isSecret: Bool {
             switch self {
-            case .databaseURL, .redisURL, .contentDatabaseURL, .notificationsDatabaseURL, .analyticsDatabaseURL: true
+            case .databaseURL, .redisURL, .contentDatabaseURL, .notificationsDatabaseURL, .analyticsDatabaseURL,
+                 .oltpDatabaseURL: true
             case .webhookSecret, .webhookSecrets, .smtpURL, .smsToken: true
             default: false
             }
@@ -274,6 +276,7 @@ extension DaemonConfiguration {
             case .content: .contentDatabaseURL
             case .notifications: .notificationsDatabaseURL
             case .analytics: .analyticsDatabaseURL
+            case .oltp: .oltpDatabaseURL
             }
         }
     }

@@ -11,6 +11,8 @@ public enum DataTier: String, CaseIterable, Sendable, Hashable, Comparable {
     case notifications
     /// Per-attempt facts, application events and daily rollups (`metrics.emit`, `analytics.rollup`).
     case analytics
+    /// Workspaces, contacts, lists, campaigns and their deliveries (`campaign.prepare`, `campaign.deliver`).
+    case oltp
 
     public static func < (lhs: DataTier, rhs: DataTier) -> Bool {
         allCases.firstIndex(of: lhs)! < allCases.firstIndex(of: rhs)!

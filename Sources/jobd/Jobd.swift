@@ -14,6 +14,7 @@ struct Jobd: AsyncParsableCommand {
             BenchCommand.self,
             ContentCommand.self,
             ReportCommand.self,
+            CampaignCommand.self,
         ]
     )
 }

@@ -74,6 +74,10 @@ struct TierComponents {
         handlers += [ContentWriteHandler(database: content, compressionLevel: configuration.content.compressionLevel),
                      ContentPurgeHandler(database: content, settings: configuration.content)]
         services += [ContentIndexer(database: content, settings: configuration.content, logger: logger)]
+        // OLTP tier: campaign preparation, delivery and the outbox relay.
+        let campaigns = CampaignComponents(connections: connections, databases: databases)
+        handlers += campaigns.handlers
+        services += campaigns.services
         // Analytics tier and periodic jobs: see AnalyticsComponents.
         let analytics = AnalyticsComponents(connections: connections, databases: databases)
         handlers += analytics.handlers

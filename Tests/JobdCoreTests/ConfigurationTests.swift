@@ -327,7 +327,7 @@ struct ConfigurationTests {
     func secrets() {
         #expect(Key.allCases.filter(\.isSecret) == [
             .databaseURL, .redisURL, .contentDatabaseURL, .notificationsDatabaseURL, .analyticsDatabaseURL,
-            .webhookSecret, .webhookSecrets, .smtpURL, .smsToken,
+            .oltpDatabaseURL, .webhookSecret, .webhookSecrets, .smtpURL, .smsToken,
         ])
     }
 
@@ -343,9 +343,17 @@ struct ConfigurationTests {
         let groups = config.tiersByDatabase
         #expect(groups.count == 2)
         #expect(groups[0].url == "postgresql:///jobs")
-        #expect(groups[0].tiers == [.queue, .content, .notifications])
+        #expect(groups[0].tiers == [.queue, .content, .notifications, .oltp])
         #expect(groups[1].url == "postgresql:///facts")
         #expect(groups[1].tiers == [.analytics])
+    }
+
+    @Test("JOBD_OLTP_DATABASE_URL gives the OLTP tier a database of its own")
+    func oltpDatabase() throws {
+        let config = try parse([.databaseURL: "postgresql:///jobs", .oltpDatabaseURL: "postgresql:///app"])
+        #expect(config.databaseURL(for: .oltp) == "postgresql:///app")
+        #expect(config.tiersByDatabase.map(\.tiers) == [[.queue, .content, .notifications, .analytics], [.oltp]])
+        #expect(try parse([.databaseURL: "postgresql:///jobs"]).databaseURL(for: .oltp) == "postgresql:///jobs")
     }
 
     @Test("with nothing configured every tier shares libpq's defaults")

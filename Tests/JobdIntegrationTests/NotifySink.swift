@@ -104,7 +104,7 @@ final class NotifySink: @unchecked Sendable {
             .map { SinkSMTPSession(commands: $0.value.map(\.verb)) }
     }
 
-    private func records<T: Decodable>(kind: String) throws -> [T] {
+    func records<T: Decodable>(kind: String) throws -> [T] {
         let text = try String(contentsOf: directory.appendingPathComponent("record.jsonl"), encoding: .utf8)
         let decoder = JSONDecoder()
         // Only whole lines: the sink may be writing the next one right now.

@@ -1,0 +1,378 @@
+import Foundation
+import JobdCore
+import JobdPostgres
+import JobdRuntime
+import JobdTestSupport
+import Testing
+
+/// One message the SMTP sink accepted, with its raw text.
+private struct RawMail: Decodable {
+    var rcptTo: [String]
+    var headers: [String: String]
+    var body: String
+    var raw: String
+    enum CodingKeys: String, CodingKey {
+        case rcptTo = "rcpt_to"
+        case headers, body, raw
+    }
+}
+
+/// Seeds one workspace with an account on `smtpPort`, `count` contacts on one list
+/// and a draft campaign; returns the campaign's id.
+private func seedCampaign(
+    _ world: QueueWorld, smtpPort: Int, count: Int, batchSize: Int = 7, special: [Int: String] = [:],
+    unsubscribed: Set<Int> = []
+) async throws -> Int64 {
+    let workspace = try await world.scalar("INSERT INTO oltp.workspaces (name) VALUES ('acme') RETURNING id")!
+    let account = try await world.scalar("""
+        INSERT INTO oltp.email_accounts (workspace_id, name, from_address, from_name, relay_url, starttls, unsubscribe_url)
+        VALUES ($1, 'news', 'news@acme.test', 'Acme News', $2, 'off', 'https://acme.test/unsubscribe') RETURNING id
+        """, [workspace, "smtp://127.0.0.1:\(smtpPort)"])!
+    let list = try await world.scalar(
+        "INSERT INTO oltp.lists (workspace_id, name) VALUES ($1, 'all') RETURNING id", [workspace])!
+    try await world.exec("""
+        INSERT INTO oltp.contacts (workspace_id, address, name, fields, status)
+        SELECT $1, coalesce(($2::text[])[i], 'user' || i || '@example.test'), 'Name <' || i || '>',
+               jsonb_build_object('city', 'City' || i),
+               CASE WHEN i = ANY($3::int[]) THEN 'unsubscribed' ELSE 'subscribed' END
+          FROM generate_series(1, $4::int) i
+        """, [workspace, PostgresArray.texts((1...count).map { special[$0] }),
+              PostgresArray.integers(unsubscribed), String(count)])
+    try await world.exec("""
+        INSERT INTO oltp.list_members (list_id, contact_id, workspace_id) SELECT $1, id, $2 FROM oltp.contacts WHERE workspace_id = $2
+        """, [list, workspace])
+    let campaign = try await world.scalar("""
+        INSERT INTO oltp.campaigns (workspace_id, name, account_id, list_id, subject, html_template, text_template, batch_size)
+        VALUES ($1, 'launch', $2, $3, 'Hello {{name}}', '<p>Hi {{name}} from {{city}}</p><a href="{{unsubscribe_url}}">x</a>',
+                'Hi {{name}} ({{email}}) from {{city}}', $4)
+        RETURNING id
+        """, [workspace, account, list, String(batchSize)])!
+    return Int64(campaign)!
+}
+
+private func campaignDaemonParts(_ world: QueueWorld, settings: CampaignSettings) -> (TierDatabase, TierDatabase, [any JobHandler]) {
+    let oltp = TierDatabase(tier: .oltp, size: 4, logger: .silent) { world.database.connection("oltp\($0)") }
+    let content = TierDatabase(tier: .content, size: 1, logger: .silent) { _ in world.database.connection("content") }
+    return (oltp, content, [
+        CampaignPrepareHandler(oltp: oltp, content: content, settings: settings),
+        CampaignDeliverHandler(oltp: oltp, settings: settings),
+    ])
+}
+
+private func withRelay<T>(_ world: QueueWorld, _ body: () async throws -> T) async throws -> T {
+    let relay = OutboxRelay(
+        oltp: world.database.connection("relay-oltp"), queue: world.database.connection("relay-queue"),
+        interval: 0.1, logger: .silent)
+    let task = Task { try await relay.run() }
+    defer { task.cancel() }
+    return try await body()
+}
+
+private var testSettings: CampaignSettings {
+    var settings = CampaignSettings()
+    settings.pageSize = 10
+    settings.deferBase = 0.2
+    settings.pauseRecheck = 0.2
+    settings.concurrency = 4
+    settings.timeout = 10
+    return settings
+}
+
+@Suite("Campaigns (OLTP tier)", .serialized)
+struct CampaignTests {
+    @Test("the door refuses clear-text passwords, bad references and illegal transitions; scheduling enqueues")
+    func schemaBounds() async throws {
+        try await withWorld { world in
+            let sink = 2525
+            let id = try await seedCampaign(world, smtpPort: sink, count: 3)
+            let workspace = try await world.scalar("SELECT workspace_id FROM oltp.campaigns WHERE id = $1", [String(id)])!
+            await #expect(throws: PostgresError.self) {
+                try await world.exec("""
+                    INSERT INTO oltp.email_accounts (workspace_id, name, from_address, relay_url, unsubscribe_url)
+                    VALUES ($1, 'x', 'a@b.test', 'smtp://user:secret@relay.test:587', 'https://b.test/u')
+                    """, [workspace])
+            }
+            await #expect(throws: PostgresError.self) {
+                try await world.exec("""
+                    INSERT INTO oltp.email_accounts (workspace_id, name, from_address, relay_url, secret_ref, unsubscribe_url)
+                    VALUES ($1, 'x', 'a@b.test', 'smtp://relay.test:587', 'plain-password', 'https://b.test/u')
+                    """, [workspace])
+            }
+            try await world.exec("""
+                INSERT INTO oltp.email_accounts (workspace_id, name, from_address, relay_url, username, secret_ref, unsubscribe_url)
+                VALUES ($1, 'ok', 'a@b.test', 'smtps://relay.test:465', 'me', 'env:RELAY_PASSWORD', 'https://b.test/u')
+                """, [workspace])
+            await #expect(throws: PostgresError.self) {
+                try await world.exec("UPDATE oltp.contacts SET fields = '[1]' WHERE workspace_id = $1", [workspace])
+            }
+            // draft -> sent is not a transition.
+            do {
+                try await world.exec("UPDATE oltp.campaigns SET status = 'sent' WHERE id = $1", [String(id)])
+                Issue.record("draft -> sent was accepted")
+            } catch let error as PostgresError {
+                #expect(error.message.contains("cannot go from draft to sent"))
+            }
+            #expect(try await world.int("SELECT count(*) FROM oltp.outbox") == 0)
+            try await world.exec("UPDATE oltp.campaigns SET status = 'scheduled' WHERE id = $1", [String(id)])
+            #expect(try await world.scalar("SELECT kind || ' ' || payload::text FROM oltp.outbox")
+                == "campaign.prepare {\"campaign_id\": \(id)}")
+            // What is sent is fixed once scheduled.
+            do {
+                try await world.exec("UPDATE oltp.campaigns SET subject = 'other' WHERE id = $1", [String(id)])
+                Issue.record("a scheduled campaign's subject changed")
+            } catch let error as PostgresError {
+                #expect(error.message.contains("only a draft can change what it sends"))
+            }
+        }
+    }
+
+    @Test("contact by address, campaign by id and a page of a list are index scans")
+    func plans() async throws {
+        try await withWorld { world in
+            let id = try await seedCampaign(world, smtpPort: 2525, count: 20_000)
+            // Many campaigns, as a real workspace has: a one-page table is read whole.
+            try await world.exec("""
+                INSERT INTO oltp.campaigns (workspace_id, name, account_id, list_id, subject, text_template)
+                SELECT workspace_id, name || i, account_id, list_id, subject, text_template
+                  FROM oltp.campaigns CROSS JOIN generate_series(1, 3000) i WHERE id = $1
+                """, [String(id)])
+            // And several lists over the same contacts.
+            try await world.exec("""
+                WITH l AS (
+                    INSERT INTO oltp.lists (workspace_id, name)
+                    SELECT workspace_id, 'segment ' || i FROM oltp.campaigns CROSS JOIN generate_series(1, 4) i WHERE id = $1
+                    RETURNING id, workspace_id)
+                INSERT INTO oltp.list_members (list_id, contact_id, workspace_id)
+                SELECT l.id, k.id, l.workspace_id FROM l JOIN oltp.contacts k ON k.workspace_id = l.workspace_id
+                """, [String(id)])
+            try await world.exec("ANALYZE oltp.contacts")
+            try await world.exec("ANALYZE oltp.list_members")
+            try await world.exec("ANALYZE oltp.campaigns")
+            let workspace = try await world.scalar("SELECT workspace_id FROM oltp.campaigns WHERE id = $1", [String(id)])!
+            let byAddress = try await world.plan("""
+                EXPLAIN SELECT * FROM oltp.contacts WHERE workspace_id = \(workspace) AND lower(address) = lower('User77@example.test')
+                """)
+            #expect(byAddress.contains("Index Scan using contacts_address_key"), "\(byAddress)")
+            let byID = try await world.plan("EXPLAIN SELECT * FROM oltp.campaigns WHERE id = \(id)")
+            #expect(byID.contains("Index Scan using campaigns_pkey") || byID.contains("Bitmap Index Scan on campaigns_pkey"), "\(byID)")
+            // The fan-out's own statement, planned generically as its parameters vary.
+            try await world.exec("SET plan_cache_mode = force_generic_plan")
+            try await world.exec("PREPARE fan(bigint, int) AS \(CampaignStore.fanOutSQL)")
+            let page = try await world.plan("EXPLAIN EXECUTE fan(\(id), 1000)")
+            #expect(page.contains("Index Scan using list_members_pkey on list_members")
+                || page.contains("Index Only Scan using list_members_pkey on list_members"), "\(page)")
+            // Each member's contact by its key (the primary key or the (id, workspace_id) key).
+            #expect(page.contains("Index Cond: (id = list_members.contact_id)"), "\(page)")
+            #expect(!page.contains("Seq Scan on list_members") && !page.contains("Seq Scan on contacts"), "\(page)")
+            #expect(try await world.scalar(
+                "SELECT address FROM oltp.contacts WHERE workspace_id = \(workspace) AND lower(address) = lower('User77@example.test')")
+                == "user77@example.test")
+        }
+    }
+
+    @Test("a workspace role sees only its workspace's rows")
+    func rowLevelSecurity() async throws {
+        try await withWorld { world in
+            let first = try await seedCampaign(world, smtpPort: 2525, count: 4)
+            let second = try await seedCampaign(world, smtpPort: 2525, count: 6)
+            let ws1 = try await world.scalar("SELECT workspace_id FROM oltp.campaigns WHERE id = $1", [String(first)])!
+            let ws2 = try await world.scalar("SELECT workspace_id FROM oltp.campaigns WHERE id = $1", [String(second)])!
+            let role = "oltp_ws_\(UInt32.random(in: 0...UInt32.max))"
+            try await world.exec("CREATE ROLE \(role) NOLOGIN")
+            do {
+                try await world.exec("GRANT USAGE ON SCHEMA oltp TO \(role)")
+                try await world.exec("GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA oltp TO \(role)")
+                try await world.exec("INSERT INTO oltp.workspace_roles VALUES ($1, $2)", [role, ws1])
+                try await world.exec("SET ROLE \(role)")
+                #expect(try await world.int("SELECT count(*) FROM oltp.contacts") == 4)
+                #expect(try await world.int("SELECT count(*) FROM oltp.campaigns") == 1)
+                #expect(try await world.int("SELECT count(*) FROM oltp.workspaces") == 1)
+                // Naming another workspace does not widen a mapped role's view.
+                try await world.exec("SET jobd.workspace_id = '\(ws2)'")
+                #expect(try await world.int("SELECT count(*) FROM oltp.contacts") == 4)
+                // Nor can it write into another workspace.
+                await #expect(throws: PostgresError.self) {
+                    try await world.exec("INSERT INTO oltp.contacts (workspace_id, address) VALUES ($1, 'x@y.test')", [ws2])
+                }
+                // It may schedule its own campaign: the trigger writes the outbox for it.
+                try await world.exec("UPDATE oltp.campaigns SET status = 'scheduled' WHERE id = $1", [String(first)])
+                try await world.exec("RESET ROLE")
+                try await world.exec("RESET jobd.workspace_id")
+                #expect(try await world.int("SELECT count(*) FROM oltp.outbox") == 1)
+                #expect(try await world.int("SELECT count(*) FROM oltp.contacts") == 10)
+            } catch {
+                _ = try? await world.exec("RESET ROLE")
+                _ = try? await world.exec("DROP OWNED BY \(role)")
+                _ = try? await world.exec("DROP ROLE \(role)")
+                throw error
+            }
+            try await world.exec("DROP OWNED BY \(role)")
+            try await world.exec("DROP ROLE \(role)")
+        }
+    }
+
+    @Test("oltp.unsubscribe: a valid token unsubscribes, a tampered one does nothing")
+    func unsubscribe() async throws {
+        try await withWorld { world in
+            // RFC 4231 test case 2.
+            #expect(try await world.scalar(
+                "SELECT encode(oltp.hmac_sha256(convert_to('Jefe', 'UTF8'), convert_to('what do ya want for nothing?', 'UTF8')), 'hex')")
+                == "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843")
+            let id = try await seedCampaign(world, smtpPort: 2525, count: 3)
+            let contacts = try await world.sql.query("SELECT id FROM oltp.contacts ORDER BY id").rows.compactMap { $0[0] }
+            let token = try await world.scalar("SELECT oltp.unsubscribe_token($1, $2)", [contacts[0], String(id)])!
+            var tampered = Array(token)
+            tampered[tampered.count - 1] = tampered.last == "0" ? "1" : "0"
+            #expect(try await world.scalar("SELECT oltp.unsubscribe($1)", [String(tampered)]) == "f")
+            // Another contact's id under this signature.
+            let moved = contacts[1] + token.drop(while: { $0 != "." })
+            #expect(try await world.scalar("SELECT oltp.unsubscribe($1)", [moved]) == "f")
+            #expect(try await world.scalar("SELECT oltp.unsubscribe('garbage')") == "f")
+            #expect(try await world.int("SELECT count(*) FROM oltp.contacts WHERE status <> 'subscribed'") == 0)
+            #expect(try await world.scalar("SELECT oltp.unsubscribe($1)", [token]) == "t")
+            #expect(try await world.sql.query("SELECT id FROM oltp.contacts WHERE status = 'unsubscribed'").rows.map { $0[0] }
+                == [contacts[0]])
+        }
+    }
+
+    @Test("a campaign goes out end to end: merge fields, one message each, bounces, deferrals, suppression, status")
+    func endToEnd() async throws {
+        let sink = try await NotifySink.start()
+        defer { sink.stop() }
+        try await withWorld { world in
+            let id = try await seedCampaign(
+                world, smtpPort: sink.smtpPort, count: 50,
+                special: [10: "reject10@example.test", 20: "tempfailonce20@example.test"], unsubscribed: [3, 4])
+            let (oltp, content, handlers) = campaignDaemonParts(world, settings: testSettings)
+            let config = world.configuration()
+            try await withRelay(world) {
+                try await world.running([world.makeDaemon(config, handlers: handlers)]) {
+                    try await world.exec("UPDATE oltp.campaigns SET status = 'scheduled' WHERE id = $1", [String(id)])
+                    try await waitUntil(timeout: 60, "the campaign is sent") {
+                        try await world.scalar("SELECT status FROM oltp.campaigns WHERE id = $1", [String(id)]) == "sent"
+                    }
+                }
+            }
+            let mails: [RawMail] = try sink.records(kind: "smtp")
+            let recipients = mails.flatMap(\.rcptTo)
+            // 50 − 2 unsubscribed − 1 rejected; the deferred one arrives once, on its second try.
+            #expect(recipients.count == 47)
+            #expect(Set(recipients).count == recipients.count, "a recipient received two messages")
+            #expect(!recipients.contains("user3@example.test") && !recipients.contains("user4@example.test"))
+            #expect(recipients.contains("tempfailonce20@example.test"))
+            let five = try #require(mails.first { $0.rcptTo == ["user5@example.test"] })
+            #expect(five.headers["subject"] == "Hello Name <5>")
+            #expect(five.body.contains("Hi Name <5> (user5@example.test) from City5"))
+            #expect(five.raw.contains("multipart/alternative"))
+            #expect(five.headers["list-unsubscribe-post"] == "List-Unsubscribe=One-Click")
+            let unsubscribe = try #require(five.headers["list-unsubscribe"])
+            #expect(unsubscribe.hasPrefix("<https://acme.test/unsubscribe?token="))
+            #expect(unsubscribe.contains("mailto:news@acme.test"))
+            // The HTML part escapes the merged name.
+            let htmlPart = try #require(five.raw.components(separatedBy: "Content-Type: text/html; charset=utf-8").last)
+            let base64 = htmlPart.components(separatedBy: "\r\n\r\n").dropFirst().first?
+                .components(separatedBy: "--").first?.replacingOccurrences(of: "\r\n", with: "") ?? ""
+            let html = String(decoding: Base64.decode(base64) ?? [], as: UTF8.self)
+            #expect(html.contains("<p>Hi Name &lt;5&gt; from City5</p>"), "\(html)")
+            // The token in the header works.
+            let token = String(unsubscribe.dropFirst("<https://acme.test/unsubscribe?token=".count).prefix { $0 != ">" })
+            #expect(try await world.scalar("SELECT oltp.unsubscribe($1)", [token]) == "t")
+            #expect(try await world.scalar("SELECT status FROM oltp.contacts WHERE address = 'user5@example.test'") == "unsubscribed")
+
+            #expect(try await world.scalar("SELECT status FROM oltp.contacts WHERE address = 'reject10@example.test'") == "bounced")
+            #expect(try await world.scalar(
+                "SELECT tries || ' ' || state FROM oltp.deliveries d JOIN oltp.contacts k ON k.id = d.contact_id WHERE k.address = 'tempfailonce20@example.test'")
+                == "2 sent")
+            let status = try #require(try await CampaignStatus.load(world.sql, id: id))
+            #expect(status.status == "sent")
+            #expect(status.recipients == 50)
+            #expect(status.delivered == 47)
+            #expect(status.bounced == 1)
+            #expect(status.suppressed == 2)
+            #expect(status.pending == 0 && status.deferred == 0 && status.sending == 0)
+            // The content was stored once, in the content tier.
+            #expect(try await world.int("SELECT count(*) FROM content.messages WHERE campaign_id = $1", [String(id)]) == 1)
+            await oltp.close()
+            await content.close()
+        }
+    }
+
+    @Test("a fan-out interrupted and restarted enqueues no recipient twice")
+    func fanOutResumes() async throws {
+        let sink = try await NotifySink.start()
+        defer { sink.stop() }
+        try await withWorld { world in
+            let id = try await seedCampaign(world, smtpPort: sink.smtpPort, count: 60, batchSize: 4)
+            try await world.exec("UPDATE oltp.campaigns SET status = 'scheduled' WHERE id = $1", [String(id)])
+            try await world.exec("DELETE FROM oltp.outbox")  // the preparation is driven by hand below
+            let store = CampaignStore(connection: world.sql)
+            #expect(try await store.start(id))
+            let first = try await store.fanOutPage(id, pageSize: 10)
+            #expect(first.ran && first.deliveries == 10 && first.jobs == 3 && !first.done)
+            _ = try await store.fanOutPage(id, pageSize: 10)
+            // The worst a crash could leave: the cursor behind rows already written.
+            try await world.exec("UPDATE oltp.campaigns SET fanout_cursor = 0 WHERE id = $1", [String(id)])
+            let again = try await store.fanOutPage(id, pageSize: 10)
+            #expect(again.ran && again.members == 10 && again.deliveries == 0 && again.jobs == 0)
+            #expect(try await world.int("SELECT count(*) FROM oltp.outbox") == 6)
+
+            // Daemon 1 runs the rest, is stopped part-way, daemon 2 finishes.
+            var settings = testSettings
+            settings.pageSize = 5
+            let (oltp, content, handlers) = campaignDaemonParts(world, settings: settings)
+            try await world.exec("INSERT INTO oltp.outbox (kind, payload, unique_key) VALUES ('campaign.prepare', $1, 'resume')",
+                                 ["{\"campaign_id\": \(id)}"])
+            let config = world.configuration()
+            try await withRelay(world) {
+                try await world.running([world.makeDaemon(config, id: "d1", handlers: handlers)]) {
+                    try await waitUntil(timeout: 30, "some mail") { try sink.mails().count >= 10 }
+                }
+                try await world.running([world.makeDaemon(config, id: "d2", handlers: handlers)]) {
+                    try await waitUntil(timeout: 60, "the campaign is sent") {
+                        try await world.scalar("SELECT status FROM oltp.campaigns WHERE id = $1", [String(id)]) == "sent"
+                    }
+                }
+            }
+            let recipients = try sink.mails().flatMap(\.rcptTo)
+            #expect(recipients.count == 60)
+            #expect(Set(recipients).count == 60, "a recipient received two messages")
+            #expect(try await world.int("SELECT count(*) FROM oltp.deliveries WHERE campaign_id = $1", [String(id)]) == 60)
+            await oltp.close()
+            await content.close()
+        }
+    }
+
+    @Test("nothing is sent while paused; resume sends every recipient once")
+    func pauseResumeCancel() async throws {
+        let sink = try await NotifySink.start()
+        defer { sink.stop() }
+        try await withWorld { world in
+            let id = try await seedCampaign(world, smtpPort: sink.smtpPort, count: 30, batchSize: 5)
+            let (oltp, content, handlers) = campaignDaemonParts(world, settings: testSettings)
+            let config = world.configuration()
+            try await withRelay(world) {
+                try await world.running([world.makeDaemon(config, handlers: handlers)]) {
+                    // Scheduled and paused in one transaction: the preparation finds it paused.
+                    try await world.sql.executeScript("""
+                        BEGIN;
+                        UPDATE oltp.campaigns SET status = 'scheduled' WHERE id = \(id);
+                        UPDATE oltp.campaigns SET status = 'paused' WHERE id = \(id);
+                        COMMIT;
+                        """)
+                    try await Task.sleep(for: .seconds(1.5))
+                    #expect(try sink.mails().isEmpty)
+                    try await world.exec("UPDATE oltp.campaigns SET status = 'scheduled' WHERE id = $1", [String(id)])
+                    try await waitUntil(timeout: 60, "the campaign is sent") {
+                        try await world.scalar("SELECT status FROM oltp.campaigns WHERE id = $1", [String(id)]) == "sent"
+                    }
+                }
+            }
+            #expect(try sink.mails().count == 30)
+            await #expect(throws: PostgresError.self) {
+                try await world.exec("UPDATE oltp.campaigns SET status = 'paused' WHERE id = $1", [String(id)])
+            }
+            await oltp.close()
+            await content.close()
+        }
+    }
+}
