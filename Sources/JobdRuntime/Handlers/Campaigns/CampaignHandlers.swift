@@ -58,7 +58,7 @@ public struct CampaignPrepareHandler: JobHandler {
         }
         switch campaign.status {
         case "scheduled":
-            if campaign.dueIn > 0 { throw JobSnooze(seconds: campaign.dueIn) }
+            if campaign.dueIn > 0 { throw JobSnooze(seconds: campaign.dueIn, code: "campaign_not_due", message: "the campaign's send time is still ahead") }
             _ = try await oltp.withConnection { try await CampaignStore(connection: $0).start(id) }
         case "sending":
             break
@@ -163,7 +163,7 @@ public struct CampaignDeliverHandler: JobHandler {
             break
         case "paused", "scheduled":
             // Nothing new starts while paused; the batch waits without spending attempts.
-            throw JobSnooze(seconds: settings.pauseRecheck)
+            throw JobSnooze(seconds: settings.pauseRecheck, code: "campaign_paused", message: "the campaign is paused; waiting without spending an attempt")
         case "cancelled":
             let cancelled = try await oltp.withConnection { try await CampaignStore(connection: $0).cancelOpen(id, contacts: contacts) }
             context.logger.info("campaign cancelled; batch not sent", metadata: ["campaign_id": "\(id)", "count": "\(cancelled)"])
@@ -238,9 +238,9 @@ public struct CampaignDeliverHandler: JobHandler {
             throw JobFailure.transient("relay refused the account: \(accountRefused)", code: "account_refused")
         }
         try Task.checkCancellation()
-        if let relayDown { throw JobSnooze(seconds: relayDown) }
+        if let relayDown { throw JobSnooze(seconds: relayDown, code: "relay_unavailable", message: "the account's relay did not answer; the recipient is deferred and the batch waits") }
         if let wait = try await oltp.withConnection({ try await CampaignStore(connection: $0).nextOpen(id, contacts: contacts) }) {
-            throw JobSnooze(seconds: max(0.05, wait + 0.05))
+            throw JobSnooze(seconds: max(0.05, wait + 0.05), code: "recipients_deferred", message: "deferred recipients are not due yet")
         }
         _ = try await oltp.withConnection { try await CampaignStore(connection: $0).finishIfDone(id) }
     }
