@@ -81,6 +81,14 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public var factsBuffer: Int = 100_000
     /// Webhook, email and SMS delivery (`notification.send`).
     public var notifications = NotificationSettings.defaults
+    /// The web console inside `jobd run` (`JOBD_WEB_LISTEN`); nil: not served.
+    public var webListen: ListenAddress?
+    /// Console credentials as written (`NAME:ROLE:HASH,…`), checked by the console
+    /// itself when it starts (the hashes need swift-crypto, outside this pure core).
+    public var webUsers: String?
+    public var webTokens: String?
+    /// Key of the console's CSRF tokens; nil: random per process.
+    public var webSecret: String?
 
     public static let defaults = DaemonConfiguration(
         databaseURL: nil,
@@ -218,6 +226,10 @@ extension DaemonConfiguration {
         case notifyBreakerFailures = "JOBD_NOTIFY_BREAKER_FAILURES"
         case notifyBreakerCooldown = "JOBD_NOTIFY_BREAKER_COOLDOWN"
         case notifyConcurrency = "JOBD_NOTIFY_CONCURRENCY"
+        case webListen = "JOBD_WEB_LISTEN"
+        case webUsers = "JOBD_WEB_USERS"
+        case webTokens = "JOBD_WEB_TOKENS"
+        case webSecret = "JOBD_WEB_SECRET"
 
         /// The name in a config file.
         public var fileKey: String { String(rawValue.dropFirst("JOBD_".count)).lowercased() }
@@ -226,6 +238,7 @@ extension DaemonConfiguration {
             switch self {
             case .databaseURL, .redisURL, .contentDatabaseURL, .notificationsDatabaseURL, .analyticsDatabaseURL: true
             case .webhookSecret, .smtpURL, .smsToken: true
+            case .webUsers, .webTokens, .webSecret: true
             default: false
             }
         }
@@ -332,6 +345,20 @@ extension DaemonConfiguration {
         config.completedRetention = try reader.seconds(.completedRetention, default: config.completedRetention, min: 60)
         config.factsBuffer = try reader.integer(.factsBuffer, default: config.factsBuffer, range: 0...10_000_000)
         config.notifications = try parseNotifications(reader)
+        if let text = reader.text(.webListen) {
+            guard let address = ListenAddress(parsing: text) else {
+                throw reader.invalid(.webListen, text, "expected host:port, e.g. 127.0.0.1:8080")
+            }
+            config.webListen = address
+        }
+        config.webUsers = reader.text(.webUsers)
+        config.webTokens = reader.text(.webTokens)
+        if let secret = reader.text(.webSecret) {
+            guard secret.utf8.count >= 16 else {
+                throw ConfigurationError(key: Key.webSecret.rawValue, reason: "must be at least 16 characters")
+            }
+            config.webSecret = secret
+        }
         return config
     }
 

@@ -93,6 +93,7 @@ struct StatusCommand: AsyncParsableCommand {
         var oldestDueSeconds: Double?
         var deadLetters: Int
         var daemons: [QueueAdmin.Status.Daemon]
+        var paused: [QueueAdmin.Pause] = []
     }
 
     func run() async throws {
@@ -101,6 +102,7 @@ struct StatusCommand: AsyncParsableCommand {
             var report = Report(
                 jobs: status.counts, oldestDueSeconds: status.oldestDueSeconds, deadLetters: status.deadLetters,
                 daemons: status.daemons)
+            report.paused = try await QueueAdmin(connection: connection).pauses()
             do {
                 let lengths = try await connections.dispatch("status").lengths()
                 report.redisLists = Dictionary(uniqueKeysWithValues: lengths.map { ($0.key.rawValue, $0.value) })
@@ -132,6 +134,8 @@ struct StatusCommand: AsyncParsableCommand {
             print("oldest due job waiting: none")
         }
         print("dead letters: \(status.deadLetters)")
+        print("paused: " + (report.paused.isEmpty ? "nothing"
+            : report.paused.map { "\($0.scope.rawValue) \($0.name) (by \($0.pausedBy))" }.joined(separator: ", ")))
         print("live daemons: \(status.daemons.count)")
         for daemon in status.daemons {
             print("  \(daemon.id) workers=\(daemon.workers) version=\(daemon.version) heartbeat \(String(format: "%.1f", daemon.secondsSinceHeartbeat)) s ago")

@@ -14,6 +14,7 @@ struct Jobd: AsyncParsableCommand {
             BenchCommand.self,
             ContentCommand.self,
             ReportCommand.self,
+            WebCommand.self, CancelCommand.self, PauseCommand.self, ResumeCommand.self,
         ]
     )
 }

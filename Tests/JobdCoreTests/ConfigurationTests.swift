@@ -327,7 +327,7 @@ struct ConfigurationTests {
     func secrets() {
         #expect(Key.allCases.filter(\.isSecret) == [
             .databaseURL, .redisURL, .contentDatabaseURL, .notificationsDatabaseURL, .analyticsDatabaseURL,
-            .webhookSecret, .smtpURL, .smsToken,
+            .webhookSecret, .smtpURL, .smsToken, .webUsers, .webTokens, .webSecret,
         ])
     }
 
