@@ -186,36 +186,29 @@ extension QueueAdmin {
     /// (the predicate that names their indexed column is added), and keyset paging
     /// walks the primary key down from `beforeID`.
     public func jobs(_ filter: JobFilter) async throws -> [JobSummary] {
-        var conditions: [String] = []
-        var params: [String?] = []
-        func add(_ condition: (String) -> String, _ value: String) {
-            params.append(value)
-            conditions.append(condition("$\(params.count)"))
-        }
-        if let id = filter.id { add({ "id = \($0)::bigint" }, String(id)) }
-        if let state = filter.state {
-            add({ "state = \($0)" }, state.rawValue)
-            switch state {
-            case .running: conditions.append("lease_expires_at IS NOT NULL")
-            case .promoted: conditions.append("promoted_at IS NOT NULL")
-            default: break
-            }
-        }
-        if let kind = filter.kind { add({ "kind = \($0)" }, kind) }
-        if let priority = filter.priority { add({ "priority = \($0)" }, priority.rawValue) }
-        if let key = filter.uniqueKey { add({ "unique_key = \($0)" }, key) }
-        if let contains = filter.contains { add({ "payload @> \($0)::jsonb" }, contains) }
-        if let before = filter.beforeID { add({ "id < \($0)::bigint" }, String(before)) }
-        params.append(String(max(1, min(filter.limit, 500))))
-        let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
+        // One text for every filter: the statement is not prepared, so the server plans
+        // it with the values bound, and each `$n IS NULL OR …` of an absent filter folds
+        // away, leaving only the given conditions for the planner to serve by index.
         let result = try await connection.query("""
             SELECT id, kind, state, priority, attempt, max_attempts, run_at::text, created_at::text,
                    unique_key, left(last_error, 300), cancel_requested_at IS NOT NULL
               FROM queue.jobs
-             \(whereClause)
+             WHERE ($1::bigint IS NULL OR id = $1::bigint)
+               AND ($2::text IS NULL OR state = $2::text)
+               AND ($2::text IS DISTINCT FROM 'running' OR lease_expires_at IS NOT NULL)
+               AND ($2::text IS DISTINCT FROM 'promoted' OR promoted_at IS NOT NULL)
+               AND ($3::text IS NULL OR kind = $3::text)
+               AND ($4::text IS NULL OR priority = $4::text)
+               AND ($5::text IS NULL OR unique_key = $5::text)
+               AND ($6::jsonb IS NULL OR payload @> $6::jsonb)
+               AND ($7::bigint IS NULL OR id < $7::bigint)
              ORDER BY id DESC
-             LIMIT $\(params.count)::int
-            """, params)
+             LIMIT $8::int
+            """, [
+                filter.id.map { String($0) }, filter.state?.rawValue, filter.kind, filter.priority?.rawValue,
+                filter.uniqueKey, filter.contains, filter.beforeID.map { String($0) },
+                String(max(1, min(filter.limit, 500))),
+            ])
         return result.rows.map { row in
             JobSummary(
                 id: row[0].flatMap { JobID($0) } ?? 0, kind: row[1] ?? "", state: row[2] ?? "", priority: row[3] ?? "",

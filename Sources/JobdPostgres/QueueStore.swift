@@ -38,19 +38,12 @@ public struct QueueStore: Sendable {
         return promoted.map { ($0.id, $0.priority) }
     }
 
-    /// The condition that leaves out paused lanes and kinds (`queue.pauses`, migration
-    /// 0040), read by the statement itself: no extra round trip per pass. A paused lane's
-    /// uncorrelated test is a one-time filter, so its index is not even scanned; a paused
-    /// kind is a filter on the lane's scan, which passes over that kind's due rows.
-    /// The due-time queries apply it too, so an idle promoter does not see paused jobs as
-    /// due and spin on them.
-    static func unpaused(_ priority: String) -> String {
-        """
-        AND NOT EXISTS (SELECT 1 FROM queue.pauses WHERE scope = 'priority' AND name = '\(priority)') \
-        AND kind NOT IN (SELECT name FROM queue.pauses WHERE scope = 'kind')
-        """
-    }
-
+    // Paused lanes and kinds (`queue.pauses`, migration 0040) are left out by each lane's
+    // condition, read by the statement itself: no extra round trip per pass. A paused
+    // lane's uncorrelated NOT EXISTS is a one-time filter, so its index is not even
+    // scanned; a paused kind is a filter on the lane's scan, which passes over that kind's
+    // due rows. The due-time queries apply the same conditions, so an idle promoter does
+    // not see paused jobs as due and spin on them.
     static let promoteSQL = """
         WITH busy AS (
             -- The wake-up protocol's busy mark, in the statement the promoter runs
@@ -60,17 +53,20 @@ public struct QueueStore: Sendable {
         ), h AS (
             SELECT id FROM queue.jobs
              WHERE state IN ('available', 'retryable') AND priority = 'high' AND run_at <= now()
-               \(unpaused("high"))
+               AND NOT EXISTS (SELECT 1 FROM queue.pauses WHERE scope = 'priority' AND name = 'high')
+               AND kind NOT IN (SELECT name FROM queue.pauses WHERE scope = 'kind')
              ORDER BY run_at, id LIMIT $1::int FOR UPDATE SKIP LOCKED
         ), n AS (
             SELECT id FROM queue.jobs
              WHERE state IN ('available', 'retryable') AND priority = 'normal' AND run_at <= now()
-               \(unpaused("normal"))
+               AND NOT EXISTS (SELECT 1 FROM queue.pauses WHERE scope = 'priority' AND name = 'normal')
+               AND kind NOT IN (SELECT name FROM queue.pauses WHERE scope = 'kind')
              ORDER BY run_at, id LIMIT $2::int FOR UPDATE SKIP LOCKED
         ), l AS (
             SELECT id FROM queue.jobs
              WHERE state IN ('available', 'retryable') AND priority = 'low' AND run_at <= now()
-               \(unpaused("low"))
+               AND NOT EXISTS (SELECT 1 FROM queue.pauses WHERE scope = 'priority' AND name = 'low')
+               AND kind NOT IN (SELECT name FROM queue.pauses WHERE scope = 'kind')
              ORDER BY run_at, id LIMIT $3::int FOR UPDATE SKIP LOCKED
         )
         UPDATE queue.jobs j
@@ -111,11 +107,14 @@ public struct QueueStore: Sendable {
         SELECT pg_try_advisory_xact_lock(1785684580, 1),
                extract(epoch FROM least(
                    (SELECT min(run_at) FROM queue.jobs WHERE state IN ('available', 'retryable') AND priority = 'high'
-                    \(unpaused("high"))),
+                    AND NOT EXISTS (SELECT 1 FROM queue.pauses WHERE scope = 'priority' AND name = 'high')
+                    AND kind NOT IN (SELECT name FROM queue.pauses WHERE scope = 'kind')),
                    (SELECT min(run_at) FROM queue.jobs WHERE state IN ('available', 'retryable') AND priority = 'normal'
-                    \(unpaused("normal"))),
+                    AND NOT EXISTS (SELECT 1 FROM queue.pauses WHERE scope = 'priority' AND name = 'normal')
+                    AND kind NOT IN (SELECT name FROM queue.pauses WHERE scope = 'kind')),
                    (SELECT min(run_at) FROM queue.jobs WHERE state IN ('available', 'retryable') AND priority = 'low'
-                    \(unpaused("low")))
+                    AND NOT EXISTS (SELECT 1 FROM queue.pauses WHERE scope = 'priority' AND name = 'low')
+                    AND kind NOT IN (SELECT name FROM queue.pauses WHERE scope = 'kind'))
                ) - now())::float8
          WHERE set_config('synchronous_commit', 'off', true) IS NOT NULL
         """
@@ -158,11 +157,14 @@ public struct QueueStore: Sendable {
         let result = try await connection.queryPrepared("""
             SELECT extract(epoch FROM least(
                 (SELECT min(run_at) FROM queue.jobs WHERE state IN ('available', 'retryable') AND priority = 'high'
-                    \(Self.unpaused("high"))),
+                    AND NOT EXISTS (SELECT 1 FROM queue.pauses WHERE scope = 'priority' AND name = 'high')
+                    AND kind NOT IN (SELECT name FROM queue.pauses WHERE scope = 'kind')),
                 (SELECT min(run_at) FROM queue.jobs WHERE state IN ('available', 'retryable') AND priority = 'normal'
-                    \(Self.unpaused("normal"))),
+                    AND NOT EXISTS (SELECT 1 FROM queue.pauses WHERE scope = 'priority' AND name = 'normal')
+                    AND kind NOT IN (SELECT name FROM queue.pauses WHERE scope = 'kind')),
                 (SELECT min(run_at) FROM queue.jobs WHERE state IN ('available', 'retryable') AND priority = 'low'
-                    \(Self.unpaused("low")))
+                    AND NOT EXISTS (SELECT 1 FROM queue.pauses WHERE scope = 'priority' AND name = 'low')
+                    AND kind NOT IN (SELECT name FROM queue.pauses WHERE scope = 'kind'))
             ) - now())::float8
             """)
         return result.rows.first?.first.flatMap { $0.flatMap(Double.init) }
