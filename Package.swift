@@ -31,6 +31,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         // Tests only: property-based checks of what producers may enqueue.
         .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
     ],
     targets: [
         // MARK: C libraries named by the product (found with pkg-config)
@@ -122,11 +124,27 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // MARK: The operator's web console (`jobd web`, JOBD_WEB_LISTEN): Hummingbird 2 over NIO,
+        // server-rendered HTML and a JSON API; libpq on its own threads, as everywhere.
+        .target(
+            name: "JobdWeb",
+            dependencies: [
+                "JobdCore", "JobdPostgres", "JobdThreads",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+
         // MARK: The CLI that wires everything
         .executableTarget(
             name: "jobd",
             dependencies: [
-                "JobdCore", "JobdPostgres", "JobdRedis", "JobdRuntime", "JobdSystemd", "JobdMetrics",
+                "JobdCore", "JobdPostgres", "JobdRedis", "JobdRuntime", "JobdSystemd", "JobdMetrics", "JobdWeb",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -171,6 +189,8 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "PropertyBased", package: "swift-property-based"),
                 "JobdCodec",
+                "JobdWeb",
+                "JobdThreads",
             ],
             swiftSettings: strict
         ),

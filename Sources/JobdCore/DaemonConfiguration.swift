@@ -106,6 +106,14 @@ public struct DaemonConfiguration: Sendable, Equatable {
     /// Retention windows of the attempts ledger, dead letters, notifications and
     /// analytics facts (`JOBD_*_RETENTION`, `JOBD_NOTIFY_ARCHIVE_AFTER`, `JOBD_RETENTION_BATCH`).
     public var retention = RetentionSettings.defaults
+    /// The web console inside `jobd run` (`JOBD_WEB_LISTEN`); nil: not served.
+    public var webListen: ListenAddress?
+    /// Console credentials as written (`NAME:ROLE:HASH,…`), checked by the console
+    /// itself when it starts (the hashes need swift-crypto, outside this pure core).
+    public var webUsers: String?
+    public var webTokens: String?
+    /// Key of the console's CSRF tokens; nil: random per process.
+    public var webSecret: String?
 
     public static let defaults = DaemonConfiguration(
         databaseURL: nil,
@@ -256,6 +264,10 @@ extension DaemonConfiguration {
         case notifyRetention = "JOBD_NOTIFY_RETENTION"
         case analyticsRetention = "JOBD_ANALYTICS_RETENTION"
         case retentionBatch = "JOBD_RETENTION_BATCH"
+        case webListen = "JOBD_WEB_LISTEN"
+        case webUsers = "JOBD_WEB_USERS"
+        case webTokens = "JOBD_WEB_TOKENS"
+        case webSecret = "JOBD_WEB_SECRET"
 
         /// The name in a config file.
         public var fileKey: String { String(rawValue.dropFirst("JOBD_".count)).lowercased() }
@@ -265,6 +277,7 @@ extension DaemonConfiguration {
             case .databaseURL, .redisURL, .contentDatabaseURL, .notificationsDatabaseURL, .analyticsDatabaseURL,
                  .oltpDatabaseURL: true
             case .webhookSecret, .webhookSecrets, .smtpURL, .smsToken: true
+            case .webUsers, .webTokens, .webSecret: true
             default: false
             }
         }
@@ -375,6 +388,20 @@ extension DaemonConfiguration {
         config.factsBuffer = try reader.integer(.factsBuffer, default: config.factsBuffer, range: 0...10_000_000)
         config.notifications = try parseNotifications(reader)
         config.retention = try parseRetention(reader)
+        if let text = reader.text(.webListen) {
+            guard let address = ListenAddress(parsing: text) else {
+                throw reader.invalid(.webListen, text, "expected host:port, e.g. 127.0.0.1:8080")
+            }
+            config.webListen = address
+        }
+        config.webUsers = reader.text(.webUsers)
+        config.webTokens = reader.text(.webTokens)
+        if let secret = reader.text(.webSecret) {
+            guard secret.utf8.count >= 16 else {
+                throw ConfigurationError(key: Key.webSecret.rawValue, reason: "must be at least 16 characters")
+            }
+            config.webSecret = secret
+        }
         return config
     }
 

@@ -38,6 +38,12 @@ public struct QueueStore: Sendable {
         return promoted.map { ($0.id, $0.priority) }
     }
 
+    // Paused lanes and kinds (`queue.pauses`, migration 0040) are left out by each lane's
+    // condition, read by the statement itself: no extra round trip per pass. A paused
+    // lane's uncorrelated NOT EXISTS is a one-time filter, so its index is not even
+    // scanned; a paused kind is a filter on the lane's scan, which passes over that kind's
+    // due rows. The due-time queries apply the same conditions, so an idle promoter does
+    // not see paused jobs as due and spin on them.
     static let promoteSQL = """
         WITH busy AS (
             -- The wake-up protocol's busy mark, in the statement the promoter runs
@@ -47,14 +53,20 @@ public struct QueueStore: Sendable {
         ), h AS (
             SELECT id FROM queue.jobs
              WHERE state IN ('available', 'retryable') AND priority = 'high' AND run_at <= now()
+               AND NOT EXISTS (SELECT 1 FROM queue.pauses WHERE scope = 'priority' AND name = 'high')
+               AND kind NOT IN (SELECT name FROM queue.pauses WHERE scope = 'kind')
              ORDER BY run_at, id LIMIT $1::int FOR UPDATE SKIP LOCKED
         ), n AS (
             SELECT id FROM queue.jobs
              WHERE state IN ('available', 'retryable') AND priority = 'normal' AND run_at <= now()
+               AND NOT EXISTS (SELECT 1 FROM queue.pauses WHERE scope = 'priority' AND name = 'normal')
+               AND kind NOT IN (SELECT name FROM queue.pauses WHERE scope = 'kind')
              ORDER BY run_at, id LIMIT $2::int FOR UPDATE SKIP LOCKED
         ), l AS (
             SELECT id FROM queue.jobs
              WHERE state IN ('available', 'retryable') AND priority = 'low' AND run_at <= now()
+               AND NOT EXISTS (SELECT 1 FROM queue.pauses WHERE scope = 'priority' AND name = 'low')
+               AND kind NOT IN (SELECT name FROM queue.pauses WHERE scope = 'kind')
              ORDER BY run_at, id LIMIT $3::int FOR UPDATE SKIP LOCKED
         )
         UPDATE queue.jobs j
@@ -97,9 +109,15 @@ public struct QueueStore: Sendable {
         )
         SELECT pg_try_advisory_xact_lock(1785684580, 1),
                (extract(epoch FROM least(
-                   (SELECT min(run_at) FROM queue.jobs WHERE state IN ('available', 'retryable') AND priority = 'high'),
-                   (SELECT min(run_at) FROM queue.jobs WHERE state IN ('available', 'retryable') AND priority = 'normal'),
-                   (SELECT min(run_at) FROM queue.jobs WHERE state IN ('available', 'retryable') AND priority = 'low')
+                   (SELECT min(run_at) FROM queue.jobs WHERE state IN ('available', 'retryable') AND priority = 'high'
+                    AND NOT EXISTS (SELECT 1 FROM queue.pauses WHERE scope = 'priority' AND name = 'high')
+                    AND kind NOT IN (SELECT name FROM queue.pauses WHERE scope = 'kind')),
+                   (SELECT min(run_at) FROM queue.jobs WHERE state IN ('available', 'retryable') AND priority = 'normal'
+                    AND NOT EXISTS (SELECT 1 FROM queue.pauses WHERE scope = 'priority' AND name = 'normal')
+                    AND kind NOT IN (SELECT name FROM queue.pauses WHERE scope = 'kind')),
+                   (SELECT min(run_at) FROM queue.jobs WHERE state IN ('available', 'retryable') AND priority = 'low'
+                    AND NOT EXISTS (SELECT 1 FROM queue.pauses WHERE scope = 'priority' AND name = 'low')
+                    AND kind NOT IN (SELECT name FROM queue.pauses WHERE scope = 'kind'))
                )) - extract(epoch FROM now()))::float8
          WHERE set_config('synchronous_commit', 'off', true) IS NOT NULL
         """
@@ -141,9 +159,15 @@ public struct QueueStore: Sendable {
         // (priority, run_at, id) instead of a scan of every waiting job.
         let result = try await connection.queryPrepared("""
             SELECT (extract(epoch FROM least(
-                (SELECT min(run_at) FROM queue.jobs WHERE state IN ('available', 'retryable') AND priority = 'high'),
-                (SELECT min(run_at) FROM queue.jobs WHERE state IN ('available', 'retryable') AND priority = 'normal'),
-                (SELECT min(run_at) FROM queue.jobs WHERE state IN ('available', 'retryable') AND priority = 'low')
+                (SELECT min(run_at) FROM queue.jobs WHERE state IN ('available', 'retryable') AND priority = 'high'
+                    AND NOT EXISTS (SELECT 1 FROM queue.pauses WHERE scope = 'priority' AND name = 'high')
+                    AND kind NOT IN (SELECT name FROM queue.pauses WHERE scope = 'kind')),
+                (SELECT min(run_at) FROM queue.jobs WHERE state IN ('available', 'retryable') AND priority = 'normal'
+                    AND NOT EXISTS (SELECT 1 FROM queue.pauses WHERE scope = 'priority' AND name = 'normal')
+                    AND kind NOT IN (SELECT name FROM queue.pauses WHERE scope = 'kind')),
+                (SELECT min(run_at) FROM queue.jobs WHERE state IN ('available', 'retryable') AND priority = 'low'
+                    AND NOT EXISTS (SELECT 1 FROM queue.pauses WHERE scope = 'priority' AND name = 'low')
+                    AND kind NOT IN (SELECT name FROM queue.pauses WHERE scope = 'kind'))
             )) - extract(epoch FROM now()))::float8
             """)
         return result.rows.first?.first.flatMap { $0.flatMap(Double.init) }
@@ -244,17 +268,22 @@ public struct QueueStore: Sendable {
                 AS i(id bigint, attempt int, token bigint, outcome text, delay float8, code text, error text, run float8)
         ), done AS (
             UPDATE queue.jobs j
-               SET state = CASE i.outcome
-                               WHEN 'completed' THEN 'completed'
-                               WHEN 'dead' THEN 'dead'
-                               WHEN 'release' THEN 'available'
-                               ELSE 'retryable' END,
+               -- An operator cancelled the job while this attempt ran (migration
+               -- 0040): it ends here, unless the attempt completed it.
+               SET state = CASE WHEN j.cancel_requested_at IS NOT NULL AND i.outcome <> 'completed'
+                                THEN 'cancelled'
+                                ELSE CASE i.outcome
+                                         WHEN 'completed' THEN 'completed'
+                                         WHEN 'dead' THEN 'dead'
+                                         WHEN 'release' THEN 'available'
+                                         ELSE 'retryable' END END,
                    run_at = CASE WHEN i.outcome IN ('retry', 'snooze')
                                  THEN now() + make_interval(secs => i.delay)
                                  WHEN i.outcome = 'release' THEN now()
                                  ELSE j.run_at END,
                    attempt = CASE WHEN i.outcome = 'snooze' THEN j.attempt - 1 ELSE j.attempt END,
-                   finished_at = CASE WHEN i.outcome IN ('completed', 'dead') THEN now() END,
+                   finished_at = CASE WHEN i.outcome IN ('completed', 'dead') OR j.cancel_requested_at IS NOT NULL
+                                      THEN now() END,
                    leased_by = NULL, lease_token = NULL, lease_expires_at = NULL, promoted_at = NULL,
                    last_error = coalesce(i.error, j.last_error),
                    errors = CASE WHEN i.error IS NULL OR i.outcome = 'snooze' THEN j.errors
@@ -268,7 +297,7 @@ public struct QueueStore: Sendable {
              WHERE j.id = ANY (ARRAY(SELECT input.id FROM input))
                AND j.id = i.id AND j.attempt = i.attempt AND j.lease_token = i.token AND j.state = 'running'
             RETURNING j.id, i.attempt AS fenced_attempt, i.token AS fenced_token, i.outcome, i.code, i.run, j.kind, j.payload,
-                      j.priority, j.attempt, j.last_error, j.errors
+                      j.priority, j.attempt, j.last_error, j.errors, j.state AS new_state
         ), ledger AS (
             -- The attempt's end row, only for completions the fence accepted.
             INSERT INTO queue.attempts (job_id, attempt, event, outcome, error_code, run_seconds)
@@ -276,7 +305,7 @@ public struct QueueStore: Sendable {
         ), dead AS (
             INSERT INTO queue.dead_letters (job_id, kind, payload, priority, attempts, reason, last_error, errors)
             SELECT id, kind, payload, priority, attempt, coalesce(code, 'failed'), last_error, errors
-              FROM done WHERE outcome = 'dead'
+              FROM done WHERE outcome = 'dead' AND new_state = 'dead'
             ON CONFLICT (job_id) DO UPDATE
                SET kind = EXCLUDED.kind, payload = EXCLUDED.payload, priority = EXCLUDED.priority,
                    attempts = EXCLUDED.attempts, reason = EXCLUDED.reason,
@@ -368,9 +397,12 @@ public struct QueueStore: Sendable {
         ), moved AS (
             UPDATE queue.jobs j
                SET rescues = e.rescues,
-                   state = CASE WHEN j.attempt >= j.max_attempts OR e.rescues >= $2::int
+                   -- A job cancelled while this attempt ran ends here (migration 0040).
+                   state = CASE WHEN j.cancel_requested_at IS NOT NULL THEN 'cancelled'
+                                WHEN j.attempt >= j.max_attempts OR e.rescues >= $2::int
                                 THEN 'dead' ELSE 'available' END,
                    finished_at = CASE WHEN j.attempt >= j.max_attempts OR e.rescues >= $2::int
+                                      OR j.cancel_requested_at IS NOT NULL
                                       THEN now() END,
                    run_at = now(), leased_by = NULL, lease_token = NULL, lease_expires_at = NULL, promoted_at = NULL,
                    last_error = 'lease expired: ' || coalesce(e.leased_by, 'a daemon')

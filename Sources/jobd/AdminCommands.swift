@@ -95,6 +95,7 @@ struct StatusCommand: AsyncParsableCommand {
         var daemons: [QueueAdmin.Status.Daemon]
         /// By daemon id: slots now, wanted and busy, as each daemon last published them.
         var capacity: [String: DaemonCapacity]?
+        var paused: [QueueAdmin.Pause] = []
     }
 
     func run() async throws {
@@ -103,6 +104,7 @@ struct StatusCommand: AsyncParsableCommand {
             var report = Report(
                 jobs: status.counts, oldestDueSeconds: status.oldestDueSeconds, deadLetters: status.deadLetters,
                 daemons: status.daemons)
+            report.paused = try await QueueAdmin(connection: connection).pauses()
             do {
                 let dispatch = connections.dispatch("status")
                 let lengths = try await dispatch.lengths()
@@ -136,6 +138,8 @@ struct StatusCommand: AsyncParsableCommand {
             print("oldest due job waiting: none")
         }
         print("dead letters: \(status.deadLetters)")
+        print("paused: " + (report.paused.isEmpty ? "nothing"
+            : report.paused.map { "\($0.scope.rawValue) \($0.name) (by \($0.pausedBy))" }.joined(separator: ", ")))
         print("live daemons: \(status.daemons.count)")
         for daemon in status.daemons {
             var slots = ""

@@ -15,6 +15,7 @@ struct Jobd: AsyncParsableCommand {
             ContentCommand.self,
             ReportCommand.self,
             CampaignCommand.self,
+            WebCommand.self, CancelCommand.self, PauseCommand.self, ResumeCommand.self,
         ]
     )
 }

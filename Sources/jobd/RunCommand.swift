@@ -81,6 +81,11 @@ struct RunCommand: AsyncParsableCommand {
                                  logger: logger, workerUsage: { daemon.workerUsage }),
             ]
         }
+        if let listen = config.webListen {
+            // The console in the daemon's own group; it stops after the daemon's services.
+            observability.insert(
+                try WebConsoleSetup.server(config, host: listen.host, port: listen.port, logger: logger), at: 0)
+        }
         var services = (observability + tiers.services + daemon.services)
             .map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) }
         services.append(.init(service: supervisor.announcer))

@@ -327,7 +327,7 @@ struct ConfigurationTests {
     func secrets() {
         #expect(Key.allCases.filter(\.isSecret) == [
             .databaseURL, .redisURL, .contentDatabaseURL, .notificationsDatabaseURL, .analyticsDatabaseURL,
-            .oltpDatabaseURL, .webhookSecret, .webhookSecrets, .smtpURL, .smsToken,
+            .oltpDatabaseURL, .webhookSecret, .webhookSecrets, .smtpURL, .smsToken, .webUsers, .webTokens, .webSecret,
         ])
     }
 

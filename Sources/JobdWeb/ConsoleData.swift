@@ -1,0 +1,206 @@
+import Foundation
+import JobdCore
+import JobdPostgres
+import JobdThreads
+import Logging
+import Synchronization
+
+/// The console's PostgreSQL connections: a fixed set of `PostgresConnection`s, each
+/// on its own thread (libpq never blocks the cooperative pool, nor the HTTP event
+/// loops), each statement with the console's deadline, lent one request at a time.
+public final class ConsoleDatabase: Sendable {
+    private let connections: [PostgresConnection]
+    private let pool: IndexPool
+
+    public init(conninfo: String?, size: Int, queryTimeout: Double, logger: Logger) {
+        connections = (0..<max(1, size)).map { index in
+            PostgresConnection(conninfo: conninfo, name: "web-\(index)", commandTimeout: queryTimeout, logger: logger)
+        }
+        pool = IndexPool(size: connections.count)
+    }
+
+    public func withAdmin<T: Sendable>(_ body: (QueueAdmin) async throws -> T) async throws -> T {
+        let index = await pool.checkOut()
+        defer { pool.checkIn(index) }
+        return try await body(QueueAdmin(connection: connections[index]))
+    }
+
+    public func close() async {
+        for connection in connections { await connection.close() }
+    }
+}
+
+/// What the overview shows; computed once per interval for every viewer.
+public struct OverviewSnapshot: Sendable, Codable, Equatable {
+    public struct Daemon: Sendable, Codable, Equatable {
+        public var id: String
+        public var hostname: String
+        public var workers: Int
+        public var version: String
+        public var heartbeatAgeSeconds: Double
+    }
+
+    public struct Minute: Sendable, Codable, Equatable {
+        /// Start of the minute, seconds since 1970.
+        public var minute: Int64
+        public var completed: Int
+        public var failed: Int
+    }
+
+    /// ISO 8601, the database's clock.
+    public var generatedAt: String
+    /// Unfinished states (available, retryable, promoted, running) × priority, exact.
+    public var unfinished: [String: [String: Int]]
+    /// completed and cancelled jobs together: the planner's estimate (the table may
+    /// hold millions; counting them every few seconds is what pins a database).
+    public var finishedEstimate: Int
+    public var deadLetters: Int
+    /// Age of the oldest due job not yet promoted; nil when none waits.
+    public var oldestDueSeconds: Double?
+    public var daemons: [Daemon]
+    public var pauses: [QueueAdmin.Pause]
+    /// The last hour, one entry per minute with any attempt ending.
+    public var lastHour: [Minute]
+}
+
+/// The overview's numbers, shared: whoever asks first after the snapshot is older than
+/// `interval` computes it (one set of statements), everyone asking meanwhile awaits that
+/// same computation, and everyone asking within the interval gets the stored one. No
+/// work at all while nobody looks.
+public final class OverviewCache: Sendable {
+    private struct State {
+        var snapshot: OverviewSnapshot?
+        var takenAt: ContinuousClock.Instant?
+        var inflight: Task<OverviewSnapshot, any Error>?
+    }
+
+    private let interval: Duration
+    private let compute: @Sendable () async throws -> OverviewSnapshot
+    private let state = Mutex(State())
+    /// How many computations ran (tests check the sharing).
+    public let computations = Atomic<Int>(0)
+
+    public init(interval: Duration, compute: @escaping @Sendable () async throws -> OverviewSnapshot) {
+        self.interval = interval
+        self.compute = compute
+    }
+
+    public func current() async throws -> OverviewSnapshot {
+        let task: Task<OverviewSnapshot, any Error> = state.withLock { state in
+            if let snapshot = state.snapshot, let takenAt = state.takenAt, ContinuousClock.now - takenAt < interval {
+                return Task { snapshot }
+            }
+            if let inflight = state.inflight { return inflight }
+            let task = Task<OverviewSnapshot, any Error> { [self] in
+                self.computations.add(1, ordering: .relaxed)
+                return try await self.compute()
+            }
+            state.inflight = task
+            return task
+        }
+        do {
+            let snapshot = try await task.value
+            state.withLock { state in
+                if state.inflight == task {
+                    state.snapshot = snapshot
+                    state.takenAt = .now
+                    state.inflight = nil
+                }
+            }
+            return snapshot
+        } catch {
+            state.withLock { state in
+                if state.inflight == task { state.inflight = nil }
+            }
+            throw error
+        }
+    }
+}
+
+/// Computes overview snapshots. The last hour's per-minute figures come from the
+/// ledger; a minute that has ended is read once and kept, so each snapshot reads only
+/// the ledger rows of the current minute (and of any minute since the last snapshot).
+final class OverviewSource: Sendable {
+    private let database: ConsoleDatabase
+    private let minutes = Mutex<(rows: [Int64: OverviewSnapshot.Minute], readUpTo: Int64?)>(([:], nil))
+
+    init(database: ConsoleDatabase) {
+        self.database = database
+    }
+
+    func snapshot() async throws -> OverviewSnapshot {
+        try await database.withAdmin { admin in
+            let connection = admin.connection
+            // Unfinished states through the loops' partial indexes; finished ones by
+            // the statistics of jobs_finished_idx (completed and cancelled rows).
+            let counts = try await connection.query("""
+                SELECT state, priority, count(*) FROM queue.jobs
+                 WHERE state IN ('available', 'retryable') GROUP BY 1, 2
+                UNION ALL
+                SELECT state, priority, count(*) FROM queue.jobs
+                 WHERE promoted_at IS NOT NULL AND state = 'promoted' GROUP BY 1, 2
+                UNION ALL
+                SELECT state, priority, count(*) FROM queue.jobs
+                 WHERE lease_expires_at IS NOT NULL AND state = 'running' GROUP BY 1, 2
+                """)
+            var unfinished: [String: [String: Int]] = [:]
+            for row in counts.rows {
+                guard let state = row[0], let priority = row[1], let count = row[2].flatMap({ Int($0) }) else { continue }
+                unfinished[state, default: [:]][priority] = count
+            }
+            let summary = try await connection.query("""
+                SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+                       (SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = 'queue.jobs_finished_idx'::regclass),
+                       (SELECT count(*) FROM queue.dead_letters),
+                       (SELECT extract(epoch FROM now() - min(run_at))::float8 FROM queue.jobs
+                         WHERE state IN ('available', 'retryable') AND run_at <= now()),
+                       floor(extract(epoch FROM now()) / 60)::bigint
+                """)
+            let row = summary.rows.first ?? []
+            let currentMinute = row.count > 4 ? row[4].flatMap { Int64($0) } ?? 0 : 0
+            let daemonRows = try await connection.query("""
+                SELECT id, hostname, workers, version, extract(epoch FROM now() - heartbeat_at)::float8
+                  FROM queue.daemons WHERE heartbeat_at > now() - interval '30 seconds' ORDER BY started_at
+                """)
+            let daemons = daemonRows.rows.map { row in
+                OverviewSnapshot.Daemon(
+                    id: row[0] ?? "", hostname: row[1] ?? "", workers: row[2].flatMap { Int($0) } ?? 0,
+                    version: row[3] ?? "", heartbeatAgeSeconds: row[4].flatMap(Double.init) ?? 0)
+            }
+            let pauses = try await admin.pauses()
+            let lastHour = try await readMinutes(connection, currentMinute: currentMinute)
+            return OverviewSnapshot(
+                generatedAt: row.first.flatMap { $0 } ?? "", unfinished: unfinished,
+                finishedEstimate: row.count > 1 ? row[1].flatMap { Int($0) } ?? 0 : 0,
+                deadLetters: row.count > 2 ? row[2].flatMap { Int($0) } ?? 0 : 0,
+                oldestDueSeconds: row.count > 3 ? row[3].flatMap(Double.init) : nil,
+                daemons: daemons, pauses: pauses, lastHour: lastHour)
+        }
+    }
+
+    private func readMinutes(_ connection: PostgresConnection, currentMinute: Int64) async throws -> [OverviewSnapshot.Minute] {
+        let firstWanted = currentMinute - 59
+        let from = max(firstWanted, minutes.withLock { $0.readUpTo } ?? firstWanted)
+        // Ended attempts by minute: retry, dead and lease_expired count as failures.
+        let result = try await connection.query("""
+            SELECT floor(extract(epoch FROM at) / 60)::bigint,
+                   count(*) FILTER (WHERE outcome = 'completed'),
+                   count(*) FILTER (WHERE outcome IN ('retry', 'dead', 'lease_expired'))
+              FROM queue.attempts
+             WHERE event = 'end' AND at >= to_timestamp($1::bigint * 60)
+             GROUP BY 1
+            """, [String(from)])
+        return minutes.withLock { state in
+            for minute in stride(from: from, through: currentMinute, by: 1) { state.rows[minute] = nil }
+            for row in result.rows {
+                guard let minute = row[0].flatMap({ Int64($0) }) else { continue }
+                state.rows[minute] = OverviewSnapshot.Minute(
+                    minute: minute * 60, completed: row[1].flatMap { Int($0) } ?? 0, failed: row[2].flatMap { Int($0) } ?? 0)
+            }
+            for minute in state.rows.keys where minute < firstWanted { state.rows[minute] = nil }
+            // The current minute is still filling: read it again next time.
+            state.readUpTo = currentMinute
+            return state.rows.values.sorted { $0.minute < $1.minute }
+        }
+    }
+}

@@ -1,0 +1,457 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import JobdCore
+import JobdPostgres
+import Logging
+import NIOCore
+
+/// A request refused or failed with a status and a message for the user.
+struct WebError: Error {
+    var status: HTTPResponse.Status
+    var message: String
+    init(_ status: HTTPResponse.Status, _ message: String) {
+        self.status = status
+        self.message = message
+    }
+}
+
+/// Every route of the console: pages, actions and the JSON API.
+///
+/// Order of checks for every request: Host (when nobody has to log in, only a
+/// loopback Host is served, so a page on another site cannot reach the console
+/// through a DNS name that resolves to 127.0.0.1), authentication (401), then per
+/// route: role (403 for actions of a read-only user), method (405), CSRF (403 for a
+/// POST without the token, unless authenticated by a bearer token).
+public struct ConsoleResponder: HTTPResponder {
+    public typealias Context = BasicRequestContext
+
+    let settings: WebSettings
+    let auth: WebAuthenticator
+    let database: ConsoleDatabase
+    let overview: OverviewCache
+    let logger: Logger
+
+    static let csrfHeader = HTTPField.Name("X-CSRF-Token")!
+    static let maxBody = 64 * 1024
+
+    public func respond(to request: Request, context: Context) async throws -> Response {
+        let api = request.uri.path.hasPrefix("/api/")
+        do {
+            if !settings.requiresAuthentication, !Self.isLoopbackHost(request.head.authority ?? "") {
+                throw WebError(.misdirectedRequest, "this console answers to a loopback address only")
+            }
+            guard let principal = auth.authenticate(authorization: request.headers[.authorization]) else {
+                var response = api
+                    ? json(.unauthorized, ["error": "authentication required"])
+                    : plain(.unauthorized, "authentication required")
+                response.headers[.wwwAuthenticate] = "Basic realm=\"jobd\", charset=\"UTF-8\""
+                return response
+            }
+            return try await route(request, principal: principal)
+        } catch let error as WebError {
+            return api ? json(error.status, ["error": error.message]) : errorPage(error.status, error.message)
+        } catch let error as PostgresError {
+            // A bad search (say, JSON the server rejects) is the user's; the rest is
+            // the database's, and says nothing of its internals.
+            if error.kind == .server, let state = error.sqlState, state.hasPrefix("22") {
+                let message = "invalid search: \(error.message)"
+                return api ? json(.badRequest, ["error": message]) : errorPage(.badRequest, message)
+            }
+            logger.warning("web console query failed", metadata: ["error": "\(error)"])
+            let message = "the database did not answer in time or is unavailable"
+            return api ? json(.serviceUnavailable, ["error": message]) : errorPage(.serviceUnavailable, message)
+        }
+    }
+
+    static func isLoopbackHost(_ host: String) -> Bool {
+        var name = host
+        if name.hasPrefix("[") {
+            name = String(name.dropFirst().prefix { $0 != "]" })
+        } else if let colon = name.lastIndex(of: ":") {
+            name = String(name[..<colon])
+        }
+        return WebSettings.isLoopback(name)
+    }
+
+    // MARK: Routing
+
+    private func route(_ request: Request, principal: WebPrincipal) async throws -> Response {
+        var parts = request.uri.path.split(separator: "/").map(String.init)
+        let query = HTML.parseForm(request.uri.query ?? "")
+        let method = request.method
+        let api = parts.first == "api"
+        if api {
+            guard parts.count >= 2, parts[1] == "v1" else { throw WebError(.notFound, "no such API version") }
+            parts.removeFirst(2)
+        }
+        // Actions: POST only.
+        if let action = Self.action(parts) {
+            guard method == .post else { throw WebError(.methodNotAllowed, "actions are POST only") }
+            return try await perform(action, request: request, principal: principal, api: api)
+        }
+        guard method == .get || method == .head else { throw WebError(.methodNotAllowed, "GET only") }
+        switch (api, parts.count, parts.first ?? "") {
+        case (false, 0, _):
+            return html(overviewPage(try await overview.current(), principal: principal))
+        case (true, 1, "overview"):
+            return json(.ok, try await overview.current())
+        case (_, 1, "jobs"):
+            let filter = try parseFilter(query, principal: principal)
+            let jobs = try await database.withAdmin { try await $0.jobs(filter) }
+            if api { return json(.ok, JobPage(jobs: jobs, nextBefore: jobs.count == filter.limit ? jobs.last?.id : nil)) }
+            return html(jobsPage(jobs, filter: filter, query: query, principal: principal))
+        case (_, 2, "jobs"):
+            guard let id = JobID(parts[1]) else { throw WebError(.notFound, "no such job") }
+            let (detail, attempts) = try await database.withAdmin { admin in
+                (try await admin.job(id), try await admin.attempts(of: id))
+            }
+            guard let detail else { throw WebError(.notFound, "no such job") }
+            let payload = redactedPayload(detail.payload, for: principal)
+            if api { return json(.ok, JobView(job: detail.summary, payload: payload, errors: redactedErrors(detail.errors), attempts: attempts, rescues: detail.rescues, deadLetterReason: detail.deadLetterReason, startedAt: detail.startedAt, finishedAt: detail.finishedAt)) }
+            return html(jobPage(detail, payload: payload, attempts: attempts, principal: principal, notice: query["notice"]))
+        case (_, 1, "dead-letters"):
+            let kind = query["kind"].flatMap { $0.isEmpty ? nil : $0 }
+            let limit = min(500, max(1, Int(query["limit"] ?? "") ?? 100))
+            let letters = try await database.withAdmin { try await $0.deadLetters(limit: limit, kind: kind) }
+            if api {
+                return json(.ok, letters.map { DeadLetterView($0, payload: redactedPayload($0.payload, for: principal)) })
+            }
+            return html(deadLettersPage(letters, kind: kind, principal: principal, notice: query["notice"]))
+        case (true, 1, "pauses"):
+            return json(.ok, try await database.withAdmin { try await $0.pauses() })
+        case (true, 1, "csrf"):
+            return json(.ok, ["csrf": auth.csrfToken(for: principal)])
+        case (false, 2, "static"):
+            return try asset(parts[1])
+        default:
+            throw WebError(.notFound, "no such page")
+        }
+    }
+
+    enum Action: Equatable {
+        case retryJob(JobID), cancelJob(JobID), retryDead(JobID), discardDead(JobID), pause, resume
+        var name: String {
+            switch self {
+            case .retryJob: "retry"
+            case .cancelJob: "cancel"
+            case .retryDead: "dead_letter_retry"
+            case .discardDead: "dead_letter_discard"
+            case .pause: "pause"
+            case .resume: "resume"
+            }
+        }
+    }
+
+    static func action(_ parts: [String]) -> Action? {
+        switch parts.count {
+        case 3 where parts[0] == "jobs":
+            guard let id = JobID(parts[1]) else { return nil }
+            return parts[2] == "retry" ? .retryJob(id) : parts[2] == "cancel" ? .cancelJob(id) : nil
+        case 3 where parts[0] == "dead-letters":
+            guard let id = JobID(parts[1]) else { return nil }
+            return parts[2] == "retry" ? .retryDead(id) : parts[2] == "discard" ? .discardDead(id) : nil
+        case 1 where parts[0] == "pause": return .pause
+        case 1 where parts[0] == "resume": return .resume
+        default: return nil
+        }
+    }
+
+    // MARK: Actions
+
+    private func perform(_ action: Action, request: Request, principal: WebPrincipal, api: Bool) async throws -> Response {
+        guard principal.mayAct else {
+            logger.notice("web console action refused", metadata: [
+                "user": "\(principal.name)", "role": "\(principal.role.rawValue)", "action": "\(action.name)",
+            ])
+            throw WebError(.forbidden, "\(principal.name) may only read")
+        }
+        var request = request
+        let body = try await request.collectBody(upTo: Self.maxBody)
+        let text = String(buffer: body)
+        var form: [String: String] = [:]
+        if request.headers[.contentType]?.hasPrefix("application/json") == true {
+            if let object = try? JSONDecoder().decode([String: String].self, from: Data(text.utf8)) { form = object }
+        } else {
+            form = HTML.parseForm(text)
+        }
+        if !principal.viaBearer {
+            let token = form["csrf"] ?? request.headers[Self.csrfHeader]
+            guard auth.verifyCSRF(token, for: principal) else {
+                logger.notice("web console action refused", metadata: [
+                    "user": "\(principal.name)", "action": "\(action.name)", "reason": "csrf",
+                ])
+                throw WebError(.forbidden, "missing or wrong CSRF token: reload the page and try again")
+            }
+        }
+        var metadata: Logger.Metadata = [
+            "user": "\(principal.name)", "role": "\(principal.role.rawValue)", "action": "\(action.name)",
+        ]
+        let result: ActionResult
+        var back = "/"
+        switch action {
+        case .retryJob(let id):
+            let done = try await database.withAdmin { try await $0.retry(id: id) }
+            metadata["job_id"] = "\(id)"
+            result = ActionResult(ok: done, message: done ? "retried" : "not retried: the job is running, promoted or completed")
+            back = "/jobs/\(id)"
+        case .cancelJob(let id):
+            let outcome = try await database.withAdmin { try await $0.cancel(ids: [id]) }.first
+            metadata["job_id"] = "\(id)"
+            switch outcome?.outcome {
+            case .cancelled: result = ActionResult(ok: true, message: "cancelled")
+            case .requested: result = ActionResult(ok: true, message: "cancel requested: the running attempt finishes, then the job ends cancelled unless it completed")
+            case .finished: result = ActionResult(ok: false, message: "not cancelled: the job had already finished (\(outcome?.state ?? "?"))")
+            case .unchanged, nil: result = ActionResult(ok: false, message: outcome?.state == nil ? "no such job" : "not cancelled: the job changed state meanwhile")
+            }
+            back = "/jobs/\(id)"
+        case .retryDead(let id):
+            let done = try await database.withAdmin { try await $0.retryDeadLetters(ids: [id]) }
+            metadata["job_id"] = "\(id)"
+            result = ActionResult(ok: !done.isEmpty, message: done.isEmpty ? "not a dead letter" : "re-driven")
+            back = "/dead-letters"
+        case .discardDead(let id):
+            let done = try await database.withAdmin { try await $0.discardDeadLetters(ids: [id]) }
+            metadata["job_id"] = "\(id)"
+            result = ActionResult(ok: !done.isEmpty, message: done.isEmpty ? "not a dead letter" : "discarded")
+            back = "/dead-letters"
+        case .pause, .resume:
+            guard let scope = form["scope"].flatMap(QueueAdmin.PauseScope.init(rawValue:)) else {
+                throw WebError(.badRequest, "scope must be priority or kind")
+            }
+            let name = (form["name"] ?? "").trimmingCharacters(in: .whitespaces)
+            guard !name.isEmpty, name.count <= 128 else { throw WebError(.badRequest, "name must be 1 to 128 characters") }
+            if scope == .priority, JobPriority(rawValue: name) == nil {
+                throw WebError(.badRequest, "a priority is high, normal or low")
+            }
+            metadata["scope"] = "\(scope.rawValue)"
+            metadata["name"] = "\(name)"
+            if action == .pause {
+                let done = try await database.withAdmin { try await $0.pause(scope, name, by: principal.name) }
+                result = ActionResult(ok: true, message: done ? "paused" : "already paused")
+            } else {
+                let done = try await database.withAdmin { try await $0.resume(scope, name) }
+                result = ActionResult(ok: done, message: done ? "resumed" : "was not paused")
+            }
+        }
+        metadata["result"] = "\(result.message)"
+        logger.notice("web console action", metadata: metadata)
+        if api { return json(result.ok ? .ok : .conflict, result) }
+        return redirect(back + "?notice=" + HTML.urlEncode(result.message))
+    }
+
+    struct ActionResult: Codable {
+        var ok: Bool
+        var message: String
+    }
+
+    // MARK: Filters
+
+    func parseFilter(_ query: [String: String], principal: WebPrincipal) throws -> QueueAdmin.JobFilter {
+        var filter = QueueAdmin.JobFilter()
+        func value(_ key: String) -> String? {
+            guard let text = query[key]?.trimmingCharacters(in: .whitespaces), !text.isEmpty else { return nil }
+            return text
+        }
+        if let id = value("id") {
+            guard let parsed = JobID(id) else { throw WebError(.badRequest, "id must be a number") }
+            filter.id = parsed
+        }
+        if let state = value("state") {
+            guard let parsed = JobState(rawValue: state) else { throw WebError(.badRequest, "no such state: \(state)") }
+            filter.state = parsed
+        }
+        if let priority = value("priority") {
+            guard let parsed = JobPriority(rawValue: priority) else { throw WebError(.badRequest, "priority is high, normal or low") }
+            filter.priority = parsed
+        }
+        if let kind = value("kind") {
+            guard kind.count <= 128 else { throw WebError(.badRequest, "kind is at most 128 characters") }
+            filter.kind = kind
+        }
+        if let key = value("unique_key") {
+            guard key.count <= 512 else { throw WebError(.badRequest, "unique key is at most 512 characters") }
+            filter.uniqueKey = key
+        }
+        if let before = value("before") {
+            guard let parsed = JobID(before) else { throw WebError(.badRequest, "before must be a job id") }
+            filter.beforeID = parsed
+        }
+        if let limit = value("limit") {
+            guard let parsed = Int(limit), (1...500).contains(parsed) else { throw WebError(.badRequest, "limit is 1…500") }
+            filter.limit = parsed
+        }
+        let contains = value("contains")
+        let field = value("field")
+        if contains != nil || field != nil {
+            // Searching by content is reading it: a read-only user could probe a body
+            // value by value.
+            guard principal.role == .operator else { throw WebError(.forbidden, "payload search is for operators") }
+        }
+        if let contains, field != nil {
+            _ = contains
+            throw WebError(.badRequest, "give either contains or field and value, not both")
+        }
+        if let contains {
+            guard contains.utf8.count <= 4_096, case .object = try? JSONDecoder().decode(JSONValue.self, from: Data(contains.utf8)) else {
+                throw WebError(.badRequest, "contains must be a JSON object, e.g. {\"order_id\": 42}")
+            }
+            filter.contains = contains
+        }
+        if let field {
+            filter.contains = try Self.containment(field: field, value: query["value"] ?? "")
+        }
+        return filter
+    }
+
+    /// `order.id` = `42` → `{"order":{"id":42}}`. The value is JSON when it parses as a
+    /// JSON scalar (a number, true, false, null, "quoted"), else a string.
+    static func containment(field: String, value: String) throws -> String {
+        let path = field.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+        guard !path.isEmpty, path.count <= 8, path.allSatisfy({ !$0.isEmpty && $0.count <= 128 }) else {
+            throw WebError(.badRequest, "field is a key or a dotted path of up to 8 keys, e.g. order.id")
+        }
+        guard value.utf8.count <= 4_096 else { throw WebError(.badRequest, "value is at most 4096 bytes") }
+        var leaf: JSONValue = .string(value)
+        if let parsed = try? JSONDecoder().decode(JSONValue.self, from: Data(value.utf8)) {
+            switch parsed {
+            case .object, .array: break
+            default: leaf = parsed
+            }
+        }
+        if case .number = leaf, let exact = Int64(value.trimmingCharacters(in: .whitespaces)) {
+            // Keep integers exact (JSONValue holds numbers as Double).
+            var text = String(exact)
+            for key in path.reversed() { text = "{" + Self.jsonString(key) + ":" + text + "}" }
+            return text
+        }
+        for key in path.reversed() { leaf = .object([key: leaf]) }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return String(decoding: try encoder.encode(leaf), as: UTF8.self)
+    }
+
+    static func jsonString(_ text: String) -> String {
+        String(decoding: (try? JSONEncoder().encode(text)) ?? Data("\"\"".utf8), as: UTF8.self)
+    }
+
+    // MARK: Redaction
+
+    func redactedPayload(_ text: String, for principal: WebPrincipal) -> String {
+        guard let value = try? JSONDecoder().decode(JSONValue.self, from: Data(text.utf8)) else {
+            return principal.role == .operator ? text : "‹payload hidden›"
+        }
+        return PayloadRedaction.pretty(PayloadRedaction.redact(value, for: principal.role == .operator ? .operator : .readOnly))
+    }
+
+    func redactedErrors(_ text: String) -> String {
+        guard let value = try? JSONDecoder().decode(JSONValue.self, from: Data(text.utf8)) else { return "[]" }
+        return PayloadRedaction.pretty(value)
+    }
+
+    // MARK: API shapes
+
+    struct JobPage: Codable {
+        var jobs: [QueueAdmin.JobSummary]
+        /// Pass as `before` for the next page; nil on the last one.
+        var nextBefore: JobID?
+    }
+
+    struct JobView: Codable {
+        var job: QueueAdmin.JobSummary
+        /// Pretty-printed JSON, redacted for the viewer's role.
+        var payload: String
+        var errors: String
+        var attempts: [QueueAdmin.AttemptEvent]
+        var rescues: Int
+        var deadLetterReason: String?
+        var startedAt: String?
+        var finishedAt: String?
+    }
+
+    struct DeadLetterView: Codable {
+        var jobID: JobID
+        var kind: String
+        var priority: String
+        var attempts: Int
+        var reason: String
+        var lastError: String?
+        var deadAt: String
+        var payload: String
+
+        init(_ letter: QueueAdmin.DeadLetter, payload: String) {
+            jobID = letter.jobID
+            kind = letter.kind
+            priority = letter.priority
+            attempts = letter.attempts
+            reason = letter.reason
+            lastError = letter.lastError
+            deadAt = letter.deadAt
+            self.payload = payload
+        }
+    }
+
+    // MARK: Responses
+
+    static func securityHeaders(_ headers: inout HTTPFields) {
+        // No inline script or style anywhere: everything comes from /static.
+        headers[.contentSecurityPolicy] =
+            "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'"
+        headers[HTTPField.Name("X-Content-Type-Options")!] = "nosniff"
+        headers[HTTPField.Name("Referrer-Policy")!] = "same-origin"
+        headers[.cacheControl] = "no-store"
+    }
+
+    func html(_ page: String, status: HTTPResponse.Status = .ok) -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = "text/html; charset=utf-8"
+        Self.securityHeaders(&headers)
+        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: page)))
+    }
+
+    func plain(_ status: HTTPResponse.Status, _ text: String) -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = "text/plain; charset=utf-8"
+        Self.securityHeaders(&headers)
+        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: text + "\n")))
+    }
+
+    func json(_ status: HTTPResponse.Status, _ value: some Encodable) -> Response {
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.outputFormatting = [.sortedKeys]
+        let data = (try? encoder.encode(value)) ?? Data("{\"error\":\"encoding failed\"}".utf8)
+        var headers = HTTPFields()
+        headers[.contentType] = "application/json"
+        Self.securityHeaders(&headers)
+        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    func redirect(_ location: String) -> Response {
+        var headers = HTTPFields()
+        headers[.location] = location
+        Self.securityHeaders(&headers)
+        return Response(status: .seeOther, headers: headers, body: ResponseBody())
+    }
+
+    func errorPage(_ status: HTTPResponse.Status, _ message: String) -> Response {
+        html(Pages.layout(title: "\(status.code) \(status.reasonPhrase)", principal: nil, body: """
+            <h1>\(status.code) \(HTML.escape(status.reasonPhrase))</h1>
+            <p class="error">\(HTML.escape(message))</p>
+            """), status: status)
+    }
+
+    func asset(_ name: String) throws -> Response {
+        let (body, type): (String, String)
+        switch name {
+        case "console.js": (body, type) = (Assets.script, "text/javascript; charset=utf-8")
+        case "console.css": (body, type) = (Assets.style, "text/css; charset=utf-8")
+        default: throw WebError(.notFound, "no such file")
+        }
+        var headers = HTTPFields()
+        headers[.contentType] = type
+        Self.securityHeaders(&headers)
+        headers[.cacheControl] = "max-age=300"
+        return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(string: body)))
+    }
+}

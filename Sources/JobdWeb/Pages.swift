@@ -1,0 +1,263 @@
+import Foundation
+import JobdCore
+import JobdPostgres
+
+/// Server-rendered pages: readable without JavaScript; the script only refreshes the
+/// overview's figures. No inline script or style (the Content-Security-Policy forbids
+/// them): presentation is in /static/console.css, behaviour in /static/console.js.
+enum Pages {
+    static func layout(title: String, principal: WebPrincipal?, csrf: String? = nil, refresh: String? = nil, body: String) -> String {
+        let who = principal.map { "<span class=\"who\">\(HTML.escape($0.name)) · \(HTML.escape($0.role.rawValue))</span>" } ?? ""
+        let meta = csrf.map { "<meta name=\"csrf-token\" content=\"\(HTML.escape($0))\">" } ?? ""
+        let main = refresh.map { "<main data-refresh=\"\(HTML.escape($0))\">" } ?? "<main>"
+        return """
+            <!doctype html>
+            <html lang="en">
+            <head>
+            <meta charset="utf-8">
+            <meta name="viewport" content="width=device-width, initial-scale=1">
+            \(meta)
+            <title>jobd · \(HTML.escape(title))</title>
+            <link rel="stylesheet" href="/static/console.css">
+            <script src="/static/console.js" defer></script>
+            </head>
+            <body>
+            <header><strong>jobd</strong>
+            <nav><a href="/">Overview</a> <a href="/jobs">Jobs</a> <a href="/dead-letters">Dead letters</a></nav>
+            \(who)</header>
+            \(main)
+            \(body)
+            </main>
+            </body>
+            </html>
+            """
+    }
+
+    static func notice(_ text: String?) -> String {
+        guard let text, !text.isEmpty else { return "" }
+        return "<p class=\"notice\">\(HTML.escape(String(text.prefix(300))))</p>"
+    }
+
+    static func button(_ label: String, action: String, csrf: String, danger: Bool = false) -> String {
+        """
+        <form method="post" action="\(HTML.escape(action))" class="inline">\
+        <input type="hidden" name="csrf" value="\(HTML.escape(csrf))">\
+        <button type="submit"\(danger ? " class=\"danger\"" : "")>\(HTML.escape(label))</button></form>
+        """
+    }
+
+    static func seconds(_ value: Double?) -> String {
+        guard let value else { return "none" }
+        if value < 60 { return String(format: "%.1f s", value) }
+        if value < 3600 { return String(format: "%.1f min", value / 60) }
+        return String(format: "%.1f h", value / 3600)
+    }
+
+    /// The last hour as bars: completed above the axis, failed below, one per minute.
+    static func chart(_ minutes: [OverviewSnapshot.Minute]) -> String {
+        guard let last = minutes.last?.minute else { return "<p class=\"muted\">No attempt ended in the last hour.</p>" }
+        let start = last - 59 * 60
+        let peak = max(1, minutes.map { max($0.completed, $0.failed) }.max() ?? 1)
+        var bars = ""
+        for minute in minutes where minute.minute >= start {
+            let x = Int((minute.minute - start) / 60) * 10
+            let up = Int((Double(minute.completed) / Double(peak) * 80).rounded(.up))
+            let down = Int((Double(minute.failed) / Double(peak) * 40).rounded(.up))
+            if minute.completed > 0 {
+                bars += "<rect class=\"ok\" x=\"\(x)\" y=\"\(80 - up)\" width=\"8\" height=\"\(up)\"><title>\(minute.completed) completed</title></rect>"
+            }
+            if minute.failed > 0 {
+                bars += "<rect class=\"fail\" x=\"\(x)\" y=\"81\" width=\"8\" height=\"\(down)\"><title>\(minute.failed) failed</title></rect>"
+            }
+        }
+        let total = minutes.reduce(0) { $0 + $1.completed }
+        let failed = minutes.reduce(0) { $0 + $1.failed }
+        return """
+            <svg class="chart" viewBox="0 0 600 122" role="img" aria-label="attempts per minute, last hour">\
+            <line x1="0" y1="80.5" x2="600" y2="80.5" class="axis"/>\(bars)</svg>
+            <p class="muted">Last hour: \(total) completed, \(failed) failed attempts; peak \(peak) a minute.</p>
+            """
+    }
+}
+
+extension ConsoleResponder {
+    func overviewPage(_ snapshot: OverviewSnapshot, principal: WebPrincipal) -> String {
+        let csrf = auth.csrfToken(for: principal)
+        let states = ["available", "retryable", "promoted", "running"]
+        var rows = ""
+        for state in states {
+            let counts = snapshot.unfinished[state] ?? [:]
+            let cells = JobPriority.allCases.map { priority in
+                "<td id=\"c-\(state)-\(priority.rawValue)\" class=\"num\">\(counts[priority.rawValue] ?? 0)</td>"
+            }.joined()
+            let total = counts.values.reduce(0, +)
+            rows += "<tr><th><a href=\"/jobs?state=\(state)\">\(state)</a></th>\(cells)<td id=\"c-\(state)-total\" class=\"num\">\(total)</td></tr>"
+        }
+        var daemons = ""
+        for daemon in snapshot.daemons {
+            daemons += "<tr><td>\(HTML.escape(daemon.id))</td><td>\(HTML.escape(daemon.hostname))</td><td class=\"num\">\(daemon.workers)</td><td>\(HTML.escape(daemon.version))</td><td class=\"num\">\(String(format: "%.1f", daemon.heartbeatAgeSeconds)) s</td></tr>"
+        }
+        if daemons.isEmpty { daemons = "<tr><td colspan=\"5\" class=\"muted\">no live daemon</td></tr>" }
+        var pauses = ""
+        for pause in snapshot.pauses {
+            let resume = principal.mayAct ? """
+                <form method="post" action="/resume" class="inline"><input type="hidden" name="csrf" value="\(HTML.escape(csrf))">\
+                <input type="hidden" name="scope" value="\(pause.scope.rawValue)"><input type="hidden" name="name" value="\(HTML.escape(pause.name))">\
+                <button type="submit">Resume</button></form>
+                """ : ""
+            pauses += "<li>\(pause.scope.rawValue) <strong>\(HTML.escape(pause.name))</strong> paused by \(HTML.escape(pause.pausedBy)) at \(HTML.escape(pause.pausedAt)) \(resume)</li>"
+        }
+        let pauseForm = principal.mayAct ? """
+            <form method="post" action="/pause" class="pause">
+            <input type="hidden" name="csrf" value="\(HTML.escape(csrf))">
+            <label>Pause <select name="scope"><option value="priority">priority lane</option><option value="kind">kind</option></select></label>
+            <input name="name" placeholder="high, normal, low or a kind" required maxlength="128">
+            <button type="submit">Pause</button></form>
+            """ : ""
+        let body = """
+            <h1>Overview</h1>
+            <p class="muted">Figures of <span id="generated-at">\(HTML.escape(snapshot.generatedAt))</span> (shared by every viewer, refreshed every few seconds).</p>
+            <section><h2>Jobs waiting and running</h2>
+            <table class="counts"><thead><tr><th>state</th><th>high</th><th>normal</th><th>low</th><th>total</th></tr></thead>
+            <tbody>\(rows)</tbody></table>
+            <p>Finished (completed and cancelled, estimated): <span id="finished">\(snapshot.finishedEstimate)</span> ·
+            <a href="/dead-letters">Dead letters</a>: <span id="dead-letters">\(snapshot.deadLetters)</span> ·
+            Oldest due job waiting: <span id="oldest-due">\(Pages.seconds(snapshot.oldestDueSeconds))</span></p>
+            </section>
+            <section><h2>Last hour</h2>\(Pages.chart(snapshot.lastHour))</section>
+            <section><h2>Daemons</h2>
+            <table><thead><tr><th>id</th><th>host</th><th>workers</th><th>version</th><th>heartbeat</th></tr></thead>
+            <tbody id="daemons">\(daemons)</tbody></table></section>
+            <section><h2>Paused</h2>
+            <ul id="pauses">\(pauses.isEmpty ? "<li class=\"muted\">nothing is paused</li>" : pauses)</ul>
+            \(pauseForm)</section>
+            """
+        return Pages.layout(title: "Overview", principal: principal, csrf: csrf, refresh: "/api/v1/overview", body: body)
+    }
+
+    func jobsPage(_ jobs: [QueueAdmin.JobSummary], filter: QueueAdmin.JobFilter, query: [String: String], principal: WebPrincipal) -> String {
+        func field(_ name: String) -> String { HTML.escape(query[name] ?? "") }
+        func options(_ values: [String], selected: String?) -> String {
+            "<option value=\"\">any</option>" + values.map {
+                "<option value=\"\($0)\"\($0 == selected ? " selected" : "")>\($0)</option>"
+            }.joined()
+        }
+        let search = principal.mayAct ? """
+            <label>payload contains <input name="contains" value="\(field("contains"))" placeholder='{"order_id": 42}' size="24"></label>
+            <label>or field <input name="field" value="\(field("field"))" placeholder="order.id" size="10"></label>
+            <label>= <input name="value" value="\(field("value"))" size="10"></label>
+            """ : ""
+        var rows = ""
+        for job in jobs {
+            rows += """
+                <tr><td class="num"><a href="/jobs/\(job.id)">\(job.id)</a></td><td>\(HTML.escape(job.kind))</td>\
+                <td class="state-\(HTML.escape(job.state))">\(HTML.escape(job.state))\(job.cancelRequested && job.state == "running" ? " (cancel requested)" : "")</td>\
+                <td>\(HTML.escape(job.priority))</td><td class="num">\(job.attempt)/\(job.maxAttempts)</td>\
+                <td>\(HTML.escape(job.runAt))</td><td>\(HTML.escape(job.uniqueKey ?? ""))</td>\
+                <td class="error">\(HTML.escape(job.lastError.map { String($0.prefix(120)) } ?? ""))</td></tr>
+                """
+        }
+        if rows.isEmpty { rows = "<tr><td colspan=\"8\" class=\"muted\">no job matches</td></tr>" }
+        var next = ""
+        if jobs.count == filter.limit, let last = jobs.last {
+            var parameters = query.filter { $0.key != "before" && !$0.value.isEmpty }
+            parameters["before"] = String(last.id)
+            let text = parameters.keys.sorted().map { "\(HTML.urlEncode($0))=\(HTML.urlEncode(parameters[$0]!))" }.joined(separator: "&")
+            next = "<p><a rel=\"next\" href=\"/jobs?\(HTML.escape(text))\">Older jobs →</a></p>"
+        }
+        let body = """
+            <h1>Jobs</h1>
+            <form method="get" action="/jobs" class="filters">
+            <label>id <input name="id" value="\(field("id"))" size="8" inputmode="numeric"></label>
+            <label>state <select name="state">\(options(JobState.allCases.map(\.rawValue), selected: filter.state?.rawValue))</select></label>
+            <label>kind <input name="kind" value="\(field("kind"))" size="14"></label>
+            <label>priority <select name="priority">\(options(JobPriority.allCases.map(\.rawValue), selected: filter.priority?.rawValue))</select></label>
+            <label>unique key <input name="unique_key" value="\(field("unique_key"))" size="12"></label>
+            \(search)
+            <button type="submit">Search</button> <a href="/jobs">clear</a>
+            </form>
+            <table><thead><tr><th>id</th><th>kind</th><th>state</th><th>priority</th><th>attempt</th><th>run at</th><th>unique key</th><th>last error</th></tr></thead>
+            <tbody>\(rows)</tbody></table>
+            \(next)
+            """
+        return Pages.layout(title: "Jobs", principal: principal, body: body)
+    }
+
+    func jobPage(_ detail: QueueAdmin.JobDetail, payload: String, attempts: [QueueAdmin.AttemptEvent], principal: WebPrincipal, notice: String?) -> String {
+        let job = detail.summary
+        let csrf = auth.csrfToken(for: principal)
+        var actions = ""
+        if principal.mayAct {
+            if ["dead", "cancelled", "available", "retryable"].contains(job.state) {
+                actions += Pages.button(job.state == "dead" ? "Retry (re-drive)" : "Run now", action: "/jobs/\(job.id)/retry", csrf: csrf)
+            }
+            if ["available", "retryable", "promoted"].contains(job.state) || (job.state == "running" && !job.cancelRequested) {
+                actions += Pages.button("Cancel", action: "/jobs/\(job.id)/cancel", csrf: csrf, danger: true)
+            }
+            if job.state == "dead" {
+                actions += Pages.button("Discard", action: "/dead-letters/\(job.id)/discard", csrf: csrf, danger: true)
+            }
+        }
+        var timeline = ""
+        for event in attempts {
+            timeline += """
+                <tr><td class="num">\(event.attempt)</td><td>\(HTML.escape(event.event))</td><td>\(HTML.escape(event.at))</td>\
+                <td>\(HTML.escape(event.daemon ?? ""))</td><td>\(HTML.escape(event.outcome ?? ""))</td>\
+                <td>\(HTML.escape(event.errorCode ?? ""))</td><td class="num">\(event.runSeconds.map { String(format: "%.3f s", $0) } ?? "")</td></tr>
+                """
+        }
+        if timeline.isEmpty { timeline = "<tr><td colspan=\"7\" class=\"muted\">no attempt yet</td></tr>" }
+        func row(_ name: String, _ value: String?) -> String {
+            "<tr><th>\(name)</th><td>\(HTML.escape(value ?? "—"))</td></tr>"
+        }
+        let state = job.state + (job.cancelRequested && job.state == "running" ? " (cancel requested: ends cancelled unless this attempt completes it)" : "")
+        let body = """
+            <h1>Job \(job.id)</h1>
+            \(Pages.notice(notice))
+            <div class="actions">\(actions)</div>
+            <table class="detail">
+            \(row("kind", job.kind))\(row("state", state))\(row("priority", job.priority))
+            \(row("attempt", "\(job.attempt) of \(job.maxAttempts)"))\(row("rescues", String(detail.rescues)))
+            \(row("run at", job.runAt))\(row("created", job.createdAt))\(row("started", detail.startedAt))\(row("finished", detail.finishedAt))
+            \(row("unique key", job.uniqueKey))\(row("leased by", detail.leasedBy))\(row("dead letter", detail.deadLetterReason))
+            \(row("last error", job.lastError))
+            </table>
+            <h2>Payload</h2>
+            <pre class="payload">\(HTML.escape(payload))</pre>
+            <h2>Attempts</h2>
+            <table><thead><tr><th>attempt</th><th>event</th><th>at</th><th>daemon</th><th>outcome</th><th>code</th><th>ran</th></tr></thead>
+            <tbody>\(timeline)</tbody></table>
+            <h2>Errors</h2>
+            <pre class="errors">\(HTML.escape(redactedErrors(detail.errors)))</pre>
+            """
+        return Pages.layout(title: "Job \(job.id)", principal: principal, body: body)
+    }
+
+    func deadLettersPage(_ letters: [QueueAdmin.DeadLetter], kind: String?, principal: WebPrincipal, notice: String?) -> String {
+        let csrf = auth.csrfToken(for: principal)
+        var rows = ""
+        for letter in letters {
+            let actions = principal.mayAct
+                ? Pages.button("Retry", action: "/dead-letters/\(letter.jobID)/retry", csrf: csrf)
+                    + Pages.button("Discard", action: "/dead-letters/\(letter.jobID)/discard", csrf: csrf, danger: true)
+                : ""
+            rows += """
+                <tr><td class="num"><a href="/jobs/\(letter.jobID)">\(letter.jobID)</a></td><td>\(HTML.escape(letter.kind))</td>\
+                <td>\(HTML.escape(letter.priority))</td><td class="num">\(letter.attempts)</td><td>\(HTML.escape(letter.reason))</td>\
+                <td>\(HTML.escape(letter.deadAt))</td><td class="error">\(HTML.escape(letter.lastError.map { String($0.prefix(160)) } ?? ""))</td>\
+                <td>\(actions)</td></tr>
+                """
+        }
+        if rows.isEmpty { rows = "<tr><td colspan=\"8\" class=\"muted\">no dead letters</td></tr>" }
+        let body = """
+            <h1>Dead letters</h1>
+            \(Pages.notice(notice))
+            <form method="get" action="/dead-letters" class="filters">
+            <label>kind <input name="kind" value="\(HTML.escape(kind ?? ""))"></label> <button type="submit">Filter</button></form>
+            <table><thead><tr><th>job</th><th>kind</th><th>priority</th><th>attempts</th><th>reason</th><th>dead at</th><th>last error</th><th></th></tr></thead>
+            <tbody>\(rows)</tbody></table>
+            <p class="muted">Newest first, at most 100 (\(letters.count) shown).</p>
+            """
+        return Pages.layout(title: "Dead letters", principal: principal, body: body)
+    }
+}

@@ -1,0 +1,711 @@
+import Foundation
+import JobdCore
+import JobdPostgres
+import JobdRuntime
+import JobdTestSupport
+import JobdThreads
+@testable import JobdWeb
+import Logging
+import ServiceLifecycle
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The web console over real HTTP on loopback (Hummingbird listening on a free port),
+/// against a real PostgreSQL (and, for cancel and pause, a real daemon with Redis).
+@Suite("Web console")
+struct WebConsoleTests {
+    // Low iteration counts keep the tests fast; the format is the production one.
+    static let alice = ("alice", "alice-secret")  // operator
+    static let bob = ("bob", "bob-secret")        // read-only
+    static let carolToken = "carol-token-0123456789abcdef"  // operator, bearer
+
+    static func authSettings() throws -> WebSettings {
+        let users = try WebCredential.parseList(
+            "alice:operator:\(CredentialHash.make(password: alice.1, iterations: 1_000).text),"
+                + "bob:read:\(CredentialHash.make(password: bob.1, iterations: 1_000).text)",
+            what: "JOBD_WEB_USERS")
+        let tokens = try WebCredential.parseList(
+            "carol:operator:\(CredentialHash.sha256Hash(of: carolToken).text)", what: "JOBD_WEB_TOKENS")
+        var settings = WebSettings(host: "127.0.0.1", port: 0, users: users, tokens: tokens)
+        settings.refreshInterval = .milliseconds(200)
+        return settings
+    }
+
+    static func basic(_ user: (String, String)) -> String {
+        "Basic " + Data("\(user.0):\(user.1)".utf8).base64EncodedString()
+    }
+
+    // MARK: Access
+
+    @Test("beyond loopback, or with credentials configured, nothing is served without authentication")
+    func authenticationRequired() async throws {
+        #expect(throws: JobdInputError.self) { try WebSettings(host: "0.0.0.0", port: 8080).validate() }
+        #expect(WebSettings(host: "0.0.0.0", port: 8080).requiresAuthentication)
+        #expect(!WebSettings(host: "127.0.0.1", port: 8080).requiresAuthentication)
+        try await withWorld { world in
+            let id = try await world.int("INSERT INTO queue.jobs (kind) VALUES ('report') RETURNING id")
+            try await withConsole(world, try Self.authSettings()) { console in
+                let paths = ["/", "/jobs", "/jobs/\(id)", "/dead-letters", "/api/v1/overview", "/api/v1/jobs",
+                             "/api/v1/jobs/\(id)", "/api/v1/dead-letters", "/api/v1/pauses", "/api/v1/csrf",
+                             "/static/console.js"]
+                for path in paths {
+                    let anonymous = try await console.request("GET", path)
+                    #expect(anonymous.status == 401, "\(path)")
+                    #expect(anonymous.header("www-authenticate")?.hasPrefix("Basic") == true)
+                    let wrong = try await console.request("GET", path, auth: Self.basic(("alice", "guess")))
+                    #expect(wrong.status == 401, "\(path)")
+                    let badToken = try await console.request("GET", path, auth: "Bearer nope")
+                    #expect(badToken.status == 401, "\(path)")
+                    let reader = try await console.request("GET", path, auth: Self.basic(Self.bob))
+                    #expect(reader.status == 200, "\(path): \(reader.body.prefix(200))")
+                    let token = try await console.request("GET", path, auth: "Bearer \(Self.carolToken)")
+                    #expect(token.status == 200, "\(path)")
+                }
+                for path in ["/nope", "/jobs/999999999", "/api/v1/jobs/999999999", "/api/v2/jobs", "/static/x.js"] {
+                    #expect(try await console.request("GET", path, auth: Self.basic(Self.alice)).status == 404, "\(path)")
+                }
+            }
+        }
+    }
+
+    @Test("every page carries a strict Content-Security-Policy and refers only to its own assets")
+    func securityHeaders() async throws {
+        try await withWorld { world in
+            let id = try await world.int("INSERT INTO queue.jobs (kind) VALUES ('report') RETURNING id")
+            try await withConsole(world, try Self.authSettings()) { console in
+                for path in ["/", "/jobs", "/jobs/\(id)", "/dead-letters"] {
+                    let page = try await console.request("GET", path, auth: Self.basic(Self.alice))
+                    #expect(page.status == 200)
+                    let policy = page.header("content-security-policy") ?? ""
+                    #expect(policy.hasPrefix("default-src 'self'"), "\(path): \(policy)")
+                    #expect(!policy.contains("unsafe-inline"))
+                    #expect(page.header("x-content-type-options") == "nosniff")
+                    // No inline script or style, nothing from elsewhere.
+                    #expect(!page.body.contains("<script>"), "\(path)")
+                    #expect(!page.body.contains("style="), "\(path)")
+                    #expect(!page.body.contains("<style"), "\(path)")
+                    #expect(!page.body.contains("http://") && !page.body.contains("https://"), "\(path)")
+                    #expect(page.body.contains("<script src=\"/static/console.js\" defer></script>"))
+                }
+            }
+        }
+    }
+
+    @Test("actions: POST only, a CSRF token unless bearer-authenticated, refused to read-only users, logged")
+    func actions() async throws {
+        try await withWorld { world in
+            let first = try await world.int("INSERT INTO queue.jobs (kind, run_at) VALUES ('report', now() + interval '1 hour') RETURNING id")
+            let second = try await world.int("INSERT INTO queue.jobs (kind, run_at) VALUES ('report', now() + interval '1 hour') RETURNING id")
+            let logs = LogCapture()
+            try await withConsole(world, try Self.authSettings(), logger: logs.logger()) { console in
+                let alice = Self.basic(Self.alice)
+                let bob = Self.basic(Self.bob)
+                let aliceToken = try await console.csrf(auth: alice)
+                let bobToken = try await console.csrf(auth: bob)
+                #expect(aliceToken != bobToken)
+
+                // GET on an action, POST on a page.
+                #expect(try await console.request("GET", "/jobs/\(first)/cancel", auth: alice).status == 405)
+                #expect(try await console.request("POST", "/jobs", auth: alice, form: ["csrf": aliceToken]).status == 405)
+                // Read-only, even with its own valid token.
+                let refused = try await console.request("POST", "/jobs/\(first)/cancel", auth: bob, form: ["csrf": bobToken])
+                #expect(refused.status == 403)
+                #expect(try await console.request("POST", "/api/v1/pause", auth: bob, form: ["csrf": bobToken, "scope": "kind", "name": "report"]).status == 403)
+                // No token, another user's token, a token in the wrong form.
+                #expect(try await console.request("POST", "/jobs/\(first)/cancel", auth: alice).status == 403)
+                #expect(try await console.request("POST", "/jobs/\(first)/cancel", auth: alice, form: ["csrf": bobToken]).status == 403)
+                #expect(try await console.request("POST", "/jobs/\(first)/cancel", auth: alice, form: ["csrf": "zz"]).status == 403)
+                #expect(try await world.scalar("SELECT state FROM queue.jobs WHERE id = $1", [String(first)]) == "available")
+                #expect(try await world.int("SELECT count(*) FROM queue.pauses") == 0)
+
+                // The operator with the token: done, redirected back to the job.
+                let done = try await console.request("POST", "/jobs/\(first)/cancel", auth: alice, form: ["csrf": aliceToken])
+                #expect(done.status == 303)
+                #expect(done.header("location")?.hasPrefix("/jobs/\(first)?notice=") == true)
+                #expect(try await world.scalar("SELECT state FROM queue.jobs WHERE id = $1", [String(first)]) == "cancelled")
+                // The token also works as a header (the API from a browser session).
+                let viaHeader = try await console.request(
+                    "POST", "/api/v1/jobs/\(first)/retry", auth: alice, headers: ["X-CSRF-Token": aliceToken])
+                #expect(viaHeader.status == 200)
+                #expect(try await world.scalar("SELECT state FROM queue.jobs WHERE id = $1", [String(first)]) == "available")
+                // A bearer token needs no CSRF token: browsers never send one by themselves.
+                let bearer = try await console.request("POST", "/api/v1/jobs/\(second)/cancel", auth: "Bearer \(Self.carolToken)")
+                #expect(bearer.status == 200)
+                #expect(try console.json(bearer)["ok"] as? Bool == true)
+                #expect(try await world.scalar("SELECT state FROM queue.jobs WHERE id = $1", [String(second)]) == "cancelled")
+                // Cancelling it again is refused with a reason.
+                let again = try await console.request("POST", "/api/v1/jobs/\(second)/cancel", auth: "Bearer \(Self.carolToken)")
+                #expect(again.status == 409)
+
+                let entries = logs.messages("web console action")
+                #expect(entries.contains { $0.metadata["user"] == "alice" && $0.metadata["action"] == "cancel" && $0.metadata["job_id"] == String(first) })
+                #expect(entries.contains { $0.metadata["user"] == "carol" && $0.metadata["action"] == "cancel" && $0.metadata["job_id"] == String(second) })
+                #expect(!entries.contains { $0.metadata["user"] == "bob" })
+                #expect(logs.messages("web console action refused").contains { $0.metadata["user"] == "bob" })
+            }
+        }
+    }
+
+    @Test("a read-only user sees no bodies, no secrets and no action buttons; stored strings are escaped")
+    func redactionAndEscaping() async throws {
+        try await withWorld { world in
+            let body = String(repeating: "Dear customer, ", count: 30)
+            let id = try await world.int("""
+                INSERT INTO queue.jobs (kind, payload) VALUES ('<script>alert(1)</script>',
+                  jsonb_build_object('to', 'ann@example.com', 'html', $1::text, 'smtp_password', 'hunter2',
+                                     'note', '<img src=x onerror=alert(2)>'))
+                RETURNING id
+                """, [body])
+            try await withConsole(world, try Self.authSettings()) { console in
+                let reader = try await console.request("GET", "/jobs/\(id)", auth: Self.basic(Self.bob))
+                #expect(reader.status == 200)
+                #expect(!reader.body.contains("hunter2"))
+                #expect(!reader.body.contains("Dear customer"))
+                #expect(reader.body.contains("ann@example.com"))
+                #expect(!reader.body.contains("action=\"/jobs/\(id)/cancel\""))
+                #expect(!reader.body.contains("<script>alert(1)"))
+                #expect(reader.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"))
+                #expect(!reader.body.contains("<img src=x"))
+                let api = try await console.request("GET", "/api/v1/jobs/\(id)", auth: Self.basic(Self.bob))
+                #expect(!api.body.contains("hunter2") && !api.body.contains("Dear customer"))
+
+                let operatorPage = try await console.request("GET", "/jobs/\(id)", auth: Self.basic(Self.alice))
+                #expect(operatorPage.body.contains("Dear customer"))
+                #expect(!operatorPage.body.contains("hunter2"))
+                #expect(operatorPage.body.contains("action=\"/jobs/\(id)/cancel\""))
+                let list = try await console.request("GET", "/jobs", auth: Self.basic(Self.bob))
+                #expect(list.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"))
+                #expect(!list.body.contains("<script>alert(1)"))
+            }
+        }
+    }
+
+    @Test("on loopback without credentials: local requests act as the operator, but only with a loopback Host and a CSRF token")
+    func loopbackWithoutCredentials() async throws {
+        try await withWorld { world in
+            let id = try await world.int("INSERT INTO queue.jobs (kind, run_at) VALUES ('report', now() + interval '1 hour') RETURNING id")
+            var settings = WebSettings(host: "127.0.0.1", port: 0)
+            settings.refreshInterval = .milliseconds(200)
+            try await withConsole(world, settings) { console in
+                #expect(try await console.request("GET", "/").status == 200)
+                // A DNS name pointing at 127.0.0.1 (rebinding) is not served.
+                #expect(try await console.request("GET", "/", headers: ["Host": "evil.example:\(console.port)"]).status == 421)
+                #expect(try await console.request("GET", "/", headers: ["Host": "localhost:\(console.port)"]).status == 200)
+                #expect(try await console.request("POST", "/jobs/\(id)/cancel").status == 403)
+                let token = try await console.csrf(auth: nil)
+                let done = try await console.request("POST", "/jobs/\(id)/cancel", headers: ["X-CSRF-Token": token])
+                #expect(done.status == 303)
+                #expect(try await world.scalar("SELECT state FROM queue.jobs WHERE id = $1", [String(id)]) == "cancelled")
+            }
+        }
+    }
+
+    // MARK: Jobs list
+
+    @Test("filters, payload search and keyset pagination")
+    func filtersAndPagination() async throws {
+        try await withWorld { world in
+            try await world.exec("""
+                INSERT INTO queue.jobs (kind, payload, unique_key)
+                SELECT 'invoice', jsonb_build_object('order', jsonb_build_object('id', i), 'tenant', CASE WHEN i % 3 = 0 THEN 't2' ELSE 't1' END),
+                       'inv-' || i
+                  FROM generate_series(1, 30) i
+                """)
+            try await world.exec("INSERT INTO queue.jobs (kind, priority, payload) SELECT 'mail', 'high', jsonb_build_object('order', jsonb_build_object('id', 170)) FROM generate_series(1, 10)")
+            try await world.exec("UPDATE queue.jobs SET state = 'completed', finished_at = now() WHERE kind = 'invoice' AND (payload->'order'->>'id')::int <= 4")
+            let invoices = Set(try await world.sql.query("SELECT id FROM queue.jobs WHERE kind = 'invoice'").rows.compactMap { $0[0].flatMap { Int($0) } })
+            #expect(invoices.count == 30)
+            try await withConsole(world, try Self.authSettings()) { console in
+                let alice = Self.basic(Self.alice)
+                func ids(_ query: String, auth: String? = nil) async throws -> (ids: [Int], next: Int?) {
+                    let reply = try await console.request("GET", "/api/v1/jobs?" + query, auth: auth ?? alice)
+                    #expect(reply.status == 200, "\(query): \(reply.body)")
+                    let object = try console.json(reply)
+                    let jobs = object["jobs"] as? [[String: Any]] ?? []
+                    return (jobs.compactMap { $0["id"] as? Int }, object["next_before"] as? Int)
+                }
+                // Keyset pages of 7: newest first, no overlap, nothing missed.
+                var seen: [Int] = []
+                var query = "kind=invoice&limit=7"
+                var pages = 0
+                while true {
+                    let page = try await ids(query)
+                    #expect(page.ids == page.ids.sorted(by: >))
+                    #expect(page.ids.count <= 7)
+                    seen += page.ids
+                    pages += 1
+                    guard let next = page.next else { break }
+                    #expect(next == page.ids.last)
+                    query = "kind=invoice&limit=7&before=\(next)"
+                    if pages > 10 { break }
+                }
+                #expect(pages == 5)
+                #expect(seen.count == 30 && Set(seen) == invoices)
+
+                #expect(try await ids("kind=invoice&state=completed").ids.count == 4)
+                #expect(try await ids("state=available&kind=invoice").ids.count == 26)
+                #expect(try await ids("priority=high").ids.count == 10)
+                let one = try await ids("unique_key=inv-7").ids
+                #expect(one.count == 1)
+                #expect(try await ids("id=\(one[0])").ids == one)
+                // Containment and a field's value, nested, typed.
+                #expect(try await ids("contains=" + HTML.urlEncode("{\"tenant\": \"t2\"}")).ids.count == 10)
+                #expect(try await ids("field=order.id&value=17").ids.count == 1)
+                #expect(try await ids("field=order.id&value=170").ids.count == 10)
+                #expect(try await ids("field=order.id&value=%2217%22").ids.isEmpty)  // the string "17" is not the number 17
+                #expect(try await ids("field=tenant&value=t1&kind=invoice").ids.count == 20)
+                #expect(try await ids("field=tenant&value=t1&kind=mail").ids.isEmpty)
+
+                for bad in ["contains=%5B1%5D", "contains=nope", "id=abc", "state=bogus", "priority=urgent", "limit=0",
+                            "before=x", "contains=%7B%7D&field=a"] {
+                    #expect(try await console.request("GET", "/api/v1/jobs?" + bad, auth: alice).status == 400, "\(bad)")
+                }
+                // Searching by content is reading it: not for read-only users.
+                #expect(try await console.request("GET", "/api/v1/jobs?field=tenant&value=t1", auth: Self.basic(Self.bob)).status == 403)
+                #expect(try await ids("kind=invoice", auth: Self.basic(Self.bob)).ids.count == 30)
+
+                // The page links to the next one with the same filter.
+                let page = try await console.request("GET", "/jobs?kind=invoice&limit=7", auth: alice)
+                #expect(page.body.contains("rel=\"next\" href=\"/jobs?before=\(seen[6])&amp;kind=invoice&amp;limit=7\""))
+            }
+            // The containment search can use the GIN index (forced, the table is tiny).
+            try await world.exec("SET enable_seqscan = off")
+            let plan = try await world.plan("EXPLAIN SELECT id FROM queue.jobs WHERE payload @> '{\"tenant\": \"t2\"}'::jsonb ORDER BY id DESC LIMIT 50")
+            #expect(plan.contains("jobs_payload_path_idx"), "\(plan)")
+            let kindPlan = try await world.plan("EXPLAIN SELECT id FROM queue.jobs WHERE kind = 'invoice' AND id < 100 ORDER BY id DESC LIMIT 50")
+            #expect(kindPlan.contains("jobs_kind_id_idx"), "\(kindPlan)")
+            try await world.exec("RESET enable_seqscan")
+        }
+    }
+
+    // MARK: Dead letters and overview
+
+    @Test("dead letters: list, retry, discard")
+    func deadLetters() async throws {
+        try await withWorld { world in
+            let ids = try await world.sql.query("INSERT INTO queue.jobs (kind) SELECT 'report' FROM generate_series(1, 3) RETURNING id")
+                .rows.compactMap { $0[0].flatMap { Int($0) } }
+            try await world.exec("UPDATE queue.jobs SET state = 'dead', attempt = 3, finished_at = now() WHERE kind = 'report'")
+            try await world.exec("""
+                INSERT INTO queue.dead_letters (job_id, kind, payload, priority, attempts, reason, last_error)
+                SELECT id, kind, payload, priority, 3, 'max_attempts', 'boom <b>' FROM queue.jobs
+                """)
+            try await withConsole(world, try Self.authSettings()) { console in
+                let alice = Self.basic(Self.alice)
+                let page = try await console.request("GET", "/dead-letters", auth: alice)
+                #expect(page.body.contains("boom &lt;b&gt;"))
+                for id in ids { #expect(page.body.contains("action=\"/dead-letters/\(id)/retry\"")) }
+                let reader = try await console.request("GET", "/dead-letters", auth: Self.basic(Self.bob))
+                #expect(!reader.body.contains("/retry\""))
+                let token = try await console.csrf(auth: alice)
+                #expect(try await console.request("POST", "/dead-letters/\(ids[0])/retry", auth: alice, form: ["csrf": token]).status == 303)
+                #expect(try await console.request("POST", "/dead-letters/\(ids[1])/discard", auth: alice, form: ["csrf": token]).status == 303)
+                #expect(try await world.scalar("SELECT state FROM queue.jobs WHERE id = $1", [String(ids[0])]) == "available")
+                #expect(try await world.scalar("SELECT state FROM queue.jobs WHERE id = $1", [String(ids[1])]) == "cancelled")
+                #expect(try await world.int("SELECT count(*) FROM queue.dead_letters") == 1)
+                let api = try console.jsonArray(try await console.request("GET", "/api/v1/dead-letters", auth: alice))
+                #expect(api.compactMap { $0["job_id"] as? Int } == [ids[2]])
+                // Retrying what is no longer a dead letter is refused.
+                let again = try await console.request("POST", "/api/v1/dead-letters/\(ids[0])/retry", auth: "Bearer \(Self.carolToken)")
+                #expect(again.status == 409)
+            }
+        }
+    }
+
+    @Test("the overview is computed once per interval for every viewer")
+    func overviewShared() async throws {
+        try await withWorld { world in
+            try await world.exec("INSERT INTO queue.jobs (kind, priority) SELECT 'report', 'high' FROM generate_series(1, 3)")
+            try await world.exec("INSERT INTO queue.jobs (kind, priority) VALUES ('report', 'low')")
+            var settings = try Self.authSettings()
+            settings.refreshInterval = .seconds(30)
+            try await withConsole(world, settings) { console in
+                let alice = Self.basic(Self.alice)
+                let server = try #require(console.server)
+                try await withThrowingTaskGroup(of: Int.self) { group in
+                    for index in 0..<12 {
+                        group.addTask {
+                            try await console.request("GET", index % 2 == 0 ? "/" : "/api/v1/overview", auth: alice).status
+                        }
+                    }
+                    for try await status in group { #expect(status == 200) }
+                }
+                #expect(server.overview.computations.load(ordering: .relaxed) == 1)
+                let snapshot = try console.json(try await console.request("GET", "/api/v1/overview", auth: alice))
+                let unfinished = snapshot["unfinished"] as? [String: [String: Int]]
+                #expect(unfinished?["available"]?["high"] == 3)
+                #expect(unfinished?["available"]?["low"] == 1)
+                #expect(server.overview.computations.load(ordering: .relaxed) == 1)
+            }
+        }
+    }
+
+    @Test("the overview's last hour counts ended attempts per minute from the ledger")
+    func overviewLastHour() async throws {
+        try await withWorld { world in
+            try await world.exec("""
+                INSERT INTO queue.attempts (job_id, attempt, event, outcome, at)
+                VALUES (1, 1, 'end', 'completed', now()), (2, 1, 'end', 'completed', now()),
+                       (3, 1, 'end', 'retry', now()), (4, 1, 'start', NULL, now()),
+                       (5, 1, 'end', 'completed', now() - interval '2 hours')
+                """)
+            var settings = try Self.authSettings()
+            settings.refreshInterval = .milliseconds(1)
+            try await withConsole(world, settings) { console in
+                let alice = Self.basic(Self.alice)
+                let first = try console.json(try await console.request("GET", "/api/v1/overview", auth: alice))
+                let minutes = first["last_hour"] as? [[String: Any]] ?? []
+                #expect(minutes.reduce(0) { $0 + ($1["completed"] as? Int ?? 0) } == 2)
+                #expect(minutes.reduce(0) { $0 + ($1["failed"] as? Int ?? 0) } == 1)
+                // The current minute is read again: a new ending shows up.
+                try await world.exec("INSERT INTO queue.attempts (job_id, attempt, event, outcome) VALUES (6, 1, 'end', 'dead')")
+                try await Task.sleep(for: .milliseconds(20))
+                let second = try console.json(try await console.request("GET", "/api/v1/overview", auth: alice))
+                let later = second["last_hour"] as? [[String: Any]] ?? []
+                #expect(later.reduce(0) { $0 + ($1["completed"] as? Int ?? 0) } == 2)
+                #expect(later.reduce(0) { $0 + ($1["failed"] as? Int ?? 0) } == 2)
+                let page = try await console.request("GET", "/", auth: alice)
+                #expect(page.body.contains("<svg class=\"chart\""))
+            }
+        }
+    }
+
+    // MARK: Cancel and pause against a real daemon
+
+    @Test("cancel: waiting jobs at once; a running job ends cancelled when its attempt fails, completed when it succeeds")
+    func cancelSemantics() async throws {
+        try await withWorld { world in
+            let admin = QueueAdmin(connection: world.sql)
+            let later = try await world.int("INSERT INTO queue.jobs (kind, run_at) VALUES ('noop', now() + interval '1 hour') RETURNING id")
+            let promoted = try await world.int("INSERT INTO queue.jobs (kind, run_at) VALUES ('noop', now() + interval '1 hour') RETURNING id")
+            try await world.exec("UPDATE queue.jobs SET state = 'promoted', promoted_at = now() WHERE id = $1", [String(promoted)])
+            let results = try await admin.cancel(ids: [JobID(later), JobID(promoted), 999_999_999])
+            #expect(results.map(\.outcome) == [.cancelled, .cancelled, .unchanged])
+            #expect(results.last?.state == nil)
+            #expect(try await world.count(state: "cancelled") == 2)
+            #expect(try await admin.cancel(ids: [JobID(later)]).first?.outcome == .finished)
+
+            let config = world.configuration()
+            let daemon = world.makeDaemon(config)
+            try await world.running([daemon]) {
+                let failing = try await world.int("INSERT INTO queue.jobs (kind, payload, max_attempts) VALUES ('noop', '{\"sleep_ms\": 1500, \"fail\": true}', 5) RETURNING id")
+                let succeeding = try await world.int("INSERT INTO queue.jobs (kind, payload) VALUES ('noop', '{\"sleep_ms\": 1500}') RETURNING id")
+                try await world.waitForState("running", count: 2)
+                let marked = try await admin.cancel(ids: [JobID(failing), JobID(succeeding)])
+                #expect(marked.map(\.outcome) == [.requested, .requested])
+                // The attempts run on: still running right after the request.
+                #expect(try await world.count(state: "running") == 2)
+                try await waitUntil(timeout: 20, "both attempts ended") {
+                    try await world.int("SELECT count(*) FROM queue.jobs WHERE id = ANY($1::bigint[]) AND state NOT IN ('running', 'promoted', 'available', 'retryable')",
+                                        [PostgresArray.integers([failing, succeeding])]) == 2
+                }
+                #expect(try await world.scalar("SELECT state FROM queue.jobs WHERE id = $1", [String(failing)]) == "cancelled")
+                #expect(try await world.scalar("SELECT state FROM queue.jobs WHERE id = $1", [String(succeeding)]) == "completed")
+                // The failed attempt neither retried nor dead-lettered; its ledger row says how it ended.
+                #expect(try await world.int("SELECT attempt FROM queue.jobs WHERE id = $1", [String(failing)]) == 1)
+                #expect(try await world.int("SELECT count(*) FROM queue.dead_letters") == 0)
+                #expect(try await world.scalar("SELECT outcome FROM queue.attempts WHERE job_id = $1 AND event = 'end'", [String(failing)]) == "retry")
+                #expect(try await world.scalar("SELECT finished_at IS NOT NULL FROM queue.jobs WHERE id = $1", [String(failing)]) == "t")
+            }
+        }
+    }
+
+    @Test("cancel: a running job whose daemon vanished ends cancelled when the rescuer takes it back")
+    func cancelRescued() async throws {
+        try await withWorld { world in
+            let id = try await world.int("INSERT INTO queue.jobs (kind) VALUES ('noop') RETURNING id")
+            try await world.exec("""
+                UPDATE queue.jobs SET state = 'running', attempt = 1, leased_by = 'gone', lease_token = 7,
+                       lease_expires_at = now() - interval '1 second', started_at = now() WHERE id = $1
+                """, [String(id)])
+            #expect(try await QueueAdmin(connection: world.sql).cancel(ids: [JobID(id)]).first?.outcome == .requested)
+            let rescued = try await QueueStore(connection: world.sql).rescueExpiredLeases(maxRescues: 3)
+            #expect(rescued.map(\.state) == [.cancelled])
+            #expect(try await world.scalar("SELECT state FROM queue.jobs WHERE id = $1", [String(id)]) == "cancelled")
+            #expect(try await world.int("SELECT count(*) FROM queue.dead_letters") == 0)
+        }
+    }
+
+    @Test("pause: a paused kind or lane is not promoted, running jobs finish, resume promotes it")
+    func pauseSemantics() async throws {
+        try await withWorld { world in
+            let admin = QueueAdmin(connection: world.sql)
+            #expect(try await admin.pause(.kind, "noop", by: "test"))
+            #expect(try await !admin.pause(.kind, "noop", by: "test"))
+            #expect(try await admin.pause(.priority, "low", by: "test"))
+            let config = world.configuration()
+            let daemon = world.makeDaemon(config)
+            try await world.running([daemon]) {
+                try await world.exec("INSERT INTO queue.jobs (kind, priority) SELECT 'noop', 'high' FROM generate_series(1, 5)")
+                // A job of another kind in the paused lane, and one promoted before the pause.
+                try await world.exec("INSERT INTO queue.jobs (kind, priority) VALUES ('other', 'low')")
+                // Several promoter passes (poll interval 0.2 s) and nothing moves.
+                try await Task.sleep(for: .milliseconds(1_500))
+                #expect(try await world.int("SELECT count(*) FROM queue.jobs WHERE state <> 'available'") == 0)
+                #expect(try await admin.resume(.kind, "noop"))
+                try await world.waitForState("completed", count: 5)
+                // The low lane is still paused for every kind.
+                try await world.exec("INSERT INTO queue.jobs (kind, priority) SELECT 'noop', 'low' FROM generate_series(1, 3)")
+                try await world.exec("INSERT INTO queue.jobs (kind, priority) VALUES ('noop', 'normal')")
+                try await world.waitForState("completed", count: 6)
+                try await Task.sleep(for: .milliseconds(800))
+                #expect(try await world.int("SELECT count(*) FROM queue.jobs WHERE priority = 'low' AND state = 'available'") == 4)
+                #expect(try await admin.resume(.priority, "low"))
+                try await world.waitForState("completed", count: 9)
+                #expect(try await !admin.resume(.priority, "low"))
+            }
+            #expect(try await admin.pauses().isEmpty)
+        }
+    }
+
+    @Test("pause and resume from the console; listed by the API")
+    func pauseFromConsole() async throws {
+        try await withWorld { world in
+            try await withConsole(world, try Self.authSettings()) { console in
+                let alice = Self.basic(Self.alice)
+                let token = try await console.csrf(auth: alice)
+                #expect(try await console.request("POST", "/pause", auth: alice, form: ["csrf": token, "scope": "kind", "name": "mail.send"]).status == 303)
+                #expect(try await console.request("POST", "/pause", auth: alice, form: ["csrf": token, "scope": "priority", "name": "urgent"]).status == 400)
+                #expect(try await console.request("POST", "/pause", auth: alice, form: ["csrf": token, "scope": "lane", "name": "low"]).status == 400)
+                let pauses = try console.jsonArray(try await console.request("GET", "/api/v1/pauses", auth: alice))
+                #expect(pauses.count == 1 && pauses.first?["name"] as? String == "mail.send" && pauses.first?["paused_by"] as? String == "alice")
+                let page = try await console.request("GET", "/", auth: alice)
+                #expect(page.body.contains("mail.send"))
+                #expect(try await console.request("POST", "/api/v1/resume", auth: "Bearer \(Self.carolToken)", json: ["scope": "kind", "name": "mail.send"]).status == 200)
+                #expect(try await world.int("SELECT count(*) FROM queue.pauses") == 0)
+            }
+        }
+    }
+}
+
+// MARK: - Unit checks of the pieces
+
+@Suite("Web console pieces")
+struct WebConsolePieceTests {
+    @Test("PBKDF2-HMAC-SHA256 matches RFC 7914's test vector")
+    func pbkdf2Vector() {
+        let derived = PBKDF2.sha256(password: Array("passwd".utf8), salt: Array("salt".utf8), iterations: 1, length: 64)
+        #expect(Hex.encode(derived) == "55ac046e56e3089fec1691c22544b605f94185216dde0465e68b9d57c20dacbc49ca9cccf179b645991664b39d77ef317c71b845b1e30bd509112041d3a19783")
+    }
+
+    @Test("credential lists: hashes verify, bad entries are refused naming the key")
+    func credentials() throws {
+        let hash = CredentialHash.make(password: "pw", iterations: 1_000)
+        #expect(hash.verify("pw") && !hash.verify("pW") && !hash.verify(""))
+        #expect(try CredentialHash(parsing: hash.text) == hash)
+        let list = try WebCredential.parseList("a:read:\(hash.text), b:operator:\(CredentialHash.sha256Hash(of: "t").text)", what: "JOBD_WEB_USERS")
+        #expect(list.map(\.name) == ["a", "b"] && list.map(\.role) == [.read, .operator])
+        for bad in ["a:admin:\(hash.text)", "a:read", "a:read:md5:00", "a:read:sha256:abc", "a:read:\(hash.text),a:read:\(hash.text)"] {
+            #expect(throws: JobdInputError.self) { try WebCredential.parseList(bad, what: "JOBD_WEB_USERS") }
+        }
+        do {
+            _ = try WebCredential.parseList("a:admin:x", what: "JOBD_WEB_USERS")
+        } catch {
+            #expect(error.message.hasPrefix("JOBD_WEB_USERS"))
+        }
+    }
+
+    @Test("listen addresses")
+    func listen() throws {
+        #expect(try WebSettings.parseListen("127.0.0.1:8080") == ("127.0.0.1", 8080))
+        #expect(try WebSettings.parseListen("[::1]:9000") == ("::1", 9000))
+        #expect(try WebSettings.parseListen(":8081") == ("127.0.0.1", 8081))
+        #expect(throws: JobdInputError.self) { try WebSettings.parseListen("localhost") }
+        #expect(throws: JobdInputError.self) { try WebSettings.parseListen("host:99999") }
+    }
+
+    @Test("HTML escaping and form decoding")
+    func html() {
+        #expect(HTML.escape("<a href=\"x\">'&'</a>") == "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;")
+        #expect(HTML.parseForm("a=1+2&b=%7B%22x%22%3A1%7D&c&a=ignored") == ["a": "1 2", "b": "{\"x\":1}", "c": ""])
+        #expect(HTML.decode("%zz%4") == "%zz%4")
+        #expect(HTML.urlEncode("a b&c=é") == "a%20b%26c%3D%C3%A9")
+    }
+
+    @Test("field search builds exact containment objects")
+    func containment() throws {
+        #expect(try ConsoleResponder.containment(field: "order.id", value: "9007199254740993") == "{\"order\":{\"id\":9007199254740993}}")
+        #expect(try ConsoleResponder.containment(field: "tenant", value: "t1") == "{\"tenant\":\"t1\"}")
+        #expect(try ConsoleResponder.containment(field: "flag", value: "true") == "{\"flag\":true}")
+        #expect(try ConsoleResponder.containment(field: "a", value: "\"17\"") == "{\"a\":\"17\"}")
+        #expect(throws: WebError.self) { try ConsoleResponder.containment(field: "a..b", value: "1") }
+    }
+
+    @Test("the overview cache shares one computation among concurrent callers and within its interval")
+    func cacheSharing() async throws {
+        let cache = OverviewCache(interval: .milliseconds(300)) {
+            try await Task.sleep(for: .milliseconds(100))
+            return OverviewSnapshot(generatedAt: "x", unfinished: [:], finishedEstimate: 0, deadLetters: 0, oldestDueSeconds: nil,
+                                    daemons: [], pauses: [], lastHour: [])
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<20 { group.addTask { _ = try await cache.current() } }
+            try await group.waitForAll()
+        }
+        #expect(cache.computations.load(ordering: .relaxed) == 1)
+        _ = try await cache.current()
+        #expect(cache.computations.load(ordering: .relaxed) == 1)
+        try await Task.sleep(for: .milliseconds(350))
+        _ = try await cache.current()
+        #expect(cache.computations.load(ordering: .relaxed) == 2)
+    }
+}
+
+// MARK: - Harness: the console on a free loopback port, a blocking HTTP client on its own thread
+
+struct ConsoleUnderTest {
+    let port: Int
+    let server: ConsoleServer?
+    let client: LoopbackHTTPClient
+
+    func request(
+        _ method: String, _ path: String, auth: String? = nil, headers: [String: String] = [:],
+        form: [String: String]? = nil, json: [String: String]? = nil
+    ) async throws -> LoopbackHTTPClient.Reply {
+        var headers = headers
+        if let auth { headers["Authorization"] = auth }
+        var body: [UInt8] = []
+        if let form {
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+            body = Array(form.map { "\(HTML.urlEncode($0.key))=\(HTML.urlEncode($0.value))" }.joined(separator: "&").utf8)
+        } else if let json {
+            headers["Content-Type"] = "application/json"
+            body = Array(try JSONSerialization.data(withJSONObject: json))
+        }
+        return try await client.send(port: port, method: method, path: path, headers: headers, body: body)
+    }
+
+    func csrf(auth: String?) async throws -> String {
+        let reply = try await request("GET", "/api/v1/csrf", auth: auth)
+        return try json(reply)["csrf"] as? String ?? ""
+    }
+
+    func json(_ reply: LoopbackHTTPClient.Reply) throws -> [String: Any] {
+        try JSONSerialization.jsonObject(with: Data(reply.body.utf8)) as? [String: Any] ?? [:]
+    }
+
+    func jsonArray(_ reply: LoopbackHTTPClient.Reply) throws -> [[String: Any]] {
+        try JSONSerialization.jsonObject(with: Data(reply.body.utf8)) as? [[String: Any]] ?? []
+    }
+}
+
+func withConsole(
+    _ world: QueueWorld, _ settings: WebSettings, logger: Logger = .silent, _ body: (ConsoleUnderTest) async throws -> Void
+) async throws {
+    let server = try ConsoleServer(settings: settings, conninfo: world.database.url, logger: logger)
+    let group = ServiceGroup(configuration: .init(services: [server], logger: .silent))
+    try await withThrowingTaskGroup(of: Void.self) { tasks in
+        tasks.addTask { try await group.run() }
+        let port = await server.boundPort.wait()
+        let console = ConsoleUnderTest(port: port, server: server, client: LoopbackHTTPClient())
+        do {
+            try await body(console)
+        } catch {
+            await group.triggerGracefulShutdown()
+            try? await tasks.waitForAll()
+            throw error
+        }
+        await group.triggerGracefulShutdown()
+        try await tasks.waitForAll()
+    }
+}
+
+/// HTTP/1.1 over a loopback socket, one request per connection, on a thread of its own
+/// (blocking socket calls never run on the cooperative pool the server also uses).
+actor LoopbackHTTPClient {
+    private nonisolated let executor = DedicatedThreadExecutor(name: "http-test-client")
+    nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
+
+    deinit { executor.shutdown() }
+
+    struct Reply: Sendable {
+        var status: Int
+        var headers: [(String, String)]
+        var body: String
+        func header(_ name: String) -> String? {
+            headers.first { $0.0.lowercased() == name.lowercased() }?.1
+        }
+    }
+
+    struct Failure: Error { var reason: String }
+
+    func send(port: Int, method: String, path: String, headers: [String: String], body: [UInt8]) throws -> Reply {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw Failure(reason: "socket") }
+        defer { close(fd) }
+        var timeout = timeval(tv_sec: 15, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { throw Failure(reason: "connect errno \(errno)") }
+        var head = "\(method) \(path) HTTP/1.1\r\n"
+        var fields = headers
+        if fields["Host"] == nil { fields["Host"] = "127.0.0.1:\(port)" }
+        fields["Connection"] = "close"
+        if method == "POST" || !body.isEmpty { fields["Content-Length"] = String(body.count) }
+        for (name, value) in fields.sorted(by: { $0.key < $1.key }) { head += "\(name): \(value)\r\n" }
+        head += "\r\n"
+        let request = Array(head.utf8) + body
+        var sent = 0
+        while sent < request.count {
+            let n = request[sent...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            guard n > 0 else { throw Failure(reason: "send errno \(errno)") }
+            sent += n
+        }
+        var data: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            let n = recv(fd, &buffer, buffer.count, 0)
+            if n < 0 { throw Failure(reason: "recv errno \(errno)") }
+            if n == 0 { break }
+            data += buffer[0..<n]
+        }
+        guard let split = Self.find(Array("\r\n\r\n".utf8), in: data) else { throw Failure(reason: "no header end") }
+        let headText = String(decoding: data[..<split], as: UTF8.self)
+        var lines = headText.components(separatedBy: "\r\n")
+        let statusLine = lines.removeFirst()
+        guard let status = Int(statusLine.split(separator: " ").dropFirst().first ?? "") else {
+            throw Failure(reason: "bad status line \(statusLine)")
+        }
+        let replyHeaders: [(String, String)] = lines.compactMap { line in
+            guard let colon = line.firstIndex(of: ":") else { return nil }
+            return (String(line[..<colon]), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces))
+        }
+        var payload = Array(data[(split + 4)...])
+        if replyHeaders.contains(where: { $0.0.lowercased() == "transfer-encoding" && $0.1.lowercased().contains("chunked") }) {
+            payload = Self.dechunk(payload)
+        }
+        return Reply(status: status, headers: replyHeaders, body: String(decoding: payload, as: UTF8.self))
+    }
+
+    static func find(_ needle: [UInt8], in haystack: [UInt8]) -> Int? {
+        guard haystack.count >= needle.count else { return nil }
+        for index in 0...(haystack.count - needle.count) where Array(haystack[index..<(index + needle.count)]) == needle {
+            return index
+        }
+        return nil
+    }
+
+    static func dechunk(_ data: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = []
+        var index = 0
+        while let lineEnd = find(Array("\r\n".utf8), in: Array(data[index...])) {
+            let sizeText = String(decoding: data[index..<(index + lineEnd)], as: UTF8.self)
+            guard let size = Int(sizeText.split(separator: ";").first ?? "", radix: 16), size > 0 else { break }
+            let start = index + lineEnd + 2
+            guard start + size <= data.count else { break }
+            out += data[start..<(start + size)]
+            index = start + size + 2
+            if index >= data.count { break }
+        }
+        return out
+    }
+}
