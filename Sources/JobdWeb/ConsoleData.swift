@@ -9,20 +9,18 @@ import Synchronization
 /// on its own thread (libpq never blocks the cooperative pool, nor the HTTP event
 /// loops), each statement with the console's deadline, lent one request at a time.
 public final class ConsoleDatabase: Sendable {
+    private let pool: CheckoutPool<PostgresConnection>
     private let connections: [PostgresConnection]
-    private let pool: IndexPool
 
     public init(conninfo: String?, size: Int, queryTimeout: Double, logger: Logger) {
         connections = (0..<max(1, size)).map { index in
             PostgresConnection(conninfo: conninfo, name: "web-\(index)", commandTimeout: queryTimeout, logger: logger)
         }
-        pool = IndexPool(size: connections.count)
+        pool = CheckoutPool(connections)
     }
 
     public func withAdmin<T: Sendable>(_ body: (QueueAdmin) async throws -> T) async throws -> T {
-        let index = await pool.checkOut()
-        defer { pool.checkIn(index) }
-        return try await body(QueueAdmin(connection: connections[index]))
+        try await pool.withResource { connection in try await body(QueueAdmin(connection: connection)) }
     }
 
     public func close() async {
