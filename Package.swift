@@ -4,7 +4,7 @@ import PackageDescription
 // Layers, every dependency pointing down (docs/architecture.md has the same layers and
 // a "target | depends on" table; ModuleGraphTests checks both against this file):
 //   jobd (CLI)
-//   JobdRuntime, JobdTestSupport (tests only)
+//   JobdRuntime (services, handlers), JobdWeb (console), JobdTestSupport (tests only)
 //   JobdPostgres, JobdRedis, JobdNotify, JobdSystemd, JobdMetrics (adapters)
 //   JobdCore (pure), JobdThreads (threads, checkout pool), JobdCodec, JobdTestRandom
 //   C system libraries: CLibPQ, CHiredis, CCurl, CSystemd, CZlib
