@@ -210,7 +210,7 @@ public final class FactsWriter: AttemptObserver, Service {
         }
         loop.analyticsDown = true
         let pause = min(30.0, Double(1 << min(loop.analyticsFailures - 1, 5)))
-        loop.analyticsRetryAt = .now + .milliseconds(Int(pause * 1000))
+        loop.analyticsRetryAt = .now + TotalConversion.duration(seconds: pause)
     }
 
     /// Moves spooled facts to analytics, a batch at a time, until the spool is empty.

@@ -249,7 +249,7 @@ public struct WorkerPool: Service {
                 // The pipeline rests before its next claim; the others may go on.
                 var generator = SystemRandomNumberGenerator()
                 let delay = RetryBackoff(baseSeconds: 0.1, maximumSeconds: 10).delay(forAttempt: failures, using: &generator)
-                try? await Task.sleep(for: .milliseconds(Int(delay * 1000)))
+                try? await Task.sleep(for: TotalConversion.duration(seconds: delay))
             }
             idle.checkIn(pipeline)
             return

@@ -177,7 +177,7 @@ public final class GroupCommitBatcher<Item: Sendable, Outcome: Sendable>: Sendab
                     failures += 1
                     onRetry(error, failures, batch.count)
                     let delay = backoff.delay(forAttempt: failures, using: &generator)
-                    try? await Task.sleep(for: .milliseconds(Int(delay * 1000)))
+                    try? await Task.sleep(for: TotalConversion.duration(seconds: delay))
                 case .failSubmitters:
                     state.withLock { $0.inFlight = [] }
                     written.signal()

@@ -41,7 +41,7 @@ struct ResilientLoop {
                         LogKey.count: "\(failures)", LogKey.retryIn: "\(String(format2: delay))",
                     ])
                 }
-                try? await Task.sleep(for: .milliseconds(Int(delay * 1000)))
+                try? await Task.sleep(for: TotalConversion.duration(seconds: delay))
             }
         }
     }

@@ -68,7 +68,7 @@ public struct OutboxRelay: Service {
                     }
                 } else {
                     let pause = failures == 0 ? interval : min(10, interval * Double(1 << min(failures, 4)))
-                    try? await Task.sleep(for: .milliseconds(Int(pause * 1000)))
+                    try? await Task.sleep(for: TotalConversion.duration(seconds: pause))
                 }
             }
             await oltp.close()

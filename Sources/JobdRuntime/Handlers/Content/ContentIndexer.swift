@@ -44,7 +44,7 @@ public struct ContentIndexer: Service {
                 }
                 if indexed >= settings.indexBatch { continue }
                 let pause = failures == 0 ? settings.indexInterval : min(10, settings.indexInterval * Double(1 << min(failures, 6)))
-                try? await Task.sleep(for: .milliseconds(Int(pause * 1000)))
+                try? await Task.sleep(for: TotalConversion.duration(seconds: pause))
             }
         }
     }
