@@ -1,0 +1,591 @@
+#!/usr/bin/env python3
+"""jobd and pgqueuer side by side: the driver behind scripts/bench-peers.
+
+Runs under the venv scripts/bench-peers makes (it needs asyncpg and pgqueuer), against the
+servers in JOBD_DATABASE_URL / JOBD_REDIS_URL (scripts/bench-peers starts private ones).
+
+The counting rule, the same for every queue and setting: N no-op jobs are inserted (and the
+table VACUUM ANALYZEd, then a CHECKPOINT) before the consumer starts; a run is timed from its
+first handler start to its last handler finish, so neither start-up nor shutdown counts.
+  - pgqueuer: the no-op handler itself records time.time() at its start and end in each worker
+    process (the earliest start and the latest finish of all processes).
+  - jobd: the daemon (`jobd run`) is a separate binary, so its window is read from PostgreSQL:
+    the earliest claim (queue.jobs.started_at, set by the claim statement, which returns before
+    the handler starts) to the latest completion (finished_at, the completing transaction, which
+    begins after the handler finished). This window contains the handler window and is a few
+    milliseconds wider, i.e. it errs against jobd.
+
+CPU per job, the same method as `jobd bench` (Sources/jobd/BenchCommand.swift, drain): user +
+system time from /proc. PostgreSQL: the postmaster, its live children and its reaped children's
+times; client: the consumer's processes (jobd, or every pgqueuer worker); Redis: redis-server
+(jobd only uses it). A sampler thread reads them every 20 ms and each counter is interpolated
+at the ends of the CPU window: from the first dequeue transaction (jobd: the first claim's
+started_at; pgqueuer: its log's first 'picked' row) to the last completion transaction (jobd:
+the last finished_at; pgqueuer: its log's last 'successful' row) plus TAIL seconds for that
+statement to finish. Both ends come from PostgreSQL the same way for both queues, so the CPU
+includes the first batch's dequeue and the last batch's completion, which the handler window
+leaves out, and excludes start-up, idle waits and shutdown.
+
+  bench-peers.py [--quick] [--jobs N] [--rounds R] [--jobd-workers 32,64,128]
+                 [--pgqueuer 500x2,200x4,1000x2] --jobd BIN [--json FILE]
+  bench-peers.py pgqueuer-worker --batch B --out FILE   (one pgqueuer process; internal)
+"""
+import argparse
+import asyncio
+import json
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from datetime import timedelta
+
+TICKS = os.sysconf("SC_CLK_TCK")
+REDIS_PREFIX = "jobd-peers"
+TAIL = 0.1  # seconds after the last completion transaction began that its CPU still counts
+
+
+# --- /proc -------------------------------------------------------------------------------
+
+def stat_fields(pid):
+    """Fields of /proc/PID/stat after "(comm)": index 0 is field 3 (state); None if gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            text = f.read()
+    except OSError:
+        return None
+    return text[text.rindex(")") + 2:].split()
+
+
+def own_cpu(pid, reaped_children=False):
+    """utime + stime of PID in seconds (+ cutime + cstime with reaped_children); None if gone."""
+    f = stat_fields(pid)
+    if f is None:
+        return None
+    ticks = int(f[11]) + int(f[12])  # utime, stime: fields 14, 15
+    if reaped_children:
+        ticks += int(f[13]) + int(f[14])  # cutime, cstime: fields 16, 17
+    return ticks / TICKS
+
+
+def children(pid):
+    """Live children of PID (every thread's list; Linux CONFIG_PROC_CHILDREN)."""
+    pids = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                pids += f.read().split()
+    except OSError:
+        pass
+    return pids
+
+
+def postgres_tree_cpu(postmaster):
+    """As jobd bench's processTreeCPUSeconds: the postmaster with its reaped children, plus
+    its live children (backends, autovacuum, checkpointer, walwriter...)."""
+    total = own_cpu(postmaster, reaped_children=True)
+    if total is None:
+        return None
+    for child in children(postmaster):
+        total += own_cpu(child) or 0
+    return total
+
+
+class Sampler:
+    """Samples (wall time, PostgreSQL CPU, client CPU, Redis CPU) every `interval` seconds.
+
+    A client process that exits keeps its last reading (its CPU cannot grow any more); the
+    PostgreSQL total never goes down (a backend that has exited but is not yet reaped
+    vanishes from the sum for a moment)."""
+
+    def __init__(self, postmaster, redis_pid, client_pids, interval=0.02):
+        self.postmaster, self.redis_pid, self.interval = postmaster, redis_pid, interval
+        self.client_pids = list(client_pids)
+        self.last_client = {}
+        self.samples = []
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=self.loop, daemon=True)
+
+    def read(self):
+        now = time.time()
+        pg = postgres_tree_cpu(self.postmaster)
+        if self.samples and pg is not None:
+            pg = max(pg, self.samples[-1][1])
+        for pid in self.client_pids:
+            value = own_cpu(pid)
+            if value is not None:
+                self.last_client[pid] = value
+        client = sum(self.last_client.values())
+        redis = own_cpu(self.redis_pid) if self.redis_pid else None
+        self.samples.append((now, pg, client, redis))
+
+    def loop(self):
+        while not self.stop_event.is_set():
+            self.read()
+            self.stop_event.wait(self.interval)
+
+    def __enter__(self):
+        self.read()
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_):
+        self.stop_event.set()
+        self.thread.join()
+        self.read()
+
+    def at(self, t, column):
+        """The counter `column` (1 pg, 2 client, 3 redis) interpolated at wall time t."""
+        rows = [(s[0], s[column]) for s in self.samples if s[column] is not None]
+        if not rows:
+            return None
+        if t <= rows[0][0]:
+            return rows[0][1]
+        for (t0, v0), (t1, v1) in zip(rows, rows[1:]):
+            if t0 <= t <= t1:
+                return v0 if t1 == t0 else v0 + (v1 - v0) * (t - t0) / (t1 - t0)
+        return rows[-1][1]
+
+    def window_cpu(self, start, end, column):
+        a, b = self.at(start, column), self.at(end, column)
+        return None if a is None or b is None else max(0.0, b - a)
+
+
+# --- servers -----------------------------------------------------------------------------
+
+async def connect():
+    import asyncpg
+    return await asyncpg.connect(os.environ["JOBD_DATABASE_URL"])
+
+
+def redis_cli(*args):
+    url = os.environ["JOBD_REDIS_URL"]
+    return subprocess.run(["redis-cli", "-u", url, *args], check=True, capture_output=True, text=True).stdout
+
+
+def redis_pid():
+    info = redis_cli("INFO", "server")
+    for line in info.splitlines():
+        if line.startswith("process_id:"):
+            pid = int(line.split(":")[1])
+            return pid if os.path.exists(f"/proc/{pid}") else None
+    return None
+
+
+async def postmaster_pid(db):
+    directory = await db.fetchval("SHOW data_directory")
+    try:
+        with open(os.path.join(directory, "postmaster.pid")) as f:
+            return int(f.readline())
+    except OSError:
+        return None
+
+
+async def table_exists(db, name):
+    return await db.fetchval("SELECT to_regclass($1) IS NOT NULL", name)
+
+
+async def truncate_existing(db, tables):
+    present = [t for t in tables if await table_exists(db, t)]
+    if present:
+        await db.execute(f"TRUNCATE {', '.join(present)}")
+
+
+def clear_redis_prefix():
+    keys = redis_cli("--scan", "--pattern", f"{REDIS_PREFIX}:*").split()
+    for i in range(0, len(keys), 500):
+        redis_cli("DEL", *keys[i:i + 500])
+
+
+def per_job_micros(seconds, jobs):
+    return None if seconds is None else seconds / jobs * 1e6
+
+
+# --- jobd --------------------------------------------------------------------------------
+
+async def run_jobd(ctx, workers):
+    db, n = ctx["db"], ctx["jobs"]
+    await truncate_existing(db, ["queue.jobs", "queue.dead_letters", "queue.attempts"])
+    clear_redis_prefix()
+    lo, hi = await db.fetchrow(
+        "WITH ins AS (INSERT INTO queue.jobs (kind, payload) SELECT 'noop', '{}'::jsonb "
+        "FROM generate_series(1, $1::int) RETURNING id) SELECT min(id), max(id) FROM ins", n)
+    await db.execute("VACUUM ANALYZE queue.jobs")
+    await db.execute("CHECKPOINT")
+    env = dict(os.environ, JOBD_WORKERS=str(workers), JOBD_LOG_LEVEL="warning", JOBD_REDIS_PREFIX=REDIS_PREFIX)
+    log = open(ctx["log"], "a")
+    proc = subprocess.Popen([ctx["jobd"], "run"], env=env, stdout=log, stderr=log)
+    try:
+        with Sampler(ctx["postmaster"], ctx["redis_pid"], [proc.pid]) as sampler:
+            deadline = time.monotonic() + ctx["timeout"]
+            # Done once no job of this run is unfinished; a cheap probe every 200 ms (its
+            # server CPU is a few µs per job at most, and it does not move the window).
+            while True:
+                await asyncio.sleep(0.2)
+                if proc.poll() is not None:
+                    raise SystemExit(f"bench-peers: jobd run exited early ({proc.returncode}); see {ctx['log']}")
+                busy = await db.fetchval(
+                    "SELECT EXISTS (SELECT 1 FROM queue.jobs WHERE id BETWEEN $1 AND $2 "
+                    "AND state NOT IN ('completed', 'dead', 'cancelled'))", lo, hi)
+                if not busy:
+                    await asyncio.sleep(2 * TAIL)
+                    break
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"bench-peers: jobd did not finish {n} jobs in {ctx['timeout']} s")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+    row = await db.fetchrow(
+        "SELECT count(*) FILTER (WHERE state = 'completed'), "
+        "extract(epoch FROM min(started_at))::float8, extract(epoch FROM max(finished_at))::float8 "
+        "FROM queue.jobs WHERE id BETWEEN $1 AND $2", lo, hi)
+    completed, start, end = row[0], row[1], row[2]
+    if completed != n or start is None or end is None:
+        raise SystemExit(f"bench-peers: jobd completed {completed} of {n} jobs (or the rows lack "
+                         "started_at/finished_at: update the window query in run_jobd)")
+    return result(ctx, "jobd", f"{workers} workers", {"workers": workers}, (start, end), (start, end), sampler,
+                  windowSource="PostgreSQL: first claim (started_at) → last completion (finished_at)")
+
+
+# --- pgqueuer ----------------------------------------------------------------------------
+
+PGQ_TABLES = ["pgqueuer", "pgqueuer_log", "pgqueuer_statistics"]
+
+
+async def install_pgqueuer(db):
+    from pgqueuer import Queries
+    if not await table_exists(db, "pgqueuer"):
+        await Queries.from_asyncpg_connection(db).install()
+
+
+async def run_pgqueuer(ctx, batch, processes):
+    db, n = ctx["db"], ctx["jobs"]
+    from pgqueuer import Queries
+    await truncate_existing(db, PGQ_TABLES)
+    queries = Queries.from_asyncpg_connection(db)
+    for i in range(0, n, 50_000):
+        size = min(50_000, n - i)
+        await queries.enqueue(["noop"] * size, [None] * size, [0] * size)
+    await db.execute("VACUUM ANALYZE pgqueuer")
+    await db.execute("CHECKPOINT")
+    outs = [f"{ctx['scratch']}/pgq-{os.getpid()}-{i}.json" for i in range(processes)]
+    for out in outs:
+        if os.path.exists(out):
+            os.remove(out)
+    log = open(ctx["log"], "a")
+    procs = [subprocess.Popen([sys.executable, os.path.abspath(__file__), "pgqueuer-worker",
+                               "--batch", str(batch), "--out", out],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True)
+             for out in outs]
+    try:
+        # Every process connected and verified the schema before any takes a job, so the
+        # processes start together (otherwise the first one up takes the whole queue).
+        for p in procs:
+            if p.stdout.readline().strip() != "ready":
+                raise SystemExit(f"bench-peers: a pgqueuer worker failed to start; see {ctx['log']}")
+        with Sampler(ctx["postmaster"], ctx["redis_pid"], [p.pid for p in procs]) as sampler:
+            for p in procs:
+                p.stdin.write("go\n")
+                p.stdin.flush()
+            deadline = time.monotonic() + ctx["timeout"]
+            # Drain mode: each process exits once the queue is empty and its jobs are logged.
+            while any(p.poll() is None for p in procs):
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"bench-peers: pgqueuer did not finish {n} jobs in {ctx['timeout']} s")
+                await asyncio.sleep(0.05)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+        log.close()
+    if any(p.returncode != 0 for p in procs):
+        raise SystemExit(f"bench-peers: a pgqueuer worker failed; see {ctx['log']}")
+    reports = [json.load(open(out)) for out in outs]
+    handled = sum(r["jobs"] for r in reports)
+    left = await db.fetchval("SELECT count(*) FROM pgqueuer")
+    logged = await db.fetchval("SELECT count(*) FROM pgqueuer_log WHERE status = 'successful'")
+    if handled != n or left != 0 or logged != n:
+        raise SystemExit(f"bench-peers: pgqueuer ran {handled} handlers, logged {logged} successes, "
+                         f"left {left} in the queue, of {n} jobs")
+    start = min(r["firstStart"] for r in reports if r["firstStart"] is not None)
+    end = max(r["lastFinish"] for r in reports if r["lastFinish"] is not None)
+    # Its window as PostgreSQL saw it (first pick → last success logged), the measure jobd's
+    # rate is held to: the CPU window, and shown beside the handler window's rate.
+    db_start, db_end = await db.fetchrow(
+        "SELECT extract(epoch FROM min(created) FILTER (WHERE status = 'picked'))::float8, "
+        "extract(epoch FROM max(created) FILTER (WHERE status = 'successful'))::float8 FROM pgqueuer_log")
+    if db_start is None or db_end is None or db_end <= db_start:
+        raise SystemExit("bench-peers: pgqueuer_log lacks the picked/successful rows of this run")
+    out = result(ctx, "pgqueuer", f"batch {batch} × {processes} procs", {"batch": batch, "processes": processes},
+                 (start, end), (db_start, db_end), sampler,
+                 windowSource="handler: first start → last finish (time.time() in the handler)")
+    out["jobsPerProcess"] = [r["jobs"] for r in reports]
+    out["postgresWindowJobsPerSecond"] = n / (db_end - db_start)
+    return out
+
+
+def pgqueuer_worker(args):
+    """One pgqueuer process, as `pgq run --batch-size B --mode drain` runs one: a QueueManager
+    on one asyncpg connection, pgqueuer's defaults otherwise. The no-op handler records the
+    first start and last finish in this process."""
+    import asyncpg
+    from pgqueuer import Queries, QueueManager
+    from pgqueuer.types import QueueExecutionMode
+
+    seen = {"jobs": 0, "firstStart": None, "lastFinish": None}
+
+    async def main():
+        connection = await asyncpg.connect(os.environ["JOBD_DATABASE_URL"])
+        qm = QueueManager(Queries.from_asyncpg_connection(connection))
+
+        @qm.entrypoint("noop")
+        async def noop(job):
+            started = time.time()
+            if seen["firstStart"] is None:
+                seen["firstStart"] = started
+            seen["jobs"] += 1
+            seen["lastFinish"] = time.time()
+
+        await qm.verify_structure()
+        print("ready", flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+        # dequeue_timeout only bounds the wait once nothing is queued (the tail), so that
+        # drain mode notices the empty queue within a second instead of pgqueuer's 30 s.
+        await qm.run(batch_size=args.batch, mode=QueueExecutionMode.drain, dequeue_timeout=timedelta(seconds=1))
+        await connection.close()
+
+    asyncio.run(main())
+    with open(args.out, "w") as f:
+        json.dump(seen, f)
+
+
+# --- results -----------------------------------------------------------------------------
+
+def result(ctx, queue, label, setting, window, database_window, sampler, windowSource):
+    """One run: the rate over `window` (the counting rule), the CPU over `database_window`
+    (first dequeue → last completion transaction, from PostgreSQL) plus TAIL."""
+    n = ctx["jobs"]
+    seconds = window[1] - window[0]
+    cpu_start, cpu_end = database_window[0], database_window[1] + TAIL
+    if sampler.samples[-1][0] < cpu_end:
+        raise SystemExit("bench-peers: the CPU sampler stopped before the end of the window")
+    return {
+        "queue": queue, "label": label, "setting": setting, "jobs": n,
+        "seconds": seconds, "jobsPerSecond": n / seconds, "windowSource": windowSource,
+        "cpuWindowSeconds": cpu_end - cpu_start,
+        "postgresCPUMicrosPerJob": per_job_micros(sampler.window_cpu(cpu_start, cpu_end, 1), n),
+        "clientCPUMicrosPerJob": per_job_micros(sampler.window_cpu(cpu_start, cpu_end, 2), n),
+        "redisCPUMicrosPerJob": per_job_micros(sampler.window_cpu(cpu_start, cpu_end, 3), n) if queue == "jobd" else None,
+        "loadAverage": load_average(),
+    }
+
+
+def load_average():
+    try:
+        return float(open("/proc/loadavg").read().split()[0])
+    except OSError:
+        return None
+
+
+def fmt(value, digits=0):
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def summarize(report):
+    rounds = []
+    for r in range(1, report["rounds"] + 1):
+        runs = [x for x in report["runs"] if x["round"] == r]
+        best = {}
+        for queue in ("jobd", "pgqueuer"):
+            mine = [x for x in runs if x["queue"] == queue]
+            if mine:
+                top = max(mine, key=lambda x: x["jobsPerSecond"])
+                best[queue] = {"label": top["label"], "jobsPerSecond": top["jobsPerSecond"]}
+        ratio = None
+        if "jobd" in best and "pgqueuer" in best:
+            ratio = best["jobd"]["jobsPerSecond"] / best["pgqueuer"]["jobsPerSecond"]
+        rounds.append({"round": r, "best": best, "ratio": ratio})
+    report["roundSummary"] = rounds
+    ratios = [x["ratio"] for x in rounds if x["ratio"] is not None]
+    report["medianRatio"] = statistics.median(ratios) if ratios else None
+    # Per-job CPU per queue and setting: medians over the rounds.
+    costs = []
+    for queue, labels in (("jobd", report["settings"]["jobd"]), ("pgqueuer", report["settings"]["pgqueuer"])):
+        for label in labels:
+            mine = [x for x in report["runs"] if x["queue"] == queue and x["label"] == label]
+            if not mine:
+                continue
+
+            def med(key):
+                values = [x[key] for x in mine if x[key] is not None]
+                return statistics.median(values) if values else None
+            costs.append({"queue": queue, "label": label, "runs": len(mine),
+                          "jobsPerSecond": med("jobsPerSecond"),
+                          "postgresCPUMicrosPerJob": med("postgresCPUMicrosPerJob"),
+                          "clientCPUMicrosPerJob": med("clientCPUMicrosPerJob"),
+                          "redisCPUMicrosPerJob": med("redisCPUMicrosPerJob")})
+    report["costs"] = costs
+
+
+def table(report):
+    m = report["machine"]
+    lines = [f"bench-peers — {m['cores']} cores, {m['postgres']}, Redis {m['redis']}, "
+             f"jobd {m['jobd']}, pgqueuer {m['pgqueuer']}",
+             f"load average {fmt(m['loadAverageBefore'], 2)} before, {fmt(m['loadAverageAfter'], 2)} after",
+             f"{report['jobs']:,} no-op jobs inserted first; each run timed from its first handler start to "
+             f"its last handler finish; jobs/s", ""]
+    jl, pl = report["settings"]["jobd"], report["settings"]["pgqueuer"]
+    lines.append(f"| round | jobd {' / '.join(jl)} | pgqueuer {' / '.join(pl)} | best vs best |")
+    lines.append("|---|---|---|---|")
+    for s in report["roundSummary"]:
+        r = s["round"]
+
+        def rates(queue, labels):
+            out = []
+            for label in labels:
+                run = next((x for x in report["runs"] if x["round"] == r and x["queue"] == queue and x["label"] == label), None)
+                out.append(fmt(run["jobsPerSecond"]) if run else "-")
+            return " / ".join(out)
+        lines.append(f"| {r} | {rates('jobd', jl)} | {rates('pgqueuer', pl)} | {fmt(s['ratio'], 2)} |")
+    lines.append("")
+    lines.append(f"median best-vs-best ratio (jobd / pgqueuer): {fmt(report['medianRatio'], 2)}")
+    lines.append("")
+    lines.append("CPU per job, µs, from the first dequeue to the last completion transaction (+0.1 s), medians")
+    lines.append("over the rounds; client = the jobd daemon or all pgqueuer processes; Redis serves jobd only")
+    lines.append("| queue | setting | jobs/s | PostgreSQL | client | Redis | total |")
+    lines.append("|---|---|---|---|---|---|---|")
+    for c in report["costs"]:
+        parts = [c["postgresCPUMicrosPerJob"], c["clientCPUMicrosPerJob"], c["redisCPUMicrosPerJob"]]
+        total = sum(p for p in parts if p is not None) if parts[0] is not None else None
+        lines.append(f"| {c['queue']} | {c['label']} | {fmt(c['jobsPerSecond'])} | {fmt(parts[0], 1)} | "
+                     f"{fmt(parts[1], 1)} | {fmt(parts[2], 1)} | {fmt(total, 1)} |")
+    return "\n".join(lines)
+
+
+def parse_list(text, name):
+    try:
+        values = [int(x) for x in text.split(",")]
+    except ValueError:
+        raise SystemExit(f"{name}: \"{text}\" is not a comma-separated list of numbers")
+    if not values or min(values) < 1:
+        raise SystemExit(f"{name}: \"{text}\" must list positive numbers")
+    return values
+
+
+def parse_pgq(text):
+    settings = []
+    for part in text.split(","):
+        try:
+            batch, processes = (int(x) for x in part.lower().split("x"))
+        except ValueError:
+            raise SystemExit(f"--pgqueuer: \"{part}\" is not BATCHxPROCESSES (e.g. 500x2)")
+        if batch < 1 or processes < 1:
+            raise SystemExit(f"--pgqueuer: \"{part}\": both must be positive")
+        settings.append((batch, processes))
+    return settings
+
+
+async def bench(args):
+    import pgqueuer
+    jobs = args.jobs or (2_000 if args.quick else 20_000)
+    rounds = args.rounds or (1 if args.quick else 3)
+    jobd_workers = [] if args.only == "pgqueuer" else parse_list(args.jobd_workers, "--jobd-workers")
+    pgq = [] if args.only == "jobd" else parse_pgq(args.pgqueuer)
+    db = await connect()
+    await install_pgqueuer(db)
+    scratch = os.environ.get("BENCH_PEERS_SCRATCH") or os.path.dirname(os.path.abspath(args.json or ".")) or "."
+    ctx = {"db": db, "jobs": jobs, "jobd": args.jobd, "timeout": args.timeout, "scratch": scratch,
+           "log": args.log, "postmaster": await postmaster_pid(db), "redis_pid": redis_pid()}
+    if ctx["postmaster"] is None:
+        raise SystemExit("bench-peers: PostgreSQL's postmaster.pid is not readable: it must run on this host")
+    if jobd_workers and not args.jobd:
+        raise SystemExit("bench-peers: --jobd BIN is required unless --only pgqueuer")
+    jobd_version = subprocess.run([args.jobd, "--version"], capture_output=True, text=True).stdout.strip() if jobd_workers else "-"
+    redis_version = next((line.split(":")[1] for line in redis_cli("INFO", "server").splitlines()
+                          if line.startswith("redis_version:")), "?").strip()
+    report = {
+        "kind": "bench-peers",
+        "machine": {"cores": os.cpu_count(), "os": platform.platform(),
+                    "postgres": (await db.fetchval("SELECT version()")).split(" on ")[0],
+                    "redis": redis_version, "jobd": jobd_version, "pgqueuer": pgqueuer.__version__,
+                    "python": platform.python_version(), "loadAverageBefore": load_average()},
+        "quick": args.quick,
+        "command": os.environ.get("BENCH_PEERS_COMMAND") or "bench-peers.py " + " ".join(args.argv),
+        "jobs": jobs, "rounds": rounds,
+        "countingRule": "N no-op jobs inserted (VACUUM ANALYZE, CHECKPOINT) before the consumer starts; "
+                        "first handler start → last handler finish (jobd: first claim → last completion "
+                        "in PostgreSQL, which contains its handler window)",
+        "settings": {"jobd": [f"{w} workers" for w in jobd_workers],
+                     "pgqueuer": [f"batch {b} × {p} procs" for b, p in pgq]},
+        "runs": [],
+    }
+    # Alternate the queues run by run, and which queue opens each round, so a slow minute on
+    # a shared host falls on both alike.
+    for r in range(1, rounds + 1):
+        plan_jobd = [("jobd", w) for w in jobd_workers]
+        plan_pgq = [("pgqueuer", s) for s in pgq]
+        first, second = (plan_jobd, plan_pgq) if r % 2 == 1 else (plan_pgq, plan_jobd)
+        plan = []
+        for i in range(max(len(first), len(second))):
+            plan += first[i:i + 1] + second[i:i + 1]
+        for queue, setting in plan:
+            if queue == "jobd":
+                run = await run_jobd(ctx, setting)
+            else:
+                run = await run_pgqueuer(ctx, *setting)
+            run["round"] = r
+            report["runs"].append(run)
+            print(f"bench-peers: round {r}: {queue} {run['label']}: {run['jobsPerSecond']:,.0f} jobs/s "
+                  f"({run['seconds']:.2f} s; µs/job PostgreSQL {fmt(run['postgresCPUMicrosPerJob'], 1)}, "
+                  f"client {fmt(run['clientCPUMicrosPerJob'], 1)}, Redis {fmt(run['redisCPUMicrosPerJob'], 1)})",
+                  flush=True)
+    await truncate_existing(db, ["queue.jobs", "queue.dead_letters", "queue.attempts"] + PGQ_TABLES)
+    await db.close()
+    report["machine"]["loadAverageAfter"] = load_average()
+    summarize(report)
+    print()
+    print(table(report))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=2)
+            f.write("\n")
+        print(f"bench-peers: results written to {args.json}")
+
+
+def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "pgqueuer-worker":
+        p = argparse.ArgumentParser(prog="bench-peers.py pgqueuer-worker")
+        p.add_argument("--batch", type=int, required=True)
+        p.add_argument("--out", required=True)
+        pgqueuer_worker(p.parse_args(sys.argv[2:]))
+        return
+    p = argparse.ArgumentParser(prog="bench-peers", description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="2,000 jobs, 1 round (a smoke test, not a figure)")
+    p.add_argument("--jobs", type=int, help="no-op jobs per run (default 20,000; 2,000 with --quick)")
+    p.add_argument("--rounds", type=int, help="rounds over all settings (default 3; 1 with --quick)")
+    p.add_argument("--jobd-workers", default="32,64,128", help="jobd worker counts (default 32,64,128)")
+    p.add_argument("--pgqueuer", default="500x2,200x4,1000x2",
+                   help="pgqueuer settings BATCHxPROCESSES (default 500x2,200x4,1000x2)")
+    p.add_argument("--jobd", help="the jobd binary (a release build)")
+    p.add_argument("--only", choices=["jobd", "pgqueuer"], help="run one queue only (no ratio)")
+    p.add_argument("--json", help="write the results as JSON to this file")
+    p.add_argument("--log", default="/dev/null", help="append the consumers' stderr to this file")
+    p.add_argument("--timeout", type=float, default=600, help="seconds one run may take")
+    args = p.parse_args()
+    args.argv = sys.argv[1:]
+    if args.jobs is not None and args.jobs < 1 or args.rounds is not None and args.rounds < 1:
+        raise SystemExit("--jobs and --rounds must be positive")
+    asyncio.run(bench(args))
+
+
+if __name__ == "__main__":
+    main()
