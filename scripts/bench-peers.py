@@ -18,7 +18,7 @@ first handler start to its last handler finish, so neither start-up nor shutdown
 CPU per job, the same method as `jobd bench` (Sources/jobd/BenchCommand.swift, drain): user +
 system time from /proc. PostgreSQL: the postmaster, its live children and its reaped children's
 times; client: the consumer's processes (jobd, or every pgqueuer worker); Redis: redis-server
-(jobd only uses it). A sampler thread reads them every 20 ms and each counter is interpolated
+(jobd only uses it). A sampler thread reads them every 50 ms and each counter is interpolated
 at the ends of the CPU window: from the first dequeue transaction (jobd: the first claim's
 started_at; pgqueuer: its log's first 'picked' row) to the last completion transaction (jobd:
 the last finished_at; pgqueuer: its log's last 'successful' row) plus TAIL seconds for that
@@ -53,11 +53,16 @@ TAIL = 0.1  # seconds after the last completion transaction began that its CPU s
 def stat_fields(pid):
     """Fields of /proc/PID/stat after "(comm)": index 0 is field 3 (state); None if gone."""
     try:
-        with open(f"/proc/{pid}/stat") as f:
-            text = f.read()
+        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY)
     except OSError:
         return None
-    return text[text.rindex(")") + 2:].split()
+    try:
+        text = os.read(fd, 4096)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return text[text.rindex(b")") + 2:].split()
 
 
 def own_cpu(pid, reaped_children=False):
@@ -101,7 +106,7 @@ class Sampler:
     PostgreSQL total never goes down (a backend that has exited but is not yet reaped
     vanishes from the sum for a moment)."""
 
-    def __init__(self, postmaster, redis_pid, client_pids, interval=0.02):
+    def __init__(self, postmaster, redis_pid, client_pids, interval=0.05):
         self.postmaster, self.redis_pid, self.interval = postmaster, redis_pid, interval
         self.client_pids = list(client_pids)
         self.last_client = {}
@@ -533,6 +538,8 @@ async def bench(args):
     if jobd_workers and not args.jobd:
         raise SystemExit("bench-peers: --jobd BIN is required unless --only pgqueuer")
     jobd_version = subprocess.run([args.jobd, "--version"], capture_output=True, text=True).stdout.strip() if jobd_workers else "-"
+    if jobd_workers and os.environ.get("BENCH_PEERS_JOBD_COMMIT"):
+        jobd_version += f" ({os.environ['BENCH_PEERS_JOBD_COMMIT']})"
     redis_version = next((line.split(":")[1] for line in redis_cli("INFO", "server").splitlines()
                           if line.startswith("redis_version:")), "?").strip()
     report = {
