@@ -308,6 +308,8 @@ async def run_pgqueuer(ctx, batch, processes):
                 if time.monotonic() > deadline:
                     raise SystemExit(f"bench-peers: pgqueuer did not finish {n} jobs in {ctx['timeout']} s")
                 await asyncio.sleep(0.05)
+            # The window ends TAIL after the last completion began, which may be the exit's flush.
+            await asyncio.sleep(2 * TAIL)
     finally:
         for p in procs:
             if p.poll() is None:
