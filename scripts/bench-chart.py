@@ -91,7 +91,10 @@ def peers_chart(results):
             svg.append(f'<rect x="{px}" y="{py}" width="{bar * 0.94}" height="{y0 + h - py}" fill="{color}">'
                        f'<title>{escape(best["label"])}</title></rect>')
             svg.append(f'<text x="{px + bar / 2}" y="{py - 4}" text-anchor="middle" font-size="10">{best["jobsPerSecond"]:,.0f}</text>')
-        label = f'round {r["round"]}' + (f' ({r["ratio"]:.2f}×)' if r.get("ratio") else "")
+        label = f'round {r["round"]}' + (f' ({r["ratio"]:.2f}×' if r.get("ratio") else "")
+        if r.get("ratio") and r.get("postgresWindowRatio"):
+            label += f'; PostgreSQL windows {r["postgresWindowRatio"]:.2f}×'
+        label += ")" if r.get("ratio") else ""
         svg.append(f'<text x="{group + w / n / 2}" y="{y0 + h + 16}" text-anchor="middle" font-size="11">{escape(label)}</text>')
     # Right: CPU per job of every setting (medians over the rounds), stacked.
     x0 = 570
