@@ -91,11 +91,14 @@ def peers_chart(results):
             svg.append(f'<rect x="{px}" y="{py}" width="{bar * 0.94}" height="{y0 + h - py}" fill="{color}">'
                        f'<title>{escape(best["label"])}</title></rect>')
             svg.append(f'<text x="{px + bar / 2}" y="{py - 4}" text-anchor="middle" font-size="10">{best["jobsPerSecond"]:,.0f}</text>')
-        label = f'round {r["round"]}' + (f' ({r["ratio"]:.2f}×' if r.get("ratio") else "")
-        if r.get("ratio") and r.get("postgresWindowRatio"):
-            label += f'; PostgreSQL windows {r["postgresWindowRatio"]:.2f}×'
-        label += ")" if r.get("ratio") else ""
-        svg.append(f'<text x="{group + w / n / 2}" y="{y0 + h + 16}" text-anchor="middle" font-size="11">{escape(label)}</text>')
+        svg.append(f'<text x="{group + w / n / 2}" y="{y0 + h + 16}" text-anchor="middle" font-size="11">round {r["round"]}</text>')
+        if r.get("ratio"):
+            ratio = f'{r["ratio"]:.2f}×'
+            if r.get("postgresWindowRatio"):
+                ratio += f' · PG {r["postgresWindowRatio"]:.2f}×'
+            svg.append(f'<text x="{group + w / n / 2}" y="{y0 + h + 30}" text-anchor="middle" font-size="10">{escape(ratio)}</text>')
+    svg.append(f'<text x="{x0 + w / 2}" y="{y0 + h + 46}" text-anchor="middle" font-size="10" fill="#555">'
+               'ratio jobd / pgqueuer best; PG: both windows from PostgreSQL, first dequeue → last completion</text>')
     # Right: CPU per job of every setting (medians over the rounds), stacked.
     x0 = 570
     costs = results.get("costs", [])
