@@ -321,7 +321,11 @@ async def run_pgqueuer(ctx, batch, processes):
         log.close()
     if any(p.returncode != 0 for p in procs):
         raise SystemExit(f"bench-peers: a pgqueuer worker failed; see {ctx['log']}")
-    reports = [json.load(open(out)) for out in outs]
+    reports = []
+    for out in outs:
+        with open(out) as f:
+            reports.append(json.load(f))
+        os.remove(out)
     handled = sum(r["jobs"] for r in reports)
     left = await db.fetchval("SELECT count(*) FROM pgqueuer")
     logged = await db.fetchval("SELECT count(*) FROM pgqueuer_log WHERE status = 'successful'")
