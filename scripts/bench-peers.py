@@ -267,12 +267,17 @@ async def run_jobd(ctx, workers):
 
 # --- pgqueuer ----------------------------------------------------------------------------
 
-PGQ_TABLES = ["pgqueuer", "pgqueuer_log", "pgqueuer_statistics"]
+# pgqueuer's tables live in a schema of their own: unqualified, they would land in the first
+# schema of the search path, which is jobd's own bookkeeping schema when the user is `jobd`.
+PGQ_SCHEMA = "pgqueuer"
+os.environ["PGQUEUER_SCHEMA"] = PGQ_SCHEMA  # read by pgqueuer's settings, here and in the workers
+PGQ_QUEUE, PGQ_LOG = f"{PGQ_SCHEMA}.pgqueuer", f"{PGQ_SCHEMA}.pgqueuer_log"
+PGQ_TABLES = [PGQ_QUEUE, PGQ_LOG, f"{PGQ_SCHEMA}.pgqueuer_statistics"]
 
 
 async def install_pgqueuer(db):
     from pgqueuer import Queries
-    if not await table_exists(db, "pgqueuer"):
+    if not await table_exists(db, PGQ_QUEUE):
         await Queries.from_asyncpg_connection(db).install()
 
 
@@ -284,7 +289,7 @@ async def run_pgqueuer(ctx, batch, processes):
     for i in range(0, n, 50_000):
         size = min(50_000, n - i)
         await queries.enqueue(["noop"] * size, [None] * size, [0] * size)
-    await db.execute("VACUUM ANALYZE pgqueuer")
+    await db.execute(f"VACUUM ANALYZE {PGQ_QUEUE}")
     await db.execute("CHECKPOINT")
     outs = [f"{ctx['scratch']}/pgq-{os.getpid()}-{i}.json" for i in range(processes)]
     for out in outs:
@@ -327,8 +332,8 @@ async def run_pgqueuer(ctx, batch, processes):
             reports.append(json.load(f))
         os.remove(out)
     handled = sum(r["jobs"] for r in reports)
-    left = await db.fetchval("SELECT count(*) FROM pgqueuer")
-    logged = await db.fetchval("SELECT count(*) FROM pgqueuer_log WHERE status = 'successful'")
+    left = await db.fetchval(f"SELECT count(*) FROM {PGQ_QUEUE}")
+    logged = await db.fetchval(f"SELECT count(*) FROM {PGQ_LOG} WHERE status = 'successful'")
     if handled != n or left != 0 or logged != n:
         raise SystemExit(f"bench-peers: pgqueuer ran {handled} handlers, logged {logged} successes, "
                          f"left {left} in the queue, of {n} jobs")
@@ -338,7 +343,7 @@ async def run_pgqueuer(ctx, batch, processes):
     # rate is held to: the CPU window, and shown beside the handler window's rate.
     db_start, db_end = await db.fetchrow(
         "SELECT extract(epoch FROM min(created) FILTER (WHERE status = 'picked'))::float8, "
-        "extract(epoch FROM max(created) FILTER (WHERE status = 'successful'))::float8 FROM pgqueuer_log")
+        f"extract(epoch FROM max(created) FILTER (WHERE status = 'successful'))::float8 FROM {PGQ_LOG}")
     if db_start is None or db_end is None or db_end <= db_start:
         raise SystemExit("bench-peers: pgqueuer_log lacks the picked/successful rows of this run")
     out = result(ctx, "pgqueuer", f"batch {batch} × {processes} procs", {"batch": batch, "processes": processes},
