@@ -281,40 +281,32 @@ async def install_pgqueuer(db):
         await Queries.from_asyncpg_connection(db).install()
 
 
-async def run_pgqueuer(ctx, batch, processes):
-    db, n = ctx["db"], ctx["jobs"]
-    from pgqueuer import Queries
-    await truncate_existing(db, PGQ_TABLES)
-    queries = Queries.from_asyncpg_connection(db)
-    for i in range(0, n, 50_000):
-        size = min(50_000, n - i)
-        await queries.enqueue(["noop"] * size, [None] * size, [0] * size)
-    await db.execute(f"VACUUM ANALYZE {PGQ_QUEUE}")
-    await db.execute("CHECKPOINT")
-    outs = [f"{ctx['scratch']}/pgq-{os.getpid()}-{i}.json" for i in range(processes)]
+async def run_workers(ctx, queue, command, processes):
+    """Starts `processes` worker processes (`bench-peers.py COMMAND…`), lets them all go at once,
+    samples CPU until they have exited (each exits once the queue is empty) and returns their
+    reports (jobs handled, first handler start, last handler finish) and the sampler."""
+    outs = [f"{ctx['scratch']}/{queue}-{os.getpid()}-{i}.json" for i in range(processes)]
     for out in outs:
         if os.path.exists(out):
             os.remove(out)
     log = open(ctx["log"], "a")
-    procs = [subprocess.Popen([sys.executable, os.path.abspath(__file__), "pgqueuer-worker",
-                               "--batch", str(batch), "--out", out],
+    procs = [subprocess.Popen([sys.executable, os.path.abspath(__file__), *command, "--out", out],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True)
              for out in outs]
     try:
-        # Every process connected and verified the schema before any takes a job, so the
+        # Every process connected and checked the schema before any takes a job, so the
         # processes start together (otherwise the first one up takes the whole queue).
         for p in procs:
             if p.stdout.readline().strip() != "ready":
-                raise SystemExit(f"bench-peers: a pgqueuer worker failed to start; see {ctx['log']}")
+                raise SystemExit(f"bench-peers: a {queue} worker failed to start; see {ctx['log']}")
         with Sampler(ctx["postmaster"], ctx["redis_pid"], [p.pid for p in procs]) as sampler:
             for p in procs:
                 p.stdin.write("go\n")
                 p.stdin.flush()
             deadline = time.monotonic() + ctx["timeout"]
-            # Drain mode: each process exits once the queue is empty and its jobs are logged.
             while any(p.poll() is None for p in procs):
                 if time.monotonic() > deadline:
-                    raise SystemExit(f"bench-peers: pgqueuer did not finish {n} jobs in {ctx['timeout']} s")
+                    raise SystemExit(f"bench-peers: {queue} did not finish {ctx['jobs']} jobs in {ctx['timeout']} s")
                 await asyncio.sleep(0.05)
             # The window ends TAIL after the last completion began, which may be the exit's flush.
             await asyncio.sleep(2 * TAIL)
@@ -325,20 +317,63 @@ async def run_pgqueuer(ctx, batch, processes):
             p.wait()
         log.close()
     if any(p.returncode != 0 for p in procs):
-        raise SystemExit(f"bench-peers: a pgqueuer worker failed; see {ctx['log']}")
+        raise SystemExit(f"bench-peers: a {queue} worker failed; see {ctx['log']}")
     reports = []
     for out in outs:
         with open(out) as f:
             reports.append(json.load(f))
         os.remove(out)
+    return reports, sampler
+
+
+def handler_window(reports):
+    starts = [r["firstStart"] for r in reports if r["firstStart"] is not None]
+    ends = [r["lastFinish"] for r in reports if r["lastFinish"] is not None]
+    return min(starts), max(ends)
+
+
+class HandlerRecord:
+    """What a worker process's no-op handler records: jobs, first start, last finish."""
+
+    def __init__(self):
+        self.seen = {"jobs": 0, "firstStart": None, "lastFinish": None}
+
+    def start(self):
+        if self.seen["firstStart"] is None:
+            self.seen["firstStart"] = time.time()
+        self.seen["jobs"] += 1
+
+    def finish(self):
+        self.seen["lastFinish"] = time.time()
+
+    def write(self, path):
+        with open(path, "w") as f:
+            json.dump(self.seen, f)
+
+
+async def wait_for_go():
+    print("ready", flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+
+
+async def run_pgqueuer(ctx, batch, processes):
+    db, n = ctx["db"], ctx["jobs"]
+    from pgqueuer import Queries
+    await truncate_existing(db, PGQ_TABLES)
+    queries = Queries.from_asyncpg_connection(db)
+    for i in range(0, n, 50_000):
+        size = min(50_000, n - i)
+        await queries.enqueue(["noop"] * size, [None] * size, [0] * size)
+    await db.execute(f"VACUUM ANALYZE {PGQ_QUEUE}")
+    await db.execute("CHECKPOINT")
+    # Drain mode: each process exits once the queue is empty and its jobs are logged.
+    reports, sampler = await run_workers(ctx, "pgqueuer", ["pgqueuer-worker", "--batch", str(batch)], processes)
     handled = sum(r["jobs"] for r in reports)
     left = await db.fetchval(f"SELECT count(*) FROM {PGQ_QUEUE}")
     logged = await db.fetchval(f"SELECT count(*) FROM {PGQ_LOG} WHERE status = 'successful'")
     if handled != n or left != 0 or logged != n:
         raise SystemExit(f"bench-peers: pgqueuer ran {handled} handlers, logged {logged} successes, "
                          f"left {left} in the queue, of {n} jobs")
-    start = min(r["firstStart"] for r in reports if r["firstStart"] is not None)
-    end = max(r["lastFinish"] for r in reports if r["lastFinish"] is not None)
     # Its window as PostgreSQL saw it (first pick → last success logged), the measure jobd's
     # rate is held to: the CPU window, and shown beside the handler window's rate.
     db_start, db_end = await db.fetchrow(
@@ -347,7 +382,7 @@ async def run_pgqueuer(ctx, batch, processes):
     if db_start is None or db_end is None or db_end <= db_start:
         raise SystemExit("bench-peers: pgqueuer_log lacks the picked/successful rows of this run")
     out = result(ctx, "pgqueuer", f"batch {batch} × {processes} procs", {"batch": batch, "processes": processes},
-                 (start, end), (db_start, db_end), sampler,
+                 handler_window(reports), (db_start, db_end), sampler,
                  windowSource="handler: first start → last finish (time.time() in the handler)")
     out["jobsPerProcess"] = [r["jobs"] for r in reports]
     out["postgresWindowJobsPerSecond"] = n / (db_end - db_start)
@@ -362,7 +397,7 @@ def pgqueuer_worker(args):
     from pgqueuer import Queries, QueueManager
     from pgqueuer.types import QueueExecutionMode
 
-    seen = {"jobs": 0, "firstStart": None, "lastFinish": None}
+    record = HandlerRecord()
 
     async def main():
         connection = await asyncpg.connect(os.environ["JOBD_DATABASE_URL"])
@@ -370,23 +405,18 @@ def pgqueuer_worker(args):
 
         @qm.entrypoint("noop")
         async def noop(job):
-            started = time.time()
-            if seen["firstStart"] is None:
-                seen["firstStart"] = started
-            seen["jobs"] += 1
-            seen["lastFinish"] = time.time()
+            record.start()
+            record.finish()
 
         await qm.verify_structure()
-        print("ready", flush=True)
-        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+        await wait_for_go()
         # dequeue_timeout only bounds the wait once nothing is queued (the tail), so that
         # drain mode notices the empty queue within a second instead of pgqueuer's 30 s.
         await qm.run(batch_size=args.batch, mode=QueueExecutionMode.drain, dequeue_timeout=timedelta(seconds=1))
         await connection.close()
 
     asyncio.run(main())
-    with open(args.out, "w") as f:
-        json.dump(seen, f)
+    record.write(args.out)
 
 
 # --- results -----------------------------------------------------------------------------
