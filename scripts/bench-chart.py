@@ -5,9 +5,9 @@ Left: drain rate against workers. Right: drain rate against the waiting backlog.
 Usage: scripts/bench-chart.py RESULTS.json OUT.svg
 
 Given a `scripts/bench-peers` file instead (docs/bench/peers.json), draws the side-by-side
-chart (docs/performance-peers.svg): left, each round's best drain rate of jobd and of
-pgqueuer with their ratio; right, the CPU per job of every setting, split into PostgreSQL,
-client and Redis.
+chart (docs/performance-peers.svg): left, each round's best drain rate of jobd and of each
+peer, with the jobd / pgqueuer ratio; right, the CPU per job of every setting, split into
+PostgreSQL, client and Redis.
 """
 import json
 import sys
@@ -44,8 +44,9 @@ def panel(x0, y0, w, h, title, ys, xlabels, ylabel, target=None, target_label="t
 
 
 JOBD_COLOR, PEER_COLOR = "#4a7bd0", "#e08a2c"
+QUEUE_COLORS = {"jobd": JOBD_COLOR, "pgqueuer": PEER_COLOR, "procrastinate": "#5aa05a"}
 CPU_COLORS = (("postgresCPUMicrosPerJob", "PostgreSQL", "#2f4f7f"),
-              ("clientCPUMicrosPerJob", "jobd / pgqueuer processes", "#7fa6e0"),
+              ("clientCPUMicrosPerJob", "jobd / peer processes", "#7fa6e0"),
               ("redisCPUMicrosPerJob", "Redis", "#c9d7ef"))
 
 
@@ -74,19 +75,23 @@ def peers_chart(results):
     median = results.get("medianRatio")
     title = "Best drain rate per round" + (f" (jobd / pgqueuer, median {median:.2f}×)" if median else "")
     svg.append(f'<text x="{x0 + w / 2}" y="{y0 - 40}" text-anchor="middle" font-weight="bold">{escape(title)}</text>')
+    queues = [q for q in QUEUE_COLORS if results["settings"].get(q)]
+    legend = "  ".join(f'<tspan fill="{QUEUE_COLORS[q]}">■ {escape(q)}'
+                       + (f' {escape(results["machine"][q])}' if q != "jobd" and q in results["machine"] else "")
+                       + '</tspan>' for q in queues)
     svg.append(f'<text x="{x0 + w / 2}" y="{y0 - 24}" text-anchor="middle" font-size="11">'
-               f'<tspan fill="{JOBD_COLOR}">■ jobd</tspan>  <tspan fill="{PEER_COLOR}">■ pgqueuer '
-               f'{escape(results["machine"]["pgqueuer"])}</tspan>  ({results["jobs"]:,} no-op jobs each)</text>')
+               f'{legend}  ({results["jobs"]:,} no-op jobs each)</text>')
     svg += axes(x0, y0, w, h, top, "jobs/s (first handler start → last finish)")
     n = max(len(rounds), 1)
     for i, r in enumerate(rounds):
         group = x0 + w * i / n
-        bar = w / n * 0.32
-        for j, (queue, color) in enumerate((("jobd", JOBD_COLOR), ("pgqueuer", PEER_COLOR))):
+        bar = w / n * 0.64 / max(len(queues), 1)
+        for j, queue in enumerate(queues):
+            color = QUEUE_COLORS[queue]
             best = r["best"].get(queue)
             if not best:
                 continue
-            px = group + w / n * 0.16 + j * bar
+            px = group + w / n * 0.18 + j * bar
             py = y0 + h - h * best["jobsPerSecond"] / top
             svg.append(f'<rect x="{px}" y="{py}" width="{bar * 0.94}" height="{y0 + h - py}" fill="{color}">'
                        f'<title>{escape(best["label"])}</title></rect>')
@@ -119,8 +124,9 @@ def peers_chart(results):
                        f'<title>{escape(name)}: {value:.1f} µs</title></rect>')
         svg.append(f'<text x="{px + bar / 2}" y="{base - 4}" text-anchor="middle" font-size="10">{total:.0f}</text>')
         short = c["label"].replace(" workers", " w").replace("batch ", "").replace(" procs", "")
+        short = short.replace("concurrency ", "c")
         svg.append(f'<text x="{px + bar / 2}" y="{y0 + h + 16}" text-anchor="middle" font-size="10" '
-                   f'fill="{JOBD_COLOR if c["queue"] == "jobd" else PEER_COLOR}">{escape(short)}</text>')
+                   f'fill="{QUEUE_COLORS.get(c["queue"], "#333")}">{escape(short)}</text>')
     m = results["machine"]
     load = f', load average {m.get("loadAverageBefore") or 0:.1f} → {m.get("loadAverageAfter") or 0:.1f} (shared host)'
     svg.append(f'<text x="{width / 2}" y="{height - 36}" text-anchor="middle" font-size="11" fill="#555">'

@@ -419,6 +419,83 @@ def pgqueuer_worker(args):
     record.write(args.out)
 
 
+# --- procrastinate ---------------------------------------------------------------------
+
+# Its own schema too, through the connections' search_path (its SQL is unqualified).
+PROC_SCHEMA = "procrastinate"
+
+
+def procrastinate_app():
+    import procrastinate
+    connector = procrastinate.PsycopgConnector(
+        conninfo=os.environ["JOBD_DATABASE_URL"], kwargs={"options": f"-c search_path={PROC_SCHEMA}"})
+    return procrastinate.App(connector=connector)
+
+
+async def install_procrastinate(db):
+    if await table_exists(db, f"{PROC_SCHEMA}.procrastinate_jobs"):
+        return
+    await db.execute(f"CREATE SCHEMA IF NOT EXISTS {PROC_SCHEMA}")
+    app = procrastinate_app()
+    async with app.open_async():
+        await app.schema_manager.apply_schema_async()
+
+
+async def run_procrastinate(ctx, concurrency, processes):
+    db, n = ctx["db"], ctx["jobs"]
+    await db.execute(f"TRUNCATE {PROC_SCHEMA}.procrastinate_jobs CASCADE")
+    app = procrastinate_app()
+    noop = app.task(name="noop")(lambda: None)
+    async with app.open_async():
+        for i in range(0, n, 10_000):
+            await noop.batch_defer_async(*([{}] * min(10_000, n - i)))
+    await db.execute(f"VACUUM ANALYZE {PROC_SCHEMA}.procrastinate_jobs")
+    await db.execute("CHECKPOINT")
+    # wait=False: each process exits once it finds no job to fetch.
+    reports, sampler = await run_workers(
+        ctx, "procrastinate", ["procrastinate-worker", "--concurrency", str(concurrency)], processes)
+    handled = sum(r["jobs"] for r in reports)
+    done = await db.fetchval(f"SELECT count(*) FROM {PROC_SCHEMA}.procrastinate_jobs WHERE status = 'succeeded'")
+    if handled != n or done != n:
+        raise SystemExit(f"bench-peers: procrastinate ran {handled} handlers, {done} succeeded, of {n} jobs")
+    db_start, db_end = await db.fetchrow(
+        "SELECT extract(epoch FROM min(at) FILTER (WHERE type = 'started'))::float8, "
+        "extract(epoch FROM max(at) FILTER (WHERE type = 'succeeded'))::float8 "
+        f"FROM {PROC_SCHEMA}.procrastinate_events")
+    if db_start is None or db_end is None or db_end <= db_start:
+        raise SystemExit("bench-peers: procrastinate_events lacks the started/succeeded rows of this run")
+    out = result(ctx, "procrastinate", f"concurrency {concurrency} × {processes} procs",
+                 {"concurrency": concurrency, "processes": processes},
+                 handler_window(reports), (db_start, db_end), sampler,
+                 windowSource="handler: first start → last finish (time.time() in the handler)")
+    out["jobsPerProcess"] = [r["jobs"] for r in reports]
+    out["postgresWindowJobsPerSecond"] = n / (db_end - db_start)
+    return out
+
+
+def procrastinate_worker(args):
+    """One procrastinate process: `run_worker_async(concurrency=C, wait=False)`, its defaults
+    otherwise (LISTEN/NOTIFY on, jobs kept as succeeded). The no-op task records the first
+    start and last finish in this process."""
+    record = HandlerRecord()
+
+    async def main():
+        app = procrastinate_app()
+
+        @app.task(name="noop")
+        async def noop():
+            record.start()
+            record.finish()
+
+        async with app.open_async():
+            await app.check_connection_async()
+            await wait_for_go()
+            await app.run_worker_async(concurrency=args.concurrency, wait=False, install_signal_handlers=False)
+
+    asyncio.run(main())
+    record.write(args.out)
+
+
 # --- results -----------------------------------------------------------------------------
 
 def result(ctx, queue, label, setting, window, database_window, sampler, windowSource):
@@ -451,35 +528,45 @@ def fmt(value, digits=0):
     return "-" if value is None else f"{value:,.{digits}f}"
 
 
+PEERS = ("pgqueuer", "procrastinate")
+
+
 def summarize(report):
-    """Per round: each queue's best setting and jobd best / pgqueuer best, by the counting rule
-    (`ratio`) and with both queues' windows read from PostgreSQL, first dequeue → last
-    completion transaction (`postgresWindowRatio`); then the medians over the rounds."""
+    """Per round: each queue's best setting and jobd best / peer best, by the counting rule
+    (`ratios`; `ratio` is the one against pgqueuer, the issue's) and with every window read from
+    PostgreSQL, first dequeue → last completion transaction (`postgresWindowRatios`); then the
+    medians over the rounds."""
+    queues = [q for q, labels in report["settings"].items() if labels]
     rounds = []
     for r in range(1, report["rounds"] + 1):
         runs = [x for x in report["runs"] if x["round"] == r]
         entry = {"round": r}
         for key, rate in (("", "jobsPerSecond"), ("postgresWindow", "postgresWindowJobsPerSecond")):
             best = {}
-            for queue in ("jobd", "pgqueuer"):
+            for queue in queues:
                 mine = [x for x in runs if x["queue"] == queue]
                 if mine:
                     top = max(mine, key=lambda x: x[rate])
                     best[queue] = {"label": top["label"], "jobsPerSecond": top[rate]}
-            ratio = None
-            if "jobd" in best and "pgqueuer" in best:
-                ratio = best["jobd"]["jobsPerSecond"] / best["pgqueuer"]["jobsPerSecond"]
+            ratios = {peer: best["jobd"]["jobsPerSecond"] / best[peer]["jobsPerSecond"]
+                      for peer in PEERS if "jobd" in best and peer in best}
             entry[key + ("Best" if key else "best")] = best
-            entry[key + ("Ratio" if key else "ratio")] = ratio
+            entry[key + ("Ratios" if key else "ratios")] = ratios
+            entry[key + ("Ratio" if key else "ratio")] = ratios.get("pgqueuer")
         rounds.append(entry)
     report["roundSummary"] = rounds
     for key in ("ratio", "postgresWindowRatio"):
-        ratios = [x[key] for x in rounds if x[key] is not None]
-        report["median" + key[0].upper() + key[1:]] = statistics.median(ratios) if ratios else None
+        medians = {}
+        for peer in PEERS:
+            values = [x[key + "s"][peer] for x in rounds if peer in x[key + "s"]]
+            if values:
+                medians[peer] = statistics.median(values)
+        report["median" + key[0].upper() + key[1:] + "s"] = medians
+        report["median" + key[0].upper() + key[1:]] = medians.get("pgqueuer")
     # Per-job CPU per queue and setting: medians over the rounds.
     costs = []
-    for queue, labels in (("jobd", report["settings"]["jobd"]), ("pgqueuer", report["settings"]["pgqueuer"])):
-        for label in labels:
+    for queue in queues:
+        for label in report["settings"][queue]:
             mine = [x for x in report["runs"] if x["queue"] == queue and x["label"] == label]
             if not mine:
                 continue
@@ -498,41 +585,48 @@ def summarize(report):
 
 def table(report):
     m = report["machine"]
-    lines = [f"bench-peers — {m['cores']} cores, {m['postgres']}, Redis {m['redis']}, "
-             f"jobd {m['jobd']}, pgqueuer {m['pgqueuer']}",
+    queues = [q for q, labels in report["settings"].items() if labels]
+    peers = [q for q in queues if q in PEERS and "jobd" in queues]
+    versions = ", ".join(f"{q} {m[q]}" for q in queues if q in m)
+    lines = [f"bench-peers — {m['cores']} cores, {m['postgres']}, Redis {m['redis']}, {versions}",
              f"load average {fmt(m['loadAverageBefore'], 2)} before, {fmt(m['loadAverageAfter'], 2)} after",
              f"{report['jobs']:,} no-op jobs inserted first; each run timed from its first handler start to "
              f"its last handler finish; jobs/s", ""]
-    jl, pl = report["settings"]["jobd"], report["settings"]["pgqueuer"]
-    lines.append(f"| round | jobd {' / '.join(jl)} | pgqueuer {' / '.join(pl)} | best vs best |")
-    lines.append("|---|---|---|---|")
+    head = " | ".join(f"{q} {' / '.join(report['settings'][q])}" for q in queues)
+    ratio_head = "".join(f" jobd / {p} best |" for p in peers)
+    lines.append(f"| round | {head} |{ratio_head}")
+    lines.append("|---" * (1 + len(queues) + len(peers)) + "|")
     for s in report["roundSummary"]:
         r = s["round"]
 
-        def rates(queue, labels):
+        def rates(queue):
             out = []
-            for label in labels:
+            for label in report["settings"][queue]:
                 run = next((x for x in report["runs"] if x["round"] == r and x["queue"] == queue and x["label"] == label), None)
                 out.append(fmt(run["jobsPerSecond"]) if run else "-")
             return " / ".join(out)
-        lines.append(f"| {r} | {rates('jobd', jl)} | {rates('pgqueuer', pl)} | {fmt(s['ratio'], 2)} |")
+        ratios = "".join(f" {fmt(s['ratios'].get(p), 2)} |" for p in peers)
+        lines.append(f"| {r} | {' | '.join(rates(q) for q in queues)} |{ratios}")
     lines.append("")
-    lines.append(f"median best-vs-best ratio (jobd / pgqueuer): {fmt(report['medianRatio'], 2)}")
+    for p in peers:
+        lines.append(f"median best-vs-best ratio (jobd / {p}): {fmt(report['medianRatios'].get(p), 2)}")
     lines.append("")
-    lines.append("the same runs, both windows read from PostgreSQL (first dequeue → last completion transaction;")
-    lines.append("pgqueuer's handler window leaves out its pick before and its batched completion after):")
-    lines.append(f"| round | jobd best | pgqueuer best | best vs best |")
-    lines.append("|---|---|---|---|")
+    lines.append("the same runs, every window read from PostgreSQL (first dequeue → last completion transaction;")
+    lines.append("a peer's handler window leaves out its pick before and its batched completion after):")
+    lines.append("| round |" + "".join(f" {q} best |" for q in queues) + ratio_head)
+    lines.append("|---" * (1 + len(queues) + len(peers)) + "|")
     for s in report["roundSummary"]:
         b = s["postgresWindowBest"]
 
         def best(queue):
             return f"{fmt(b[queue]['jobsPerSecond'])} ({b[queue]['label']})" if queue in b else "-"
-        lines.append(f"| {s['round']} | {best('jobd')} | {best('pgqueuer')} | {fmt(s['postgresWindowRatio'], 2)} |")
-    lines.append(f"median: {fmt(report['medianPostgresWindowRatio'], 2)}")
+        ratios = "".join(f" {fmt(s['postgresWindowRatios'].get(p), 2)} |" for p in peers)
+        lines.append(f"| {s['round']} |" + "".join(f" {best(q)} |" for q in queues) + ratios)
+    for p in peers:
+        lines.append(f"median (jobd / {p}): {fmt(report['medianPostgresWindowRatios'].get(p), 2)}")
     lines.append("")
     lines.append("CPU per job, µs, from the first dequeue to the last completion transaction (+0.1 s), medians")
-    lines.append("over the rounds; client = the jobd daemon or all pgqueuer processes; Redis serves jobd only")
+    lines.append("over the rounds; client = the jobd daemon or all of a peer's processes; Redis serves jobd only")
     lines.append("| queue | setting | jobs/s | PostgreSQL | client | Redis | total |")
     lines.append("|---|---|---|---|---|---|---|")
     for c in report["costs"]:
@@ -553,16 +647,17 @@ def parse_list(text, name):
     return values
 
 
-def parse_pgq(text):
+def parse_pairs(text, name, example):
+    """"AxB,CxD" → [(A, B), (C, D)], all positive; "" → []."""
     settings = []
-    for part in text.split(","):
+    for part in filter(None, text.split(",")):
         try:
-            batch, processes = (int(x) for x in part.lower().split("x"))
+            a, b = (int(x) for x in part.lower().split("x"))
         except ValueError:
-            raise SystemExit(f"--pgqueuer: \"{part}\" is not BATCHxPROCESSES (e.g. 500x2)")
-        if batch < 1 or processes < 1:
-            raise SystemExit(f"--pgqueuer: \"{part}\": both must be positive")
-        settings.append((batch, processes))
+            raise SystemExit(f"{name}: \"{part}\" is not of the form {example}")
+        if a < 1 or b < 1:
+            raise SystemExit(f"{name}: \"{part}\": both must be positive")
+        settings.append((a, b))
     return settings
 
 
@@ -570,17 +665,23 @@ async def bench(args):
     import pgqueuer
     jobs = args.jobs or (2_000 if args.quick else 20_000)
     rounds = args.rounds or (1 if args.quick else 3)
-    jobd_workers = [] if args.only == "pgqueuer" else parse_list(args.jobd_workers, "--jobd-workers")
-    pgq = [] if args.only == "jobd" else parse_pgq(args.pgqueuer)
+    wanted = lambda queue: args.only in (None, queue)
+    jobd_workers = parse_list(args.jobd_workers, "--jobd-workers") if wanted("jobd") else []
+    pgq = parse_pairs(args.pgqueuer, "--pgqueuer", "BATCHxPROCESSES (e.g. 500x2)") if wanted("pgqueuer") else []
+    proc = parse_pairs(args.procrastinate, "--procrastinate", "CONCURRENCYxPROCESSES (e.g. 10x2)") \
+        if wanted("procrastinate") else []
     db = await connect()
-    await install_pgqueuer(db)
+    if pgq:
+        await install_pgqueuer(db)
+    if proc:
+        await install_procrastinate(db)
     scratch = os.environ.get("BENCH_PEERS_SCRATCH") or os.path.dirname(os.path.abspath(args.json or ".")) or "."
     ctx = {"db": db, "jobs": jobs, "jobd": args.jobd, "timeout": args.timeout, "scratch": scratch,
            "log": args.log, "postmaster": await postmaster_pid(db), "redis_pid": redis_pid()}
     if ctx["postmaster"] is None:
         raise SystemExit("bench-peers: PostgreSQL's postmaster.pid is not readable: it must run on this host")
     if jobd_workers and not args.jobd:
-        raise SystemExit("bench-peers: --jobd BIN is required unless --only pgqueuer")
+        raise SystemExit("bench-peers: --jobd BIN is required to run jobd")
     jobd_version = subprocess.run([args.jobd, "--version"], capture_output=True, text=True).stdout.strip() if jobd_workers else "-"
     if jobd_workers and os.environ.get("BENCH_PEERS_JOBD_COMMIT"):
         jobd_version += f" ({os.environ['BENCH_PEERS_JOBD_COMMIT']})"
@@ -599,23 +700,28 @@ async def bench(args):
                         "first handler start → last handler finish (jobd: first claim → last completion "
                         "in PostgreSQL, which contains its handler window)",
         "settings": {"jobd": [f"{w} workers" for w in jobd_workers],
-                     "pgqueuer": [f"batch {b} × {p} procs" for b, p in pgq]},
+                     "pgqueuer": [f"batch {b} × {p} procs" for b, p in pgq],
+                     "procrastinate": [f"concurrency {c} × {p} procs" for c, p in proc]},
         "runs": [],
     }
+    if proc:
+        import procrastinate
+        report["machine"]["procrastinate"] = procrastinate.__version__
     # Alternate the queues run by run, and which queue opens each round, so a slow minute on
-    # a shared host falls on both alike.
+    # a shared host falls on all alike.
+    plans = [p for p in ([("jobd", w) for w in jobd_workers], [("pgqueuer", s) for s in pgq],
+                         [("procrastinate", s) for s in proc]) if p]
+    runners = {"jobd": lambda w: run_jobd(ctx, w), "pgqueuer": lambda s: run_pgqueuer(ctx, *s),
+               "procrastinate": lambda s: run_procrastinate(ctx, *s)}
     for r in range(1, rounds + 1):
-        plan_jobd = [("jobd", w) for w in jobd_workers]
-        plan_pgq = [("pgqueuer", s) for s in pgq]
-        first, second = (plan_jobd, plan_pgq) if r % 2 == 1 else (plan_pgq, plan_jobd)
+        shift = (r - 1) % len(plans)
+        order = plans[shift:] + plans[:shift]
         plan = []
-        for i in range(max(len(first), len(second))):
-            plan += first[i:i + 1] + second[i:i + 1]
+        for i in range(max(len(p) for p in order)):
+            for p in order:
+                plan += p[i:i + 1]
         for queue, setting in plan:
-            if queue == "jobd":
-                run = await run_jobd(ctx, setting)
-            else:
-                run = await run_pgqueuer(ctx, *setting)
+            run = await runners[queue](setting)
             run["round"] = r
             report["runs"].append(run)
             print(f"bench-peers: round {r}: {queue} {run['label']}: {run['jobsPerSecond']:,.0f} jobs/s "
@@ -623,6 +729,8 @@ async def bench(args):
                   f"client {fmt(run['clientCPUMicrosPerJob'], 1)}, Redis {fmt(run['redisCPUMicrosPerJob'], 1)})",
                   flush=True)
     await truncate_existing(db, ["queue.jobs", "queue.dead_letters", "queue.attempts"] + PGQ_TABLES)
+    if await table_exists(db, f"{PROC_SCHEMA}.procrastinate_jobs"):
+        await db.execute(f"TRUNCATE {PROC_SCHEMA}.procrastinate_jobs CASCADE")
     await db.close()
     report["machine"]["loadAverageAfter"] = load_average()
     summarize(report)
@@ -636,6 +744,12 @@ async def bench(args):
 
 
 def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "procrastinate-worker":
+        p = argparse.ArgumentParser(prog="bench-peers.py procrastinate-worker")
+        p.add_argument("--concurrency", type=int, required=True)
+        p.add_argument("--out", required=True)
+        procrastinate_worker(p.parse_args(sys.argv[2:]))
+        return
     if len(sys.argv) > 1 and sys.argv[1] == "pgqueuer-worker":
         p = argparse.ArgumentParser(prog="bench-peers.py pgqueuer-worker")
         p.add_argument("--batch", type=int, required=True)
@@ -649,8 +763,11 @@ def main():
     p.add_argument("--jobd-workers", default="32,64,128", help="jobd worker counts (default 32,64,128)")
     p.add_argument("--pgqueuer", default="500x2,200x4,1000x2",
                    help="pgqueuer settings BATCHxPROCESSES (default 500x2,200x4,1000x2)")
+    p.add_argument("--procrastinate", default="",
+                   help="procrastinate settings CONCURRENCYxPROCESSES (default none: it drains a few "
+                        "hundred jobs/s, so 20,000 jobs take over a minute per setting)")
     p.add_argument("--jobd", help="the jobd binary (a release build)")
-    p.add_argument("--only", choices=["jobd", "pgqueuer"], help="run one queue only (no ratio)")
+    p.add_argument("--only", choices=["jobd", "pgqueuer", "procrastinate"], help="run one queue only (no ratio)")
     p.add_argument("--json", help="write the results as JSON to this file")
     p.add_argument("--log", default="/dev/null", help="append the consumers' stderr to this file")
     p.add_argument("--timeout", type=float, default=600, help="seconds one run may take")
