@@ -1,6 +1,8 @@
+import JobdAnalytics
 import JobdCore
+import JobdNotifications
 import JobdPostgres
-import JobdRuntime
+import JobdQueue
 import ServiceLifecycle
 
 /// The analytics tier's kinds and loops, and the periodic jobs they rely on:

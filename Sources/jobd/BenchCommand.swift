@@ -1,9 +1,13 @@
 import ArgumentParser
 import Foundation
+import JobdAnalytics
+import JobdCampaigns
+import JobdContent
 import JobdCore
+import JobdNotifications
 import JobdPostgres
+import JobdQueue
 import JobdRedis
-import JobdRuntime
 import Logging
 import ServiceLifecycle
 import Synchronization

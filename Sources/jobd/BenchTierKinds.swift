@@ -1,7 +1,11 @@
 import Foundation
+import JobdAnalytics
+import JobdCampaigns
+import JobdContent
 import JobdCore
+import JobdNotifications
 import JobdPostgres
-import JobdRuntime
+import JobdQueue
 
 /// `jobd bench`'s section for the tier kinds (content.write, notification.send).
 ///

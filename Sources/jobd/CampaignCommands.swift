@@ -1,8 +1,9 @@
 import ArgumentParser
 import Foundation
+import JobdCampaigns
 import JobdCore
 import JobdPostgres
-import JobdRuntime
+import JobdQueue
 
 /// `jobd campaign …`: the OLTP tier's campaigns (its own database when
 /// JOBD_OLTP_DATABASE_URL is set). Campaigns are created, scheduled, paused,

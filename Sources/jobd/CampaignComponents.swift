@@ -1,5 +1,6 @@
+import JobdCampaigns
 import JobdCore
-import JobdRuntime
+import JobdQueue
 import ServiceLifecycle
 
 /// The OLTP tier's campaign kinds and the outbox relay that feeds them.

@@ -1,8 +1,9 @@
 import ArgumentParser
 import Foundation
+import JobdContent
 import JobdCore
 import JobdPostgres
-import JobdRuntime
+import JobdQueue
 
 /// `jobd content …`: read the content tier (its own database when
 /// JOBD_CONTENT_DATABASE_URL is set).

@@ -3,7 +3,7 @@ import Foundation
 import JobdCore
 import JobdMetrics
 import JobdPostgres
-import JobdRuntime
+import JobdQueue
 import JobdSystemd
 import Logging
 import ServiceLifecycle

@@ -1,6 +1,10 @@
+import JobdAnalytics
+import JobdCampaigns
+import JobdContent
 import JobdCore
+import JobdNotifications
 import JobdPostgres
-import JobdRuntime
+import JobdQueue
 import Logging
 import ServiceLifecycle
 
