@@ -163,6 +163,20 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // MARK: The one place a daemon is built from configuration: connections, tier
+        // migrations, every tier's handlers and services, the JobDaemon. Used by `jobd run`,
+        // the bench and the integration tests.
+        .target(
+            name: "JobdAssembly",
+            dependencies: [
+                "JobdCore", "JobdPostgres", "JobdRedis", "JobdSystemd", "JobdQueue",
+                "JobdContent", "JobdNotifications", "JobdAnalytics", "JobdCampaigns",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+
         // MARK: The operator's web console (`jobd web`, JOBD_WEB_LISTEN): Hummingbird 2 over NIO,
         // server-rendered HTML and a JSON API; libpq on its own threads, as everywhere.
         .target(
@@ -184,7 +198,7 @@ let package = Package(
             name: "jobd",
             dependencies: [
                 "JobdCore", "JobdPostgres", "JobdRedis", "JobdQueue", "JobdSystemd", "JobdMetrics", "JobdWeb",
-                "JobdContent", "JobdNotifications", "JobdAnalytics", "JobdCampaigns",
+                "JobdContent", "JobdNotifications", "JobdAnalytics", "JobdCampaigns", "JobdAssembly",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -226,7 +240,7 @@ let package = Package(
             name: "JobdIntegrationTests",
             dependencies: [
                 "JobdCore", "JobdPostgres", "JobdRedis", "JobdQueue", "JobdSystemd", "JobdMetrics", "JobdTestSupport", "JobdTestRandom",
-                "JobdNotify", "JobdContent", "JobdNotifications", "JobdAnalytics", "JobdCampaigns",
+                "JobdNotify", "JobdContent", "JobdNotifications", "JobdAnalytics", "JobdCampaigns", "JobdAssembly",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),

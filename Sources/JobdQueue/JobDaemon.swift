@@ -15,7 +15,8 @@ public struct JobDaemon: Sendable {
     /// In start order; `ServiceGroup` stops them in reverse: the pool shutdown trigger
     /// first (every pool stops fetching and its drain deadline starts), then the
     /// listener and the promoter stop, then the pools drain, then maintenance ends,
-    /// then the handlers' own services (which the draining jobs may still need).
+    /// then the handlers' own services and the tiers' services (which the draining
+    /// jobs may still need).
     public let services: [any Service]
     public let pools: [WorkerPool]
     public let promoter: Promoter
@@ -35,7 +36,8 @@ public struct JobDaemon: Sendable {
         postgres: (String) -> PostgresConnection,
         redis: (String) -> RedisDispatch,
         observer: (any AttemptObserver)? = nil,
-        testFaults: TestFaults? = nil
+        testFaults: TestFaults? = nil,
+        tierServices: [any Service] = []
     ) {
         var logger = logger
         logger[metadataKey: LogKey.daemon] = "\(identity.id)"
@@ -74,7 +76,7 @@ public struct JobDaemon: Sendable {
             pools: pools, bounds: configuration.workers.pools.map(\.bounds), dispatch: redis("autoscaler"),
             settings: configuration.scaling, daemonID: identity.id, logger: logger)
         // After the pools: it stops before they drain, so a drain sees no resize.
-        var services: [any Service] = handlers.services + [maintenance] + pools + [autoscaler, promoter, listener,
+        var services: [any Service] = tierServices + handlers.services + [maintenance] + pools + [autoscaler, promoter, listener,
             PoolShutdownTrigger(shutdown: poolShutdown, timeout: configuration.shutdownTimeout)]
         let internalKinds = handlers.internalKinds
         if !internalKinds.isEmpty {

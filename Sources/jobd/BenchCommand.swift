@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import JobdAnalytics
+import JobdAssembly
 import JobdCampaigns
 import JobdContent
 import JobdCore
@@ -586,13 +587,12 @@ struct Bench {
         var config = configuration
         config.workers = .shared(workers)
         adjust(&config)
-        let tiers = TierComponents(connections: Connections(configuration: config))
-        let daemon = JobDaemon(
-            configuration: config, handlers: HandlerRegistry(tiers.handlers + extraHandlers),
-            identity: DaemonIdentity(id: "bench-\(getpid())", hostname: ProcessInfo.processInfo.hostName, pid: getpid(), version: Jobd.version),
-            logger: connections.logger, postgres: { connections.postgres($0) }, redis: connections.dispatch,
-            observer: tiers.observer)
-        let group = ServiceGroup(configuration: .init(services: tiers.services + daemon.services, logger: connections.logger))
+        let assembly = DaemonAssembly(
+            connections: Connections(configuration: config),
+            identity: DaemonIdentity(id: "bench-\(getpid())", hostname: ProcessInfo.processInfo.hostName, pid: getpid(), version: JobdBuild.version),
+            logger: connections.logger, overrides: .init(handlers: extraHandlers))
+        let daemon = assembly.daemon
+        let group = ServiceGroup(configuration: .init(services: assembly.services, logger: connections.logger))
         let outcome: Result<T, any Error> = await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
             let result: Result<T, any Error>
@@ -601,7 +601,7 @@ struct Bench {
             do { try await tasks.waitForAll() } catch { return .failure(error) }
             return result
         }
-        await tiers.databases.close()
+        await assembly.close()
         return try outcome.get()
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import JobdAnalytics
+import JobdAssembly
 import JobdCampaigns
 import JobdContent
 import JobdCore

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import JobdAssembly
 import JobdCampaigns
 import JobdCore
 import JobdPostgres

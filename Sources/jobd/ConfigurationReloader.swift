@@ -1,3 +1,4 @@
+import JobdAssembly
 import JobdCore
 import JobdQueue
 import JobdSystemd

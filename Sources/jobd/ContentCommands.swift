@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import JobdAssembly
 import JobdContent
 import JobdCore
 import JobdPostgres

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import JobdAnalytics
+import JobdAssembly
 import JobdCore
 import JobdQueue
 

@@ -10,21 +10,21 @@ import ServiceLifecycle
 
 /// Migrations across the tiers: each database is migrated once, with the tiers it
 /// holds (all of them when every tier shares `JOBD_DATABASE_URL`).
-enum TierMigrations {
-    struct Report {
-        var tiers: [DataTier]
-        var applied: [Int]
+public enum TierMigrations {
+    public struct Report: Sendable {
+        public var tiers: [DataTier]
+        public var applied: [Int]
     }
 
     /// Applies what is missing in every configured database.
-    static func migrate(_ connections: Connections) async throws -> [Report] {
+    public static func migrate(_ connections: Connections) async throws -> [Report] {
         try await eachDatabase(connections, "migrate") { migrator, tiers in
             Report(tiers: tiers, applied: try await migrator.migrate(tiers: Set(tiers.map(\.rawValue))))
         }
     }
 
     /// Migrations not yet applied, over every configured database.
-    static func pending(_ connections: Connections) async throws -> [Migration] {
+    public static func pending(_ connections: Connections) async throws -> [Migration] {
         try await eachDatabase(connections, "startup") { migrator, tiers in
             try await migrator.pending(tiers: Set(tiers.map(\.rawValue)))
         }.flatMap { $0 }.sorted { $0.version < $1.version }
@@ -52,17 +52,17 @@ enum TierMigrations {
 
 /// The job kinds this build serves and the background loops their tiers need
 /// (indexers, schedulers, …). The one place a new kind is wired in.
-struct TierComponents {
-    var handlers: [any JobHandler]
+public struct TierComponents: Sendable {
+    public var handlers: [any JobHandler]
     /// Started before the daemon's own services, so they stop after the pools drain.
-    var services: [any Service]
-    var databases: TierDatabases
+    public var services: [any Service]
+    public var databases: TierDatabases
     /// Told of every finished attempt: the analytics tier's FactsWriter (nil when
     /// JOBD_FACTS_BUFFER=0).
-    var observer: (any AttemptObserver)?
+    public var observer: (any AttemptObserver)?
 
     /// - Parameter testFaults: lets `noop` abort the process (the fault suite only).
-    init(connections: Connections, testFaults: Bool = false) {
+    public init(connections: Connections, testFaults: Bool = false) {
         let configuration = connections.configuration
         let logger = connections.logger
         databases = TierDatabases(configuration: configuration, logger: logger) { tier, name in
@@ -71,7 +71,7 @@ struct TierComponents {
         handlers = [NoopHandler(testFaults: testFaults)]
         handlers.append(NotificationSendHandler(
             database: databases[.notifications], settings: configuration.notifications,
-            userAgent: "jobd/\(Jobd.version)", logger: logger))
+            userAgent: "jobd/\(JobdBuild.version)", logger: logger))
         services = []
         // Content tier: content.write, content.purge, and the batched search indexer.
         let content = databases[.content]

@@ -7,39 +7,60 @@ import Logging
 import Synchronization
 
 /// Builds connections from the configuration and sets up logging once.
-struct Connections {
-    let configuration: DaemonConfiguration
-    let logger: Logger
+public struct Connections: Sendable {
+    public let configuration: DaemonConfiguration
+    /// The daemon's logger (services, handlers).
+    public let logger: Logger
+    /// What the connections themselves log (reconnects, timeouts).
+    public let connectionLogger: Logger
+    /// Sends a PostgreSQL connection, by name, to another conninfo (nil: the configured
+    /// database). A test seam: fault tests point one service's connection at a dead port.
+    private let conninfoOverride: (@Sendable (_ name: String) -> String?)?
 
-    init(configuration: DaemonConfiguration) {
+    /// The process's connections: bootstraps logging from the configuration (once per process).
+    public init(configuration: DaemonConfiguration) {
         self.configuration = configuration
         Self.bootstrapLogging(configuration)
         self.logger = Logger(label: "jobd")
+        self.connectionLogger = logger
+        self.conninfoOverride = nil
     }
 
-    func postgres(_ name: String) -> PostgresConnection {
+    /// Connections that log to the given loggers and leave the process's logging alone
+    /// (daemons run in process, as the integration tests run them).
+    public init(
+        configuration: DaemonConfiguration, logger: Logger, connectionLogger: Logger? = nil,
+        conninfo: (@Sendable (_ name: String) -> String?)? = nil
+    ) {
+        self.configuration = configuration
+        self.logger = logger
+        self.connectionLogger = connectionLogger ?? logger
+        self.conninfoOverride = conninfo
+    }
+
+    public func postgres(_ name: String) -> PostgresConnection {
         postgres(name, tier: .queue)
     }
 
     /// A connection to the database `tier` lives in (the queue's unless configured apart).
-    func postgres(_ name: String, tier: DataTier) -> PostgresConnection {
+    public func postgres(_ name: String, tier: DataTier) -> PostgresConnection {
         PostgresConnection(
-            conninfo: configuration.databaseURL(for: tier), name: name, commandTimeout: configuration.commandTimeout,
-            logger: logger)
+            conninfo: conninfoOverride?(name) ?? configuration.databaseURL(for: tier), name: name, commandTimeout: configuration.commandTimeout,
+            logger: connectionLogger)
     }
 
-    func redis(_ name: String) -> RedisConnection {
+    public func redis(_ name: String) -> RedisConnection {
         RedisConnection(
             url: configuration.redisURL, name: name, commandTimeout: .milliseconds(Int(configuration.commandTimeout * 1000)),
-            logger: logger)
+            logger: connectionLogger)
     }
 
-    func dispatch(_ name: String) -> RedisDispatch {
-        RedisDispatch(connection: redis(name), keys: RedisKeys(prefix: configuration.redisPrefix), logger: logger)
+    public func dispatch(_ name: String) -> RedisDispatch {
+        RedisDispatch(connection: redis(name), keys: RedisKeys(prefix: configuration.redisPrefix), logger: connectionLogger)
     }
 
     /// Connects once, failing with a one-line reason that never shows a password.
-    func checkedPostgres(_ name: String, tier: DataTier = .queue) async throws -> PostgresConnection {
+    public func checkedPostgres(_ name: String, tier: DataTier = .queue) async throws -> PostgresConnection {
         let connection = postgres(name, tier: tier)
         do {
             try await connection.connect()
@@ -55,7 +76,7 @@ struct Connections {
     }
 
     /// The level of every logger in this process; a reload changes it here.
-    static let logLevel = LogLevelControl(.info)
+    public static let logLevel = LogLevelControl(.info)
 
     private static func bootstrapLogging(_ configuration: DaemonConfiguration) {
         let format = LogFormat(rawValue: configuration.logFormat) ?? .auto
@@ -69,9 +90,9 @@ struct Connections {
 }
 
 /// LoggingSystem.bootstrap may run once per process.
-enum LoggingBootstrap {
+public enum LoggingBootstrap {
     private static let done = Mutex(false)
-    static func once(_ body: () -> Void) {
+    public static func once(_ body: () -> Void) {
         let first = done.withLock { done in
             defer { done = true }
             return !done

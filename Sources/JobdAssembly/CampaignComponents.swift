@@ -17,7 +17,7 @@ struct CampaignComponents {
             CampaignPrepareHandler(
                 oltp: oltp, content: databases[.content], settings: settings,
                 compressionLevel: configuration.content.compressionLevel),
-            CampaignDeliverHandler(oltp: oltp, settings: settings, userAgent: "jobd/\(Jobd.version)"),
+            CampaignDeliverHandler(oltp: oltp, settings: settings, userAgent: "jobd/\(JobdBuild.version)"),
         ]
         services = [OutboxRelay(
             oltp: connections.postgres("oltp-outbox", tier: .oltp), queue: connections.postgres("oltp-relay-queue"),
