@@ -3,8 +3,12 @@ import PackageDescription
 
 // Layers, every dependency pointing down (docs/architecture.md has the same layers and
 // a "target | depends on" table; ModuleGraphTests checks both against this file):
-//   jobd (CLI)
-//   JobdRuntime (services, handlers), JobdWeb (console), JobdTestSupport (tests only)
+//   jobd (CLI: parsing, commands, systemd supervisor)
+//   JobdBench (`jobd bench`'s engine)
+//   JobdAssembly (builds the daemon from configuration: run, bench and tests)
+//   JobdCampaigns (OLTP tier; uses the content and notifications tiers)
+//   JobdContent, JobdNotifications, JobdAnalytics (tiers: domain, store, handlers, services)
+//   JobdQueue (queue runtime, JobHandler, TierDatabase), JobdWeb (console), JobdTestSupport (tests only)
 //   JobdPostgres, JobdRedis, JobdNotify, JobdSystemd, JobdMetrics (adapters)
 //   JobdCore (pure), JobdThreads (threads, checkout pool), JobdCodec, JobdTestRandom
 //   C system libraries: CLibPQ, CHiredis, CCurl, CSystemd, CZlib
@@ -109,17 +113,82 @@ let package = Package(
             swiftSettings: strict
         ),
 
-        // MARK: Runtime services (promoter, worker pool, rescuer, …) and handlers
+        // MARK: The queue tier's runtime: promoter, worker pools, maintenance, scheduler, the
+        // JobHandler protocol and registry, tier databases, the shared retention loop.
         .target(
-            name: "JobdRuntime",
+            name: "JobdQueue",
             dependencies: [
                 "JobdCore", "JobdPostgres", "JobdRedis",
-                "JobdNotify",
                 "JobdThreads",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                "JobdCodec",
+            ],
+            swiftSettings: strict
+        ),
+
+        // MARK: Tiers: each its domain, store, handlers and services, on top of JobdQueue.
+        .target(
+            name: "JobdContent",
+            dependencies: [
+                "JobdCore", "JobdQueue", "JobdPostgres", "JobdCodec",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "JobdNotifications",
+            dependencies: [
+                "JobdCore", "JobdQueue", "JobdPostgres", "JobdNotify",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "JobdAnalytics",
+            dependencies: [
+                "JobdCore", "JobdQueue", "JobdPostgres",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+        // The OLTP tier's campaigns write their messages through the content tier's store and
+        // claim recipients with the notification tier's claim tokens.
+        .target(
+            name: "JobdCampaigns",
+            dependencies: [
+                "JobdCore", "JobdQueue", "JobdPostgres", "JobdContent", "JobdNotifications", "JobdNotify", "JobdCodec",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+
+        // MARK: The one place a daemon is built from configuration: connections, tier
+        // migrations, every tier's handlers and services, the JobDaemon. Used by `jobd run`,
+        // the bench and the integration tests.
+        .target(
+            name: "JobdAssembly",
+            dependencies: [
+                "JobdCore", "JobdPostgres", "JobdRedis", "JobdSystemd", "JobdQueue",
+                "JobdContent", "JobdNotifications", "JobdAnalytics", "JobdCampaigns",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+
+        // MARK: The benchmark (`jobd bench`): runs the assembled daemon in process.
+        .target(
+            name: "JobdBench",
+            dependencies: [
+                "JobdCore", "JobdPostgres", "JobdRedis", "JobdQueue", "JobdAssembly",
+                "JobdContent", "JobdNotifications", "JobdAnalytics", "JobdCampaigns",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict
         ),
@@ -144,7 +213,8 @@ let package = Package(
         .executableTarget(
             name: "jobd",
             dependencies: [
-                "JobdCore", "JobdPostgres", "JobdRedis", "JobdRuntime", "JobdSystemd", "JobdMetrics", "JobdWeb",
+                "JobdCore", "JobdPostgres", "JobdRedis", "JobdQueue", "JobdSystemd", "JobdMetrics", "JobdWeb",
+                "JobdContent", "JobdAnalytics", "JobdCampaigns", "JobdAssembly", "JobdBench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -165,9 +235,14 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        .testTarget(name: "JobdCoreTests", dependencies: ["JobdCore", "JobdTestRandom"], swiftSettings: strict),
+        // The tier domains' pure parts (content parsing, campaign mail, analytics days) are tested here too.
+        .testTarget(
+            name: "JobdCoreTests",
+            dependencies: ["JobdCore", "JobdTestRandom", "JobdContent", "JobdAnalytics", "JobdCampaigns"],
+            swiftSettings: strict
+        ),
         .testTarget(name: "JobdThreadsTests", dependencies: ["JobdThreads"], swiftSettings: strict),
-        .testTarget(name: "JobdRuntimeTests", dependencies: ["JobdRuntime", "JobdCore"], swiftSettings: strict),
+        .testTarget(name: "JobdQueueTests", dependencies: ["JobdQueue", "JobdCore"], swiftSettings: strict),
         .testTarget(name: "JobdCodecTests", dependencies: ["JobdCodec", "JobdTestRandom"], swiftSettings: strict),
         .testTarget(
             name: "JobdSystemdTests",
@@ -180,8 +255,8 @@ let package = Package(
         .testTarget(
             name: "JobdIntegrationTests",
             dependencies: [
-                "JobdCore", "JobdPostgres", "JobdRedis", "JobdRuntime", "JobdSystemd", "JobdMetrics", "JobdTestSupport", "JobdTestRandom",
-                "JobdNotify",
+                "JobdCore", "JobdPostgres", "JobdRedis", "JobdQueue", "JobdSystemd", "JobdMetrics", "JobdTestSupport", "JobdTestRandom",
+                "JobdNotify", "JobdContent", "JobdNotifications", "JobdAnalytics", "JobdCampaigns", "JobdAssembly",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),

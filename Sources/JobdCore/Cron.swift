@@ -240,21 +240,21 @@ public struct CronSchedule: Sendable, Equatable, CustomStringConvertible {
 
 /// A calendar minute in wall-clock time, with pure proleptic-Gregorian arithmetic
 /// (Howard Hinnant's days-from-civil), so the search needs no Calendar.
-struct WallMinute: Sendable, Equatable {
-    var year: Int, month: Int, day: Int, hour: Int, minute: Int
+public struct WallMinute: Sendable, Equatable {
+    public var year: Int, month: Int, day: Int, hour: Int, minute: Int
 
-    init(year: Int, month: Int, day: Int, hour: Int, minute: Int) {
+    public init(year: Int, month: Int, day: Int, hour: Int, minute: Int) {
         (self.year, self.month, self.day, self.hour, self.minute) = (year, month, day, hour, minute)
     }
 
-    init(secondsSinceEpoch seconds: Int64) {
+    public init(secondsSinceEpoch seconds: Int64) {
         let days = Int(seconds >= 0 ? seconds / 86_400 : (seconds - 86_399) / 86_400)
         let rest = Int(seconds - Int64(days) * 86_400)
         let (y, m, d) = WallMinute.civil(fromDays: days)
         self.init(year: y, month: m, day: d, hour: rest / 3_600, minute: rest % 3_600 / 60)
     }
 
-    var daysSinceEpoch: Int {
+    public var daysSinceEpoch: Int {
         let y = month <= 2 ? year - 1 : year
         let era = (y >= 0 ? y : y - 399) / 400
         let yearOfEra = y - era * 400
@@ -263,7 +263,7 @@ struct WallMinute: Sendable, Equatable {
         return era * 146_097 + dayOfEra - 719_468
     }
 
-    static func civil(fromDays days: Int) -> (Int, Int, Int) {
+    public static func civil(fromDays days: Int) -> (Int, Int, Int) {
         let z = days + 719_468
         let era = (z >= 0 ? z : z - 146_096) / 146_097
         let dayOfEra = z - era * 146_097
@@ -275,12 +275,12 @@ struct WallMinute: Sendable, Equatable {
         return (yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day)
     }
 
-    var secondsSinceEpoch: Int64 { Int64(daysSinceEpoch) * 86_400 + Int64(hour * 3_600 + minute * 60) }
+    public var secondsSinceEpoch: Int64 { Int64(daysSinceEpoch) * 86_400 + Int64(hour * 3_600 + minute * 60) }
 
     /// 0 = Sunday. 1970-01-01 was a Thursday.
-    var weekday: Int { ((daysSinceEpoch % 7) + 11) % 7 }
+    public var weekday: Int { ((daysSinceEpoch % 7) + 11) % 7 }
 
-    static func daysIn(year: Int, month: Int) -> Int {
+    public static func daysIn(year: Int, month: Int) -> Int {
         switch month {
         case 2: return (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 ? 29 : 28
         case 4, 6, 9, 11: return 30
@@ -288,19 +288,19 @@ struct WallMinute: Sendable, Equatable {
         }
     }
 
-    func adding(minutes count: Int) -> WallMinute {
+    public func adding(minutes count: Int) -> WallMinute {
         WallMinute(secondsSinceEpoch: secondsSinceEpoch + Int64(count) * 60)
     }
 
-    func startOfNextHour() -> WallMinute {
+    public func startOfNextHour() -> WallMinute {
         WallMinute(secondsSinceEpoch: secondsSinceEpoch - Int64(minute * 60) + 3_600)
     }
 
-    func startOfNextDay() -> WallMinute {
+    public func startOfNextDay() -> WallMinute {
         WallMinute(secondsSinceEpoch: Int64(daysSinceEpoch + 1) * 86_400)
     }
 
-    func startOfNextMonth() -> WallMinute {
+    public func startOfNextMonth() -> WallMinute {
         month == 12
             ? WallMinute(year: year + 1, month: 1, day: 1, hour: 0, minute: 0)
             : WallMinute(year: year, month: month + 1, day: 1, hour: 0, minute: 0)

@@ -420,15 +420,6 @@ final class TransferContext {
     }
 }
 
-extension String {
-    fileprivate func trimmingSpaces() -> String {
-        var view = Substring(self)
-        while let first = view.first, first.isWhitespace { view.removeFirst() }
-        while let last = view.last, last.isWhitespace { view.removeLast() }
-        return String(view)
-    }
-}
-
 /// A `curl_slist` built from Swift strings; freed by `free()`.
 struct CurlStringList {
     private(set) var list: UnsafeMutablePointer<curl_slist>?

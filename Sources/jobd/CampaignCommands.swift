@@ -1,8 +1,10 @@
 import ArgumentParser
 import Foundation
+import JobdAssembly
+import JobdCampaigns
 import JobdCore
 import JobdPostgres
-import JobdRuntime
+import JobdQueue
 
 /// `jobd campaign …`: the OLTP tier's campaigns (its own database when
 /// JOBD_OLTP_DATABASE_URL is set). Campaigns are created, scheduled, paused,

@@ -1,5 +1,6 @@
 import Configuration
 import Foundation
+import JobdAssembly
 import JobdCore
 import Logging
 import SystemPackage

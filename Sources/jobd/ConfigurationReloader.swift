@@ -1,5 +1,6 @@
+import JobdAssembly
 import JobdCore
-import JobdRuntime
+import JobdQueue
 import JobdSystemd
 import Logging
 import UnixSignals

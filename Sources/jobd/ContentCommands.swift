@@ -1,8 +1,10 @@
 import ArgumentParser
 import Foundation
+import JobdAssembly
+import JobdContent
 import JobdCore
 import JobdPostgres
-import JobdRuntime
+import JobdQueue
 
 /// `jobd content …`: read the content tier (its own database when
 /// JOBD_CONTENT_DATABASE_URL is set).

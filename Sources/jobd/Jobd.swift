@@ -1,9 +1,10 @@
 import ArgumentParser
+import JobdAssembly
 import JobdPostgres
 
 @main
 struct Jobd: AsyncParsableCommand {
-    static let version = "0.1.0"
+    static let version = JobdBuild.version
 
     static let configuration = CommandConfiguration(
         commandName: "jobd",
@@ -51,9 +52,3 @@ extension GlobalOptions {
     }
 }
 
-/// A one-line, user-facing failure: ArgumentParser prints `Error: <description>` and
-/// exits non-zero.
-struct CLIError: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
-}

@@ -1,7 +1,9 @@
 import ArgumentParser
 import Foundation
+import JobdAnalytics
+import JobdAssembly
 import JobdCore
-import JobdRuntime
+import JobdQueue
 
 /// `jobd report`: one day's analytics across the tiers — the stored rollup, or, for
 /// a day not rolled up yet, the same figures computed from the facts on the spot.

@@ -1,9 +1,10 @@
 import ArgumentParser
 import Foundation
+import JobdAssembly
 import JobdCore
 import JobdMetrics
 import JobdPostgres
-import JobdRuntime
+import JobdQueue
 import JobdSystemd
 import Logging
 import ServiceLifecycle
@@ -55,18 +56,14 @@ struct RunCommand: AsyncParsableCommand {
         if testFaults {
             logger.warning("JOBD_TEST_FAULTS=1: noop jobs may abort this process; never set this in production")
         }
-        var probe: FaultProbeHandler?
-        if testFaults || testFaultsValue == "probe" {
+        let probe = testFaults || testFaultsValue == "probe"
+        if probe {
             logger.warning("JOBD_TEST_FAULTS: the probe kind writes receipts to fault_receipts; never set this in production")
-            probe = FaultProbeHandler(connections: (1...4).map { connections.postgres("probe-\($0)") }, daemon: "\(getpid())")
         }
-        let tiers = TierComponents(connections: connections, testFaults: testFaults)
-        var handlers = tiers.handlers
-        if let probe { handlers.append(probe) }
-        let daemon = JobDaemon(
-            configuration: config, handlers: HandlerRegistry(handlers), identity: identity, logger: logger,
-            postgres: connections.postgres, redis: connections.dispatch, observer: tiers.observer,
-            testFaults: testFaults ? TestFaults() : nil)
+        let assembly = DaemonAssembly(
+            connections: connections, identity: identity,
+            overrides: .init(testFaults: testFaults, faultProbe: probe))
+        let daemon = assembly.daemon
         let notifier = SystemdNotifier.fromEnvironment()
         let supervisor = SystemdSupervisor(daemon: daemon, notifier: notifier, configuration: config, logger: logger)
         // The announcer is last so it is the first to hear of a graceful shutdown;
@@ -86,7 +83,7 @@ struct RunCommand: AsyncParsableCommand {
             observability.insert(
                 try WebConsoleSetup.server(config, host: listen.host, port: listen.port, logger: logger), at: 0)
         }
-        var services = (observability + tiers.services + daemon.services)
+        var services = (observability + assembly.services)
             .map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) }
         services.append(.init(service: supervisor.announcer))
         if let runLimit {
@@ -119,8 +116,7 @@ struct RunCommand: AsyncParsableCommand {
             try await tasks.next()
             tasks.cancelAll()
         }
-        await tiers.databases.close()
-        await probe?.close()
+        await assembly.close()
         logger.notice("daemon stopped", metadata: [LogKey.daemon: "\(identity.id)"])
     }
 }

@@ -1,5 +1,5 @@
 import JobdCore
-import JobdRuntime
+import JobdQueue
 import JobdSystemd
 import Logging
 import ServiceLifecycle

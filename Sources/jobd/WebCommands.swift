@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import JobdAssembly
 import JobdCore
 import JobdPostgres
 import JobdWeb

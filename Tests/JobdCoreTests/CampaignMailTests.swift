@@ -1,4 +1,5 @@
 import Foundation
+import JobdCampaigns
 import JobdCore
 import Testing
 

@@ -1,4 +1,5 @@
 import Foundation
+import JobdContent
 import JobdCore
 import Testing
 

@@ -1,4 +1,5 @@
 import Foundation
+import JobdAnalytics
 import JobdCore
 import Testing
 

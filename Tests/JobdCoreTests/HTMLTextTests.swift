@@ -1,3 +1,4 @@
+import JobdContent
 import JobdCore
 import Testing
 

@@ -133,6 +133,17 @@ struct ModuleGraphTests {
         }
     }
 
+    @Test("docs/architecture.md's module diagram names every target of Package.swift")
+    func diagramNamesEveryTarget() throws {
+        let (graph, doc) = try load()
+        let layers = try #require(doc.range(of: "<!-- module-layers:end -->"))
+        let open = try #require(doc.range(of: "```", range: layers.upperBound..<doc.endIndex))
+        let close = try #require(doc.range(of: "```", range: open.upperBound..<doc.endIndex))
+        let words = Set(doc[open.upperBound..<close.lowerBound].split { !$0.isLetter && !$0.isNumber }.map(String.init))
+        let missing = graph.dependencies.keys.filter { !graph.testTargets.contains($0) && !words.contains($0) }
+        #expect(missing.isEmpty, "missing from the diagram: \(missing.sorted())")
+    }
+
     @Test("every dependency points to a lower layer of docs/architecture.md, and every target has a layer")
     func layersPointDown() throws {
         let (graph, doc) = try load()

@@ -1,7 +1,8 @@
 import Foundation
+import JobdAnalytics
 import JobdCore
 import JobdPostgres
-import JobdRuntime
+import JobdQueue
 import JobdTestSupport
 import Logging
 import Testing

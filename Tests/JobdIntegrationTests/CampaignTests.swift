@@ -1,7 +1,8 @@
 import Foundation
+import JobdCampaigns
 import JobdCore
 import JobdPostgres
-import JobdRuntime
+import JobdQueue
 import JobdTestSupport
 import Testing
 

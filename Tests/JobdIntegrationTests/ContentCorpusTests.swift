@@ -1,7 +1,8 @@
 import Foundation
 import JobdCodec
+import JobdContent
 import JobdCore
-import JobdRuntime
+import JobdQueue
 import JobdTestSupport
 import Testing
 

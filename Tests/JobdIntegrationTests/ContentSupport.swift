@@ -1,7 +1,9 @@
 import Foundation
+import JobdCampaigns
+import JobdContent
 import JobdCore
 import JobdPostgres
-import JobdRuntime
+import JobdQueue
 import JobdTestSupport
 import Logging
 

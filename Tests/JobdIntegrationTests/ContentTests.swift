@@ -1,8 +1,10 @@
 import Foundation
+import JobdCampaigns
 import JobdCodec
+import JobdContent
 import JobdCore
 import JobdPostgres
-import JobdRuntime
+import JobdQueue
 import JobdTestRandom
 import JobdTestSupport
 import ServiceLifecycle

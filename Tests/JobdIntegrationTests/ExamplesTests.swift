@@ -1,7 +1,9 @@
 import Foundation
+import JobdAnalytics
+import JobdContent
 import JobdCore
 import JobdPostgres
-import JobdRuntime
+import JobdQueue
 import JobdTestSupport
 import Testing
 

@@ -2,7 +2,7 @@ import Foundation
 import JobdCore
 import JobdPostgres
 import JobdRedis
-import JobdRuntime
+import JobdQueue
 import JobdTestSupport
 import Logging
 import ServiceLifecycle

@@ -1,10 +1,12 @@
+import JobdAssembly
 import JobdCore
 import JobdPostgres
+import JobdQueue
 import JobdRedis
-import JobdRuntime
 import JobdTestSupport
 import Logging
 import ServiceLifecycle
+import Synchronization
 import Testing
 
 /// One test's world: its own database, its own Redis key prefix, and daemons run in
@@ -15,6 +17,8 @@ struct QueueWorld {
     let prefix: String
     let sql: PostgresConnection
     let logs = LogCapture()
+    /// Every daemon made in this world, whose tier connections `close()` closes.
+    let assemblies = Assemblies()
 
     static func make() async throws -> QueueWorld {
         let database = try await TestDatabase.create()
@@ -36,6 +40,9 @@ struct QueueWorld {
         config.promotedTimeout = 5
         config.backoff = RetryBackoff(baseSeconds: 0.05, maximumSeconds: 0.2)
         config.shutdownTimeout = 5
+        // No built-in schedules (hourly prune and trims at fixed minutes): a test that
+        // crossed one would find a job it did not enqueue. Tests of schedules set their own.
+        config.schedules = []
         adjust(&config)
         return config
     }
@@ -46,28 +53,23 @@ struct QueueWorld {
             keys: RedisKeys(prefix: prefix), logger: .silent)
     }
 
-    /// A daemon as `jobd run` assembles it, against this world's servers; `observer`
-    /// sees every attempt the pools finish (the analytics tests set it); `conninfo`
-    /// may send a connection, by name, elsewhere (nil: the configured database).
+    /// A daemon as `jobd run` assembles it (`DaemonAssembly`: the queue's services and
+    /// every tier's handlers and services), against this world's servers. `handlers`
+    /// are registered with the tiers' (a kind a tier serves is replaced); `observer`
+    /// sees every attempt the pools finish instead of the analytics FactsWriter;
+    /// `conninfo` may send a PostgreSQL connection, by name, elsewhere (nil: the
+    /// configured database).
     func makeDaemon(
-        _ config: DaemonConfiguration, id: String = "test-daemon", handlers: [any JobHandler] = [NoopHandler()],
-        observer: (any AttemptObserver)? = nil, conninfo: @escaping @Sendable (String) -> String? = { _ in nil }
+        _ config: DaemonConfiguration, id: String = "test-daemon", handlers: [any JobHandler] = [],
+        observer: (any AttemptObserver)? = nil, conninfo: (@Sendable (String) -> String?)? = nil
     ) -> JobDaemon {
-        JobDaemon(
-            configuration: config, handlers: HandlerRegistry(handlers),
+        let assembly = DaemonAssembly(
+            connections: Connections(
+                configuration: config, logger: logs.logger(), connectionLogger: .silent, conninfo: conninfo),
             identity: DaemonIdentity(id: id, hostname: "test", pid: 1, version: "test"),
-            logger: logs.logger(),
-            postgres: { name in
-                PostgresConnection(
-                    conninfo: conninfo(name) ?? config.databaseURL, name: name, commandTimeout: config.commandTimeout,
-                    logger: .silent)
-            },
-            redis: { name in
-                RedisDispatch(
-                    connection: RedisConnection(url: config.redisURL, name: name, commandTimeout: .seconds(5), logger: .silent),
-                    keys: RedisKeys(prefix: config.redisPrefix), logger: .silent)
-            },
-            observer: observer)
+            overrides: .init(handlers: handlers, observer: observer))
+        assemblies.list.withLock { $0.append(assembly) }
+        return assembly.daemon
     }
 
     /// Runs daemons for the duration of `body`, then shuts them down gracefully and
@@ -95,6 +97,7 @@ struct QueueWorld {
     }
 
     func close() async {
+        for assembly in assemblies.list.withLock({ $0 }) { await assembly.close() }
         await sql.close()
         if let keys = try? await dispatch("cleanup").connection.command(["KEYS", "\(prefix):*"]).array, !keys.isEmpty {
             _ = try? await dispatch("cleanup").connection.command(["DEL"] + keys.compactMap(\.string))
@@ -131,6 +134,11 @@ struct QueueWorld {
             try await count(state: state) == expected
         }
     }
+}
+
+/// The daemons a world made (shared by the world's copies).
+final class Assemblies: Sendable {
+    let list = Mutex<[DaemonAssembly]>([])
 }
 
 /// Runs `body` with a fresh world and always cleans up.

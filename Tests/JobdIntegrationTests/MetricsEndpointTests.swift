@@ -2,7 +2,7 @@ import Foundation
 import JobdCore
 import JobdMetrics
 import JobdPostgres
-import JobdRuntime
+import JobdQueue
 import JobdTestSupport
 import Prometheus
 import ServiceLifecycle

@@ -1,7 +1,10 @@
 import Foundation
+import JobdAnalytics
+import JobdContent
 import JobdCore
+import JobdNotifications
 import JobdPostgres
-import JobdRuntime
+import JobdQueue
 import JobdTestSupport
 import PropertyBased
 import Synchronization

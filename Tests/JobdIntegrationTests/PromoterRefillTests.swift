@@ -1,7 +1,7 @@
 import JobdCore
 import JobdPostgres
 import JobdRedis
-import JobdRuntime
+import JobdQueue
 import JobdTestSupport
 import Testing
 

@@ -1,8 +1,10 @@
 import Foundation
+import JobdAnalytics
 import JobdCore
+import JobdNotifications
 import JobdPostgres
+import JobdQueue
 import JobdRedis
-import JobdRuntime
 import JobdTestSupport
 import Logging
 import ServiceLifecycle

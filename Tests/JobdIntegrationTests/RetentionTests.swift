@@ -1,7 +1,10 @@
 import Foundation
 import JobdCore
 import JobdPostgres
-@testable import JobdRuntime
+@testable import JobdAnalytics
+@testable import JobdContent
+@testable import JobdNotifications
+@testable import JobdQueue
 import JobdTestSupport
 import Logging
 import Synchronization

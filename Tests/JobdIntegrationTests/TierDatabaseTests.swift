@@ -1,6 +1,6 @@
 import JobdCore
 import JobdPostgres
-import JobdRuntime
+import JobdQueue
 import JobdTestSupport
 import Logging
 import Testing

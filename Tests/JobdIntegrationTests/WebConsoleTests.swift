@@ -1,7 +1,7 @@
 import Foundation
 import JobdCore
 import JobdPostgres
-import JobdRuntime
+import JobdQueue
 import JobdTestSupport
 import JobdThreads
 @testable import JobdWeb

@@ -1,0 +1,308 @@
+import Foundation
+import JobdCodec
+import JobdContent
+import JobdCore
+import JobdNotifications
+import JobdNotify
+import JobdQueue
+import Logging
+import Synchronization
+
+/// Tunables of campaign sending.
+public struct CampaignSettings: Sendable, Equatable {
+    /// List members turned into deliveries per fan-out statement.
+    public var pageSize = 1_000
+    /// How long a recipient's claim lasts: longer than one SMTP transaction may take.
+    public var sendingWindow: Double = 120
+    /// Sends to a recipient before a deferring (4xx) relay makes it `failed`.
+    public var maxTries = 5
+    /// First retry of a deferred recipient; doubles per try up to `deferMaximum`.
+    public var deferBase: Double = 60
+    public var deferMaximum: Double = 3_600
+    /// How often a delivery job of a paused campaign looks again.
+    public var pauseRecheck: Double = 5
+    /// SMTP transfers at once across campaigns (curl workers).
+    public var concurrency = 16
+    public var connectTimeout: Double = 10
+    public var timeout: Double = 60
+
+    public init() {}
+    public static let defaults = CampaignSettings()
+}
+
+/// `campaign.prepare` (internal: enqueued by the OLTP tier's outbox, not producers).
+/// Payload `{"campaign_id": N}`.
+///
+/// scheduled → sending, stores the campaign's content once in the content tier
+/// (`external_id` `oltp-campaign:<id>`, tenant `workspace-<id>`), then fans the
+/// list out page by page until the list is exhausted or the campaign is paused or
+/// cancelled. Every page is one statement (deliveries + outbox jobs + cursor), so a
+/// run cut short anywhere resumes where it stopped.
+public struct CampaignPrepareHandler: JobHandler {
+    public let kind = "campaign.prepare"
+    /// Enqueued only by the outbox relay, never by producers.
+    public var isInternal: Bool { true }
+    let oltp: TierDatabase
+    let content: TierDatabase
+    let settings: CampaignSettings
+    let codec: ZlibCodec
+
+    public init(oltp: TierDatabase, content: TierDatabase, settings: CampaignSettings = .defaults, compressionLevel: Int = 6) {
+        self.oltp = oltp
+        self.content = content
+        self.settings = settings
+        codec = ZlibCodec(level: compressionLevel)
+    }
+
+    public func handle(_ job: ClaimedJob, context: JobContext) async throws {
+        let id = try CampaignPayload.campaignID(job.payload, kind: kind)
+        guard let campaign = try await oltp.withConnection({ try await CampaignStore(connection: $0).campaign(id) }) else {
+            throw JobFailure.permanent("campaign \(id) does not exist", code: "campaign_missing")
+        }
+        switch campaign.status {
+        case "scheduled":
+            if campaign.dueIn > 0 { throw JobSnooze(seconds: campaign.dueIn, code: "campaign_not_due", message: "the campaign's send time is still ahead") }
+            _ = try await oltp.withConnection { try await CampaignStore(connection: $0).start(id) }
+        case "sending":
+            break
+        default:
+            // draft, paused (resume enqueues a new preparation), sent, cancelled.
+            context.logger.debug("campaign not to be prepared now", metadata: ["campaign_id": "\(id)", "status": "\(campaign.status)"])
+            return
+        }
+        if campaign.contentRef == nil {
+            let ref = try await storeContent(campaign)
+            try await oltp.withConnection { try await CampaignStore(connection: $0).setContentRef(id, ref) }
+        }
+        var pages = 0
+        var jobs = 0
+        while true {
+            try Task.checkCancellation()
+            let page = try await oltp.withConnection {
+                try await CampaignStore(connection: $0).fanOutPage(id, pageSize: settings.pageSize)
+            }
+            pages += 1
+            jobs += page.jobs
+            if !page.ran || page.done { break }
+        }
+        let finished = try await oltp.withConnection { try await CampaignStore(connection: $0).finishIfDone(id) }
+        context.logger.info("campaign fanned out", metadata: [
+            "campaign_id": "\(id)", "pages": "\(pages)", "delivery_jobs": "\(jobs)", "finished": "\(finished)",
+        ])
+    }
+
+    /// The template, stored once: a retry finds it by external_id.
+    func storeContent(_ campaign: CampaignStore.Campaign) async throws -> String {
+        let ref = "oltp-campaign:\(campaign.id)"
+        let template = campaign.template
+        let message = ContentMessage(
+            externalID: ref, tenantID: "workspace-\(campaign.workspaceID)", campaignID: String(campaign.id),
+            from: template.fromAddress, to: [template.fromAddress], subject: template.subject,
+            headers: [.init(name: "X-Jobd-Campaign-List", value: String(campaign.listID))],
+            text: template.text, html: template.html)
+        let prepared = try PreparedMessage(message, codec: codec)
+        let outcome = try await content.withConnection { try await ContentStore(connection: $0).write(prepared) }
+        switch outcome {
+        case .inserted, .duplicate:
+            return ref
+        case .conflict:
+            throw JobFailure.permanent("content \(ref) is already stored with different content", code: "external_id_conflict")
+        case .raced:
+            throw JobFailure.transient("another write of \(ref) was committing", code: "content_write_raced")
+        }
+    }
+}
+
+/// `campaign.deliver` (internal: enqueued by the fan-out). Payload
+/// `{"campaign_id": N, "contacts": [id, …]}` (1–1000 contacts).
+///
+/// Sends one message per recipient of the batch through the account's relay, one
+/// after another over one curl worker (whose handle keeps the SMTP connection open
+/// between them). Per recipient: claim (a `sending` row with a fresh token) → send
+/// → record the outcome fenced on the token:
+///   2xx sent · 4xx or no answer deferred (tried again with backoff, `failed` after
+///   `maxTries`) · 5xx bounced (the contact becomes `bounced`) · contacts no longer
+///   subscribed are suppressed, never sent.
+/// AUTH refusals (530, 534, 535, 538) are the account's fault, not the recipient's:
+/// the recipient is released unsent and the job retries with backoff.
+///
+/// The window: a process that dies after the relay accepted and before the row
+/// says `sent` leaves the row `sending`; once its claim window passes, a later run
+/// sends it again with the same Message-ID — at most one extra copy per send in
+/// flight at the crash, as for notification.send.
+public struct CampaignDeliverHandler: JobHandler {
+    public let kind = "campaign.deliver"
+    /// Enqueued only by the outbox relay and campaign.prepare, never by producers.
+    public var isInternal: Bool { true }
+    let oltp: TierDatabase
+    let settings: CampaignSettings
+    let transport: CurlTransport
+    let secrets: SecretReferences
+    let wallClock: @Sendable () -> Double
+
+    public init(
+        oltp: TierDatabase, settings: CampaignSettings = .defaults, userAgent: String = "jobd",
+        secrets: SecretReferences = SecretReferences(),
+        wallClock: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }
+    ) {
+        self.oltp = oltp
+        self.settings = settings
+        transport = CurlTransport(
+            concurrency: settings.concurrency, connectTimeout: settings.connectTimeout, timeout: settings.timeout,
+            userAgent: userAgent)
+        self.secrets = secrets
+        self.wallClock = wallClock
+    }
+
+    static let authCodes: Set<Int> = [530, 534, 535, 538]
+
+    public func handle(_ job: ClaimedJob, context: JobContext) async throws {
+        let (id, contacts) = try CampaignPayload.batch(job.payload, kind: kind)
+        guard let campaign = try await oltp.withConnection({ try await CampaignStore(connection: $0).campaign(id) }) else {
+            throw JobFailure.permanent("campaign \(id) does not exist", code: "campaign_missing")
+        }
+        switch campaign.status {
+        case "sending":
+            break
+        case "paused", "scheduled":
+            // Nothing new starts while paused; the batch waits without spending attempts.
+            throw JobSnooze(seconds: settings.pauseRecheck, code: "campaign_paused", message: "the campaign is paused; waiting without spending an attempt")
+        case "cancelled":
+            let cancelled = try await oltp.withConnection { try await CampaignStore(connection: $0).cancelOpen(id, contacts: contacts) }
+            context.logger.info("campaign cancelled; batch not sent", metadata: ["campaign_id": "\(id)", "count": "\(cancelled)"])
+            return
+        default:
+            return  // sent (nothing open) or draft (never fanned out)
+        }
+        let password = try secrets.resolve(campaign.secretRef)
+        guard let startTLS = NotificationSettings.StartTLS(rawValue: campaign.startTLS) else {
+            throw JobFailure.permanent("account STARTTLS mode \(campaign.startTLS) is unknown", code: "account_invalid")
+        }
+        var relay = campaign.relayURL
+        while relay.hasSuffix("/") { relay.removeLast() }
+        _ = try await oltp.withConnection { try await CampaignStore(connection: $0).suppress(id, contacts: contacts) }
+
+        var counts: [String: Int] = [:]
+        var accountRefused: String?
+        // No answer from the relay: the rest of the batch waits this long instead of
+        // each recipient spending a connect timeout.
+        var relayDown: Double?
+        try await transport.withSlot { slot in
+            for contact in contacts {
+                if Task.isCancelled { break }
+                let token = NotificationSendHandler.claimToken()
+                guard let claimed = try await oltp.withConnection({
+                    try await CampaignStore(connection: $0).claim(id, contact: contact, token: token, window: settings.sendingWindow)
+                }) else { continue }
+                let message = CampaignMail.render(campaign.template, for: claimed.recipient, date: Int64(wallClock()))
+                let report = await slot.send(MailSubmission(
+                    relayURL: relay, username: campaign.username, password: password, startTLS: startTLS,
+                    from: campaign.template.fromAddress, to: claimed.recipient.address, message: Array(message.utf8)))
+                var state: String
+                var code: Int?
+                var retryIn = 0.0
+                switch report.outcome {
+                case .response(let status, _) where (200..<300).contains(status):
+                    state = "sent"
+                    code = status
+                case .response(let status, _) where Self.authCodes.contains(status):
+                    state = "pending"
+                    code = status
+                    accountRefused = report.excerpt
+                case .response(let status, _) where (500..<600).contains(status):
+                    state = "bounced"
+                    code = status
+                case .cancelled:
+                    state = "pending"
+                default:
+                    if case .response(let status, _) = report.outcome { code = status } else { relayDown = 0 }
+                    state = claimed.tries >= settings.maxTries ? "failed" : "deferred"
+                    retryIn = min(settings.deferMaximum, settings.deferBase * pow(2, Double(min(claimed.tries - 1, 30))))
+                    if relayDown != nil { relayDown = retryIn }
+                }
+                // The outcome is written even when the job is being cancelled: the send happened.
+                let (store, outcome, replyCode, delay) = (oltp, state, code, retryIn)
+                _ = try await Task.detached {
+                    try await store.withConnection {
+                        try await CampaignStore(connection: $0).record(
+                            id, contact: contact, token: token, state: outcome, code: replyCode, reply: report.excerpt,
+                            retryIn: delay)
+                    }
+                }.value
+                counts[state, default: 0] += 1
+                if accountRefused != nil || relayDown != nil { break }
+            }
+        }
+        context.logger.debug("campaign batch sent", metadata: [
+            "campaign_id": "\(id)", "sent": "\(counts["sent"] ?? 0)", "deferred": "\(counts["deferred"] ?? 0)",
+            "bounced": "\(counts["bounced"] ?? 0)",
+        ])
+        if let accountRefused {
+            throw JobFailure.transient("relay refused the account: \(accountRefused)", code: "account_refused")
+        }
+        try Task.checkCancellation()
+        if let relayDown { throw JobSnooze(seconds: relayDown, code: "relay_unavailable", message: "the account's relay did not answer; the recipient is deferred and the batch waits") }
+        if let wait = try await oltp.withConnection({ try await CampaignStore(connection: $0).nextOpen(id, contacts: contacts) }) {
+            throw JobSnooze(seconds: max(0.05, wait + 0.05), code: "recipients_deferred", message: "deferred recipients are not due yet")
+        }
+        _ = try await oltp.withConnection { try await CampaignStore(connection: $0).finishIfDone(id) }
+    }
+}
+
+/// Reads the relay passwords accounts refer to (`env:NAME`, `file:/path`), each
+/// once per process.
+public final class SecretReferences: Sendable {
+    private let environment: @Sendable (String) -> String?
+    private let cache = Mutex<[String: SecretText]>([:])
+
+    public init(environment: @escaping @Sendable (String) -> String? = { ProcessInfo.processInfo.environment[$0] }) {
+        self.environment = environment
+    }
+
+    public func resolve(_ reference: String?) throws -> SecretText? {
+        guard let reference else { return nil }
+        if let known = cache.withLock({ $0[reference] }) { return known }
+        let value: String
+        if reference.hasPrefix("env:") {
+            guard let text = environment(String(reference.dropFirst(4))), !text.isEmpty else {
+                throw JobFailure.transient("secret \(reference) is not set in the daemon's environment", code: "secret_unavailable")
+            }
+            value = text
+        } else if reference.hasPrefix("file:") {
+            guard let data = FileManager.default.contents(atPath: String(reference.dropFirst(5))),
+                  var text = String(data: data, encoding: .utf8) else {
+                throw JobFailure.transient("secret \(reference) cannot be read", code: "secret_unavailable")
+            }
+            if text.hasSuffix("\n") { text.removeLast() }
+            value = text
+        } else {
+            throw JobFailure.permanent("secret reference \(reference) is neither env: nor file:", code: "account_invalid")
+        }
+        let secret = SecretText(value)
+        cache.withLock { $0[reference] = secret }
+        return secret
+    }
+}
+
+enum CampaignPayload {
+    static func campaignID(_ payload: String, kind: String) throws -> Int64 {
+        let object = try JSONPayload.object(payload, kind: kind)
+        guard let value = object["campaign_id"] else {
+            throw JobFailure.permanent("\(kind) payload: campaign_id is required", code: "payload_invalid")
+        }
+        return Int64(try JSONPayload.integer(value, field: "campaign_id", kind: kind, range: 1...Int.max))
+    }
+
+    static func batch(_ payload: String, kind: String) throws -> (Int64, [Int64]) {
+        let object = try JSONPayload.object(payload, kind: kind)
+        guard let value = object["campaign_id"] else {
+            throw JobFailure.permanent("\(kind) payload: campaign_id is required", code: "payload_invalid")
+        }
+        let id = Int64(try JSONPayload.integer(value, field: "campaign_id", kind: kind, range: 1...Int.max))
+        guard case .array(let items)? = object["contacts"], (1...1_000).contains(items.count) else {
+            throw JobFailure.permanent("\(kind) payload: contacts must be an array of 1…1000 ids", code: "payload_invalid")
+        }
+        let contacts = try items.map { Int64(try JSONPayload.integer($0, field: "contacts[]", kind: kind, range: 1...Int.max)) }
+        return (id, contacts)
+    }
+}

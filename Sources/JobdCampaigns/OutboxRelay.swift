@@ -1,0 +1,97 @@
+import JobdCore
+import JobdPostgres
+import JobdQueue
+import Logging
+import ServiceLifecycle
+
+/// Moves `oltp.outbox` rows into `queue.jobs`. The OLTP tier may be another
+/// database than the queue, so what an OLTP transaction causes (a campaign
+/// scheduled, a page fanned out) is written to the outbox inside that transaction
+/// and relayed here: insert into the queue, then delete from the outbox.
+///
+/// Idempotent: each job's unique_key is the outbox row's key plus its id, and the
+/// queue refuses a second unfinished job with the same key, so a crash between the
+/// insert and the delete relays nothing twice while the first job is unfinished.
+/// (Should that job have finished in the gap, the re-relayed copy finds its work
+/// done: both campaign kinds are idempotent.)
+///
+/// One relay runs per OLTP database at a time (a session advisory lock on its own
+/// connection); other daemons wait as standbys. It wakes on NOTIFY
+/// `jobd_oltp_outbox` and at least every `interval`.
+public struct OutboxRelay: Service {
+    let oltp: PostgresConnection
+    let queue: PostgresConnection
+    let batch: Int
+    let interval: Double
+    let logger: Logger
+
+    /// Key of the advisory lock (any fixed number unique to this use).
+    static let lockKey = "7305126117403391"
+
+    public init(oltp: PostgresConnection, queue: PostgresConnection, batch: Int = 500, interval: Double = 1, logger: Logger) {
+        self.oltp = oltp
+        self.queue = queue
+        self.batch = batch
+        self.interval = interval
+        var logger = logger
+        logger[metadataKey: LogKey.service] = "oltp-outbox-relay"
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        await cancelWhenGracefulShutdown {
+            var failures = 0
+            var holding = false
+            while !Task.isCancelled && !Task.isShuttingDownGracefully {
+                var moved = 0
+                do {
+                    let connected = await oltp.isConnected
+                    if !holding || !connected {
+                        holding = try await oltp.query("SELECT pg_try_advisory_lock($1::bigint)", [Self.lockKey])
+                            .rows.first?.first == "t"
+                        if holding { _ = try await oltp.listen("jobd_oltp_outbox") }
+                    }
+                    if holding { moved = try await relayOnce() }
+                    failures = 0
+                } catch is CancellationError {
+                    break
+                } catch {
+                    holding = false
+                    failures += 1
+                    if failures == 1 { logger.warning("outbox relay failed; retrying", metadata: [LogKey.error: "\(error)"]) }
+                }
+                if moved >= batch { continue }
+                if holding, failures == 0 {
+                    do {
+                        _ = try await oltp.waitForNotifications(timeout: interval)
+                    } catch {
+                        holding = false  // a new session has neither the lock nor the LISTEN
+                    }
+                } else {
+                    let pause = failures == 0 ? interval : min(10, interval * Double(1 << min(failures, 4)))
+                    try? await Task.sleep(for: TotalConversion.duration(seconds: pause))
+                }
+            }
+            await oltp.close()
+            await queue.close()
+        }
+    }
+
+    /// One batch: returns how many rows it moved. Tests call it directly.
+    @discardableResult
+    public func relayOnce() async throws -> Int {
+        let rows = try await oltp.query("""
+            SELECT id, kind, payload::text, unique_key || '#' || id, run_at FROM oltp.outbox ORDER BY id LIMIT $1
+            """, [String(batch)]).rows
+        guard !rows.isEmpty else { return 0 }
+        let ids = rows.compactMap { $0[0].flatMap { Int64($0) } }
+        // Through the owner's function: jobd_daemon may not INSERT into queue.jobs.
+        try await queue.query("""
+            SELECT queue.enqueue_relayed($1::text[], $2::jsonb[], $3::text[], $4::timestamptz[])
+            """, [PostgresArray.texts(rows.map { $0[1] }), PostgresArray.texts(rows.map { $0[2] }),
+                  PostgresArray.texts(rows.map { $0[3] }), PostgresArray.texts(rows.map { $0[4] })])
+        try await oltp.query("DELETE FROM oltp.outbox WHERE id = ANY($1::bigint[])", [PostgresArray.integers(ids)])
+        logger.debug("outbox relayed", metadata: [LogKey.count: "\(ids.count)"])
+        return ids.count
+    }
+}

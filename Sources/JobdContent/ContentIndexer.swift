@@ -1,0 +1,77 @@
+import JobdCore
+import JobdPostgres
+import JobdQueue
+import Logging
+import ServiceLifecycle
+
+/// Keeps the content search index current in batches: every `indexInterval` it fills
+/// `search_vector` for up to `indexBatch` unindexed messages per statement, and goes
+/// straight on while batches come back full. Writes never touch the GIN index
+/// themselves, so a burst of `content.write` costs one index update per batch rather
+/// than one per row.
+///
+/// If a batch fails on the server (a text Postgres cannot index), the indexer goes
+/// through that batch one message at a time, so one bad row cannot stall the rest;
+/// such a message is indexed by its subject alone.
+public struct ContentIndexer: Service {
+    let database: TierDatabase
+    let settings: ContentSettings
+    let logger: Logger
+
+    public init(database: TierDatabase, settings: ContentSettings, logger: Logger) {
+        self.database = database
+        self.settings = settings
+        var logger = logger
+        logger[metadataKey: LogKey.service] = "content-indexer"
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        await cancelWhenGracefulShutdown {
+            var failures = 0
+            while !Task.isCancelled && !Task.isShuttingDownGracefully {
+                var indexed = 0
+                do {
+                    indexed = try await runOnce()
+                    failures = 0
+                } catch is CancellationError {
+                    return
+                } catch {
+                    // tier_unavailable is logged once by TierDatabase; back off quietly.
+                    failures += 1
+                    if failures == 1 {
+                        logger.warning("content indexing failed; retrying", metadata: [LogKey.error: "\(error)"])
+                    }
+                }
+                if indexed >= settings.indexBatch { continue }
+                let pause = failures == 0 ? settings.indexInterval : min(10, settings.indexInterval * Double(1 << min(failures, 6)))
+                try? await Task.sleep(for: TotalConversion.duration(seconds: pause))
+            }
+        }
+    }
+
+    /// One batch; returns how many messages it indexed. Tests call it directly.
+    @discardableResult
+    public func runOnce() async throws -> Int {
+        let limit = settings.indexBatch
+        return try await database.withConnection { connection in
+            let store = ContentStore(connection: connection)
+            do {
+                let indexed = try await store.indexPending(limit: limit)
+                if indexed > 0 { logger.debug("content indexed", metadata: [LogKey.count: "\(indexed)"]) }
+                return indexed
+            } catch let error as PostgresError where error.kind == .server {
+                logger.warning("content index batch failed; indexing one by one", metadata: [LogKey.error: "\(error)"])
+                var indexed = 0
+                for id in try await store.pendingIDs(limit: limit) {
+                    if try await store.indexOne(id: id) {
+                        indexed += 1
+                    } else {
+                        logger.warning("content text could not be indexed; subject only", metadata: ["content_id": "\(id)"])
+                    }
+                }
+                return indexed
+            }
+        }
+    }
+}
