@@ -204,6 +204,12 @@ public actor PostgresConnection {
         return try run(sql, [], simple: true, timeout: timeout ?? commandTimeout)
     }
 
+    /// `executeScript` for a script written in the source.
+    @discardableResult
+    public func executeScript(_ script: SQL, timeout: Double? = nil) throws -> PostgresResult {
+        try executeScript(script.text, timeout: timeout)
+    }
+
     /// Makes sure this session listens on `channel` (and again after every
     /// reconnect). Returns true when a new session subscribed just now, so the caller
     /// knows notifications sent in between may have been missed.
