@@ -26,30 +26,40 @@ public struct PostgresRow {
 
     /// The value of `column`. Throws `PostgresDecodingError` (never traps) when the
     /// result has no such column, the value is NULL, or its text is not a `T`.
+    @inlinable
     public func decode<T: PostgresDecodable>(_ column: String, as type: T.Type = T.self) throws -> T {
-        guard let value = try decodeIfPresent(column, as: type) else {
+        guard let bytes = try text(column, type: T.self) else {
             throw PostgresDecodingError(.null, column: column, type: "\(T.self)")
         }
+        guard let value = T(postgresText: bytes) else { throw Self.malformed(column, type: T.self, bytes) }
         return value
     }
 
     /// The value of `column`, nil when NULL. Throws on a missing column or a malformed value.
+    @inlinable
     public func decode<T: PostgresDecodable>(_ column: String, as type: T?.Type) throws -> T? {
-        try decodeIfPresent(column, as: T.self)
+        guard let bytes = try text(column, type: T.self) else { return nil }
+        guard let value = T(postgresText: bytes) else { throw Self.malformed(column, type: T.self, bytes) }
+        return value
     }
 
-    private func decodeIfPresent<T: PostgresDecodable>(_ column: String, as type: T.Type) throws -> T? {
+    // The generic wrappers above are inlinable so that they are specialised for each
+    // decoded type in the module that decodes; the work is here, not generic.
+
+    /// The text-format bytes of `column` in this row, nil when NULL; valid while the row is.
+    @usableFromInline
+    func text(_ column: String, type: Any.Type) throws -> UnsafeRawBufferPointer? {
         guard let field = columns.index(of: column) else {
-            throw PostgresDecodingError(.missingColumn, column: column, type: "\(T.self)")
+            throw PostgresDecodingError(.missingColumn, column: column, type: "\(type)")
         }
         if PQgetisnull(result, index, field) == 1 { return nil }
-        let bytes = UnsafeRawBufferPointer(start: PQgetvalue(result, index, field), count: Int(PQgetlength(result, index, field)))
-        guard let value = T(postgresText: bytes) else {
-            throw PostgresDecodingError(
-                .malformed, column: column, type: "\(T.self)",
-                value: String(decoding: bytes.prefix(60), as: UTF8.self))
-        }
-        return value
+        return UnsafeRawBufferPointer(start: PQgetvalue(result, index, field), count: Int(PQgetlength(result, index, field)))
+    }
+
+    @usableFromInline
+    static func malformed(_ column: String, type: Any.Type, _ bytes: UnsafeRawBufferPointer) -> PostgresDecodingError {
+        PostgresDecodingError(
+            .malformed, column: column, type: "\(type)", value: String(decoding: bytes.prefix(60), as: UTF8.self))
     }
 }
 
@@ -63,26 +73,52 @@ extension PostgresRow: Sendable {}
 /// call of the next: the name is compared (the same literal, so a pointer compare)
 /// rather than searched. A call that asks for another name searches and remembers
 /// that one instead. Per result, used on one thread only (the connection's).
+///
+/// The remembered slots and the cursor live in memory this object allocates, not in
+/// stored `var`s: a class's stored variables are checked for exclusive access at
+/// run time on every read and write, which cost more than the lookup saves.
 final class PostgresColumns {
     private let names: [String]
-    private var slots: [(name: String, index: Int32?)] = []
+    private let capacity: Int
+    /// The name asked for by the k-th decode call of a row (nil: not seen yet)…
+    private let slotNames: UnsafeMutablePointer<String?>
+    /// …and its column index (-1: the result has no such column).
+    private let slotIndexes: UnsafeMutablePointer<Int32>
     /// The decode call of the current row; `startRow()` resets it.
-    private var cursor = 0
+    private let cursor: UnsafeMutablePointer<Int>
 
     init(_ result: OpaquePointer) {
         names = (0..<PQnfields(result)).map { String(cString: PQfname(result, $0)) }
+        // Calls beyond the capacity (a decoder reading columns twice over) search each time.
+        capacity = 2 * names.count + 8
+        slotNames = .allocate(capacity: capacity)
+        slotNames.initialize(repeating: nil, count: capacity)
+        slotIndexes = .allocate(capacity: capacity)
+        slotIndexes.initialize(repeating: -1, count: capacity)
+        cursor = .allocate(capacity: 1)
+        cursor.initialize(to: 0)
     }
 
-    func startRow() { cursor = 0 }
+    deinit {
+        slotNames.deinitialize(count: capacity)
+        slotNames.deallocate()
+        slotIndexes.deallocate()
+        cursor.deallocate()
+    }
+
+    func startRow() { cursor.pointee = 0 }
 
     func index(of name: String) -> Int32? {
-        defer { cursor += 1 }
-        if cursor < slots.count, slots[cursor].name == name { return slots[cursor].index }
+        let call = cursor.pointee
+        cursor.pointee = call + 1
+        if call < capacity, slotNames[call] == name {
+            let index = slotIndexes[call]
+            return index < 0 ? nil : index
+        }
         let found = names.firstIndex(of: name).map { Int32($0) }
-        if cursor < slots.count {
-            slots[cursor] = (name, found)
-        } else if cursor == slots.count {
-            slots.append((name, found))
+        if call < capacity {
+            slotNames[call] = name
+            slotIndexes[call] = found ?? -1
         }
         return found
     }
