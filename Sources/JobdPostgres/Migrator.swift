@@ -25,9 +25,6 @@ public struct Migration: Sendable, Equatable {
 /// Two `jobd migrate` at once are safe: the whole run holds a session advisory lock,
 /// so the second waits, then finds everything applied and does nothing.
 public struct Migrator: Sendable {
-    /// Arbitrary but fixed: the key of the advisory lock all migrators share.
-    static let advisoryLockKey = "7241030113"
-
     public let connection: PostgresConnection
     public let migrations: [Migration]
     public let logger: Logger
@@ -42,19 +39,10 @@ public struct Migrator: Sendable {
     @discardableResult
     public func migrate(tiers: Set<String>) async throws -> [Int] {
         // Lock first: even CREATE ... IF NOT EXISTS races with a concurrent creator.
-        // A large migration may outlast the daemon's statement timeout.
-        try await connection.executeScript("SET statement_timeout = '10min'")
-        try await connection.query("SELECT pg_advisory_lock($1::bigint)", [Self.advisoryLockKey], timeout: 300)
+        try await connection.executeScript(MigrationStatements.raiseStatementTimeout)
+        try await connection.execute(MigrationStatements.Lock(), timeout: 300)
         do {
-            try await connection.executeScript("""
-                CREATE SCHEMA IF NOT EXISTS jobd;
-                CREATE TABLE IF NOT EXISTS jobd.migrations (
-                    version    integer PRIMARY KEY,
-                    name       text NOT NULL,
-                    checksum   text NOT NULL,
-                    applied_at timestamptz NOT NULL DEFAULT now()
-                );
-                """)
+            try await connection.executeScript(MigrationStatements.createLedger)
             let applied = try await appliedVersions()
             var done: [Int] = []
             for migration in migrations where tiers.contains(migration.tier) {
@@ -69,18 +57,17 @@ public struct Migrator: Sendable {
                 try await apply(migration)
                 done.append(migration.version)
             }
-            try await connection.query("SELECT pg_advisory_unlock($1::bigint)", [Self.advisoryLockKey])
+            try await connection.execute(MigrationStatements.Unlock())
             return done
         } catch {
-            _ = try? await connection.query("SELECT pg_advisory_unlock($1::bigint)", [Self.advisoryLockKey])
+            _ = try? await connection.execute(MigrationStatements.Unlock())
             throw error
         }
     }
 
     /// Migrations of `tiers` not yet applied (the daemon refuses to start while any are).
     public func pending(tiers: Set<String>) async throws -> [Migration] {
-        let exists = try await connection.query("SELECT to_regclass('jobd.migrations') IS NOT NULL")
-        guard exists.rows.first?.first == "t" else {
+        guard try await connection.firstRow(MigrationStatements.LedgerExists()) == true else {
             return migrations.filter { tiers.contains($0.tier) }
         }
         let applied = try await appliedVersions()
@@ -88,26 +75,24 @@ public struct Migrator: Sendable {
     }
 
     private func appliedVersions() async throws -> [Int: String] {
-        let result = try await connection.query("SELECT version, checksum FROM jobd.migrations")
         var applied: [Int: String] = [:]
-        for row in result.rows {
-            if let version = row[0].flatMap({ Int($0) }) { applied[version] = row[1] ?? "" }
+        for row in try await connection.rows(MigrationStatements.Applied()) {
+            applied[row.version] = row.checksum
         }
         return applied
     }
 
+    /// Each migration runs in its own transaction with its ledger row. Its SQL is a
+    /// file compiled into the binary (`Migration.embedded`), run as a script.
     private func apply(_ migration: Migration) async throws {
         logger.info("applying migration", metadata: ["migration": "\(migration.version)_\(migration.name)"])
-        try await connection.executeScript("BEGIN")
+        try await connection.executeScript(MigrationStatements.begin)
         do {
             try await connection.executeScript(migration.sql, timeout: 600)
-            try await connection.query(
-                "INSERT INTO jobd.migrations (version, name, checksum) VALUES ($1::int, $2, $3)",
-                [String(migration.version), migration.name, migration.checksum]
-            )
-            try await connection.executeScript("COMMIT")
+            try await connection.execute(MigrationStatements.Record(migration: migration))
+            try await connection.executeScript(MigrationStatements.commit)
         } catch {
-            _ = try? await connection.executeScript("ROLLBACK")
+            _ = try? await connection.executeScript(MigrationStatements.rollback)
             throw MigrationError(migration: "\(migration.version)_\(migration.name)", underlying: "\(error)")
         }
     }

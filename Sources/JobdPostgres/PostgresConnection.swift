@@ -19,7 +19,7 @@ public actor PostgresConnection {
     public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
 
     private let conninfo: String?
-    private let commandTimeout: Double
+    let commandTimeout: Double
     /// statement_timeout, idle_in_transaction_session_timeout, lock_timeout (ms).
     private let sessionSettings: [String?]
     private let logger: Logger
@@ -158,20 +158,30 @@ public actor PostgresConnection {
     public func queryPrepared(_ sql: String, _ params: [String?] = [], timeout: Double? = nil) throws -> PostgresResult {
         try Task.checkCancellation()
         try connect()
-        let name = Self.statementName(sql)
-        let limit = timeout ?? commandTimeout
+        var outcome: PostgresResult?
+        try runPrepared(sql, name: Self.statementName(sql), params, timeout: timeout ?? commandTimeout) {
+            outcome = PostgresResult($0)
+        }
+        return outcome ?? PostgresResult(columns: [], rows: [], affectedRows: 0)
+    }
+
+    /// Prepares `sql` as `name` unless this session has, then binds and executes it;
+    /// prepares once more if the server forgot it. `consume` reads the result.
+    func runPrepared(
+        _ sql: String, name: String, _ params: [String?], timeout: Double, consume: (OpaquePointer) throws -> Void
+    ) throws {
         var retried = false
         while true {
             if !prepared.contains(name) {
                 do {
-                    _ = try run(sql, params, simple: false, timeout: limit, step: .prepare(name))
+                    try run(sql, params, simple: false, timeout: timeout, step: .prepare(name)) { _ in }
                 } catch let error as PostgresError where error.sqlState == "42P05" {
                     // Already prepared on this session: use it.
                 }
                 prepared.insert(name)
             }
             do {
-                return try run(sql, params, simple: false, timeout: limit, step: .execute(name))
+                return try run(sql, params, simple: false, timeout: timeout, step: .execute(name), consume: consume)
             } catch let error as PostgresError where error.sqlState == "26000" && !retried {
                 prepared.remove(name)
                 retried = true
@@ -182,7 +192,7 @@ public actor PostgresConnection {
     /// "jobd_" + FNV-1a of the text: the same text gets the same name, and a changed
     /// statement a new one.
     public static func statementName(_ sql: String) -> String {
-        "jobd_" + String(FNV1a.hash(sql.utf8), radix: 16)
+        SQL.preparedName(sql)
     }
 
     /// Runs a script of several statements (simple protocol, no parameters). For
@@ -192,6 +202,12 @@ public actor PostgresConnection {
         try Task.checkCancellation()
         try connect()
         return try run(sql, [], simple: true, timeout: timeout ?? commandTimeout)
+    }
+
+    /// `executeScript` for a script written in the source.
+    @discardableResult
+    public func executeScript(_ script: SQL, timeout: Double? = nil) throws -> PostgresResult {
+        try executeScript(script.text, timeout: timeout)
     }
 
     /// Makes sure this session listens on `channel` (and again after every
@@ -252,7 +268,7 @@ public actor PostgresConnection {
     // MARK: - Internals (all on the connection's own thread)
 
     /// A named statement's two halves (`queryPrepared`).
-    private enum PreparedStep {
+    enum PreparedStep {
         case prepare(String)
         case execute(String)
     }
@@ -260,6 +276,19 @@ public actor PostgresConnection {
     private func run(
         _ sql: String, _ params: [String?], simple: Bool, timeout: Double, step: PreparedStep? = nil
     ) throws -> PostgresResult {
+        var outcome: PostgresResult?
+        try run(sql, params, simple: simple, timeout: timeout, step: step) { outcome = PostgresResult($0) }
+        return outcome ?? PostgresResult(columns: [], rows: [], affectedRows: 0)
+    }
+
+    /// Sends one statement (or script) and reads every result until the connection is
+    /// idle again. `consume` reads each successful result before it is freed (for a
+    /// script, the last one counts). An error `consume` throws is rethrown once the
+    /// connection is idle, so it stays usable; a server error wins over it.
+    func run(
+        _ sql: String, _ params: [String?], simple: Bool, timeout: Double, step: PreparedStep? = nil,
+        consume: (OpaquePointer) throws -> Void
+    ) throws {
         guard let conn = connection else { throw PostgresError(.connection, "not connected") }
         PostgresStatistics.roundTrips.add(1, ordering: .relaxed)
         let deadline = monotonicMilliseconds() + Int64(timeout * 1000)
@@ -298,8 +327,8 @@ public actor PostgresConnection {
                 throw PostgresError(.connection, message)
             }
         }
-        var outcome: PostgresResult?
         var failure: PostgresError?
+        var consumeFailure: (any Error)?
         while true {
             while PQisBusy(conn) == 1 {
                 try wait(conn, writable: false, deadline: deadline, sql: sql)
@@ -313,7 +342,9 @@ public actor PostgresConnection {
             defer { PQclear(result) }
             switch PQresultStatus(result) {
             case PGRES_TUPLES_OK, PGRES_COMMAND_OK, PGRES_EMPTY_QUERY:
-                if failure == nil { outcome = PostgresResult(result) }
+                if failure == nil && consumeFailure == nil {
+                    do { try consume(result) } catch { consumeFailure = error }
+                }
             default:
                 if failure == nil { failure = PostgresError(result: result) }
             }
@@ -324,7 +355,7 @@ public actor PostgresConnection {
             throw failure ?? PostgresError(.connection, message)
         }
         if let failure { throw failure }
-        return outcome ?? PostgresResult(columns: [], rows: [], affectedRows: 0)
+        if let consumeFailure { throw consumeFailure }
     }
 
     /// Waits for the socket until `deadline`; past it, drops the connection so

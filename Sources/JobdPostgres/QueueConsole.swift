@@ -32,39 +32,18 @@ extension QueueAdmin {
     /// it `cancelled` instead of retrying, releasing or dead-lettering it.
     public func cancel(ids: [JobID]) async throws -> [CancelResult] {
         guard !ids.isEmpty else { return [] }
-        let result = try await connection.query("""
-            WITH moved AS (
-                UPDATE queue.jobs
-                   SET state = 'cancelled', finished_at = now(), promoted_at = NULL,
-                       cancel_requested_at = now()
-                 WHERE id = ANY($1::bigint[]) AND state IN ('available', 'retryable', 'promoted')
-                RETURNING id
-            ), marked AS (
-                UPDATE queue.jobs
-                   SET cancel_requested_at = coalesce(cancel_requested_at, now())
-                 WHERE id = ANY($1::bigint[]) AND state = 'running'
-                RETURNING id
-            )
-            SELECT i.id, j.state, m.id IS NOT NULL, k.id IS NOT NULL
-              FROM unnest($1::bigint[]) AS i(id)
-              LEFT JOIN queue.jobs j ON j.id = i.id
-              LEFT JOIN moved m ON m.id = i.id
-              LEFT JOIN marked k ON k.id = i.id
-            """, [PostgresArray.integers(ids)])
-        return result.rows.compactMap { row in
-            guard let id = row[0].flatMap({ JobID($0) }) else { return nil }
-            let state = row[1]
+        return try await connection.rows(QueueJobsStatements.Cancel(ids: ids)).map { row in
             let outcome: CancelOutcome
-            if row[2] == "t" {
+            if row.moved {
                 outcome = .cancelled
-            } else if row[3] == "t" {
+            } else if row.marked {
                 outcome = .requested
-            } else if let state, JobState(rawValue: state).map({ JobState.finished.contains($0) }) == true {
+            } else if let state = row.state, JobState(rawValue: state).map({ JobState.finished.contains($0) }) == true {
                 outcome = .finished
             } else {
                 outcome = .unchanged
             }
-            return CancelResult(id: id, outcome: outcome, state: state)
+            return CancelResult(id: row.id, outcome: outcome, state: row.state)
         }
     }
 
@@ -76,31 +55,14 @@ extension QueueAdmin {
     /// false when the job is in none of those states.
     public func retry(id: JobID) async throws -> Bool {
         if try await !retryDeadLetters(ids: [id]).isEmpty { return true }
-        let result = try await connection.query("""
-            UPDATE queue.jobs
-               SET state = 'available', run_at = now(),
-                   attempt = CASE WHEN state = 'cancelled' THEN 0 ELSE attempt END,
-                   rescues = CASE WHEN state = 'cancelled' THEN 0 ELSE rescues END,
-                   finished_at = NULL, cancel_requested_at = NULL
-             WHERE id = $1::bigint AND state IN ('cancelled', 'available', 'retryable')
-            """, [String(id)])
-        return result.affectedRows == 1
+        return try await connection.execute(QueueJobsStatements.RunAgain(id: id)) == 1
     }
 
     /// Discards dead letters: each job moves from `dead` to `cancelled` (kept with its
     /// history until `queue.prune` removes finished jobs) and its dead letter is deleted.
     /// Returns the ids discarded.
     public func discardDeadLetters(ids: [JobID]) async throws -> [JobID] {
-        let result = try await connection.query("""
-            WITH gone AS (
-                DELETE FROM queue.dead_letters WHERE job_id = ANY($1::bigint[]) RETURNING job_id
-            )
-            UPDATE queue.jobs j SET state = 'cancelled', finished_at = now()
-              FROM gone g
-             WHERE j.id = g.job_id AND j.state = 'dead'
-            RETURNING j.id
-            """, [PostgresArray.integers(ids)])
-        return result.rows.compactMap { $0[0].flatMap { JobID($0) } }.sorted()
+        try await connection.rows(QueueDeadLettersStatements.Discard(ids: ids)).sorted()
     }
 
     // MARK: Pause and resume
@@ -120,31 +82,21 @@ extension QueueAdmin {
     /// Pauses a priority lane or a kind: the promoter promotes none of its jobs until
     /// resumed. Returns false when it was already paused.
     public func pause(_ scope: PauseScope, _ name: String, by who: String) async throws -> Bool {
-        let result = try await connection.query("""
-            INSERT INTO queue.pauses (scope, name, paused_by) VALUES ($1, $2, $3)
-            ON CONFLICT (scope, name) DO NOTHING
-            """, [scope.rawValue, name, who])
-        return result.affectedRows == 1
+        try await connection.execute(QueuePausesStatements.Pause(scope: scope, name: name, pausedBy: who)) == 1
     }
 
     /// Returns false when it was not paused.
     public func resume(_ scope: PauseScope, _ name: String) async throws -> Bool {
-        let result = try await connection.query(
-            "DELETE FROM queue.pauses WHERE scope = $1 AND name = $2", [scope.rawValue, name])
-        if result.affectedRows > 0 {
+        let resumed = try await connection.execute(QueuePausesStatements.Resume(scope: scope, name: name)) > 0
+        if resumed {
             // Wake the promoters now rather than at their next poll.
-            try await connection.query("SELECT pg_notify('jobd_jobs', '')")
+            try await connection.execute(QueuePausesStatements.WakePromoters())
         }
-        return result.affectedRows > 0
+        return resumed
     }
 
     public func pauses() async throws -> [Pause] {
-        let result = try await connection.query(
-            "SELECT scope, name, paused_by, paused_at::text FROM queue.pauses ORDER BY scope, name")
-        return result.rows.compactMap { row in
-            guard let scope = row[0].flatMap(PauseScope.init(rawValue:)) else { return nil }
-            return Pause(scope: scope, name: row[1] ?? "", pausedBy: row[2] ?? "", pausedAt: row[3] ?? "")
-        }
+        try await connection.rows(QueuePausesStatements.List())
     }
 
     // MARK: Job search
@@ -186,36 +138,7 @@ extension QueueAdmin {
     /// (the predicate that names their indexed column is added), and keyset paging
     /// walks the primary key down from `beforeID`.
     public func jobs(_ filter: JobFilter) async throws -> [JobSummary] {
-        // One text for every filter: the statement is not prepared, so the server plans
-        // it with the values bound, and each `$n IS NULL OR …` of an absent filter folds
-        // away, leaving only the given conditions for the planner to serve by index.
-        let result = try await connection.query("""
-            SELECT id, kind, state, priority, attempt, max_attempts, run_at::text, created_at::text,
-                   unique_key, left(last_error, 300), cancel_requested_at IS NOT NULL
-              FROM queue.jobs
-             WHERE ($1::bigint IS NULL OR id = $1::bigint)
-               AND ($2::text IS NULL OR state = $2::text)
-               AND ($2::text IS DISTINCT FROM 'running' OR lease_expires_at IS NOT NULL)
-               AND ($2::text IS DISTINCT FROM 'promoted' OR promoted_at IS NOT NULL)
-               AND ($3::text IS NULL OR kind = $3::text)
-               AND ($4::text IS NULL OR priority = $4::text)
-               AND ($5::text IS NULL OR unique_key = $5::text)
-               AND ($6::jsonb IS NULL OR payload @> $6::jsonb)
-               AND ($7::bigint IS NULL OR id < $7::bigint)
-             ORDER BY id DESC
-             LIMIT $8::int
-            """, [
-                filter.id.map { String($0) }, filter.state?.rawValue, filter.kind, filter.priority?.rawValue,
-                filter.uniqueKey, filter.contains, filter.beforeID.map { String($0) },
-                String(max(1, min(filter.limit, 500))),
-            ])
-        return result.rows.map { row in
-            JobSummary(
-                id: row[0].flatMap { JobID($0) } ?? 0, kind: row[1] ?? "", state: row[2] ?? "", priority: row[3] ?? "",
-                attempt: row[4].flatMap { Int($0) } ?? 0, maxAttempts: row[5].flatMap { Int($0) } ?? 0,
-                runAt: row[6] ?? "", createdAt: row[7] ?? "", uniqueKey: row[8], lastError: row[9],
-                cancelRequested: row[10] == "t")
-        }
+        try await connection.rows(QueueJobsStatements.Search(filter: filter))
     }
 
     // MARK: One job
@@ -234,24 +157,7 @@ extension QueueAdmin {
     }
 
     public func job(_ id: JobID) async throws -> JobDetail? {
-        let result = try await connection.query("""
-            SELECT j.id, j.kind, j.state, j.priority, j.attempt, j.max_attempts, j.run_at::text, j.created_at::text,
-                   j.unique_key, j.last_error, j.cancel_requested_at IS NOT NULL,
-                   j.payload::text, j.errors::text, j.rescues, j.leased_by, j.started_at::text, j.finished_at::text,
-                   d.reason
-              FROM queue.jobs j LEFT JOIN queue.dead_letters d ON d.job_id = j.id
-             WHERE j.id = $1::bigint
-            """, [String(id)])
-        guard let row = result.rows.first else { return nil }
-        let summary = JobSummary(
-            id: row[0].flatMap { JobID($0) } ?? 0, kind: row[1] ?? "", state: row[2] ?? "", priority: row[3] ?? "",
-            attempt: row[4].flatMap { Int($0) } ?? 0, maxAttempts: row[5].flatMap { Int($0) } ?? 0,
-            runAt: row[6] ?? "", createdAt: row[7] ?? "", uniqueKey: row[8], lastError: row[9],
-            cancelRequested: row[10] == "t")
-        return JobDetail(
-            summary: summary, payload: row[11] ?? "{}", errors: row[12] ?? "[]",
-            rescues: row[13].flatMap { Int($0) } ?? 0, leasedBy: row[14], startedAt: row[15], finishedAt: row[16],
-            deadLetterReason: row[17])
+        try await connection.firstRow(QueueJobsStatements.Detail(id: id))
     }
 
     public struct AttemptEvent: Sendable, Codable, Equatable {
@@ -266,15 +172,6 @@ extension QueueAdmin {
 
     /// The job's ledger rows in time order (at most `limit`, the latest ones).
     public func attempts(of id: JobID, limit: Int = 200) async throws -> [AttemptEvent] {
-        let result = try await connection.query("""
-            SELECT attempt, event, at::text, daemon, outcome, error_code, run_seconds FROM (
-                SELECT * FROM queue.attempts WHERE job_id = $1::bigint ORDER BY at DESC LIMIT $2::int
-            ) a ORDER BY at, CASE event WHEN 'end' THEN 1 ELSE 0 END
-            """, [String(id), String(limit)])
-        return result.rows.map { row in
-            AttemptEvent(
-                attempt: row[0].flatMap { Int($0) } ?? 0, event: row[1] ?? "", at: row[2] ?? "", daemon: row[3],
-                outcome: row[4], errorCode: row[5], runSeconds: row[6].flatMap(Double.init))
-        }
+        try await connection.rows(QueueAttemptsStatements.History(jobID: id, limit: limit))
     }
 }

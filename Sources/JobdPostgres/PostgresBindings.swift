@@ -1,0 +1,87 @@
+/// One parameter of a statement, rendered in Postgres's text format (what libpq's
+/// `PQsendQueryParams` and `PQsendQueryPrepared` take with all formats 0). The
+/// statement's SQL casts each `$n` to its type (`$1::bigint[]`, `$2::float8`); the
+/// factory used here must render a text that cast accepts.
+///
+/// A binding is data, never SQL: whatever its text holds (quotes, backslashes,
+/// `;`) reaches the server as a parameter value.
+public struct PostgresBinding: Sendable, Equatable {
+    /// The text-format value; nil is SQL NULL.
+    public let text: String?
+
+    private init(_ text: String?) { self.text = text }
+
+    /// SQL NULL.
+    public static let null = PostgresBinding(nil)
+
+    /// An integer, for `$n::int`, `$n::bigint` (or `smallint`); nil is NULL.
+    public static func int<T: BinaryInteger>(_ value: T?) -> PostgresBinding {
+        PostgresBinding(value.map { String($0) })
+    }
+
+    /// Text as it is, for `$n` or `$n::text`; nil is NULL.
+    public static func text(_ value: String?) -> PostgresBinding {
+        PostgresBinding(value)
+    }
+
+    /// JSON text, for `$n::jsonb` (the server parses and checks it); nil is NULL.
+    public static func jsonb(_ value: String?) -> PostgresBinding {
+        PostgresBinding(value)
+    }
+
+    /// `t` or `f`, for `$n::boolean`; nil is NULL.
+    public static func bool(_ value: Bool?) -> PostgresBinding {
+        PostgresBinding(value.map { $0 ? "t" : "f" })
+    }
+
+    /// For `$n::float8`: Swift's shortest round-trip form; `inf`, `-inf` and `nan`,
+    /// which float8 accepts too. nil is NULL.
+    public static func double(_ value: Double?) -> PostgresBinding {
+        PostgresBinding(value.map { String($0) })
+    }
+
+    /// A duration as float8 seconds, for `make_interval(secs => $n::float8)` (the
+    /// form the queue's statements use). Exact to the microsecond Postgres keeps.
+    public static func seconds(_ value: Duration) -> PostgresBinding {
+        let (seconds, attoseconds) = value.components
+        return .double(Double(seconds) + Double(attoseconds) / 1e18)
+    }
+
+    /// An array literal for `$n::bigint[]` or `$n::int[]`: a whole batch in one
+    /// parameter, so a batch is one round trip.
+    public static func intArray<S: Sequence>(_ values: S) -> PostgresBinding where S.Element: BinaryInteger {
+        PostgresBinding(PostgresArray.integers(values))
+    }
+
+    /// An array literal for `$n::text[]` (or any array whose elements parse from
+    /// text): every element quoted and escaped, nil elements NULL.
+    public static func textArray(_ values: some Sequence<String?>) -> PostgresBinding {
+        PostgresBinding(PostgresArray.texts(values))
+    }
+
+    /// `\x…` hex, for `$n::bytea`.
+    public static func bytea(_ bytes: [UInt8]) -> PostgresBinding {
+        PostgresBinding(PostgresBytea.encode(bytes))
+    }
+}
+
+/// The parameters of one statement, `$1…$n` in order.
+///
+/// Written as an array literal of typed bindings, e.g.
+/// `[.intArray(ids), .text(daemon), .double(lease)]`.
+public struct PostgresBindings: Sendable, Equatable, ExpressibleByArrayLiteral {
+    /// Text-format values in parameter order; nil is NULL.
+    public private(set) var values: [String?]
+
+    public init() { values = [] }
+
+    public init(arrayLiteral elements: PostgresBinding...) {
+        values = elements.map(\.text)
+    }
+
+    public mutating func append(_ binding: PostgresBinding) {
+        values.append(binding.text)
+    }
+
+    public var count: Int { values.count }
+}

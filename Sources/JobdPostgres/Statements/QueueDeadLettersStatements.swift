@@ -1,0 +1,111 @@
+import JobdCore
+
+/// `queue.dead_letters`: the operator's view of jobs that died, and the re-drive,
+/// discard and purge commands.
+enum QueueDeadLettersStatements {
+    /// The conflict clause of every insert of a dead letter (the completion's and the
+    /// rescuer's): a job that dies again replaces its dead letter with the job as it
+    /// died now. Begins and ends with a line break, so it composes between lines.
+    ///
+    /// A job's kind, payload and priority never change after its insert, so for the
+    /// rescuer, which before wrote only the attempt's fields, overwriting them too
+    /// writes the values the row already holds.
+    static let upsertOnConflict: SQL = """
+
+        ON CONFLICT (job_id) DO UPDATE
+           SET kind = EXCLUDED.kind, payload = EXCLUDED.payload, priority = EXCLUDED.priority,
+               attempts = EXCLUDED.attempts, reason = EXCLUDED.reason,
+               last_error = EXCLUDED.last_error, errors = EXCLUDED.errors, dead_at = now()
+
+        """
+
+    /// Dead letters, newest first, optionally of one kind.
+    struct List: PostgresStatement {
+        var limit: Int
+        var kind: String?
+
+        // Plain, so the server plans with the values bound and `$2 IS NULL OR …` folds away.
+        static let planning = PostgresPlanning.perExecution
+
+        var bindings: PostgresBindings { [.int(limit), .text(kind)] }
+
+        static func decode(_ row: PostgresRow) throws -> QueueAdmin.DeadLetter {
+            QueueAdmin.DeadLetter(
+                jobID: try row.decode("job_id"), kind: try row.decode("kind"), priority: try row.decode("priority"),
+                attempts: try row.decode("attempts"), reason: try row.decode("reason"),
+                lastError: try row.decode("last_error", as: String?.self), deadAt: try row.decode("dead_at"),
+                errors: try row.decode("errors"), payload: try row.decode("payload"))
+        }
+
+        static let sql: SQL = """
+            SELECT job_id, kind, priority, attempts, reason, last_error, dead_at::text AS dead_at,
+                   errors::text AS errors, payload::text AS payload
+              FROM queue.dead_letters
+             WHERE $2::text IS NULL OR kind = $2
+             ORDER BY dead_at DESC, job_id DESC
+             LIMIT $1::int
+            """
+    }
+
+    /// Re-drives dead jobs (nil: all of them) back to `available`, attempts reset.
+    struct Retry: PostgresStatement {
+        var ids: [JobID]?
+
+        static let planning = PostgresPlanning.perExecution
+
+        var bindings: PostgresBindings { [ids.map { .intArray($0) } ?? .null] }
+
+        static func decode(_ row: PostgresRow) throws -> JobID { try row.decode("id") }
+
+        static let sql: SQL = """
+            WITH redriven AS (
+                DELETE FROM queue.dead_letters
+                 WHERE $1::bigint[] IS NULL OR job_id = ANY($1::bigint[])
+                RETURNING job_id
+            )
+            UPDATE queue.jobs j
+               SET state = 'available', attempt = 0, rescues = 0, run_at = now(),
+                   finished_at = NULL, promoted_at = NULL, leased_by = NULL, lease_expires_at = NULL
+              FROM redriven r
+             WHERE j.id = r.job_id AND j.state = 'dead'
+            RETURNING j.id
+            """
+    }
+
+    /// Moves dead jobs to `cancelled` and deletes their dead letters.
+    struct Discard: PostgresStatement {
+        var ids: [JobID]
+
+        static let planning = PostgresPlanning.perExecution
+
+        var bindings: PostgresBindings { [.intArray(ids)] }
+
+        static func decode(_ row: PostgresRow) throws -> JobID { try row.decode("id") }
+
+        static let sql: SQL = """
+            WITH gone AS (
+                DELETE FROM queue.dead_letters WHERE job_id = ANY($1::bigint[]) RETURNING job_id
+            )
+            UPDATE queue.jobs j SET state = 'cancelled', finished_at = now()
+              FROM gone g
+             WHERE j.id = g.job_id AND j.state = 'dead'
+            RETURNING j.id
+            """
+    }
+
+    /// Deletes dead jobs (and their dead letters) dead for more than `olderThanSeconds`.
+    struct Purge: PostgresStatement {
+        var olderThanSeconds: Double
+
+        static let planning = PostgresPlanning.perExecution
+
+        var bindings: PostgresBindings { [.double(olderThanSeconds)] }
+
+        static let sql: SQL = """
+            DELETE FROM queue.jobs j
+             USING queue.dead_letters d
+             WHERE d.job_id = j.id AND j.state = 'dead'
+               AND d.dead_at < now() - make_interval(secs => $1::float8)
+            """
+    }
+}

@@ -1,0 +1,202 @@
+import JobdCore
+
+/// The operator's statements on `queue.jobs`: enqueue, status, cancel, retry and the
+/// console's reads. One-shot commands, so planned per execution (no prepare round trip).
+extension QueueJobsStatements {
+    /// Through `queue.enqueue`: a duplicate unique key returns the holder's id.
+    struct Enqueue: PostgresStatement {
+        var request: QueueAdmin.EnqueueRequest
+
+        static let planning = PostgresPlanning.perExecution
+
+        var bindings: PostgresBindings {
+            [.text(request.kind), .jsonb(request.payload), .text(request.priority.rawValue), .text(request.runAt),
+             .double(request.delaySeconds), .int(request.maxAttempts), .text(request.uniqueKey)]
+        }
+
+        static func decode(_ row: PostgresRow) throws -> JobID? { try row.decode("id", as: JobID?.self) }
+
+        static let sql: SQL = """
+            SELECT queue.enqueue($1, $2::jsonb, $3,
+                                 coalesce($4::timestamptz, now() + make_interval(secs => $5::float8)),
+                                 coalesce($6::int, 20), $7) AS id
+            """
+    }
+
+    /// Every job counted by state and priority.
+    struct CountByState: PostgresStatement {
+        struct Row: Sendable {
+            var state: String
+            var priority: String
+            var count: Int
+        }
+
+        static let planning = PostgresPlanning.perExecution
+
+        var bindings: PostgresBindings { [] }
+
+        static func decode(_ row: PostgresRow) throws -> Row {
+            Row(state: try row.decode("state"), priority: try row.decode("priority"), count: try row.decode("count"))
+        }
+
+        static let sql: SQL = "SELECT state, priority, count(*) AS count FROM queue.jobs GROUP BY state, priority"
+    }
+
+    /// How long the oldest due job has waited (NULL when none), and the dead letters.
+    struct OldestDue: PostgresStatement {
+        struct Row: Sendable {
+            var oldestDueSeconds: Double?
+            var deadLetters: Int
+        }
+
+        static let planning = PostgresPlanning.perExecution
+
+        var bindings: PostgresBindings { [] }
+
+        static func decode(_ row: PostgresRow) throws -> Row {
+            Row(oldestDueSeconds: try row.decode("oldest_due_seconds", as: Double?.self),
+                deadLetters: try row.decode("dead_letters"))
+        }
+
+        static let sql: SQL = """
+            SELECT (SELECT extract(epoch FROM now() - min(run_at))::float8 FROM queue.jobs
+                     WHERE state IN ('available', 'retryable') AND run_at <= now()) AS oldest_due_seconds,
+                   (SELECT count(*) FROM queue.dead_letters) AS dead_letters
+            """
+    }
+
+    /// Cancels waiting jobs and marks running ones; one row per id asked for.
+    struct Cancel: PostgresStatement {
+        var ids: [JobID]
+
+        struct Row: Sendable {
+            var id: JobID
+            /// The state before the cancel; nil when no such job.
+            var state: String?
+            var moved: Bool
+            var marked: Bool
+        }
+
+        static let planning = PostgresPlanning.perExecution
+
+        var bindings: PostgresBindings { [.intArray(ids)] }
+
+        static func decode(_ row: PostgresRow) throws -> Row {
+            Row(id: try row.decode("id"), state: try row.decode("state", as: String?.self),
+                moved: try row.decode("moved"), marked: try row.decode("marked"))
+        }
+
+        static let sql: SQL = """
+            WITH moved AS (
+                UPDATE queue.jobs
+                   SET state = 'cancelled', finished_at = now(), promoted_at = NULL,
+                       cancel_requested_at = now()
+                 WHERE id = ANY($1::bigint[]) AND state IN ('available', 'retryable', 'promoted')
+                RETURNING id
+            ), marked AS (
+                UPDATE queue.jobs
+                   SET cancel_requested_at = coalesce(cancel_requested_at, now())
+                 WHERE id = ANY($1::bigint[]) AND state = 'running'
+                RETURNING id
+            )
+            SELECT i.id, j.state, m.id IS NOT NULL AS moved, k.id IS NOT NULL AS marked
+              FROM unnest($1::bigint[]) AS i(id)
+              LEFT JOIN queue.jobs j ON j.id = i.id
+              LEFT JOIN moved m ON m.id = i.id
+              LEFT JOIN marked k ON k.id = i.id
+            """
+    }
+
+    /// A cancelled or waiting job runs again now; affects one row when it did.
+    struct RunAgain: PostgresStatement {
+        var id: JobID
+
+        static let planning = PostgresPlanning.perExecution
+
+        var bindings: PostgresBindings { [.int(id)] }
+
+        static let sql: SQL = """
+            UPDATE queue.jobs
+               SET state = 'available', run_at = now(),
+                   attempt = CASE WHEN state = 'cancelled' THEN 0 ELSE attempt END,
+                   rescues = CASE WHEN state = 'cancelled' THEN 0 ELSE rescues END,
+                   finished_at = NULL, cancel_requested_at = NULL
+             WHERE id = $1::bigint AND state IN ('cancelled', 'available', 'retryable')
+            """
+    }
+
+    /// A summary row's columns, shared by `Search` and `Detail`.
+    static func summary(_ row: PostgresRow) throws -> QueueAdmin.JobSummary {
+        QueueAdmin.JobSummary(
+            id: try row.decode("id"), kind: try row.decode("kind"), state: try row.decode("state"),
+            priority: try row.decode("priority"), attempt: try row.decode("attempt"),
+            maxAttempts: try row.decode("max_attempts"), runAt: try row.decode("run_at"),
+            createdAt: try row.decode("created_at"), uniqueKey: try row.decode("unique_key", as: String?.self),
+            lastError: try row.decode("last_error", as: String?.self),
+            cancelRequested: try row.decode("cancel_requested"))
+    }
+
+    /// The job search (see `QueueAdmin.jobs`).
+    struct Search: PostgresStatement {
+        var filter: QueueAdmin.JobFilter
+
+        // One text for every filter: planned per execution, so the server plans it with
+        // the values bound, and each `$n IS NULL OR …` of an absent filter folds away,
+        // leaving only the given conditions for the planner to serve by index.
+        static let planning = PostgresPlanning.perExecution
+
+        var bindings: PostgresBindings {
+            [.int(filter.id), .text(filter.state?.rawValue), .text(filter.kind), .text(filter.priority?.rawValue),
+             .text(filter.uniqueKey), .jsonb(filter.contains), .int(filter.beforeID),
+             .int(max(1, min(filter.limit, 500)))]
+        }
+
+        static func decode(_ row: PostgresRow) throws -> QueueAdmin.JobSummary { try summary(row) }
+
+        static let sql: SQL = """
+            SELECT id, kind, state, priority, attempt, max_attempts, run_at::text AS run_at,
+                   created_at::text AS created_at, unique_key, left(last_error, 300) AS last_error,
+                   cancel_requested_at IS NOT NULL AS cancel_requested
+              FROM queue.jobs
+             WHERE ($1::bigint IS NULL OR id = $1::bigint)
+               AND ($2::text IS NULL OR state = $2::text)
+               AND ($2::text IS DISTINCT FROM 'running' OR lease_expires_at IS NOT NULL)
+               AND ($2::text IS DISTINCT FROM 'promoted' OR promoted_at IS NOT NULL)
+               AND ($3::text IS NULL OR kind = $3::text)
+               AND ($4::text IS NULL OR priority = $4::text)
+               AND ($5::text IS NULL OR unique_key = $5::text)
+               AND ($6::jsonb IS NULL OR payload @> $6::jsonb)
+               AND ($7::bigint IS NULL OR id < $7::bigint)
+             ORDER BY id DESC
+             LIMIT $8::int
+            """
+    }
+
+    /// One job with its dead letter's reason.
+    struct Detail: PostgresStatement {
+        var id: JobID
+
+        static let planning = PostgresPlanning.perExecution
+
+        var bindings: PostgresBindings { [.int(id)] }
+
+        static func decode(_ row: PostgresRow) throws -> QueueAdmin.JobDetail {
+            QueueAdmin.JobDetail(
+                summary: try summary(row), payload: try row.decode("payload"), errors: try row.decode("errors"),
+                rescues: try row.decode("rescues"), leasedBy: try row.decode("leased_by", as: String?.self),
+                startedAt: try row.decode("started_at", as: String?.self),
+                finishedAt: try row.decode("finished_at", as: String?.self),
+                deadLetterReason: try row.decode("reason", as: String?.self))
+        }
+
+        static let sql: SQL = """
+            SELECT j.id, j.kind, j.state, j.priority, j.attempt, j.max_attempts, j.run_at::text AS run_at,
+                   j.created_at::text AS created_at, j.unique_key, j.last_error,
+                   j.cancel_requested_at IS NOT NULL AS cancel_requested,
+                   j.payload::text AS payload, j.errors::text AS errors, j.rescues, j.leased_by,
+                   j.started_at::text AS started_at, j.finished_at::text AS finished_at, d.reason
+              FROM queue.jobs j LEFT JOIN queue.dead_letters d ON d.job_id = j.id
+             WHERE j.id = $1::bigint
+            """
+    }
+}
