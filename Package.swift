@@ -3,8 +3,12 @@ import PackageDescription
 
 // Layers, every dependency pointing down (docs/architecture.md has the same layers and
 // a "target | depends on" table; ModuleGraphTests checks both against this file):
-//   jobd (CLI)
-//   JobdQueue (services, handlers), JobdWeb (console), JobdTestSupport (tests only)
+//   jobd (CLI: parsing, commands, systemd supervisor)
+//   JobdBench (`jobd bench`'s engine)
+//   JobdAssembly (builds the daemon from configuration: run, bench and tests)
+//   JobdCampaigns (OLTP tier; uses the content and notifications tiers)
+//   JobdContent, JobdNotifications, JobdAnalytics (tiers: domain, store, handlers, services)
+//   JobdQueue (queue runtime, JobHandler, TierDatabase), JobdWeb (console), JobdTestSupport (tests only)
 //   JobdPostgres, JobdRedis, JobdNotify, JobdSystemd, JobdMetrics (adapters)
 //   JobdCore (pure), JobdThreads (threads, checkout pool), JobdCodec, JobdTestRandom
 //   C system libraries: CLibPQ, CHiredis, CCurl, CSystemd, CZlib
@@ -177,6 +181,18 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // MARK: The benchmark (`jobd bench`): runs the assembled daemon in process.
+        .target(
+            name: "JobdBench",
+            dependencies: [
+                "JobdCore", "JobdPostgres", "JobdRedis", "JobdQueue", "JobdAssembly",
+                "JobdContent", "JobdNotifications", "JobdAnalytics", "JobdCampaigns",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+
         // MARK: The operator's web console (`jobd web`, JOBD_WEB_LISTEN): Hummingbird 2 over NIO,
         // server-rendered HTML and a JSON API; libpq on its own threads, as everywhere.
         .target(
@@ -198,7 +214,7 @@ let package = Package(
             name: "jobd",
             dependencies: [
                 "JobdCore", "JobdPostgres", "JobdRedis", "JobdQueue", "JobdSystemd", "JobdMetrics", "JobdWeb",
-                "JobdContent", "JobdNotifications", "JobdAnalytics", "JobdCampaigns", "JobdAssembly",
+                "JobdContent", "JobdAnalytics", "JobdCampaigns", "JobdAssembly", "JobdBench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -1,7 +1,7 @@
 /// The data tiers jobd moves work between. Each is its own schema and may live in
 /// its own database — its own failure domain — so a tier that is down stalls only
 /// the jobs that write to it. The name is also the first word of its migration files
-/// (`Migrations/0004_content_….sql`).
+/// (`Migrations/content/0004_content_….sql`).
 public enum DataTier: String, CaseIterable, Sendable, Hashable, Comparable {
     /// `queue.jobs` and friends: the daemon's own state. Always `JOBD_DATABASE_URL`.
     case queue

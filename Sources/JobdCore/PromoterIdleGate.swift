@@ -1,4 +1,4 @@
-/// The promoter's side of the wake-up protocol (Migrations/0010_queue_wakeup.sql),
+/// The promoter's side of the wake-up protocol (Migrations/queue/0010_queue_wakeup.sql),
 /// as a value: what it may do when it has nothing more to promote. Pure: the caller
 /// runs the statements and passes in the time.
 ///

@@ -227,13 +227,13 @@ struct JSONValueTests {
 
 // MARK: - JobState and JobPriority against the schema
 
-/// The quoted values of one `CHECK (column IN (...))` constraint in `Migrations/0001_queue.sql`.
+/// The quoted values of one `CHECK (column IN (...))` constraint in `Migrations/queue/0001_queue.sql`.
 private func checkConstraintValues(_ name: String) throws -> [String] {
     let root = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent()   // JobdCoreTests
         .deletingLastPathComponent()   // Tests
         .deletingLastPathComponent()   // repository root
-    let sql = try String(contentsOf: root.appendingPathComponent("Migrations/0001_queue.sql"), encoding: .utf8)
+    let sql = try String(contentsOf: root.appendingPathComponent("Migrations/queue/0001_queue.sql"), encoding: .utf8)
     let start = try #require(sql.range(of: "CONSTRAINT \(name) CHECK"), "no \(name) in the migration")
     let tail = sql[start.upperBound...]
     let end = try #require(tail.range(of: "))"), "\(name) is not closed")
@@ -267,7 +267,7 @@ struct StateAndPriorityTests {
     @Test("the unique-key index releases exactly the finished states")
     func uniqueIndexMatchesFinished() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let sql = try String(contentsOf: root.appendingPathComponent("Migrations/0001_queue.sql"), encoding: .utf8)
+        let sql = try String(contentsOf: root.appendingPathComponent("Migrations/queue/0001_queue.sql"), encoding: .utf8)
         let start = try #require(sql.range(of: "CREATE UNIQUE INDEX jobs_unique_key_idx"))
         let tail = sql[start.upperBound...]
         let end = try #require(tail.range(of: ");"))

@@ -5,16 +5,24 @@ import Testing
 
 @Suite("Migrations", .serialized)
 struct MigrationTests {
-    @Test("the embedded migrations are exactly the files in Migrations/ (rerun scripts/embed-migrations)")
+    @Test("the embedded migrations are exactly the files in Migrations/<tier>/ (rerun scripts/embed-migrations)")
     func embeddedMatchFiles() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let directory = root.appendingPathComponent("Migrations")
-        let files = try FileManager.default.contentsOfDirectory(atPath: directory.path)
-            .filter { $0.hasSuffix(".sql") }.sorted()
+        let folders = try FileManager.default.contentsOfDirectory(atPath: directory.path)
+        // No migration outside a tier's folder: the generator would not see it.
+        #expect(folders.filter { $0.hasSuffix(".sql") }.isEmpty)
+        // Every file, as (folder, file name), in the generator's order: by file name.
+        let files = try folders.filter { !$0.hasPrefix(".") }.flatMap { folder in
+            try FileManager.default.contentsOfDirectory(atPath: directory.appendingPathComponent(folder).path)
+                .filter { $0.hasSuffix(".sql") }.map { (folder, $0) }
+        }.sorted { $0.1 < $1.1 }
         #expect(files.count == Migration.embedded.count)
-        for (file, migration) in zip(files, Migration.embedded) {
-            let text = try String(contentsOf: directory.appendingPathComponent(file), encoding: .utf8)
+        for ((folder, file), migration) in zip(files, Migration.embedded) {
+            let text = try String(
+                contentsOf: directory.appendingPathComponent(folder).appendingPathComponent(file), encoding: .utf8)
             #expect(file == String(format: "%04d_%@.sql", migration.version, migration.name))
+            #expect(folder == migration.tier, "\(file) is in Migrations/\(folder)/, its tier is \(migration.tier)")
             // The generator appends a newline before the closing delimiter.
             #expect(text.trimmingCharacters(in: .newlines) == migration.sql.trimmingCharacters(in: .newlines))
         }

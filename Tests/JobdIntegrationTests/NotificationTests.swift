@@ -95,19 +95,15 @@ func withNotifications(
     try await withWorld { world in
         var settings = NotifyWorld.settings(for: sink)
         adjust(&settings)
-        let tier = TierDatabase(tier: .notifications, size: 2, logger: world.logs.logger()) { index in
-            world.database.connection("notify-\(index)")
+        // The assembly builds the notification handler from the configuration, as in production.
+        let config = world.configuration {
+            $0.notifications = settings
+            $0.tierConnections = 2
+            adjustConfig(&$0)
         }
-        let handler = NotificationSendHandler(database: tier, settings: settings, logger: world.logs.logger())
-        let daemon = world.makeDaemon(world.configuration(adjustConfig), handlers: [NoopHandler(), handler])
-        do {
-            try await world.running([daemon]) { try await body(NotifyWorld(world: world, sink: sink)) }
-            try await afterStop(NotifyWorld(world: world, sink: sink))
-        } catch {
-            await tier.close()
-            throw error
-        }
-        await tier.close()
+        let daemon = world.makeDaemon(config)
+        try await world.running([daemon]) { try await body(NotifyWorld(world: world, sink: sink)) }
+        try await afterStop(NotifyWorld(world: world, sink: sink))
     }
 }
 

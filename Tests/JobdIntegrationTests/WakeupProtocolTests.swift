@@ -6,7 +6,7 @@ import JobdTestSupport
 import Synchronization
 import Testing
 
-/// The wake-up protocol of Migrations/0010_queue_wakeup.sql: inserts NOTIFY only
+/// The wake-up protocol of Migrations/queue/0010_queue_wakeup.sql: inserts NOTIFY only
 /// while a promoter is idle, and no insert is left waiting for the poll interval.
 @Suite("Wake-up protocol")
 struct WakeupProtocolTests {

@@ -61,7 +61,7 @@ public struct Promoter: Service {
             // End of the current idle wait; pops do not move due times, so they do
             // not need a new due-time query either.
             var idleUntil: ContinuousClock.Instant?
-            // The wake-up protocol's state (Migrations/0010_queue_wakeup.sql).
+            // The wake-up protocol's state (Migrations/queue/0010_queue_wakeup.sql).
             var gate = PromoterIdleGate(pollInterval: configuration.pollInterval)
             await loop.run {
                 if let testFaults { await testFaults.waitWhilePromoterWedged() }
