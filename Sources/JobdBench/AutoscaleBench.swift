@@ -19,21 +19,26 @@ extension BenchReport {
         var baseRate: Double
         var stepRate: Double
         var stepSeconds: Double
-        /// The autoscaled run, then the fixed one.
+        /// Rounds of one autoscaled and one fixed run, alternating which goes first.
+        var rounds: Int
+        /// Every run in the order they ran.
         var runs: [StepRun]
-        /// The fixed pool's completion rate over the second half of the step: its drain rate.
+        /// The fixed pool's completion rate over the second half of the step, its drain
+        /// rate: the mean of the rounds (each run is judged against its own round's).
         var fixedDrainPerSecond: Double
         /// From the step until the autoscaled pool's completions over 0.5 s reach 90% of
-        /// `fixedDrainPerSecond`; nil when they never did during the step.
+        /// its round's fixed drain rate, the worst round; nil when a round never got there.
         var secondsTo90Percent: Double?
         /// The same for the fixed pool (what the measurement itself costs).
         var fixedSecondsTo90Percent: Double?
         /// From the last job's completion (nothing offered or waiting any more) until
-        /// the autoscaled pool is back at its minimum; nil when not within the wait.
+        /// the autoscaled pool is back at its minimum, the worst round; nil when a round
+        /// did not get there within the wait.
         var secondsToMinimum: Double?
         var quietPeriodSeconds: Double
         var downIntervalSeconds: Double
-        /// Autoscaled p99 queue wait during the step over the fixed pool's.
+        /// Autoscaled p99 queue wait during the step over the fixed pool's of the same
+        /// round, the worst round.
         var queueWaitP99Ratio: Double?
         var burst: Burst?
     }
@@ -42,11 +47,14 @@ extension BenchReport {
         /// "1-64" (autoscaled) or "64" (fixed).
         var workers: String
         var autoscaled: Bool
+        var round = 1
         /// Jobs inserted during the step, and in all.
         var stepJobs: Int
         var jobs: Int
         /// Completions per second over the second half of the step.
         var steadyPerSecond: Double
+        /// The fixed run's `steadyPerSecond` of the same round.
+        var fixedDrainPerSecond = 0.0
         var secondsTo90Percent: Double?
         /// INSERT commit → handler start of the jobs inserted during the step.
         var queueWaitP50Ms: Double
@@ -88,13 +96,14 @@ extension BenchReport {
         var lines = [
             "",
             "autoscale (jobs sleeping \(f(a.jobMs)) ms; \(f(a.baseRate))/s, then \(f(a.stepRate))/s for \(f(a.stepSeconds)) s, then \(f(a.baseRate))/s",
-            "           until the backlog is gone, then nothing; each pool in turn, same servers; queue wait = INSERT commit → handler start)",
-            "  workers    step jobs  steady jobs/s  to 90% of fixed  wait p50 ms   p99 ms   peak  back to min  cpu s/1000",
+            "           until the backlog is gone, then nothing; \(a.rounds) round(s) of both pools, alternating which goes first, same servers;",
+            "           queue wait = INSERT commit → handler start; targets judged on the worst round)",
+            "  round workers    step jobs  steady jobs/s  to 90% of fixed  wait p50 ms   p99 ms   peak  back to min  cpu s/1000",
         ]
         for r in a.runs {
-            lines.append("  \(r.workers.padRight(9)) \(String(r.stepJobs).pad(10)) \(f(r.steadyPerSecond).pad(14)) \(o(r.secondsTo90Percent, 2).pad(16)) \(f(r.queueWaitP50Ms, 1).pad(11)) \(f(r.queueWaitP99Ms, 1).pad(8)) \(String(r.peakWorkers).pad(6)) \((r.autoscaled ? o(r.secondsToMinimum) : "-").pad(12)) \(f(r.cpuSecondsPer1000, 3).pad(11))")
+            lines.append("  \(String(r.round).pad(5)) \(r.workers.padRight(9)) \(String(r.stepJobs).pad(10)) \(f(r.steadyPerSecond).pad(14)) \(o(r.secondsTo90Percent, 2).pad(16)) \(f(r.queueWaitP50Ms, 1).pad(11)) \(f(r.queueWaitP99Ms, 1).pad(8)) \(String(r.peakWorkers).pad(6)) \((r.autoscaled ? o(r.secondsToMinimum) : "-").pad(12)) \(f(r.cpuSecondsPer1000, 3).pad(11))")
         }
-        lines.append("  fixed drain \(f(a.fixedDrainPerSecond)) jobs/s; quiet period \(f(a.quietPeriodSeconds, 2)) s, down interval \(f(a.downIntervalSeconds, 2)) s")
+        lines.append("  fixed drain \(a.runs.filter { !$0.autoscaled }.map { f($0.steadyPerSecond) }.joined(separator: ", ")) jobs/s (each round's the level for its autoscaled run); quiet period \(f(a.quietPeriodSeconds, 2)) s, down interval \(f(a.downIntervalSeconds, 2)) s")
         if let b = a.burst {
             lines.append("  burst of \(b.highJobs) high jobs (\(f(b.highJobMs)) ms) on \(b.workers), \(b.rounds) round(s): wait p50/p99 idle \(f(b.idleP50Ms, 1))/\(f(b.idleP99Ms, 1)) ms,")
             lines.append("    low busy (\(b.lowJobs) jobs of \(f(b.lowJobMs)) ms; low slots running at the burst: \(b.lowBusyAtBurst.map(String.init).joined(separator: ",")) of \(b.lowMaximum)) \(f(b.busyP50Ms, 1))/\(f(b.busyP99Ms, 1)) ms, p99 ratio \(b.ratio.map { f($0, 2) } ?? "-")")
@@ -180,6 +189,7 @@ struct AutoscalePlan: Sendable {
     var burstLowMs: Double
     var burstBounds: [JobPriority: ClosedRange<Int>]
     var burstRounds: Int
+    var rounds: Int
 
     static func make(quick: Bool) -> AutoscalePlan {
         if quick {
@@ -187,7 +197,7 @@ struct AutoscalePlan: Sendable {
                 maximum: 8, jobMs: 20, baseRate: 100, stepRate: 600, preSeconds: 0.5, stepSeconds: 2, tailSeconds: 0.5,
                 quietPeriod: .seconds(1), downInterval: .milliseconds(250), minimumWait: 20,
                 burstHigh: 40, burstHighMs: 10, burstLow: 60, burstLowMs: 50,
-                burstBounds: [.high: 1...8, .normal: 1...2, .low: 1...2], burstRounds: 1)
+                burstBounds: [.high: 1...8, .normal: 1...2, .low: 1...2], burstRounds: 1, rounds: 1)
         }
         // The step offers half again what 64 sleeping slots can drain, so a backlog
         // builds for both pools and the comparison is of drain rates.
@@ -195,7 +205,7 @@ struct AutoscalePlan: Sendable {
             maximum: 64, jobMs: 20, baseRate: 100, stepRate: 4_800, preSeconds: 3, stepSeconds: 10, tailSeconds: 5,
             quietPeriod: nil, downInterval: nil, minimumWait: 150,
             burstHigh: 200, burstHighMs: 10, burstLow: 2_000, burstLowMs: 50,
-            burstBounds: [.high: 4...64, .normal: 2...32, .low: 1...8], burstRounds: 3)
+            burstBounds: [.high: 4...64, .normal: 2...32, .low: 1...8], burstRounds: 3, rounds: 2)
     }
 }
 
@@ -204,23 +214,46 @@ extension Bench {
     /// pool, one after the other, then the burst.
     func autoscale() async throws -> BenchReport.Autoscale {
         let plan = AutoscalePlan.make(quick: quick)
-        let scaled = try await stepRun(plan: plan, autoscaled: true)
-        let fixed = try await stepRun(plan: plan, autoscaled: false)
-        let drain = Self.rate(fixed.samples, from: plan.preSeconds + plan.stepSeconds / 2, to: plan.preSeconds + plan.stepSeconds)
-        var runs = [scaled.run, fixed.run]
-        for index in runs.indices {
-            runs[index].secondsTo90Percent = Self.secondsToReach(
-                0.9 * drain, in: index == 0 ? scaled.samples : fixed.samples, stepStart: plan.preSeconds,
-                stepEnd: plan.preSeconds + plan.stepSeconds)
+        let stepEnd = plan.preSeconds + plan.stepSeconds
+        var runs: [BenchReport.StepRun] = []
+        var drains: [Double] = [], ratios: [Double?] = []
+        // Rounds in alternating order (autoscaled first, then fixed first), and each
+        // autoscaled run judged against the fixed run of its own round: on a shared
+        // host the drain rate moves by half from one minute to the next.
+        for round in 0..<plan.rounds {
+            var pair: [(run: BenchReport.StepRun, samples: [PoolSample])] = []
+            for autoscaled in round % 2 == 0 ? [true, false] : [false, true] {
+                var result = try await stepRun(plan: plan, autoscaled: autoscaled)
+                result.run.round = round + 1
+                pair.append(result)
+            }
+            guard let fixed = pair.first(where: { !$0.run.autoscaled }), let scaled = pair.first(where: { $0.run.autoscaled }) else { continue }
+            let drain = Self.rate(fixed.samples, from: plan.preSeconds + plan.stepSeconds / 2, to: stepEnd)
+            drains.append(drain)
+            for (run, samples) in pair {
+                var run = run
+                run.fixedDrainPerSecond = drain
+                run.secondsTo90Percent = Self.secondsToReach(0.9 * drain, in: samples, stepStart: plan.preSeconds, stepEnd: stepEnd)
+                runs.append(run)
+            }
+            ratios.append(fixed.run.queueWaitP99Ms > 0 ? scaled.run.queueWaitP99Ms / fixed.run.queueWaitP99Ms : nil)
         }
+        /// The worst of the rounds; nil when one round never got there.
+        func worst(_ values: [Double?]) -> Double? {
+            values.contains { $0 == nil } ? nil : values.compactMap { $0 }.max()
+        }
+        let scaled = runs.filter(\.autoscaled), fixed = runs.filter { !$0.autoscaled }
         let settings = ScalingSettings.defaults
         return BenchReport.Autoscale(
-            jobMs: plan.jobMs, baseRate: plan.baseRate, stepRate: plan.stepRate, stepSeconds: plan.stepSeconds, runs: runs,
-            fixedDrainPerSecond: drain, secondsTo90Percent: runs[0].secondsTo90Percent,
-            fixedSecondsTo90Percent: runs[1].secondsTo90Percent, secondsToMinimum: runs[0].secondsToMinimum,
+            jobMs: plan.jobMs, baseRate: plan.baseRate, stepRate: plan.stepRate, stepSeconds: plan.stepSeconds,
+            rounds: plan.rounds, runs: runs,
+            fixedDrainPerSecond: drains.isEmpty ? 0 : drains.reduce(0, +) / Double(drains.count),
+            secondsTo90Percent: worst(scaled.map(\.secondsTo90Percent)),
+            fixedSecondsTo90Percent: worst(fixed.map(\.secondsTo90Percent)),
+            secondsToMinimum: worst(scaled.map(\.secondsToMinimum)),
             quietPeriodSeconds: (plan.quietPeriod ?? settings.quietPeriod).seconds,
             downIntervalSeconds: (plan.downInterval ?? settings.downInterval).seconds,
-            queueWaitP99Ratio: runs[1].queueWaitP99Ms > 0 ? runs[0].queueWaitP99Ms / runs[1].queueWaitP99Ms : nil,
+            queueWaitP99Ratio: worst(ratios),
             burst: try await burst(plan: plan))
     }
 
