@@ -86,6 +86,9 @@ public enum BenchRun {
         if selected.contains(.tiers) {
             report.tierKinds = try await BenchTierKinds.run(bench, workers: maxWorkers)
         }
+        if selected.contains(.autoscale) {
+            report.autoscale = try await bench.autoscale()
+        }
         try await bench.reset()
         report.machine.loadAverageAfter = loadAverage()
         report.targets = BenchTargets.evaluate(report)
@@ -123,7 +126,7 @@ public struct BenchOptions: Sendable {
 
 /// The parts of `jobd bench`, in the order they run.
 public enum BenchSection: String, CaseIterable, Sendable {
-    case enqueue, drain, latency, pickup, scale, tiers
+    case enqueue, drain, latency, pickup, scale, tiers, autoscale
 
     public static func parse(_ text: String?) throws -> [BenchSection] {
         guard let text else { return allCases }
@@ -659,7 +662,7 @@ func percentile(_ sorted: [Double], _ p: Double) -> Double {
 
 func median(_ values: [Double]) -> Double { percentile(values.sorted(), 0.5) }
 
-private func cpuSeconds() -> Double {
+func cpuSeconds() -> Double {
     var usage = rusage()
     getrusage(RUSAGE_SELF.rawValue, &usage)
     return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6

@@ -132,6 +132,7 @@ public struct BenchReport: Codable, Sendable {
     var idlePickup: IdlePickup?
     var scale: [Scale] = []
     var tierKinds: [String: TierKind] = [:]
+    var autoscale: Autoscale?
     var targets: [Target] = []
 
     public func table() -> String {
@@ -189,6 +190,7 @@ public struct BenchReport: Codable, Sendable {
                 lines.append(line + " — \(result.detail)")
             }
         }
+        lines += autoscaleLines()
         if !targets.isEmpty {
             lines.append("")
             lines.append("targets")
@@ -258,6 +260,7 @@ enum BenchTargets {
         targets.append(.init(
             name: "notification.send webhooks", target: "≥ 2000/s",
             measured: webhooks?.perSecond.map { "\(f($0))/s" } ?? "-", met: webhooks?.perSecond.map { $0 >= 2_000 }))
+        targets += autoscale(r)
         return targets
     }
 }

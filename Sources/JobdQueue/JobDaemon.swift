@@ -48,11 +48,7 @@ public struct JobDaemon: Sendable {
         self.stats = stats
         self.identity = identity
         self.testFaults = testFaults
-        maintenance = Maintenance(
-            store: QueueStore(connection: postgres("maintenance")), dispatch: redis("maintenance"),
-            promoterWake: wake, configuration: configuration, daemon: identity, stats: stats, logger: logger,
-            startGate: startGate)
-        pools = configuration.workers.pools.map { pool in
+        let pools = configuration.workers.pools.map { pool in
             let name = pool.lanes.count == JobPriority.allCases.count ? "shared" : pool.lanes.map(\.rawValue).joined()
             // A pool that may grow gets the claim pipelines of its maximum from the start.
             return WorkerPool(
@@ -67,6 +63,11 @@ public struct JobDaemon: Sendable {
                         dispatch: redis("fetch-\(name)-\(index + 1)"))
                 })
         }
+        self.pools = pools
+        maintenance = Maintenance(
+            store: QueueStore(connection: postgres("maintenance")), dispatch: redis("maintenance"),
+            promoterWake: wake, configuration: configuration, daemon: identity, stats: stats, logger: logger,
+            startGate: startGate, liveWorkers: { pools.map(\.capacity).reduce(0, +) })
         promoter = Promoter(
             store: QueueStore(connection: postgres("promoter")), dispatch: redis("promoter"), wake: wake,
             configuration: configuration, stats: stats, logger: logger, daemonID: identity.id, startGate: startGate,

@@ -111,11 +111,19 @@ struct AutoscalerTests {
     func reloadBounds() async throws {
         try await withWorld { world in
             let daemon = world.makeDaemon(world.configuration { $0.workers = .sharedScaling(1...4) })
+            let recorded = { try await world.int("SELECT workers FROM queue.daemons WHERE id = '\(daemon.identity.id)'") }
+            try await daemon.maintenance.runOnce()
+            #expect(try await recorded() == 1)
             #expect(daemon.resize(workers: .sharedScaling(6...12)))
             #expect(daemon.pools[0].capacity == 6)
             #expect(daemon.autoscaler.sizes == [6])
+            // The registry's heartbeat records the live size, not the one the daemon started with.
+            try await daemon.maintenance.runOnce()
+            #expect(try await recorded() == 6)
             #expect(daemon.resize(workers: .shared(3)))
             #expect(daemon.pools[0].capacity == 3)
+            try await daemon.maintenance.runOnce()
+            #expect(try await recorded() == 3)
             #expect(!daemon.resize(workers: .perPriority([.high: 2, .normal: 0, .low: 0])))
             #expect(resizes(world).map(\.reason) == ["bounds", "bounds"])
         }

@@ -64,10 +64,39 @@ extension HostTests {
             // Every job's webhook reached the sink (at least once).
             let received = (notify["figures"] as? [String: Any])?["webhooksReceived"] as? Double ?? 0
             #expect(received >= Double(notify["jobs"] as? Int ?? .max))
+            // Autoscale (quick: bounds 1-8 against a fixed 8, 1 s quiet period): both runs
+            // saw the step, the autoscaled pool grew under it and came back to 1 after it.
+            let autoscale = try #require(json["autoscale"] as? [String: Any])
+            let runs = try #require(autoscale["runs"] as? [[String: Any]])
+            #expect(runs.map { $0["workers"] as? String } == ["1-8", "8"])
+            #expect(runs.map { $0["autoscaled"] as? Bool } == [true, false])
+            for run in runs {
+                let stepJobs = run["stepJobs"] as? Int ?? 0
+                #expect(stepJobs > 0 && (run["jobs"] as? Int ?? 0) > stepJobs, "\(run)")
+                #expect((run["steadyPerSecond"] as? Double ?? 0) > 0, "\(run)")
+                let p50 = run["queueWaitP50Ms"] as? Double ?? -1, p99 = run["queueWaitP99Ms"] as? Double ?? -1
+                #expect(p50 >= 0 && p99 >= p50 && (run["queueWaitMaxMs"] as? Double ?? -1) >= p99, "\(run)")
+                #expect((run["cpuSecondsPer1000"] as? Double ?? 0) > 0)
+                // [seconds, jobs/s, slots] rows, slots within the bounds.
+                let timeline = try #require(run["timeline"] as? [[Double]])
+                #expect(!timeline.isEmpty && timeline.allSatisfy { $0.count == 3 && $0[2] >= 1 && $0[2] <= 8 }, "\(timeline)")
+            }
+            #expect((runs.first?["peakWorkers"] as? Int ?? 0) > 1, "the autoscaled pool grew: \(runs[0])")
+            #expect(runs.last?["peakWorkers"] as? Int == 8)
+            #expect((autoscale["fixedDrainPerSecond"] as? Double ?? 0) > 0)
+            #expect((autoscale["secondsToMinimum"] as? Double ?? -1) >= 0, "back at 1 after the load: \(autoscale)")
+            #expect(autoscale["queueWaitP99Ratio"] is Double)
+            let burst = try #require(autoscale["burst"] as? [String: Any])
+            #expect((burst["idleP99Ms"] as? Double ?? 0) > 0 && (burst["busyP99Ms"] as? Double ?? 0) > 0, "\(burst)")
+            #expect(burst["lowMaximum"] as? Int == 2)
+            #expect((burst["lowBusyAtBurst"] as? [Int])?.count == burst["rounds"] as? Int)
             // Every target of the issue is evaluated, and each measured one has a verdict.
             let targets = try #require(json["targets"] as? [[String: Any]])
-            #expect(targets.count == 12)
-            #expect(targets.filter { $0["met"] is Bool }.count >= 9)
+            #expect(targets.count == 16)
+            #expect(targets.filter { $0["met"] is Bool }.count >= 13)
+            let autoscaleTargets = targets.filter { ($0["name"] as? String ?? "").hasPrefix("autoscale:")
+                || ($0["name"] as? String ?? "").hasPrefix("burst:") }
+            #expect(autoscaleTargets.count == 4 && autoscaleTargets.allSatisfy { $0["met"] is Bool }, "\(autoscaleTargets)")
             // The tier kinds ran, so their three targets have verdicts.
             let tierTargets = targets.filter { ($0["name"] as? String ?? "").hasPrefix("content.write")
                 || ($0["name"] as? String ?? "").hasPrefix("notification.send") }

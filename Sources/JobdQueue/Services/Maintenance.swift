@@ -26,13 +26,18 @@ public struct Maintenance: Service {
     /// Opened after the first Redis epoch check (whatever its outcome): the promoter
     /// waits for it (see `StartGate`).
     let startGate: StartGate?
+    /// The worker slots the daemon runs now (its pools' live sizes, which the
+    /// autoscaler and reloads change), recorded in `queue.daemons.workers` at every
+    /// pass; nil records the configured start size.
+    let liveWorkers: (@Sendable () -> Int)?
 
     public init(
         store: QueueStore, dispatch: RedisDispatch, promoterWake: WakeSignal,
         configuration: DaemonConfiguration, daemon: DaemonIdentity, stats: DaemonStats, logger: Logger,
-        startGate: StartGate? = nil
+        startGate: StartGate? = nil, liveWorkers: (@Sendable () -> Int)? = nil
     ) {
         self.startGate = startGate
+        self.liveWorkers = liveWorkers
         self.store = store
         self.dispatch = dispatch
         self.promoterWake = promoterWake
@@ -67,7 +72,7 @@ public struct Maintenance: Service {
         do {
             try await store.registerDaemon(
                 id: daemon.id, hostname: daemon.hostname, pid: daemon.pid, version: daemon.version,
-                workers: configuration.workers.total)
+                workers: liveWorkers?() ?? configuration.workers.total)
             // Wake-up rows of daemons that stopped without removing theirs (crashed,
             // killed): an idle one would make every insert NOTIFY for nobody.
             let reaped = try await store.reapListeners(staleAfter: Self.listenerStaleAfter(configuration))
