@@ -14,18 +14,12 @@ import JobdQueue
 /// marked (a spool drained very late) are deleted with it, uncounted.
 ///
 /// Payload overrides: `{"older_than": "30d", "batch": 1000}`.
-public struct AnalyticsTrimHandler: JobHandler {
+public struct AnalyticsTrimHandler: TierRetentionHandler {
     public let kind = "analytics.trim"
-    /// The daemon's own housekeeping: producers may not enqueue it (`queue.internal_kinds`).
-    public var isInternal: Bool { true }
-    let database: TierDatabase
-    let settings: RetentionSettings
-    let timeBudget: Duration
+    public let retention: RetentionJob
 
-    public init(database: TierDatabase, settings: RetentionSettings, timeBudget: Duration = .seconds(20)) {
-        self.database = database
-        self.settings = settings
-        self.timeBudget = timeBudget
+    public init(retention: RetentionJob) {
+        self.retention = retention
     }
 
     public func handle(_ job: ClaimedJob, context: JobContext) async throws {

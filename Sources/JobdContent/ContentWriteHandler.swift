@@ -88,22 +88,16 @@ public struct ContentPurgeHandler: JobHandler {
         ])
     }
 
-    /// Batches until a batch comes back short. Each batch is its own transaction, so
-    /// an interrupted run keeps what it did and the next run continues.
+    /// Batches until a batch comes back short (see `ContentStore.purge`), each on a
+    /// connection of the tier's pool taken for that batch alone.
     public func run(maxMessages: Int = .max) async throws -> ContentStore.PurgeBatch {
-        var total = ContentStore.PurgeBatch(purged: 0, archived: 0, blobsDeleted: 0)
-        while total.total < maxMessages {
-            try Task.checkCancellation()
-            let limit = min(settings.purgeBatch, maxMessages - total.total)
-            let batch = try await database.withConnection { connection in
+        let database = database
+        let settings = settings
+        return try await ContentStore.purge(settings: settings, maxMessages: maxMessages) { limit in
+            try await database.withConnection { connection in
                 try await ContentStore(connection: connection).expire(
                     defaultRetention: settings.retention, defaultAction: settings.retentionAction, limit: limit)
             }
-            total.purged += batch.purged
-            total.archived += batch.archived
-            total.blobsDeleted += batch.blobsDeleted
-            if batch.total < limit { break }
         }
-        return total
     }
 }

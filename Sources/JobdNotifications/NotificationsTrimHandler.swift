@@ -14,18 +14,12 @@ import JobdQueue
 ///
 /// Each statement archives or deletes at most `batch` notifications. Payload
 /// overrides: `{"archive_after": "7d", "delete_after": "off", "batch": 1000}`.
-public struct NotificationsTrimHandler: JobHandler {
+public struct NotificationsTrimHandler: TierRetentionHandler {
     public let kind = "notifications.trim"
-    /// The daemon's own housekeeping: producers may not enqueue it (`queue.internal_kinds`).
-    public var isInternal: Bool { true }
-    let database: TierDatabase
-    let settings: RetentionSettings
-    let timeBudget: Duration
+    public let retention: RetentionJob
 
-    public init(database: TierDatabase, settings: RetentionSettings, timeBudget: Duration = .seconds(20)) {
-        self.database = database
-        self.settings = settings
-        self.timeBudget = timeBudget
+    public init(retention: RetentionJob) {
+        self.retention = retention
     }
 
     public func handle(_ job: ClaimedJob, context: JobContext) async throws {
@@ -51,41 +45,17 @@ public struct NotificationsTrimHandler: JobHandler {
         if let deleteAfter {
             steps.append(.init("deleted") { batch in
                 try await database.withConnection { connection in
-                    RetentionRun.count(try await connection.query(
-                        "SELECT notifications.trim_finished($1::float8, $2::int)", [String(deleteAfter), String(batch)]).rows)
+                    try await connection.firstRow(NotificationStatements.TrimFinished(olderThan: deleteAfter, batch: batch)) ?? 0
                 }
             })
         }
         if let archiveAfter {
             steps.append(.init("archived") { batch in
                 try await database.withConnection { connection in
-                    RetentionRun.count(try await connection.query(Self.archiveSQL, [String(archiveAfter), String(batch)]).rows)
+                    try await connection.firstRow(NotificationStatements.Archive(olderThan: archiveAfter, batch: batch)) ?? 0
                 }
             })
         }
         return steps
     }
-
-    /// Empties the body of up to $2 finished notifications older than $1 seconds
-    /// and the excerpts of their tries, in one statement. `updated_at` is left alone:
-    /// it stays the time the notification finished, which deletion goes by.
-    static let archiveSQL = """
-        WITH doomed AS (
-            SELECT id FROM notifications.notifications
-             WHERE status IN ('sent', 'failed') AND archived_at IS NULL
-               AND updated_at < now() - make_interval(secs => $1::float8)
-             ORDER BY updated_at
-             LIMIT $2::int
-             FOR UPDATE SKIP LOCKED
-        ), archived AS (
-            UPDATE notifications.notifications n SET body = '', archived_at = now()
-              FROM doomed d WHERE n.id = d.id
-            RETURNING n.id
-        ), excerpts AS (
-            UPDATE notifications.attempts a SET excerpt = NULL
-              FROM archived x WHERE a.notification_id = x.id AND a.excerpt IS NOT NULL
-            RETURNING 1
-        )
-        SELECT (SELECT count(*) FROM archived), (SELECT count(*) FROM excerpts)
-        """
 }

@@ -155,10 +155,7 @@ struct ContentCommand: AsyncParsableCommand {
 
         func run() async throws {
             let report = try await withContentStore(global) { store, connections in
-                // The handler's own code, over the one connection already open.
-                let database = TierDatabase(tier: .content, size: 1, logger: connections.logger) { _ in store.connection }
-                return try await ContentPurgeHandler(database: database, settings: connections.configuration.content)
-                    .run(maxMessages: maxMessages ?? .max)
+                try await store.purge(settings: connections.configuration.content, maxMessages: maxMessages ?? .max)
             }
             print("purged: \(report.purged), archived: \(report.archived), attachment blobs deleted: \(report.blobsDeleted)")
         }
@@ -171,16 +168,16 @@ private func withContentStore<T: Sendable>(
     _ global: GlobalOptions, _ body: (ContentStore, Connections) async throws -> T
 ) async throws -> T {
     let connections = Connections(configuration: try await ConfigurationLoader.load(global))
-    let connection = try await connections.checkedPostgres("content", tier: .content)
+    let store = ContentStore(connection: try await connections.checkedPostgres("content", tier: .content))
     do {
-        let result = try await body(ContentStore(connection: connection), connections)
-        await connection.close()
+        let result = try await body(store, connections)
+        await store.close()
         return result
     } catch let error as PostgresError {
-        await connection.close()
+        await store.close()
         throw CLIError("content query failed: \(error)")
     } catch {
-        await connection.close()
+        await store.close()
         throw error
     }
 }

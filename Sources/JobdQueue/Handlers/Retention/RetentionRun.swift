@@ -96,3 +96,39 @@ public struct RetentionRun: Sendable {
 }
 
 public typealias PostgresResultRows = [[String?]]
+
+/// What a tier's retention job is built from: the tier's database, the configured
+/// windows, and how long one run may take before it snoozes.
+public struct RetentionJob: Sendable {
+    public let database: TierDatabase
+    public let settings: RetentionSettings
+    public let timeBudget: Duration
+
+    public init(database: TierDatabase, settings: RetentionSettings, timeBudget: Duration) {
+        self.database = database
+        self.settings = settings
+        self.timeBudget = timeBudget
+    }
+}
+
+/// A retention job over a tier's own database (`notifications.trim`,
+/// `analytics.trim`): the daemon's housekeeping, built from a `RetentionJob`. A
+/// conformer declares its `kind`, stores the `RetentionJob`, and runs its steps
+/// with `RetentionRun`; construction, `isInternal` and the parts are shared here.
+public protocol TierRetentionHandler: JobHandler {
+    var retention: RetentionJob { get }
+    init(retention: RetentionJob)
+}
+
+extension TierRetentionHandler {
+    /// The daemon's own housekeeping: producers may not enqueue it (`queue.internal_kinds`).
+    public var isInternal: Bool { true }
+
+    public init(database: TierDatabase, settings: RetentionSettings, timeBudget: Duration = .seconds(20)) {
+        self.init(retention: RetentionJob(database: database, settings: settings, timeBudget: timeBudget))
+    }
+
+    public var database: TierDatabase { retention.database }
+    public var settings: RetentionSettings { retention.settings }
+    public var timeBudget: Duration { retention.timeBudget }
+}

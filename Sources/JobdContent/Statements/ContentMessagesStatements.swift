@@ -1,0 +1,332 @@
+import JobdCore
+import JobdPostgres
+
+/// `content.messages`: the write of a whole message (its children ride along in the
+/// same statement), the search index, search, a message's head, the tier's totals
+/// and retention. Every statement runs plain (`.perExecution`): the write and the
+/// reads are one-shot shapes, and `$n IS NULL OR …` filters fold away when the
+/// server plans with the values bound.
+enum ContentMessagesStatements {
+    /// Writes the metadata row, body rows, attachment blobs (skipping those the
+    /// tenant already has) and attachment links in one statement.
+    /// `ON CONFLICT (external_id) DO NOTHING` makes a retry a no-op; every child
+    /// insert selects from the metadata insert, so a retry inserts no children either.
+    struct Write: PostgresStatement {
+        var prepared: PreparedMessage
+
+        struct Row: Sendable, Equatable {
+            /// The new message's id; nil when nothing was inserted.
+            var insertedID: Int64?
+            /// The digest of the message stored under the external_id (nil: none
+            /// committed when the statement started).
+            var existingDigest: String?
+        }
+
+        static let planning = PostgresPlanning.perExecution
+
+        var bindings: PostgresBindings {
+            let message = prepared.message
+            return [
+                .text(message.externalID), .text(message.tenantID), .text(message.campaignID), .text(message.from),
+                .textArray(message.to), .text(message.subject), .jsonb(prepared.headersJSON), .text(prepared.digest),
+                .int(prepared.rawBytes), .int(prepared.storedBytes), .int(prepared.links.count), .text(prepared.indexText),
+                .textArray(prepared.bodies.map(\.part)),
+                .textArray(prepared.bodies.map(\.codec)),
+                .intArray(prepared.bodies.map(\.rawBytes)),
+                .intArray(prepared.bodies.map(\.data.count)),
+                .textArray(prepared.bodies.map { PostgresBytea.encode($0.data) }),
+                .textArray(prepared.blobs.map(\.sha256)),
+                .textArray(prepared.blobs.map(\.codec)),
+                .intArray(prepared.blobs.map(\.rawBytes)),
+                .intArray(prepared.blobs.map(\.data.count)),
+                .textArray(prepared.blobs.map { PostgresBytea.encode($0.data) }),
+                .textArray(prepared.links.map(\.filename)),
+                .textArray(prepared.links.map(\.contentType)),
+                .textArray(prepared.links.map(\.sha256)),
+                .intArray(prepared.links.map(\.rawBytes)),
+            ]
+        }
+
+        static func decode(_ row: PostgresRow) throws -> Row {
+            Row(insertedID: try row.decode("inserted_id", as: Int64?.self),
+                existingDigest: try row.decode("existing_digest", as: String?.self))
+        }
+
+        static let sql: SQL = """
+            WITH msg AS (
+                INSERT INTO content.messages (external_id, tenant_id, campaign_id, from_address, to_addresses, subject,
+                                              headers, digest, raw_bytes, stored_bytes, attachment_count, index_text)
+                VALUES ($1, $2, $3, $4, $5::text[], $6, $7::jsonb, $8, $9::bigint, $10::bigint, $11::integer, $12)
+                ON CONFLICT (external_id) DO NOTHING
+                RETURNING id, tenant_id
+            ), bodies AS (
+                INSERT INTO content.bodies (message_id, tenant_id, part, codec, raw_bytes, stored_bytes, data)
+                SELECT msg.id, msg.tenant_id, b.part, b.codec, b.raw, b.stored, b.data
+                  FROM msg, unnest($13::text[], $14::text[], $15::integer[], $16::integer[], $17::bytea[])
+                            AS b (part, codec, raw, stored, data)
+            ), blobs AS (
+                INSERT INTO content.attachment_blobs (tenant_id, sha256, codec, raw_bytes, stored_bytes, data)
+                SELECT msg.tenant_id, a.sha256, a.codec, a.raw, a.stored, a.data
+                  FROM msg, unnest($18::text[], $19::text[], $20::bigint[], $21::bigint[], $22::bytea[])
+                            AS a (sha256, codec, raw, stored, data)
+                ON CONFLICT (tenant_id, sha256) DO NOTHING
+            ), links AS (
+                INSERT INTO content.message_attachments (message_id, position, tenant_id, filename, content_type, sha256, raw_bytes)
+                SELECT msg.id, l.position, msg.tenant_id, l.filename, l.content_type, l.sha256, l.raw
+                  FROM msg, unnest($23::text[], $24::text[], $25::text[], $26::bigint[]) WITH ORDINALITY
+                            AS l (filename, content_type, sha256, raw, position)
+            )
+            SELECT (SELECT id FROM msg) AS inserted_id,
+                   (SELECT digest FROM content.messages WHERE external_id = $1) AS existing_digest
+            """
+    }
+
+    /// The messages the search index is waiting for: not yet indexed, not archived.
+    /// Begins and ends with a line break, so it composes between lines.
+    static let waitingForIndex: SQL = """
+
+        SELECT id FROM content.messages
+         WHERE search_vector IS NULL AND archived_at IS NULL
+
+        """
+
+    /// Fills `search_vector` for up to `limit` waiting messages and clears the text
+    /// it was built from. `SKIP LOCKED` lets several daemons index side by side.
+    struct IndexPending: PostgresStatement {
+        var limit: Int
+
+        static let planning = PostgresPlanning.perExecution
+
+        var bindings: PostgresBindings { [.int(limit)] }
+
+        static let sql: SQL = "WITH batch AS (" + waitingForIndex + """
+                 ORDER BY id
+                 LIMIT $1
+                   FOR UPDATE SKIP LOCKED
+            )
+            UPDATE content.messages m
+               SET search_vector = setweight(to_tsvector('english', m.subject), 'A')
+                                || setweight(to_tsvector('english', coalesce(m.index_text, '')), 'B'),
+                   index_text = NULL
+              FROM batch
+             WHERE m.id = batch.id
+            """
+    }
+
+    /// Ids of up to `limit` waiting messages, oldest first.
+    struct PendingIDs: PostgresStatement {
+        var limit: Int
+
+        static let planning = PostgresPlanning.perExecution
+
+        var bindings: PostgresBindings { [.int(limit)] }
+
+        static func decode(_ row: PostgresRow) throws -> Int64 { try row.decode("id") }
+
+        static let sql: SQL = waitingForIndex + " ORDER BY id LIMIT $1"
+    }
+
+    /// Indexes one message, subject and text.
+    struct IndexOne: PostgresStatement {
+        var id: Int64
+
+        static let planning = PostgresPlanning.perExecution
+
+        var bindings: PostgresBindings { [.int(id)] }
+
+        static let sql: SQL = """
+            UPDATE content.messages
+               SET search_vector = setweight(to_tsvector('english', subject), 'A')
+                                || setweight(to_tsvector('english', coalesce(index_text, '')), 'B'),
+                   index_text = NULL
+             WHERE id = $1 AND search_vector IS NULL
+            """
+    }
+
+    /// Indexes one message by its subject alone (its text could not be indexed).
+    struct IndexSubjectOnly: PostgresStatement {
+        var id: Int64
+
+        static let planning = PostgresPlanning.perExecution
+
+        var bindings: PostgresBindings { [.int(id)] }
+
+        static let sql: SQL = """
+            UPDATE content.messages
+               SET search_vector = setweight(to_tsvector('english', subject), 'A'), index_text = NULL
+             WHERE id = $1 AND search_vector IS NULL
+            """
+    }
+
+    /// Ranked matches for a web-search style query, optionally of one tenant.
+    struct Search: PostgresStatement {
+        var query: String
+        var tenant: String?
+        var limit: Int
+
+        static let planning = PostgresPlanning.perExecution
+
+        var bindings: PostgresBindings { [.text(query), .text(tenant), .int(limit)] }
+
+        static func decode(_ row: PostgresRow) throws -> ContentStore.SearchHit {
+            ContentStore.SearchHit(
+                externalID: try row.decode("external_id"), tenantID: try row.decode("tenant_id"),
+                campaignID: try row.decode("campaign_id", as: String?.self), subject: try row.decode("subject"),
+                createdAt: try row.decode("created_at"), rank: try row.decode("rank"))
+        }
+
+        static let sql: SQL = """
+            SELECT m.external_id, m.tenant_id, m.campaign_id, m.subject,
+                   to_char(m.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS created_at,
+                   ts_rank(m.search_vector, q) AS rank
+              FROM content.messages m, websearch_to_tsquery('english', $1) AS q
+             WHERE m.search_vector @@ q
+               AND ($2::text IS NULL OR m.tenant_id = $2)
+             ORDER BY rank DESC, m.id DESC
+             LIMIT $3
+            """
+    }
+
+    /// One message's metadata row, by external_id.
+    struct Head: PostgresStatement {
+        var externalID: String
+
+        struct Row: Sendable, Equatable {
+            var id: Int64
+            var externalID: String
+            var tenantID: String
+            var campaignID: String?
+            var from: String
+            /// `to_addresses` as a JSON array of strings.
+            var toJSON: String
+            var subject: String
+            /// `headers` as a JSON object.
+            var headersJSON: String
+            var createdAt: String
+            var archivedAt: String?
+            var rawBytes: Int
+            var storedBytes: Int
+        }
+
+        static let planning = PostgresPlanning.perExecution
+
+        var bindings: PostgresBindings { [.text(externalID)] }
+
+        static func decode(_ row: PostgresRow) throws -> Row {
+            Row(id: try row.decode("id"), externalID: try row.decode("external_id"), tenantID: try row.decode("tenant_id"),
+                campaignID: try row.decode("campaign_id", as: String?.self), from: try row.decode("from_address"),
+                toJSON: try row.decode("to_addresses"), subject: try row.decode("subject"),
+                headersJSON: try row.decode("headers"), createdAt: try row.decode("created_at"),
+                archivedAt: try row.decode("archived_at", as: String?.self),
+                rawBytes: try row.decode("raw_bytes"), storedBytes: try row.decode("stored_bytes"))
+        }
+
+        static let sql: SQL = """
+            SELECT id, external_id, tenant_id, campaign_id, from_address, array_to_json(to_addresses)::text AS to_addresses,
+                   subject, headers::text AS headers,
+                   to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS created_at,
+                   to_char(archived_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS archived_at,
+                   raw_bytes, stored_bytes
+              FROM content.messages WHERE external_id = $1
+            """
+    }
+
+    /// Totals over the tier's four tables (optionally one tenant); reads only the
+    /// size columns, never the compressed data.
+    struct Stats: PostgresStatement {
+        var tenant: String?
+
+        static let planning = PostgresPlanning.perExecution
+
+        var bindings: PostgresBindings { [.text(tenant)] }
+
+        static func decode(_ row: PostgresRow) throws -> ContentStore.Stats {
+            let bodyRaw: Int = try row.decode("body_raw_bytes"), bodyStored: Int = try row.decode("body_stored_bytes")
+            let attachmentRaw: Int = try row.decode("attachment_raw_bytes")
+            let attachmentStored: Int = try row.decode("attachment_stored_bytes")
+            return ContentStore.Stats(
+                messages: try row.decode("messages"), archived: try row.decode("archived"),
+                unindexed: try row.decode("unindexed"),
+                rawBytes: bodyRaw + attachmentRaw, storedBytes: bodyStored + attachmentStored,
+                bodyRawBytes: bodyRaw, bodyStoredBytes: bodyStored,
+                attachments: try row.decode("attachments"), distinctAttachments: try row.decode("distinct_attachments"),
+                attachmentRawBytes: attachmentRaw, attachmentStoredBytes: attachmentStored)
+        }
+
+        static let sql: SQL = """
+            SELECT (SELECT count(*) FROM content.messages WHERE $1::text IS NULL OR tenant_id = $1) AS messages,
+                   (SELECT count(*) FROM content.messages
+                     WHERE archived_at IS NOT NULL AND ($1::text IS NULL OR tenant_id = $1)) AS archived,
+                   (SELECT count(*) FROM content.messages
+                     WHERE search_vector IS NULL AND archived_at IS NULL AND ($1::text IS NULL OR tenant_id = $1)) AS unindexed,
+                   (SELECT coalesce(sum(raw_bytes), 0) FROM content.bodies WHERE $1::text IS NULL OR tenant_id = $1) AS body_raw_bytes,
+                   (SELECT coalesce(sum(stored_bytes), 0) FROM content.bodies WHERE $1::text IS NULL OR tenant_id = $1) AS body_stored_bytes,
+                   (SELECT count(*) FROM content.message_attachments WHERE $1::text IS NULL OR tenant_id = $1) AS attachments,
+                   (SELECT coalesce(sum(raw_bytes), 0) FROM content.message_attachments WHERE $1::text IS NULL OR tenant_id = $1) AS attachment_raw_bytes,
+                   (SELECT count(*) FROM content.attachment_blobs WHERE $1::text IS NULL OR tenant_id = $1) AS distinct_attachments,
+                   (SELECT coalesce(sum(stored_bytes), 0) FROM content.attachment_blobs WHERE $1::text IS NULL OR tenant_id = $1) AS attachment_stored_bytes
+            """
+    }
+
+    /// Expires up to `limit` messages, oldest first: each tenant's own retention
+    /// (`content.tenant_retention`), else `defaultRetention` (nil: keep). Purged
+    /// messages are deleted; archived ones keep their metadata and a subject-only
+    /// search vector. Returns the counts and the (tenant, sha256) pairs whose links
+    /// went, as two JSON arrays in the same order — the candidates for
+    /// `ContentAttachmentsStatements.DeleteOrphanBlobs`.
+    struct Expire: PostgresStatement {
+        /// An `interval` text (`"3600 seconds"`); nil: no default retention.
+        var defaultRetention: String?
+        var defaultAction: ContentRetentionAction
+        var limit: Int
+
+        struct Row: Sendable, Equatable {
+            var purged: Int
+            var archived: Int
+            var tenantsJSON: String
+            var hashesJSON: String
+        }
+
+        static let planning = PostgresPlanning.perExecution
+
+        var bindings: PostgresBindings { [.text(defaultRetention), .text(defaultAction.rawValue), .int(limit)] }
+
+        static func decode(_ row: PostgresRow) throws -> Row {
+            Row(purged: try row.decode("purged"), archived: try row.decode("archived"),
+                tenantsJSON: try row.decode("tenants"), hashesJSON: try row.decode("hashes"))
+        }
+
+        static let sql: SQL = """
+            WITH expired AS (
+                SELECT m.id, coalesce(r.action, $2) AS action
+                  FROM content.messages m
+                  LEFT JOIN content.tenant_retention r ON r.tenant_id = m.tenant_id
+                 WHERE m.archived_at IS NULL
+                   AND m.created_at < now() - CASE WHEN r.tenant_id IS NULL THEN $1::interval ELSE r.retain END
+                 ORDER BY m.created_at
+                 LIMIT $3
+                   FOR UPDATE OF m SKIP LOCKED
+            ), links AS (
+                DELETE FROM content.message_attachments a USING expired e WHERE a.message_id = e.id
+                RETURNING a.tenant_id, a.sha256
+            ), bodies AS (
+                DELETE FROM content.bodies b USING expired e WHERE b.message_id = e.id
+            ), purged AS (
+                DELETE FROM content.messages m USING expired e WHERE m.id = e.id AND e.action = 'purge'
+                RETURNING m.id
+            ), archived AS (
+                UPDATE content.messages m
+                   SET archived_at = now(), index_text = NULL, attachment_count = 0,
+                       search_vector = setweight(to_tsvector('english', m.subject), 'A')
+                  FROM expired e
+                 WHERE m.id = e.id AND e.action = 'archive'
+                RETURNING m.id
+            ), candidates AS (
+                SELECT DISTINCT tenant_id, sha256 FROM links
+            )
+            SELECT (SELECT count(*) FROM purged) AS purged, (SELECT count(*) FROM archived) AS archived,
+                   (SELECT coalesce(json_agg(tenant_id ORDER BY tenant_id, sha256), '[]')::text FROM candidates) AS tenants,
+                   (SELECT coalesce(json_agg(sha256 ORDER BY tenant_id, sha256), '[]')::text FROM candidates) AS hashes
+            """
+    }
+}
