@@ -32,18 +32,9 @@ public struct MetricsEmitHandler: JobHandler {
     public func handle(_ job: ClaimedJob, context: JobContext) async throws {
         let events = try Self.decode(job.payload, now: now())
         _ = try await analytics.withConnection { connection in
-            try await connection.query("""
-                INSERT INTO analytics.events (job_id, seq, name, value, tags, occurred_at)
-                SELECT $1::bigint, s, n, v, t, timestamptz 'epoch' + ms * interval '1 millisecond'
-                  FROM unnest($2::int[], $3::text[], $4::float8[], $5::jsonb[], $6::bigint[]) AS u(s, n, v, t, ms)
-                ON CONFLICT (job_id, seq) DO NOTHING
-                """, [
-                    String(job.id), PostgresArray.integers(events.indices.map { $0 + 1 }),
-                    PostgresArray.texts(events.map(\.name)),
-                    "{" + events.map { String($0.value) }.joined(separator: ",") + "}",
-                    PostgresArray.texts(events.map(\.tags)),
-                    PostgresArray.integers(events.map { Int64(($0.time.timeIntervalSince1970 * 1000).rounded()) }),
-                ])
+            try await connection.execute(AnalyticsEventsStatements.Insert(
+                jobID: job.id, names: events.map(\.name), values: events.map(\.value), tags: events.map(\.tags),
+                times: events.map { Int64(($0.time.timeIntervalSince1970 * 1000).rounded()) }))
         }
     }
 

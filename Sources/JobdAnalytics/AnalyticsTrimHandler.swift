@@ -45,52 +45,22 @@ public struct AnalyticsTrimHandler: TierRetentionHandler {
     /// ago (two rows per day at most; idempotent).
     public func markTrimmedDays(olderThan: Double) async throws {
         _ = try await database.withConnection { connection in
-            try await connection.query("""
-                UPDATE analytics.daily_rollups SET source_trimmed_at = now()
-                 WHERE section IN ('jobs', 'events') AND status = 'ok' AND source_trimmed_at IS NULL
-                   AND day < ((now() - make_interval(secs => $1::float8)) AT TIME ZONE 'UTC')::date
-                """, [String(olderThan)]).affectedRows
+            try await connection.execute(AnalyticsDailyStatements.MarkTrimmed(olderThan: olderThan))
         }
     }
 
     public func steps(olderThan: Double) -> [RetentionRun.Step] {
         let database = database
-        func step(_ name: String, _ sql: String) -> RetentionRun.Step {
+        func step<S: PostgresStatement>(_ name: String, _ statement: @escaping @Sendable (Int) -> S) -> RetentionRun.Step {
             .init(name) { batch in
                 try await database.withConnection { connection in
-                    try await connection.query(sql, [String(olderThan), String(batch)]).affectedRows
+                    try await connection.execute(statement(batch))
                 }
             }
         }
-        return [step("facts", Self.factsSQL), step("events", Self.eventsSQL)]
+        return [
+            step("facts") { AnalyticsAttemptFactsStatements.Trim(olderThan: olderThan, batch: $0) },
+            step("events") { AnalyticsEventsStatements.Trim(olderThan: olderThan, batch: $0) },
+        ]
     }
-
-    /// Rows before the start (UTC) of the day `$1` seconds ago, whose own UTC day
-    /// is marked trimmed; at most $2.
-    static let factsSQL = """
-        WITH doomed AS (
-            SELECT f.job_id, f.attempt, f.finished_at FROM analytics.attempt_facts f
-             WHERE f.finished_at < date_trunc('day', now() - make_interval(secs => $1::float8), 'UTC')
-               AND EXISTS (
-                   SELECT 1 FROM analytics.daily_rollups r
-                    WHERE r.section = 'jobs' AND r.source_trimmed_at IS NOT NULL
-                      AND r.day = (f.finished_at AT TIME ZONE 'UTC')::date)
-             LIMIT $2::int
-        )
-        DELETE FROM analytics.attempt_facts f USING doomed d
-         WHERE f.job_id = d.job_id AND f.attempt = d.attempt AND f.finished_at = d.finished_at
-        """
-
-    static let eventsSQL = """
-        WITH doomed AS (
-            SELECT e.job_id, e.seq FROM analytics.events e
-             WHERE e.occurred_at < date_trunc('day', now() - make_interval(secs => $1::float8), 'UTC')
-               AND EXISTS (
-                   SELECT 1 FROM analytics.daily_rollups r
-                    WHERE r.section = 'events' AND r.source_trimmed_at IS NOT NULL
-                      AND r.day = (e.occurred_at AT TIME ZONE 'UTC')::date)
-             LIMIT $2::int
-        )
-        DELETE FROM analytics.events e USING doomed d WHERE e.job_id = d.job_id AND e.seq = d.seq
-        """
 }

@@ -218,28 +218,13 @@ public final class FactsWriter: AttemptObserver, Service {
     private func moveSpool(_ loop: inout Loop) async {
         do {
             while !Task.isCancelled {
-                let rows = try await spool.query("""
-                    SELECT id, job_id, attempt, kind, priority, outcome, queue_wait_ms, run_ms,
-                           (extract(epoch FROM finished_at) * 1000)::bigint
-                      FROM queue.analytics_spool ORDER BY id LIMIT $1::int
-                    """, [String(batchSize)]).rows
+                let rows = try await spool.rows(AnalyticsAttemptFactsStatements.Spooled(limit: batchSize))
                 if rows.isEmpty {
                     loop.spoolHasRows = false
                     loop.nextSpoolCheck = .now + .seconds(30)
                     return
                 }
-                var facts: [AttemptFact] = []
-                for row in rows {
-                    guard let jobID = row[1].flatMap({ JobID($0) }),
-                          let attempt = row[2].flatMap({ Int($0) }), let kind = row[3],
-                          let priority = row[4].flatMap({ JobPriority(rawValue: $0) }),
-                          let outcome = row[5].flatMap({ CompletionOutcome(rawValue: $0) }),
-                          let finished = row[8].flatMap({ Int64($0) }) else { continue }
-                    facts.append(AttemptFact(
-                        jobID: jobID, attempt: attempt, kind: kind, priority: priority, outcome: outcome,
-                        queueWaitMs: row[6].flatMap(Double.init) ?? 0, runMs: row[7].flatMap(Double.init) ?? 0,
-                        finishedAt: Double(finished) / 1000))
-                }
+                let facts = rows.compactMap(\.fact)
                 do {
                     try await insert(facts, into: analytics, table: .facts)
                 } catch {
@@ -247,9 +232,7 @@ public final class FactsWriter: AttemptObserver, Service {
                     return
                 }
                 // Every row read goes, including one that did not parse (it would block the spool).
-                try await spool.query("DELETE FROM queue.analytics_spool WHERE id = ANY($1::bigint[])", [
-                    PostgresArray.integers(rows.compactMap { $0[0].flatMap { Int64($0) } }),
-                ])
+                try await spool.execute(AnalyticsAttemptFactsStatements.DeleteSpooled(ids: rows.map(\.id)))
                 state.withLock { $0.counters.unspooled += facts.count }
                 logger.debug("attempt facts moved from the spool", metadata: [LogKey.count: "\(facts.count)"])
             }
@@ -260,43 +243,16 @@ public final class FactsWriter: AttemptObserver, Service {
     }
 
     /// Where a batch goes: the analytics table, or the queue-side spool while analytics
-    /// is down. Whole statements, so no SQL text is ever assembled at run time.
+    /// is down (`AnalyticsAttemptFactsStatements.Insert` / `.Spool`).
     enum Target {
         case facts, spool
-
-        var sql: String {
-            switch self {
-            // `ON CONFLICT DO NOTHING`: a re-sent batch changes nothing.
-            case .facts: """
-                INSERT INTO analytics.attempt_facts (job_id, attempt, kind, priority, outcome, queue_wait_ms, run_ms, finished_at)
-                SELECT j, a, k, p, o, w, r, timestamptz 'epoch' + f * interval '1 millisecond'
-                  FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::text[],
-                              $6::float8[], $7::float8[], $8::bigint[]) AS u(j, a, k, p, o, w, r, f)
-                ON CONFLICT DO NOTHING
-                """
-            // The spool has no natural key; the move to analytics de-duplicates.
-            case .spool: """
-                INSERT INTO queue.analytics_spool (job_id, attempt, kind, priority, outcome, queue_wait_ms, run_ms, finished_at)
-                SELECT j, a, k, p, o, w, r, timestamptz 'epoch' + f * interval '1 millisecond'
-                  FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::text[],
-                              $6::float8[], $7::float8[], $8::bigint[]) AS u(j, a, k, p, o, w, r, f)
-                """
-            }
-        }
     }
 
     /// One statement for the whole batch.
     private func insert(_ facts: [AttemptFact], into connection: PostgresConnection, table: Target) async throws {
-        func number(_ value: Double) -> String { value.isFinite ? String(value) : "0" }
-        try await connection.query(table.sql, [
-                PostgresArray.integers(facts.map(\.jobID)),
-                PostgresArray.integers(facts.map(\.attempt)),
-                PostgresArray.texts(facts.map(\.kind)),
-                PostgresArray.texts(facts.map(\.priority.rawValue)),
-                PostgresArray.texts(facts.map(\.outcome.rawValue)),
-                "{" + facts.map { number($0.queueWaitMs) }.joined(separator: ",") + "}",
-                "{" + facts.map { number($0.runMs) }.joined(separator: ",") + "}",
-                PostgresArray.integers(facts.map { Int64(($0.finishedAt * 1000).rounded()) }),
-            ])
+        switch table {
+        case .facts: try await connection.execute(AnalyticsAttemptFactsStatements.Insert(facts: facts))
+        case .spool: try await connection.execute(AnalyticsAttemptFactsStatements.Spool(facts: facts))
+        }
     }
 }

@@ -35,30 +35,14 @@ public struct CampaignStatus: Sendable, Equatable, Codable {
     }
 
     public static func load(_ connection: PostgresConnection, id: Int64) async throws -> CampaignStatus? {
-        let result = try await connection.query("""
-            SELECT c.id, c.name, c.status, c.fanout_done,
-                   (SELECT count(*) FROM oltp.list_members m WHERE m.list_id = c.list_id),
-                   count(d.contact_id),
-                   count(*) FILTER (WHERE d.state = 'pending'), count(*) FILTER (WHERE d.state = 'sending'),
-                   count(*) FILTER (WHERE d.state = 'sent'), count(*) FILTER (WHERE d.state = 'deferred'),
-                   count(*) FILTER (WHERE d.state = 'bounced'), count(*) FILTER (WHERE d.state = 'failed'),
-                   count(*) FILTER (WHERE d.state = 'suppressed'), count(*) FILTER (WHERE d.state = 'cancelled'),
-                   extract(epoch FROM max(d.sent_at) - min(d.sent_at))::float8,
-                   to_char(c.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
-                   to_char(c.finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
-              FROM oltp.campaigns c LEFT JOIN oltp.deliveries d ON d.campaign_id = c.id
-             WHERE c.id = $1
-             GROUP BY c.id
-            """, [String(id)])
-        guard let row = result.rows.first else { return nil }
-        func int(_ i: Int) -> Int { Int(row[i] ?? "") ?? 0 }
-        let fanoutDone = row[3] == "t"
+        guard let row = try await connection.firstRow(CampaignCampaignsStatements.Status(id: id)) else { return nil }
         var status = CampaignStatus(
-            id: id, name: row[1] ?? "", status: row[2] ?? "", recipients: fanoutDone ? int(5) : max(int(4), int(5)),
-            fannedOut: int(5), pending: int(6), sending: int(7), delivered: int(8), deferred: int(9), bounced: int(10),
-            failed: int(11), suppressed: int(12), cancelled: int(13), rate: nil, etaSeconds: nil,
-            startedAt: row[15], finishedAt: row[16])
-        if let span = Double(row[14] ?? ""), span > 0, status.delivered > 1 {
+            id: id, name: row.name, status: row.status,
+            recipients: row.fanoutDone ? row.deliveries : max(row.members, row.deliveries),
+            fannedOut: row.deliveries, pending: row.pending, sending: row.sending, delivered: row.sent,
+            deferred: row.deferred, bounced: row.bounced, failed: row.failed, suppressed: row.suppressed,
+            cancelled: row.cancelled, rate: nil, etaSeconds: nil, startedAt: row.startedAt, finishedAt: row.finishedAt)
+        if let span = row.sendingSpan, span > 0, status.delivered > 1 {
             let rate = Double(status.delivered - 1) / span
             status.rate = (rate * 10).rounded() / 10
             let open = status.recipients - status.delivered - status.bounced - status.failed - status.suppressed - status.cancelled

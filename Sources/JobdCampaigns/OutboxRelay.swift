@@ -26,7 +26,7 @@ public struct OutboxRelay: Service {
     let logger: Logger
 
     /// Key of the advisory lock (any fixed number unique to this use).
-    static let lockKey = "7305126117403391"
+    static let lockKey: Int64 = 7_305_126_117_403_391
 
     public init(oltp: PostgresConnection, queue: PostgresConnection, batch: Int = 500, interval: Double = 1, logger: Logger) {
         self.oltp = oltp
@@ -47,8 +47,7 @@ public struct OutboxRelay: Service {
                 do {
                     let connected = await oltp.isConnected
                     if !holding || !connected {
-                        holding = try await oltp.query("SELECT pg_try_advisory_lock($1::bigint)", [Self.lockKey])
-                            .rows.first?.first == "t"
+                        holding = try await oltp.firstRow(CampaignOutboxStatements.TryLock(key: Self.lockKey)) ?? false
                         if holding { _ = try await oltp.listen("jobd_oltp_outbox") }
                     }
                     if holding { moved = try await relayOnce() }
@@ -80,17 +79,11 @@ public struct OutboxRelay: Service {
     /// One batch: returns how many rows it moved. Tests call it directly.
     @discardableResult
     public func relayOnce() async throws -> Int {
-        let rows = try await oltp.query("""
-            SELECT id, kind, payload::text, unique_key || '#' || id, run_at FROM oltp.outbox ORDER BY id LIMIT $1
-            """, [String(batch)]).rows
+        let rows = try await oltp.rows(CampaignOutboxStatements.Pending(limit: batch))
         guard !rows.isEmpty else { return 0 }
-        let ids = rows.compactMap { $0[0].flatMap { Int64($0) } }
-        // Through the owner's function: jobd_daemon may not INSERT into queue.jobs.
-        try await queue.query("""
-            SELECT queue.enqueue_relayed($1::text[], $2::jsonb[], $3::text[], $4::timestamptz[])
-            """, [PostgresArray.texts(rows.map { $0[1] }), PostgresArray.texts(rows.map { $0[2] }),
-                  PostgresArray.texts(rows.map { $0[3] }), PostgresArray.texts(rows.map { $0[4] })])
-        try await oltp.query("DELETE FROM oltp.outbox WHERE id = ANY($1::bigint[])", [PostgresArray.integers(ids)])
+        let ids = rows.map(\.id)
+        try await queue.execute(CampaignOutboxStatements.EnqueueRelayed(rows: rows))
+        try await oltp.execute(CampaignOutboxStatements.Delete(ids: ids))
         logger.debug("outbox relayed", metadata: [LogKey.count: "\(ids.count)"])
         return ids.count
     }

@@ -1,0 +1,185 @@
+import JobdCore
+import JobdPostgres
+
+/// `oltp.campaigns` (with its account and, for the status, its deliveries): what
+/// `CampaignStore` and `CampaignStatus` run. Each is one statement, so each is its
+/// own transaction.
+enum CampaignCampaignsStatements {
+    /// Campaign `$1` with its sending account; no row when there is none.
+    struct Campaign: PostgresStatement {
+        var id: Int64
+        static let planning = PostgresPlanning.perExecution
+        static let sql: SQL = """
+            SELECT c.id, c.workspace_id, c.status,
+                   coalesce(extract(epoch FROM c.send_at - now()), 0)::float8 AS due_in, c.fanout_done, c.content_ref,
+                   c.list_id, c.subject, c.html_template, c.text_template,
+                   a.from_address, a.from_name, a.unsubscribe_url, a.relay_url, a.username, a.secret_ref, a.starttls
+              FROM oltp.campaigns c JOIN oltp.email_accounts a ON a.id = c.account_id
+             WHERE c.id = $1
+            """
+        var bindings: PostgresBindings { [.int(id)] }
+
+        static func decode(_ row: PostgresRow) throws -> CampaignStore.Campaign {
+            let id: Int64 = try row.decode("id")
+            return CampaignStore.Campaign(
+                id: id, workspaceID: try row.decode("workspace_id"), status: try row.decode("status"),
+                dueIn: try row.decode("due_in"), fanoutDone: try row.decode("fanout_done"),
+                contentRef: try row.decode("content_ref", as: String?.self), listID: try row.decode("list_id"),
+                template: CampaignTemplate(
+                    campaignID: id, fromAddress: try row.decode("from_address"), fromName: try row.decode("from_name"),
+                    subject: try row.decode("subject"), html: try row.decode("html_template", as: String?.self),
+                    text: try row.decode("text_template", as: String?.self),
+                    unsubscribeURL: try row.decode("unsubscribe_url")),
+                relayURL: try row.decode("relay_url"), username: try row.decode("username", as: String?.self),
+                secretRef: try row.decode("secret_ref", as: String?.self), startTLS: try row.decode("starttls"))
+        }
+    }
+
+    /// scheduled → sending (one row affected), else nothing.
+    struct Start: PostgresStatement {
+        var id: Int64
+        static let planning = PostgresPlanning.perExecution
+        static let sql: SQL = """
+            UPDATE oltp.campaigns SET status = 'sending', started_at = coalesce(started_at, now())
+             WHERE id = $1 AND status = 'scheduled'
+            """
+        var bindings: PostgresBindings { [.int(id)] }
+    }
+
+    /// The campaign's content reference, set once.
+    struct SetContentRef: PostgresStatement {
+        var id: Int64
+        var ref: String
+        static let planning = PostgresPlanning.perExecution
+        static let sql: SQL = "UPDATE oltp.campaigns SET content_ref = $2 WHERE id = $1 AND content_ref IS NULL"
+        var bindings: PostgresBindings { [.int(id), .text(ref)] }
+    }
+
+    /// One fan-out page of campaign `$1`, `$2` members (see `CampaignStore.fanOutPage`).
+    /// Always one row.
+    struct FanOutPage: PostgresStatement {
+        var id: Int64
+        var pageSize: Int
+        static let planning = PostgresPlanning.perExecution
+        static let sql: SQL = """
+            WITH c AS (
+                SELECT id, workspace_id, list_id, fanout_cursor, batch_size FROM oltp.campaigns
+                 WHERE id = $1 AND status = 'sending' AND NOT fanout_done
+                 FOR UPDATE
+            ), page AS (
+                -- The contact's status by primary key per member (a scalar subquery is
+                -- never turned into a hash join over the whole contacts table).
+                SELECT m.contact_id, (SELECT k.status FROM oltp.contacts k WHERE k.id = m.contact_id) AS status
+                  FROM c CROSS JOIN LATERAL (
+                    SELECT contact_id FROM oltp.list_members
+                     WHERE list_id = c.list_id AND contact_id > c.fanout_cursor
+                     -- The primary key's order: read in order from it, never sorted.
+                     ORDER BY list_id, contact_id LIMIT $2) m
+            ), ins AS (
+                INSERT INTO oltp.deliveries (campaign_id, contact_id, workspace_id, state)
+                SELECT c.id, p.contact_id, c.workspace_id,
+                       CASE WHEN p.status = 'subscribed' THEN 'pending' ELSE 'suppressed' END
+                  FROM c CROSS JOIN page p
+                ON CONFLICT (campaign_id, contact_id) DO NOTHING
+                RETURNING contact_id, state
+            ), numbered AS (
+                SELECT (row_number() OVER (ORDER BY contact_id) - 1) / (SELECT batch_size FROM c) AS n, contact_id
+                  FROM ins WHERE state = 'pending'
+            ), jobs AS (
+                INSERT INTO oltp.outbox (kind, payload, unique_key)
+                SELECT 'campaign.deliver',
+                       jsonb_build_object('campaign_id', $1::bigint, 'contacts', jsonb_agg(contact_id ORDER BY contact_id)),
+                       'campaign:' || $1::bigint || ':deliver:' || min(contact_id)
+                  FROM numbered GROUP BY n
+                RETURNING 1
+            ), moved AS (
+                UPDATE oltp.campaigns
+                   SET fanout_cursor = coalesce((SELECT max(contact_id) FROM page), fanout_cursor),
+                       fanout_done = (SELECT count(*) FROM page) < $2
+                 WHERE id = (SELECT id FROM c)
+                RETURNING fanout_done
+            )
+            SELECT (SELECT count(*) FROM moved) AS ran, (SELECT count(*) FROM page) AS members,
+                   (SELECT count(*) FROM ins) AS deliveries, (SELECT count(*) FROM jobs) AS jobs,
+                   coalesce((SELECT fanout_done FROM moved), true) AS done
+            """
+        var bindings: PostgresBindings { [.int(id), .int(pageSize)] }
+
+        static func decode(_ row: PostgresRow) throws -> CampaignStore.FanOutPage {
+            CampaignStore.FanOutPage(
+                ran: try row.decode("ran", as: Int.self) == 1, members: try row.decode("members"),
+                deliveries: try row.decode("deliveries"), jobs: try row.decode("jobs"), done: try row.decode("done"))
+        }
+    }
+
+    /// sending → sent once the fan-out is done and no delivery is open (one row affected).
+    struct FinishIfDone: PostgresStatement {
+        var id: Int64
+        static let planning = PostgresPlanning.perExecution
+        static let sql: SQL = """
+            UPDATE oltp.campaigns SET status = 'sent', finished_at = now()
+             WHERE id = $1 AND status = 'sending' AND fanout_done
+               AND NOT EXISTS (SELECT 1 FROM oltp.deliveries
+                                WHERE campaign_id = $1 AND state IN ('pending', 'sending', 'deferred'))
+            """
+        var bindings: PostgresBindings { [.int(id)] }
+    }
+
+    /// Campaign `$1`'s counts for `jobd campaign status`; no row when there is none.
+    struct Status: PostgresStatement {
+        struct Row: Sendable {
+            var name: String
+            var status: String
+            var fanoutDone: Bool
+            var members: Int
+            var deliveries: Int
+            var pending: Int
+            var sending: Int
+            var sent: Int
+            var deferred: Int
+            var bounced: Int
+            var failed: Int
+            var suppressed: Int
+            var cancelled: Int
+            /// Seconds from the first delivery sent to the last; nil before one was sent.
+            var sendingSpan: Double?
+            var startedAt: String?
+            var finishedAt: String?
+        }
+
+        var id: Int64
+        static let planning = PostgresPlanning.perExecution
+        static let sql: SQL = """
+            SELECT c.id, c.name, c.status, c.fanout_done,
+                   (SELECT count(*) FROM oltp.list_members m WHERE m.list_id = c.list_id) AS members,
+                   count(d.contact_id) AS deliveries,
+                   count(*) FILTER (WHERE d.state = 'pending') AS pending,
+                   count(*) FILTER (WHERE d.state = 'sending') AS sending,
+                   count(*) FILTER (WHERE d.state = 'sent') AS sent,
+                   count(*) FILTER (WHERE d.state = 'deferred') AS deferred,
+                   count(*) FILTER (WHERE d.state = 'bounced') AS bounced,
+                   count(*) FILTER (WHERE d.state = 'failed') AS failed,
+                   count(*) FILTER (WHERE d.state = 'suppressed') AS suppressed,
+                   count(*) FILTER (WHERE d.state = 'cancelled') AS cancelled,
+                   extract(epoch FROM max(d.sent_at) - min(d.sent_at))::float8 AS sending_span,
+                   to_char(c.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS started_at,
+                   to_char(c.finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS finished_at
+              FROM oltp.campaigns c LEFT JOIN oltp.deliveries d ON d.campaign_id = c.id
+             WHERE c.id = $1
+             GROUP BY c.id
+            """
+        var bindings: PostgresBindings { [.int(id)] }
+
+        static func decode(_ row: PostgresRow) throws -> Row {
+            Row(
+                name: try row.decode("name"), status: try row.decode("status"), fanoutDone: try row.decode("fanout_done"),
+                members: try row.decode("members"), deliveries: try row.decode("deliveries"),
+                pending: try row.decode("pending"), sending: try row.decode("sending"), sent: try row.decode("sent"),
+                deferred: try row.decode("deferred"), bounced: try row.decode("bounced"), failed: try row.decode("failed"),
+                suppressed: try row.decode("suppressed"), cancelled: try row.decode("cancelled"),
+                sendingSpan: try row.decode("sending_span", as: Double?.self),
+                startedAt: try row.decode("started_at", as: String?.self),
+                finishedAt: try row.decode("finished_at", as: String?.self))
+        }
+    }
+}

@@ -1,0 +1,130 @@
+import JobdCore
+import JobdPostgres
+
+/// `oltp.deliveries` (one row per campaign and contact): what `CampaignStore` runs
+/// for a delivery batch.
+enum CampaignDeliveriesStatements {
+    /// The batch's deliveries to contacts no longer subscribed become suppressed.
+    struct Suppress: PostgresStatement {
+        var id: Int64
+        var contacts: [Int64]
+        static let planning = PostgresPlanning.perExecution
+        static let sql: SQL = """
+            UPDATE oltp.deliveries d SET state = 'suppressed', claim_token = NULL, sending_until = NULL, updated_at = now()
+              FROM oltp.contacts k
+             WHERE d.campaign_id = $1 AND d.contact_id = ANY($2::bigint[]) AND k.id = d.contact_id
+               AND k.status <> 'subscribed'
+               AND (d.state IN ('pending', 'deferred') OR (d.state = 'sending' AND d.sending_until < now()))
+            """
+        var bindings: PostgresBindings { [.int(id), .intArray(contacts)] }
+    }
+
+    /// Claims contact `$2`'s delivery of campaign `$1` under token `$3` for `$4`
+    /// seconds; no row when it is not to be sent now.
+    struct Claim: PostgresStatement {
+        struct Row: Sendable {
+            var address: String
+            var name: String
+            /// The contact's fields, JSON text.
+            var fields: String
+            var tries: Int
+            var unsubscribeToken: String?
+        }
+
+        var id: Int64
+        var contact: Int64
+        var token: String
+        var window: Double
+        static let planning = PostgresPlanning.perExecution
+        static let sql: SQL = """
+            UPDATE oltp.deliveries d
+               SET state = 'sending', claim_token = $3, sending_until = now() + make_interval(secs => $4::float8),
+                   tries = d.tries + 1, updated_at = now()
+              FROM oltp.contacts k
+             WHERE d.campaign_id = $1 AND d.contact_id = $2 AND k.id = d.contact_id AND k.status = 'subscribed'
+               AND (d.state = 'pending' OR (d.state = 'deferred' AND d.next_attempt_at <= now())
+                    OR (d.state = 'sending' AND d.sending_until < now()))
+            RETURNING k.address, k.name, k.fields::text AS fields, d.tries,
+                      oltp.unsubscribe_token(d.contact_id, d.campaign_id) AS unsubscribe_token
+            """
+        var bindings: PostgresBindings { [.int(id), .int(contact), .text(token), .double(window)] }
+
+        static func decode(_ row: PostgresRow) throws -> Row {
+            Row(
+                address: try row.decode("address"), name: try row.decode("name"), fields: try row.decode("fields"),
+                tries: try row.decode("tries"), unsubscribeToken: try row.decode("unsubscribe_token", as: String?.self))
+        }
+    }
+
+    /// Records what became of a claimed send, fenced on the claim token; `recorded`
+    /// is 1 when the claim was still held. A bounce marks the contact bounced.
+    struct Record: PostgresStatement {
+        var id: Int64
+        var contact: Int64
+        var token: String
+        var state: String
+        var code: Int?
+        var reply: String?
+        var retryIn: Double
+        static let planning = PostgresPlanning.perExecution
+        static let sql: SQL = """
+            WITH d AS (
+                UPDATE oltp.deliveries
+                   SET state = $4, last_code = coalesce($5::int, last_code), last_reply = coalesce($6, last_reply),
+                       claim_token = NULL, sending_until = NULL,
+                       tries = CASE WHEN $4 = 'pending' THEN greatest(tries - 1, 0) ELSE tries END,
+                       next_attempt_at = CASE WHEN $4 = 'deferred' THEN now() + make_interval(secs => $7::float8) END,
+                       sent_at = CASE WHEN $4 = 'sent' THEN now() END, updated_at = now()
+                 WHERE campaign_id = $1 AND contact_id = $2 AND state = 'sending' AND claim_token = $3
+                RETURNING contact_id
+            ), b AS (
+                UPDATE oltp.contacts SET status = 'bounced', updated_at = now()
+                 WHERE $4 = 'bounced' AND id IN (SELECT contact_id FROM d) AND status <> 'bounced'
+            )
+            SELECT count(*) AS recorded FROM d
+            """
+        var bindings: PostgresBindings {
+            [.int(id), .int(contact), .text(token), .text(state), .int(code), .text(reply), .double(retryIn)]
+        }
+
+        static func decode(_ row: PostgresRow) throws -> Int { try row.decode("recorded") }
+    }
+
+    /// The batch's open deliveries (`open`), and the seconds until the first of them
+    /// may be tried (`wait`, 0 if one is pending now; NULL when none is open).
+    struct NextOpen: PostgresStatement {
+        struct Row: Sendable {
+            var open: Int
+            var wait: Double?
+        }
+
+        var id: Int64
+        var contacts: [Int64]
+        static let planning = PostgresPlanning.perExecution
+        static let sql: SQL = """
+            SELECT count(*) AS open,
+                   greatest(0, extract(epoch FROM min(CASE state WHEN 'pending' THEN now()
+                                                                  WHEN 'deferred' THEN next_attempt_at
+                                                                  ELSE sending_until END) - now()))::float8 AS wait
+              FROM oltp.deliveries
+             WHERE campaign_id = $1 AND contact_id = ANY($2::bigint[]) AND state IN ('pending', 'sending', 'deferred')
+            """
+        var bindings: PostgresBindings { [.int(id), .intArray(contacts)] }
+
+        static func decode(_ row: PostgresRow) throws -> Row {
+            Row(open: try row.decode("open"), wait: try row.decode("wait", as: Double?.self))
+        }
+    }
+
+    /// The batch's unsent deliveries of a cancelled campaign become cancelled.
+    struct CancelOpen: PostgresStatement {
+        var id: Int64
+        var contacts: [Int64]
+        static let planning = PostgresPlanning.perExecution
+        static let sql: SQL = """
+            UPDATE oltp.deliveries SET state = 'cancelled', updated_at = now()
+             WHERE campaign_id = $1 AND contact_id = ANY($2::bigint[]) AND state IN ('pending', 'deferred')
+            """
+        var bindings: PostgresBindings { [.int(id), .intArray(contacts)] }
+    }
+}
