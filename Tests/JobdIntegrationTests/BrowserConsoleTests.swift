@@ -131,6 +131,7 @@ struct BrowserConsoleTests {
             }
         }
         #expect(shots.taken.withLock { $0 } == ["overview", "jobs", "job", "dead-letters"])
+        shots.removeIfTemporary()
     }
 }
 
@@ -165,10 +166,17 @@ final class Screenshots: Sendable {
         }
     }
 
+    private var isTemporary: Bool { ProcessInfo.processInfo.environment["JOBD_CONSOLE_SCREENSHOTS"].map(\.isEmpty) ?? true }
+
+    func removeIfTemporary() {
+        if isTemporary { try? FileManager.default.removeItem(at: directory) }
+    }
+
     /// The whole page (the window grown to the document's height), as PNG.
     func take(_ browser: WebDriverSession, _ name: String) async throws {
         let height = try await browser.execute("return Math.ceil(document.documentElement.scrollHeight);") as? Int ?? 900
-        try await browser.setWindowSize(width: 1280, height: min(max(height + 40, 600), 4000))
+        // The window's outer height: the browser's own frame takes some of it.
+        try await browser.setWindowSize(width: 1280, height: min(max(height + 160, 600), 4000))
         let png = try await browser.screenshot()
         #expect(png.starts(with: [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]), "\(name): not a PNG")
         #expect(png.count > 10_000, "\(name): \(png.count) bytes")
