@@ -198,7 +198,7 @@ let package = Package(
         .target(
             name: "JobdWeb",
             dependencies: [
-                "JobdCore", "JobdPostgres", "JobdThreads",
+                "JobdCore", "JobdPostgres", "JobdRedis", "JobdThreads",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -175,3 +175,55 @@ extension QueueAdmin {
         try await connection.rows(QueueAttemptsStatements.History(jobID: id, limit: limit))
     }
 }
+
+extension QueueAdmin {
+    // MARK: Dead letters, a page at a time
+
+    /// Where a page of dead letters ends: the last row's `dead_at` (microseconds since
+    /// 1970, exact) and job id. Text form `MICROS.ID`, both non-negative integers.
+    public struct DeadLetterCursor: Sendable, Equatable {
+        public var deadAtMicros: Int64
+        public var jobID: JobID
+
+        public init(deadAtMicros: Int64, jobID: JobID) {
+            self.deadAtMicros = deadAtMicros
+            self.jobID = jobID
+        }
+
+        public init?(text: String) {
+            let parts = text.split(separator: ".", omittingEmptySubsequences: false)
+            guard parts.count == 2, let micros = Int64(parts[0]), let id = JobID(parts[1]), micros >= 0, id >= 0 else {
+                return nil
+            }
+            self.init(deadAtMicros: micros, jobID: id)
+        }
+
+        public var text: String { "\(deadAtMicros).\(jobID)" }
+    }
+
+    /// Dead letters newest first (`dead_at`, then job id, descending), `limit` of them,
+    /// after `before` when given: keyset pages through `dead_letters_dead_at_idx`, each
+    /// as cheap as the first however deep. Each letter comes with its cursor.
+    public func deadLetterPage(
+        limit: Int, kind: String?, before: DeadLetterCursor?
+    ) async throws -> [(letter: DeadLetter, cursor: DeadLetterCursor)] {
+        let result = try await connection.query("""
+            SELECT job_id, kind, priority, attempts, reason, last_error, dead_at::text, errors::text, payload::text,
+                   (extract(epoch FROM dead_at) * 1000000)::bigint
+              FROM queue.dead_letters
+             WHERE ($2::text IS NULL OR kind = $2)
+               AND ($3::bigint IS NULL
+                    OR (dead_at <= timestamptz 'epoch' + $3::bigint * interval '1 microsecond'
+                        AND (dead_at < timestamptz 'epoch' + $3::bigint * interval '1 microsecond' OR job_id < $4::bigint)))
+             ORDER BY dead_at DESC, job_id DESC
+             LIMIT $1::int
+            """, [String(limit), kind, before.map { String($0.deadAtMicros) }, before.map { String($0.jobID) }])
+        return result.rows.map { row in
+            let letter = DeadLetter(
+                jobID: row[0].flatMap { JobID($0) } ?? 0, kind: row[1] ?? "", priority: row[2] ?? "",
+                attempts: row[3].flatMap { Int($0) } ?? 0, reason: row[4] ?? "", lastError: row[5],
+                deadAt: row[6] ?? "", errors: row[7] ?? "[]", payload: row[8] ?? "{}")
+            return (letter, DeadLetterCursor(deadAtMicros: row[9].flatMap { Int64($0) } ?? 0, jobID: letter.jobID))
+        }
+    }
+}

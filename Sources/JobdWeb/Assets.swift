@@ -30,14 +30,30 @@ enum Assets {
             set("finished", data.finished_estimate);
             set("dead-letters", data.dead_letters);
             set("oldest-due", age(data.oldest_due_seconds));
+            function health(id, h, absent) {
+              var el = document.getElementById(id);
+              if (!el) { return; }
+              el.textContent = h ? h.summary : absent;
+              el.className = (h && !h.reachable) ? "bad" : "ok";
+            }
+            health("pg-health", data.postgres, "unknown");
+            health("redis-health", data.redis, "not configured");
+            if (data.redis_lists) {
+              set("redis-lists", priorities.map(function (p) { return p + " " + (data.redis_lists[p] || 0); }).join(", "));
+            }
+            var paused = (data.pauses || []).map(function (p) { return p.scope + " " + p.name + " (by " + p.paused_by + ")"; });
+            set("paused-line", "paused: " + (paused.length ? paused.join(", ") : "nothing"));
             var body = document.getElementById("daemons");
             if (body) {
               while (body.firstChild) { body.removeChild(body.firstChild); }
               (data.daemons || []).forEach(function (d) {
                 var tr = document.createElement("tr");
-                [d.id, d.hostname, d.workers, d.version, d.heartbeat_age_seconds.toFixed(1) + " s"].forEach(function (v, i) {
+                var slots = (d.slots === null || d.slots === undefined || d.busy === null || d.busy === undefined)
+                  ? String(d.workers) : d.busy + " / " + d.slots;
+                var wanted = (d.desired === null || d.desired === undefined) ? "" : String(d.desired);
+                [d.id, d.hostname, slots, wanted, d.version, d.heartbeat_age_seconds.toFixed(1) + " s"].forEach(function (v, i) {
                   var td = document.createElement("td"); td.textContent = String(v);
-                  if (i === 2 || i === 4) { td.className = "num"; }
+                  if (i === 2 || i === 3 || i === 5) { td.className = "num"; }
                   tr.appendChild(td);
                 });
                 body.appendChild(tr);
@@ -81,6 +97,8 @@ enum Assets {
         .state-completed { color: #1f6f2b; }
         svg.chart { width: 100%; max-width: 720px; height: 150px; background: #fff; border: 1px solid #e3e6ea; }
         svg.chart rect.ok { fill: #3a8d4b; }
+        table.health td.ok { color: #1d6b2f; }
+        table.health td.bad { color: #b3261e; font-weight: 600; }
         svg.chart rect.fail { fill: #c0392b; }
         svg.chart line.axis { stroke: #889; stroke-width: 1; }
         """#

@@ -1,6 +1,7 @@
 import Foundation
 import JobdCore
 import JobdPostgres
+import JobdRedis
 import JobdThreads
 import Logging
 import Synchronization
@@ -36,6 +37,58 @@ public struct OverviewSnapshot: Sendable, Codable, Equatable {
         public var workers: Int
         public var version: String
         public var heartbeatAgeSeconds: Double
+        /// Worker slots now, slots running a job, and slots wanted, as the daemon last
+        /// published them to Redis (about once a second); nil when none is published
+        /// or Redis is not reachable.
+        public var slots: Int? = nil
+        public var busy: Int? = nil
+        public var desired: Int? = nil
+    }
+
+    /// A server's health as the snapshot found it.
+    public struct Health: Sendable, Codable, Equatable {
+        public var reachable: Bool
+        /// One round trip (PostgreSQL: a one-row SELECT; Redis: PING), milliseconds.
+        public var latencyMilliseconds: Double?
+        public var version: String?
+        public var error: String?
+
+        /// One line for people: `reachable · 0.4 ms · 15.6`, or `unreachable: reason`.
+        public var summary: String {
+            guard reachable else { return "unreachable: \(error ?? "?")" }
+            return (["reachable", latencyMilliseconds.map { String(format: "%.1f ms", $0) }, version.map { "version \($0)" }]
+                as [String?]).compactMap { $0 }.joined(separator: " · ")
+        }
+
+        enum CodingKeys: String, CodingKey { case reachable, latencyMilliseconds, version, error, summary }
+
+        public func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(reachable, forKey: .reachable)
+            try container.encode(latencyMilliseconds, forKey: .latencyMilliseconds)
+            try container.encode(version, forKey: .version)
+            try container.encode(error, forKey: .error)
+            try container.encode(summary, forKey: .summary)
+        }
+
+        public init(reachable: Bool, latencyMilliseconds: Double? = nil, version: String? = nil, error: String? = nil) {
+            self.reachable = reachable
+            self.latencyMilliseconds = latencyMilliseconds
+            self.version = version
+            self.error = error
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            reachable = try container.decode(Bool.self, forKey: .reachable)
+            latencyMilliseconds = try container.decodeIfPresent(Double.self, forKey: .latencyMilliseconds)
+            version = try container.decodeIfPresent(String.self, forKey: .version)
+            error = try container.decodeIfPresent(String.self, forKey: .error)
+        }
+
+        static func failure(_ error: any Error) -> Health {
+            Health(reachable: false, error: String(String(describing: error).prefix(300)))
+        }
     }
 
     public struct Minute: Sendable, Codable, Equatable {
@@ -59,6 +112,31 @@ public struct OverviewSnapshot: Sendable, Codable, Equatable {
     public var pauses: [QueueAdmin.Pause]
     /// The last hour, one entry per minute with any attempt ending.
     public var lastHour: [Minute]
+    public var postgres = Health(reachable: true)
+    /// nil when the console runs without Redis settings.
+    public var redis: Health? = nil
+    /// Entries in each priority's Redis dispatch list (promoted, not yet claimed).
+    public var redisLists: [String: Int]? = nil
+
+    /// `paused: …` as `jobd status` prints it.
+    public var pausedLine: String {
+        "paused: " + (pauses.isEmpty ? "nothing"
+            : pauses.map { "\($0.scope.rawValue) \($0.name) (by \($0.pausedBy))" }.joined(separator: ", "))
+    }
+}
+
+/// Where the console finds the daemons' Redis: its health, dispatch lists and each
+/// daemon's published capacity are on the overview.
+public struct ConsoleRedisTarget: Sendable {
+    public var url: RedisURL
+    public var prefix: String
+    public var commandTimeout: Duration
+
+    public init(url: RedisURL, prefix: String, commandTimeout: Duration) {
+        self.url = url
+        self.prefix = prefix
+        self.commandTimeout = commandTimeout
+    }
 }
 
 /// The overview's numbers, shared: whoever asks first after the snapshot is older than
@@ -118,17 +196,81 @@ public final class OverviewCache: Sendable {
 /// Computes overview snapshots. The last hour's per-minute figures come from the
 /// ledger; a minute that has ended is read once and kept, so each snapshot reads only
 /// the ledger rows of the current minute (and of any minute since the last snapshot).
+///
+/// PostgreSQL or Redis being unreachable is part of the snapshot (its `Health`), not an
+/// error: the overview still shows what the other server says.
 final class OverviewSource: Sendable {
     private let database: ConsoleDatabase
+    /// One Redis connection (its own thread, the target's command timeout), used only
+    /// by the snapshot computation, which runs one at a time.
+    let dispatch: RedisDispatch?
     private let minutes = Mutex<(rows: [Int64: OverviewSnapshot.Minute], readUpTo: Int64?)>(([:], nil))
 
-    init(database: ConsoleDatabase) {
+    init(database: ConsoleDatabase, redis: ConsoleRedisTarget?, logger: Logger) {
         self.database = database
+        dispatch = redis.map { target in
+            RedisDispatch(
+                connection: RedisConnection(url: target.url, name: "web-redis", commandTimeout: target.commandTimeout, logger: logger),
+                keys: RedisKeys(prefix: target.prefix), logger: logger)
+        }
     }
 
     func snapshot() async throws -> OverviewSnapshot {
+        var snapshot: OverviewSnapshot
+        do {
+            snapshot = try await queueFigures()
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            let format = ISO8601DateFormatter()
+            snapshot = OverviewSnapshot(
+                generatedAt: format.string(from: Date()), unfinished: [:], finishedEstimate: 0, deadLetters: 0,
+                oldestDueSeconds: nil, daemons: [], pauses: [], lastHour: [])
+            snapshot.postgres = .failure(error)
+        }
+        if let dispatch {
+            do {
+                let started = ContinuousClock.now
+                try await dispatch.ping()
+                let latency = Self.milliseconds(ContinuousClock.now - started)
+                let info = try await dispatch.connection.command(["INFO", "server"]).string ?? ""
+                let version = info.split(whereSeparator: \.isNewline)
+                    .first { $0.hasPrefix("redis_version:") }
+                    .map { String($0.dropFirst("redis_version:".count)) }
+                let lengths = try await dispatch.lengths()
+                snapshot.redisLists = Dictionary(uniqueKeysWithValues: lengths.map { ($0.key.rawValue, $0.value) })
+                let capacities = try await dispatch.capacities(daemons: snapshot.daemons.map(\.id))
+                for index in snapshot.daemons.indices {
+                    guard let capacity = capacities[snapshot.daemons[index].id] else { continue }
+                    snapshot.daemons[index].slots = capacity.workers
+                    snapshot.daemons[index].busy = capacity.busy
+                    snapshot.daemons[index].desired = capacity.desired
+                }
+                snapshot.redis = OverviewSnapshot.Health(reachable: true, latencyMilliseconds: latency, version: version)
+            } catch is CancellationError {
+                throw CancellationError()
+            } catch {
+                snapshot.redis = .failure(error)
+            }
+        }
+        return snapshot
+    }
+
+    func close() async {
+        await dispatch?.connection.close()
+    }
+
+    static func milliseconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) * 1_000 + Double(duration.components.attoseconds) / 1e15
+    }
+
+    private func queueFigures() async throws -> OverviewSnapshot {
         try await database.withAdmin { admin in
             let connection = admin.connection
+            let started = ContinuousClock.now
+            let version = try await connection.query("SELECT current_setting('server_version')").rows.first?.first ?? nil
+            let health = OverviewSnapshot.Health(
+                reachable: true, latencyMilliseconds: Self.milliseconds(ContinuousClock.now - started), version: version)
             // Unfinished states through the loops' partial indexes; finished ones by
             // the statistics of jobs_finished_idx (completed and cancelled rows).
             let counts = try await connection.query("""
@@ -167,12 +309,14 @@ final class OverviewSource: Sendable {
             }
             let pauses = try await admin.pauses()
             let lastHour = try await readMinutes(connection, currentMinute: currentMinute)
-            return OverviewSnapshot(
+            var snapshot = OverviewSnapshot(
                 generatedAt: row.first.flatMap { $0 } ?? "", unfinished: unfinished,
                 finishedEstimate: row.count > 1 ? row[1].flatMap { Int($0) } ?? 0 : 0,
                 deadLetters: row.count > 2 ? row[2].flatMap { Int($0) } ?? 0 : 0,
                 oldestDueSeconds: row.count > 3 ? row[3].flatMap(Double.init) : nil,
                 daemons: daemons, pauses: pauses, lastHour: lastHour)
+            snapshot.postgres = health
+            return snapshot
         }
     }
 

@@ -113,11 +113,19 @@ public struct ConsoleResponder: HTTPResponder {
         case (_, 1, "dead-letters"):
             let kind = query["kind"].flatMap { $0.isEmpty ? nil : $0 }
             let limit = min(500, max(1, Int(query["limit"] ?? "") ?? 100))
-            let letters = try await database.withAdmin { try await $0.deadLetters(limit: limit, kind: kind) }
-            if api {
-                return json(.ok, letters.map { DeadLetterView($0, payload: redactedPayload($0.payload, for: principal)) })
+            var before: QueueAdmin.DeadLetterCursor?
+            if let text = query["before"], !text.isEmpty {
+                guard let cursor = QueueAdmin.DeadLetterCursor(text: text) else {
+                    throw WebError(.badRequest, "before is a cursor of a previous page (MICROS.ID)")
+                }
+                before = cursor
             }
-            return html(deadLettersPage(letters, kind: kind, principal: principal, notice: query["notice"]))
+            let page = try await database.withAdmin { try await $0.deadLetterPage(limit: limit, kind: kind, before: before) }
+            if api {
+                return json(.ok, page.map { DeadLetterView($0.letter, payload: redactedPayload($0.letter.payload, for: principal), cursor: $0.cursor) })
+            }
+            let next = page.count == limit ? page.last?.cursor : nil
+            return html(deadLettersPage(page.map(\.letter), kind: kind, limit: limit, next: next, principal: principal, notice: query["notice"]))
         case (true, 1, "pauses"):
             return json(.ok, try await database.withAdmin { try await $0.pauses() })
         case (true, 1, "csrf"):
@@ -378,8 +386,11 @@ public struct ConsoleResponder: HTTPResponder {
         var lastError: String?
         var deadAt: String
         var payload: String
+        /// Pass the last one's as `before` for the next page.
+        var cursor: String
 
-        init(_ letter: QueueAdmin.DeadLetter, payload: String) {
+        init(_ letter: QueueAdmin.DeadLetter, payload: String, cursor: QueueAdmin.DeadLetterCursor) {
+            self.cursor = cursor.text
             jobID = letter.jobID
             kind = letter.kind
             priority = letter.priority

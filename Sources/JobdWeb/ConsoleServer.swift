@@ -46,7 +46,11 @@ public struct ConsoleServer: Service {
     /// The overview's shared snapshot (its `computations` count is for tests).
     public let overview: OverviewCache
 
-    public init(settings: WebSettings, conninfo: String?, logger: Logger) throws(JobdInputError) {
+    let source: OverviewSource
+
+    /// `redis`: the daemons' Redis, for its health, the dispatch lists and each daemon's
+    /// busy/total worker slots on the overview (nil: the overview shows PostgreSQL's figures only).
+    public init(settings: WebSettings, conninfo: String?, redis: ConsoleRedisTarget? = nil, logger: Logger) throws(JobdInputError) {
         try settings.validate()
         self.settings = settings
         self.conninfo = conninfo
@@ -54,7 +58,8 @@ public struct ConsoleServer: Service {
         self.boundPort = BoundPort()
         let database = ConsoleDatabase(
             conninfo: conninfo, size: settings.connections, queryTimeout: settings.queryTimeout, logger: logger)
-        let source = OverviewSource(database: database)
+        let source = OverviewSource(database: database, redis: redis, logger: logger)
+        self.source = source
         self.database = database
         self.overview = OverviewCache(interval: settings.refreshInterval) { try await source.snapshot() }
     }
@@ -84,8 +89,10 @@ public struct ConsoleServer: Service {
             try await app.run()
         } catch {
             await database.close()
+            await source.close()
             throw error
         }
         await database.close()
+        await source.close()
     }
 }

@@ -46,6 +46,13 @@ enum Pages {
         """
     }
 
+    /// `busy / slots` as the daemon last published them; its configured workers when
+    /// it published none (Redis unreachable, or the daemon just started).
+    static func slots(_ daemon: OverviewSnapshot.Daemon) -> String {
+        guard let slots = daemon.slots, let busy = daemon.busy else { return "\(daemon.workers)" }
+        return "\(busy) / \(slots)"
+    }
+
     static func seconds(_ value: Double?) -> String {
         guard let value else { return "none" }
         if value < 60 { return String(format: "%.1f s", value) }
@@ -95,9 +102,23 @@ extension ConsoleResponder {
         }
         var daemons = ""
         for daemon in snapshot.daemons {
-            daemons += "<tr><td>\(HTML.escape(daemon.id))</td><td>\(HTML.escape(daemon.hostname))</td><td class=\"num\">\(daemon.workers)</td><td>\(HTML.escape(daemon.version))</td><td class=\"num\">\(String(format: "%.1f", daemon.heartbeatAgeSeconds)) s</td></tr>"
+            daemons += "<tr><td>\(HTML.escape(daemon.id))</td><td>\(HTML.escape(daemon.hostname))</td>"
+                + "<td class=\"num\">\(Pages.slots(daemon))</td><td class=\"num\">\(daemon.desired.map(String.init) ?? "")</td>"
+                + "<td>\(HTML.escape(daemon.version))</td><td class=\"num\">\(String(format: "%.1f", daemon.heartbeatAgeSeconds)) s</td></tr>"
         }
-        if daemons.isEmpty { daemons = "<tr><td colspan=\"5\" class=\"muted\">no live daemon</td></tr>" }
+        if daemons.isEmpty { daemons = "<tr><td colspan=\"6\" class=\"muted\">no live daemon</td></tr>" }
+        let lists = snapshot.redisLists.map { lists in
+            JobPriority.allCases.map { "\($0.rawValue) \(lists[$0.rawValue] ?? 0)" }.joined(separator: ", ")
+        } ?? "unknown"
+        let health = """
+            <section><h2>Servers</h2>
+            <table class="health"><tbody>
+            <tr><th>PostgreSQL</th><td id="pg-health" class="\(snapshot.postgres.reachable ? "ok" : "bad")">\(HTML.escape(snapshot.postgres.summary))</td></tr>
+            <tr><th>Redis</th><td id="redis-health" class="\(snapshot.redis?.reachable == false ? "bad" : "ok")">\(HTML.escape(snapshot.redis?.summary ?? "not configured"))</td></tr>
+            <tr><th>Redis lists</th><td id="redis-lists">\(HTML.escape(lists))</td></tr>
+            </tbody></table>
+            <p id="paused-line">\(HTML.escape(snapshot.pausedLine))</p></section>
+            """
         var pauses = ""
         for pause in snapshot.pauses {
             let resume = principal.mayAct ? """
@@ -125,8 +146,9 @@ extension ConsoleResponder {
             Oldest due job waiting: <span id="oldest-due">\(Pages.seconds(snapshot.oldestDueSeconds))</span></p>
             </section>
             <section><h2>Last hour</h2>\(Pages.chart(snapshot.lastHour))</section>
+            \(health)
             <section><h2>Daemons</h2>
-            <table><thead><tr><th>id</th><th>host</th><th>workers</th><th>version</th><th>heartbeat</th></tr></thead>
+            <table><thead><tr><th>id</th><th>host</th><th>busy / workers</th><th>wanted</th><th>version</th><th>heartbeat</th></tr></thead>
             <tbody id="daemons">\(daemons)</tbody></table></section>
             <section><h2>Paused</h2>
             <ul id="pauses">\(pauses.isEmpty ? "<li class=\"muted\">nothing is paused</li>" : pauses)</ul>
@@ -233,7 +255,10 @@ extension ConsoleResponder {
         return Pages.layout(title: "Job \(job.id)", principal: principal, body: body)
     }
 
-    func deadLettersPage(_ letters: [QueueAdmin.DeadLetter], kind: String?, principal: WebPrincipal, notice: String?) -> String {
+    func deadLettersPage(
+        _ letters: [QueueAdmin.DeadLetter], kind: String?, limit: Int, next: QueueAdmin.DeadLetterCursor?,
+        principal: WebPrincipal, notice: String?
+    ) -> String {
         let csrf = auth.csrfToken(for: principal)
         var rows = ""
         for letter in letters {
@@ -249,6 +274,13 @@ extension ConsoleResponder {
                 """
         }
         if rows.isEmpty { rows = "<tr><td colspan=\"8\" class=\"muted\">no dead letters</td></tr>" }
+        var older = ""
+        if let next {
+            var query = "before=\(next.text)"
+            if let kind { query += "&kind=" + HTML.urlEncode(kind) }
+            if limit != 100 { query += "&limit=\(limit)" }
+            older = " <a rel=\"next\" href=\"/dead-letters?\(HTML.escape(query))\">Older dead letters →</a>"
+        }
         let body = """
             <h1>Dead letters</h1>
             \(Pages.notice(notice))
@@ -256,7 +288,7 @@ extension ConsoleResponder {
             <label>kind <input name="kind" value="\(HTML.escape(kind ?? ""))"></label> <button type="submit">Filter</button></form>
             <table><thead><tr><th>job</th><th>kind</th><th>priority</th><th>attempts</th><th>reason</th><th>dead at</th><th>last error</th><th></th></tr></thead>
             <tbody>\(rows)</tbody></table>
-            <p class="muted">Newest first, at most 100 (\(letters.count) shown).</p>
+            <p class="muted">Newest first, \(limit) a page (\(letters.count) shown).\(older)</p>
             """
         return Pages.layout(title: "Dead letters", principal: principal, body: body)
     }

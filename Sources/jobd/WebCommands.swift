@@ -27,7 +27,9 @@ enum WebConsoleSetup {
     static func server(_ config: DaemonConfiguration, host: String, port: Int, logger: Logger) throws -> ConsoleServer {
         let settings = try settings(config, host: host, port: port)
         do {
-            return try ConsoleServer(settings: settings, conninfo: config.databaseURL, logger: logger)
+            let redis = ConsoleRedisTarget(
+                url: config.redisURL, prefix: config.redisPrefix, commandTimeout: .milliseconds(Int(settings.queryTimeout * 1_000)))
+            return try ConsoleServer(settings: settings, conninfo: config.databaseURL, redis: redis, logger: logger)
         } catch {
             throw CLIError("invalid configuration: \(error.message)")
         }

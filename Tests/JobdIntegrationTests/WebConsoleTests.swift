@@ -2,6 +2,7 @@ import Foundation
 import JobdCore
 import JobdPostgres
 import JobdQueue
+import JobdRedis
 import JobdTestSupport
 import JobdThreads
 @testable import JobdWeb
@@ -315,6 +316,58 @@ struct WebConsoleTests {
         }
     }
 
+    @Test("dead letters page by keyset (dead_at, job id): every letter once, in order, ties included, across pages")
+    func deadLetterPages() async throws {
+        try await withWorld { world in
+            // 25 dead letters; groups of five share one dead_at (the tie-breaker matters),
+            // kinds alternate.
+            try await world.exec("""
+                INSERT INTO queue.jobs (kind)
+                SELECT CASE WHEN g % 2 = 0 THEN 'even' ELSE 'odd' END FROM generate_series(1, 25) AS g
+                """)
+            try await world.exec("UPDATE queue.jobs SET state = 'dead', attempt = 1, finished_at = now()")
+            try await world.exec("""
+                INSERT INTO queue.dead_letters (job_id, kind, payload, priority, attempts, reason, dead_at)
+                SELECT id, kind, payload, priority, 1, 'max_attempts',
+                       timestamptz '2026-01-01 00:00:00.123456+00' + ((id % 5) * interval '1.000001 second')
+                  FROM queue.jobs
+                """)
+            let expected = try await world.sql.query(
+                "SELECT job_id FROM queue.dead_letters ORDER BY dead_at DESC, job_id DESC").rows.compactMap { $0[0].flatMap { Int($0) } }
+            #expect(expected.count == 25)
+            try await withConsole(world, try Self.authSettings()) { console in
+                let alice = Self.basic(Self.alice)
+                var seen: [Int] = []
+                var before: String?
+                var pages = 0
+                repeat {
+                    let path = "/api/v1/dead-letters?limit=7" + (before.map { "&before=\($0)" } ?? "")
+                    let page = try console.jsonArray(try await console.request("GET", path, auth: alice))
+                    seen += page.compactMap { $0["job_id"] as? Int }
+                    before = page.count == 7 ? page.last?["cursor"] as? String : nil
+                    pages += 1
+                } while before != nil && pages < 10
+                #expect(pages == 4)
+                #expect(seen == expected)
+                // A kind filter pages the same way.
+                let oddExpected = try await world.sql.query(
+                    "SELECT job_id FROM queue.dead_letters WHERE kind = 'odd' ORDER BY dead_at DESC, job_id DESC").rows.compactMap { $0[0].flatMap { Int($0) } }
+                let firstOdd = try console.jsonArray(try await console.request("GET", "/api/v1/dead-letters?kind=odd&limit=10", auth: alice))
+                let cursor = try #require(firstOdd.last?["cursor"] as? String)
+                let secondOdd = try console.jsonArray(try await console.request("GET", "/api/v1/dead-letters?kind=odd&limit=10&before=\(cursor)", auth: alice))
+                #expect((firstOdd + secondOdd).compactMap { $0["job_id"] as? Int } == oddExpected)
+                // The page links to the next one, keeping the filter; the last page has no link.
+                let html = try await console.request("GET", "/dead-letters?kind=odd&limit=10", auth: alice)
+                #expect(html.body.contains("<a rel=\"next\" href=\"/dead-letters?before=\(cursor)&amp;kind=odd&amp;limit=10\">"))
+                let last = try await console.request("GET", "/dead-letters?kind=odd&limit=10&before=\(cursor)", auth: alice)
+                #expect(!last.body.contains("rel=\"next\""))
+                for bad in ["x", "1", "1.2.3", "-5.1", "1.x", "99999999999999999999.1"] {
+                    #expect(try await console.request("GET", "/api/v1/dead-letters?before=\(bad)", auth: alice).status == 400, "\(bad)")
+                }
+            }
+        }
+    }
+
     @Test("the overview is computed once per interval for every viewer")
     func overviewShared() async throws {
         try await withWorld { world in
@@ -369,6 +422,72 @@ struct WebConsoleTests {
                 #expect(later.reduce(0) { $0 + ($1["failed"] as? Int ?? 0) } == 2)
                 let page = try await console.request("GET", "/", auth: alice)
                 #expect(page.body.contains("<svg class=\"chart\""))
+            }
+        }
+    }
+
+    @Test("the overview shows PostgreSQL and Redis health, the dispatch lists, busy/total slots per daemon, and what is paused")
+    func overviewHealthAndSlots() async throws {
+        try await withWorld { world in
+            let daemon = world.makeDaemon(world.configuration { $0.workers = .shared(4) }, id: "slots-daemon")
+            try await world.running([daemon]) {
+                var settings = try Self.authSettings()
+                settings.refreshInterval = .milliseconds(50)
+                try await withConsole(world, settings) { console in
+                    let alice = Self.basic(Self.alice)
+                    try await world.exec("INSERT INTO queue.jobs (kind, payload) SELECT 'noop', '{\"sleep_ms\": 4000}' FROM generate_series(1, 3)")
+                    let token = try await console.csrf(auth: alice)
+                    #expect(try await console.request("POST", "/pause", auth: alice, form: ["csrf": token, "scope": "kind", "name": "mail.send"]).status == 303)
+                    // The daemon publishes its slots about once a second: 3 of its 4 busy.
+                    var overview: [String: Any] = [:]
+                    try await waitUntil(timeout: 15, "3 of 4 slots busy on the overview") {
+                        overview = try console.json(try await console.request("GET", "/api/v1/overview", auth: alice))
+                        let daemons = overview["daemons"] as? [[String: Any]] ?? []
+                        return daemons.first { $0["id"] as? String == "slots-daemon" }.map {
+                            $0["busy"] as? Int == 3 && $0["slots"] as? Int == 4
+                        } ?? false
+                    }
+                    let postgres = overview["postgres"] as? [String: Any] ?? [:]
+                    #expect(postgres["reachable"] as? Bool == true)
+                    #expect((postgres["version"] as? String)?.hasPrefix("15") == true, "\(postgres)")
+                    #expect((postgres["latency_milliseconds"] as? Double).map { $0 >= 0 && $0 < 5_000 } == true)
+                    let redis = overview["redis"] as? [String: Any] ?? [:]
+                    #expect(redis["reachable"] as? Bool == true)
+                    #expect((redis["version"] as? String)?.hasPrefix("7") == true, "\(redis)")
+                    #expect(redis["latency_milliseconds"] as? Double != nil)
+                    #expect((overview["redis_lists"] as? [String: Int])?.keys.sorted() == ["high", "low", "normal"])
+                    let page = try await console.request("GET", "/", auth: alice)
+                    #expect(page.body.contains("<td id=\"pg-health\" class=\"ok\">reachable · "))
+                    #expect(page.body.contains("<td id=\"redis-health\" class=\"ok\">reachable · "))
+                    #expect(page.body.contains("<td class=\"num\">3 / 4</td>"))
+                    #expect(page.body.contains("<p id=\"paused-line\">paused: kind mail.send (by alice)</p>"))
+                }
+            }
+        }
+    }
+
+    @Test("the overview still answers when Redis or PostgreSQL cannot be reached, and says which")
+    func overviewUnreachable() async throws {
+        try await withWorld { world in
+            try await world.exec("INSERT INTO queue.jobs (kind, priority) VALUES ('report', 'high')")
+            let closed = try BrowserTools.freePort()
+            let deadRedis = ConsoleRedisTarget(url: RedisURL(host: "127.0.0.1", port: closed), prefix: world.prefix, commandTimeout: .seconds(2))
+            try await withConsole(world, try Self.authSettings(), redis: deadRedis) { console in
+                let alice = Self.basic(Self.alice)
+                let overview = try console.json(try await console.request("GET", "/api/v1/overview", auth: alice))
+                #expect((overview["redis"] as? [String: Any])?["reachable"] as? Bool == false)
+                #expect((overview["postgres"] as? [String: Any])?["reachable"] as? Bool == true)
+                #expect((overview["unfinished"] as? [String: [String: Int]])?["available"]?["high"] == 1)
+                let page = try await console.request("GET", "/", auth: alice)
+                #expect(page.status == 200)
+                #expect(page.body.contains("<td id=\"redis-health\" class=\"bad\">unreachable: "))
+            }
+            try await withConsole(world, try Self.authSettings(), conninfo: "postgresql://127.0.0.1:\(closed)/nowhere?connect_timeout=2") { console in
+                let alice = Self.basic(Self.alice)
+                let page = try await console.request("GET", "/", auth: alice)
+                #expect(page.status == 200)
+                #expect(page.body.contains("<td id=\"pg-health\" class=\"bad\">unreachable: "))
+                #expect(page.body.contains("<td id=\"redis-health\" class=\"ok\">reachable · "))
             }
         }
     }
@@ -592,10 +711,14 @@ struct ConsoleUnderTest {
     }
 }
 
+/// The console against the world's database and Redis (or the `conninfo` and `redis`
+/// given, to show what it does when they cannot be reached).
 func withConsole(
-    _ world: QueueWorld, _ settings: WebSettings, logger: Logger = .silent, _ body: (ConsoleUnderTest) async throws -> Void
+    _ world: QueueWorld, _ settings: WebSettings, logger: Logger = .silent, conninfo: String? = nil,
+    redis: ConsoleRedisTarget? = nil, _ body: (ConsoleUnderTest) async throws -> Void
 ) async throws {
-    let server = try ConsoleServer(settings: settings, conninfo: world.database.url, logger: logger)
+    let target = redis ?? ConsoleRedisTarget(url: world.redisURL, prefix: world.prefix, commandTimeout: .seconds(5))
+    let server = try ConsoleServer(settings: settings, conninfo: conninfo ?? world.database.url, redis: target, logger: logger)
     let group = ServiceGroup(configuration: .init(services: [server], logger: .silent))
     try await withThrowingTaskGroup(of: Void.self) { tasks in
         tasks.addTask { try await group.run() }
@@ -619,6 +742,13 @@ actor LoopbackHTTPClient {
     private nonisolated let executor = DedicatedThreadExecutor(name: "http-test-client")
     nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
 
+    /// How long one reply may take to arrive.
+    private let timeoutSeconds: Int
+
+    init(timeoutSeconds: Int = 15) {
+        self.timeoutSeconds = timeoutSeconds
+    }
+
     deinit { executor.shutdown() }
 
     struct Reply: Sendable {
@@ -636,7 +766,7 @@ actor LoopbackHTTPClient {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw Failure(reason: "socket") }
         defer { close(fd) }
-        var timeout = timeval(tv_sec: 15, tv_usec: 0)
+        var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
@@ -662,7 +792,10 @@ actor LoopbackHTTPClient {
         }
         var data: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65_536)
-        while true {
+        // Until the peer closes, or the body its Content-Length announces is complete
+        // (some servers, chromedriver among them, keep the connection open after
+        // answering `Connection: close`).
+        while Self.expectedLength(data).map({ data.count < $0 }) ?? true {
             let n = recv(fd, &buffer, buffer.count, 0)
             if n < 0 { throw Failure(reason: "recv errno \(errno)") }
             if n == 0 { break }
@@ -684,6 +817,19 @@ actor LoopbackHTTPClient {
             payload = Self.dechunk(payload)
         }
         return Reply(status: status, headers: replyHeaders, body: String(decoding: payload, as: UTF8.self))
+    }
+
+    /// Head plus body length when the head is complete and names a Content-Length.
+    static func expectedLength(_ data: [UInt8]) -> Int? {
+        guard let split = find(Array("\r\n\r\n".utf8), in: data) else { return nil }
+        for line in String(decoding: data[..<split], as: UTF8.self).components(separatedBy: "\r\n") {
+            let parts = line.split(separator: ":", maxSplits: 1)
+            if parts.count == 2, parts[0].lowercased() == "content-length",
+               let length = Int(parts[1].trimmingCharacters(in: .whitespaces)) {
+                return split + 4 + length
+            }
+        }
+        return nil
     }
 
     static func find(_ needle: [UInt8], in haystack: [UInt8]) -> Int? {
