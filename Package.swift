@@ -10,7 +10,8 @@ import PackageDescription
 //   JobdContent, JobdNotifications, JobdAnalytics (tiers: domain, store, handlers, services)
 //   JobdQueue (queue runtime, JobHandler, TierDatabase), JobdWeb (console), JobdTestSupport (tests only)
 //   JobdPostgres, JobdRedis, JobdNotify, JobdSystemd, JobdMetrics (adapters)
-//   JobdCore (pure), JobdThreads (threads, checkout pool), JobdCodec, JobdTestRandom
+//   JobdCore (pure), JobdThreads (threads, checkout pool), JobdCodec, JobdTestRandom,
+//   MigrationEmbedder (build tool run by the EmbedMigrations plugin on JobdPostgres)
 //   C system libraries: CLibPQ, CHiredis, CCurl, CSystemd, CZlib
 let strict: [SwiftSetting] = [
     .swiftLanguageMode(.v6),
@@ -61,8 +62,13 @@ let package = Package(
                 "CLibPQ", "JobdCore", "JobdThreads",
                 .product(name: "Logging", package: "swift-log"),
             ],
-            swiftSettings: strict
+            swiftSettings: strict,
+            plugins: ["EmbedMigrations"]
         ),
+
+        // MARK: Build tool: Migrations/<tier>/*.sql compiled into JobdPostgres as `Migration.embedded`
+        .executableTarget(name: "MigrationEmbedder", swiftSettings: strict),
+        .plugin(name: "EmbedMigrations", capability: .buildTool(), dependencies: ["MigrationEmbedder"]),
         .target(
             name: "JobdRedis",
             dependencies: [

@@ -7,7 +7,7 @@ import JobdCore
 /// Times are Postgres's `now()`: with several daemons on several hosts, the one
 /// clock they all share is the database's.
 public struct QueueStore: Sendable {
-    public let connection: PostgresConnection
+    let connection: PostgresConnection
 
     public init(connection: PostgresConnection) {
         self.connection = connection

@@ -20,8 +20,6 @@ public struct FaultProbeHandler: JobHandler {
     let connections: [PostgresConnection]
     let daemon: String
 
-    public static let receiptSQL = "INSERT INTO public.fault_receipts (job_id, attempt, daemon) VALUES ($1, $2, $3)"
-
     public init(connections: [PostgresConnection], daemon: String) {
         precondition(!connections.isEmpty)
         self.connections = connections
@@ -32,7 +30,7 @@ public struct FaultProbeHandler: JobHandler {
         try await NoopHandler(testFaults: false).handle(job, context: context)
         let connection = connections[Int(job.id.magnitude % UInt64(connections.count))]
         do {
-            _ = try await connection.queryPrepared(Self.receiptSQL, ["\(job.id)", "\(job.attempt)", daemon])
+            try await connection.execute(FaultReceiptsStatements.Insert(jobID: job.id, attempt: job.attempt, daemon: daemon))
         } catch {
             throw JobFailure.transient("probe receipt not written: \(error)", code: "probe_receipt_failed")
         }

@@ -45,10 +45,7 @@ public struct InternalKindsDeclaration: Service {
 
     /// One statement; kinds already listed are left alone.
     public func declare() async throws {
-        let added = try await connection.query("""
-            INSERT INTO queue.internal_kinds (kind) SELECT unnest($1::text[])
-            ON CONFLICT (kind) DO NOTHING
-            """, [PostgresArray.texts(kinds)]).affectedRows
+        let added = try await connection.execute(QueueInternalKindsStatements.Declare(kinds: kinds))
         if added > 0 {
             logger.info("declared internal kinds", metadata: [LogKey.count: "\(added)"])
         }

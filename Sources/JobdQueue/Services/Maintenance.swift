@@ -58,7 +58,7 @@ public struct Maintenance: Service {
             }
         }
         _ = try? await store.unregisterDaemon(id: daemon.id)
-        await store.connection.close()
+        await store.close()
         await dispatch.connection.close()
     }
 

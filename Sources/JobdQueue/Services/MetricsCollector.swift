@@ -38,7 +38,7 @@ public struct MetricsCollector: Service {
                 try? await Task.sleep(for: interval)
             }
         }
-        await store.connection.close()
+        await store.close()
     }
 
     /// Counters only go up: add what happened since the last pass.

@@ -41,7 +41,7 @@ public struct NotificationListener: Service {
                 let notes = try await connection.waitForNotifications(timeout: 0.5)
                 if !notes.isEmpty { wake.signal() }
                 if lastProbe.duration(to: .now) >= probeEvery {
-                    try await connection.query("SELECT 1")
+                    try await connection.execute(SessionStatements.Probe())
                     lastProbe = .now
                 }
                 stats.beat("listener")

@@ -82,7 +82,7 @@ public struct Promoter: Service {
             // Inserts need not notify for this daemon any more.
             _ = try? await store.removeListener(daemonID: daemonID)
         }
-        await store.connection.close()
+        await store.close()
     }
 
     /// One turn of the loop: a pass, then go again, wait for pops, or go idle.

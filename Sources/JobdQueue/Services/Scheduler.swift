@@ -103,26 +103,19 @@ public final class Scheduler: Service {
             due.append((schedule, slot))
         }
         guard !due.isEmpty else { return [] }
-        // queue.enqueue_schedule_slots runs the claim-and-insert statement as the
-        // schema owner: jobd_daemon may not insert jobs itself, and the slot's job may
-        // be of an internal kind with a reserved `cron:` key (migration 0013).
-        let result = try await connection.query("""
-            SELECT job_id, job_unique_key
-              FROM queue.enqueue_schedule_slots($1::text[], $2::timestamptz[], $3::text[], $4::jsonb[], $5::text[])
-            """, [
-                PostgresArray.texts(due.map(\.schedule.name)),
-                PostgresArray.texts(due.map { ScheduledJob.isoTime($0.slot) }),
-                PostgresArray.texts(due.map(\.schedule.kind)),
-                PostgresArray.texts(due.map { $0.schedule.payload(for: $0.slot) }),
-                PostgresArray.texts(due.map { $0.schedule.uniqueKey(for: $0.slot) }),
-            ])
+        let inserted = try await connection.rows(QueueScheduleSlotsStatements.Enqueue(
+            names: due.map(\.schedule.name),
+            slots: due.map { ScheduledJob.isoTime($0.slot) },
+            kinds: due.map(\.schedule.kind),
+            payloads: due.map { $0.schedule.payload(for: $0.slot) },
+            uniqueKeys: due.map { $0.schedule.uniqueKey(for: $0.slot) }))
         for (schedule, slot) in due { last[schedule.name] = slot }
         let settled = last
         cursor.withLock { $0 = settled }
         var enqueued: [Enqueued] = []
-        for row in result.rows {
-            guard let id = row[0].flatMap({ JobID($0) }), let key = row[1],
-                  let entry = due.first(where: { $0.schedule.uniqueKey(for: $0.slot) == key }) else { continue }
+        for row in inserted {
+            let id = row.jobID
+            guard let entry = due.first(where: { $0.schedule.uniqueKey(for: $0.slot) == row.uniqueKey }) else { continue }
             enqueued.append(Enqueued(name: entry.schedule.name, slot: entry.slot, jobID: id))
             logger.info("periodic job enqueued", metadata: [
                 "schedule": "\(entry.schedule.name)", "slot": "\(ScheduledJob.isoTime(entry.slot))",
@@ -136,17 +129,10 @@ public final class Scheduler: Service {
     /// makes up a missed slot), then kept in memory.
     private func loadedCursor(now current: Date) async throws -> [String: Date] {
         if let known = cursor.withLock({ $0 }) { return known }
-        let rows = try await connection.query("""
-            SELECT name, extract(epoch FROM max(slot))::float8 FROM queue.schedule_slots
-             WHERE name = ANY($1::text[]) GROUP BY name
-            """, [PostgresArray.texts(schedules.map(\.name))]).rows
+        let rows = try await connection.rows(QueueScheduleSlotsStatements.LatestSlots(names: schedules.map(\.name)))
         var last: [String: Date] = [:]
         for schedule in schedules { last[schedule.name] = current }
-        for row in rows {
-            if let name = row[0], let seconds = row[1].flatMap(Double.init) {
-                last[name] = Date(timeIntervalSince1970: seconds)
-            }
-        }
+        for row in rows { last[row.name] = row.slot }
         let loaded = last
         cursor.withLock { $0 = loaded }
         return loaded

@@ -150,10 +150,10 @@ public struct WorkerPool: Service {
             leases.cancelAll()
         }
         for pipeline in pipelines {
-            await pipeline.store.connection.close()
+            await pipeline.store.close()
             await pipeline.dispatch.connection.close()
         }
-        await completionStore.connection.close()
+        await completionStore.close()
         // Stopped by the daemon's shared shutdown before the service group told this
         // pool: return only once it does (at once if it did), as a service that
         // returns unasked ends the whole group with an error.

@@ -51,9 +51,8 @@ public struct QueuePruneHandler: JobHandler {
         while true {
             // queue.prune_finished deletes as the schema owner (migration 0013):
             // jobd_daemon may not delete jobs itself.
-            let removed = Int(try await connection.query(
-                "SELECT queue.prune_finished($1::float8, $2::int)", [String(olderThan), String(batch)]
-            ).rows.first?.first.flatMap { $0 } ?? "") ?? 0
+            let removed = try await connection.firstRow(
+                QueueRetentionStatements.PruneFinishedJobs(olderThanSeconds: olderThan, batch: batch))?.count ?? 0
             deleted += removed
             if removed < batch { break }
             if ContinuousClock.now >= deadline {
@@ -63,11 +62,7 @@ public struct QueuePruneHandler: JobHandler {
                 throw JobSnooze(seconds: 1, code: "prune_continues", message: "more finished jobs to prune; continuing in a second")
             }
         }
-        try await connection.query("""
-            DELETE FROM queue.schedule_slots s
-             WHERE s.slot < now() - make_interval(secs => $1::float8)
-               AND s.slot < (SELECT max(slot) FROM queue.schedule_slots m WHERE m.name = s.name)
-            """, [String(olderThan)])
+        try await connection.execute(QueueScheduleSlotsStatements.Prune(olderThanSeconds: olderThan))
         context.logger.info("pruned finished jobs", metadata: [LogKey.count: "\(deleted)"])
     }
 }

@@ -50,14 +50,14 @@ public struct QueueTrimHandler: JobHandler {
         let connection = connection
         if let attempts {
             steps.append(.init("attempts") { batch in
-                RetentionRun.count(try await connection.query(
-                    "SELECT queue.trim_attempts($1::float8, $2::int)", [String(attempts), String(batch)]).rows)
+                try await connection.firstRow(
+                    QueueRetentionStatements.TrimAttempts(olderThanSeconds: attempts, batch: batch))?.count ?? 0
             })
         }
         if let deadLetters {
             steps.append(.init("dead_letters") { batch in
-                RetentionRun.count(try await connection.query(
-                    "SELECT queue.trim_dead_letters($1::float8, $2::int)", [String(deadLetters), String(batch)]).rows)
+                try await connection.firstRow(
+                    QueueRetentionStatements.TrimDeadLetters(olderThanSeconds: deadLetters, batch: batch))?.count ?? 0
             })
         }
         return steps
