@@ -407,12 +407,10 @@ extension Bench {
             let rows = min(Int(owed), 10_000)
             guard rows > 0 else { continue }
             owed -= Double(rows)
-            let result = try await producer.query(
-                "INSERT INTO queue.jobs (kind, payload) SELECT $1, '{}' FROM generate_series(1, $2::int) RETURNING id",
-                [kind, String(rows)])
+            let ids = try await producer.rows(BenchStatements.InsertJobs(kind: kind, count: rows))
             let done = ContinuousClock.now
-            for row in result.rows { if let id = row[0].flatMap({ JobID($0) }) { committed[id] = done } }
-            control.committed.add(result.rows.count, ordering: .relaxed)
+            for id in ids { committed[id] = done }
+            control.committed.add(ids.count, ordering: .relaxed)
         }
         return committed
     }

@@ -577,11 +577,9 @@ struct Bench {
             let rows = Int(owed)
             guard rows > 0 else { continue }
             owed -= Double(rows)
-            let result = try await producer.query(
-                "INSERT INTO queue.jobs (kind, payload) SELECT 'bench.probe', '{}' FROM generate_series(1, $1::int) RETURNING id",
-                [String(rows)])
+            let ids = try await producer.rows(BenchStatements.InsertJobs(kind: "bench.probe", count: rows))
             let at = ContinuousClock.now
-            for row in result.rows { if let id = row[0].flatMap({ JobID($0) }) { committed[id] = at } }
+            for id in ids { committed[id] = at }
         }
         return committed
     }
@@ -596,9 +594,9 @@ struct Bench {
         try await withDaemon(workers: 8, extraHandlers: [ProbeHandler(clock: probes)]) { _ in
             try await Task.sleep(for: .milliseconds(500))
             for _ in 0..<samples {
-                let result = try await sql.query("INSERT INTO queue.jobs (kind, payload) VALUES ('bench.probe', '{}') RETURNING id")
+                let inserted = try await sql.firstRow(BenchStatements.InsertJobs(kind: "bench.probe", count: 1))
                 let at = ContinuousClock.now
-                guard let id = result.rows.first?[0].flatMap({ JobID($0) }) else { continue }
+                guard let id = inserted else { continue }
                 let deadline = ContinuousClock.now + .seconds(5)
                 while ContinuousClock.now < deadline {
                     if let start = probes.take()[id] {

@@ -3,10 +3,8 @@ import JobdCore
 /// Operator-facing queries: enqueue, status and the dead-letter commands.
 /// Not on any hot path; each is still a single parameterised statement.
 public struct QueueAdmin: Sendable {
-    /// Public only while JobdWeb's overview runs its own SQL on it; the overview
-    /// methods (`unfinishedCounts`, `overviewSummary`, `liveDaemons`,
-    /// `endedAttemptsPerMinute`) replace that, and then this becomes internal.
-    public let connection: PostgresConnection
+    /// Not handed out: every caller goes through a method that runs a named statement.
+    let connection: PostgresConnection
 
     public init(connection: PostgresConnection) {
         self.connection = connection

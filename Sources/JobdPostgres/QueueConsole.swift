@@ -207,23 +207,6 @@ extension QueueAdmin {
     public func deadLetterPage(
         limit: Int, kind: String?, before: DeadLetterCursor?
     ) async throws -> [(letter: DeadLetter, cursor: DeadLetterCursor)] {
-        let result = try await connection.query("""
-            SELECT job_id, kind, priority, attempts, reason, last_error, dead_at::text, errors::text, payload::text,
-                   (extract(epoch FROM dead_at) * 1000000)::bigint
-              FROM queue.dead_letters
-             WHERE ($2::text IS NULL OR kind = $2)
-               AND ($3::bigint IS NULL
-                    OR (dead_at <= timestamptz 'epoch' + $3::bigint * interval '1 microsecond'
-                        AND (dead_at < timestamptz 'epoch' + $3::bigint * interval '1 microsecond' OR job_id < $4::bigint)))
-             ORDER BY dead_at DESC, job_id DESC
-             LIMIT $1::int
-            """, [String(limit), kind, before.map { String($0.deadAtMicros) }, before.map { String($0.jobID) }])
-        return result.rows.map { row in
-            let letter = DeadLetter(
-                jobID: row[0].flatMap { JobID($0) } ?? 0, kind: row[1] ?? "", priority: row[2] ?? "",
-                attempts: row[3].flatMap { Int($0) } ?? 0, reason: row[4] ?? "", lastError: row[5],
-                deadAt: row[6] ?? "", errors: row[7] ?? "[]", payload: row[8] ?? "{}")
-            return (letter, DeadLetterCursor(deadAtMicros: row[9].flatMap { Int64($0) } ?? 0, jobID: letter.jobID))
-        }
+        try await connection.rows(QueueDeadLettersStatements.Page(limit: limit, kind: kind, before: before))
     }
 }

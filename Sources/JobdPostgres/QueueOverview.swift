@@ -36,6 +36,11 @@ extension QueueAdmin {
         public var failed: Int
     }
 
+    /// The server's version; also the overview's round trip for its latency figure.
+    public func serverVersion() async throws -> String? {
+        try await connection.firstRow(QueueOverviewStatements.ServerVersion())
+    }
+
     /// Available, retryable, promoted and running jobs by state and priority.
     public func unfinishedCounts() async throws -> [UnfinishedCount] {
         try await connection.rows(QueueOverviewStatements.Unfinished())

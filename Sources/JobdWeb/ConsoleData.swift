@@ -266,78 +266,44 @@ final class OverviewSource: Sendable {
 
     private func queueFigures() async throws -> OverviewSnapshot {
         try await database.withAdmin { admin in
-            let connection = admin.connection
             let started = ContinuousClock.now
-            let version = try await connection.query("SELECT current_setting('server_version')").rows.first?.first ?? nil
+            let version = try await admin.serverVersion()
             let health = OverviewSnapshot.Health(
                 reachable: true, latencyMilliseconds: Self.milliseconds(ContinuousClock.now - started), version: version)
             // Unfinished states through the loops' partial indexes; finished ones by
             // the statistics of jobs_finished_idx (completed and cancelled rows).
-            let counts = try await connection.query("""
-                SELECT state, priority, count(*) FROM queue.jobs
-                 WHERE state IN ('available', 'retryable') GROUP BY 1, 2
-                UNION ALL
-                SELECT state, priority, count(*) FROM queue.jobs
-                 WHERE promoted_at IS NOT NULL AND state = 'promoted' GROUP BY 1, 2
-                UNION ALL
-                SELECT state, priority, count(*) FROM queue.jobs
-                 WHERE lease_expires_at IS NOT NULL AND state = 'running' GROUP BY 1, 2
-                """)
             var unfinished: [String: [String: Int]] = [:]
-            for row in counts.rows {
-                guard let state = row[0], let priority = row[1], let count = row[2].flatMap({ Int($0) }) else { continue }
-                unfinished[state, default: [:]][priority] = count
+            for count in try await admin.unfinishedCounts() {
+                unfinished[count.state, default: [:]][count.priority] = count.count
             }
-            let summary = try await connection.query("""
-                SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
-                       (SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = 'queue.jobs_finished_idx'::regclass),
-                       (SELECT count(*) FROM queue.dead_letters),
-                       (SELECT extract(epoch FROM now() - min(run_at))::float8 FROM queue.jobs
-                         WHERE state IN ('available', 'retryable') AND run_at <= now()),
-                       floor(extract(epoch FROM now()) / 60)::bigint
-                """)
-            let row = summary.rows.first ?? []
-            let currentMinute = row.count > 4 ? row[4].flatMap { Int64($0) } ?? 0 : 0
-            let daemonRows = try await connection.query("""
-                SELECT id, hostname, workers, version, extract(epoch FROM now() - heartbeat_at)::float8
-                  FROM queue.daemons WHERE heartbeat_at > now() - interval '30 seconds' ORDER BY started_at
-                """)
-            let daemons = daemonRows.rows.map { row in
+            let summary = try await admin.overviewSummary()
+            let daemons = try await admin.liveDaemons().map { daemon in
                 OverviewSnapshot.Daemon(
-                    id: row[0] ?? "", hostname: row[1] ?? "", workers: row[2].flatMap { Int($0) } ?? 0,
-                    version: row[3] ?? "", heartbeatAgeSeconds: row[4].flatMap(Double.init) ?? 0)
+                    id: daemon.id, hostname: daemon.hostname, workers: daemon.workers,
+                    version: daemon.version, heartbeatAgeSeconds: daemon.heartbeatAgeSeconds)
             }
             let pauses = try await admin.pauses()
-            let lastHour = try await readMinutes(connection, currentMinute: currentMinute)
+            let lastHour = try await readMinutes(admin, currentMinute: summary.currentMinute)
             var snapshot = OverviewSnapshot(
-                generatedAt: row.first.flatMap { $0 } ?? "", unfinished: unfinished,
-                finishedEstimate: row.count > 1 ? row[1].flatMap { Int($0) } ?? 0 : 0,
-                deadLetters: row.count > 2 ? row[2].flatMap { Int($0) } ?? 0 : 0,
-                oldestDueSeconds: row.count > 3 ? row[3].flatMap(Double.init) : nil,
+                generatedAt: summary.generatedAt, unfinished: unfinished,
+                finishedEstimate: summary.finishedEstimate, deadLetters: summary.deadLetters,
+                oldestDueSeconds: summary.oldestDueSeconds,
                 daemons: daemons, pauses: pauses, lastHour: lastHour)
             snapshot.postgres = health
             return snapshot
         }
     }
 
-    private func readMinutes(_ connection: PostgresConnection, currentMinute: Int64) async throws -> [OverviewSnapshot.Minute] {
+    private func readMinutes(_ admin: QueueAdmin, currentMinute: Int64) async throws -> [OverviewSnapshot.Minute] {
         let firstWanted = currentMinute - 59
         let from = max(firstWanted, minutes.withLock { $0.readUpTo } ?? firstWanted)
         // Ended attempts by minute: retry, dead and lease_expired count as failures.
-        let result = try await connection.query("""
-            SELECT floor(extract(epoch FROM at) / 60)::bigint,
-                   count(*) FILTER (WHERE outcome = 'completed'),
-                   count(*) FILTER (WHERE outcome IN ('retry', 'dead', 'lease_expired'))
-              FROM queue.attempts
-             WHERE event = 'end' AND at >= to_timestamp($1::bigint * 60)
-             GROUP BY 1
-            """, [String(from)])
+        let ended = try await admin.endedAttemptsPerMinute(from: from)
         return minutes.withLock { state in
             for minute in stride(from: from, through: currentMinute, by: 1) { state.rows[minute] = nil }
-            for row in result.rows {
-                guard let minute = row[0].flatMap({ Int64($0) }) else { continue }
-                state.rows[minute] = OverviewSnapshot.Minute(
-                    minute: minute * 60, completed: row[1].flatMap { Int($0) } ?? 0, failed: row[2].flatMap { Int($0) } ?? 0)
+            for outcome in ended {
+                state.rows[outcome.minute] = OverviewSnapshot.Minute(
+                    minute: outcome.minute * 60, completed: outcome.completed, failed: outcome.failed)
             }
             for minute in state.rows.keys where minute < firstWanted { state.rows[minute] = nil }
             // The current minute is still filling: read it again next time.

@@ -47,6 +47,40 @@ enum QueueDeadLettersStatements {
             """
     }
 
+    /// A keyset page of dead letters, newest first (`dead_at`, then job id), after the
+    /// cursor when one is given: through `dead_letters_dead_at_idx`, each page as cheap
+    /// as the first however deep. `dead_at_micros` is the row's cursor.
+    struct Page: PostgresStatement {
+        var limit: Int
+        var kind: String?
+        var before: QueueAdmin.DeadLetterCursor?
+
+        // Plain, so the server plans with the values bound and `$n IS NULL OR …` folds away.
+        static let planning = PostgresPlanning.perExecution
+
+        var bindings: PostgresBindings {
+            [.int(limit), .text(kind), .int(before?.deadAtMicros), .int(before?.jobID)]
+        }
+
+        static func decode(_ row: PostgresRow) throws -> (letter: QueueAdmin.DeadLetter, cursor: QueueAdmin.DeadLetterCursor) {
+            let letter = try List.decode(row)
+            return (letter, QueueAdmin.DeadLetterCursor(deadAtMicros: try row.decode("dead_at_micros"), jobID: letter.jobID))
+        }
+
+        static let sql: SQL = """
+            SELECT job_id, kind, priority, attempts, reason, last_error, dead_at::text AS dead_at,
+                   errors::text AS errors, payload::text AS payload,
+                   (extract(epoch FROM dead_at) * 1000000)::bigint AS dead_at_micros
+              FROM queue.dead_letters
+             WHERE ($2::text IS NULL OR kind = $2)
+               AND ($3::bigint IS NULL
+                    OR (dead_at <= timestamptz 'epoch' + $3::bigint * interval '1 microsecond'
+                        AND (dead_at < timestamptz 'epoch' + $3::bigint * interval '1 microsecond' OR job_id < $4::bigint)))
+             ORDER BY dead_at DESC, job_id DESC
+             LIMIT $1::int
+            """
+    }
+
     /// Re-drives dead jobs (nil: all of them) back to `available`, attempts reset.
     struct Retry: PostgresStatement {
         var ids: [JobID]?

@@ -2,6 +2,17 @@
 /// `queue.daemons` and `queue.attempts`, each through an index or the planner's
 /// statistics so a snapshot stays cheap on a large queue.
 enum QueueOverviewStatements {
+    /// The server's version (`server_version`), for the overview's health line.
+    struct ServerVersion: PostgresStatement {
+        static let planning = PostgresPlanning.perExecution
+
+        var bindings: PostgresBindings { [] }
+
+        static func decode(_ row: PostgresRow) throws -> String { try row.decode("version") }
+
+        static let sql: SQL = "SELECT current_setting('server_version') AS version"
+    }
+
     /// Unfinished jobs by state and priority: each branch through its loop's partial index.
     struct Unfinished: PostgresStatement {
         static let planning = PostgresPlanning.perExecution
