@@ -3,7 +3,7 @@ import JobdCore
 /// The operator's actions and the web console's reads: cancel, pause and resume, the
 /// job search, one job with its ledger, re-drive and discard. Run as the schema owner
 /// (like the other operator commands); each is one parameterised statement, built so
-/// that the indexes of migration 0040 and the partial indexes of the loops serve it.
+/// that the indexes of migration 0021 and the partial indexes of the loops serve it.
 extension QueueAdmin {
     // MARK: Cancel
 

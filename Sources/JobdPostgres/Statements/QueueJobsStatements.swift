@@ -7,7 +7,7 @@ import JobdCore
 enum QueueJobsStatements {
     // MARK: Shared fragments
 
-    // A lane's waiting jobs that are not paused (`queue.pauses`, migration 0040): the
+    // A lane's waiting jobs that are not paused (`queue.pauses`, migration 0021): the
     // promoter promotes these once due, and the due-time reads take the minimum run_at
     // of the same rows, so an idle promoter does not see paused jobs as due and spin
     // on them. A paused lane's uncorrelated NOT EXISTS is a one-time filter, so its
@@ -222,7 +222,7 @@ enum QueueJobsStatements {
             ), done AS (
                 UPDATE queue.jobs j
                    -- An operator cancelled the job while this attempt ran (migration
-                   -- 0040): it ends here, unless the attempt completed it.
+                   -- 0021): it ends here, unless the attempt completed it.
                    SET state = CASE WHEN j.cancel_requested_at IS NOT NULL AND i.outcome <> 'completed'
                                     THEN 'cancelled'
                                     ELSE CASE i.outcome
@@ -324,7 +324,7 @@ enum QueueJobsStatements {
             ), moved AS (
                 UPDATE queue.jobs j
                    SET rescues = e.rescues,
-                       -- A job cancelled while this attempt ran ends here (migration 0040).
+                       -- A job cancelled while this attempt ran ends here (migration 0021).
                        state = CASE WHEN j.cancel_requested_at IS NOT NULL THEN 'cancelled'
                                     WHEN j.attempt >= j.max_attempts OR e.rescues >= $2::int
                                     THEN 'dead' ELSE 'available' END,
