@@ -6,9 +6,9 @@ public struct Migration: Sendable, Equatable {
     public var version: Int
     /// `queue`, `content`, … — the first word of the file name is the tier it belongs to.
     public var name: String
-    public var sql: String
+    public var sql: SQL
 
-    public init(version: Int, name: String, sql: String) {
+    public init(version: Int, name: String, sql: SQL) {
         self.version = version
         self.name = name
         self.sql = sql
@@ -17,7 +17,7 @@ public struct Migration: Sendable, Equatable {
     public var tier: String { String(name.split(separator: "_").first ?? Substring(name)) }
 
     /// FNV-1a of the SQL: detects an applied migration whose file was edited later.
-    public var checksum: String { String(FNV1a.hash(sql.utf8), radix: 16) }
+    public var checksum: String { String(FNV1a.hash(sql.text.utf8), radix: 16) }
 }
 
 /// Applies migrations in order, once each, recording them in `jobd.migrations`.

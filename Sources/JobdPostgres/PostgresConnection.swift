@@ -31,7 +31,7 @@ public actor PostgresConnection {
         set { handle.raw = newValue }
     }
     private var listening: Set<String> = []
-    /// Statements prepared on the current session (`queryPrepared`); a new session
+    /// Statements prepared on the current session (`PostgresPlanning.perSession`); a new session
     /// starts with none.
     private var prepared: Set<String> = []
     /// Set by `close()`: no new session is ever opened.
@@ -131,7 +131,7 @@ public actor PostgresConnection {
                        set_config('lock_timeout', $3, false)
                 """, sessionSettings, simple: false, timeout: commandTimeout)
             for channel in listening.sorted() {
-                _ = try run("LISTEN \(quoteIdentifier(channel))", [], simple: true, timeout: commandTimeout)
+                _ = try run("LISTEN " + SQL.identifier(channel).text, [], simple: true, timeout: commandTimeout)
             }
         } catch {
             dropConnection()
@@ -139,30 +139,15 @@ public actor PostgresConnection {
         }
     }
 
-    /// Runs one parameterised statement (extended protocol, text format).
-    /// `$1…$n` take `params`; nil is SQL NULL.
+    /// Runs one parameterised statement (extended protocol, text format), planned
+    /// per execution. `$1…$n` take `params`; nil is SQL NULL. For statements that
+    /// decode nothing or that tests and tools write inline; a store runs named
+    /// `PostgresStatement` types instead (`rows`, `firstRow`, `execute`).
     @discardableResult
-    public func query(_ sql: String, _ params: [String?] = [], timeout: Double? = nil) throws -> PostgresResult {
+    public func query(_ sql: SQL, _ params: [String?] = [], timeout: Double? = nil) throws -> PostgresResult {
         try Task.checkCancellation()
         try connect()
-        return try run(sql, params, simple: false, timeout: timeout ?? commandTimeout)
-    }
-
-    /// Like `query`, but the statement is parsed and planned once per session: the
-    /// first call prepares it under a name derived from its text, later calls only
-    /// bind and execute. For the daemon's hot statements, whose planning was a
-    /// quarter of the server's CPU per job (pg_stat_statements, track_planning).
-    /// A statement the server no longer knows (a pooler's DISCARD ALL) is prepared
-    /// again, once.
-    @discardableResult
-    public func queryPrepared(_ sql: String, _ params: [String?] = [], timeout: Double? = nil) throws -> PostgresResult {
-        try Task.checkCancellation()
-        try connect()
-        var outcome: PostgresResult?
-        try runPrepared(sql, name: Self.statementName(sql), params, timeout: timeout ?? commandTimeout) {
-            outcome = PostgresResult($0)
-        }
-        return outcome ?? PostgresResult(columns: [], rows: [], affectedRows: 0)
+        return try run(sql.text, params, simple: false, timeout: timeout ?? commandTimeout)
     }
 
     /// Prepares `sql` as `name` unless this session has, then binds and executes it;
@@ -189,25 +174,13 @@ public actor PostgresConnection {
         }
     }
 
-    /// "jobd_" + FNV-1a of the text: the same text gets the same name, and a changed
-    /// statement a new one.
-    public static func statementName(_ sql: String) -> String {
-        SQL.preparedName(sql)
-    }
-
-    /// Runs a script of several statements (simple protocol, no parameters). For
-    /// migrations only; everything else uses `query` with parameters.
-    @discardableResult
-    public func executeScript(_ sql: String, timeout: Double? = nil) throws -> PostgresResult {
-        try Task.checkCancellation()
-        try connect()
-        return try run(sql, [], simple: true, timeout: timeout ?? commandTimeout)
-    }
-
-    /// `executeScript` for a script written in the source.
+    /// Runs a script of several statements (simple protocol, no parameters):
+    /// migrations, and tests' and tools' setup.
     @discardableResult
     public func executeScript(_ script: SQL, timeout: Double? = nil) throws -> PostgresResult {
-        try executeScript(script.text, timeout: timeout)
+        try Task.checkCancellation()
+        try connect()
+        return try run(script.text, [], simple: true, timeout: timeout ?? commandTimeout)
     }
 
     /// Makes sure this session listens on `channel` (and again after every
@@ -221,7 +194,7 @@ public actor PostgresConnection {
         listening.insert(channel)
         try connect()  // a fresh session re-issues LISTEN for every known channel
         if wasConnected && !known {
-            _ = try run("LISTEN \(quoteIdentifier(channel))", [], simple: true, timeout: commandTimeout)
+            _ = try run("LISTEN " + SQL.identifier(channel).text, [], simple: true, timeout: commandTimeout)
         }
         return !wasConnected || !known
     }
@@ -267,7 +240,7 @@ public actor PostgresConnection {
 
     // MARK: - Internals (all on the connection's own thread)
 
-    /// A named statement's two halves (`queryPrepared`).
+    /// A named statement's two halves (`PostgresPlanning.perSession`).
     enum PreparedStep {
         case prepare(String)
         case execute(String)
@@ -404,10 +377,6 @@ public actor PostgresConnection {
         guard let raw = PQerrorMessage(conn) else { return "unknown libpq error" }
         let text = String(cString: raw).trimmingCharacters(in: .whitespacesAndNewlines)
         return text.isEmpty ? "connection lost" : text
-    }
-
-    private func quoteIdentifier(_ identifier: String) -> String {
-        "\"" + identifier.replacingOccurrences(of: "\"", with: "\"\"") + "\""
     }
 }
 

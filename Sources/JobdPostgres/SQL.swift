@@ -50,6 +50,21 @@ public struct SQL: Sendable, Hashable, CustomStringConvertible, ExpressibleByStr
         SQL(text: lhs.text + rhs.text)
     }
 
+    /// Any text as SQL, for tests only: fixtures read from files, statements a
+    /// test builds from its own constants. Behind the `Testing` SPI, which no
+    /// target under Sources imports (a test checks), so daemon code cannot reach it.
+    @_spi(Testing) public init(unchecked text: String) {
+        self.init(text: text)
+    }
+
+    /// `name` as a quoted identifier (a role, a database, a channel): wrapped in
+    /// double quotes with every double quote doubled, so whatever `name` holds it is
+    /// one identifier and never SQL. For names a statement cannot take as a
+    /// parameter (DDL); values always travel as bound parameters.
+    public static func identifier(_ name: String) -> SQL {
+        SQL(text: "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\"")
+    }
+
     public var description: String { text }
 
     public static func == (lhs: SQL, rhs: SQL) -> Bool { lhs.text == rhs.text }

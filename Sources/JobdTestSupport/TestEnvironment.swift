@@ -42,7 +42,7 @@ public struct TestDatabase: Sendable {
         let adminURL = try TestEnvironment.databaseURL()
         let name = "jobd_test_\(UInt64.random(in: 0...UInt64.max) % 1_000_000_000_000)"
         let admin = PostgresConnection(conninfo: adminURL, name: "test-admin", commandTimeout: 30, logger: logger)
-        try await admin.executeScript("CREATE DATABASE \(name)")
+        try await admin.executeScript("CREATE DATABASE " + SQL.identifier(name))
         await admin.close()
         let url = replacingDatabase(in: adminURL, with: name)
         let database = TestDatabase(name: name, url: url, adminURL: adminURL)
@@ -58,7 +58,7 @@ public struct TestDatabase: Sendable {
 
     public func drop() async {
         let admin = PostgresConnection(conninfo: adminURL, name: "test-admin", commandTimeout: 30, logger: .silent)
-        _ = try? await admin.executeScript("DROP DATABASE IF EXISTS \(name) WITH (FORCE)")
+        _ = try? await admin.executeScript("DROP DATABASE IF EXISTS " + SQL.identifier(name) + " WITH (FORCE)")
         await admin.close()
     }
 

@@ -25,7 +25,7 @@ struct MigrationTests {
             #expect(folder == migration.tier, "\(file) is in Migrations/\(folder)/, its tier is \(migration.tier)")
             // The text exactly, but for the file's final line break: the checksum an
             // applied migration is compared with is computed from it.
-            #expect(migration.sql == (text.hasSuffix("\n") ? String(text.dropLast()) : text), "\(file)")
+            #expect(migration.sql.text == (text.hasSuffix("\n") ? String(text.dropLast()) : text), "\(file)")
         }
     }
 

@@ -250,7 +250,6 @@ struct PostgresStatementTests {
         let database = try await TestDatabase.create()
         let connection = database.connection("statements")
         #expect(try await connection.firstRow(Doubled(value: 2)) == 4)
-        #expect(Doubled.sql.preparedName == PostgresConnection.statementName(Doubled.sql.text))
         #expect(try await connection.firstRow(PreparedCount(name: Doubled.sql.preparedName)) == 1)
         try await connection.query("DEALLOCATE ALL")
         #expect(try await connection.firstRow(PreparedCount(name: Doubled.sql.preparedName)) == 0)
@@ -271,6 +270,21 @@ struct PostgresStatementTests {
         await database.drop()
     }
 
+    @Test("an identifier is quoted: whatever the name holds, it stays one identifier")
+    func identifiers() async throws {
+        #expect(SQL.identifier("plain").text == "\"plain\"")
+        #expect(SQL.identifier("a\"; DROP TABLE t; --").text == "\"a\"\"; DROP TABLE t; --\"")
+        let database = try await TestDatabase.create()
+        let connection = database.connection("statements")
+        // The server reads a hostile name back as the one identifier it is.
+        let hostile = "x\"; DROP TABLE queue.jobs; --"
+        try await connection.executeScript("CREATE TABLE public." + SQL.identifier(hostile) + " (a int)")
+        #expect(try await connection.query("SELECT count(*) FROM pg_tables WHERE tablename = $1", [hostile]).rows == [["1"]])
+        #expect(try await connection.query("SELECT count(*) FROM pg_tables WHERE schemaname = 'queue' AND tablename = 'jobs'").rows == [["1"]])
+        await connection.close()
+        await database.drop()
+    }
+
     @Test("SQL composes from literals; its prepared name follows its text")
     func composition() {
         let fragment: SQL = " FROM t"
@@ -278,7 +292,8 @@ struct PostgresStatementTests {
         #expect(composed.text == "SELECT a FROM t WHERE b")
         let same: SQL = "SELECT a FROM t" + " WHERE b"
         #expect(composed == same)
-        #expect(composed.preparedName == PostgresConnection.statementName("SELECT a FROM t WHERE b"))
+        #expect(composed.preparedName == ("SELECT a FROM t WHERE b" as SQL).preparedName)
+        #expect(composed.preparedName.hasPrefix("jobd_"))
         #expect(composed.preparedName != ("SELECT a" + fragment).preparedName)
     }
 }

@@ -739,31 +739,34 @@ struct QueueHealthTests {
         }
     }
 
-    @Test("every SQL statement in Sources is parameterised: no string interpolation inside SQL text")
-    func sqlIsParameterised() throws {
+    @Test("no daemon target can turn text into SQL: only JobdTestSupport imports the Testing SPI, and only tests link it")
+    func sqlTextOnlyInTests() throws {
+        // Statements are `SQL`, which daemon code can only build from literals (see
+        // SQL.swift); the one initializer from `String` is behind `@_spi(Testing)`.
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let sources = root.appendingPathComponent("Sources")
         let files = FileManager.default.enumerator(at: sources, includingPropertiesForKeys: nil)?
-            .compactMap { $0 as? URL }.filter { $0.pathExtension == "swift" && !$0.path.contains("JobdTestSupport") } ?? []
+            .compactMap { $0 as? URL }.filter { $0.pathExtension == "swift" } ?? []
         #expect(files.count > 20)
-        // String literals (multi-line first), and the SQL they may carry.
-        let literal = /"""[\s\S]*?"""|"(?:[^"\\\n]|\\.)*"/
-        let sql = /\b(SELECT|INSERT|UPDATE|DELETE|WITH|LISTEN|NOTIFY|CREATE|DROP|ALTER|GRANT|TRUNCATE|SET [a-z_]+ =)\b/
-        // LISTEN takes no parameters (its channel is a constant, quoted as an
-        // identifier); SELECT n there is Redis's, not SQL.
-        // AnalyticsRollup.storeSQL assembles one statement per daily table from the
-        // table's compiled-in column descriptors (names and types, never input); the
-        // rows themselves travel as the $2 JSON parameter.
-        let allowed = ["LISTEN \\(quoteIdentifier(", "\"SELECT \\(url.database)\"", "SELECT \\(extract) FROM jsonb_array_elements($2::jsonb)"]
-        var offenders: [String] = []
+        var importers: [String] = []
         for file in files {
             let text = try String(contentsOf: file, encoding: .utf8)
-            for match in text.matches(of: literal) {
-                let body = String(match.output)
-                guard body.contains("\\("), body.contains(sql), !allowed.contains(where: { body.contains($0) }) else { continue }
-                offenders.append("\(file.lastPathComponent): \(body.prefix(100))")
-            }
+            if text.contains("@_spi(Testing) import") { importers.append(file.deletingLastPathComponent().lastPathComponent) }
         }
-        #expect(offenders == [])
+        #expect(importers == ["JobdTestSupport"])
+        // In Package.swift, every target that names JobdTestSupport (besides its own
+        // declaration) is a test target.
+        let package = try String(contentsOf: root.appendingPathComponent("Package.swift"), encoding: .utf8)
+        let starts = package.matches(of: /\.(target|executableTarget|testTarget)\(/)
+        #expect(starts.count > 10)
+        var dependents: [String] = []
+        for (index, start) in starts.enumerated() {
+            let end = index + 1 < starts.count ? starts[index + 1].range.lowerBound : package.endIndex
+            let declaration = package[start.range.lowerBound..<end]
+            guard declaration.contains("\"JobdTestSupport\""), !declaration.contains("name: \"JobdTestSupport\""),
+                  !declaration.hasPrefix(".testTarget(") else { continue }
+            dependents.append(String(declaration.prefix(60)))
+        }
+        #expect(dependents == [], "a daemon target depends on JobdTestSupport")
     }
 }
