@@ -423,7 +423,10 @@ struct RoleTests {
             #expect(try await world.int("SELECT count(*) FROM queue.dead_letters") == 2)
             // The suspect ran alone, which the daemon role recorded in the ledger.
             #expect(try await world.int("SELECT count(*) FROM queue.attempts WHERE event = 'solo'") == 1)
-            #expect(try await world.int("SELECT count(*) FROM queue.attempts") > 60)
+            // One row per attempt: 30 completed, a retry and its completion, a permanent
+            // failure, three lost attempts (lease_expired) and the two of them run again.
+            #expect(try await world.int("SELECT count(*) FROM queue.attempts WHERE event = 'end'") == 38)
+            #expect(try await world.int("SELECT count(*) FROM queue.attempts") == 39)
             let failures = world.logs.all.filter { $0.level >= .warning && ($0.metadata[LogKey.error] ?? "").contains("permission denied") }
             #expect(failures.isEmpty, "\(failures.map(\.message))")
             for statement in [
@@ -670,7 +673,7 @@ struct QueueHealthTests {
             // The generic plan is what a prepared statement keeps once it has run a few times.
             try await world.exec("SET plan_cache_mode = force_generic_plan")
             try await world.exec("PREPARE claim(bigint[], text, float8, int, bigint) AS \(QueueStore.claimSQL)")
-            try await world.exec("PREPARE complete(jsonb) AS \(QueueStore.completeSQL)")
+            try await world.exec("PREPARE complete(jsonb, text) AS \(QueueStore.completeSQL)")
             try await world.exec("PREPARE heartbeat(bigint[], int[], float8, bigint[]) AS \(QueueStore.extendLeasesSQL)")
             let promoted = try await world.sql.query(
                 "SELECT id FROM queue.jobs WHERE state = 'promoted' ORDER BY id LIMIT 20").rows.compactMap { $0[0] ?? nil }
@@ -682,7 +685,7 @@ struct QueueHealthTests {
             let ones = running.map { _ in "1" }.joined(separator: ","), sevens = running.map { _ in "7" }.joined(separator: ",")
             let plans = [
                 ("claim", "EXPLAIN EXECUTE claim('{\(promoted.joined(separator: ","))}', 'd', 30, 1000, 9)"),
-                ("completion", "EXPLAIN EXECUTE complete('[\(completions.joined(separator: ","))]')"),
+                ("completion", "EXPLAIN EXECUTE complete('[\(completions.joined(separator: ","))]', 'd')"),
                 ("heartbeat", "EXPLAIN EXECUTE heartbeat('{\(running.joined(separator: ","))}', '{\(ones)}', 30, '{\(sevens)}')"),
             ]
             for (what, explain) in plans {
