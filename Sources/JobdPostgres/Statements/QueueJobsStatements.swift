@@ -362,8 +362,10 @@ enum QueueJobsStatements {
                                             kind, queue_wait_seconds)
                 SELECT id, attempt, 'end', leased_by, started_at, 'lease_expired',
                        CASE WHEN state = 'dead' THEN reason ELSE 'lease_expired' END,
-                       -- Epoch differences, clamped as the claim's queue wait is.
-                       kind, least(greatest(0, extract(epoch FROM started_at) - extract(epoch FROM due_at)), 1e12)::float8
+                       -- Epoch differences, clamped as the claim's queue wait is; unknown
+                       -- (NULL) when the row holds no start.
+                       kind, CASE WHEN started_at IS NOT NULL THEN least(greatest(0,
+                           extract(epoch FROM started_at) - extract(epoch FROM due_at)), 1e12)::float8 END
                   FROM moved
             )
             SELECT id, kind, state, attempt, rescues, leased_by FROM moved
