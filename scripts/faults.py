@@ -554,11 +554,12 @@ class World:
                           AND a.event = 'end' AND a.outcome = 'completed'))
               FROM queue.jobs j""", db=self.db)[0]
         jobs, unfinished, leased, promoted, dead, dead_without_letter, completed_without_ledger = map(int, row)
-        # Extra attempts: starts beyond the first that no planned retry or snooze explains.
+        # Extra attempts: attempts beyond the first that no planned retry or snooze explains.
+        # Each attempt is its one 'end' row (every attempt has ended once the jobs settled).
         extra, rerun_jobs = map(int, self.servers.retrying("""
             WITH per_job AS (
                 SELECT job_id,
-                       count(*) FILTER (WHERE event = 'start') AS starts,
+                       count(*) FILTER (WHERE event = 'end') AS starts,
                        count(*) FILTER (WHERE event = 'end' AND outcome IN ('retry', 'snooze')) AS planned
                   FROM queue.attempts GROUP BY job_id)
             SELECT coalesce(sum(greatest(starts - 1 - planned, 0)), 0),
@@ -927,8 +928,10 @@ def scenario_network(suite, world, result):
     result.check(a.pid == a_pid and a.restarts == 0, f"A survived the cut (pid {a_pid} unchanged)")
     a_id = world.scalar(f"SELECT id FROM queue.daemons WHERE pid = {a_pid} LIMIT 1")
     resumed = world.scalar(
-        f"SELECT extract(epoch FROM min(at)) FROM queue.attempts WHERE event = 'start' AND daemon = '{a_id}' "
-        f"AND at > to_timestamp({restored_at})") if a_id else None
+        f"SELECT extract(epoch FROM min(s)) FROM (SELECT started_at AS s FROM queue.attempts "
+        f"WHERE event = 'end' AND daemon = '{a_id}' UNION ALL SELECT started_at FROM queue.jobs "
+        f"WHERE state = 'running' AND leased_by = '{a_id}') started "
+        f"WHERE s > to_timestamp({restored_at})") if a_id else None
     result.recovery = (float(resumed) - restored_at) if resumed else None
     result.check(result.recovery is not None, f"A claimed work again {result.recovery or -1:.1f} s after the network came back")
     result.notes.append(f"cut {cut_for} s; detection {detected or -1:.1f} s; {refused} stale completions refused")

@@ -50,6 +50,9 @@ public enum BenchRun {
                 report.drain.append(try await bench.drain(jobs: jobs, workers: count))
             }
         }
+        if selected.contains(.writes) {
+            report.writes = try await bench.writes(jobs: drainCount, workers: maxWorkers)
+        }
         if selected.contains(.latency) {
             // Offered loads are fractions of the fastest drain (measured now if not already).
             var fastest = report.drain.map(\.jobsPerSecond).max()
@@ -126,7 +129,7 @@ public struct BenchOptions: Sendable {
 
 /// The parts of `jobd bench`, in the order they run.
 public enum BenchSection: String, CaseIterable, Sendable {
-    case enqueue, drain, latency, pickup, scale, tiers, autoscale
+    case enqueue, drain, writes, latency, pickup, scale, tiers, autoscale
 
     public static func parse(_ text: String?) throws -> [BenchSection] {
         guard let text else { return allCases }

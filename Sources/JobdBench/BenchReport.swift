@@ -65,6 +65,34 @@ public struct BenchReport: Codable, Sendable {
         var peakRSSMiB: Double
     }
 
+    /// What PostgreSQL wrote per job while the daemon drained `jobs` no-op jobs with
+    /// `workers` workers (the writes section): counted, not timed.
+    struct Writes: Codable {
+        struct Table: Codable {
+            /// `schema.table`; only tables the run wrote to.
+            var table: String
+            var insertedPerJob: Double
+            /// Every update, HOT ones included.
+            var updatedPerJob: Double
+            var hotUpdatedPerJob: Double
+            var deletedPerJob: Double
+        }
+
+        var workers: Int
+        var jobs: Int
+        /// Whether a CHECKPOINT preceded the run (the bench's role may not be allowed one).
+        var checkpointFirst: Bool
+        var tables: [Table]
+        /// Rows inserted, updated and deleted per job, over every table.
+        var rowsWrittenPerJob: Double
+        /// The WAL position's advance per job (the whole server: the daemon's
+        /// maintenance loops and autovacuum included).
+        var walBytesPerJob: Double
+        var walRecordsPerJob: Double
+        var walFullPageImagesPerJob: Double
+        var postgresRoundTripsPerJob: Double
+    }
+
     struct Latency: Codable {
         var offeredPercent: Int
         var offeredPerSecond: Double
@@ -128,6 +156,7 @@ public struct BenchReport: Codable, Sendable {
     var sections: [String]
     var enqueue: Enqueue?
     var drain: [Drain] = []
+    var writes: Writes?
     var latency: [Latency] = []
     var idlePickup: IdlePickup?
     var scale: [Scale] = []
@@ -156,6 +185,15 @@ public struct BenchReport: Codable, Sendable {
             for d in drain {
                 lines.append("  \(String(d.workers).pad(7)) \(String(d.jobs).pad(8)) \(f(d.seconds, 2).pad(8)) \(f(d.jobsPerSecond).pad(9)) \(f(d.cpuSecondsPer1000, 3).pad(13)) \(o(d.postgresCPUSecondsPer1000).pad(9)) \(o(d.redisCPUSecondsPer1000).pad(12)) \(f(d.postgresRoundTripsPer1000, 1).pad(9)) \(f(d.postgresRoundTripsPerJob, 3).pad(10)) \(f(d.peakRSSMiB, 1).pad(13))")
             }
+        }
+        if let w = writes {
+            lines.append("")
+            lines.append("writes per job (\(w.jobs) no-op jobs drained by \(w.workers) workers; pg_stat_user_tables, WAL position\(w.checkpointFirst ? ", after a CHECKPOINT" : ""))")
+            lines.append("  table                          inserted   updated  (HOT)   deleted")
+            for t in w.tables {
+                lines.append("  \(t.table.padRight(30)) \(f(t.insertedPerJob, 3).pad(8)) \(f(t.updatedPerJob, 3).pad(9)) \(f(t.hotUpdatedPerJob, 3).pad(6)) \(f(t.deletedPerJob, 3).pad(9))")
+            }
+            lines.append("  rows written \(f(w.rowsWrittenPerJob, 3)), WAL \(f(w.walBytesPerJob, 0)) bytes in \(f(w.walRecordsPerJob, 2)) records (\(f(w.walFullPageImagesPerJob, 3)) full-page images), \(f(w.postgresRoundTripsPerJob, 3)) round trips")
         }
         if !latency.isEmpty || idlePickup != nil {
             lines.append("")

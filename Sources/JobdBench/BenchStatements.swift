@@ -21,3 +21,89 @@ enum BenchStatements {
             """
     }
 }
+
+/// The writes section's readings of PostgreSQL's cumulative statistics.
+enum BenchStatisticsStatements {
+    /// Rows written so far to each user table of this database
+    /// (`pg_stat_user_tables`: flushed by each backend when it goes idle or exits).
+    struct TableWrites: PostgresStatement {
+        struct Row: Sendable, Equatable {
+            var table: String
+            var inserted: Int64
+            var updated: Int64
+            var hotUpdated: Int64
+            var deleted: Int64
+        }
+
+        static let planning = PostgresPlanning.perExecution
+
+        var bindings: PostgresBindings { [] }
+
+        static func decode(_ row: PostgresRow) throws -> Row {
+            Row(table: try row.decode("table_name"), inserted: try row.decode("inserted"),
+                updated: try row.decode("updated"), hotUpdated: try row.decode("hot_updated"),
+                deleted: try row.decode("deleted"))
+        }
+
+        static let sql: SQL = """
+            SELECT schemaname || '.' || relname AS table_name, n_tup_ins AS inserted, n_tup_upd AS updated,
+                   n_tup_hot_upd AS hot_updated, n_tup_del AS deleted
+              FROM pg_stat_user_tables ORDER BY 1
+            """
+    }
+
+    /// The server's WAL position (as text: an LSN) and its WAL counters (`pg_stat_wal`).
+    struct WALPosition: PostgresStatement {
+        struct Row: Sendable, Equatable {
+            var lsn: String
+            var records: Int64
+            var fullPageImages: Int64
+        }
+
+        static let planning = PostgresPlanning.perExecution
+
+        var bindings: PostgresBindings { [] }
+
+        static func decode(_ row: PostgresRow) throws -> Row {
+            Row(lsn: try row.decode("lsn"), records: try row.decode("records"),
+                fullPageImages: try row.decode("fpi"))
+        }
+
+        static let sql: SQL = """
+            SELECT pg_current_wal_lsn()::text AS lsn, wal_records AS records, wal_fpi AS fpi FROM pg_stat_wal
+            """
+    }
+
+    /// Bytes of WAL between two positions `WALPosition` read.
+    struct WALBytes: PostgresStatement {
+        var from: String
+        var to: String
+
+        static let planning = PostgresPlanning.perExecution
+
+        var bindings: PostgresBindings { [.text(to), .text(from)] }
+
+        static func decode(_ row: PostgresRow) throws -> Int64 { try row.decode("bytes") }
+
+        static let sql: SQL = "SELECT pg_wal_lsn_diff($1::pg_lsn, $2::pg_lsn)::bigint AS bytes"
+    }
+
+    /// Makes this session's pending statistics flush at its next idle moment.
+    struct ForceFlush: PostgresStatement {
+        static let planning = PostgresPlanning.perExecution
+
+        var bindings: PostgresBindings { [] }
+
+        static let sql: SQL = "SELECT pg_stat_force_next_flush()"
+    }
+
+    /// A checkpoint, so that the run starts with no page yet written since one (each
+    /// page's first change after a checkpoint carries a full-page image).
+    struct Checkpoint: PostgresStatement {
+        static let planning = PostgresPlanning.perExecution
+
+        var bindings: PostgresBindings { [] }
+
+        static let sql: SQL = "CHECKPOINT"
+    }
+}

@@ -87,10 +87,13 @@ public struct AttemptCompletion: Sendable, Equatable {
     public var errorMessage: String?
     /// Run time of the handler, seconds (recorded with the attempt).
     public var runSeconds: Double
+    /// The attempt's queue wait as its claim reported it (due → claimed, seconds;
+    /// `ClaimedJob.queueWaitSeconds`), recorded with the attempt.
+    public var queueWaitSeconds: Double
 
     public init(
         fence: AttemptFence, outcome: CompletionOutcome, delaySeconds: Double = 0,
-        errorCode: String? = nil, errorMessage: String? = nil, runSeconds: Double = 0
+        errorCode: String? = nil, errorMessage: String? = nil, runSeconds: Double = 0, queueWaitSeconds: Double = 0
     ) {
         self.fence = fence
         self.outcome = outcome
@@ -98,6 +101,7 @@ public struct AttemptCompletion: Sendable, Equatable {
         self.errorCode = errorCode
         self.errorMessage = errorMessage
         self.runSeconds = runSeconds
+        self.queueWaitSeconds = queueWaitSeconds
     }
 }
 
@@ -117,7 +121,8 @@ public struct FailurePolicy: Sendable, Equatable {
         for job: ClaimedJob, result: AttemptResult, runSeconds: Double,
         using generator: inout some RandomNumberGenerator
     ) -> AttemptCompletion {
-        var completion = AttemptCompletion(fence: job.fence, outcome: .completed, runSeconds: runSeconds)
+        var completion = AttemptCompletion(
+            fence: job.fence, outcome: .completed, runSeconds: runSeconds, queueWaitSeconds: job.queueWaitSeconds)
         switch result {
         case .succeeded:
             break

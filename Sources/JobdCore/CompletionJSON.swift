@@ -1,6 +1,6 @@
 /// The completion batch as the JSON array `QueueStore.complete` hands Postgres
 /// (`jsonb_to_recordset`): one object per attempt with the keys `id`, `attempt`,
-/// `token`, `outcome`, `delay`, `run` and, when present, `code` and `error`.
+/// `token`, `outcome`, `delay`, `run`, `wait` and, when present, `code` and `error`.
 ///
 /// Built directly into a byte buffer rather than through Foundation's
 /// JSONSerialization, whose `Any` bridging cost about a third of the daemon's CPU at
@@ -24,6 +24,8 @@ public enum CompletionJSON {
             appendNumber(completion.delaySeconds, to: &out)
             append(#","run":"#, to: &out)
             appendNumber(completion.runSeconds, to: &out)
+            append(#","wait":"#, to: &out)
+            appendNumber(completion.queueWaitSeconds, to: &out)
             if let code = completion.errorCode {
                 append(#","code":"#, to: &out)
                 appendString(code, to: &out)

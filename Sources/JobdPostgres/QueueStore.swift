@@ -116,14 +116,16 @@ public struct QueueStore: Sendable {
 
     /// Applies a batch of completions, each fenced by `(id, attempt, token)` and
     /// `state = 'running'`. Returns the fences that were applied; the others were
-    /// stale (the lease was taken over) and changed nothing.
-    public func complete(_ batch: [AttemptCompletion]) async throws -> Set<AttemptFence> {
+    /// stale (the lease was taken over) and changed nothing. Each applied completion
+    /// writes its attempt's one ledger row, naming `daemon` (the lease holder: the
+    /// daemon that claimed these attempts) as the daemon that ran it.
+    public func complete(_ batch: [AttemptCompletion], daemon: String? = nil) async throws -> Set<AttemptFence> {
         guard !batch.isEmpty else { return [] }
         // Written by hand: JSONSerialization's bridging cost a third of the daemon's CPU
         // at full load (perf, docs/performance.md). Keys: id, attempt, outcome, delay,
         // run, code, error — the columns completeSQL reads.
         let json = CompletionJSON.encode(batch)
-        return Set(try await connection.rows(QueueJobsStatements.Complete(completionsJSON: json)))
+        return Set(try await connection.rows(QueueJobsStatements.Complete(completionsJSON: json, daemon: daemon)))
     }
 
     /// The completion's text, for tests that plan it by hand.

@@ -16,7 +16,7 @@ struct CompletionJSONTests {
             AttemptCompletion(fence: AttemptFence(id: 9_007_199_254_740_993, attempt: 3, token: Int64.max), outcome: .completed, runSeconds: 0.000012),
             AttemptCompletion(
                 fence: AttemptFence(id: 2, attempt: 1, token: 1), outcome: .retry, delaySeconds: 1.5,
-                errorCode: "noop_fail", errorMessage: "failed", runSeconds: 2),
+                errorCode: "noop_fail", errorMessage: "failed", runSeconds: 2, queueWaitSeconds: 0.25),
             AttemptCompletion(fence: AttemptFence(id: 3, attempt: 20, token: 5_000_000_000), outcome: .dead, errorCode: "payload_invalid", errorMessage: nil),
         ]
         let rows = try decode(CompletionJSON.encode(batch))
@@ -30,6 +30,8 @@ struct CompletionJSONTests {
         #expect((rows[0]["run"] as? NSNumber)?.doubleValue == 0.000012)
         #expect(rows[0]["code"] == nil && rows[0]["error"] == nil)
         #expect((rows[1]["delay"] as? NSNumber)?.doubleValue == 1.5)
+        #expect((rows[1]["wait"] as? NSNumber)?.doubleValue == 0.25)
+        #expect((rows[0]["wait"] as? NSNumber)?.doubleValue == 0)
         #expect(rows[1]["code"] as? String == "noop_fail")
         #expect(rows[1]["error"] as? String == "failed")
         #expect(rows[2]["outcome"] as? String == "dead")

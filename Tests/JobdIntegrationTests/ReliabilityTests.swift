@@ -21,7 +21,7 @@ import Glibc
 /// suite (scripts/faults) exercises the same mechanisms on a real `jobd run`.
 @Suite("Reliability", .serialized)
 struct ReliabilityTests {
-    @Test("the attempts ledger gets a start and an end row per attempt, written by claim, completion and rescue")
+    @Test("the attempts ledger gets one row per attempt, written when it ends by the completion or the rescuer")
     func attemptsLedger() async throws {
         try await withWorld { world in
             try await world.exec(#"""
@@ -32,30 +32,82 @@ struct ReliabilityTests {
                 """#)
             // A job whose daemon vanished mid-attempt, for the rescuer.
             try await world.exec("""
-                INSERT INTO queue.jobs (kind, state, attempt, leased_by, lease_expires_at)
-                VALUES ('noop', 'running', 1, 'vanished', now() - interval '1 second')
+                INSERT INTO queue.jobs (kind, state, attempt, leased_by, lease_expires_at, run_at, started_at)
+                VALUES ('noop', 'running', 1, 'vanished', now() - interval '1 second', '2026-01-02 03:04:00+00',
+                        '2026-01-02 03:04:05+00')
                 """)
-            try await world.running([world.makeDaemon(world.configuration())]) {
+            try await world.running([world.makeDaemon(world.configuration(), id: "ledger-daemon")]) {
                 try await waitUntil(timeout: 20, "all four finished") {
                     try await world.int("SELECT count(*) FROM queue.jobs WHERE state IN ('completed', 'dead')") == 4
                 }
             }
+            // Each row names the daemon that held the lease and when the attempt started;
+            // a completion's start is the job row's started_at at the time (the last
+            // attempt's still is).
             let rows = try await world.sql.query("""
-                SELECT job_id - (SELECT min(id) FROM queue.jobs), attempt, event, coalesce(outcome, ''),
-                       coalesce(error_code, ''), daemon IS NOT NULL, run_seconds IS NOT NULL
-                  FROM queue.attempts ORDER BY job_id, at, attempt, event DESC
+                SELECT a.job_id - (SELECT min(id) FROM queue.jobs), a.attempt, a.event, coalesce(a.outcome, ''),
+                       coalesce(a.error_code, ''), coalesce(a.daemon, ''), a.run_seconds IS NOT NULL,
+                       CASE WHEN a.started_at IS NULL THEN 'none'
+                            WHEN a.started_at = '2026-01-02 03:04:05+00' THEN 'vanished start'
+                            WHEN a.started_at > a.at OR a.started_at < now() - interval '1 minute' THEN 'wrong'
+                            WHEN a.attempt = j.attempt AND a.started_at <> j.started_at THEN 'not the job row''s'
+                            ELSE 'ok' END,
+                       coalesce(a.kind, ''),
+                       CASE WHEN a.queue_wait_seconds = 5 THEN '5 s' WHEN a.queue_wait_seconds >= 0 THEN 'ok' ELSE 'none' END
+                  FROM queue.attempts a JOIN queue.jobs j ON j.id = a.job_id
+                 ORDER BY a.job_id, a.at, a.attempt, a.event DESC
                 """)
             let ledger = rows.rows.map { $0.map { $0 ?? "" } }
             #expect(ledger == [
-                ["0", "1", "start", "", "", "t", "f"], ["0", "1", "end", "completed", "", "f", "t"],
-                ["1", "1", "start", "", "", "t", "f"], ["1", "1", "end", "retry", "noop_fail", "f", "t"],
-                ["1", "2", "start", "", "", "t", "f"], ["1", "2", "end", "completed", "", "f", "t"],
-                ["2", "1", "start", "", "", "t", "f"], ["2", "1", "end", "retry", "noop_fail", "f", "t"],
-                ["2", "2", "start", "", "", "t", "f"], ["2", "2", "end", "dead", "noop_fail", "f", "t"],
-                // The rescuer ends the vanished attempt 1 (naming its daemon); attempt 2 runs.
-                ["3", "1", "end", "lease_expired", "lease_expired", "t", "f"],
-                ["3", "2", "start", "", "", "t", "f"], ["3", "2", "end", "completed", "", "f", "t"],
+                ["0", "1", "end", "completed", "", "ledger-daemon", "t", "ok", "noop", "ok"],
+                ["1", "1", "end", "retry", "noop_fail", "ledger-daemon", "t", "ok", "noop", "ok"],
+                ["1", "2", "end", "completed", "", "ledger-daemon", "t", "ok", "noop", "ok"],
+                ["2", "1", "end", "retry", "noop_fail", "ledger-daemon", "t", "ok", "noop", "ok"],
+                ["2", "2", "end", "dead", "noop_fail", "ledger-daemon", "t", "ok", "noop", "ok"],
+                // The rescuer ends the vanished attempt 1, naming its daemon and start;
+                // attempt 2 runs here.
+                ["3", "1", "end", "lease_expired", "lease_expired", "vanished", "f", "vanished start", "noop", "5 s"],
+                ["3", "2", "end", "completed", "", "ledger-daemon", "t", "ok", "noop", "ok"],
             ])
+        }
+    }
+
+    @Test("a drain of N jobs leaves exactly N ledger rows; a running attempt is on the job row, not in the ledger")
+    func ledgerRowPerDrainedJob() async throws {
+        try await withWorld { world in
+            let jobs = 300
+            try await world.exec("INSERT INTO queue.jobs (kind, payload) SELECT 'noop', '{}' FROM generate_series(1, \(jobs))")
+            try await world.running([world.makeDaemon(world.configuration(), id: "drainer")]) {
+                try await waitUntil(timeout: 30, "all completed") {
+                    try await world.int("SELECT count(*) FROM queue.jobs WHERE state = 'completed'") == jobs
+                }
+            }
+            #expect(try await world.int("SELECT count(*) FROM queue.attempts") == jobs)
+            #expect(try await world.int("""
+                SELECT count(*) FROM queue.attempts a JOIN queue.jobs j ON j.id = a.job_id
+                 WHERE a.event = 'end' AND a.outcome = 'completed' AND a.daemon = 'drainer'
+                   AND a.attempt = 1 AND a.started_at = j.started_at AND a.kind = 'noop' AND a.queue_wait_seconds >= 0
+                """) == jobs)
+
+            // Claimed and not yet ended: nothing in the ledger; the job page's timeline
+            // shows the attempt from the job row, then start and end once it ended.
+            let store = QueueStore(connection: world.sql)
+            let admin = QueueAdmin(connection: world.sql)
+            try await world.exec("INSERT INTO queue.jobs (kind) VALUES ('noop')")
+            _ = try await store.promote(limits: [.normal: 1])
+            let id = try #require(JobID(try await world.scalar("SELECT max(id) FROM queue.jobs") ?? ""))
+            let claimed = try #require(try await store.claim(ids: [id], daemon: "holder", lease: 30, maxPayloadBytes: 1000).first)
+            #expect(try await world.int("SELECT count(*) FROM queue.attempts WHERE job_id = \(id)") == 0)
+            let running = try await admin.attempts(of: id)
+            #expect(running.map { [String($0.attempt), $0.event, $0.daemon ?? ""] } == [["1", "start", "holder"]])
+            let startedAt = try await world.scalar("SELECT started_at::text FROM queue.jobs WHERE id = \(id)")
+            #expect(running.first?.at == startedAt)
+            #expect(try await store.complete([AttemptCompletion(fence: claimed.job.fence, outcome: .completed)], daemon: "holder")
+                    == [claimed.job.fence])
+            let ended = try await admin.attempts(of: id)
+            #expect(ended.map { [String($0.attempt), $0.event, $0.daemon ?? "", $0.outcome ?? ""] }
+                    == [["1", "start", "holder", ""], ["1", "end", "holder", "completed"]])
+            #expect(ended.first?.at == startedAt)
         }
     }
 
@@ -74,8 +126,9 @@ struct ReliabilityTests {
             let stale = try #require(first.first?.job.fence)
             let refused = try await store.complete([AttemptCompletion(fence: stale, outcome: .completed)])
             #expect(refused.isEmpty)
-            let events = try await world.sql.query("SELECT attempt, event, coalesce(outcome, '') FROM queue.attempts ORDER BY at, attempt, event DESC")
-            #expect(events.rows == [["1", "start", ""], ["1", "end", "lease_expired"], ["2", "start", ""]])
+            let events = try await world.sql.query(
+                "SELECT attempt, event, coalesce(outcome, ''), daemon FROM queue.attempts ORDER BY at, attempt, event DESC")
+            #expect(events.rows == [["1", "end", "lease_expired", "a"]])
         }
     }
 
@@ -370,7 +423,10 @@ struct RoleTests {
             #expect(try await world.int("SELECT count(*) FROM queue.dead_letters") == 2)
             // The suspect ran alone, which the daemon role recorded in the ledger.
             #expect(try await world.int("SELECT count(*) FROM queue.attempts WHERE event = 'solo'") == 1)
-            #expect(try await world.int("SELECT count(*) FROM queue.attempts") > 60)
+            // One row per attempt: 30 completed, a retry and its completion, a permanent
+            // failure, three lost attempts (lease_expired) and the two of them run again.
+            #expect(try await world.int("SELECT count(*) FROM queue.attempts WHERE event = 'end'") == 38)
+            #expect(try await world.int("SELECT count(*) FROM queue.attempts") == 39)
             let failures = world.logs.all.filter { $0.level >= .warning && ($0.metadata[LogKey.error] ?? "").contains("permission denied") }
             #expect(failures.isEmpty, "\(failures.map(\.message))")
             for statement in [
@@ -617,7 +673,7 @@ struct QueueHealthTests {
             // The generic plan is what a prepared statement keeps once it has run a few times.
             try await world.exec("SET plan_cache_mode = force_generic_plan")
             try await world.exec("PREPARE claim(bigint[], text, float8, int, bigint) AS \(QueueStore.claimSQL)")
-            try await world.exec("PREPARE complete(jsonb) AS \(QueueStore.completeSQL)")
+            try await world.exec("PREPARE complete(jsonb, text) AS \(QueueStore.completeSQL)")
             try await world.exec("PREPARE heartbeat(bigint[], int[], float8, bigint[]) AS \(QueueStore.extendLeasesSQL)")
             let promoted = try await world.sql.query(
                 "SELECT id FROM queue.jobs WHERE state = 'promoted' ORDER BY id LIMIT 20").rows.compactMap { $0[0] ?? nil }
@@ -629,7 +685,7 @@ struct QueueHealthTests {
             let ones = running.map { _ in "1" }.joined(separator: ","), sevens = running.map { _ in "7" }.joined(separator: ",")
             let plans = [
                 ("claim", "EXPLAIN EXECUTE claim('{\(promoted.joined(separator: ","))}', 'd', 30, 1000, 9)"),
-                ("completion", "EXPLAIN EXECUTE complete('[\(completions.joined(separator: ","))]')"),
+                ("completion", "EXPLAIN EXECUTE complete('[\(completions.joined(separator: ","))]', 'd')"),
                 ("heartbeat", "EXPLAIN EXECUTE heartbeat('{\(running.joined(separator: ","))}', '{\(ones)}', 30, '{\(sevens)}')"),
             ]
             for (what, explain) in plans {

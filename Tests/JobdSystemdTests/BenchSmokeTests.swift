@@ -40,6 +40,15 @@ extension HostTests {
             #expect(drain.allSatisfy { ($0["cpuSecondsPer1000"] as? Double ?? 0) > 0 && ($0["peakRSSMiB"] as? Double ?? 0) > 0 })
             // The test servers run on this host, so the server CPU is visible.
             #expect(drain.allSatisfy { ($0["redisCPUSecondsPer1000"] as? Double ?? -1) >= 0 })
+            // The writes section, counted: each job leaves one ledger row, written when its
+            // attempt ends (none at the claim).
+            let writes = try #require(json["writes"] as? [String: Any])
+            let tables = (writes["tables"] as? [[String: Any]] ?? []).reduce(into: [String: [String: Any]]()) {
+                if let name = $1["table"] as? String { $0[name] = $1 }
+            }
+            #expect(tables["queue.attempts"]?["insertedPerJob"] as? Double == 1, "\(writes)")
+            #expect((tables["queue.jobs"]?["updatedPerJob"] as? Double ?? 0) >= 1, "\(writes)")
+            #expect((writes["walBytesPerJob"] as? Double ?? 0) > 0 && (writes["postgresRoundTripsPerJob"] as? Double ?? 0) > 0)
             let latency = try #require(json["latency"] as? [[String: Any]])
             #expect(latency.map { $0["offeredPercent"] as? Int } == [10, 50, 90])
             #expect(latency.allSatisfy { ($0["jobs"] as? Int ?? 0) > 0 && ($0["p99Ms"] as? Double ?? -1) >= ($0["p50Ms"] as? Double ?? 0) })

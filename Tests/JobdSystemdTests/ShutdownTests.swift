@@ -63,9 +63,12 @@ extension HostTests {
                     "exited \(exitAfter) after SIGTERM; JOBD_SHUTDOWN_TIMEOUT is \(shutdownTimeout) s")
             #expect(daemon.stderr.contains("drain timed out; releasing unfinished jobs"))
 
-            // No claim after the SIGTERM: only the jobs that ran when it came ever started.
-            let starts = try await sql.query("SELECT count(*) FROM queue.attempts WHERE event = 'start'").rows.first?[0]
-            #expect(starts == "\(slots)")
+            // No claim after the SIGTERM: only the jobs that ran when it came ever started,
+            // and each of those attempts left its one ledger row.
+            let started = try await sql.query("SELECT count(*) FROM queue.jobs WHERE attempt > 0").rows.first?[0]
+            #expect(started == "\(slots)")
+            let ended = try await sql.query("SELECT count(*) FROM queue.attempts WHERE event = 'end'").rows.first?[0]
+            #expect(ended == "\(slots)")
             let rows = try await sql.query("""
                 SELECT state, attempt, rescues,
                        (SELECT string_agg(outcome, ',') FROM queue.attempts a WHERE a.job_id = j.id AND a.event = 'end')

@@ -1,6 +1,8 @@
 import JobdCore
 
-/// `queue.attempts`: the ledger of every attempt's start, solo mark and end.
+/// `queue.attempts`: the ledger. One row per attempt, written by the statement that
+/// ends it (completion, rescue), plus a `solo` mark for a suspect that runs alone;
+/// rows written before migration 0022 may also hold a `start` row per attempt.
 enum QueueAttemptsStatements {
     /// Records that a suspect runs alone; affects one row while the fence holds.
     struct MarkSolo: PostgresStatement {
@@ -18,7 +20,9 @@ enum QueueAttemptsStatements {
             """
     }
 
-    /// A job's latest `limit` ledger rows, in time order.
+    /// A job's latest `limit` ledger rows in time order, each ended attempt preceded
+    /// by its start (from the row's `started_at` and daemon) and the running attempt,
+    /// if any, shown as a start read from the job row.
     struct History: PostgresStatement {
         var jobID: Int64
         var limit: Int
@@ -36,9 +40,20 @@ enum QueueAttemptsStatements {
         }
 
         static let sql: SQL = """
-            SELECT attempt, event, at::text AS at, daemon, outcome, error_code, run_seconds FROM (
-                SELECT * FROM queue.attempts WHERE job_id = $1::bigint ORDER BY at DESC LIMIT $2::int
-            ) a ORDER BY at, CASE event WHEN 'end' THEN 1 ELSE 0 END
+            WITH ledger AS (
+                SELECT attempt, event, at, daemon, outcome, error_code, run_seconds, started_at
+                  FROM queue.attempts WHERE job_id = $1::bigint ORDER BY at DESC LIMIT $2::int
+            ), events AS (
+                SELECT attempt, event, at, daemon, outcome, error_code, run_seconds FROM ledger
+                UNION ALL
+                SELECT attempt, 'start', started_at, daemon, NULL, NULL, NULL FROM ledger
+                 WHERE event = 'end' AND started_at IS NOT NULL
+                UNION ALL
+                SELECT attempt, 'start', started_at, leased_by, NULL, NULL, NULL FROM queue.jobs
+                 WHERE id = $1::bigint AND state = 'running' AND started_at IS NOT NULL
+            )
+            SELECT attempt, event, at::text AS at, daemon, outcome, error_code, run_seconds
+              FROM events ORDER BY at, CASE event WHEN 'start' THEN 0 WHEN 'solo' THEN 1 ELSE 2 END
             """
     }
 }

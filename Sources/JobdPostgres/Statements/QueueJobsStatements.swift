@@ -133,8 +133,10 @@ enum QueueJobsStatements {
 
     // MARK: Workers
 
-    /// Claims promoted jobs for a daemon: one attempt each, leased under `token`, with
-    /// the ledger's start rows. Payloads longer than `maxPayloadBytes` come back NULL.
+    /// Claims promoted jobs for a daemon: one attempt each, leased under `token`.
+    /// Payloads longer than `maxPayloadBytes` come back NULL. The ledger gets nothing
+    /// here: while the attempt runs the job row shows it (state, leased_by,
+    /// started_at, attempt), and the statement that ends it writes its one row.
     struct Claim: PostgresStatement {
         var ids: [JobID]
         var daemon: String
@@ -183,10 +185,6 @@ enum QueueJobsStatements {
                    -- Saves a disk flush (1–10 ms here) between a pop and the handler start.
                    AND (SELECT set_config('synchronous_commit', 'off', true)) IS NOT NULL
                 RETURNING id, kind, payload, priority, attempt, max_attempts, run_at, rescues
-            ), ledger AS (
-                -- The attempts ledger's start row, in the claim itself: no extra round trip.
-                INSERT INTO queue.attempts (job_id, attempt, event, daemon)
-                SELECT id, attempt, 'start', $2 FROM claimed
             )
             SELECT c.id, c.kind,
                    CASE WHEN octet_length(t.text) <= $4::int THEN t.text END AS payload,
@@ -207,18 +205,24 @@ enum QueueJobsStatements {
 
     /// Applies a batch of completions (`CompletionJSON`), each fenced by
     /// `(id, attempt, token)` and `state = 'running'`; returns the fences applied.
+    /// Each applied one writes the attempt's single ledger row: its end, with what its
+    /// start was (the daemon that held the lease, the job row's `started_at`).
     struct Complete: PostgresStatement {
         /// `CompletionJSON.encode` of the batch.
         var completionsJSON: String
+        /// The daemon whose attempts these are (every fence was leased to it); nil
+        /// leaves the ledger rows' daemon empty.
+        var daemon: String?
 
-        var bindings: PostgresBindings { [.jsonb(completionsJSON)] }
+        var bindings: PostgresBindings { [.jsonb(completionsJSON), .text(daemon)] }
 
         static func decode(_ row: PostgresRow) throws -> AttemptFence { try fence(row) }
 
         static let sql: SQL = """
             WITH input AS (
                 SELECT * FROM jsonb_to_recordset($1::jsonb)
-                    AS i(id bigint, attempt int, token bigint, outcome text, delay float8, code text, error text, run float8)
+                    AS i(id bigint, attempt int, token bigint, outcome text, delay float8, code text, error text, run float8,
+                         wait float8)
             ), done AS (
                 UPDATE queue.jobs j
                    -- An operator cancelled the job while this attempt ran (migration
@@ -249,12 +253,17 @@ enum QueueJobsStatements {
                  -- scans a small queue.jobs whole for every batch (11,000 rows: a seq scan).
                  WHERE j.id = ANY (ARRAY(SELECT input.id FROM input))
                    AND j.id = i.id AND j.attempt = i.attempt AND j.lease_token = i.token AND j.state = 'running'
-                RETURNING j.id, i.attempt AS fenced_attempt, i.token AS fenced_token, i.outcome, i.code, i.run, j.kind, j.payload,
-                          j.priority, j.attempt, j.last_error, j.errors, j.state AS new_state
+                RETURNING j.id, i.attempt AS fenced_attempt, i.token AS fenced_token, i.outcome, i.code, i.run, i.wait,
+                          j.kind, j.payload,
+                          j.priority, j.attempt, j.last_error, j.errors, j.state AS new_state,
+                          -- Not changed by this UPDATE, so still the attempt's start.
+                          j.started_at
             ), ledger AS (
-                -- The attempt's end row, only for completions the fence accepted.
-                INSERT INTO queue.attempts (job_id, attempt, event, outcome, error_code, run_seconds)
-                SELECT id, fenced_attempt, 'end', outcome, code, run FROM done
+                -- The attempt's one ledger row, only for completions the fence accepted.
+                INSERT INTO queue.attempts (job_id, attempt, event, daemon, started_at, outcome, error_code, run_seconds,
+                                            kind, queue_wait_seconds)
+                SELECT id, fenced_attempt, 'end', $2::text, started_at, outcome, code, run,
+                       kind, least(greatest(coalesce(wait, 0), 0), 1e12) FROM done
             ), dead AS (
                 INSERT INTO queue.dead_letters (job_id, kind, payload, priority, attempts, reason, last_error, errors)
                 SELECT id, kind, payload, priority, attempt, coalesce(code, 'failed'), last_error, errors
@@ -313,7 +322,7 @@ enum QueueJobsStatements {
                 -- job is a suspect that runs alone, and a rescue counts only when the lost
                 -- attempt ran alone: a suspect that merely waited for its turn cannot be
                 -- told apart from a bystander of whatever killed its daemon.
-                SELECT j.id, j.leased_by,
+                SELECT j.id, j.leased_by, j.run_at AS due_at,
                        j.rescues + CASE WHEN j.rescues < greatest(1, $2::int - 1) OR EXISTS (
                                        SELECT 1 FROM queue.attempts a
                                         WHERE a.job_id = j.id AND a.attempt = j.attempt AND a.event = 'solo')
@@ -341,16 +350,22 @@ enum QueueJobsStatements {
                   FROM expired e
                  WHERE j.id = e.id
                 RETURNING j.id, j.kind, j.state, j.attempt, j.rescues, e.leased_by, j.payload, j.priority,
-                          j.last_error, j.errors,
+                          j.last_error, j.errors, j.started_at, e.due_at,
                           CASE WHEN j.rescues >= $2::int THEN 'poison' ELSE 'max_attempts' END AS reason
             ), dead AS (
                 INSERT INTO queue.dead_letters (job_id, kind, payload, priority, attempts, reason, last_error, errors)
                 SELECT id, kind, payload, priority, attempt, reason, last_error, errors FROM moved WHERE state = 'dead'
             """ + QueueDeadLettersStatements.upsertOnConflict + """
             ), ledger AS (
-                INSERT INTO queue.attempts (job_id, attempt, event, daemon, outcome, error_code)
-                SELECT id, attempt, 'end', leased_by, 'lease_expired',
-                       CASE WHEN state = 'dead' THEN reason ELSE 'lease_expired' END
+                -- The lost attempt's one ledger row, naming the daemon that lost it.
+                INSERT INTO queue.attempts (job_id, attempt, event, daemon, started_at, outcome, error_code,
+                                            kind, queue_wait_seconds)
+                SELECT id, attempt, 'end', leased_by, started_at, 'lease_expired',
+                       CASE WHEN state = 'dead' THEN reason ELSE 'lease_expired' END,
+                       -- Epoch differences, clamped as the claim's queue wait is; unknown
+                       -- (NULL) when the row holds no start.
+                       kind, CASE WHEN started_at IS NOT NULL THEN least(greatest(0,
+                           extract(epoch FROM started_at) - extract(epoch FROM due_at)), 1e12)::float8 END
                   FROM moved
             )
             SELECT id, kind, state, attempt, rescues, leased_by FROM moved

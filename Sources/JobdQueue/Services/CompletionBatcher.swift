@@ -20,7 +20,9 @@ import Logging
 public final class CompletionBatcher: Sendable {
     private let batcher: GroupCommitBatcher<AttemptCompletion, Bool>
 
-    public init(store: QueueStore, stats: DaemonStats, logger: Logger, maxBatch: Int = 2_000) {
+    /// - Parameter daemon: the daemon whose attempts these are (it claimed them), as
+    ///   the ledger rows name it.
+    public init(store: QueueStore, daemon: String, stats: DaemonStats, logger: Logger, maxBatch: Int = 2_000) {
         batcher = GroupCommitBatcher(
             maxBatch: maxBatch, onFailure: .retry(RetryBackoff(baseSeconds: 0.05, maximumSeconds: 5)),
             onRetry: { error, failures, count in
@@ -31,7 +33,7 @@ public final class CompletionBatcher: Sendable {
                 }
             },
             write: { entries in
-                let applied = try await store.complete(entries.map(\.item))
+                let applied = try await store.complete(entries.map(\.item), daemon: daemon)
                 Self.account(entries, applied: applied, stats: stats, logger: logger)
                 return entries.map { applied.contains($0.item.fence) }
             })

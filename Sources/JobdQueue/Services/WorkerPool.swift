@@ -90,7 +90,7 @@ public struct WorkerPool: Service {
     public var capacity: Int { slots.capacity }
 
     public func run() async throws {
-        let batcher = CompletionBatcher(store: completionStore, stats: stats, logger: logger)
+        let batcher = CompletionBatcher(store: completionStore, daemon: daemonID, stats: stats, logger: logger)
         let fetching = StopFlag()
         let suspects = SuspectQueue()
         // Stopping wakes the fetch loop wherever it waits on the slots (for a free
@@ -126,7 +126,8 @@ public struct WorkerPool: Service {
                 for job in suspects.takeAll() {
                     batcher.submit(AttemptCompletion(
                         fence: job.fence, outcome: .release, errorCode: "interrupted",
-                        errorMessage: "released unstarted by a shutdown (it was waiting to run alone)"))
+                        errorMessage: "released unstarted by a shutdown (it was waiting to run alone)",
+                        queueWaitSeconds: job.queueWaitSeconds))
                 }
                 // Drain: running jobs get until the deadline to finish.
                 if slots.busy > 0 {
