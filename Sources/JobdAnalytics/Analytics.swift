@@ -186,6 +186,7 @@ public struct DailyReport: Sendable, Equatable, Codable {
     public var events: [Events] = []
     public var content: [Content] = []
     public var notifications: [Notifications] = []
+    public var campaigns: [Campaign] = []
     public var sections: [Section] = []
 
     public init(day: AnalyticsDay, stored: Bool) {
@@ -272,6 +273,9 @@ public struct DailyReport: Sendable, Equatable, Codable {
                      String($0.failedAttempts), ms($0.latencyP50Ms), ms($0.latencyP95Ms), ms($0.latencyP99Ms)]
                 })
         }
+        lines.append("")
+        lines.append("campaigns (deliveries whose last change fell on the day; send = fan-out → relay accepted, ms)")
+        lines += Self.campaignLines(campaigns)
         return lines.joined(separator: "\n")
     }
 }

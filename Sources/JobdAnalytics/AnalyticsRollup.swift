@@ -19,6 +19,7 @@ import Logging
 /// | events | analytics | `analytics.events` (name, value, occurred_at) |
 /// | content | content | `content.messages` (tenant_id, created_at, raw_bytes, stored_bytes) |
 /// | notifications | notifications | `notifications.notifications` (channel, status, created_at) and `notifications.attempts` (notification_id → notifications.id for the channel, outcome, started_at, duration_ms) |
+/// | campaigns | oltp | `oltp.deliveries` (campaign_id, state, tries, created_at, updated_at, sent_at) and `oltp.campaigns` (id, workspace_id, name); see `AnalyticsCampaignStatements` |
 ///
 /// Notification `status` counts as sent when `sent` or `delivered`, as failed when
 /// `failed` or `dead`; an attempt failed unless its `outcome` is `sent`,
@@ -32,7 +33,7 @@ public struct AnalyticsRollup: Sendable {
         self.logger = logger
     }
 
-    public static let sectionNames = ["jobs", "events", "content", "notifications"]
+    public static let sectionNames = ["jobs", "events", "content", "notifications", "campaigns"]
 
     // MARK: Rollup (compute + store)
 
@@ -50,7 +51,7 @@ public struct AnalyticsRollup: Sendable {
         var report = DailyReport(day: day, stored: true)
         var firstFailure: (any Error)?
         let trimmed = try await trimmedSections(day)
-        for section in Self.sectionNames {
+        for section in configuredSections {
             if trimmed.contains(section) {
                 logger.info("rollup section kept: its source rows were trimmed", metadata: [
                     "section": "\(section)", "day": "\(day)",
@@ -86,7 +87,7 @@ public struct AnalyticsRollup: Sendable {
     public func report(_ day: AnalyticsDay) async throws -> DailyReport {
         if let stored = try await load(day) { return stored }
         var report = DailyReport(day: day, stored: false)
-        for section in Self.sectionNames { report.merge(try await compute(section, day: day)) }
+        for section in configuredSections { report.merge(try await compute(section, day: day)) }
         return report
     }
 
@@ -143,6 +144,8 @@ public struct AnalyticsRollup: Sendable {
                 return sourceRows
             }]
             part.notifications = byChannel.values.sorted { $0.channel < $1.channel }
+        case "campaigns":
+            part = try await computeCampaigns(day)
         default:
             preconditionFailure("unknown rollup section \(section)")
         }
@@ -150,13 +153,14 @@ public struct AnalyticsRollup: Sendable {
             // A source that is missing or malformed contributes no rows, not half of them.
             part.content = []
             part.notifications = []
+            part.campaigns = []
         }
         return part
     }
 
     /// Runs `body` only if every table exists in the tier; maps a missing column to
     /// `source_invalid` instead of failing the whole rollup.
-    private func guarded(
+    func guarded(
         _ section: String, tier: DataTier, tables: [String], _ body: (PostgresConnection) async throws -> Int
     ) async throws -> DailyReport.Section {
         try await databases[tier].withConnection { connection in
@@ -219,6 +223,8 @@ public struct AnalyticsRollup: Sendable {
             statement = AnalyticsDailyStatements.StoreContent(day: day, rows: try rows(part.content), status: status)
         case "notifications":
             statement = AnalyticsDailyStatements.StoreNotifications(day: day, rows: try rows(part.notifications), status: status)
+        case "campaigns":
+            statement = AnalyticsCampaignStatements.Store(day: day, rows: try rows(part.campaigns), status: status)
         default:
             preconditionFailure("unknown rollup section \(section)")
         }
@@ -242,6 +248,7 @@ public struct AnalyticsRollup: Sendable {
         report.events = try decoder.decode([DailyReport.Events].self, from: Data(row.events.utf8))
         report.content = try decoder.decode([DailyReport.Content].self, from: Data(row.content.utf8))
         report.notifications = try decoder.decode([DailyReport.Notifications].self, from: Data(row.notifications.utf8))
+        report.campaigns = try await loadCampaigns(day)
         return report
     }
 }
@@ -252,6 +259,7 @@ extension DailyReport {
         events += part.events
         content += part.content
         notifications += part.notifications
+        campaigns += part.campaigns
         sections += part.sections
     }
 }

@@ -10,7 +10,7 @@ import JobdQueue
 struct ReportCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "report",
-        abstract: "Jobs, wait and run times, events, content and notifications of one UTC day.")
+        abstract: "Jobs, wait and run times, events, content, notifications and campaigns of one UTC day, or one campaign.")
 
     @OptionGroup var global: GlobalOptions
 
@@ -26,8 +26,13 @@ struct ReportCommand: AsyncParsableCommand {
     @Flag(help: "Print how long the report took to stderr.")
     var timing = false
 
+    @Option(help: "One campaign instead of a day: all its deliveries (counted now) and its rolled-up days.")
+    var campaign: Int64?
+
     func validate() throws {
         if let day, AnalyticsDay(day) == nil { throw ValidationError("--day: \"\(day)\" is not a date YYYY-MM-DD") }
+        if campaign != nil, day != nil || refresh { throw ValidationError("--campaign takes neither --day nor --refresh") }
+        if let campaign, campaign <= 0 { throw ValidationError("--campaign: a campaign id is a positive integer") }
     }
 
     func run() async throws {
@@ -40,6 +45,18 @@ struct ReportCommand: AsyncParsableCommand {
             connections.postgres("report-\(name)", tier: tier)
         }
         let rollup = AnalyticsRollup(databases: databases, logger: connections.logger)
+        if let campaign {
+            let report: CampaignReport
+            do {
+                report = try await rollup.campaignReport(campaign)
+            } catch {
+                await databases.close()
+                throw CLIError("report failed: \(error)")
+            }
+            await databases.close()
+            try print(json ? Self.json(report) : TerminalText.escape(report.text(), multiline: true))
+            return
+        }
         let started = ContinuousClock.now
         let report: DailyReport
         do {
@@ -51,10 +68,7 @@ struct ReportCommand: AsyncParsableCommand {
         let elapsed = started.duration(to: .now)
         await databases.close()
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            encoder.keyEncodingStrategy = .convertToSnakeCase
-            print(TerminalText.json(String(decoding: try encoder.encode(report), as: UTF8.self)))
+            print(try Self.json(report))
         } else {
             // Kinds, event names and tenants are producers' text: escaped for the terminal.
             print(TerminalText.escape(report.text(), multiline: true))
@@ -65,5 +79,12 @@ struct ReportCommand: AsyncParsableCommand {
                 format: "report %@: %.1f ms (%@, connect included)\n", target.description, ms,
                 refresh ? "rolled up now" : report.stored ? "stored rollup" : "computed from facts").utf8))
         }
+    }
+
+    static func json(_ value: some Encodable) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        return TerminalText.json(String(decoding: try encoder.encode(value), as: UTF8.self))
     }
 }

@@ -25,6 +25,8 @@ struct AnalyticsCampaignStatementsTests {
         AnalyticsSourceStatements.TablesExist.self, AnalyticsSourceStatements.StatementTimeout.self,
         AnalyticsSourceStatements.SetStatementTimeout.self, AnalyticsSourceStatements.DailyContent.self,
         AnalyticsSourceStatements.DailyNotifications.self, AnalyticsSourceStatements.DailyNotificationAttempts.self,
+        AnalyticsCampaignStatements.Daily.self, AnalyticsCampaignStatements.Store.self,
+        AnalyticsCampaignStatements.Load.self,
         CampaignCampaignsStatements.Campaign.self, CampaignCampaignsStatements.Start.self,
         CampaignCampaignsStatements.SetContentRef.self, CampaignCampaignsStatements.FanOutPage.self,
         CampaignCampaignsStatements.FinishIfDone.self, CampaignCampaignsStatements.Status.self,

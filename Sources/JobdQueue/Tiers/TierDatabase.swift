@@ -102,6 +102,9 @@ public struct TierDatabases: Sendable {
         })
     }
 
+    /// Whether a database is configured for `tier` (the subscript traps otherwise).
+    public func contains(_ tier: DataTier) -> Bool { databases[tier] != nil }
+
     public subscript(tier: DataTier) -> TierDatabase {
         guard let database = databases[tier] else { preconditionFailure("no database configured for tier \(tier)") }
         return database
