@@ -1281,6 +1281,170 @@ def scenario_sinks(suite, world, result):
                         f"{extra_receipts} extra receipts; settled {settled - started:.0f} s after the insert")
 
 
+class SMTPSink:
+    """scripts/smtp-sink as a child process: a loopback SMTP server that accepts every
+    message and records `time, recipient, Message-ID` per message (read after close)."""
+
+    def __init__(self, directory):
+        self.ready = os.path.join(directory, "smtp-sink-ready.json")
+        self.record = os.path.join(directory, "smtp-sink-record.tsv")
+        for path in (self.ready, self.record):
+            if os.path.exists(path):
+                os.remove(path)
+        sink = os.path.join(os.path.dirname(os.path.abspath(__file__)), "smtp-sink")
+        self.proc = subprocess.Popen([sys.executable, sink, "--ready", self.ready, "--record", self.record],
+                                     stdin=subprocess.DEVNULL)
+        wait_until("the SMTP sink", 15, lambda: os.path.exists(self.ready), 0.05)
+        with open(self.ready) as f:
+            self.smtp_port = json.load(f)["smtp_port"]
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+    def messages(self):
+        """(recipient, message-id) per message received; the sink must be closed first
+        (it flushes its record at exit)."""
+        self.close()
+        found = []
+        if os.path.exists(self.record):
+            with open(self.record) as f:
+                for line in f:
+                    fields = line.rstrip("\n").split("\t")
+                    if len(fields) >= 3:
+                        found.append((fields[1].lower(), fields[2]))
+        return found
+
+
+def scenario_campaign(suite, world, result):
+    """A campaign through pause, SIGKILL, resume, SIGKILL, ... one every 2 s (a kill every
+    4 s, alternately while paused and while sending), to a loopback SMTP sink.
+
+    Every subscribed contact is delivered (the sink received it and its delivery is
+    `sent`); nothing reaches a contact not subscribed (2% unsubscribed or bounced
+    before scheduling); duplicates (copies the sink received beyond one per
+    recipient) <= the sends in flight at the kills, counted exactly: the deliveries
+    still `sending` under a claim taken before a kill (claim start <= the kill's
+    moment: the only daemon was dead then, so they are the killed process's claims),
+    distinct over all kills. Each such claim may have been sent before the kill and
+    is sent again once its claim window passes; every duplicated recipient must be
+    one of them. The scenario ends that window (120 s in the daemon) right after each
+    kill by setting those claims' sending_until to now(): what the window's passing
+    does, sooner; the daemon is not changed."""
+    if not suite.full and not ({"campaign", "11"} & suite.selected):
+        result.skipped = "full run, or by name (scripts/faults --short campaign): minutes, not seconds"
+        return
+    total = 50_000 if suite.full else 1_000
+    sink = SMTPSink(suite.logdir)
+    world.proxies.append(sink)  # closed with the world
+    workspace = world.scalar("INSERT INTO oltp.workspaces (name) VALUES ('faults') RETURNING id")
+    account = world.scalar(f"""
+        INSERT INTO oltp.email_accounts (workspace_id, name, from_address, relay_url, starttls, unsubscribe_url)
+        VALUES ({workspace}, 'faults', 'news@faults.test', 'smtp://127.0.0.1:{sink.smtp_port}', 'off',
+                'https://faults.test/unsubscribe') RETURNING id""")
+    list_id = world.scalar(f"INSERT INTO oltp.lists (workspace_id, name) VALUES ({workspace}, 'all') RETURNING id")
+    world.sql(f"""
+        INSERT INTO oltp.contacts (workspace_id, address, name, status)
+        SELECT {workspace}, 'c' || i || '@faults.test', 'Contact ' || i,
+               CASE i % 100 WHEN 50 THEN 'unsubscribed' WHEN 99 THEN 'bounced' ELSE 'subscribed' END
+          FROM generate_series(1, {total}) i""", timeout=300)
+    world.sql(f"""
+        INSERT INTO oltp.list_members (list_id, contact_id, workspace_id)
+        SELECT {list_id}, id, {workspace} FROM oltp.contacts WHERE workspace_id = {workspace}""", timeout=300)
+    campaign = world.scalar(f"""
+        INSERT INTO oltp.campaigns (workspace_id, name, account_id, list_id, subject, text_template, batch_size)
+        VALUES ({workspace}, 'faults', {account}, {list_id}, 'Hello {{{{name}}}}', 'Hi {{{{name}}}}', 50) RETURNING id""")
+    subscribed = {r[0].lower() for r in world.sql(
+        f"SELECT address FROM oltp.contacts WHERE workspace_id = {workspace} AND status = 'subscribed'")}
+    suppressed = {r[0].lower() for r in world.sql(
+        f"SELECT address FROM oltp.contacts WHERE workspace_id = {workspace} AND status <> 'subscribed'")}
+    daemon = world.daemon("a")
+    world.sql(f"UPDATE oltp.campaigns SET status = 'scheduled' WHERE id = {campaign}")
+    started = time.time()
+
+    def status():
+        return world.servers.retrying(f"SELECT status FROM oltp.campaigns WHERE id = {campaign}", db=world.db)[0][0]
+
+    orphans = {}  # (contact_id, claim token) -> address, claims the killed processes held
+    events = {"pause": 0, "resume": 0, "kill": 0}
+    cycle = ["pause", "kill", "resume", "kill"]
+    tick = 0
+    deadline = started + (900 if suite.full else 240)
+    while time.time() < deadline:
+        time.sleep(2)
+        current = status()
+        if current == "sent" and tick >= len(cycle):
+            break
+        event = cycle[tick % len(cycle)]
+        tick += 1
+        if event == "pause" and current in ("scheduled", "sending"):
+            world.sql(f"UPDATE oltp.campaigns SET status = 'paused' WHERE id = {campaign} "
+                      f"AND status IN ('scheduled', 'sending')")
+            events["pause"] += 1
+        elif event == "resume" and current == "paused":
+            world.sql(f"UPDATE oltp.campaigns SET status = 'scheduled' WHERE id = {campaign} AND status = 'paused'")
+            events["resume"] += 1
+        elif event == "kill":
+            if daemon.kill_and_wait() is None:
+                continue
+            moment = time.time()
+            events["kill"] += 1
+            rows = world.servers.retrying(f"""
+                UPDATE oltp.deliveries d SET sending_until = now()
+                  FROM oltp.contacts k
+                 WHERE d.campaign_id = {campaign} AND d.state = 'sending' AND k.id = d.contact_id
+                   AND d.updated_at <= to_timestamp({moment})
+                RETURNING d.contact_id, d.claim_token, k.address""", db=world.db)
+            for contact, token, address in rows:
+                orphans[(contact, token)] = address.lower()
+    if status() == "paused":
+        world.sql(f"UPDATE oltp.campaigns SET status = 'scheduled' WHERE id = {campaign} AND status = 'paused'")
+        events["resume"] += 1
+    say(f"  {events['pause']} pauses, {events['resume']} resumes, {events['kill']} SIGKILLs "
+        f"({daemon.restarts} restarts); {len(orphans)} sends in flight at the kills")
+    try:
+        wait_until("the campaign to be sent", 300 if suite.full else 120, lambda: status() == "sent", 0.5)
+    except SuiteError as error:
+        result.notes.append(str(error))
+    states = dict(world.servers.retrying(
+        f"SELECT state, count(*) FROM oltp.deliveries WHERE campaign_id = {campaign} GROUP BY state", db=world.db))
+    states = {k: int(v) for k, v in states.items()}
+    messages = sink.messages()
+    copies = {}
+    for address, _ in messages:
+        copies[address] = copies.get(address, 0) + 1
+    missing = sorted(subscribed - set(copies))
+    to_suppressed = sum(n for a, n in copies.items() if a in suppressed)
+    unknown = sum(n for a, n in copies.items() if a not in subscribed and a not in suppressed)
+    duplicates = sum(n - 1 for n in copies.values())
+    doubled = {a for a, n in copies.items() if n > 1}
+    in_flight = set(orphans.values())
+    result.jobs = total
+    result.lost, result.duplicates, result.in_flight = len(missing), duplicates, len(orphans)
+    result.check(status() == "sent", f"the campaign is sent ({states})")
+    result.check(not missing and states.get("sent", 0) == len(subscribed),
+                 f"{len(subscribed)} subscribed contacts: every one received it and is recorded sent "
+                 f"({len(missing)} missing{': ' + ', '.join(missing[:5]) if missing else ''}; "
+                 f"{states.get('sent', 0)} sent)")
+    result.check(to_suppressed == 0 and states.get("suppressed", 0) == len(suppressed),
+                 f"none of the {len(suppressed)} unsubscribed or bounced contacts received anything "
+                 f"({to_suppressed} messages; {states.get('suppressed', 0)} deliveries suppressed)")
+    result.check(unknown == 0, f"no message to an address not on the list ({unknown})")
+    result.check(duplicates <= len(orphans),
+                 f"duplicates: {duplicates} copies beyond one per recipient ({len(doubled)} recipients) <= "
+                 f"{len(orphans)} sends in flight at the kills")
+    result.check(doubled <= in_flight, f"every duplicated recipient was in flight at a kill "
+                                       f"({len(doubled - in_flight)} not)")
+    result.check(events["kill"] >= 2 and events["pause"] >= 1 and events["resume"] >= 1,
+                 f"the faults happened: {events}")
+    result.notes.append(f"{total} contacts, {len(messages)} messages received in {time.time() - started:.0f} s; "
+                        f"events {events}; {len(orphans)} claims orphaned by the kills, {duplicates} duplicates")
+
+
 def scenario_soak(suite, world, result):
     """1M jobs with a long REPEATABLE READ transaction held open for part of it."""
     if not suite.full:
@@ -1405,6 +1569,7 @@ SCENARIOS = [
     (8, "abort", "handler aborts the process (poison pill)", scenario_abort),
     (9, "sinks", "webhook/SMTP sinks fail", scenario_sinks),
     (10, "soak", "soak: 1M jobs, long REPEATABLE READ", scenario_soak),
+    (11, "campaign", "campaign: pause, SIGKILL, resume, SIGKILL every 2 s", scenario_campaign),
 ]
 
 
@@ -1415,9 +1580,11 @@ class Suite:
         self.full = args.mode == "full"
         self.seed = args.seed
         self.logdir = args.logdir
+        self.selected = set()
         os.makedirs(self.logdir, exist_ok=True)
 
     def run(self, selected):
+        self.selected = selected
         results = []
         for number, name, title, body in SCENARIOS:
             if selected and name not in selected and str(number) not in selected:

@@ -92,6 +92,9 @@ public enum BenchRun {
         if selected.contains(.autoscale) {
             report.autoscale = try await bench.autoscale()
         }
+        if selected.contains(.campaigns) {
+            report.campaigns = try await bench.campaigns(contacts: options.campaignContacts, sinkScript: options.campaignSink)
+        }
         try await bench.reset()
         report.machine.loadAverageAfter = loadAverage()
         report.targets = BenchTargets.evaluate(report)
@@ -111,6 +114,9 @@ public struct BenchOptions: Sendable {
     public var backlogs: [Int]
     public var corpus: String
     public var notifySink: String
+    /// The campaigns section's list size and SMTP sink script.
+    public var campaignContacts: Int
+    public var campaignSink: String
     /// Seconds between one latency producer's INSERTs.
     public var producerInterval: Double
     public var sections: [BenchSection]
@@ -119,9 +125,11 @@ public struct BenchOptions: Sendable {
 
     public init(
         quick: Bool, force: Bool, drainJobs: Int, workers: [Int], backlogs: [Int], corpus: String, notifySink: String,
-        producerInterval: Double, sections: [BenchSection], command: String
+        producerInterval: Double, sections: [BenchSection], command: String, campaignContacts: Int = 100_000,
+        campaignSink: String = "scripts/smtp-sink"
     ) {
         (self.quick, self.force, self.drainJobs, self.workers, self.backlogs) = (quick, force, drainJobs, workers, backlogs)
+        (self.campaignContacts, self.campaignSink) = (campaignContacts, campaignSink)
         (self.corpus, self.notifySink, self.producerInterval) = (corpus, notifySink, producerInterval)
         (self.sections, self.command) = (sections, command)
     }
@@ -129,7 +137,7 @@ public struct BenchOptions: Sendable {
 
 /// The parts of `jobd bench`, in the order they run.
 public enum BenchSection: String, CaseIterable, Sendable {
-    case enqueue, drain, writes, latency, pickup, scale, tiers, autoscale
+    case enqueue, drain, writes, latency, pickup, scale, tiers, autoscale, campaigns
 
     public static func parse(_ text: String?) throws -> [BenchSection] {
         guard let text else { return allCases }
@@ -190,11 +198,15 @@ struct Bench {
     let corpus: String
     /// The loopback webhook sink script for notification.send.
     let notifySink: String
+    /// The loopback SMTP sink script for the campaigns section.
+    let campaignSink: String
 
     init(
         connections: Connections, quick: Bool, producerInterval: Double = 0.005,
-        corpus: String = "Tests/Fixtures/mail-corpus", notifySink: String = "scripts/notify-sink"
+        corpus: String = "Tests/Fixtures/mail-corpus", notifySink: String = "scripts/notify-sink",
+        campaignSink: String = "scripts/smtp-sink"
     ) async throws {
+        self.campaignSink = campaignSink
         self.connections = connections
         self.quick = quick
         self.producerInterval = producerInterval
@@ -671,12 +683,12 @@ func cpuSeconds() -> Double {
 
 /// Resets this process's peak-RSS mark (Linux: "5" to /proc/self/clear_refs), so the
 /// next reading is the peak of one run, not of the whole bench.
-private func resetPeakRSS() {
+func resetPeakRSS() {
     try? "5".write(toFile: "/proc/self/clear_refs", atomically: false, encoding: .utf8)
 }
 
 /// VmHWM from /proc/self/status (falls back to getrusage's lifetime peak).
-private func peakRSSMiB() -> Double {
+func peakRSSMiB() -> Double {
     if let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
        let line = status.split(whereSeparator: \.isNewline).first(where: { $0.hasPrefix("VmHWM:") }),
        let kib = line.split(separator: " ").dropFirst().first.flatMap({ Double($0) }) {

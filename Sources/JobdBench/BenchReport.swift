@@ -162,6 +162,7 @@ public struct BenchReport: Codable, Sendable {
     var scale: [Scale] = []
     var tierKinds: [String: TierKind] = [:]
     var autoscale: Autoscale?
+    var campaigns: Campaigns?
     var targets: [Target] = []
 
     public func table() -> String {
@@ -229,6 +230,7 @@ public struct BenchReport: Codable, Sendable {
             }
         }
         lines += autoscaleLines()
+        lines += campaignLines()
         if !targets.isEmpty {
             lines.append("")
             lines.append("targets")
@@ -299,6 +301,7 @@ enum BenchTargets {
             name: "notification.send webhooks", target: "≥ 2000/s",
             measured: webhooks?.perSecond.map { "\(f($0))/s" } ?? "-", met: webhooks?.perSecond.map { $0 >= 2_000 }))
         targets += autoscale(r)
+        targets += campaigns(r)
         return targets
     }
 }

@@ -150,6 +150,91 @@ public actor PostgresConnection {
         return try run(sql.text, params, simple: false, timeout: timeout ?? commandTimeout)
     }
 
+    /// Runs one `COPY … FROM STDIN` statement (`statement`, no parameters) and sends `data`
+    /// as its input (in the format the statement names, e.g. text: tab-separated
+    /// columns, one row per line, `\N` for NULL). Returns the rows copied. One
+    /// deadline for the whole statement, data included; a failure of the COPY
+    /// (a CHECK, a duplicate key) is thrown as the server reported it and copies nothing.
+    @discardableResult
+    public func copyIn(_ statement: SQL, data: [UInt8], timeout: Double? = nil) throws -> Int {
+        let sql = statement.text
+        try Task.checkCancellation()
+        try connect()
+        guard let conn = connection else { throw PostgresError(.connection, "not connected") }
+        PostgresStatistics.roundTrips.add(1, ordering: .relaxed)
+        let deadline = monotonicMilliseconds() + Int64((timeout ?? commandTimeout) * 1000)
+        func broken() -> PostgresError {
+            let message = errorMessage(conn)
+            dropConnection()
+            return PostgresError(.connection, message)
+        }
+        func flushAll() throws {
+            while true {
+                let flushed = PQflush(conn)
+                if flushed == 0 { return }
+                if flushed < 0 { throw broken() }
+                try wait(conn, writable: true, deadline: deadline, sql: sql)
+                guard PQconsumeInput(conn) == 1 else { throw broken() }
+            }
+        }
+        /// The next result, nil once the statement is done.
+        func nextResult() throws -> OpaquePointer? {
+            while PQisBusy(conn) == 1 {
+                try wait(conn, writable: false, deadline: deadline, sql: sql)
+                guard PQconsumeInput(conn) == 1 else { throw broken() }
+            }
+            return PQgetResult(conn)
+        }
+        guard PQsendQuery(conn, sql) == 1 else { throw broken() }
+        try flushAll()
+        var failure: PostgresError?
+        if let first = try nextResult() {
+            if PQresultStatus(first) != PGRES_COPY_IN { failure = PostgresError(result: first) }
+            PQclear(first)
+        } else {
+            failure = PostgresError(.connection, "COPY started no data transfer")
+        }
+        if failure == nil {
+            var offset = 0
+            while offset < data.count {
+                let length = min(1 << 16, data.count - offset)
+                let put = data.withUnsafeBufferPointer { buffer in
+                    UnsafeRawPointer(buffer.baseAddress! + offset).withMemoryRebound(to: CChar.self, capacity: length) {
+                        PQputCopyData(conn, $0, Int32(length))
+                    }
+                }
+                if put == 1 {
+                    offset += length
+                } else if put == 0 {
+                    try wait(conn, writable: true, deadline: deadline, sql: sql)
+                    guard PQconsumeInput(conn) == 1 else { throw broken() }
+                    try flushAll()
+                } else {
+                    throw broken()
+                }
+            }
+            while true {
+                let ended = PQputCopyEnd(conn, nil)
+                if ended == 1 { break }
+                if ended < 0 { throw broken() }
+                try wait(conn, writable: true, deadline: deadline, sql: sql)
+            }
+            try flushAll()
+        }
+        var copied = 0
+        while let result = try nextResult() {
+            defer { PQclear(result) }
+            if PQresultStatus(result) == PGRES_COMMAND_OK {
+                copied = Int(String(cString: PQcmdTuples(result))) ?? 0
+            } else if failure == nil {
+                failure = PostgresError(result: result)
+            }
+        }
+        if PQstatus(conn) == CONNECTION_BAD { throw failure ?? broken() }
+        if let failure { throw failure }
+        return copied
+    }
+
     /// Prepares `sql` as `name` unless this session has, then binds and executes it;
     /// prepares once more if the server forgot it. `consume` reads the result.
     func runPrepared(

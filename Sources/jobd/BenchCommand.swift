@@ -50,6 +50,12 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "The loopback webhook sink notification.send is measured with (default: scripts/notify-sink).")
     var notifySink = "scripts/notify-sink"
 
+    @Option(help: "Contacts on the campaigns section's list (imported by COPY; default 100000, 5000 with --quick).")
+    var campaignContacts: Int?
+
+    @Option(help: "The loopback SMTP sink the campaigns section delivers to (default: scripts/smtp-sink).")
+    var campaignSink = "scripts/smtp-sink"
+
     @Option(help: "Milliseconds between one latency producer's INSERTs (4 producers; default 5).")
     var producerInterval: Double = 5
 
@@ -62,13 +68,15 @@ struct BenchCommand: AsyncParsableCommand {
         // Bench logs only what goes wrong, unless asked for more.
         if global.logLevel == nil { config.logLevel = "warning" }
         guard producerInterval > 0 else { throw CLIError("--producer-interval must be positive") }
+        if let campaignContacts, campaignContacts <= 0 { throw CLIError("--campaign-contacts must be positive") }
         let options = BenchOptions(
             quick: quick, force: force, drainJobs: drainJobs ?? (quick ? 3_000 : 30_000),
             workers: try list(workers, default: [1, 8, 64], name: "--workers"),
             backlogs: try list(backlogs, default: quick ? [10_000] : [10_000, 100_000, 1_000_000], name: "--backlogs"),
             corpus: corpus, notifySink: notifySink, producerInterval: producerInterval / 1000,
             sections: try BenchSection.parse(sections),
-            command: (["jobd"] + CommandLine.arguments.dropFirst()).joined(separator: " "))
+            command: (["jobd"] + CommandLine.arguments.dropFirst()).joined(separator: " "),
+            campaignContacts: campaignContacts ?? (quick ? 5_000 : 100_000), campaignSink: campaignSink)
         let report = try await BenchRun.run(configuration: config, options: options)
 
         print(report.table())

@@ -19,6 +19,8 @@ extension HostTests {
                     "bench", "--quick", "--drain-jobs", "600", "--workers", "1,8", "--backlogs", "2000", "--json", output,
                     "--corpus", Host.packageRoot.appendingPathComponent("Tests/Fixtures/mail-corpus").path,
                     "--notify-sink", Host.packageRoot.appendingPathComponent("scripts/notify-sink").path,
+                    "--campaign-sink", Host.packageRoot.appendingPathComponent("scripts/smtp-sink").path,
+                    "--campaign-contacts", "300",
                 ],
                 environment: [
                     "JOBD_DATABASE_URL": database.url,
@@ -101,7 +103,10 @@ extension HostTests {
             #expect((burst["lowBusyAtBurst"] as? [Int])?.count == burst["rounds"] as? Int)
             // Every target of the issue is evaluated, and each measured one has a verdict.
             let targets = try #require(json["targets"] as? [[String: Any]])
-            #expect(targets.count == 16)
+            #expect(targets.count == 20)
+            // The campaigns section ran (its counts are checked by campaignsSectionCounts).
+            let campaigns = try #require(json["campaigns"] as? [String: Any])
+            #expect(campaigns["sent"] as? Int == 294 && campaigns["sinkMessages"] as? Int == 294, "\(campaigns)")
             #expect(targets.filter { $0["met"] is Bool }.count >= 13)
             let autoscaleTargets = targets.filter { ($0["name"] as? String ?? "").hasPrefix("autoscale:")
                 || ($0["name"] as? String ?? "").hasPrefix("burst:") }
@@ -112,6 +117,66 @@ extension HostTests {
             #expect(tierTargets.count == 3 && tierTargets.allSatisfy { $0["met"] is Bool }, "\(tierTargets)")
             // The queue is left empty.
             let sql = database.connection()
+            #expect(try await sql.query("SELECT count(*) FROM queue.jobs").rows.first?.first == "0")
+            await sql.close()
+            await database.drop()
+        }
+
+        /// `jobd bench --sections campaigns` on a 600-contact list: the section's own
+        /// counts are exact (every subscribed contact sent once, the 12 not subscribed
+        /// suppressed, the sink received exactly the recipients), its figures present,
+        /// and its workspace deleted after.
+        @Test func campaignsSectionCounts() async throws {
+            let binary = try DaemonProcess.binary()
+            let database = try await TestDatabase.create()
+            let redis = try TestEnvironment.redisURL()
+            let dir = try Host.makeTempDir()
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let output = dir + "/bench.json"
+            let run = try DaemonProcess(
+                binary: binary,
+                arguments: [
+                    "bench", "--quick", "--sections", "campaigns", "--campaign-contacts", "600", "--json", output,
+                    "--campaign-sink", Host.packageRoot.appendingPathComponent("scripts/smtp-sink").path,
+                ],
+                environment: [
+                    "JOBD_DATABASE_URL": database.url,
+                    "JOBD_REDIS_URL": "redis://\(redis.host):\(redis.port)/\(redis.database)",
+                    "JOBD_REDIS_PREFIX": "bench-\(UInt32.random(in: 0...UInt32.max))",
+                ],
+                dir: dir)
+            let status = try await run.waitForExit(timeout: 180)
+            #expect(status == 0, "\(run.stderr)")
+            let data = try Data(contentsOf: URL(fileURLWithPath: output))
+            let json = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+            #expect(json["sections"] as? [String] == ["campaigns"])
+            let c = try #require(json["campaigns"] as? [String: Any])
+            // Contacts 1…600: i % 100 == 50 unsubscribed, == 99 bounced.
+            #expect(c["contacts"] as? Int == 600 && c["suppressed"] as? Int == 12 && c["recipients"] as? Int == 588, "\(c)")
+            #expect(c["sent"] as? Int == 588 && c["suppressedDeliveries"] as? Int == 12, "\(c)")
+            #expect(c["sinkMessages"] as? Int == 588 && c["sinkRecipients"] as? Int == 588, "\(c)")
+            #expect(c["sinkDuplicates"] as? Int == 0 && c["sinkToSuppressed"] as? Int == 0, "\(c)")
+            // One page of 600 members: its 588 pending deliveries in jobs of 100.
+            #expect(c["deliveryJobs"] as? Int == 6, "\(c)")
+            for key in ["importSeconds", "fanOutSeconds", "deliverySeconds", "recipientsPerSecond", "scheduleToSentSeconds",
+                        "peakRSSFanOutMiB", "peakRSSMiB", "lookupP50Ms"] {
+                #expect((c[key] as? Double ?? 0) > 0, "\(key): \(c)")
+            }
+            #expect((c["scheduleToSentSeconds"] as? Double ?? 0) >= (c["fanOutSeconds"] as? Double ?? .infinity), "\(c)")
+            #expect((c["peakRSSMiB"] as? Double ?? 0) >= (c["peakRSSFanOutMiB"] as? Double ?? .infinity), "\(c)")
+            #expect(c["lookups"] as? Int == 1_000)
+            #expect((c["lookupP99Ms"] as? Double ?? 0) >= (c["lookupP50Ms"] as? Double ?? .infinity), "\(c)")
+            // Its four targets are listed; below their scale they have no verdict.
+            let targets = try #require(json["targets"] as? [[String: Any]])
+            let campaignTargets = targets.filter {
+                let name = $0["name"] as? String ?? ""
+                return name.hasPrefix("campaign") || name.hasPrefix("contact lookup")
+            }
+            #expect(campaignTargets.count == 4 && campaignTargets.allSatisfy { !($0["met"] is Bool) }, "\(campaignTargets)")
+            // The bench's workspace (and its contacts) is gone, the queue empty.
+            let sql = database.connection()
+            #expect(try await sql.query("SELECT count(*) FROM oltp.contacts").rows.first?.first == "0")
+            #expect(try await sql.query("SELECT count(*) FROM oltp.workspaces").rows.first?.first == "0")
             #expect(try await sql.query("SELECT count(*) FROM queue.jobs").rows.first?.first == "0")
             await sql.close()
             await database.drop()
