@@ -758,7 +758,8 @@ struct WebConsoleTests {
                 let seenIDs = seen
                 let pageCount = pages
                 #expect(seenIDs == expectedIDs)
-                #expect(seenIDs.count == 9 && pageCount == 3)
+                // 9 in pages of 3: the third is full, so a fourth (empty) one ends the walk.
+                #expect(seenIDs.count == 9 && pageCount == 4)
                 #expect(try await console.request("GET", "/api/v1/notifications?status=lost", auth: bob).status == 400)
                 #expect(try await console.request("GET", "/api/v1/notifications?before=x", auth: bob).status == 400)
                 // The page escapes what it shows.
@@ -817,7 +818,7 @@ struct WebConsoleTests {
                 operations.append(("post", path))
             }
         }
-        #expect(operations.count >= 22, "\(operations)")
+        #expect(operations.count >= 21, "\(operations)")
         try await withWorld { world in
             let data = try await Self.tierData(world)
             try await withConsole(world, try Self.authSettings()) { console in
