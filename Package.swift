@@ -204,7 +204,8 @@ let package = Package(
         .target(
             name: "JobdWeb",
             dependencies: [
-                "JobdCore", "JobdPostgres", "JobdRedis", "JobdThreads",
+                "JobdCore", "JobdPostgres", "JobdRedis", "JobdThreads", "JobdNotifications", "JobdCampaigns",
+                "JobdContent",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -69,6 +69,8 @@ public struct TierComponents: Sendable {
             connections.postgres(name, tier: tier)
         }
         handlers = [NoopHandler(testFaults: testFaults)]
+        // The console's bulk actions (retry, cancel, discard by filter), in batches.
+        handlers.append(BulkActionHandler(connection: connections.postgres("bulk")))
         handlers.append(NotificationSendHandler(
             database: databases[.notifications], settings: configuration.notifications,
             userAgent: "jobd/\(JobdBuild.version)", logger: logger))

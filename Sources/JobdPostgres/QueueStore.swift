@@ -198,11 +198,12 @@ public struct QueueStore: Sendable {
         try await connection.execute(QueueJobsStatements.ResetAllPromotions())
     }
 
-    /// Due jobs not yet promoted, and dead letters: for the status line. Both counts
-    /// use partial indexes, so they stay cheap however large the table grows.
-    public func backlogSummary() async throws -> (due: Int, deadLetters: Int) {
+    /// Due jobs not yet promoted, dead letters, and paused lanes and kinds: for the
+    /// status line. The job counts use partial indexes, so they stay cheap however
+    /// large the table grows.
+    public func backlogSummary() async throws -> (due: Int, deadLetters: Int, paused: Int) {
         let row = try await connection.firstRow(QueueJobsStatements.BacklogSummary())
-        return (row?.due ?? 0, row?.deadLetters ?? 0)
+        return (row?.due ?? 0, row?.deadLetters ?? 0, row?.paused ?? 0)
     }
 
     /// Unfinished jobs by state and priority, for the metrics gauges; available jobs

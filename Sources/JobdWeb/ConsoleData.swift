@@ -12,20 +12,39 @@ import Synchronization
 public final class ConsoleDatabase: Sendable {
     private let pool: CheckoutPool<PostgresConnection>
     private let connections: [PostgresConnection]
+    /// The tiers kept in another database than the queue's: two connections each.
+    private let tierPools: [DataTier: CheckoutPool<PostgresConnection>]
+    private let tierConnections: [PostgresConnection]
 
-    public init(conninfo: String?, size: Int, queryTimeout: Double, logger: Logger) {
+    public init(conninfo: String?, size: Int, queryTimeout: Double, tierURLs: [DataTier: String] = [:], logger: Logger) {
         connections = (0..<max(1, size)).map { index in
             PostgresConnection(conninfo: conninfo, name: "web-\(index)", commandTimeout: queryTimeout, logger: logger)
         }
         pool = CheckoutPool(connections)
+        var pools: [DataTier: CheckoutPool<PostgresConnection>] = [:]
+        var all: [PostgresConnection] = []
+        for (tier, url) in tierURLs where url != conninfo {
+            let list = (0..<2).map { index in
+                PostgresConnection(conninfo: url, name: "web-\(tier.rawValue)-\(index)", commandTimeout: queryTimeout, logger: logger)
+            }
+            pools[tier] = CheckoutPool(list)
+            all += list
+        }
+        tierPools = pools
+        tierConnections = all
     }
 
     public func withAdmin<T: Sendable>(_ body: (QueueAdmin) async throws -> T) async throws -> T {
         try await pool.withResource { connection in try await body(QueueAdmin(connection: connection)) }
     }
 
+    /// A connection to `tier`'s database (the queue's when the tier shares it).
+    public func withTier<T: Sendable>(_ tier: DataTier, _ body: (PostgresConnection) async throws -> T) async throws -> T {
+        try await (tierPools[tier] ?? pool).withResource { connection in try await body(connection) }
+    }
+
     public func close() async {
-        for connection in connections { await connection.close() }
+        for connection in connections + tierConnections { await connection.close() }
     }
 }
 

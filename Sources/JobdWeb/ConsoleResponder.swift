@@ -1,7 +1,10 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import JobdCampaigns
+import JobdContent
 import JobdCore
+import JobdNotifications
 import JobdPostgres
 import Logging
 import NIOCore
@@ -35,7 +38,18 @@ public struct ConsoleResponder: HTTPResponder {
     static let csrfHeader = HTTPField.Name("X-CSRF-Token")!
     static let maxBody = 64 * 1024
 
+    /// Every response carries `Server-Timing: app;dur=MS`: the time this responder took,
+    /// database included (what the page budget is measured on, e.g. by scripts/console-scale).
     public func respond(to request: Request, context: Context) async throws -> Response {
+        let start = ContinuousClock.now
+        var response = try await respondTimed(to: request, context: context)
+        let elapsed = ContinuousClock.now - start
+        let milliseconds = Double(elapsed.components.seconds) * 1_000 + Double(elapsed.components.attoseconds) / 1e15
+        response.headers[HTTPField.Name("Server-Timing")!] = String(format: "app;dur=%.2f", milliseconds)
+        return response
+    }
+
+    private func respondTimed(to request: Request, context: Context) async throws -> Response {
         let api = request.uri.path.hasPrefix("/api/")
         do {
             if !settings.requiresAuthentication, !Self.isLoopbackHost(request.head.authority ?? "") {
@@ -86,7 +100,8 @@ public struct ConsoleResponder: HTTPResponder {
             parts.removeFirst(2)
         }
         // Actions: POST only.
-        if let action = Self.action(parts) {
+        // `/bulk` is a page for GET and the bulk action's dry run and confirm for POST.
+        if let action = Self.action(parts), action != .bulk || method == .post {
             guard method == .post else { throw WebError(.methodNotAllowed, "actions are POST only") }
             return try await perform(action, request: request, principal: principal, api: api)
         }
@@ -128,6 +143,69 @@ public struct ConsoleResponder: HTTPResponder {
             return html(deadLettersPage(page.map(\.letter), kind: kind, limit: limit, next: next, principal: principal, notice: query["notice"]))
         case (true, 1, "pauses"):
             return json(.ok, try await database.withAdmin { try await $0.pauses() })
+        case (_, 1, "bulk"):
+            let actions = try await database.withAdmin { try await $0.bulkActions(limit: 50) }
+            if api { return json(.ok, actions) }
+            return html(bulkListPage(actions, principal: principal))
+        case (_, 2, "bulk"):
+            guard let id = Int64(parts[1]), let action = try await database.withAdmin({ try await $0.bulkAction(id: id) }) else {
+                throw WebError(.notFound, "no such bulk action")
+            }
+            if api { return json(.ok, action) }
+            return html(bulkPage(action, principal: principal, notice: query["notice"]))
+        case (_, 1, "notifications"):
+            let status = query["status"].flatMap { $0.isEmpty ? nil : $0 }
+            if let status, !["pending", "sending", "sent", "failed"].contains(status) {
+                throw WebError(.badRequest, "status is pending, sending, sent or failed")
+            }
+            let before = try Self.optionalID(query["before"], "before")
+            let limit = try Self.limit(query["limit"], default: 50)
+            let list = try await database.withTier(.notifications) {
+                try await NotificationStatus.recent($0, status: status, before: before, limit: limit)
+            }
+            let next = list.count == limit ? list.last?.id : nil
+            if api { return json(.ok, NotificationPage(notifications: list, nextBefore: next)) }
+            return html(notificationsPage(list, status: status, next: next, principal: principal))
+        case (_, 2, "notifications"):
+            guard let id = Int64(parts[1]),
+                  let status = try await database.withTier(.notifications, { try await NotificationStatus.load($0, id: id) })
+            else { throw WebError(.notFound, "no such notification") }
+            if api { return json(.ok, status) }
+            return html(notificationPage(status, principal: principal))
+        case (_, 1, "campaigns"):
+            let limit = try Self.limit(query["limit"], default: 20, maximum: 100)
+            let list = try await database.withTier(.oltp) { try await CampaignStatus.recent($0, limit: limit) }
+            if api { return json(.ok, list) }
+            return html(campaignsPage(list, principal: principal))
+        case (_, 2, "campaigns"):
+            guard let id = Int64(parts[1]),
+                  let status = try await database.withTier(.oltp, { try await CampaignStatus.load($0, id: id) })
+            else { throw WebError(.notFound, "no such campaign") }
+            if api { return json(.ok, status) }
+            return html(campaignsPage([status], principal: principal, single: true))
+        case (_, 1, "periodic"):
+            let schedules = try await periodic()
+            if api { return json(.ok, schedules) }
+            return html(periodicPage(schedules, principal: principal))
+        case (_, 1, "content"):
+            let text = (query["q"] ?? "").trimmingCharacters(in: .whitespaces)
+            let tenant = query["tenant"].flatMap { $0.isEmpty ? nil : $0 }
+            var hits: [ContentStore.SearchHit]?
+            if !text.isEmpty {
+                // Searching content is reading it.
+                guard principal.role == .operator else { throw WebError(.forbidden, "content search is for operators") }
+                guard text.utf8.count <= 1_000, (tenant?.count ?? 0) <= 128 else {
+                    throw WebError(.badRequest, "q is at most 1000 bytes, tenant at most 128 characters")
+                }
+                let limit = try Self.limit(query["limit"], default: 50, maximum: 200)
+                hits = try await database.withTier(.content) {
+                    try await ContentStore(connection: $0).search(text, tenant: tenant, limit: limit)
+                }
+            } else if api {
+                throw WebError(.badRequest, "q (the search) is required")
+            }
+            if api { return json(.ok, hits ?? []) }
+            return html(contentPage(hits, query: text, tenant: tenant, principal: principal))
         case (true, 1, "csrf"):
             return json(.ok, ["csrf": auth.csrfToken(for: principal)])
         case (false, 2, "static"):
@@ -138,7 +216,7 @@ public struct ConsoleResponder: HTTPResponder {
     }
 
     enum Action: Equatable {
-        case retryJob(JobID), cancelJob(JobID), retryDead(JobID), discardDead(JobID), pause, resume
+        case retryJob(JobID), cancelJob(JobID), retryDead(JobID), discardDead(JobID), pause, resume, bulk
         var name: String {
             switch self {
             case .retryJob: "retry"
@@ -147,6 +225,7 @@ public struct ConsoleResponder: HTTPResponder {
             case .discardDead: "dead_letter_discard"
             case .pause: "pause"
             case .resume: "resume"
+            case .bulk: "bulk"
             }
         }
     }
@@ -161,6 +240,7 @@ public struct ConsoleResponder: HTTPResponder {
             return parts[2] == "retry" ? .retryDead(id) : parts[2] == "discard" ? .discardDead(id) : nil
         case 1 where parts[0] == "pause": return .pause
         case 1 where parts[0] == "resume": return .resume
+        case 1 where parts[0] == "bulk": return .bulk
         default: return nil
         }
     }
@@ -195,6 +275,7 @@ public struct ConsoleResponder: HTTPResponder {
         var metadata: Logger.Metadata = [
             "user": "\(principal.name)", "role": "\(principal.role.rawValue)", "action": "\(action.name)",
         ]
+        if action == .bulk { return try await bulk(form: form, principal: principal, api: api, metadata: metadata) }
         let result: ActionResult
         var back = "/"
         switch action {
@@ -223,6 +304,8 @@ public struct ConsoleResponder: HTTPResponder {
             metadata["job_id"] = "\(id)"
             result = ActionResult(ok: !done.isEmpty, message: done.isEmpty ? "not a dead letter" : "discarded")
             back = "/dead-letters"
+        case .bulk:
+            throw WebError(.notFound, "no such action")
         case .pause, .resume:
             guard let scope = form["scope"].flatMap(QueueAdmin.PauseScope.init(rawValue:)) else {
                 throw WebError(.badRequest, "scope must be priority or kind")
@@ -246,6 +329,129 @@ public struct ConsoleResponder: HTTPResponder {
         logger.notice("web console action", metadata: metadata)
         if api { return json(result.ok ? .ok : .conflict, result) }
         return redirect(back + "?notice=" + HTML.urlEncode(result.message))
+    }
+
+    // MARK: Tier pages
+
+    static func optionalID(_ text: String?, _ name: String) throws -> Int64? {
+        guard let text, !text.isEmpty else { return nil }
+        guard let id = Int64(text), id >= 0 else { throw WebError(.badRequest, "\(name) must be an id") }
+        return id
+    }
+
+    static func limit(_ text: String?, default value: Int, maximum: Int = 500) throws -> Int {
+        guard let text, !text.isEmpty else { return value }
+        guard let limit = Int(text), (1...maximum).contains(limit) else { throw WebError(.badRequest, "limit is 1…\(maximum)") }
+        return limit
+    }
+
+    struct NotificationPage: Codable {
+        var notifications: [NotificationStatus]
+        /// Pass as `before` for the next page; nil on the last one.
+        var nextBefore: Int64?
+    }
+
+    struct PeriodicJob: Codable {
+        var name: String
+        var cron: String
+        var timeZone: String
+        var kind: String
+        var payload: String
+        /// The latest slot enqueued (nil before the first).
+        var lastSlot: String?
+        var lastEnqueuedAt: String?
+        /// The next three slots, ISO 8601 UTC.
+        var nextSlots: [String]
+    }
+
+    /// The configured schedules with their latest enqueued slot and next slots.
+    func periodic() async throws -> [PeriodicJob] {
+        let schedules = settings.schedules
+        let latest = try await database.withAdmin { try await $0.latestScheduleSlots(names: schedules.map(\.name)) }
+        let now = Date()
+        return schedules.map { schedule in
+            var slots: [String] = []
+            var after = now
+            while slots.count < 3, let next = schedule.cron.nextSlot(after: after) {
+                slots.append(ScheduledJob.isoTime(next))
+                after = next
+            }
+            return PeriodicJob(
+                name: schedule.name, cron: schedule.cron.expression, timeZone: schedule.cron.timeZone.identifier,
+                kind: schedule.kind, payload: schedule.payload, lastSlot: latest[schedule.name]?.slot,
+                lastEnqueuedAt: latest[schedule.name]?.enqueuedAt, nextSlots: slots)
+        }
+    }
+
+    // MARK: Bulk actions
+
+    /// The fields a bulk form carries for its filter, by target.
+    static let bulkFilterFields: [QueueAdmin.BulkTarget: [String]] = [
+        .jobs: ["id", "state", "kind", "priority", "unique_key", "contains", "field", "value"],
+        .deadLetters: ["kind"],
+    ]
+
+    struct BulkDryRun: Codable {
+        var target: QueueAdmin.BulkTarget
+        var action: QueueAdmin.BulkVerb
+        /// The filter as the bulk action stores it (JSON text).
+        var filter: String
+        var count: Int
+        /// Send back with `confirm=1` to act on exactly the rows counted.
+        var upper: JobID
+    }
+
+    /// POST /bulk: without `confirm=1` a dry run (the count and a confirm form); with
+    /// it, the audit row and the job that works through the matches, then its page.
+    private func bulk(form: [String: String], principal: WebPrincipal, api: Bool, metadata: Logger.Metadata) async throws -> Response {
+        guard let target = form["target"].flatMap(QueueAdmin.BulkTarget.init(rawValue:)) else {
+            throw WebError(.badRequest, "target must be jobs or dead_letters")
+        }
+        guard let verb = form["action"].flatMap(QueueAdmin.BulkVerb.init(rawValue:)) else {
+            throw WebError(.badRequest, "action must be retry, cancel or discard")
+        }
+        if target == .deadLetters, verb == .cancel {
+            throw WebError(.badRequest, "dead letters are retried or discarded, not cancelled")
+        }
+        let fields = Self.bulkFilterFields[target] ?? []
+        let given = form.filter { fields.contains($0.key) && !$0.value.trimmingCharacters(in: .whitespaces).isEmpty }
+        let filter: String
+        switch target {
+        case .jobs:
+            filter = QueueAdmin.bulkFilter(try parseFilter(given, principal: principal))
+        case .deadLetters:
+            let kind = given["kind"]?.trimmingCharacters(in: .whitespaces)
+            guard (kind?.count ?? 0) <= 128 else { throw WebError(.badRequest, "kind is at most 128 characters") }
+            filter = QueueAdmin.bulkDeadLetterFilter(kind: kind)
+        }
+        var metadata = metadata
+        metadata["action"] = "bulk_\(verb.rawValue)"
+        metadata["target"] = "\(target.rawValue)"
+        metadata["filter"] = "\(filter)"
+        guard form["confirm"] == "1" else {
+            let count = try await database.withAdmin { try await $0.countBulk(target: target, filter: filter) }
+            let dryRun = BulkDryRun(target: target, action: verb, filter: filter, count: count.count, upper: count.upper)
+            if api { return json(.ok, dryRun) }
+            return html(bulkDryRunPage(dryRun, fields: given, principal: principal))
+        }
+        guard let upper = form["upper"].flatMap({ JobID($0) }), upper >= 0 else {
+            throw WebError(.badRequest, "upper (from the dry run) is required to confirm")
+        }
+        var batch = 1000
+        if let text = form["batch"], !text.isEmpty {
+            guard let value = Int(text), (1...10_000).contains(value) else { throw WebError(.badRequest, "batch is 1…10000") }
+            batch = value
+        }
+        let started = try await database.withAdmin {
+            try await $0.startBulkAction(
+                target: target, action: verb, filter: filter, requestedBy: principal.name, upper: upper, batch: batch)
+        }
+        metadata["bulk_action_id"] = "\(started.id)"
+        metadata["expected"] = "\(started.expected)"
+        metadata["result"] = "started"
+        logger.notice("web console action", metadata: metadata)
+        if api { return json(.ok, started) }
+        return redirect("/bulk/\(started.id)?notice=" + HTML.urlEncode("started: \(started.expected) to work through"))
     }
 
     struct ActionResult: Codable {

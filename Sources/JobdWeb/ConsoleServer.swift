@@ -57,7 +57,8 @@ public struct ConsoleServer: Service {
         self.logger = logger
         self.boundPort = BoundPort()
         let database = ConsoleDatabase(
-            conninfo: conninfo, size: settings.connections, queryTimeout: settings.queryTimeout, logger: logger)
+            conninfo: conninfo, size: settings.connections, queryTimeout: settings.queryTimeout,
+            tierURLs: settings.tierURLs, logger: logger)
         let source = OverviewSource(database: database, redis: redis, logger: logger)
         self.source = source
         self.database = database

@@ -6,9 +6,15 @@ import JobdPostgres
 /// overview's figures. No inline script or style (the Content-Security-Policy forbids
 /// them): presentation is in /static/console.css, behaviour in /static/console.js.
 enum Pages {
-    static func layout(title: String, principal: WebPrincipal?, csrf: String? = nil, refresh: String? = nil, body: String) -> String {
+    /// `reloadSeconds`: the page reloads itself that often (a `<meta>` refresh: works
+    /// without JavaScript, allowed by the policy), for progress that moves.
+    static func layout(
+        title: String, principal: WebPrincipal?, csrf: String? = nil, refresh: String? = nil, reloadSeconds: Int? = nil,
+        body: String
+    ) -> String {
         let who = principal.map { "<span class=\"who\">\(HTML.escape($0.name)) · \(HTML.escape($0.role.rawValue))</span>" } ?? ""
         let meta = csrf.map { "<meta name=\"csrf-token\" content=\"\(HTML.escape($0))\">" } ?? ""
+        let reload = reloadSeconds.map { "<meta http-equiv=\"refresh\" content=\"\($0)\">" } ?? ""
         let main = refresh.map { "<main data-refresh=\"\(HTML.escape($0))\">" } ?? "<main>"
         return """
             <!doctype html>
@@ -16,14 +22,14 @@ enum Pages {
             <head>
             <meta charset="utf-8">
             <meta name="viewport" content="width=device-width, initial-scale=1">
-            \(meta)
+            \(meta)\(reload)
             <title>jobd · \(HTML.escape(title))</title>
             <link rel="stylesheet" href="/static/console.css">
             <script src="/static/console.js" defer></script>
             </head>
             <body>
             <header><strong>jobd</strong>
-            <nav><a href="/">Overview</a> <a href="/jobs">Jobs</a> <a href="/dead-letters">Dead letters</a></nav>
+            <nav><a href="/">Overview</a> <a href="/jobs">Jobs</a> <a href="/dead-letters">Dead letters</a> <a href="/bulk">Bulk actions</a> <a href="/periodic">Periodic</a> <a href="/notifications">Notifications</a> <a href="/campaigns">Campaigns</a> <a href="/content">Content</a></nav>
             \(who)</header>
             \(main)
             \(body)
@@ -201,6 +207,7 @@ extension ConsoleResponder {
             <table><thead><tr><th>id</th><th>kind</th><th>state</th><th>priority</th><th>attempt</th><th>run at</th><th>unique key</th><th>last error</th></tr></thead>
             <tbody>\(rows)</tbody></table>
             \(next)
+            \(principal.mayAct ? bulkForm(target: .jobs, verbs: [.retry, .cancel, .discard], query: query, principal: principal) : "")
             """
         return Pages.layout(title: "Jobs", principal: principal, body: body)
     }
@@ -289,7 +296,108 @@ extension ConsoleResponder {
             <table><thead><tr><th>job</th><th>kind</th><th>priority</th><th>attempts</th><th>reason</th><th>dead at</th><th>last error</th><th></th></tr></thead>
             <tbody>\(rows)</tbody></table>
             <p class="muted">Newest first, \(limit) a page (\(letters.count) shown).\(older)</p>
+            \(principal.mayAct ? bulkForm(target: .deadLetters, verbs: [.retry, .discard], query: kind.map { ["kind": $0] } ?? [:], principal: principal) : "")
             """
         return Pages.layout(title: "Dead letters", principal: principal, body: body)
+    }
+}
+
+extension ConsoleResponder {
+    /// "Everything matching this filter": posts the page's filter for a dry run.
+    func bulkForm(
+        target: QueueAdmin.BulkTarget, verbs: [QueueAdmin.BulkVerb], query: [String: String], principal: WebPrincipal
+    ) -> String {
+        let csrf = auth.csrfToken(for: principal)
+        var hidden = "<input type=\"hidden\" name=\"csrf\" value=\"\(HTML.escape(csrf))\">"
+            + "<input type=\"hidden\" name=\"target\" value=\"\(target.rawValue)\">"
+        for key in Self.bulkFilterFields[target] ?? [] {
+            if let value = query[key], !value.isEmpty {
+                hidden += "<input type=\"hidden\" name=\"\(key)\" value=\"\(HTML.escape(value))\">"
+            }
+        }
+        let options = verbs.map { "<option value=\"\($0.rawValue)\">\($0.rawValue)</option>" }.joined()
+        return """
+            <form method="post" action="/bulk" class="bulk">\(hidden)
+            <label>Everything matching this filter: <select name="action">\(options)</select></label>
+            <button type="submit">Count first (dry run)</button></form>
+            """
+    }
+
+    static func filterText(_ filter: String) -> String {
+        filter == "{}" ? "no filter: everything" : filter
+    }
+
+    func bulkDryRunPage(_ dryRun: BulkDryRun, fields: [String: String], principal: WebPrincipal) -> String {
+        let csrf = auth.csrfToken(for: principal)
+        var hidden = ""
+        for (key, value) in fields.sorted(by: { $0.key < $1.key }) {
+            hidden += "<input type=\"hidden\" name=\"\(HTML.escape(key))\" value=\"\(HTML.escape(value))\">"
+        }
+        let what = dryRun.target == .jobs ? "jobs" : "dead letters"
+        let body = """
+            <h1>Bulk \(dryRun.action.rawValue): dry run</h1>
+            <p><strong id="bulk-count">\(dryRun.count)</strong> \(what) match <code>\(HTML.escape(Self.filterText(dryRun.filter)))</code> now.</p>
+            <p class="muted">Confirming records who asked and runs the action as a job, a batch at a time, on these \(what)
+            (ones added later are not touched); its page shows the progress.</p>
+            <form method="post" action="/bulk" class="bulk">
+            <input type="hidden" name="csrf" value="\(HTML.escape(csrf))">
+            <input type="hidden" name="target" value="\(dryRun.target.rawValue)">
+            <input type="hidden" name="action" value="\(dryRun.action.rawValue)">
+            <input type="hidden" name="upper" value="\(dryRun.upper)">
+            <input type="hidden" name="confirm" value="1">\(hidden)
+            <button type="submit" class="danger"\(dryRun.count == 0 ? " disabled" : "")>\(dryRun.action.rawValue.capitalized) \(dryRun.count) \(what)</button>
+            <a href="\(dryRun.target == .jobs ? "/jobs" : "/dead-letters")">back</a></form>
+            """
+        return Pages.layout(title: "Bulk \(dryRun.action.rawValue)", principal: principal, body: body)
+    }
+
+    static func bulkStatus(_ action: QueueAdmin.BulkAction) -> String {
+        if action.finishedAt != nil { return "finished" }
+        if action.jobState == "dead" || action.jobState == "cancelled" { return "stopped (job \(action.jobState ?? ""))" }
+        return action.startedAt == nil ? "queued" : "running"
+    }
+
+    func bulkPage(_ action: QueueAdmin.BulkAction, principal: WebPrincipal, notice: String?) -> String {
+        let status = Self.bulkStatus(action)
+        func row(_ name: String, _ value: String?) -> String {
+            "<tr><th>\(name)</th><td>\(HTML.escape(value ?? "—"))</td></tr>"
+        }
+        let job = action.jobID.map { "<a href=\"/jobs/\($0)\">\($0)</a> (\(HTML.escape(action.jobState ?? "pruned")))" } ?? "—"
+        let body = """
+            <h1>Bulk action \(action.id)</h1>
+            \(Pages.notice(notice))
+            <p><progress id="bulk-progress" max="\(max(action.expected, 1))" value="\(min(action.processed, max(action.expected, 1)))"></progress>
+            <span id="bulk-status">\(HTML.escape(status))</span>: <span id="bulk-processed">\(action.processed)</span> of
+            <span id="bulk-expected">\(action.expected)</span> worked through, <span id="bulk-affected">\(action.affected)</span> changed.</p>
+            <table class="detail">
+            \(row("action", action.action))\(row("target", action.target))\(row("filter", Self.filterText(action.filter)))
+            \(row("requested by", action.requestedBy))\(row("requested at", action.createdAt))
+            \(row("started", action.startedAt))\(row("finished", action.finishedAt))\(row("batch", String(action.batch)))
+            <tr><th>job</th><td>\(job)</td></tr>\(row("job error", action.jobError))
+            </table>
+            """
+        return Pages.layout(
+            title: "Bulk action \(action.id)", principal: principal,
+            reloadSeconds: status == "running" || status == "queued" ? 2 : nil, body: body)
+    }
+
+    func bulkListPage(_ actions: [QueueAdmin.BulkAction], principal: WebPrincipal) -> String {
+        var rows = ""
+        for action in actions {
+            rows += """
+                <tr><td class="num"><a href="/bulk/\(action.id)">\(action.id)</a></td><td>\(HTML.escape(action.action))</td>\
+                <td>\(HTML.escape(action.target))</td><td><code>\(HTML.escape(Self.filterText(action.filter)))</code></td>\
+                <td>\(HTML.escape(action.requestedBy))</td><td class="num">\(action.processed) / \(action.expected)</td>\
+                <td class="num">\(action.affected)</td><td>\(HTML.escape(Self.bulkStatus(action)))</td><td>\(HTML.escape(action.createdAt))</td></tr>
+                """
+        }
+        if rows.isEmpty { rows = "<tr><td colspan=\"9\" class=\"muted\">no bulk action yet</td></tr>" }
+        let body = """
+            <h1>Bulk actions</h1>
+            <p class="muted">Start one from the jobs or dead-letters page: filter, then "everything matching this filter".</p>
+            <table><thead><tr><th>id</th><th>action</th><th>target</th><th>filter</th><th>by</th><th>done</th><th>changed</th><th>status</th><th>requested</th></tr></thead>
+            <tbody>\(rows)</tbody></table>
+            """
+        return Pages.layout(title: "Bulk actions", principal: principal, body: body)
     }
 }

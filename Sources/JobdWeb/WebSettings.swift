@@ -121,6 +121,12 @@ public struct WebSettings: Sendable {
     public var connections: Int = 4
     /// Deadline of each of its statements, seconds.
     public var queryTimeout: Double = 5
+    /// Databases of the tiers that are not in the queue's (`JOBD_<TIER>_DATABASE_URL`):
+    /// the notifications, campaigns and content pages read there, two connections each.
+    public var tierURLs: [DataTier: String] = [:]
+    /// The periodic jobs (`JOBD_SCHEDULES` and the built-in ones) the periodic-jobs
+    /// page lists with their next slots.
+    public var schedules: [ScheduledJob] = []
 
     public init(host: String = "127.0.0.1", port: Int = 8080, users: [WebCredential] = [], tokens: [WebCredential] = [],
                 secret: [UInt8]? = nil) {

@@ -91,6 +91,8 @@ struct SystemdSupervisor: Sendable {
         let want = desired > usage.total ? " (want \(desired))" : ""
         return "\(state): workers \(usage.busy)/\(usage.total) busy\(want), \(daemon.stats.finishedInLastMinute()) jobs/min, "
             + "backlog \(s.dueBacklog) due, \(s.deadLetterCount) dead letters, "
+            // Paused lanes or kinds hold jobs back: say so where an operator looks first.
+            + (s.pausedCount > 0 ? "\(s.pausedCount) paused, " : "")
             + "postgres \(s.postgresHealthy ? "ok" : "down"), redis \(s.redisHealthy ? "ok" : "down")"
     }
 }

@@ -17,6 +17,10 @@ enum WebConsoleSetup {
             var settings = WebSettings(
                 host: host, port: port, users: users, tokens: tokens, secret: config.webSecret.map { Array($0.utf8) })
             settings.queryTimeout = min(config.commandTimeout, 10)
+            settings.schedules = config.schedules
+            for tier in DataTier.allCases {
+                if let url = config.databaseURL(for: tier), url != config.databaseURL { settings.tierURLs[tier] = url }
+            }
             try settings.validate()
             return settings
         } catch {

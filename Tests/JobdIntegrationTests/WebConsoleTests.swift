@@ -494,6 +494,356 @@ struct WebConsoleTests {
 
     // MARK: Cancel and pause against a real daemon
 
+    // MARK: Bulk actions
+
+    static func merged(_ base: [String: String], _ extra: [String: String]) -> [String: String] {
+        var result = base
+        for (key, value) in extra { result[key] = value }
+        return result
+    }
+
+    /// The dry run's count for `fields` (and 200), -1 when it has none.
+    static func dryRunCount(_ console: ConsoleUnderTest, auth: String, token: String, _ fields: [String: String]) async throws -> Int {
+        let reply = try await console.request("POST", "/api/v1/bulk", auth: auth, form: merged(fields, ["csrf": token]))
+        let status = reply.status
+        #expect(status == 200, "\(fields): \(reply.body)")
+        let count = try console.json(reply)["count"] as? Int
+        return count ?? -1
+    }
+
+    @Test("bulk actions: refused to read-only users and without CSRF; the dry run counts exactly the matching rows")
+    func bulkDryRun() async throws {
+        try await withWorld { world in
+            try await world.exec("""
+                INSERT INTO queue.jobs (kind, payload, priority, run_at)
+                SELECT CASE WHEN g % 4 = 0 THEN 'other' ELSE 'report' END, jsonb_build_object('tenant', g % 3, 'n', g),
+                       CASE WHEN g % 5 = 0 THEN 'low' ELSE 'normal' END, now() + interval '1 hour'
+                  FROM generate_series(1, 60) g
+                """)
+            try await world.exec("UPDATE queue.jobs SET state = 'dead' WHERE id % 6 = 0")
+            try await world.exec("""
+                INSERT INTO queue.dead_letters (job_id, kind, payload, priority, attempts, reason)
+                SELECT id, kind, payload, priority, 1, 'failed' FROM queue.jobs WHERE state = 'dead'
+                """)
+            try await withConsole(world, try Self.authSettings()) { console in
+                let alice = Self.basic(Self.alice)
+                let bob = Self.basic(Self.bob)
+                let aliceToken = try await console.csrf(auth: alice)
+                let bobToken = try await console.csrf(auth: bob)
+                let form = ["target": "jobs", "action": "cancel", "kind": "report"]
+                // Read-only: refused for the dry run and the confirm, page and API alike.
+                #expect(try await console.request("POST", "/bulk", auth: bob, form: Self.merged(form, ["csrf": bobToken])).status == 403)
+                #expect(try await console.request("POST", "/api/v1/bulk", auth: bob, form: Self.merged(form, ["csrf": bobToken, "confirm": "1", "upper": "1000"])).status == 403)
+                // No CSRF token, or another user's.
+                #expect(try await console.request("POST", "/bulk", auth: alice, form: form).status == 403)
+                #expect(try await console.request("POST", "/api/v1/bulk", auth: alice, form: Self.merged(form, ["csrf": bobToken, "confirm": "1", "upper": "1000"])).status == 403)
+                #expect(try await world.int("SELECT count(*) FROM queue.bulk_actions") == 0)
+                #expect(try await world.int("SELECT count(*) FROM queue.jobs WHERE state = 'cancelled'") == 0)
+
+                // Dry runs: the count is the rows matching, filter by filter.
+                let cases: [([String: String], String)] = [
+                    (["kind": "report"], "kind = 'report'"),
+                    (["kind": "report", "priority": "low"], "kind = 'report' AND priority = 'low'"),
+                    (["state": "dead"], "state = 'dead'"),
+                    (["contains": "{\"tenant\": 1}"], "payload @> '{\"tenant\": 1}'"),
+                    (["field": "tenant", "value": "2", "kind": "other"], "payload @> '{\"tenant\": 2}' AND kind = 'other'"),
+                    ([:], "true"),
+                ]
+                for (fields, condition) in cases {
+                    let expected = try await world.int("SELECT count(*) FROM queue.jobs WHERE \(condition)")
+                    #expect(expected > 0)
+                    let got = try await Self.dryRunCount(console, auth: alice, token: aliceToken, Self.merged(["target": "jobs", "action": "retry"], fields))
+                    #expect(got == expected, "\(condition)")
+                }
+                let deadExports = try await world.int("SELECT count(*) FROM queue.dead_letters WHERE kind = 'report'")
+                #expect(try await Self.dryRunCount(console, auth: alice, token: aliceToken, ["target": "dead_letters", "action": "discard", "kind": "report"]) == deadExports)
+                let allDead = try await world.int("SELECT count(*) FROM queue.dead_letters")
+                #expect(try await Self.dryRunCount(console, auth: alice, token: aliceToken, ["target": "dead_letters", "action": "retry"]) == allDead)
+                // Bad requests.
+                for bad in [["target": "jobs", "action": "explode"], ["target": "everything", "action": "retry"],
+                            ["target": "dead_letters", "action": "cancel"], ["target": "jobs", "action": "retry", "state": "asleep"]] {
+                    let reply = try await console.request("POST", "/api/v1/bulk", auth: alice, form: Self.merged(bad, ["csrf": aliceToken]))
+                    #expect(reply.status == 400, "\(bad)")
+                }
+                // The page: the count and a confirm form carrying the filter, the bound and the token.
+                let page = try await console.request("POST", "/bulk", auth: alice, form: Self.merged(form, ["csrf": aliceToken]))
+                #expect(page.status == 200)
+                let reports = try await world.int("SELECT count(*) FROM queue.jobs WHERE kind = 'report'")
+                #expect(page.body.contains("<strong id=\"bulk-count\">\(reports)</strong>"))
+                #expect(page.body.contains("name=\"confirm\" value=\"1\""))
+                #expect(page.body.contains("name=\"kind\" value=\"report\""))
+                #expect(page.body.contains("name=\"csrf\" value=\"\(aliceToken)\""))
+                // Nothing was changed or recorded by the dry runs.
+                #expect(try await world.int("SELECT count(*) FROM queue.bulk_actions") == 0)
+                #expect(try await world.int("SELECT count(*) FROM queue.jobs WHERE state = 'cancelled'") == 0)
+                // The jobs and dead-letter pages offer it to operators only.
+                #expect(try await console.request("GET", "/jobs?kind=report", auth: alice).body.contains("action=\"/bulk\""))
+                #expect(!(try await console.request("GET", "/jobs?kind=report", auth: bob).body.contains("action=\"/bulk\"")))
+                #expect(try await console.request("GET", "/dead-letters", auth: alice).body.contains("action=\"/bulk\""))
+            }
+        }
+    }
+
+    @Test("bulk actions: confirming records who asked and runs a job that works through the matches in batches to the end")
+    func bulkRuns() async throws {
+        try await withWorld { world in
+            try await world.exec("""
+                INSERT INTO queue.jobs (kind, payload, run_at)
+                SELECT CASE WHEN g % 4 = 0 THEN 'other' ELSE 'report' END, jsonb_build_object('tenant', g % 3),
+                       now() + interval '1 hour'
+                  FROM generate_series(1, 40) g
+                """)
+            try await world.exec("""
+                INSERT INTO queue.jobs (kind, state, run_at, finished_at)
+                SELECT CASE WHEN g % 3 = 0 THEN 'other' ELSE 'export' END, 'dead', now(), now() FROM generate_series(1, 17) g
+                """)
+            try await world.exec("""
+                INSERT INTO queue.dead_letters (job_id, kind, payload, priority, attempts, reason)
+                SELECT id, kind, payload, priority, 1, 'failed' FROM queue.jobs WHERE state = 'dead'
+                """)
+            let logs = LogCapture()
+            let matching = try await world.int("SELECT count(*) FROM queue.jobs WHERE kind = 'report' AND payload @> '{\"tenant\": 1}'")
+            let deadExports = try await world.int("SELECT count(*) FROM queue.dead_letters WHERE kind = 'export'")
+            try await withConsole(world, try Self.authSettings(), logger: logs.logger()) { console in
+                let alice = Self.basic(Self.alice)
+                let token = try await console.csrf(auth: alice)
+                let fields = ["target": "jobs", "action": "cancel", "kind": "report", "field": "tenant", "value": "1", "csrf": token]
+                let dry = try console.json(try await console.request("POST", "/api/v1/bulk", auth: alice, form: fields))
+                #expect(dry["count"] as? Int == matching)
+                let upper = try #require(dry["upper"] as? Int)
+                // Enqueued after the dry run: matches, but is not in the set counted.
+                let late = try await world.int("INSERT INTO queue.jobs (kind, payload, run_at) VALUES ('report', '{\"tenant\": 1}', now() + interval '1 hour') RETURNING id")
+                let confirmed = try await console.request(
+                    "POST", "/bulk", auth: alice, form: Self.merged(fields, ["confirm": "1", "upper": String(upper), "batch": "4"]))
+                #expect(confirmed.status == 303)
+                let location = try #require(confirmed.header("location"))
+                #expect(location.hasPrefix("/bulk/"))
+                let digits = String(location.dropFirst("/bulk/".count).prefix(while: \.isNumber))
+                let id = try #require(Int(digits))
+                // Audited before anything ran: who, what, the filter, the count.
+                #expect(try await world.scalar("SELECT requested_by FROM queue.bulk_actions WHERE id = $1", [String(id)]) == "alice")
+                #expect(try await world.int("SELECT expected FROM queue.bulk_actions WHERE id = $1", [String(id)]) == matching)
+                #expect(try await world.scalar("SELECT filter->>'kind' FROM queue.bulk_actions WHERE id = $1", [String(id)]) == "report")
+                let queued = try await console.request("GET", "/bulk/\(id)", auth: alice)
+                #expect(queued.body.contains("http-equiv=\"refresh\""))
+                #expect(queued.body.contains("queued"))
+                // The job is internal: a producer cannot enqueue it (the door of migration 0013).
+                #expect(try await world.int("SELECT count(*) FROM queue.internal_kinds WHERE kind = 'queue.bulk_action'") == 1)
+
+                // Dead letters by bearer token (no CSRF), discarded in batches of 5.
+                let carol = "Bearer \(Self.carolToken)"
+                let dryDead = try console.json(try await console.request(
+                    "POST", "/api/v1/bulk", auth: carol, form: ["target": "dead_letters", "action": "discard", "kind": "export"]))
+                #expect(dryDead["count"] as? Int == deadExports)
+                let started = try console.json(try await console.request(
+                    "POST", "/api/v1/bulk", auth: carol,
+                    form: ["target": "dead_letters", "action": "discard", "kind": "export", "confirm": "1",
+                           "upper": String(try #require(dryDead["upper"] as? Int)), "batch": "5"]))
+                let deadID = try #require(started["id"] as? Int)
+                #expect(started["expected"] as? Int == deadExports)
+
+                let daemon = world.makeDaemon(world.configuration())
+                try await world.running([daemon]) {
+                    try await waitUntil(timeout: 30, "both bulk actions finished") {
+                        try await world.int("SELECT count(*) FROM queue.bulk_actions WHERE finished_at IS NOT NULL") == 2
+                    }
+                }
+                // Exactly the rows counted changed; the late one did not.
+                #expect(try await world.int("SELECT count(*) FROM queue.jobs WHERE state = 'cancelled' AND kind = 'report'") == matching)
+                #expect(try await world.scalar("SELECT state FROM queue.jobs WHERE id = $1", [String(late)]) == "available")
+                #expect(try await world.int("SELECT count(*) FROM queue.jobs WHERE kind = 'report' AND state = 'available'") == 30 - matching + 1)
+                #expect(try await world.int("SELECT count(*) FROM queue.dead_letters WHERE kind = 'export'") == 0)
+                #expect(try await world.int("SELECT count(*) FROM queue.dead_letters WHERE kind = 'other'") == 17 - deadExports)
+                let row = try await world.exec(
+                    "SELECT expected, processed, affected, requested_by, started_at IS NOT NULL FROM queue.bulk_actions WHERE id = $1", [String(id)])
+                #expect(row.rows.first == [String(matching), String(matching), String(matching), "alice", "t"])
+                let dead = try await world.exec("SELECT processed, affected, requested_by FROM queue.bulk_actions WHERE id = $1", [String(deadID)])
+                #expect(dead.rows.first == [String(deadExports), String(deadExports), "carol"])
+                #expect(try await world.scalar("SELECT state FROM queue.jobs WHERE kind = 'queue.bulk_action' AND payload->>'bulk_action_id' = $1", [String(id)]) == "completed")
+
+                // The page shows it finished, and the API the same figures.
+                let page = try await console.request("GET", "/bulk/\(id)", auth: Self.basic(Self.bob))
+                #expect(page.status == 200)
+                #expect(page.body.contains("<span id=\"bulk-status\">finished</span>"))
+                #expect(page.body.contains("<span id=\"bulk-processed\">\(matching)</span>"))
+                #expect(!page.body.contains("http-equiv=\"refresh\""))
+                let api = try console.json(try await console.request("GET", "/api/v1/bulk/\(id)", auth: alice))
+                #expect(api["requested_by"] as? String == "alice")
+                #expect(api["affected"] as? Int == matching)
+                #expect(try await console.request("GET", "/bulk", auth: alice).body.contains("/bulk/\(deadID)"))
+                #expect(try await console.request("GET", "/bulk/999999", auth: alice).status == 404)
+            }
+            // The journal names who: the console when confirmed, the daemon when done.
+            #expect(logs.messages("web console action").contains {
+                $0.metadata["user"] == "alice" && $0.metadata["action"] == "bulk_cancel" && $0.metadata["expected"] == String(matching)
+            })
+            #expect(logs.messages("web console action").contains { $0.metadata["user"] == "carol" && $0.metadata["action"] == "bulk_discard" })
+            #expect(world.logs.messages("bulk action finished").contains {
+                $0.metadata["user"] == "alice" && $0.metadata["affected"] == String(matching)
+            })
+        }
+    }
+
+    // MARK: API of the other tiers, and the OpenAPI file
+
+    /// Notifications with mixed statuses and tries, a campaign, a dead letter, a bulk action.
+    static func tierData(_ world: QueueWorld) async throws -> (notification: Int, campaign: Int, job: Int, bulk: Int) {
+        try await world.exec("""
+            INSERT INTO notifications.notifications (idempotency_key, channel, recipient, subject, body, status, tries, sent_at, last_error)
+            SELECT 'k' || g, 'webhook', 'https://hooks.example/' || g, NULL, '{"secret": "body"}',
+                   CASE g % 3 WHEN 0 THEN 'sent' WHEN 1 THEN 'failed' ELSE 'pending' END, g % 3,
+                   CASE WHEN g % 3 = 0 THEN now() END, CASE WHEN g % 3 = 1 THEN 'HTTP 500' END
+              FROM generate_series(1, 25) g
+            """)
+        let notification = try await world.int("SELECT min(id) FROM notifications.notifications WHERE status = 'failed'")
+        try await world.exec("""
+            INSERT INTO notifications.attempts (notification_id, try, destination, started_at, duration_ms, outcome, status_code, excerpt)
+            VALUES ($1, 1, 'https://hooks.example:443', now(), 12.5, 'failed', 500, 'server <b>error</b>')
+            """, [String(notification)])
+        let workspace = try await world.scalar("INSERT INTO oltp.workspaces (name) VALUES ('acme') RETURNING id")!
+        let account = try await world.scalar("""
+            INSERT INTO oltp.email_accounts (workspace_id, name, from_address, relay_url, unsubscribe_url)
+            VALUES ($1, 'news', 'news@acme.test', 'smtp://127.0.0.1:1', 'https://acme.test/u') RETURNING id
+            """, [workspace])!
+        let list = try await world.scalar("INSERT INTO oltp.lists (workspace_id, name) VALUES ($1, 'all') RETURNING id", [workspace])!
+        let campaign = try await world.int("""
+            INSERT INTO oltp.campaigns (workspace_id, name, account_id, list_id, subject, text_template)
+            VALUES ($1, 'spring <sale>', $2, $3, 'Hello', 'Hi') RETURNING id
+            """, [workspace, account, list])
+        let job = try await world.int("INSERT INTO queue.jobs (kind, state, run_at, finished_at) VALUES ('export', 'dead', now(), now()) RETURNING id")
+        try await world.exec("INSERT INTO queue.dead_letters (job_id, kind, payload, priority, attempts, reason) VALUES ($1, 'export', '{}', 'normal', 1, 'failed')", [String(job)])
+        let bulk = try await world.int("SELECT id FROM queue.bulk_action_start('jobs', 'retry', '{\"kind\": \"nothing\"}', 'alice', 1, 10)")
+        return (notification, campaign, job, bulk)
+    }
+
+    @Test("API: notifications by id and by status in keyset pages, campaigns, periodic jobs, content search; pages for each")
+    func tierAPI() async throws {
+        try await withWorld { world in
+            let data = try await Self.tierData(world)
+            var settings = try Self.authSettings()
+            settings.schedules = [
+                ScheduledJob(name: "nightly", cron: try CronSchedule("0 3 * * *"), kind: "report.daily"),
+                ScheduledJob(name: "often", cron: try CronSchedule("*/5 * * * *"), kind: "noop"),
+            ]
+            try await world.exec("INSERT INTO queue.schedule_slots (name, slot) VALUES ('nightly', '2026-01-01 03:00+00'), ('nightly', '2026-01-02 03:00+00')")
+            try await withConsole(world, settings) { console in
+                let alice = Self.basic(Self.alice)
+                let bob = Self.basic(Self.bob)
+                // One notification with its tries.
+                let one = try console.json(try await console.request("GET", "/api/v1/notifications/\(data.notification)", auth: bob))
+                #expect(one["status"] as? String == "failed")
+                #expect(one["last_error"] as? String == "HTTP 500")
+                let tries = one["attempts"] as? [[String: Any]] ?? []
+                #expect(tries.count == 1 && tries.first?["status_code"] as? Int == 500 && tries.first?["outcome"] as? String == "failed")
+                #expect(!(try await console.request("GET", "/api/v1/notifications/\(data.notification)", auth: bob).body.contains("secret")))
+                #expect(try await console.request("GET", "/api/v1/notifications/999999", auth: bob).status == 404)
+                // By status, in keyset pages of 3: every failed one once, newest first.
+                var seen: [Int] = []
+                var before: Int?
+                var pages = 0
+                while true {
+                    var path = "/api/v1/notifications?status=failed&limit=3"
+                    if let before { path += "&before=\(before)" }
+                    let page = try console.json(try await console.request("GET", path, auth: bob))
+                    let items = page["notifications"] as? [[String: Any]] ?? []
+                    let statuses = Set(items.compactMap { $0["status"] as? String })
+                    #expect(statuses.isSubset(of: ["failed"]))
+                    seen += items.compactMap { $0["id"] as? Int }
+                    before = page["next_before"] as? Int
+                    pages += 1
+                    if before == nil || pages >= 10 { break }
+                }
+                let failed = try await world.exec("SELECT id FROM notifications.notifications WHERE status = 'failed' ORDER BY id DESC")
+                let expectedIDs = failed.rows.compactMap { row in row.first.flatMap { $0 }.flatMap { Int($0) } }
+                let seenIDs = seen
+                let pageCount = pages
+                #expect(seenIDs == expectedIDs)
+                // 9 in pages of 3: the third is full, so a fourth (empty) one ends the walk.
+                #expect(seenIDs.count == 9 && pageCount == 4)
+                #expect(try await console.request("GET", "/api/v1/notifications?status=lost", auth: bob).status == 400)
+                #expect(try await console.request("GET", "/api/v1/notifications?before=x", auth: bob).status == 400)
+                // The page escapes what it shows.
+                let notificationPage = try await console.request("GET", "/notifications/\(data.notification)", auth: bob)
+                #expect(notificationPage.status == 200)
+                #expect(notificationPage.body.contains("server &lt;b&gt;error&lt;/b&gt;"))
+                #expect(try await console.request("GET", "/notifications?status=failed", auth: bob).body.contains("/notifications/\(data.notification)"))
+
+                // Campaigns: the status of `jobd campaign status`, list and one.
+                let campaign = try console.json(try await console.request("GET", "/api/v1/campaigns/\(data.campaign)", auth: bob))
+                #expect(campaign["name"] as? String == "spring <sale>")
+                #expect(campaign["status"] as? String == "draft")
+                let campaigns = try console.jsonArray(try await console.request("GET", "/api/v1/campaigns", auth: bob))
+                #expect(campaigns.compactMap { $0["id"] as? Int } == [data.campaign])
+                #expect(try await console.request("GET", "/api/v1/campaigns/424242", auth: bob).status == 404)
+                let campaignsPage = try await console.request("GET", "/campaigns", auth: bob)
+                #expect(campaignsPage.body.contains("spring &lt;sale&gt;") && campaignsPage.body.contains("<progress"))
+
+                // Periodic jobs: the latest slot enqueued and the next ones.
+                let periodic = try console.jsonArray(try await console.request("GET", "/api/v1/periodic", auth: bob))
+                #expect(periodic.compactMap { $0["name"] as? String } == ["nightly", "often"])
+                #expect(periodic.first?["last_slot"] as? String == "2026-01-02T03:00:00Z")
+                let lastSlot = periodic.last?["last_slot"]
+                #expect(lastSlot == nil || lastSlot is NSNull)
+                let next = periodic.first?["next_slots"] as? [String] ?? []
+                #expect(next.count == 3 && next.allSatisfy { $0.hasSuffix("T03:00:00Z") })
+                #expect(try await console.request("GET", "/periodic", auth: bob).body.contains("report.daily"))
+
+                // Content search: operators only; an empty result is an empty list.
+                #expect(try await console.request("GET", "/api/v1/content?q=invoice", auth: bob).status == 403)
+                #expect(try await console.request("GET", "/api/v1/content", auth: alice).status == 400)
+                let hits = try await console.request("GET", "/api/v1/content?q=invoice", auth: alice)
+                #expect(hits.status == 200 && hits.body == "[]")
+                #expect(try await console.request("GET", "/content", auth: bob).body.contains("for operators"))
+            }
+        }
+    }
+
+    @Test("every path of docs/openapi.yaml answers: GETs with 200 and JSON, POSTs with a refusal for want of a CSRF token (not 404)")
+    func openAPIPathsAnswer() async throws {
+        let file = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("docs/openapi.yaml")
+        let text = try String(contentsOf: file, encoding: .utf8)
+        // Paths are the two-space-indented keys under `paths:`, methods the four-space ones.
+        var operations: [(method: String, path: String)] = []
+        var inPaths = false
+        var current: String?
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            if line == "paths:" { inPaths = true; continue }
+            guard inPaths else { continue }
+            if line.hasPrefix("  /"), line.hasSuffix(":") {
+                current = String(line.dropFirst(2).dropLast())
+            } else if let path = current, line == "    get:" {
+                operations.append(("get", path))
+            } else if let path = current, line == "    post:" {
+                operations.append(("post", path))
+            }
+        }
+        #expect(operations.count >= 21, "\(operations)")
+        try await withWorld { world in
+            let data = try await Self.tierData(world)
+            try await withConsole(world, try Self.authSettings()) { console in
+                let alice = Self.basic(Self.alice)
+                for operation in operations {
+                    var path = operation.path
+                    let id = path.hasPrefix("/notifications") ? data.notification
+                        : path.hasPrefix("/campaigns") ? data.campaign : path.hasPrefix("/bulk") ? data.bulk : data.job
+                    path = path.replacingOccurrences(of: "{id}", with: String(id))
+                    if path == "/content" { path += "?q=invoice" }
+                    let reply = try await console.request(operation.method.uppercased(), "/api/v1" + path, auth: alice)
+                    if operation.method == "get" {
+                        #expect(reply.status == 200, "GET \(path): \(reply.status) \(reply.body)")
+                        #expect(reply.header("content-type") == "application/json", "GET \(path)")
+                        #expect((try? JSONSerialization.jsonObject(with: Data(reply.body.utf8))) != nil, "GET \(path)")
+                    } else {
+                        #expect(reply.status == 403 && reply.body.contains("CSRF"), "POST \(path): \(reply.status) \(reply.body)")
+                    }
+                }
+                // And an undocumented path does not answer so.
+                #expect(try await console.request("GET", "/api/v1/nothing-here", auth: alice).status == 404)
+            }
+        }
+    }
+
     @Test("cancel: waiting jobs at once; a running job ends cancelled when its attempt fails, completed when it succeeds")
     func cancelSemantics() async throws {
         try await withWorld { world in

@@ -130,6 +130,44 @@ extension HostTests {
             #expect(state?[1] == "1")
             await sql.close()
         }
+
+        @Test("the STATUS line says how many lanes or kinds are paused, and stops saying it on resume")
+        func statusShowsPaused() async throws {
+            let binary = try DaemonProcess.binary()
+            let database = try await TestDatabase.create()
+            defer { Task { await database.drop() } }
+            let redis = try TestEnvironment.redisURL()
+            let dir = try Host.makeTempDir()
+            defer { try? FileManager.default.removeItem(atPath: dir) }
+            let manager = try NotifyRecorder()
+            defer { manager.stop() }
+            let env = [
+                "JOBD_DATABASE_URL": database.url,
+                "JOBD_REDIS_URL": "redis://\(redis.host):\(redis.port)/\(redis.database)",
+                "JOBD_REDIS_PREFIX": "sdp-\(UInt32.random(in: 0...UInt32.max))",
+                "JOBD_POLL_INTERVAL": "0.2", "JOBD_MAINTENANCE_INTERVAL": "0.25", "JOBD_WORKERS": "2",
+                "NOTIFY_SOCKET": manager.path,
+            ]
+            let daemon = try DaemonProcess(binary: binary, arguments: ["run"], environment: env, dir: dir)
+            defer { daemon.kill() }
+            try await waitUntil(timeout: 30, "READY=1") { manager.messages.contains { $0.text == "READY=1" } }
+            try await waitUntil(timeout: 15, "a STATUS line") { manager.messages.contains { $0.text.hasPrefix("STATUS=running") } }
+            #expect(!manager.messages.contains { $0.text.hasPrefix("STATUS=") && $0.text.contains("paused") })
+            let sql = database.connection("sql")
+            try await sql.query("INSERT INTO queue.pauses (scope, name, paused_by) VALUES ('kind', 'mail.send', 'alice'), ('priority', 'low', 'bob')")
+            let pausedAt = ContinuousClock.now
+            try await waitUntil(timeout: 15, "STATUS says 2 paused") {
+                manager.messages.contains { $0.at > pausedAt && $0.text.hasPrefix("STATUS=running") && $0.text.contains("2 paused") }
+            }
+            try await sql.query("DELETE FROM queue.pauses")
+            let resumedAt = ContinuousClock.now
+            try await waitUntil(timeout: 15, "STATUS without paused after resume") {
+                manager.messages.contains { $0.at > resumedAt + .seconds(1) && $0.text.hasPrefix("STATUS=running") && !$0.text.contains("paused") }
+            }
+            await sql.close()
+            daemon.signal(SIGTERM)
+            #expect(try await daemon.waitForExit(timeout: 30) == 0)
+        }
     }
 }
 

@@ -421,11 +421,13 @@ enum QueueJobsStatements {
 
     // MARK: Status
 
-    /// Due jobs not yet promoted, and dead letters (partial indexes: cheap at any size).
+    /// Due jobs not yet promoted, dead letters (partial indexes: cheap at any size),
+    /// and paused lanes and kinds (a handful of rows).
     struct BacklogSummary: PostgresStatement {
         struct Row: Sendable {
             var due: Int
             var deadLetters: Int
+            var paused: Int
         }
 
         static let planning = PostgresPlanning.perExecution
@@ -433,13 +435,14 @@ enum QueueJobsStatements {
         var bindings: PostgresBindings { [] }
 
         static func decode(_ row: PostgresRow) throws -> Row {
-            Row(due: try row.decode("due"), deadLetters: try row.decode("dead_letters"))
+            Row(due: try row.decode("due"), deadLetters: try row.decode("dead_letters"), paused: try row.decode("paused"))
         }
 
         static let sql: SQL = """
             SELECT (SELECT count(*) FROM queue.jobs
                      WHERE state IN ('available', 'retryable') AND run_at <= now()) AS due,
-                   (SELECT count(*) FROM queue.dead_letters) AS dead_letters
+                   (SELECT count(*) FROM queue.dead_letters) AS dead_letters,
+                   (SELECT count(*) FROM queue.pauses) AS paused
             """
     }
 

@@ -82,6 +82,7 @@ public struct Maintenance: Service {
                 $0.postgresHealthy = true
                 $0.dueBacklog = summary.due
                 $0.deadLetterCount = summary.deadLetters
+                $0.pausedCount = summary.paused
             }
             try await rescue()
             let reclaimed = try await store.reclaimStalePromotions(olderThan: configuration.promotedTimeout)

@@ -14,6 +14,8 @@ public final class DaemonStats: Sendable {
         /// Jobs due but not yet promoted, as of the last maintenance pass.
         public var dueBacklog = 0
         public var deadLetterCount = 0
+        /// Paused priority lanes and kinds (`queue.pauses`), as of the last maintenance pass.
+        public var pausedCount = 0
         public var postgresHealthy = false
         public var redisHealthy = false
         /// Last progress of each loop (promoter, workers, maintenance …).
