@@ -175,22 +175,24 @@ public struct CampaignDeliverHandler: JobHandler {
             try await $0.report(id, daemon: monitor.daemon, window: window, seconds: seconds, slots: settings.concurrency, heldFor: heldFor)
         }
         if let reason {
-            monitor.markPaused(id)
+            monitor.markStopped(id, status: "paused")
             logger.warning("campaign paused: bounce rate", metadata: ["campaign_id": "\(id)", "reason": "\(reason)"])
             return "paused"
         }
         guard let status, status != "sending" else { return nil }
+        monitor.markStopped(id, status: status)
         return status
     }
 
     public func handle(_ job: ClaimedJob, context: JobContext) async throws {
         let (id, contacts) = try CampaignPayload.batch(job.payload, kind: kind)
+        let readAt = monitor.now()
         guard let campaign = try await database(id, { try await $0.campaign(id) }) else {
             throw JobFailure.permanent("campaign \(id) does not exist", code: "campaign_missing")
         }
         switch campaign.status {
         case "sending":
-            monitor.clearPaused(id)
+            monitor.clearStopped(id, readAt: readAt)
         case "paused", "scheduled":
             // Nothing new starts while paused; the batch waits without spending attempts.
             throw JobSnooze(seconds: settings.pauseRecheck, code: "campaign_paused", message: "the campaign is paused; waiting without spending an attempt")
@@ -243,17 +245,18 @@ public struct CampaignDeliverHandler: JobHandler {
         }
 
         sending: while !remaining.isEmpty {
-            if Task.isCancelled || monitor.isPaused(id) { break }
+            if Task.isCancelled || monitor.stoppedStatus(id) != nil { break }
             guard let first = nextReady() else {
                 guard let (wait, cause) = throttled else { break }
                 if wait > settings.throttleWait { break }  // snoozes below, giving the worker back
-                try await Task.sleep(for: TotalConversion.duration(seconds: wait))
+                // Counted before the sleep, so a report written meanwhile shows it.
                 monitor.add(id) { window in
                     switch cause {
                     case .account: window.accountWait += wait
                     case .domain(let domain): window.domainWaits[domain, default: 0] += wait
                     }
                 }
+                try await Task.sleep(for: TotalConversion.duration(seconds: wait))
                 throttled = nil
                 stopped = try await report(id, interval: Self.reportInterval, logger: context.logger)
                 if stopped != nil { break }
@@ -324,7 +327,7 @@ public struct CampaignDeliverHandler: JobHandler {
                     counts[state, default: 0] += 1
                     let interval = state == "bounced" ? Self.bounceReportInterval : Self.reportInterval
                     stopped = try await self.report(id, interval: interval, logger: context.logger)
-                    if accountRefused != nil || relayDown != nil || stopped != nil || Task.isCancelled || monitor.isPaused(id) { break }
+                    if accountRefused != nil || relayDown != nil || stopped != nil || Task.isCancelled || monitor.stoppedStatus(id) != nil { break }
                     next = remaining.isEmpty ? nil : nextReady()
                 }
             }
@@ -339,7 +342,7 @@ public struct CampaignDeliverHandler: JobHandler {
             throw JobFailure.transient("relay refused the account: \(accountRefused)", code: "account_refused")
         }
         try Task.checkCancellation()
-        if stopped == nil, monitor.isPaused(id) { stopped = "paused" }
+        if stopped == nil { stopped = monitor.stoppedStatus(id) }
         if let stopped {
             _ = try await report(id, interval: 0, force: true, logger: context.logger)
             if stopped == "cancelled" {

@@ -148,9 +148,11 @@ public final class CampaignSendMonitor: Sendable {
         public var domainWaits: [String: Double] = [:]
         var lastFlush: Double
 
+        /// A new window is written at the first chance: a campaign a daemon just
+        /// started on is visible at once.
         init(now: Double) {
             windowStart = now
-            lastFlush = now
+            lastFlush = -.infinity
         }
 
         public var domainWait: Double { domainWaits.values.reduce(0, +) }
@@ -160,8 +162,10 @@ public final class CampaignSendMonitor: Sendable {
     /// This daemon's name in `oltp.campaign_senders`.
     public let daemon: String
     private let windows = Mutex<[Int64: Window]>([:])
-    /// Campaigns this daemon saw pause (the auto-pause): its other batches stop too.
-    private let paused = Mutex<Set<Int64>>([])
+    /// Campaigns a report of this daemon found no longer sending (paused, by the
+    /// auto-pause or by hand, or cancelled), with that status: every batch of the
+    /// daemon stops, not only the one that wrote the report.
+    private let stopped = Mutex<[Int64: (status: String, at: Double)]>([:])
     private let epoch = ContinuousClock.now
 
     public init(daemon: String? = nil) {
@@ -205,7 +209,18 @@ public final class CampaignSendMonitor: Sendable {
         }
     }
 
-    public func markPaused(_ campaign: Int64) { _ = paused.withLock { $0.insert(campaign) } }
-    public func clearPaused(_ campaign: Int64) { _ = paused.withLock { $0.remove(campaign) } }
-    public func isPaused(_ campaign: Int64) -> Bool { paused.withLock { $0.contains(campaign) } }
+    public func markStopped(_ campaign: Int64, status: String) {
+        let now = now()
+        stopped.withLock { $0[campaign] = (status, now) }
+    }
+
+    /// A batch found the campaign sending (resumed) in a read that began at `readAt`
+    /// (`now()`): a stop marked before that read is over; one marked since stands.
+    public func clearStopped(_ campaign: Int64, readAt: Double) {
+        stopped.withLock { stopped in
+            if let mark = stopped[campaign], mark.at < readAt { stopped[campaign] = nil }
+        }
+    }
+
+    public func stoppedStatus(_ campaign: Int64) -> String? { stopped.withLock { $0[campaign]?.status } }
 }
