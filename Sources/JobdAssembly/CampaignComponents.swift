@@ -10,7 +10,7 @@ struct CampaignComponents {
     var handlers: [any JobHandler]
     var services: [any Service]
 
-    init(connections: Connections, databases: TierDatabases, settings: CampaignSettings = .defaults) {
+    init(connections: Connections, databases: TierDatabases, settings: CampaignSettings) {
         let configuration = connections.configuration
         let oltp = databases[.oltp]
         handlers = [

@@ -81,7 +81,7 @@ public struct TierComponents: Sendable {
                      ContentPurgeHandler(database: content, settings: configuration.content)]
         services += [ContentIndexer(database: content, settings: configuration.content, logger: logger)]
         // OLTP tier: campaign preparation, delivery and the outbox relay.
-        let campaigns = CampaignComponents(connections: connections, databases: databases)
+        let campaigns = CampaignComponents(connections: connections, databases: databases, settings: configuration.campaigns)
         handlers += campaigns.handlers
         services += campaigns.services
         // Analytics tier and periodic jobs: see AnalyticsComponents.

@@ -8,28 +8,6 @@ import JobdQueue
 import Logging
 import Synchronization
 
-/// Tunables of campaign sending.
-public struct CampaignSettings: Sendable, Equatable {
-    /// List members turned into deliveries per fan-out statement.
-    public var pageSize = 1_000
-    /// How long a recipient's claim lasts: longer than one SMTP transaction may take.
-    public var sendingWindow: Double = 120
-    /// Sends to a recipient before a deferring (4xx) relay makes it `failed`.
-    public var maxTries = 5
-    /// First retry of a deferred recipient; doubles per try up to `deferMaximum`.
-    public var deferBase: Double = 60
-    public var deferMaximum: Double = 3_600
-    /// How often a delivery job of a paused campaign looks again.
-    public var pauseRecheck: Double = 5
-    /// SMTP transfers at once across campaigns (curl workers).
-    public var concurrency = 16
-    public var connectTimeout: Double = 10
-    public var timeout: Double = 60
-
-    public init() {}
-    public static let defaults = CampaignSettings()
-}
-
 /// `campaign.prepare` (internal: enqueued by the OLTP tier's outbox, not producers).
 /// Payload `{"campaign_id": N}`.
 ///
@@ -116,15 +94,29 @@ public struct CampaignPrepareHandler: JobHandler {
 /// `campaign.deliver` (internal: enqueued by the fan-out). Payload
 /// `{"campaign_id": N, "contacts": [id, …]}` (1–1000 contacts).
 ///
-/// Sends one message per recipient of the batch through the account's relay, one
-/// after another over one curl worker (whose handle keeps the SMTP connection open
-/// between them). Per recipient: claim (a `sending` row with a fresh token) → send
-/// → record the outcome fenced on the token:
+/// Sends one message per recipient of the batch through the account's relay over
+/// one curl worker at a time (whose handle keeps the SMTP connection open between
+/// them). Per recipient: throttles (the account's messages per second, the
+/// recipient domain's rate and transfers in flight; `CampaignThrottles`) → claim (a
+/// `sending` row with a fresh token) → send → record the outcome fenced on the token:
 ///   2xx sent · 4xx or no answer deferred (tried again with backoff, `failed` after
 ///   `maxTries`) · 5xx bounced (the contact becomes `bounced`) · contacts no longer
 ///   subscribed are suppressed, never sent.
 /// AUTH refusals (530, 534, 535, 538) are the account's fault, not the recipient's:
 /// the recipient is released unsent and the job retries with backoff.
+///
+/// Throttles: a recipient that may not go yet is passed over while the batch sends
+/// the others; when none may go, the batch gives its worker back and sleeps until
+/// the first may (at most `throttleWait`), or snoozes the job for that long without
+/// spending an attempt. It never spins.
+///
+/// Reports: the batch writes what it measured (`CampaignSendMonitor`) about once a
+/// second and after every bounce. A report pauses the campaign when its bounce rate
+/// over every daemon passed its threshold (this daemon's batches of it then stop
+/// after the send in progress), and reads the campaign's status: a batch that finds
+/// it paused stops and snoozes, one that finds it cancelled marks the rest of its
+/// recipients cancelled. So a pause or cancel stops a running batch within about a
+/// second (or one send, if a send takes longer).
 ///
 /// The window: a process that dies after the relay accepted and before the row
 /// says `sent` leaves the row `sending`; once its claim window passes, a later run
@@ -139,11 +131,14 @@ public struct CampaignDeliverHandler: JobHandler {
     let transport: CurlTransport
     let secrets: SecretReferences
     let wallClock: @Sendable () -> Double
+    let throttles: CampaignThrottles
+    let monitor: CampaignSendMonitor
 
     public init(
         oltp: TierDatabase, settings: CampaignSettings = .defaults, userAgent: String = "jobd",
         secrets: SecretReferences = SecretReferences(),
-        wallClock: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }
+        wallClock: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 },
+        throttles: CampaignThrottles = CampaignThrottles(), monitor: CampaignSendMonitor = CampaignSendMonitor()
     ) {
         self.oltp = oltp
         self.settings = settings
@@ -152,23 +147,57 @@ public struct CampaignDeliverHandler: JobHandler {
             userAgent: userAgent)
         self.secrets = secrets
         self.wallClock = wallClock
+        self.throttles = throttles
+        self.monitor = monitor
     }
 
     static let authCodes: Set<Int> = [530, 534, 535, 538]
+    /// Reports are written at most this often per campaign, except after a bounce.
+    static let reportInterval = 1.0
+    static let bounceReportInterval = 0.05
+
+    /// A database call, its time counted as the database's.
+    private func database<T: Sendable>(_ id: Int64, _ body: (CampaignStore) async throws -> T) async throws -> T {
+        let start = monitor.now()
+        defer {
+            let spent = monitor.now() - start
+            monitor.add(id) { $0.database += spent }
+        }
+        return try await oltp.withConnection { try await body(CampaignStore(connection: $0)) }
+    }
+
+    /// Writes the campaign's report when due. Returns the campaign's status when it
+    /// is no longer `sending` (this report paused it, or someone paused or cancelled
+    /// it): the batch stops then. Nil when it still sends or no report was due.
+    private func report(_ id: Int64, interval: Double, force: Bool = false, heldFor: Double? = nil, logger: Logger) async throws -> String? {
+        guard let (window, seconds) = monitor.flush(id, minimumInterval: interval, force: force) else { return nil }
+        let (reason, status) = try await database(id) {
+            try await $0.report(id, daemon: monitor.daemon, window: window, seconds: seconds, slots: settings.concurrency, heldFor: heldFor)
+        }
+        if let reason {
+            monitor.markStopped(id, status: "paused")
+            logger.warning("campaign paused: bounce rate", metadata: ["campaign_id": "\(id)", "reason": "\(reason)"])
+            return "paused"
+        }
+        guard let status, status != "sending" else { return nil }
+        monitor.markStopped(id, status: status)
+        return status
+    }
 
     public func handle(_ job: ClaimedJob, context: JobContext) async throws {
         let (id, contacts) = try CampaignPayload.batch(job.payload, kind: kind)
-        guard let campaign = try await oltp.withConnection({ try await CampaignStore(connection: $0).campaign(id) }) else {
+        let readAt = monitor.now()
+        guard let campaign = try await database(id, { try await $0.campaign(id) }) else {
             throw JobFailure.permanent("campaign \(id) does not exist", code: "campaign_missing")
         }
         switch campaign.status {
         case "sending":
-            break
+            monitor.clearStopped(id, readAt: readAt)
         case "paused", "scheduled":
             // Nothing new starts while paused; the batch waits without spending attempts.
             throw JobSnooze(seconds: settings.pauseRecheck, code: "campaign_paused", message: "the campaign is paused; waiting without spending an attempt")
         case "cancelled":
-            let cancelled = try await oltp.withConnection { try await CampaignStore(connection: $0).cancelOpen(id, contacts: contacts) }
+            let cancelled = try await database(id) { try await $0.cancelOpen(id, contacts: contacts) }
             context.logger.info("campaign cancelled; batch not sent", metadata: ["campaign_id": "\(id)", "count": "\(cancelled)"])
             return
         default:
@@ -180,72 +209,172 @@ public struct CampaignDeliverHandler: JobHandler {
         }
         var relay = campaign.relayURL
         while relay.hasSuffix("/") { relay.removeLast() }
-        _ = try await oltp.withConnection { try await CampaignStore(connection: $0).suppress(id, contacts: contacts) }
+        _ = try await database(id) { try await $0.suppress(id, contacts: contacts) }
+        let order = Dictionary(uniqueKeysWithValues: contacts.enumerated().map { ($1, $0) })
+        var remaining = try await database(id) { try await $0.recipientLimits(id, account: campaign.accountID, contacts: contacts) }
+            .sorted { order[$0.contact, default: 0] < order[$1.contact, default: 0] }
 
         var counts: [String: Int] = [:]
         var accountRefused: String?
         // No answer from the relay: the rest of the batch waits this long instead of
         // each recipient spending a connect timeout.
         var relayDown: Double?
-        try await transport.withSlot { slot in
-            for contact in contacts {
-                if Task.isCancelled { break }
-                let token = NotificationSendHandler.claimToken()
-                guard let claimed = try await oltp.withConnection({
-                    try await CampaignStore(connection: $0).claim(id, contact: contact, token: token, window: settings.sendingWindow)
-                }) else { continue }
-                let message = CampaignMail.render(campaign.template, for: claimed.recipient, date: Int64(wallClock()))
-                let report = await slot.send(MailSubmission(
-                    relayURL: relay, username: campaign.username, password: password, startTLS: startTLS,
-                    from: campaign.template.fromAddress, to: claimed.recipient.address, message: Array(message.utf8)))
-                var state: String
-                var code: Int?
-                var retryIn = 0.0
-                switch report.outcome {
-                case .response(let status, _) where (200..<300).contains(status):
-                    state = "sent"
-                    code = status
-                case .response(let status, _) where Self.authCodes.contains(status):
-                    state = "pending"
-                    code = status
-                    accountRefused = report.excerpt
-                case .response(let status, _) where (500..<600).contains(status):
-                    state = "bounced"
-                    code = status
-                case .cancelled:
-                    state = "pending"
-                default:
-                    if case .response(let status, _) = report.outcome { code = status } else { relayDown = 0 }
-                    state = claimed.tries >= settings.maxTries ? "failed" : "deferred"
-                    retryIn = min(settings.deferMaximum, settings.deferBase * pow(2, Double(min(claimed.tries - 1, 30))))
-                    if relayDown != nil { relayDown = retryIn }
+        // Set when a report finds the campaign no longer sending: `paused` or `cancelled`.
+        var stopped: String?
+        var throttled: (seconds: Double, cause: CampaignThrottles.Cause)?
+
+        /// The first remaining recipient the throttles let go now, with its permit;
+        /// else the shortest wait among them.
+        func nextReady() -> (index: Int, permit: CampaignThrottles.Permit)? {
+            throttled = nil
+            var held: Set<String> = []
+            let now = monitor.now()
+            for (index, recipient) in remaining.enumerated() {
+                if recipient.isLimited, held.contains(recipient.domain) { continue }
+                switch throttles.take(account: campaign.accountID, accountRate: campaign.accountRate, recipient: recipient, now: now) {
+                case .go(let permit):
+                    return (index, permit)
+                case .wait(let seconds, let cause):
+                    if throttled == nil || seconds < throttled!.seconds { throttled = (seconds, cause) }
+                    // The account's limit holds back every recipient alike.
+                    if cause == .account { return nil }
+                    held.insert(recipient.domain)
                 }
-                // The outcome is written even when the job is being cancelled: the send happened.
-                let (store, outcome, replyCode, delay) = (oltp, state, code, retryIn)
-                _ = try await Task.detached {
-                    try await store.withConnection {
-                        try await CampaignStore(connection: $0).record(
-                            id, contact: contact, token: token, state: outcome, code: replyCode, reply: report.excerpt,
-                            retryIn: delay)
-                    }
-                }.value
-                counts[state, default: 0] += 1
-                if accountRefused != nil || relayDown != nil { break }
             }
+            return nil
+        }
+
+        sending: while !remaining.isEmpty {
+            if Task.isCancelled || monitor.stoppedStatus(id) != nil { break }
+            guard let first = nextReady() else {
+                guard let (wait, cause) = throttled else { break }
+                if wait > settings.throttleWait { break }  // snoozes below, giving the worker back
+                // Counted before the sleep, so a report written meanwhile shows it.
+                monitor.add(id) { window in
+                    switch cause {
+                    case .account: window.accountWait += wait
+                    case .domain(let domain): window.domainWaits[domain, default: 0] += wait
+                    }
+                }
+                try await Task.sleep(for: TotalConversion.duration(seconds: wait))
+                throttled = nil
+                stopped = try await report(id, interval: Self.reportInterval, logger: context.logger)
+                if stopped != nil { break }
+                continue
+            }
+            let asked = monitor.now()
+            try await transport.withSlot { slot in
+                let waited = monitor.now() - asked
+                monitor.add(id) { $0.poolWait += waited }
+                var next: (index: Int, permit: CampaignThrottles.Permit)? = first
+                while let (index, permit) = next {
+                    let contact = remaining.remove(at: index).contact
+                    defer { throttles.release(permit) }
+                    let token = NotificationSendHandler.claimToken()
+                    guard let claimed = try await database(id, {
+                        try await $0.claim(id, contact: contact, token: token, window: settings.sendingWindow)
+                    }) else {
+                        next = remaining.isEmpty ? nil : nextReady()
+                        continue
+                    }
+                    let message = CampaignMail.render(campaign.template, for: claimed.recipient, date: Int64(wallClock()))
+                    let started = monitor.now()
+                    let report = await slot.send(MailSubmission(
+                        relayURL: relay, username: campaign.username, password: password, startTLS: startTLS,
+                        from: campaign.template.fromAddress, to: claimed.recipient.address, message: Array(message.utf8)))
+                    let smtp = monitor.now() - started
+                    var state: String
+                    var code: Int?
+                    var retryIn = 0.0
+                    switch report.outcome {
+                    case .response(let status, _) where (200..<300).contains(status):
+                        state = "sent"
+                        code = status
+                    case .response(let status, _) where Self.authCodes.contains(status):
+                        state = "pending"
+                        code = status
+                        accountRefused = report.excerpt
+                    case .response(let status, _) where (500..<600).contains(status):
+                        state = "bounced"
+                        code = status
+                    case .cancelled:
+                        state = "pending"
+                    default:
+                        if case .response(let status, _) = report.outcome { code = status } else { relayDown = 0 }
+                        state = claimed.tries >= settings.maxTries ? "failed" : "deferred"
+                        retryIn = min(settings.deferMaximum, settings.deferBase * pow(2, Double(min(claimed.tries - 1, 30))))
+                        if relayDown != nil { relayDown = retryIn }
+                    }
+                    // The outcome is written even when the job is being cancelled: the send happened.
+                    let (store, outcome, replyCode, delay) = (oltp, state, code, retryIn)
+                    let recordStart = monitor.now()
+                    _ = try await Task.detached {
+                        try await store.withConnection {
+                            try await CampaignStore(connection: $0).record(
+                                id, contact: contact, token: token, state: outcome, code: replyCode, reply: report.excerpt,
+                                retryIn: delay)
+                        }
+                    }.value
+                    let recorded = monitor.now() - recordStart
+                    monitor.add(id) { window in
+                        window.smtp += smtp
+                        window.database += recorded
+                        if ["sent", "bounced", "failed"].contains(state) { window.tried += 1 }
+                        if state == "bounced" { window.bounced += 1 }
+                        if state == "deferred" || state == "failed" { window.deferrals += 1 }
+                        if state != "pending" { window.sends += 1 }
+                    }
+                    counts[state, default: 0] += 1
+                    let interval = state == "bounced" ? Self.bounceReportInterval : Self.reportInterval
+                    stopped = try await self.report(id, interval: interval, logger: context.logger)
+                    if accountRefused != nil || relayDown != nil || stopped != nil || Task.isCancelled || monitor.stoppedStatus(id) != nil { break }
+                    next = remaining.isEmpty ? nil : nextReady()
+                }
+            }
+            if accountRefused != nil || relayDown != nil || stopped != nil { break sending }
         }
         context.logger.debug("campaign batch sent", metadata: [
             "campaign_id": "\(id)", "sent": "\(counts["sent"] ?? 0)", "deferred": "\(counts["deferred"] ?? 0)",
             "bounced": "\(counts["bounced"] ?? 0)",
         ])
         if let accountRefused {
+            _ = try await report(id, interval: 0, force: true, logger: context.logger)
             throw JobFailure.transient("relay refused the account: \(accountRefused)", code: "account_refused")
         }
         try Task.checkCancellation()
-        if let relayDown { throw JobSnooze(seconds: relayDown, code: "relay_unavailable", message: "the account's relay did not answer; the recipient is deferred and the batch waits") }
-        if let wait = try await oltp.withConnection({ try await CampaignStore(connection: $0).nextOpen(id, contacts: contacts) }) {
+        if stopped == nil { stopped = monitor.stoppedStatus(id) }
+        if let stopped {
+            _ = try await report(id, interval: 0, force: true, logger: context.logger)
+            if stopped == "cancelled" {
+                let cancelled = try await database(id) { try await $0.cancelOpen(id, contacts: contacts) }
+                context.logger.info("campaign cancelled; rest of the batch not sent", metadata: ["campaign_id": "\(id)", "count": "\(cancelled)"])
+                return
+            }
+            throw JobSnooze(seconds: settings.pauseRecheck, code: "campaign_paused", message: "the campaign was paused; waiting without spending an attempt")
+        }
+        if let relayDown {
+            _ = try await report(id, interval: 0, force: true, logger: context.logger)
+            throw JobSnooze(seconds: relayDown, code: "relay_unavailable", message: "the account's relay did not answer; the recipient is deferred and the batch waits")
+        }
+        if !remaining.isEmpty, let (wait, cause) = throttled {
+            monitor.add(id) { window in
+                switch cause {
+                case .account: window.accountWait += wait
+                case .domain(let domain): window.domainWaits[domain, default: 0] += wait
+                }
+            }
+            _ = try await report(id, interval: 0, force: true, heldFor: wait, logger: context.logger)
+            let what = switch cause {
+            case .account: "the account's messages per second"
+            case .domain(let domain): "the limit of \(domain)"
+            }
+            throw JobSnooze(seconds: wait, code: "throttled", message: "held back by \(what); waiting without spending an attempt")
+        }
+        _ = try await report(id, interval: 0, force: true, logger: context.logger)
+        if let wait = try await database(id, { try await $0.nextOpen(id, contacts: contacts) }) {
             throw JobSnooze(seconds: max(0.05, wait + 0.05), code: "recipients_deferred", message: "deferred recipients are not due yet")
         }
-        _ = try await oltp.withConnection { try await CampaignStore(connection: $0).finishIfDone(id) }
+        _ = try await database(id) { try await $0.finishIfDone(id) }
     }
 }
 

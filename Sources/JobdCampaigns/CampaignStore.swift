@@ -30,6 +30,9 @@ public struct CampaignStore: Sendable {
         public var username: String?
         public var secretRef: String?
         public var startTLS: String
+        public var accountID: Int64
+        /// The account's own messages per second; nil: no limit.
+        public var accountRate: Double?
     }
 
     public func campaign(_ id: Int64) async throws -> Campaign? {
@@ -114,6 +117,23 @@ public struct CampaignStore: Sendable {
         guard let row = try await connection.firstRow(CampaignDeliveriesStatements.NextOpen(id: id, contacts: contacts)),
               row.open > 0 else { return nil }
         return row.wait ?? 0
+    }
+
+    /// The domain and domain limit of each of the batch's open deliveries.
+    public func recipientLimits(_ id: Int64, account: Int64, contacts: [Int64]) async throws -> [RecipientLimit] {
+        try await connection.rows(CampaignSendersStatements.RecipientLimits(id: id, account: account, contacts: contacts))
+    }
+
+    /// Writes this daemon's report on the campaign (`oltp.campaign_senders`) and
+    /// pauses the campaign if its bounce rate passed its threshold: returns the
+    /// reason when this call paused it, and the campaign's status before.
+    public func report(
+        _ id: Int64, daemon: String, window: CampaignSendMonitor.Window, seconds: Double, slots: Int, heldFor: Double? = nil
+    ) async throws -> (pausedReason: String?, status: String?) {
+        let statement = CampaignSendersStatements.Report(
+            id: id, daemon: daemon, window: window, seconds: seconds, slots: slots, heldFor: heldFor)
+        let row = try await connection.firstRow(statement)
+        return (row?.pausedReason, row?.status)
     }
 
     /// The batch's unsent deliveries of a cancelled campaign.

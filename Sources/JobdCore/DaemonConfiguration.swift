@@ -103,6 +103,8 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public var factsBuffer: Int = 100_000
     /// Webhook, email and SMS delivery (`notification.send`).
     public var notifications = NotificationSettings.defaults
+    /// Campaign fan-out and delivery (`JOBD_CAMPAIGN_*`).
+    public var campaigns = CampaignSettings.defaults
     /// Retention windows of the attempts ledger, dead letters, notifications and
     /// analytics facts (`JOBD_*_RETENTION`, `JOBD_NOTIFY_ARCHIVE_AFTER`, `JOBD_RETENTION_BATCH`).
     public var retention = RetentionSettings.defaults
@@ -258,6 +260,14 @@ extension DaemonConfiguration {
         case notifyBreakerFailures = "JOBD_NOTIFY_BREAKER_FAILURES"
         case notifyBreakerCooldown = "JOBD_NOTIFY_BREAKER_COOLDOWN"
         case notifyConcurrency = "JOBD_NOTIFY_CONCURRENCY"
+        case campaignPageSize = "JOBD_CAMPAIGN_PAGE_SIZE"
+        case campaignClaimWindow = "JOBD_CAMPAIGN_CLAIM_WINDOW"
+        case campaignMaxTries = "JOBD_CAMPAIGN_MAX_TRIES"
+        case campaignDeferBase = "JOBD_CAMPAIGN_DEFER_BASE"
+        case campaignDeferMax = "JOBD_CAMPAIGN_DEFER_MAX"
+        case campaignPauseRecheck = "JOBD_CAMPAIGN_PAUSE_RECHECK"
+        case campaignConcurrency = "JOBD_CAMPAIGN_CONCURRENCY"
+        case campaignThrottleWait = "JOBD_CAMPAIGN_THROTTLE_WAIT"
         case attemptsRetention = "JOBD_ATTEMPTS_RETENTION"
         case deadLetterRetention = "JOBD_DEAD_LETTER_RETENTION"
         case notifyArchiveAfter = "JOBD_NOTIFY_ARCHIVE_AFTER"
@@ -387,6 +397,7 @@ extension DaemonConfiguration {
         config.completedRetention = try reader.seconds(.completedRetention, default: config.completedRetention, min: 60)
         config.factsBuffer = try reader.integer(.factsBuffer, default: config.factsBuffer, range: 0...10_000_000)
         config.notifications = try parseNotifications(reader)
+        config.campaigns = try parseCampaigns(reader)
         config.retention = try parseRetention(reader)
         if let text = reader.text(.webListen) {
             guard let address = ListenAddress(parsing: text) else {
@@ -541,6 +552,44 @@ extension DaemonConfiguration {
             throw reader.invalid(.scaleDownInterval, reader.text(.scaleDownInterval) ?? "", "must be at most 1 day")
         }
         settings.downInterval = duration(down)
+        return settings
+    }
+}
+
+// MARK: - Campaigns
+
+extension DaemonConfiguration {
+    private static func parseCampaigns(_ reader: Reader) throws(ConfigurationError) -> CampaignSettings {
+        var settings = CampaignSettings.defaults
+        func atMost(_ key: Key, _ value: Double, _ limit: Double, _ shown: String) throws(ConfigurationError) -> Double {
+            guard value <= limit else { throw reader.invalid(key, reader.text(key) ?? "", "must be at most \(shown)") }
+            return value
+        }
+        settings.pageSize = try reader.integer(.campaignPageSize, default: settings.pageSize, range: 1...10_000)
+        // A claim must outlast the longest SMTP transaction, or a slow send would be
+        // claimed (and sent) again by another batch while still under way.
+        let transaction = settings.connectTimeout + settings.timeout
+        settings.sendingWindow = try atMost(
+            .campaignClaimWindow,
+            try reader.seconds(.campaignClaimWindow, default: settings.sendingWindow, min: transaction), 86_400, "1 day")
+        settings.maxTries = try reader.integer(.campaignMaxTries, default: settings.maxTries, range: 1...100)
+        settings.deferBase = try atMost(
+            .campaignDeferBase, try reader.seconds(.campaignDeferBase, default: settings.deferBase, min: 1), 86_400, "1 day")
+        let maximum = try atMost(
+            .campaignDeferMax,
+            try reader.seconds(.campaignDeferMax, default: max(settings.deferMaximum, settings.deferBase), min: 1),
+            7 * 86_400, "7 days")
+        guard maximum >= settings.deferBase else {
+            throw reader.invalid(
+                .campaignDeferMax, reader.text(.campaignDeferMax) ?? "", "must be at least JOBD_CAMPAIGN_DEFER_BASE (\(settings.deferBase))")
+        }
+        settings.deferMaximum = maximum
+        settings.pauseRecheck = try atMost(
+            .campaignPauseRecheck, try reader.seconds(.campaignPauseRecheck, default: settings.pauseRecheck, min: 0.1),
+            3_600, "3600 s")
+        settings.concurrency = try reader.integer(.campaignConcurrency, default: settings.concurrency, range: 1...256)
+        settings.throttleWait = try atMost(
+            .campaignThrottleWait, try reader.seconds(.campaignThrottleWait, default: settings.throttleWait, min: 0), 60, "60 s")
         return settings
     }
 }

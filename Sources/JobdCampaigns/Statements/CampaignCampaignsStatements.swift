@@ -13,7 +13,8 @@ enum CampaignCampaignsStatements {
             SELECT c.id, c.workspace_id, c.status,
                    coalesce(extract(epoch FROM c.send_at - now()), 0)::float8 AS due_in, c.fanout_done, c.content_ref,
                    c.list_id, c.subject, c.html_template, c.text_template,
-                   a.from_address, a.from_name, a.unsubscribe_url, a.relay_url, a.username, a.secret_ref, a.starttls
+                   a.from_address, a.from_name, a.unsubscribe_url, a.relay_url, a.username, a.secret_ref, a.starttls,
+                   c.account_id, a.messages_per_second
               FROM oltp.campaigns c JOIN oltp.email_accounts a ON a.id = c.account_id
              WHERE c.id = $1
             """
@@ -31,7 +32,9 @@ enum CampaignCampaignsStatements {
                     text: try row.decode("text_template", as: String?.self),
                     unsubscribeURL: try row.decode("unsubscribe_url")),
                 relayURL: try row.decode("relay_url"), username: try row.decode("username", as: String?.self),
-                secretRef: try row.decode("secret_ref", as: String?.self), startTLS: try row.decode("starttls"))
+                secretRef: try row.decode("secret_ref", as: String?.self), startTLS: try row.decode("starttls"),
+                accountID: try row.decode("account_id"),
+                accountRate: try row.decode("messages_per_second", as: Double?.self))
         }
     }
 
@@ -145,6 +148,7 @@ enum CampaignCampaignsStatements {
             var sendingSpan: Double?
             var startedAt: String?
             var finishedAt: String?
+            var pauseReason: String?
         }
 
         var id: Int64
@@ -163,7 +167,8 @@ enum CampaignCampaignsStatements {
                    count(*) FILTER (WHERE d.state = 'cancelled') AS cancelled,
                    extract(epoch FROM max(d.sent_at) - min(d.sent_at))::float8 AS sending_span,
                    to_char(c.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS started_at,
-                   to_char(c.finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS finished_at
+                   to_char(c.finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS finished_at,
+                   c.pause_reason
               FROM oltp.campaigns c LEFT JOIN oltp.deliveries d ON d.campaign_id = c.id
              WHERE c.id = $1
              GROUP BY c.id
@@ -179,7 +184,8 @@ enum CampaignCampaignsStatements {
                 suppressed: try row.decode("suppressed"), cancelled: try row.decode("cancelled"),
                 sendingSpan: try row.decode("sending_span", as: Double?.self),
                 startedAt: try row.decode("started_at", as: String?.self),
-                finishedAt: try row.decode("finished_at", as: String?.self))
+                finishedAt: try row.decode("finished_at", as: String?.self),
+                pauseReason: try row.decode("pause_reason", as: String?.self))
         }
     }
 }
