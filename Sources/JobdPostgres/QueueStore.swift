@@ -55,6 +55,13 @@ public struct QueueStore: Sendable {
         return DueJobs(elected: rows.first?.elected ?? false, newlyElected: rows.first?.newly ?? false, jobs: jobs)
     }
 
+    /// A promoter standing by: ends the session that holds the promoter lock if it has
+    /// been idle longer than `staleAfter` seconds (its daemon is frozen or cut off), so
+    /// the next read can take the lock. Returns the number of sessions ended.
+    public func deposeStalePromoter(staleAfter: Double) async throws -> Int {
+        try await connection.firstRow(QueueJobsStatements.DeposeStalePromoter(staleSeconds: staleAfter)) ?? 0
+    }
+
     /// The promoter is about to sleep waiting for a NOTIFY: in one statement (one
     /// transaction, committed without waiting for the flush: the table is unlogged),
     /// upserts this daemon's row idle (re-creating it after a crash emptied the

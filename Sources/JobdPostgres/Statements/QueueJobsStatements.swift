@@ -150,6 +150,30 @@ enum QueueJobsStatements {
             """
     }
 
+    /// Ends the session holding the promoter lock when it has been idle for longer than
+    /// `staleSeconds`: an elected promoter runs a statement at least once per poll
+    /// interval, so one silent that long belongs to a frozen or cut-off daemon whose
+    /// connection the server still keeps (its lists would otherwise never be refilled).
+    /// Returns how many sessions were ended (0 or 1).
+    struct DeposeStalePromoter: PostgresStatement {
+        var staleSeconds: Double
+
+        static let planning = PostgresPlanning.perExecution
+
+        var bindings: PostgresBindings { [.double(staleSeconds)] }
+
+        static func decode(_ row: PostgresRow) throws -> Int { try row.decode("ended") }
+
+        static let sql: SQL = """
+            SELECT count(*) FILTER (WHERE pg_terminate_backend(l.pid))::int AS ended
+              FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+             WHERE l.locktype = 'advisory' AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+               AND l.classid = 1785684580 AND l.objid = 2 AND l.objsubid = 2 AND l.granted
+               AND l.pid <> pg_backend_pid()
+               AND a.state = 'idle' AND a.state_change < now() - make_interval(secs => $1::float8)
+            """
+    }
+
     /// Seconds until the next job becomes due (NULL when none is waiting), leaving out
     /// the ids the promoter holds in each lane's list.
     struct SecondsUntilNextDue: PostgresStatement {

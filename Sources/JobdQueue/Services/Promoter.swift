@@ -184,6 +184,10 @@ public struct Promoter: Service {
             logger.info("promoter standing by: another daemon's promoter holds the lock")
             if let daemonID { try await store.removeListener(daemonID: daemonID) }
         }
+        if try await store.deposeStalePromoter(staleAfter: Self.staleAfter(configuration)) > 0 {
+            logger.warning("ended the session of a silent elected promoter; trying the lock again")
+            return
+        }
         gate = PromoterIdleGate(pollInterval: configuration.pollInterval)
         let deadline = ContinuousClock.now + .microseconds(TotalConversion.microseconds(configuration.pollInterval))
         while !Task.isCancelled {
@@ -191,6 +195,12 @@ public struct Promoter: Service {
             guard left > .zero else { return }
             await wake.wait(timeout: left.seconds)
         }
+    }
+
+    /// How long the elected promoter's session may stay idle before a standing-by one
+    /// ends it: well past its longest silence (one poll interval between reads).
+    static func staleAfter(_ configuration: DaemonConfiguration) -> Double {
+        max(3, 5 * configuration.pollInterval)
     }
 
     struct PassOutcome {
@@ -236,8 +246,12 @@ public struct Promoter: Service {
             if length >= refillBelow { outcome.listsFull = true }
         }
         // A promoter standing by reads even with nothing to take: the read tries the lock.
-        guard limits.values.contains(where: { $0 > 0 }) || !memory.isElected else { return outcome }
+        // An elected one reads at least once per poll interval, lists full or not: a
+        // session silent for long is taken for a frozen daemon's (`staleAfter`).
+        let keepAlive = memory.secondsSinceRead(now: .now) >= configuration.pollInterval
+        guard limits.values.contains(where: { $0 > 0 }) || !memory.isElected || keepAlive else { return outcome }
         let due = try await store.dueJobs(limits: limits, excluding: memory.excluded(), markingBusy: markingBusy)
+        memory.read(at: .now)
         guard due.elected else {
             outcome.enteredStandby = memory.standBy()
             outcome.elected = false
@@ -282,6 +296,7 @@ final class PromoterMemory: Sendable {
         var lanes: [JobPriority: PushedIDs]
         var elected = false
         var standingBy = false
+        var lastRead: ContinuousClock.Instant?
     }
 
     private let state: Mutex<State>
@@ -293,6 +308,13 @@ final class PromoterMemory: Sendable {
     }
 
     var isElected: Bool { state.withLock { $0.elected } }
+
+    func read(at now: ContinuousClock.Instant) { state.withLock { $0.lastRead = now } }
+
+    /// Seconds since the last read of due jobs (infinite before the first).
+    func secondsSinceRead(now: ContinuousClock.Instant) -> Double {
+        state.withLock { state in state.lastRead.map { $0.duration(to: now).seconds } ?? .infinity }
+    }
 
     func observe(lengths: [JobPriority: Int], now: ContinuousClock.Instant) {
         state.withLock { state in
