@@ -82,8 +82,6 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public var redisHighWater: Int
     /// Rescuer and reconciler period.
     public var maintenanceInterval: Double
-    /// A job `promoted` for longer than this without a claim is assumed lost by Redis.
-    public var promotedTimeout: Double
     /// Rescues after which a job that keeps killing its daemon is dead-lettered.
     public var maxRescues: Int
     public var maxPayloadBytes: Int
@@ -133,7 +131,6 @@ public struct DaemonConfiguration: Sendable, Equatable {
         promoteBatch: 1_000,
         redisHighWater: 2_000,
         maintenanceInterval: 5,
-        promotedTimeout: 60,
         maxRescues: 3,
         maxPayloadBytes: 1_048_576,
         commandTimeout: 10,
@@ -229,7 +226,6 @@ extension DaemonConfiguration {
         case promoteBatch = "JOBD_PROMOTE_BATCH"
         case redisHighWater = "JOBD_REDIS_HIGH_WATER"
         case maintenanceInterval = "JOBD_MAINTENANCE_INTERVAL"
-        case promotedTimeout = "JOBD_PROMOTED_TIMEOUT"
         case maxRescues = "JOBD_MAX_RESCUES"
         case maxPayloadBytes = "JOBD_MAX_PAYLOAD_BYTES"
         case commandTimeout = "JOBD_COMMAND_TIMEOUT"
@@ -370,7 +366,6 @@ extension DaemonConfiguration {
         config.promoteBatch = try reader.integer(.promoteBatch, default: config.promoteBatch, range: 1...100_000)
         config.redisHighWater = try reader.integer(.redisHighWater, default: config.redisHighWater, range: 1...10_000_000)
         config.maintenanceInterval = try reader.seconds(.maintenanceInterval, default: config.maintenanceInterval, min: 0.05)
-        config.promotedTimeout = try reader.seconds(.promotedTimeout, default: config.promotedTimeout, min: 1)
         config.maxRescues = try reader.integer(.maxRescues, default: config.maxRescues, range: 1...1_000)
         config.maxPayloadBytes = try reader.integer(.maxPayloadBytes, default: config.maxPayloadBytes, range: 2...(256 << 20))
         config.commandTimeout = try reader.seconds(.commandTimeout, default: config.commandTimeout, min: 0.1)

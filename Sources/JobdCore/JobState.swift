@@ -1,30 +1,33 @@
 /// The life of a row in `queue.jobs`. Each case names the loop that moves jobs out of it.
 ///
 /// ```
-///            insert                      promoter                 worker claim
-///  (app) ──────────────▶ available ─────────────▶ promoted ──────────────────▶ running
-///                            ▲  ▲                     │                        │ │ │
-///                            │  └── reconciler ───────┘                        │ │ │
-///                            │      (Redis lost it)          completion batch  │ │ │
-///              promoter ◀── retryable ◀────────────────────────────────────────┘ │ │
-///                            ▲                                                   │ │
-///                            └────── rescuer (lease expired, attempts left) ─────┘ │
-///      completed ◀───────────────────────────────────────────────────────────────┘ │
-///      dead ◀──────────── completion batch (spent / permanent) or rescuer ─────────┘
+///            insert              worker claim (id popped from Redis)
+///  (app) ──────────────▶ available ───────────────────────────────────────▶ running
+///                            ▲                                             │ │ │ │
+///                            └──── drain (release) ────────────────────────┘ │ │ │
+///              worker claim ◀── retryable ◀──────── completion batch ────────┘ │ │
+///                            ▲                                                 │ │
+///                            └────── rescuer (lease expired, attempts left) ───┘ │
+///      completed ◀───────────── completion batch ────────────────────────────────┤
+///      dead ◀──────────── completion batch (spent / permanent) or rescuer ───────┘
 ///      dead ──▶ available   (`jobd dead-letter retry`)
 /// ```
+///
+/// The promoter moves no row: it pushes the ids of due `available` and `retryable`
+/// jobs to Redis and writes nothing to Postgres; the claim moves a popped job from
+/// there to `running`.
 public enum JobState: String, CaseIterable, Sendable, Codable {
-    /// Waiting in Postgres until `run_at`. Left by the **promoter**, which pushes due
-    /// jobs to Redis (`promoted`).
+    /// Waiting in Postgres until `run_at`, its id pushed to a Redis list once due (by
+    /// the elected **promoter**). Left when a **worker claims** it (`running`).
     case available
-    /// Pushed to a Redis list, waiting for a worker. Left when a **worker claims** it
-    /// (`running`), or by the **reconciler** (back to `available`) when Redis lost it.
+    /// Not entered any more (migration 0023 returned such rows to `available`); kept
+    /// so that the table's CHECK and old rows in archives still decode.
     case promoted
     /// Leased by one attempt of one daemon until `lease_expires_at`. Left through the
     /// **completion batch** (`completed`, `retryable`, `dead`), a graceful **drain**
     /// (`available`), or the **rescuer** once the lease expires.
     case running
-    /// Failed, waiting for its backoff to pass (`run_at`). Left by the **promoter**,
+    /// Failed, waiting for its backoff to pass (`run_at`). Left by a **worker's claim**,
     /// exactly like `available`.
     case retryable
     /// Done. Terminal; removed by the retention prune.
@@ -35,7 +38,7 @@ public enum JobState: String, CaseIterable, Sendable, Codable {
     /// Withdrawn by an operator before it ran. Terminal.
     case cancelled
 
-    /// States the promoter takes from once `run_at` has passed.
+    /// States the promoter pushes, and the claim takes from, once `run_at` has passed.
     public static let promotable: [JobState] = [.available, .retryable]
     /// States after which a `unique_key` may be used again.
     public static let finished: [JobState] = [.completed, .dead, .cancelled]

@@ -8,7 +8,7 @@ extension QueueAdmin {
     // MARK: Cancel
 
     public enum CancelOutcome: String, Sendable, Codable, Equatable {
-        /// It was waiting (available, retryable, promoted) and is `cancelled` now.
+        /// It was waiting (available, retryable) and is `cancelled` now.
         case cancelled
         /// It is running: its attempt runs to its end, and then the job ends
         /// `cancelled` (unless that attempt completed it).
@@ -26,7 +26,7 @@ extension QueueAdmin {
         public var state: String?
     }
 
-    /// Cancels jobs. Waiting jobs move to `cancelled` at once: a promoted job's id left in
+    /// Cancels jobs. Waiting jobs move to `cancelled` at once: an id of theirs left in
     /// Redis then fails the claim's state check. A running job is marked: its daemon's
     /// completion (fenced as always by id, attempt and lease token) or the rescuer ends
     /// it `cancelled` instead of retrying, releasing or dead-lettering it.
@@ -79,7 +79,7 @@ extension QueueAdmin {
         public var pausedAt: String
     }
 
-    /// Pauses a priority lane or a kind: the promoter promotes none of its jobs until
+    /// Pauses a priority lane or a kind: the promoter pushes none of its jobs until
     /// resumed. Returns false when it was already paused.
     public func pause(_ scope: PauseScope, _ name: String, by who: String) async throws -> Bool {
         try await connection.execute(QueuePausesStatements.Pause(scope: scope, name: name, pausedBy: who)) == 1

@@ -41,7 +41,7 @@ extension QueueAdmin {
         try await connection.firstRow(QueueOverviewStatements.ServerVersion())
     }
 
-    /// Available, retryable, promoted and running jobs by state and priority.
+    /// Available, retryable and running jobs by state and priority.
     public func unfinishedCounts() async throws -> [UnfinishedCount] {
         try await connection.rows(QueueOverviewStatements.Unfinished())
     }

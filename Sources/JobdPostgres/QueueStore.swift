@@ -20,18 +20,46 @@ public struct QueueStore: Sendable {
 
     // MARK: Promoter
 
-    /// Moves up to `limits[p]` due jobs of each priority to `promoted`, oldest first,
-    /// skipping rows another daemon has locked. Returns them in dispatch order.
+    /// What the promoter's read found: whether this connection's session holds the
+    /// promoter lock, whether it took it just now, and the due jobs in dispatch order.
+    public struct DueJobs: Sendable {
+        /// This session is the queue database's one promoter (it holds the lock).
+        public var elected: Bool
+        /// It was not before this read (a new session, or the lock was free just now):
+        /// what the promoter remembers of earlier pushes belongs to a lost lease.
+        public var newlyElected: Bool
+        public var jobs: [(id: JobID, priority: JobPriority)]
+    }
+
+    /// The promoter's pass. Takes the promoter lock if it is free (session-level, held
+    /// until this connection's session ends), and only while this session holds it
+    /// reads up to `limits[p]` due, unpaused waiting jobs of each priority, oldest
+    /// first, leaving out `excluding[p]` (ids still in that priority's Redis list).
+    /// Writes nothing to `queue.jobs`.
     /// - Parameter markingBusy: a daemon id whose `queue.listeners` row the same
     ///   statement sets busy (the promoter is working, so inserts need not notify);
     ///   nil leaves every row as it is.
-    public func promote(
-        limits: [JobPriority: Int], markingBusy daemonID: String? = nil
-    ) async throws -> [(id: JobID, priority: JobPriority)] {
+    public func dueJobs(
+        limits: [JobPriority: Int], excluding: [JobPriority: [JobID]] = [:], markingBusy daemonID: String? = nil
+    ) async throws -> DueJobs {
         let rows = try await connection.rows(QueueJobsStatements.Promote(
-            high: limits[.high] ?? 0, normal: limits[.normal] ?? 0, low: limits[.low] ?? 0, busyDaemon: daemonID))
-        return rows.sorted { ($0.priority.rank, $0.dispatchOrder, $0.id) < ($1.priority.rank, $1.dispatchOrder, $1.id) }
-            .map { ($0.id, $0.priority) }
+            high: limits[.high] ?? 0, normal: limits[.normal] ?? 0, low: limits[.low] ?? 0,
+            excludeHigh: excluding[.high] ?? [], excludeNormal: excluding[.normal] ?? [],
+            excludeLow: excluding[.low] ?? [], busyDaemon: daemonID))
+        let jobs = rows.compactMap { row -> (id: JobID, priority: JobPriority, order: Int64)? in
+            guard let id = row.id, let priority = row.priority else { return nil }
+            return (id, priority, row.dispatchOrder ?? 0)
+        }
+        .sorted { ($0.priority.rank, $0.order, $0.id) < ($1.priority.rank, $1.order, $1.id) }
+        .map { (id: $0.id, priority: $0.priority) }
+        return DueJobs(elected: rows.first?.elected ?? false, newlyElected: rows.first?.newly ?? false, jobs: jobs)
+    }
+
+    /// A promoter standing by: ends the session that holds the promoter lock if it has
+    /// been idle longer than `staleAfter` seconds (its daemon is frozen or cut off), so
+    /// the next read can take the lock. Returns the number of sessions ended.
+    public func deposeStalePromoter(staleAfter: Double) async throws -> Int {
+        try await connection.firstRow(QueueJobsStatements.DeposeStalePromoter(staleSeconds: staleAfter)) ?? 0
     }
 
     /// The promoter is about to sleep waiting for a NOTIFY: in one statement (one
@@ -42,8 +70,13 @@ public struct QueueStore: Sendable {
     ///
     /// `locked == true`: no inserter that read "busy" is still uncommitted, so a pass
     /// run after this statement sees all their jobs and later inserters notify.
-    public func announceIdle(daemonID: String) async throws -> (locked: Bool, secondsUntilNextDue: Double?) {
-        guard let row = try await connection.firstRow(QueueListenersStatements.AnnounceIdle(daemonID: daemonID)) else {
+    /// `excluding`: the promoter's pushed ids per lane, left out of the due time.
+    public func announceIdle(
+        daemonID: String, excluding: [JobPriority: [JobID]] = [:]
+    ) async throws -> (locked: Bool, secondsUntilNextDue: Double?) {
+        guard let row = try await connection.firstRow(QueueListenersStatements.AnnounceIdle(
+            daemonID: daemonID, excludeHigh: excluding[.high] ?? [], excludeNormal: excluding[.normal] ?? [],
+            excludeLow: excluding[.low] ?? [])) else {
             return (false, nil)
         }
         return (row.locked, row.secondsUntilNextDue)
@@ -72,15 +105,19 @@ public struct QueueStore: Sendable {
 
     /// Seconds until the next job becomes due (nil when none is waiting), so an idle
     /// promoter can sleep exactly until then instead of polling.
-    public func secondsUntilNextDue() async throws -> Double? {
-        try await connection.firstRow(QueueJobsStatements.SecondsUntilNextDue()) ?? nil
+    /// `excluding`: the promoter's pushed ids per lane (their jobs wait in Redis).
+    public func secondsUntilNextDue(excluding: [JobPriority: [JobID]] = [:]) async throws -> Double? {
+        try await connection.firstRow(QueueJobsStatements.SecondsUntilNextDue(
+            excludeHigh: excluding[.high] ?? [], excludeNormal: excluding[.normal] ?? [],
+            excludeLow: excluding[.low] ?? [])) ?? nil
     }
 
     // MARK: Workers
 
-    /// Claims promoted jobs for this daemon: one attempt each, leased for `lease`
-    /// seconds under `token`. Ids that are no longer `promoted` (a stale Redis entry, a
-    /// job another daemon took) are skipped. A payload longer than `maxPayloadBytes` is
+    /// Claims popped jobs for this daemon, straight from `available` or `retryable`
+    /// (and due): one attempt each, leased for `lease` seconds under `token`. Ids that
+    /// are not waiting and due (a duplicate Redis entry whose job another claim took, a
+    /// job cancelled or finished meanwhile) are skipped. A payload longer than `maxPayloadBytes` is
     /// not sent back; its job comes with `payload == nil` and is dead-lettered by the
     /// caller.
     ///
@@ -156,7 +193,7 @@ public struct QueueStore: Sendable {
     /// The heartbeat's text, for tests that plan it by hand.
     public static var extendLeasesSQL: String { QueueJobsStatements.ExtendLeases.sql.text }
 
-    // MARK: Maintenance (rescuer, reconciler)
+    // MARK: Maintenance (rescuer)
 
     /// One rescuer pass: attempts whose lease expired go back to `available`, or to
     /// the dead letters when their attempts are spent or they were rescued
@@ -178,28 +215,8 @@ public struct QueueStore: Sendable {
         try await connection.execute(QueueAttemptsStatements.MarkSolo(fence: fence, daemon: daemon)) == 1
     }
 
-    /// Jobs `promoted` for longer than `olderThan` seconds without a claim: Redis lost
-    /// them (a flush, a failover, a crash between commit and push). Back to `available`.
-    public func reclaimStalePromotions(olderThan: Double, limit: Int = 10_000) async throws -> Int {
-        try await connection.execute(QueueJobsStatements.ReclaimStalePromotions(olderThanSeconds: olderThan, limit: limit))
-    }
-
-    /// Hands promotions back when the push to Redis failed after the commit.
-    @discardableResult
-    public func unpromote(ids: [JobID]) async throws -> Int {
-        guard !ids.isEmpty else { return 0 }
-        return try await connection.execute(QueueJobsStatements.Unpromote(ids: ids))
-    }
-
-    /// After Redis lost its data, every promotion is void: all go back to `available`
-    /// and the promoter pushes them again. A duplicate in Redis is harmless, because
-    /// only one claim of a `promoted` row can succeed.
-    public func resetAllPromotions() async throws -> Int {
-        try await connection.execute(QueueJobsStatements.ResetAllPromotions())
-    }
-
-    /// Due jobs not yet promoted, dead letters, and paused lanes and kinds: for the
-    /// status line. The job counts use partial indexes, so they stay cheap however
+    /// Due waiting jobs (in Redis or not), dead letters, and paused lanes and kinds: for
+    /// the status line. The job counts use partial indexes, so they stay cheap however
     /// large the table grows.
     public func backlogSummary() async throws -> (due: Int, deadLetters: Int, paused: Int) {
         let row = try await connection.firstRow(QueueJobsStatements.BacklogSummary())
@@ -209,8 +226,7 @@ public struct QueueStore: Sendable {
     /// Unfinished jobs by state and priority, for the metrics gauges; available jobs
     /// whose `run_at` is still ahead are reported as `scheduled`. Each branch reads
     /// one partial index, so finished rows (most of the table) are never scanned
-    /// (promoted and running rows are found by the column their index is on,
-    /// migration 0012).
+    /// (running rows are found by the column their index is on, migration 0012).
     public func backlogByState() async throws -> [(state: String, priority: String, count: Int)] {
         try await connection.rows(QueueJobsStatements.BacklogByState()).map { ($0.state, $0.priority, $0.count) }
     }

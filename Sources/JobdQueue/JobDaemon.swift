@@ -43,7 +43,6 @@ public struct JobDaemon: Sendable {
         logger[metadataKey: LogKey.daemon] = "\(identity.id)"
         let stats = DaemonStats()
         let wake = WakeSignal()
-        let startGate = StartGate()
         let poolShutdown = PoolShutdown()
         self.stats = stats
         self.identity = identity
@@ -67,10 +66,10 @@ public struct JobDaemon: Sendable {
         maintenance = Maintenance(
             store: QueueStore(connection: postgres("maintenance")), dispatch: redis("maintenance"),
             promoterWake: wake, configuration: configuration, daemon: identity, stats: stats, logger: logger,
-            startGate: startGate, liveWorkers: { pools.map(\.capacity).reduce(0, +) })
+            liveWorkers: { pools.map(\.capacity).reduce(0, +) })
         promoter = Promoter(
             store: QueueStore(connection: postgres("promoter")), dispatch: redis("promoter"), wake: wake,
-            configuration: configuration, stats: stats, logger: logger, daemonID: identity.id, startGate: startGate,
+            configuration: configuration, stats: stats, logger: logger, daemonID: identity.id,
             testFaults: testFaults)
         let listener = NotificationListener(connection: postgres("listener"), wake: wake, stats: stats, logger: logger)
         autoscaler = Autoscaler(

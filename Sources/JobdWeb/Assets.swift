@@ -18,7 +18,7 @@ enum Assets {
             return (s / 3600).toFixed(1) + " h";
           }
           function render(data) {
-            var states = ["available", "retryable", "promoted", "running"];
+            var states = ["available", "retryable", "running"];
             var priorities = ["high", "normal", "low"];
             states.forEach(function (state) {
               var counts = (data.unfinished && data.unfinished[state]) || {};

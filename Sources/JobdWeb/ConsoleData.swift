@@ -119,13 +119,13 @@ public struct OverviewSnapshot: Sendable, Codable, Equatable {
 
     /// ISO 8601, the database's clock.
     public var generatedAt: String
-    /// Unfinished states (available, retryable, promoted, running) × priority, exact.
+    /// Unfinished states (available, retryable, running) × priority, exact.
     public var unfinished: [String: [String: Int]]
     /// completed and cancelled jobs together: the planner's estimate (the table may
     /// hold millions; counting them every few seconds is what pins a database).
     public var finishedEstimate: Int
     public var deadLetters: Int
-    /// Age of the oldest due job not yet promoted; nil when none waits.
+    /// Age of the oldest due waiting job (in Redis or not); nil when none waits.
     public var oldestDueSeconds: Double?
     public var daemons: [Daemon]
     public var pauses: [QueueAdmin.Pause]
@@ -134,7 +134,7 @@ public struct OverviewSnapshot: Sendable, Codable, Equatable {
     public var postgres = Health(reachable: true)
     /// nil when the console runs without Redis settings.
     public var redis: Health? = nil
-    /// Entries in each priority's Redis dispatch list (promoted, not yet claimed).
+    /// Entries in each priority's Redis dispatch list (pushed, not yet popped).
     public var redisLists: [String: Int]? = nil
 
     /// `paused: …` as `jobd status` prints it.

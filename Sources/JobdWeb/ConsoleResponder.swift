@@ -282,7 +282,7 @@ public struct ConsoleResponder: HTTPResponder {
         case .retryJob(let id):
             let done = try await database.withAdmin { try await $0.retry(id: id) }
             metadata["job_id"] = "\(id)"
-            result = ActionResult(ok: done, message: done ? "retried" : "not retried: the job is running, promoted or completed")
+            result = ActionResult(ok: done, message: done ? "retried" : "not retried: the job is running or completed")
             back = "/jobs/\(id)"
         case .cancelJob(let id):
             let outcome = try await database.withAdmin { try await $0.cancel(ids: [id]) }.first

@@ -96,7 +96,7 @@ enum Pages {
 extension ConsoleResponder {
     func overviewPage(_ snapshot: OverviewSnapshot, principal: WebPrincipal) -> String {
         let csrf = auth.csrfToken(for: principal)
-        let states = ["available", "retryable", "promoted", "running"]
+        let states = ["available", "retryable", "running"]
         var rows = ""
         for state in states {
             let counts = snapshot.unfinished[state] ?? [:]
@@ -220,7 +220,7 @@ extension ConsoleResponder {
             if ["dead", "cancelled", "available", "retryable"].contains(job.state) {
                 actions += Pages.button(job.state == "dead" ? "Retry (re-drive)" : "Run now", action: "/jobs/\(job.id)/retry", csrf: csrf)
             }
-            if ["available", "retryable", "promoted"].contains(job.state) || (job.state == "running" && !job.cancelRequested) {
+            if ["available", "retryable"].contains(job.state) || (job.state == "running" && !job.cancelRequested) {
                 actions += Pages.button("Cancel", action: "/jobs/\(job.id)/cancel", csrf: csrf, danger: true)
             }
             if job.state == "dead" {

@@ -38,7 +38,6 @@ struct ConfigurationTests {
         #expect(config.promoteBatch == 1_000)
         #expect(config.redisHighWater == 2_000)
         #expect(config.maintenanceInterval == 5)
-        #expect(config.promotedTimeout == 60)
         #expect(config.maxRescues == 3)
         #expect(config.maxPayloadBytes == 1_048_576)
         #expect(config.commandTimeout == 10)
@@ -154,7 +153,6 @@ struct ConfigurationTests {
             (.shutdownTimeout, "0", 0),
             (.shutdownTimeout, "2m", 120),
             (.maintenanceInterval, "50ms", 0.05),
-            (.promotedTimeout, "5m", 300),
             (.commandTimeout, "100ms", 0.1),
             (.commandTimeout, " 2.5 ", 2.5),
         ]
@@ -166,7 +164,6 @@ struct ConfigurationTests {
         case .lease: config.lease
         case .shutdownTimeout: config.shutdownTimeout
         case .maintenanceInterval: config.maintenanceInterval
-        case .promotedTimeout: config.promotedTimeout
         case .commandTimeout: config.commandTimeout
         default: .nan
         }
@@ -178,7 +175,6 @@ struct ConfigurationTests {
         case .lease: expected.lease = DaemonConfiguration.defaults.lease
         case .shutdownTimeout: expected.shutdownTimeout = DaemonConfiguration.defaults.shutdownTimeout
         case .maintenanceInterval: expected.maintenanceInterval = DaemonConfiguration.defaults.maintenanceInterval
-        case .promotedTimeout: expected.promotedTimeout = DaemonConfiguration.defaults.promotedTimeout
         case .commandTimeout: expected.commandTimeout = DaemonConfiguration.defaults.commandTimeout
         default: break
         }
@@ -254,7 +250,6 @@ struct ConfigurationTests {
             (.promoteBatch, "0"), (.promoteBatch, "100001"), (.promoteBatch, "1.5"), (.promoteBatch, "lots"),
             (.redisHighWater, "0"), (.redisHighWater, "10000001"),
             (.maintenanceInterval, "10ms"), (.maintenanceInterval, "m5"),
-            (.promotedTimeout, "999ms"), (.promotedTimeout, "1 m"),
             (.maxRescues, "0"), (.maxRescues, "1001"), (.maxRescues, "3.0"),
             (.maxPayloadBytes, "1"), (.maxPayloadBytes, "268435457"), (.maxPayloadBytes, "1MB"),
             (.commandTimeout, "50ms"), (.commandTimeout, "5x"),

@@ -16,7 +16,6 @@ struct FaultToleranceTests {
         try await withWorld { world in
             let store = QueueStore(connection: world.sql)
             try await world.exec("INSERT INTO queue.jobs (kind) VALUES ('noop')")
-            _ = try await store.promote(limits: [.normal: 10])
             let text = try await world.scalar("SELECT id FROM queue.jobs") ?? ""
             let id: JobID = try #require(JobID(text))
             let first = try await store.claim(ids: [id], daemon: "a", lease: 30, maxPayloadBytes: 1000)
@@ -28,7 +27,6 @@ struct FaultToleranceTests {
             #expect(rescued.map(\.state) == [.available])
             // The rescue clears the token: a lease heartbeat matches on it alone.
             #expect(try await world.scalar("SELECT lease_token IS NULL FROM queue.jobs") == "t")
-            _ = try await store.promote(limits: [.normal: 10])
             let second = try await store.claim(ids: [id], daemon: "b", lease: 30, maxPayloadBytes: 1000)
             #expect(second.map(\.job.attempt) == [2])
 
@@ -53,7 +51,6 @@ struct FaultToleranceTests {
         try await withWorld { world in
             let store = QueueStore(connection: world.sql)
             try await world.exec("INSERT INTO queue.jobs (kind) VALUES ('noop')")
-            _ = try await store.promote(limits: [.normal: 10])
             let id = try #require(JobID(try await world.scalar("SELECT id FROM queue.jobs") ?? ""))
             let lost = try #require(try await store.claim(
                 ids: [id], daemon: "a", lease: 30, maxPayloadBytes: 1000, token: 1111).first?.job)
@@ -62,7 +59,7 @@ struct FaultToleranceTests {
             // lose it while daemon "a" already runs the handler. Put back what the crash
             // would: the row as it was before the claim, and no ledger row of it.
             try await world.exec("""
-                UPDATE queue.jobs SET state = 'promoted', attempt = attempt - 1, leased_by = NULL,
+                UPDATE queue.jobs SET state = 'available', attempt = attempt - 1, leased_by = NULL,
                        lease_token = NULL, lease_expires_at = NULL, started_at = NULL
                 """)
             try await world.exec("DELETE FROM queue.attempts")

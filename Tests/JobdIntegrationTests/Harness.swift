@@ -37,7 +37,6 @@ struct QueueWorld {
         config.pollInterval = 0.2
         config.maintenanceInterval = 0.2
         config.lease = 5
-        config.promotedTimeout = 5
         config.backoff = RetryBackoff(baseSeconds: 0.05, maximumSeconds: 0.2)
         config.shutdownTimeout = 5
         // No built-in schedules (hourly prune and trims at fixed minutes): a test that

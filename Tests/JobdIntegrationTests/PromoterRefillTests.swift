@@ -22,14 +22,19 @@ struct PromoterRefillTests {
             let dispatch = world.dispatch()
             #expect(try await promoter.promoteOnce() == 100)
             #expect(try await dispatch.lengths()[.normal] == 100)
-            // 70 left: above the mark (50), so nothing is promoted.
+            // 70 left: above the mark (50), so nothing is pushed.
             _ = try await dispatch.pop(order: [.normal], max: 30)
             #expect(try await promoter.promoteOnce() == 0)
             // 40 left: below the mark, refilled to the high-water mark in one go.
             _ = try await dispatch.pop(order: [.normal], max: 30)
             #expect(try await promoter.promoteOnce() == 60)
             #expect(try await dispatch.lengths()[.normal] == 100)
-            #expect(try await world.count(state: "promoted") == 160)
+            // Pushing wrote nothing to Postgres: every job still waits, and each id is in
+            // the list once (the promoter left out the ids it had pushed).
+            #expect(try await world.count(state: "available") == 500)
+            let listed = try await dispatch.connection.command(["LRANGE", RedisKeys(prefix: world.prefix).queue(.normal), "0", "-1"])
+            let ids = (listed.array ?? []).compactMap(\.string)
+            #expect(ids.count == 100 && Set(ids).count == 100)
             await dispatch.connection.close()
         }
     }

@@ -94,7 +94,6 @@ struct ReliabilityTests {
             let store = QueueStore(connection: world.sql)
             let admin = QueueAdmin(connection: world.sql)
             try await world.exec("INSERT INTO queue.jobs (kind) VALUES ('noop')")
-            _ = try await store.promote(limits: [.normal: 1])
             let id = try #require(JobID(try await world.scalar("SELECT max(id) FROM queue.jobs") ?? ""))
             let claimed = try #require(try await store.claim(ids: [id], daemon: "holder", lease: 30, maxPayloadBytes: 1000).first)
             #expect(try await world.int("SELECT count(*) FROM queue.attempts WHERE job_id = \(id)") == 0)
@@ -116,12 +115,10 @@ struct ReliabilityTests {
         try await withWorld { world in
             let store = QueueStore(connection: world.sql)
             try await world.exec("INSERT INTO queue.jobs (kind) VALUES ('noop')")
-            _ = try await store.promote(limits: [.normal: 1])
             let id = try #require(JobID(try await world.scalar("SELECT id FROM queue.jobs") ?? ""))
             let first = try await store.claim(ids: [id], daemon: "a", lease: 30, maxPayloadBytes: 1000)
             try await world.exec("UPDATE queue.jobs SET lease_expires_at = now() - interval '1 second'")
             _ = try await store.rescueExpiredLeases(maxRescues: 3)
-            _ = try await store.promote(limits: [.normal: 1])
             _ = try await store.claim(ids: [id], daemon: "b", lease: 30, maxPayloadBytes: 1000)
             let stale = try #require(first.first?.job.fence)
             let refused = try await store.complete([AttemptCompletion(fence: stale, outcome: .completed)])
@@ -267,48 +264,17 @@ struct ReliabilityTests {
         }
     }
 
-    @Test("the first maintenance pass voids promotions when Redis has no epoch (flushed while no daemon ran)")
+    @Test("the first maintenance pass reports a Redis without an epoch (flushed while no daemon ran), and changes nothing in Postgres")
     func epochMissingOnFirstPass() async throws {
         try await withWorld { world in
             try await world.exec("INSERT INTO queue.jobs (kind) SELECT 'noop' FROM generate_series(1, 5)")
-            // Promoted by a daemon whose Redis was flushed before this one started.
-            _ = try await QueueStore(connection: world.sql).promote(limits: [.normal: 10])
-            #expect(try await world.count(state: "promoted") == 5)
-            let daemon = world.makeDaemon(world.configuration { $0.promotedTimeout = 3_600 })
+            let daemon = world.makeDaemon(world.configuration())
             try await daemon.maintenance.runOnce(epochs: EpochTracker())
             #expect(try await world.count(state: "available") == 5)
             #expect(world.logs.messages("redis lost its data; dispatch rebuilt from postgres").count == 1)
-            // With the epoch in place, a second daemon's first pass changes nothing.
-            _ = try await QueueStore(connection: world.sql).promote(limits: [.normal: 10])
+            // With the epoch in place, a second daemon's first pass reports nothing.
             try await world.makeDaemon(world.configuration(), id: "second").maintenance.runOnce(epochs: EpochTracker())
-            #expect(try await world.count(state: "promoted") == 5)
-        }
-    }
-
-    @Test("a daemon starting on a Redis without an epoch voids none of its own first promotions")
-    func firstPromotionsSurviveTheEpochCheck() async throws {
-        try await withWorld { world in
-            // The promoter's first pass and the maintenance's first epoch check start
-            // together; without the start gate the check voided what the pass had pushed.
-            // To make that order certain, the maintenance's first statement (its row in
-            // queue.daemons) waits half a second for a row lock this test holds.
-            try await world.exec("INSERT INTO queue.jobs (kind) SELECT 'noop' FROM generate_series(1, 3000)")
-            let config = world.configuration()
-            let holder = PostgresConnection(conninfo: config.databaseURL, name: "holder", commandTimeout: 5, logger: .silent)
-            try await holder.query("BEGIN")
-            try await holder.query("""
-                INSERT INTO queue.daemons (id, hostname, pid, version, workers) VALUES ('test-daemon', 'test', 1, 'test', 1)
-                """)
-            let daemon = world.makeDaemon(config)
-            try await world.running([daemon]) {
-                try await Task.sleep(for: .milliseconds(500))
-                try await holder.query("COMMIT")
-                try await world.waitForState("completed", count: 3000)
-            }
-            await holder.close()
-            let checks = world.logs.messages("redis lost its data; dispatch rebuilt from postgres")
-            #expect(checks.count == 1)
-            #expect(checks.first?.metadata[LogKey.count] == "0")
+            #expect(world.logs.messages("redis lost its data; dispatch rebuilt from postgres").count == 1)
         }
     }
 
@@ -607,10 +573,11 @@ struct QueueHealthTests {
             try await world.exec("ANALYZE queue.jobs")
             try await world.exec("ANALYZE queue.attempts")
             let shapes: [(what: String, sql: String, index: [String])] = [
-                ("promote", """
+                ("promoter's read", """
                     SELECT id FROM queue.jobs
                      WHERE state IN ('available', 'retryable') AND priority = 'high' AND run_at <= now()
-                     ORDER BY run_at, id LIMIT 1000 FOR UPDATE SKIP LOCKED
+                       AND id <> ALL('{1,2,3,4,5,6,7,8,9,10}'::bigint[])
+                     ORDER BY run_at, id LIMIT 1000
                     """, ["jobs_due_idx"]),
                 ("next due", """
                     SELECT min(run_at) FROM queue.jobs WHERE state IN ('available', 'retryable') AND priority = 'normal'
@@ -619,16 +586,13 @@ struct QueueHealthTests {
                     SELECT count(*) FROM queue.jobs WHERE state IN ('available', 'retryable') AND run_at <= now()
                     """, ["jobs_due_idx"]),
                 ("claim", """
-                    UPDATE queue.jobs SET state = 'running' WHERE id = ANY('{1,2,3}'::bigint[]) AND state = 'promoted'
+                    UPDATE queue.jobs SET state = 'running'
+                     WHERE id = ANY('{1,2,3}'::bigint[]) AND state IN ('available', 'retryable') AND run_at <= now()
                     """, ["jobs_pkey"]),
                 ("rescue", """
                     SELECT id FROM queue.jobs WHERE state = 'running' AND lease_expires_at < now()
                      ORDER BY lease_expires_at LIMIT 1000 FOR UPDATE SKIP LOCKED
                     """, ["jobs_lease_idx"]),
-                ("reclaim", """
-                    SELECT id FROM queue.jobs WHERE state = 'promoted' AND promoted_at < now() - interval '60 seconds'
-                     ORDER BY promoted_at LIMIT 10000 FOR UPDATE SKIP LOCKED
-                    """, ["jobs_promoted_idx"]),
                 ("solo lookup", """
                     SELECT 1 FROM queue.attempts WHERE job_id = 42 AND attempt = 1 AND event = 'solo'
                     """, ["attempts_job_idx"]),
@@ -645,7 +609,7 @@ struct QueueHealthTests {
     static let tableShapes = [(60_000, 20_000, 5_000), (0, 11_000, 500)]
 
     @Test(
-        "the claim and the completion probe the primary key when the statistics say nothing is promoted or running",
+        "the claim and the completion probe the primary key when the statistics say nothing is running",
         arguments: tableShapes)
     func claimAndCompletionUsePrimaryKey(finished: Int, waiting: Int, inFlight: Int) async throws {
         try await withWorld { world in
@@ -662,10 +626,6 @@ struct QueueHealthTests {
                 "INSERT INTO queue.jobs (kind) SELECT 'noop' FROM generate_series(1, $1::int) g", [String(waiting)])
             try await world.exec("ANALYZE queue.jobs")
             try await world.exec("""
-                UPDATE queue.jobs SET state = 'promoted', promoted_at = now()
-                 WHERE id IN (SELECT id FROM queue.jobs WHERE state = 'available' ORDER BY id LIMIT $1::int)
-                """, [String(inFlight)])
-            try await world.exec("""
                 UPDATE queue.jobs SET state = 'running', attempt = 1, lease_token = 7,
                        lease_expires_at = now() + interval '30 seconds'
                  WHERE id IN (SELECT id FROM queue.jobs WHERE state = 'available' ORDER BY id LIMIT $1::int)
@@ -676,7 +636,7 @@ struct QueueHealthTests {
             try await world.exec("PREPARE complete(jsonb, text) AS \(QueueStore.completeSQL)")
             try await world.exec("PREPARE heartbeat(bigint[], int[], float8, bigint[]) AS \(QueueStore.extendLeasesSQL)")
             let promoted = try await world.sql.query(
-                "SELECT id FROM queue.jobs WHERE state = 'promoted' ORDER BY id LIMIT 20").rows.compactMap { $0[0] ?? nil }
+                "SELECT id FROM queue.jobs WHERE state = 'available' ORDER BY id LIMIT 20").rows.compactMap { $0[0] ?? nil }
             let running = try await world.sql.query(
                 "SELECT id FROM queue.jobs WHERE state = 'running' ORDER BY id LIMIT 20").rows.compactMap { $0[0] ?? nil }
             let completions = running.map {
@@ -691,7 +651,7 @@ struct QueueHealthTests {
             for (what, explain) in plans {
                 let plan = try await world.plan(explain)
                 #expect(plan.contains("jobs_pkey"), "\(what) plan:\n\(plan)")
-                #expect(!plan.contains("jobs_promoted_idx") && !plan.contains("jobs_lease_idx") && !plan.contains("Seq Scan"),
+                #expect(!plan.contains("jobs_due_idx") && !plan.contains("jobs_lease_idx") && !plan.contains("Seq Scan"),
                         "\(what) plan:\n\(plan)")
             }
             // And they do what they are for.

@@ -136,17 +136,19 @@ struct WakeupProtocolTests {
         }
     }
 
-    @Test("two idle daemons each keep a row; an insert wakes them while either is idle")
+    @Test("two idle daemons: only the elected promoter keeps a row, and an insert wakes it")
     func twoDaemons() async throws {
         try await withWorld { world in
             let config = world.configuration { $0.pollInterval = 30 }
             let a = world.makeDaemon(config, id: "daemon-a"), b = world.makeDaemon(config, id: "daemon-b")
             try await world.running([a, b]) {
-                try await waitUntil(timeout: 20, "both rows idle") {
-                    try await world.int("SELECT count(*) FROM queue.listeners WHERE idle") == 2
+                try await waitUntil(timeout: 20, "the elected promoter's row idle") {
+                    try await world.int("SELECT count(*) FROM queue.listeners WHERE idle") == 1
                 }
-                // As if daemon-a were busy: daemon-b's idle row still makes the insert notify.
-                try await world.exec("UPDATE queue.listeners SET idle = false WHERE daemon_id = 'daemon-a'")
+                let elected = a.promoter.isElected ? "daemon-a" : "daemon-b"
+                #expect(a.promoter.isElected != b.promoter.isElected)
+                // The one standing by keeps no row: inserts never notify for it.
+                #expect(try await world.sql.query("SELECT daemon_id FROM queue.listeners").rows == [[elected]])
                 try await world.exec("INSERT INTO queue.jobs (kind) VALUES ('noop')")
                 try await world.waitForState("completed", count: 1, timeout: 20)
             }

@@ -849,9 +849,8 @@ struct WebConsoleTests {
         try await withWorld { world in
             let admin = QueueAdmin(connection: world.sql)
             let later = try await world.int("INSERT INTO queue.jobs (kind, run_at) VALUES ('noop', now() + interval '1 hour') RETURNING id")
-            let promoted = try await world.int("INSERT INTO queue.jobs (kind, run_at) VALUES ('noop', now() + interval '1 hour') RETURNING id")
-            try await world.exec("UPDATE queue.jobs SET state = 'promoted', promoted_at = now() WHERE id = $1", [String(promoted)])
-            let results = try await admin.cancel(ids: [JobID(later), JobID(promoted), 999_999_999])
+            let due = try await world.int("INSERT INTO queue.jobs (kind) VALUES ('noop') RETURNING id")
+            let results = try await admin.cancel(ids: [JobID(later), JobID(due), 999_999_999])
             #expect(results.map(\.outcome) == [.cancelled, .cancelled, .unchanged])
             #expect(results.last?.state == nil)
             #expect(try await world.count(state: "cancelled") == 2)
@@ -868,7 +867,7 @@ struct WebConsoleTests {
                 // The attempts run on: still running right after the request.
                 #expect(try await world.count(state: "running") == 2)
                 try await waitUntil(timeout: 20, "both attempts ended") {
-                    try await world.int("SELECT count(*) FROM queue.jobs WHERE id = ANY($1::bigint[]) AND state NOT IN ('running', 'promoted', 'available', 'retryable')",
+                    try await world.int("SELECT count(*) FROM queue.jobs WHERE id = ANY($1::bigint[]) AND state NOT IN ('running', 'available', 'retryable')",
                                         [PostgresArray.integers([failing, succeeding])]) == 2
                 }
                 #expect(try await world.scalar("SELECT state FROM queue.jobs WHERE id = $1", [String(failing)]) == "cancelled")

@@ -44,9 +44,9 @@ extension HostTests {
             env.merge(workers) { $1 }
             let daemon = try DaemonProcess(binary: binary, arguments: ["run"], environment: env, dir: dir)
             defer { daemon.kill() }
-            try await waitUntil(timeout: 30, "every slot busy and the other jobs promoted") {
+            try await waitUntil(timeout: 30, "every slot busy and the other jobs waiting") {
                 let row = try await sql.query("""
-                    SELECT count(*) FILTER (WHERE state = 'running'), count(*) FILTER (WHERE state = 'promoted')
+                    SELECT count(*) FILTER (WHERE state = 'running'), count(*) FILTER (WHERE state = 'available')
                       FROM queue.jobs
                     """).rows.first
                 return row?[0] == "\(slots)" && row?[1] == "\(slots)"
@@ -85,7 +85,7 @@ extension HostTests {
             }
             // The ones that waited in Redis were never claimed.
             for row in rows where row[1] != "1" {
-                #expect(row[1] == "0" && row[2] == "0" && (row[0] == "promoted" || row[0] == "available"), "\(row)")
+                #expect(row[1] == "0" && row[2] == "0" && row[0] == "available", "\(row)")
             }
             await sql.close()
             await database.drop()

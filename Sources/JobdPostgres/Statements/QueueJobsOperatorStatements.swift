@@ -91,7 +91,7 @@ extension QueueJobsStatements {
                 UPDATE queue.jobs
                    SET state = 'cancelled', finished_at = now(), promoted_at = NULL,
                        cancel_requested_at = now()
-                 WHERE id = ANY($1::bigint[]) AND state IN ('available', 'retryable', 'promoted')
+                 WHERE id = ANY($1::bigint[]) AND state IN ('available', 'retryable')
                 RETURNING id
             ), marked AS (
                 UPDATE queue.jobs
@@ -161,7 +161,6 @@ extension QueueJobsStatements {
              WHERE ($1::bigint IS NULL OR id = $1::bigint)
                AND ($2::text IS NULL OR state = $2::text)
                AND ($2::text IS DISTINCT FROM 'running' OR lease_expires_at IS NOT NULL)
-               AND ($2::text IS DISTINCT FROM 'promoted' OR promoted_at IS NOT NULL)
                AND ($3::text IS NULL OR kind = $3::text)
                AND ($4::text IS NULL OR priority = $4::text)
                AND ($5::text IS NULL OR unique_key = $5::text)

@@ -1,14 +1,15 @@
 import JobdCore
 
 /// The statements on `queue.jobs` that move jobs through the dispatch protocol:
-/// promote, claim, complete, extend leases, rescue, and the reconciler's and the
-/// status line's reads. Each writes to its neighbours (ledger rows, dead letters,
+/// the promoter's read, claim, complete, extend leases, rescue, and the status
+/// line's reads. Each writes to its neighbours (ledger rows, dead letters,
 /// the listener's busy mark) in the same statement, so a batch stays one round trip.
 enum QueueJobsStatements {
     // MARK: Shared fragments
 
     // A lane's waiting jobs that are not paused (`queue.pauses`, migration 0021): the
-    // promoter promotes these once due, and the due-time reads take the minimum run_at
+    // promoter pushes these to Redis once due (ids pushed before a pause began are
+    // still claimed and run: the claim does not read the pauses), and the due-time reads take the minimum run_at
     // of the same rows, so an idle promoter does not see paused jobs as due and spin
     // on them. A paused lane's uncorrelated NOT EXISTS is a one-time filter, so its
     // index is not even scanned; a paused kind is a filter on the lane's scan, which
@@ -37,106 +38,169 @@ enum QueueJobsStatements {
         """
 
     /// float8 seconds from now until the earliest waiting, unpaused job's run_at (NULL
-    /// when none waits; negative when one is overdue). One min() per priority, so each
-    /// is the first entry of jobs_due_idx (priority, run_at, id) instead of a scan of
-    /// every waiting job.
-    static let secondsUntilNextDue: SQL = """
+    /// when none waits; negative when one is overdue), leaving out the ids in the
+    /// bigint[] parameters `high`, `normal`, `low` (the promoter's pushed ids, whose
+    /// jobs wait in Redis and are not its to find again). One min() per priority, so
+    /// each reads jobs_due_idx (priority, run_at, id) from its start, passing over only
+    /// the left-out ids, instead of a scan of every waiting job.
+    static func secondsUntilNextDue(high: SQL, normal: SQL, low: SQL) -> SQL {
+        """
         (extract(epoch FROM least(
             (SELECT min(run_at) FROM queue.jobs WHERE
-        """ + waitingHigh + """
+        """ + waitingHigh + " AND id <> ALL(" + high + ")" + """
         ),
             (SELECT min(run_at) FROM queue.jobs WHERE
-        """ + waitingNormal + """
+        """ + waitingNormal + " AND id <> ALL(" + normal + ")" + """
         ),
             (SELECT min(run_at) FROM queue.jobs WHERE
-        """ + waitingLow + """
+        """ + waitingLow + " AND id <> ALL(" + low + ")" + """
         )
         )) - extract(epoch FROM now()))::float8
         """
+    }
 
     // MARK: Promoter
 
-    /// Moves up to `high`/`normal`/`low` due jobs of each lane to `promoted`, oldest
-    /// first, skipping rows another daemon has locked; sets `busyDaemon`'s listener row
-    /// busy in the same statement (nil leaves every row as it is).
+    /// The promoter's pass, read-only on `queue.jobs`: up to `high`/`normal`/`low` due,
+    /// unpaused waiting jobs of each lane, oldest first, leaving out the ids the
+    /// promoter still holds in that lane's Redis list (`exclude…`). Only the elected
+    /// promoter reads jobs: the statement first makes sure this session holds the
+    /// promoter lock (a session-level advisory lock, `(1785684580, 2)`), taking it if
+    /// it is free. The first row always comes, with `elected` (this session holds the
+    /// lock) and `newly` (it did not before this statement: a new session, so whatever
+    /// the caller remembers of its pushes is to be forgotten); job columns are NULL in
+    /// it when no job is due. Sets `busyDaemon`'s listener row busy when elected.
     struct Promote: PostgresStatement {
         var high: Int
         var normal: Int
         var low: Int
+        var excludeHigh: [JobID]
+        var excludeNormal: [JobID]
+        var excludeLow: [JobID]
         var busyDaemon: String?
 
+        /// Planned with the lists bound, so each `<> ALL` is a hashed lookup rather than
+        /// a walk of the array for every row passed over.
+        static let planning = PostgresPlanning.perExecution
+
         struct Row: Sendable {
-            var id: JobID
-            var priority: JobPriority
+            var elected: Bool
+            var newly: Bool
+            var id: JobID?
+            var priority: JobPriority?
             /// run_at in microseconds: the dispatch order within a lane.
-            var dispatchOrder: Int64
+            var dispatchOrder: Int64?
         }
 
-        var bindings: PostgresBindings { [.int(high), .int(normal), .int(low), .text(busyDaemon)] }
+        var bindings: PostgresBindings {
+            [.int(high), .int(normal), .int(low), .text(busyDaemon),
+             .intArray(excludeHigh), .intArray(excludeNormal), .intArray(excludeLow)]
+        }
 
         static func decode(_ row: PostgresRow) throws -> Row {
-            Row(id: try row.decode("id"), priority: try row.decode("priority"),
-                dispatchOrder: try row.decode("dispatch_order"))
+            Row(elected: try row.decode("elected"), newly: try row.decode("newly"),
+                id: try row.decode("id", as: JobID?.self), priority: try row.decode("priority", as: JobPriority?.self),
+                dispatchOrder: try row.decode("dispatch_order", as: Int64?.self))
         }
 
         static let sql: SQL = """
-            WITH busy AS (
+            WITH held AS MATERIALIZED (
+                -- The session setting is set with the lock and vanishes with the session
+                -- (and so with the lock): no scan of pg_locks.
+                SELECT coalesce(current_setting('jobd.promoter', true), '') = 'elected' AS held
+            ), leader AS MATERIALIZED (
+                SELECT CASE WHEN held THEN true
+                            WHEN pg_try_advisory_lock(1785684580, 2)
+                            THEN set_config('jobd.promoter', 'elected', false) IS NOT NULL
+                            ELSE false END AS elected,
+                       NOT held AS newly
+                  FROM held
+            ), busy AS (
                 -- The wake-up protocol's busy mark, in the statement the promoter runs
                 -- anyway: no extra round trip. Writes only when the row says idle.
                 UPDATE queue.listeners SET idle = false, updated_at = now()
-                 WHERE daemon_id = $4 AND idle
+                 WHERE daemon_id = $4 AND idle AND (SELECT elected FROM leader)
             ), h AS (
-                SELECT id FROM queue.jobs
+                SELECT id, priority, run_at FROM queue.jobs
                  WHERE
             """ + waitingHigh + """
-             AND run_at <= now()
-                 ORDER BY run_at, id LIMIT $1::int FOR UPDATE SKIP LOCKED
+             AND run_at <= now() AND id <> ALL($5::bigint[]) AND (SELECT elected FROM leader)
+                 ORDER BY run_at, id LIMIT $1::int
             ), n AS (
-                SELECT id FROM queue.jobs
+                SELECT id, priority, run_at FROM queue.jobs
                  WHERE
             """ + waitingNormal + """
-             AND run_at <= now()
-                 ORDER BY run_at, id LIMIT $2::int FOR UPDATE SKIP LOCKED
+             AND run_at <= now() AND id <> ALL($6::bigint[]) AND (SELECT elected FROM leader)
+                 ORDER BY run_at, id LIMIT $2::int
             ), l AS (
-                SELECT id FROM queue.jobs
+                SELECT id, priority, run_at FROM queue.jobs
                  WHERE
             """ + waitingLow + """
-             AND run_at <= now()
-                 ORDER BY run_at, id LIMIT $3::int FOR UPDATE SKIP LOCKED
+             AND run_at <= now() AND id <> ALL($7::bigint[]) AND (SELECT elected FROM leader)
+                 ORDER BY run_at, id LIMIT $3::int
             )
-            UPDATE queue.jobs j
-               SET state = 'promoted', promoted_at = now()
-             WHERE j.id IN (SELECT id FROM h UNION ALL SELECT id FROM n UNION ALL SELECT id FROM l)
-               -- Commit without waiting for the WAL flush (this transaction only). Losing a
-               -- promotion in a server crash is harmless: the rows are `available` again and
-               -- are promoted anew, the ids left in Redis fail the claim's state check, and
-               -- the durable completion of an attempt started from it flushes this record first.
-               -- Saves a disk flush (1–10 ms here) on every pickup.
-               AND (SELECT set_config('synchronous_commit', 'off', true)) IS NOT NULL
             -- The dispatch order: run_at in microseconds, clamped so that no run_at a row
             -- may hold (infinite, or older than the CHECK of 0013 allows) fails the cast.
-            RETURNING j.id, j.priority,
-                      (least(greatest(extract(epoch FROM j.run_at), -9e12), 9e12) * 1000000)::bigint AS dispatch_order
+            SELECT leader.elected, leader.newly, j.id, j.priority,
+                   (least(greatest(extract(epoch FROM j.run_at), -9e12), 9e12) * 1000000)::bigint AS dispatch_order
+              FROM leader
+              LEFT JOIN (SELECT * FROM h UNION ALL SELECT * FROM n UNION ALL SELECT * FROM l) j ON true
+             -- The busy mark commits without waiting for the flush (listeners is unlogged).
+             WHERE set_config('synchronous_commit', 'off', true) IS NOT NULL
             """
     }
 
-    /// Seconds until the next job becomes due (NULL when none is waiting).
+    /// Ends the session holding the promoter lock when it has been idle for longer than
+    /// `staleSeconds`: an elected promoter runs a statement at least once per poll
+    /// interval, so one silent that long belongs to a frozen or cut-off daemon whose
+    /// connection the server still keeps (its lists would otherwise never be refilled).
+    /// Returns how many sessions were ended (0 or 1).
+    struct DeposeStalePromoter: PostgresStatement {
+        var staleSeconds: Double
+
+        static let planning = PostgresPlanning.perExecution
+
+        var bindings: PostgresBindings { [.double(staleSeconds)] }
+
+        static func decode(_ row: PostgresRow) throws -> Int { try row.decode("ended") }
+
+        static let sql: SQL = """
+            SELECT count(*) FILTER (WHERE pg_terminate_backend(l.pid))::int AS ended
+              FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+             WHERE l.locktype = 'advisory' AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+               AND l.classid = 1785684580 AND l.objid = 2 AND l.objsubid = 2 AND l.granted
+               AND l.pid <> pg_backend_pid()
+               AND a.state = 'idle' AND a.state_change < now() - make_interval(secs => $1::float8)
+            """
+    }
+
+    /// Seconds until the next job becomes due (NULL when none is waiting), leaving out
+    /// the ids the promoter holds in each lane's list.
     struct SecondsUntilNextDue: PostgresStatement {
-        var bindings: PostgresBindings { [] }
+        var excludeHigh: [JobID] = []
+        var excludeNormal: [JobID] = []
+        var excludeLow: [JobID] = []
+
+        /// Planned with the lists bound (hashed `<> ALL`); runs only when the promoter
+        /// goes idle.
+        static let planning = PostgresPlanning.perExecution
+
+        var bindings: PostgresBindings { [.intArray(excludeHigh), .intArray(excludeNormal), .intArray(excludeLow)] }
 
         static func decode(_ row: PostgresRow) throws -> Double? {
             try row.decode("seconds", as: Double?.self)
         }
 
-        static let sql: SQL = "SELECT " + secondsUntilNextDue + " AS seconds"
+        static let sql: SQL = "SELECT " + secondsUntilNextDue(high: "$1::bigint[]", normal: "$2::bigint[]", low: "$3::bigint[]") + " AS seconds"
     }
 
     // MARK: Workers
 
-    /// Claims promoted jobs for a daemon: one attempt each, leased under `token`.
-    /// Payloads longer than `maxPayloadBytes` come back NULL. The ledger gets nothing
-    /// here: while the attempt runs the job row shows it (state, leased_by,
-    /// started_at, attempt), and the statement that ends it writes its one row.
+    /// Claims popped jobs for a daemon, straight from `available` or `retryable` (and
+    /// due): one attempt each, leased under `token`. Payloads longer than
+    /// `maxPayloadBytes` come back NULL. The ledger gets nothing here: while the attempt
+    /// runs the job row shows it (state, leased_by, started_at, attempt), and the
+    /// statement that ends it writes its one row.
     struct Claim: PostgresStatement {
         var ids: [JobID]
         var daemon: String
@@ -176,10 +240,15 @@ enum QueueJobsStatements {
                    SET state = 'running', attempt = attempt + 1, leased_by = $2, lease_token = $5::bigint,
                        lease_expires_at = now() + make_interval(secs => $3::float8),
                        started_at = now()
-                 WHERE id = ANY($1::bigint[]) AND state = 'promoted'
+                 -- Waiting and due: an id popped twice (Redis may hold it more than once
+                 -- after a fault, a promoter's restart or a lane it forgot) is claimed once,
+                 -- since the first claim moved the row to `running`; an id whose job was
+                 -- cancelled, rescheduled or finished meanwhile is skipped. A lane or kind
+                 -- paused after its ids were pushed does not stop them (see `waitingHigh`).
+                 WHERE id = ANY($1::bigint[]) AND state IN ('available', 'retryable') AND run_at <= now()
                    -- Commit without waiting for the WAL flush (this transaction only). A
-                   -- claim lost in a server crash leaves its jobs `promoted` (or
-                   -- `available`) to be claimed again, under another lease token: the lost
+                   -- claim lost in a server crash leaves its jobs waiting to be pushed and
+                   -- claimed again, under another lease token: the lost
                    -- attempt's completion, heartbeat and solo mark are refused by the token.
                    -- The attempt's durable completion flushes this record before its own.
                    -- Saves a disk flush (1–10 ms here) between a pop and the handler start.
@@ -298,7 +367,7 @@ enum QueueJobsStatements {
             """
     }
 
-    // MARK: Maintenance (rescuer, reconciler)
+    // MARK: Maintenance (rescuer)
 
     /// One rescuer pass over expired leases (see `QueueStore.rescueExpiredLeases`).
     struct Rescue: PostgresStatement {
@@ -372,57 +441,10 @@ enum QueueJobsStatements {
             """
     }
 
-    /// Jobs `promoted` for longer than `olderThanSeconds` without a claim go back to `available`.
-    struct ReclaimStalePromotions: PostgresStatement {
-        var olderThanSeconds: Double
-        var limit: Int
-
-        static let planning = PostgresPlanning.perExecution
-
-        var bindings: PostgresBindings { [.double(olderThanSeconds), .int(limit)] }
-
-        static let sql: SQL = """
-            WITH stale AS (
-                SELECT id FROM queue.jobs
-                 WHERE state = 'promoted' AND promoted_at < now() - make_interval(secs => $1::float8)
-                 ORDER BY promoted_at LIMIT $2::int FOR UPDATE SKIP LOCKED
-            )
-            UPDATE queue.jobs j SET state = 'available', promoted_at = NULL
-              FROM stale s WHERE j.id = s.id
-            """
-    }
-
-    /// Hands promotions back (the push to Redis failed after the commit).
-    struct Unpromote: PostgresStatement {
-        var ids: [JobID]
-
-        static let planning = PostgresPlanning.perExecution
-
-        var bindings: PostgresBindings { [.intArray(ids)] }
-
-        static let sql: SQL = """
-            UPDATE queue.jobs SET state = 'available', promoted_at = NULL
-             WHERE id = ANY($1::bigint[]) AND state = 'promoted'
-            """
-    }
-
-    /// Every promotion back to `available` (Redis lost its data).
-    struct ResetAllPromotions: PostgresStatement {
-        static let planning = PostgresPlanning.perExecution
-
-        var bindings: PostgresBindings { [] }
-
-        // `promoted_at IS NOT NULL`: through jobs_promoted_idx, not a scan of the table.
-        static let sql: SQL = """
-            UPDATE queue.jobs SET state = 'available', promoted_at = NULL
-             WHERE promoted_at IS NOT NULL AND state = 'promoted'
-            """
-    }
-
     // MARK: Status
 
-    /// Due jobs not yet promoted, dead letters (partial indexes: cheap at any size),
-    /// and paused lanes and kinds (a handful of rows).
+    /// Due waiting jobs, dead letters (partial indexes: cheap at any size), and paused
+    /// lanes and kinds (a handful of rows).
     struct BacklogSummary: PostgresStatement {
         struct Row: Sendable {
             var due: Int
@@ -466,9 +488,6 @@ enum QueueJobsStatements {
             SELECT CASE WHEN run_at > now() THEN 'scheduled' ELSE state::text END AS state,
                    priority::text AS priority, count(*) AS count
               FROM queue.jobs WHERE state IN ('available', 'retryable') GROUP BY 1, 2
-            UNION ALL
-            SELECT state::text, priority::text, count(*) FROM queue.jobs
-             WHERE promoted_at IS NOT NULL AND state = 'promoted' GROUP BY 1, 2
             UNION ALL
             SELECT state::text, priority::text, count(*) FROM queue.jobs
              WHERE lease_expires_at IS NOT NULL AND state = 'running' GROUP BY 1, 2

@@ -1,3 +1,5 @@
+import JobdCore
+
 /// The wake-up protocol's statements on `queue.listeners` and its advisory lock.
 ///
 /// The lock pair is (1785684580, 1): 'jobd' in ASCII and 1 for the wake-up lock, as
@@ -8,13 +10,21 @@ enum QueueListenersStatements {
     /// waiting for the flush (the table is unlogged).
     struct AnnounceIdle: PostgresStatement {
         var daemonID: String
+        /// The promoter's pushed ids per lane, left out of the next due time.
+        var excludeHigh: [JobID] = []
+        var excludeNormal: [JobID] = []
+        var excludeLow: [JobID] = []
+
+        static let planning = PostgresPlanning.perExecution
 
         struct Row: Sendable {
             var locked: Bool
             var secondsUntilNextDue: Double?
         }
 
-        var bindings: PostgresBindings { [.text(daemonID)] }
+        var bindings: PostgresBindings {
+            [.text(daemonID), .intArray(excludeHigh), .intArray(excludeNormal), .intArray(excludeLow)]
+        }
 
         static func decode(_ row: PostgresRow) throws -> Row {
             Row(locked: try row.decode("locked"),
@@ -27,7 +37,7 @@ enum QueueListenersStatements {
                 ON CONFLICT (daemon_id) DO UPDATE SET idle = true, updated_at = now()
             )
             SELECT pg_try_advisory_xact_lock(1785684580, 1) AS locked,
-            """ + QueueJobsStatements.secondsUntilNextDue + """
+            """ + QueueJobsStatements.secondsUntilNextDue(high: "$2::bigint[]", normal: "$3::bigint[]", low: "$4::bigint[]") + """
              AS seconds_until_next_due
              WHERE set_config('synchronous_commit', 'off', true) IS NOT NULL
             """

@@ -29,9 +29,6 @@ enum QueueOverviewStatements {
              WHERE state IN ('available', 'retryable') GROUP BY 1, 2
             UNION ALL
             SELECT state, priority, count(*) AS count FROM queue.jobs
-             WHERE promoted_at IS NOT NULL AND state = 'promoted' GROUP BY 1, 2
-            UNION ALL
-            SELECT state, priority, count(*) AS count FROM queue.jobs
              WHERE lease_expires_at IS NOT NULL AND state = 'running' GROUP BY 1, 2
             """
     }

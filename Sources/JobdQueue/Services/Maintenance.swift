@@ -9,8 +9,9 @@ import Synchronization
 /// - **rescuer**: attempts whose lease expired (their daemon died or froze) go back
 ///   to `available`, or to the dead letters when spent or poisoned;
 /// - **reconciler**: detects that Redis lost its data (the epoch key vanished or
-///   changed) and voids every promotion so the promoter pushes them again; also
-///   returns single promotions that sat unclaimed past `promotedTimeout`;
+///   changed), says so, and wakes the promoter. Nothing needs undoing in Postgres:
+///   pushing writes nothing there, and the elected promoter, seeing its lists empty
+///   or short, forgets the lost ids and pushes every waiting job again (`PushedIDs`);
 /// - **registry**: keeps this daemon's row in `queue.daemons` fresh, and removes the
 ///   `queue.listeners` rows (wake-up protocol) of daemons that are gone.
 ///
@@ -23,9 +24,6 @@ public struct Maintenance: Service {
     let daemon: DaemonIdentity
     let stats: DaemonStats
     let logger: Logger
-    /// Opened after the first Redis epoch check (whatever its outcome): the promoter
-    /// waits for it (see `StartGate`).
-    let startGate: StartGate?
     /// The worker slots the daemon runs now (its pools' live sizes, which the
     /// autoscaler and reloads change), recorded in `queue.daemons.workers` at every
     /// pass; nil records the configured start size.
@@ -34,9 +32,8 @@ public struct Maintenance: Service {
     public init(
         store: QueueStore, dispatch: RedisDispatch, promoterWake: WakeSignal,
         configuration: DaemonConfiguration, daemon: DaemonIdentity, stats: DaemonStats, logger: Logger,
-        startGate: StartGate? = nil, liveWorkers: (@Sendable () -> Int)? = nil
+        liveWorkers: (@Sendable () -> Int)? = nil
     ) {
-        self.startGate = startGate
         self.liveWorkers = liveWorkers
         self.store = store
         self.dispatch = dispatch
@@ -85,11 +82,6 @@ public struct Maintenance: Service {
                 $0.pausedCount = summary.paused
             }
             try await rescue()
-            let reclaimed = try await store.reclaimStalePromotions(olderThan: configuration.promotedTimeout)
-            if reclaimed > 0 {
-                logger.notice("returned unclaimed promotions to available", metadata: [LogKey.count: "\(reclaimed)"])
-                promoterWake.signal()
-            }
         } catch {
             stats.update { $0.postgresHealthy = false }
             firstError = error
@@ -101,7 +93,6 @@ public struct Maintenance: Service {
             stats.update { $0.redisHealthy = false }
             firstError = firstError ?? error
         }
-        startGate?.open()
         if let firstError { throw firstError }
     }
 
@@ -116,21 +107,18 @@ public struct Maintenance: Service {
         let candidate = "\(daemon.id)-\(UInt64.random(in: 1...UInt64.max))"
         let epoch = try await dispatch.ensureEpoch(candidate: candidate)
         // Our own candidate won the SET NX: the key was missing, so Redis was emptied,
-        // restarted without persistence, or is new. That holds on this daemon's first
-        // pass too (Redis may have been flushed while no daemon ran); voiding the
-        // promotions of a Redis that still holds them only costs harmless duplicates.
-        // A different epoch than last time: another daemon saw the loss first.
+        // restarted without persistence, or is new (also on this daemon's first pass:
+        // Redis may have been flushed while no daemon ran). A different epoch than last
+        // time: another daemon saw the loss first. Either way the lists hold none of
+        // the ids pushed before; the promoter pushes the waiting jobs again.
         let previous = epochs.current
         let lost = epoch == candidate || (previous != nil && previous != epoch)
         if lost {
-            let reset = try await store.resetAllPromotions()
             logger.warning("redis lost its data; dispatch rebuilt from postgres", metadata: [
-                LogKey.messageID: "\(JobdMessageID.redisLostDispatchRebuilt.rawValue)", LogKey.count: "\(reset)",
+                LogKey.messageID: "\(JobdMessageID.redisLostDispatchRebuilt.rawValue)",
             ])
             promoterWake.signal()
         }
-        // Remembered only once the promotions were voided: if Postgres failed just
-        // now, the next pass sees the loss again instead of forgetting it.
         epochs.remember(epoch)
     }
 

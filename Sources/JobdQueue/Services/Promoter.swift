@@ -3,18 +3,29 @@ import JobdPostgres
 import JobdRedis
 import Logging
 import ServiceLifecycle
+import Synchronization
 
-/// Moves due jobs from Postgres to the Redis lists, by priority.
+/// Pushes due jobs' ids from Postgres to the Redis lists, by priority, writing
+/// nothing to `queue.jobs`: the claim moves a job from `available` or `retryable` to
+/// `running` itself.
+///
+/// One promoter per queue database pushes at a time: the one whose connection holds
+/// the promoter lock (a session-level advisory lock, taken by its read of due jobs
+/// when free). The others stand by, trying the lock once per poll interval; their
+/// pools pop and claim as usual. Losing the connection loses the lock, and whoever
+/// takes it next starts with an empty memory.
 ///
 /// One pass: read the three list lengths; for each list that has drained below half
-/// its high-water mark, promote up to `high water − length` due jobs, all priorities
-/// in one statement (`FOR UPDATE SKIP LOCKED`, so any number of
-/// daemons can promote at once without taking the same row), then push them in one
-/// pipeline. Redis thus holds only what workers will take soon, and a newly due
-/// high-priority job is never buried behind a deep low list.
+/// its high-water mark, read up to `high water − length` due jobs, all priorities in
+/// one statement, leaving out the ids this promoter pushed and has not seen leave
+/// (`PushedIDs`), then push them in one pipeline and remember them. Redis thus holds
+/// only what workers will take soon, and a newly due high-priority job is never
+/// buried behind a deep low list.
 ///
-/// A crash between the commit and the push leaves rows `promoted` with nothing in
-/// Redis; the reconciler returns them to `available` after `promotedTimeout`.
+/// Nothing is lost: a job waits in Postgres until a claim moves it, and the promoter
+/// pushes again any waiting job it does not remember, so an id lost from Redis (a
+/// flush, a restart, a claimer that died between pop and claim) is pushed again once
+/// the list lengths show it gone. An id pushed twice is claimed once.
 public struct Promoter: Service {
     let store: QueueStore
     let dispatch: RedisDispatch
@@ -25,20 +36,19 @@ public struct Promoter: Service {
     /// This daemon's row in `queue.listeners`; nil runs without the wake-up protocol
     /// (then inserts never notify for it, and it finds jobs by polling).
     let daemonID: String?
-    /// Opened by the maintenance's first Redis epoch check; the first pass waits for
-    /// it (up to `startGateLimit`). Nil: no wait.
-    let startGate: StartGate?
-    static let startGateLimit = Duration.seconds(10)
     /// The fault suite's switches; nil (production): no lookup on the loop's path.
     let testFaults: TestFaults?
+    /// What this promoter pushed and has not seen leave the lists, and whether it is
+    /// the elected one; shared by the loop and `promoteOnce`.
+    let memory: PromoterMemory
 
     public init(
         store: QueueStore, dispatch: RedisDispatch, wake: WakeSignal,
         configuration: DaemonConfiguration, stats: DaemonStats, logger: Logger, daemonID: String? = nil,
-        startGate: StartGate? = nil, testFaults: TestFaults? = nil
+        testFaults: TestFaults? = nil
     ) {
         self.testFaults = testFaults
-        self.startGate = startGate
+        self.memory = PromoterMemory(cap: 2 * configuration.redisHighWater)
         self.daemonID = daemonID
         self.store = store
         self.dispatch = dispatch
@@ -51,7 +61,6 @@ public struct Promoter: Service {
     public func run() async throws {
         let loop = ResilientLoop(name: "promoter", logger: logger, stats: stats)
         await cancelWhenGracefulShutdown {
-            await startGate?.wait(upTo: Self.startGateLimit)
             // Lanes whose last promotion found nothing more due. A wake that only says
             // a worker popped cannot have made anything due, so those lanes are not
             // asked again until a NOTIFY, a timeout, another signal, or
@@ -100,6 +109,14 @@ public struct Promoter: Service {
         }
         let skipping = gate.maySkipDrained(poppedOnly: poppedOnly, now: .now)
         let outcome = try await pass(skipping: skipping ? drained : [], markingBusy: marking)
+        if !outcome.elected {
+            stats.beat("promoter")  // standing by is progress: the watchdog wants this loop alive
+            try await standBy(gate: &gate, entered: outcome.enteredStandby)
+            drained = []
+            poppedOnly = false
+            idleUntil = nil
+            return
+        }
         if !skipping { gate.askedAll(now: .now) }
         if outcome.ranPromote && marking != nil { gate.becameBusy() }
         drained = outcome.drained.union(skipping ? drained.subtracting(outcome.asked) : [])
@@ -128,20 +145,20 @@ public struct Promoter: Service {
         }
         if let daemonID, gate.step(now: .now) == .announce {
             // About to sleep: say so, then look once more (see PromoterIdleGate).
-            let announced = try await store.announceIdle(daemonID: daemonID)
+            let announced = try await store.announceIdle(daemonID: daemonID, excluding: memory.excluded())
             gate.lockTried(acquired: announced.locked, now: .now)
             let sleep = min(configuration.pollInterval, max(0.001, announced.secondsUntilNextDue ?? configuration.pollInterval))
             idleUntil = .now + .microseconds(TotalConversion.microseconds(sleep))
             let confirm = try await pass(markingBusy: nil)
             gate.askedAll(now: .now)
             drained = confirm.drained
-            if confirm.saturated || confirm.listsFull {
+            if confirm.saturated || confirm.listsFull || !confirm.elected {
                 poppedOnly = false
                 return
             }
         }
         if idleUntil == nil {
-            let nextDue = try await store.secondsUntilNextDue()
+            let nextDue = try await store.secondsUntilNextDue(excluding: memory.excluded())
             let sleep = min(configuration.pollInterval, max(0.001, nextDue ?? configuration.pollInterval))
             idleUntil = .now + .microseconds(TotalConversion.microseconds(sleep))
         }
@@ -159,32 +176,67 @@ public struct Promoter: Service {
         if reasons.contains(.general) || ContinuousClock.now >= (idleUntil ?? .now) { idleUntil = nil }
     }
 
+    /// Another daemon's promoter holds the lock: no listener row that would make
+    /// inserts notify this daemon, no memory, and one more try after a poll interval
+    /// (pops and NOTIFYs wake the loop but do not shorten that).
+    private func standBy(gate: inout PromoterIdleGate, entered: Bool) async throws {
+        if entered {
+            logger.info("promoter standing by: another daemon's promoter holds the lock")
+            if let daemonID { try await store.removeListener(daemonID: daemonID) }
+        }
+        if try await store.deposeStalePromoter(staleAfter: Self.staleAfter(configuration)) > 0 {
+            logger.warning("ended the session of a silent elected promoter; trying the lock again")
+            return
+        }
+        gate = PromoterIdleGate(pollInterval: configuration.pollInterval)
+        let deadline = ContinuousClock.now + .microseconds(TotalConversion.microseconds(configuration.pollInterval))
+        while !Task.isCancelled {
+            let left = ContinuousClock.now.duration(to: deadline)
+            guard left > .zero else { return }
+            await wake.wait(timeout: left.seconds)
+        }
+    }
+
+    /// How long the elected promoter's session may stay idle before a standing-by one
+    /// ends it: well past its longest silence (one poll interval between reads).
+    static func staleAfter(_ configuration: DaemonConfiguration) -> Double {
+        max(3, 5 * configuration.pollInterval)
+    }
+
     struct PassOutcome {
+        /// This promoter holds the promoter lock (or did at its last read of due jobs).
+        var elected = true
+        /// The read found the lock held elsewhere, and this promoter was not standing by.
+        var enteredStandby = false
         var promoted = 0
         /// A priority hit its batch limit: there may be more due right now.
         var saturated = false
         /// Some list is above its refill mark: check again as workers drain it.
         var listsFull = false
-        /// Lanes the promote statement looked at …
+        /// Lanes the read of due jobs looked at …
         var asked: Set<JobPriority> = []
         /// … and those of them where it found fewer due jobs than it could take.
         var drained: Set<JobPriority> = []
-        /// The promote statement ran (so a busy mark it carried committed).
+        /// The read of due jobs ran (so a busy mark it carried committed).
         var ranPromote = false
     }
 
-    /// Runs one pass and returns how many jobs it promoted (tests drive it directly).
+    /// Runs one pass and returns how many ids it pushed (tests drive it directly).
     public func promoteOnce() async throws -> Int { try await pass().promoted }
 
+    /// Whether this promoter held the promoter lock at its last read (tests).
+    public var isElected: Bool { memory.isElected }
+
     /// - Parameter skipping: lanes not to look at this time (known to have nothing due).
-    /// - Parameter markingBusy: the daemon id whose listener row the promote statement sets busy.
+    /// - Parameter markingBusy: the daemon id whose listener row the read sets busy.
     func pass(skipping: Set<JobPriority> = [], markingBusy: String? = nil) async throws -> PassOutcome {
         let lengths = try await dispatch.lengths()
+        // Before any push that follows: the lengths say which earlier pushes left.
+        memory.observe(lengths: lengths, now: .now)
         var limits: [JobPriority: Int] = [:]
         var outcome = PassOutcome()
         // Hysteresis: a list is topped up only once it has drained below half its
-        // high-water mark, and then filled in one statement. Topping up every few
-        // ids instead cost a promote statement (and a commit) per ~40 jobs.
+        // high-water mark, and then filled in one statement.
         let refillBelow = max(1, configuration.redisHighWater / 2)
         for priority in JobPriority.allCases {
             let length = lengths[priority] ?? 0
@@ -193,9 +245,26 @@ public struct Promoter: Service {
             limits[priority] = wanted ? max(0, min(configuration.promoteBatch, room)) : 0
             if length >= refillBelow { outcome.listsFull = true }
         }
-        guard limits.values.contains(where: { $0 > 0 }) else { return outcome }
-        let promoted = try await store.promote(limits: limits, markingBusy: markingBusy)
+        // A promoter standing by reads even with nothing to take: the read tries the lock.
+        // An elected one reads at least once per poll interval, lists full or not: a
+        // session silent for long is taken for a frozen daemon's (`staleAfter`).
+        let keepAlive = memory.secondsSinceRead(now: .now) >= configuration.pollInterval
+        guard limits.values.contains(where: { $0 > 0 }) || !memory.isElected || keepAlive else { return outcome }
+        let due = try await store.dueJobs(limits: limits, excluding: memory.excluded(), markingBusy: markingBusy)
+        memory.read(at: .now)
+        guard due.elected else {
+            outcome.enteredStandby = memory.standBy()
+            outcome.elected = false
+            outcome.listsFull = false
+            return outcome
+        }
+        if memory.elect(newly: due.newlyElected) {
+            logger.notice("promoter elected: this daemon pushes the queue's due jobs to redis")
+        }
         outcome.ranPromote = true
+        // A new session's first read left out ids remembered from the old one: this
+        // batch may miss some due jobs, which the next pass finds.
+        let promoted = due.jobs
         var counts: [JobPriority: Int] = [:]
         for item in promoted { counts[item.priority, default: 0] += 1 }
         for priority in JobPriority.allCases where (limits[priority] ?? 0) > 0 {
@@ -203,20 +272,91 @@ public struct Promoter: Service {
             if counts[priority, default: 0] < (limits[priority] ?? 0) { outcome.drained.insert(priority) }
         }
         guard !promoted.isEmpty else { return outcome }
-        do {
-            try await dispatch.push(promoted)
-        } catch {
-            // The rows are committed as promoted but Redis never got them: hand them
-            // back now rather than waiting for the reconciler's timeout.
-            _ = try? await store.unpromote(ids: promoted.map(\.id))
-            throw error
-        }
+        // Not remembered if the push fails: whatever reached Redis is a duplicate later.
+        try await dispatch.push(promoted)
+        memory.pushed(promoted)
         outcome.promoted = promoted.count
         for priority in JobPriority.allCases where counts[priority, default: 0] >= (limits[priority] ?? 0) && (limits[priority] ?? 0) > 0 {
             outcome.saturated = true
         }
         stats.update { $0.promoted += promoted.count }
-        logger.debug("promoted jobs", metadata: [LogKey.count: "\(promoted.count)"])
+        logger.debug("pushed due jobs", metadata: [LogKey.count: "\(promoted.count)"])
         return outcome
+    }
+}
+
+/// The promoter's memory of its pushes, per lane, and its election (see `PushedIDs`).
+final class PromoterMemory: Sendable {
+    /// How long an id that left its list stays left out of the reads of due jobs: a
+    /// worker's claim follows its pop within this, so the job is not pushed again
+    /// while that claim is in flight.
+    static let grace = Duration.milliseconds(100)
+
+    private struct State {
+        var lanes: [JobPriority: PushedIDs]
+        var elected = false
+        var standingBy = false
+        var lastRead: ContinuousClock.Instant?
+    }
+
+    private let state: Mutex<State>
+
+    init(cap: Int) {
+        var lanes: [JobPriority: PushedIDs] = [:]
+        for priority in JobPriority.allCases { lanes[priority] = PushedIDs(grace: Self.grace, cap: cap) }
+        state = Mutex(State(lanes: lanes))
+    }
+
+    var isElected: Bool { state.withLock { $0.elected } }
+
+    func read(at now: ContinuousClock.Instant) { state.withLock { $0.lastRead = now } }
+
+    /// Seconds since the last read of due jobs (infinite before the first).
+    func secondsSinceRead(now: ContinuousClock.Instant) -> Double {
+        state.withLock { state in state.lastRead.map { $0.duration(to: now).seconds } ?? .infinity }
+    }
+
+    func observe(lengths: [JobPriority: Int], now: ContinuousClock.Instant) {
+        state.withLock { state in
+            for priority in JobPriority.allCases { state.lanes[priority]?.observe(length: lengths[priority] ?? 0, now: now) }
+        }
+    }
+
+    func excluded() -> [JobPriority: [JobID]] {
+        state.withLock { state in state.lanes.mapValues { Array($0.remembered) } }
+    }
+
+    func pushed(_ ids: [(id: JobID, priority: JobPriority)]) {
+        state.withLock { state in
+            for priority in JobPriority.allCases {
+                let lane = ids.filter { $0.priority == priority }.map(\.id)
+                if !lane.isEmpty { state.lanes[priority]?.pushed(lane) }
+            }
+        }
+    }
+
+    /// The read found this session holding the lock. Returns true when it was not
+    /// elected before (the log says so once); `newly` (a new session) forgets every push.
+    func elect(newly: Bool) -> Bool {
+        state.withLock { state in
+            let was = state.elected
+            if newly || !was {
+                for priority in JobPriority.allCases { state.lanes[priority]?.forgetAll() }
+            }
+            state.elected = true
+            state.standingBy = false
+            return !was
+        }
+    }
+
+    /// Another session holds the lock. Returns true when this promoter was not
+    /// standing by already.
+    func standBy() -> Bool {
+        state.withLock { state in
+            for priority in JobPriority.allCases { state.lanes[priority]?.forgetAll() }
+            state.elected = false
+            defer { state.standingBy = true }
+            return !state.standingBy
+        }
     }
 }

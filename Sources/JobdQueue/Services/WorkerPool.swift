@@ -334,8 +334,8 @@ public struct WorkerPool: Service {
             return try await pipeline.store.claim(
                 ids: ids, daemon: daemonID, lease: configuration.lease, maxPayloadBytes: configuration.maxPayloadBytes)
         } catch {
-            // We may or may not have claimed them. Put the ids back: a claim is fenced on
-            // `state = 'promoted'`, so an id that was claimed after all is skipped later.
+            // We may or may not have claimed them. Put the ids back: a claim takes only
+            // waiting jobs, so an id that was claimed after all is skipped later.
             try? await dispatch.pushFront(popped)
             throw error
         }

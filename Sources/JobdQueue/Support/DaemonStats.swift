@@ -4,6 +4,7 @@ import Synchronization
 /// the watchdog and `jobd status`. Cheap to update from hot paths.
 public final class DaemonStats: Sendable {
     public struct Snapshot: Sendable, Equatable {
+        /// Ids the promoter pushed to Redis.
         public var promoted = 0
         public var started = 0
         public var completed = 0
@@ -11,7 +12,7 @@ public final class DaemonStats: Sendable {
         public var deadLettered = 0
         public var staleRefused = 0
         public var rescued = 0
-        /// Jobs due but not yet promoted, as of the last maintenance pass.
+        /// Due waiting jobs (in Redis or not), as of the last maintenance pass.
         public var dueBacklog = 0
         public var deadLetterCount = 0
         /// Paused priority lanes and kinds (`queue.pauses`), as of the last maintenance pass.

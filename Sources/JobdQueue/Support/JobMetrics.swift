@@ -12,11 +12,12 @@ public enum MetricName {
     public static let runSeconds = "jobd_job_run_seconds"
     /// Histogram {kind, priority}: due (`run_at`) → attempt start.
     public static let queueWaitSeconds = "jobd_job_queue_wait_seconds"
-    /// Counters mirrored from `DaemonStats` by `MetricsCollector`.
+    /// Counters mirrored from `DaemonStats` by `MetricsCollector`. `promoted`: ids this
+    /// daemon's promoter pushed to Redis (0 while it stands by).
     public static let promoted = "jobd_jobs_promoted_total"
     public static let rescued = "jobd_jobs_rescued_total"
     public static let staleRefused = "jobd_stale_completions_refused_total"
-    /// Gauge {state, priority}: unfinished jobs (available, scheduled, retryable, promoted, running).
+    /// Gauge {state, priority}: unfinished jobs (available, scheduled, retryable, running).
     public static let jobs = "jobd_jobs"
     /// Gauge: rows in `queue.dead_letters`.
     public static let deadLetters = "jobd_dead_letters"
