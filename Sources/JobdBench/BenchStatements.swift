@@ -20,6 +20,35 @@ enum BenchStatements {
             INSERT INTO queue.jobs (kind, payload) SELECT $1, '{}' FROM generate_series(1, $2::int) RETURNING id
             """
     }
+
+    /// A campaign's deliveries counted by outcome, and the span of its sends.
+    struct CampaignDeliveryCounts: PostgresStatement {
+        var campaign: Int64
+
+        struct Row: Sendable {
+            var sent: Int
+            var suppressed: Int
+            var rows: Int
+            /// Seconds from the first send to the last (0 when fewer than two).
+            var sendWindowSeconds: Double
+        }
+
+        static let planning = PostgresPlanning.perExecution
+
+        var bindings: PostgresBindings { [.int(campaign)] }
+
+        static func decode(_ row: PostgresRow) throws -> Row {
+            Row(sent: try row.decode("sent"), suppressed: try row.decode("suppressed"), rows: try row.decode("rows"),
+                sendWindowSeconds: try row.decode("send_window"))
+        }
+
+        static let sql: SQL = """
+            SELECT count(*) FILTER (WHERE state = 'sent') AS sent,
+                   count(*) FILTER (WHERE state = 'suppressed') AS suppressed, count(*) AS rows,
+                   coalesce(extract(epoch FROM max(sent_at) - min(sent_at)), 0)::float8 AS send_window
+              FROM oltp.deliveries WHERE campaign_id = $1
+            """
+    }
 }
 
 /// The writes section's readings of PostgreSQL's cumulative statistics.

@@ -306,13 +306,10 @@ extension Bench {
         }
         let rss = peakRSSMiB()
 
-        guard let row = try await oltp.query("""
-            SELECT count(*) FILTER (WHERE state = 'sent'), count(*) FILTER (WHERE state = 'suppressed'), count(*),
-                   coalesce(extract(epoch FROM max(sent_at) - min(sent_at)), 0)::float8
-              FROM oltp.deliveries WHERE campaign_id = $1
-            """, [String(campaign)], timeout: 600).rows.first else { throw CLIError("campaigns: no delivery counts") }
-        let sent = Int(row[0] ?? "") ?? 0, suppressedRows = Int(row[1] ?? "") ?? 0, rows = Int(row[2] ?? "") ?? 0
-        let window = Double(row[3] ?? "") ?? 0
+        guard let counts = try await oltp.firstRow(BenchStatements.CampaignDeliveryCounts(campaign: campaign), timeout: 600)
+        else { throw CLIError("campaigns: no delivery counts") }
+        let sent = counts.sent, suppressedRows = counts.suppressed, rows = counts.rows
+        let window = counts.sendWindowSeconds
         let jobs = Int(try await sql.query(
             "SELECT count(*) FROM queue.jobs WHERE kind = 'campaign.deliver'").rows.first?.first.flatMap { $0 } ?? "0") ?? 0
         let received = await sink.stop()
