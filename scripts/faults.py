@@ -835,7 +835,7 @@ def scenario_postgres(suite, world, result):
     result.check(daemon.pid == pid and daemon.restarts == 0, f"the daemon survived every fault (pid {pid} unchanged)")
     # The daemon's whole connection budget, one session per named connection: the queue
     # loops (listener, promoter, maintenance) + claim and complete per worker pool (one pool
-    # here) + the tier services (scheduler, prune, facts, facts spool) + the three tier pools
+    # here) + the tier services (scheduler, prune, trim, rollup) + the three tier pools
     # of JOBD_TIER_CONNECTIONS (default 4) each + the probe kind's 4 receipt connections
     # (JOBD_TEST_FAULTS only).
     pool = 3 + 2 * 1 + 4 + 3 * 4 + 4

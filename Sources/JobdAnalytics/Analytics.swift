@@ -1,41 +1,6 @@
 import Foundation
 import JobdCore
 
-/// One finished attempt, as recorded in `analytics.attempt_facts`.
-public struct AttemptFact: Sendable, Equatable {
-    public var jobID: JobID
-    public var attempt: Int
-    public var kind: String
-    public var priority: JobPriority
-    /// The completion's outcome: completed, retry, snooze, dead or release.
-    public var outcome: CompletionOutcome
-    public var queueWaitMs: Double
-    public var runMs: Double
-    /// Seconds since 1970 (UTC), from the clock the recorder was given.
-    public var finishedAt: Double
-
-    public init(
-        jobID: JobID, attempt: Int, kind: String, priority: JobPriority, outcome: CompletionOutcome,
-        queueWaitMs: Double, runMs: Double, finishedAt: Double
-    ) {
-        self.jobID = jobID
-        self.attempt = attempt
-        self.kind = kind
-        self.priority = priority
-        self.outcome = outcome
-        self.queueWaitMs = queueWaitMs
-        self.runMs = runMs
-        self.finishedAt = finishedAt
-    }
-
-    public init(job: ClaimedJob, completion: AttemptCompletion, finishedAt: Date) {
-        self.init(
-            jobID: job.id, attempt: job.attempt, kind: job.kind, priority: job.priority, outcome: completion.outcome,
-            queueWaitMs: max(0, job.queueWaitSeconds * 1000), runMs: max(0, completion.runSeconds * 1000),
-            finishedAt: finishedAt.timeIntervalSince1970)
-    }
-}
-
 /// A UTC calendar day, `YYYY-MM-DD`: the unit of the daily rollups.
 public struct AnalyticsDay: Sendable, Hashable, Comparable, CustomStringConvertible, Codable {
     /// Days since 1970-01-01.
@@ -165,7 +130,8 @@ public struct DailyReport: Sendable, Equatable, Codable {
     }
 
     /// Whether a section could be computed: `ok`, `source_missing` (the tier's table
-    /// does not exist), `source_invalid` (it lacks an expected column).
+    /// does not exist), `source_invalid` (it lacks an expected column),
+    /// `source_trimmed` (retention deleted its source rows before it was rolled up).
     public struct Section: Sendable, Equatable, Codable {
         public var section: String
         public var status: String
@@ -206,7 +172,7 @@ public struct DailyReport: Sendable, Equatable, Codable {
     /// A plain-text rendering for `jobd report`.
     public func text() -> String {
         var lines: [String] = []
-        lines.append("analytics for \(day) (UTC)\(stored ? "" : " — not rolled up yet; computed now from the facts")")
+        lines.append("analytics for \(day) (UTC)\(stored ? "" : " — not rolled up yet; computed now from the tiers")")
         for section in sections where section.status != "ok" {
             lines.append("  \(section.section): \(section.status)\(section.detail.map { " (\($0))" } ?? "")")
         }

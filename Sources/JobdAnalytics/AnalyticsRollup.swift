@@ -15,7 +15,7 @@ import Logging
 ///
 /// | section | tier | table (columns read) |
 /// |---|---|---|
-/// | jobs | analytics | `analytics.attempt_facts` (kind, outcome, queue_wait_ms, run_ms, finished_at) |
+/// | jobs | queue | `queue.attempts` end rows (kind, outcome, queue_wait_seconds, run_seconds, at) and `queue.ledger_trimmed`; see `AnalyticsLedgerStatements` |
 /// | events | analytics | `analytics.events` (name, value, occurred_at) |
 /// | content | content | `content.messages` (tenant_id, created_at, raw_bytes, stored_bytes) |
 /// | notifications | notifications | `notifications.notifications` (channel, status, created_at) and `notifications.attempts` (notification_id → notifications.id for the channel, outcome, started_at, duration_ms) |
@@ -24,14 +24,28 @@ import Logging
 /// Notification `status` counts as sent when `sent` or `delivered`, as failed when
 /// `failed` or `dead`; an attempt failed unless its `outcome` is `sent`,
 /// `delivered`, `ok` or `success`.
+///
+/// The `jobs` section's source is the attempts ledger, which `queue.trim` deletes
+/// after `JOBD_ATTEMPTS_RETENTION` (30 days by default), sooner than `analytics.trim`
+/// marks anything. A day that starts before `queue.ledger_trimmed` (how far back
+/// ledger rows were deleted) is never recounted: its stored `jobs` rows stay as they
+/// are, and a day that was never rolled up gets no `jobs` rows, only the status
+/// `source_trimmed`. The mark is read after the aggregate, on the same connection,
+/// so a deletion that committed before the aggregate read the ledger is always seen.
 public struct AnalyticsRollup: Sendable {
     public let databases: TierDatabases
+    /// The queue tier's database, for the `jobs` section.
+    public let queue: TierDatabase
     public let logger: Logger
 
-    public init(databases: TierDatabases, logger: Logger) {
+    public init(databases: TierDatabases, queue: TierDatabase, logger: Logger) {
         self.databases = databases
+        self.queue = queue
         self.logger = logger
     }
+
+    /// A section whose source rows retention has deleted: not stored over.
+    static let sourceTrimmed = "source_trimmed"
 
     public static let sectionNames = ["jobs", "events", "content", "notifications", "campaigns"]
 
@@ -44,13 +58,14 @@ public struct AnalyticsRollup: Sendable {
     /// the job retries and the day ends up complete.
     ///
     /// A section whose source rows retention has deleted (`source_trimmed_at`, set by
-    /// `analytics.trim`) is kept as stored: recounting it would replace the figures
-    /// with a count of what is left. The report is then the stored one.
+    /// `analytics.trim`; for `jobs`, the ledger's `queue.ledger_trimmed` mark) is kept
+    /// as stored: recounting it would replace the figures with a count of what is
+    /// left. The report is then the stored one.
     @discardableResult
     public func rollUp(_ day: AnalyticsDay) async throws -> DailyReport {
         var report = DailyReport(day: day, stored: true)
         var firstFailure: (any Error)?
-        let trimmed = try await trimmedSections(day)
+        var trimmed = try await trimmedSections(day)
         for section in configuredSections {
             if trimmed.contains(section) {
                 logger.info("rollup section kept: its source rows were trimmed", metadata: [
@@ -60,6 +75,17 @@ public struct AnalyticsRollup: Sendable {
             }
             do {
                 let part = try await compute(section, day: day)
+                if part.sections.first?.status == Self.sourceTrimmed {
+                    logger.info("rollup section kept: its source rows were trimmed", metadata: [
+                        "section": "\(section)", "day": "\(day)",
+                    ])
+                    trimmed.insert(section)
+                    // Stored figures stay; a day never stored records why it has none.
+                    if try await load(day)?.sections.contains(where: { $0.section == section }) != true {
+                        try await store(part, section: section, day: day)
+                    }
+                    continue
+                }
                 try await store(part, section: section, day: day)
                 report.merge(part)
             } catch {
@@ -99,10 +125,19 @@ public struct AnalyticsRollup: Sendable {
         let range = AnalyticsRange(day: day)
         switch section {
         case "jobs":
-            part.jobs = try await databases[.analytics].withConnection {
-                try await Self.long($0, AnalyticsAttemptFactsStatements.DailyJobs(range: range))
+            let (jobs, mark): ([DailyReport.Jobs], AnalyticsLedgerStatements.Trimmed.Row?) = try await queue.withConnection { connection in
+                let jobs = try await Self.long(connection, AnalyticsLedgerStatements.DailyJobs(range: range))
+                // After the aggregate: a trim that deleted rows it could have read has committed its mark.
+                return (jobs, try await connection.firstRow(AnalyticsLedgerStatements.Trimmed(day: day)))
             }
-            part.sections = [.init(section: section, status: "ok", sourceRows: part.jobs.map(\.attempts).reduce(0, +))]
+            if let mark, mark.trimmed {
+                part.sections = [.init(
+                    section: section, status: Self.sourceTrimmed,
+                    detail: "queue.trim deleted ledger rows before \(mark.before ?? "?"); not recounted")]
+            } else {
+                part.jobs = jobs
+                part.sections = [.init(section: section, status: "ok", sourceRows: jobs.map(\.attempts).reduce(0, +))]
+            }
         case "events":
             part.events = try await databases[.analytics].withConnection {
                 try await Self.long($0, AnalyticsEventsStatements.Daily(range: range))
@@ -150,7 +185,8 @@ public struct AnalyticsRollup: Sendable {
             preconditionFailure("unknown rollup section \(section)")
         }
         if part.sections.first?.status != "ok" {
-            // A source that is missing or malformed contributes no rows, not half of them.
+            // A source that is missing, malformed or trimmed contributes no rows, not half of them.
+            part.jobs = []
             part.content = []
             part.notifications = []
             part.campaigns = []
@@ -200,7 +236,7 @@ public struct AnalyticsRollup: Sendable {
         return rows
     }
 
-    // The section statements are in Statements/ (AnalyticsAttemptFactsStatements.DailyJobs,
+    // The section statements are in Statements/ (AnalyticsLedgerStatements.DailyJobs,
     // AnalyticsEventsStatements.Daily, AnalyticsSourceStatements); percentiles
     // everywhere are p50, p95, p99, as `ARRAY[0.5, 0.95, 0.99]` in each statement.
 

@@ -2,16 +2,17 @@ import JobdCore
 import JobdPostgres
 import JobdQueue
 
-/// `analytics.trim`: retention of attempt facts and application events. A UTC day's
-/// rows are deleted once that day was rolled up (its `jobs` / `events` section is
-/// `ok` in `analytics.daily_rollups`) and `JOBD_ANALYTICS_RETENTION` (default 90
-/// days) has passed since the day ended. A day that was never rolled up keeps its
-/// rows however old. The daily rollups themselves are kept.
+/// `analytics.trim`: retention of application events. A UTC day's events are
+/// deleted once that day was rolled up (its `events` section is `ok` in
+/// `analytics.daily_rollups`) and `JOBD_ANALYTICS_RETENTION` (default 90 days) has
+/// passed since the day ended. A day that was never rolled up keeps its rows however
+/// old. The daily rollups themselves are kept.
 ///
-/// First the eligible days' sections get `source_trimmed_at`, so a later rollup of
-/// such a day keeps its stored figures instead of recounting what is left; then
-/// the rows go, at most `batch` per statement. Facts that reach a day after it was
-/// marked (a spool drained very late) are deleted with it, uncounted.
+/// First the eligible days' `events` sections get `source_trimmed_at`, so a later
+/// rollup of such a day keeps its stored figures instead of recounting what is
+/// left; then the rows go, at most `batch` per statement. Per-attempt figures come
+/// from the queue tier's ledger, which `queue.trim` deletes and marks
+/// (`queue.ledger_trimmed`; see `AnalyticsRollup`).
 ///
 /// Payload overrides: `{"older_than": "30d", "batch": 1000}`.
 public struct AnalyticsTrimHandler: TierRetentionHandler {
@@ -41,8 +42,8 @@ public struct AnalyticsTrimHandler: TierRetentionHandler {
             .handle(steps(olderThan: olderThan), kind: kind, context: context)
     }
 
-    /// Marks the rolled-up sections of every day that ended more than `olderThan`
-    /// ago (two rows per day at most; idempotent).
+    /// Marks the rolled-up `events` section of every day that ended more than
+    /// `olderThan` ago (idempotent).
     public func markTrimmedDays(olderThan: Double) async throws {
         _ = try await database.withConnection { connection in
             try await connection.execute(AnalyticsDailyStatements.MarkTrimmed(olderThan: olderThan))
@@ -58,9 +59,6 @@ public struct AnalyticsTrimHandler: TierRetentionHandler {
                 }
             }
         }
-        return [
-            step("facts") { AnalyticsAttemptFactsStatements.Trim(olderThan: olderThan, batch: $0) },
-            step("events") { AnalyticsEventsStatements.Trim(olderThan: olderThan, batch: $0) },
-        ]
+        return [step("events") { AnalyticsEventsStatements.Trim(olderThan: olderThan, batch: $0) }]
     }
 }

@@ -8,18 +8,20 @@ import ServiceLifecycle
 /// The analytics tier's kinds and loops, and the periodic jobs they rely on:
 /// - `metrics.emit`, `analytics.rollup` (analytics tier), `queue.prune` (queue tier);
 /// - the retention jobs `queue.trim`, `notifications.trim`, `analytics.trim`;
-/// - the FactsWriter (attempt facts; the worker pools' observer) and the Scheduler
-///   (`JOBD_SCHEDULES`: by default the daily rollup, the hourly prune and the
-///   retention jobs; `content.purge` too once JOBD_CONTENT_RETENTION is set).
+/// - the Scheduler (`JOBD_SCHEDULES`: by default the daily rollup, the hourly prune
+///   and the retention jobs; `content.purge` too once JOBD_CONTENT_RETENTION is set).
+/// Per-attempt figures are not written per attempt: the rollup aggregates the queue
+/// tier's attempts ledger.
 struct AnalyticsComponents {
     var handlers: [any JobHandler]
     var services: [any Service]
-    var factsWriter: FactsWriter?
 
     init(connections: Connections, databases: TierDatabases) {
         let configuration = connections.configuration
         let logger = connections.logger
-        let rollup = AnalyticsRollup(databases: databases, logger: logger)
+        // Its own queue connection: a day's aggregate may run for minutes.
+        let queue = TierDatabase(tier: .queue, size: 1, logger: logger) { _ in connections.postgres("rollup") }
+        let rollup = AnalyticsRollup(databases: databases, queue: queue, logger: logger)
         handlers = [
             MetricsEmitHandler(analytics: databases[.analytics]),
             AnalyticsRollupHandler(rollup: rollup),
@@ -30,14 +32,6 @@ struct AnalyticsComponents {
             AnalyticsTrimHandler(database: databases[.analytics], settings: configuration.retention),
         ]
         services = []
-        if configuration.factsBuffer > 0 {
-            // Own connections: facts never wait behind a long rollup on the shared pool.
-            let writer = FactsWriter(
-                analytics: connections.postgres("facts", tier: .analytics), spool: connections.postgres("facts-spool"),
-                capacity: configuration.factsBuffer, drainTimeout: max(1, configuration.shutdownTimeout), logger: logger)
-            factsWriter = writer
-            services.append(writer)
-        }
         if !configuration.schedules.isEmpty {
             services.append(Scheduler(
                 schedules: configuration.schedules, connection: connections.postgres("scheduler"), logger: logger))

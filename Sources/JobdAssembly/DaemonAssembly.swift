@@ -13,8 +13,6 @@ public struct DaemonAssembly: Sendable {
         /// Registered with the tiers' handlers; one whose kind a tier also serves
         /// replaces the tier's handler of that kind.
         public var handlers: [any JobHandler]
-        /// Told of every finished attempt instead of the analytics tier's FactsWriter.
-        public var observer: (any AttemptObserver)?
         /// The fault suite's switches (`JOBD_TEST_FAULTS=1`): lets a `noop` job abort the
         /// process and the promoter be wedged. Never set in production.
         public var testFaults: Bool
@@ -22,11 +20,9 @@ public struct DaemonAssembly: Sendable {
         public var faultProbe: Bool
 
         public init(
-            handlers: [any JobHandler] = [], observer: (any AttemptObserver)? = nil, testFaults: Bool = false,
-            faultProbe: Bool = false
+            handlers: [any JobHandler] = [], testFaults: Bool = false, faultProbe: Bool = false
         ) {
             self.handlers = handlers
-            self.observer = observer
             self.testFaults = testFaults
             self.faultProbe = faultProbe
         }
@@ -54,7 +50,7 @@ public struct DaemonAssembly: Sendable {
         daemon = JobDaemon(
             configuration: configuration, handlers: HandlerRegistry(handlers), identity: identity,
             logger: logger ?? connections.logger, postgres: connections.postgres, redis: connections.dispatch,
-            observer: overrides.observer ?? tiers.observer, testFaults: overrides.testFaults ? TestFaults() : nil,
+            testFaults: overrides.testFaults ? TestFaults() : nil,
             tierServices: tiers.services)
     }
 

@@ -57,9 +57,6 @@ public struct TierComponents: Sendable {
     /// Started before the daemon's own services, so they stop after the pools drain.
     public var services: [any Service]
     public var databases: TierDatabases
-    /// Told of every finished attempt: the analytics tier's FactsWriter (nil when
-    /// JOBD_FACTS_BUFFER=0).
-    public var observer: (any AttemptObserver)?
 
     /// - Parameter testFaults: lets `noop` abort the process (the fault suite only).
     public init(connections: Connections, testFaults: Bool = false) {
@@ -88,6 +85,5 @@ public struct TierComponents: Sendable {
         let analytics = AnalyticsComponents(connections: connections, databases: databases)
         handlers += analytics.handlers
         services += analytics.services
-        observer = analytics.factsWriter
     }
 }

@@ -278,8 +278,8 @@ struct Bench {
     }
 
     /// Runs a daemon in this process for the duration of `body`, assembled as
-    /// `jobd run` assembles it: every tier's handlers and background services and the
-    /// attempt observer (analytics facts), plus `extraHandlers` (the latency probe).
+    /// `jobd run` assembles it: every tier's handlers and background services, plus
+    /// `extraHandlers` (the latency probe).
     func withDaemon<T: Sendable>(
         workers: Int, extraHandlers: [any JobHandler] = [],
         adjust: (inout DaemonConfiguration) -> Void = { _ in }, _ body: (JobDaemon) async throws -> T

@@ -95,16 +95,12 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public var schedules: [ScheduledJob] = ScheduledJob.defaults
     /// `queue.prune` deletes completed and cancelled jobs finished longer ago than this.
     public var completedRetention: Double = 7 * 86_400
-    /// Attempt facts held in memory while the analytics tier (and the queue-side
-    /// spool) cannot take them; beyond this the oldest are dropped and counted.
-    /// 0 records no facts.
-    public var factsBuffer: Int = 100_000
     /// Webhook, email and SMS delivery (`notification.send`).
     public var notifications = NotificationSettings.defaults
     /// Campaign fan-out and delivery (`JOBD_CAMPAIGN_*`).
     public var campaigns = CampaignSettings.defaults
     /// Retention windows of the attempts ledger, dead letters, notifications and
-    /// analytics facts (`JOBD_*_RETENTION`, `JOBD_NOTIFY_ARCHIVE_AFTER`, `JOBD_RETENTION_BATCH`).
+    /// analytics events (`JOBD_*_RETENTION`, `JOBD_NOTIFY_ARCHIVE_AFTER`, `JOBD_RETENTION_BATCH`).
     public var retention = RetentionSettings.defaults
     /// The web console inside `jobd run` (`JOBD_WEB_LISTEN`); nil: not served.
     public var webListen: ListenAddress?
@@ -239,7 +235,6 @@ extension DaemonConfiguration {
         case contentIndexInterval = "JOBD_CONTENT_INDEX_INTERVAL"
         case schedules = "JOBD_SCHEDULES"
         case completedRetention = "JOBD_COMPLETED_RETENTION"
-        case factsBuffer = "JOBD_FACTS_BUFFER"
         case webhookSecret = "JOBD_WEBHOOK_SECRET"
         case webhookSecrets = "JOBD_WEBHOOK_SECRETS"
         case webhookAllowedHosts = "JOBD_WEBHOOK_ALLOWED_HOSTS"
@@ -390,7 +385,6 @@ extension DaemonConfiguration {
             throw ConfigurationError(key: Key.schedules.rawValue, reason: error.message)
         }
         config.completedRetention = try reader.seconds(.completedRetention, default: config.completedRetention, min: 60)
-        config.factsBuffer = try reader.integer(.factsBuffer, default: config.factsBuffer, range: 0...10_000_000)
         config.notifications = try parseNotifications(reader)
         config.campaigns = try parseCampaigns(reader)
         config.retention = try parseRetention(reader)

@@ -9,7 +9,7 @@ public enum DataTier: String, CaseIterable, Sendable, Hashable, Comparable {
     case content
     /// Outgoing webhooks, email and SMS with their audit trail (`notification.send`).
     case notifications
-    /// Per-attempt facts, application events and daily rollups (`metrics.emit`, `analytics.rollup`).
+    /// Application events and daily rollups (`metrics.emit`, `analytics.rollup`; per-attempt figures come from the queue ledger).
     case analytics
     /// Workspaces, contacts, lists, campaigns and their deliveries (`campaign.prepare`, `campaign.deliver`).
     case oltp

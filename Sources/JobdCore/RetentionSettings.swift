@@ -11,7 +11,7 @@ public struct RetentionSettings: Sendable, Equatable {
     public var notificationsArchive: Double?
     /// Finished notifications (and their tries) are deleted after this.
     public var notifications: Double?
-    /// Attempt facts and events are deleted this long after their day ended, once
+    /// Application events (`analytics.events`) are deleted this long after their day ended, once
     /// that day was rolled up.
     public var analytics: Double?
     /// Rows each retention statement deletes or archives at most.

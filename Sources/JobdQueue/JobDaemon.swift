@@ -35,7 +35,6 @@ public struct JobDaemon: Sendable {
         logger: Logger,
         postgres: (String) -> PostgresConnection,
         redis: (String) -> RedisDispatch,
-        observer: (any AttemptObserver)? = nil,
         testFaults: TestFaults? = nil,
         tierServices: [any Service] = []
     ) {
@@ -55,7 +54,7 @@ public struct JobDaemon: Sendable {
                 claimStore: QueueStore(connection: postgres("claim-\(name)")),
                 completionStore: QueueStore(connection: postgres("complete-\(name)")),
                 dispatch: redis("fetch-\(name)"), handlers: handlers, configuration: configuration,
-                daemonID: identity.id, stats: stats, logger: logger, observer: observer, promoterWake: wake,
+                daemonID: identity.id, stats: stats, logger: logger, promoterWake: wake,
                 shutdown: poolShutdown, extraPipelines: (1..<WorkerPool.claimPipelines(forSlots: pool.bounds.upperBound)).map { index in
                     ClaimPipeline(
                         store: QueueStore(connection: postgres("claim-\(name)-\(index + 1)")),

@@ -6,7 +6,7 @@ import JobdCore
 import JobdQueue
 
 /// `jobd report`: one day's analytics across the tiers — the stored rollup, or, for
-/// a day not rolled up yet, the same figures computed from the facts on the spot.
+/// a day not rolled up yet, the same figures computed from the tiers on the spot.
 struct ReportCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "report",
@@ -44,16 +44,21 @@ struct ReportCommand: AsyncParsableCommand {
         let databases = TierDatabases(configuration: configuration, logger: connections.logger) { tier, name in
             connections.postgres("report-\(name)", tier: tier)
         }
-        let rollup = AnalyticsRollup(databases: databases, logger: connections.logger)
+        let queue = TierDatabase(tier: .queue, size: 1, logger: connections.logger) { _ in
+            connections.postgres("report-queue")
+        }
+        let rollup = AnalyticsRollup(databases: databases, queue: queue, logger: connections.logger)
         if let campaign {
             let report: CampaignReport
             do {
                 report = try await rollup.campaignReport(campaign)
             } catch {
                 await databases.close()
+                await queue.close()
                 throw CLIError("report failed: \(error)")
             }
             await databases.close()
+            await queue.close()
             try print(json ? Self.json(report) : TerminalText.escape(report.text(), multiline: true))
             return
         }
@@ -63,10 +68,12 @@ struct ReportCommand: AsyncParsableCommand {
             report = refresh ? try await rollup.rollUp(target) : try await rollup.report(target)
         } catch {
             await databases.close()
+            await queue.close()
             throw CLIError("report failed: \(error)")
         }
         let elapsed = started.duration(to: .now)
         await databases.close()
+        await queue.close()
         if json {
             print(try Self.json(report))
         } else {
@@ -77,7 +84,7 @@ struct ReportCommand: AsyncParsableCommand {
             let ms = elapsed.seconds * 1000
             FileHandle.standardError.write(Data(String(
                 format: "report %@: %.1f ms (%@, connect included)\n", target.description, ms,
-                refresh ? "rolled up now" : report.stored ? "stored rollup" : "computed from facts").utf8))
+                refresh ? "rolled up now" : report.stored ? "stored rollup" : "computed from the tiers").utf8))
         }
     }
 

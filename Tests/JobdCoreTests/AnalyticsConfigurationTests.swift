@@ -1,11 +1,11 @@
 import JobdCore
 import Testing
 
-@Suite("Configuration: schedules, retention, facts")
+@Suite("Configuration: schedules, retention")
 struct AnalyticsConfigurationTests {
     typealias Key = DaemonConfiguration.Key
 
-    @Test("defaults: the daily rollup, the hourly prune and the retention jobs, 7 days of retention, 100,000 buffered facts")
+    @Test("defaults: the daily rollup, the hourly prune and the retention jobs, 7 days of retention")
     func defaults() throws {
         let config = try DaemonConfiguration.parse { _ in nil }
         #expect(config.schedules.map(\.name) == [
@@ -15,7 +15,15 @@ struct AnalyticsConfigurationTests {
             "analytics.rollup", "queue.prune", "queue.trim", "notifications.trim", "analytics.trim",
         ])
         #expect(config.completedRetention == 7 * 86_400)
-        #expect(config.factsBuffer == 100_000)
+    }
+
+    @Test("JOBD_FACTS_BUFFER is no key: no fact is buffered per attempt (the rollup reads the ledger), so setting it only warns")
+    func factsBufferGone() {
+        #expect(Key(rawValue: "JOBD_FACTS_BUFFER") == nil)
+        let unknown = ConfigurationKeyCheck.unknownEnvironment(["JOBD_FACTS_BUFFER"], known: Key.environmentNames)
+        #expect(unknown.map(\.name) == ["JOBD_FACTS_BUFFER"])
+        let fileKeys = ConfigurationKeyCheck.unknownFileKeys("facts_buffer: 100000\n", known: Key.fileNames)
+        #expect(fileKeys.map(\.name) == ["facts_buffer"])
     }
 
     @Test("JOBD_SCHEDULES adds, replaces and removes; file keys are the lower-case names")
@@ -29,14 +37,12 @@ struct AnalyticsConfigurationTests {
         #expect(config.schedules[4].cron.timeZone.identifier == "Europe/Berlin")
         #expect(Key.schedules.fileKey == "schedules")
         #expect(Key.completedRetention.fileKey == "completed_retention")
-        #expect(Key.factsBuffer.fileKey == "facts_buffer")
     }
 
     @Test("bad values name their key", arguments: [
         (Key.schedules, "x = 99 * * * * noop", "JOBD_SCHEDULES: schedule x: minute 99"),
         (Key.completedRetention, "soon", "JOBD_COMPLETED_RETENTION: \"soon\" is invalid"),
         (Key.completedRetention, "30s", "must be at least 60"),
-        (Key.factsBuffer, "-1", "JOBD_FACTS_BUFFER: \"-1\" is invalid"),
     ])
     func rejected(key: Key, value: String, message: String) {
         #expect {
@@ -46,16 +52,11 @@ struct AnalyticsConfigurationTests {
         }
     }
 
-    @Test("retention as a duration; a zero buffer turns facts off")
+    @Test("retention as a duration")
     func values() throws {
         let config = try DaemonConfiguration.parse { key in
-            switch key {
-            case .completedRetention: "36h"
-            case .factsBuffer: "0"
-            default: nil
-            }
+            key == .completedRetention ? "36h" : nil
         }
         #expect(config.completedRetention == 36 * 3_600)
-        #expect(config.factsBuffer == 0)
     }
 }

@@ -251,16 +251,6 @@ struct AnalyticsCoreTests {
         #expect(AnalyticsDay(containing: utc("2026-01-01T23:59:59Z")).description == "2026-01-01")
     }
 
-    @Test("a fact carries the job, the outcome and both durations in ms")
-    func factFromAttempt() {
-        let job = ClaimedJob(id: 7, kind: "noop", payload: "{}", priority: .high, attempt: 2, maxAttempts: 5, queueWaitSeconds: 0.25)
-        let completion = AttemptCompletion(fence: job.fence, outcome: .retry, runSeconds: 0.5)
-        let fact = AttemptFact(job: job, completion: completion, finishedAt: utc("2026-01-01T00:00:00Z"))
-        #expect(fact == AttemptFact(
-            jobID: 7, attempt: 2, kind: "noop", priority: .high, outcome: .retry, queueWaitMs: 250, runMs: 500,
-            finishedAt: utc("2026-01-01T00:00:00Z").timeIntervalSince1970))
-    }
-
     @Test("the text report shows every section, totals and missing sources")
     func textReport() throws {
         var report = DailyReport(day: try #require(AnalyticsDay("2026-01-01")), stored: true)

@@ -10,13 +10,11 @@ import Testing
 
 /// The typed statements of the analytics and campaign tiers: each parses against the
 /// migrated schema, and the decoding choices the conversion made (tolerant where the
-/// rows come from another tier or from the spool, strict elsewhere) hold.
+/// rows come from another tier or from the queue's ledger, strict elsewhere) hold.
 @Suite("Analytics and campaign statements", .serialized)
 struct AnalyticsCampaignStatementsTests {
     static let statements: [any PostgresStatement.Type] = [
-        AnalyticsAttemptFactsStatements.Insert.self, AnalyticsAttemptFactsStatements.Spool.self,
-        AnalyticsAttemptFactsStatements.Spooled.self, AnalyticsAttemptFactsStatements.DeleteSpooled.self,
-        AnalyticsAttemptFactsStatements.DailyJobs.self, AnalyticsAttemptFactsStatements.Trim.self,
+        AnalyticsLedgerStatements.DailyJobs.self, AnalyticsLedgerStatements.Trimmed.self,
         AnalyticsEventsStatements.Insert.self, AnalyticsEventsStatements.Daily.self, AnalyticsEventsStatements.Trim.self,
         AnalyticsDailyStatements.TrimmedSections.self, AnalyticsDailyStatements.MarkTrimmed.self,
         AnalyticsDailyStatements.Load.self, AnalyticsDailyStatements.StoreJobs.self,
@@ -88,7 +86,7 @@ struct AnalyticsCampaignStatementsTests {
                 INSERT INTO notifications.attempts VALUES (1, 'sent', '2026-01-10T08:00:00Z', 12);
                 """)
             let databases = world.databases()
-            let report = try await AnalyticsRollup(databases: databases, logger: .silent).rollUp(AnalyticsDay("2026-01-10")!)
+            let report = try await world.rollup(databases).rollUp(AnalyticsDay("2026-01-10")!)
             // ORDER BY puts NULL last.
             #expect(report.content.map(\.tenantID) == ["acme", ""])
             #expect(report.content.map(\.compressionRatio) == [1, 2])
@@ -104,29 +102,22 @@ struct AnalyticsCampaignStatementsTests {
         }
     }
 
-    @Test("a spooled fact that does not parse is deleted with its batch; the others move to analytics")
-    func unparsableSpoolRow() async throws {
+    @Test("a ledger row without a kind (written before the ledger carried one) counts under its job's kind, or '' once the job is gone")
+    func ledgerRowWithoutKind() async throws {
         try await withWorld { world in
+            let id = try await world.scalar("""
+                INSERT INTO queue.jobs (kind, state, finished_at) VALUES ('mail', 'completed', now()) RETURNING id
+                """) ?? ""
             try await world.exec("""
-                INSERT INTO queue.analytics_spool (job_id, attempt, kind, priority, outcome, queue_wait_ms, run_ms, finished_at)
-                VALUES (1, 1, 'noop', 'normal', 'completed', 5, 6, '2026-01-10T08:00:00.123Z'),
-                       (2, 1, 'noop', 'urgent', 'completed', 5, 6, '2026-01-10T08:00:00Z'),
-                       (3, 2, 'mail', 'high', 'retry', 7, 8, '2026-01-10T09:00:00Z')
-                """)
-            let writer = FactsWriter(
-                analytics: world.database.connection("facts"), spool: world.database.connection("spool"),
-                capacity: 100, flushInterval: 0.1, logger: .silent)
-            try await runningServices([writer]) {
-                try await waitUntil(timeout: 10, "spool emptied") {
-                    try await world.int("SELECT count(*) FROM queue.analytics_spool") == 0
-                }
-            }
-            #expect(writer.counters.unspooled == 2)
-            #expect(try await world.sql.lines("""
-                SELECT job_id, attempt, kind, priority, outcome, queue_wait_ms, run_ms,
-                       to_char(finished_at AT TIME ZONE 'UTC', 'HH24:MI:SS.MS')
-                  FROM analytics.attempt_facts ORDER BY job_id
-                """) == ["1\t1\tnoop\tnormal\tcompleted\t5\t6\t08:00:00.123", "3\t2\tmail\thigh\tretry\t7\t8\t09:00:00.000"])
+                INSERT INTO queue.attempts (job_id, attempt, event, at, outcome, run_seconds)
+                VALUES ($1::bigint, 1, 'end', '2026-01-10T08:00:00Z', 'completed', 0.5),
+                       (-1, 1, 'end', '2026-01-10T09:00:00Z', 'completed', 0.25),
+                       ($1::bigint, 1, 'start', '2026-01-10T07:59:59Z', NULL, NULL)
+                """, [id])
+            let rows = try await world.sql.rows(AnalyticsLedgerStatements.DailyJobs(range: AnalyticsRange(day: AnalyticsDay("2026-01-10")!)))
+            #expect(rows.map { "\($0.kind)|\($0.outcome)|\($0.attempts)" } == ["|completed|1", "mail|completed|1"])
+            #expect(rows.map(\.waitP50Ms) == [nil, nil])
+            #expect(rows.map(\.runP50Ms) == [250, 500])
         }
     }
 

@@ -55,7 +55,8 @@ struct AnalyticsCampaignTests {
 
     @Test("the rollup stores per-campaign rows read from the OLTP database: counts, delivery rate, time to send; report --campaign adds the days up")
     func perCampaign() async throws {
-        let analytics = try await TestDatabase.create(tiers: [.analytics])
+        // The queue tier shares the analytics database here (the jobs section reads its ledger).
+        let analytics = try await TestDatabase.create(tiers: [.queue, .analytics])
         let oltpDatabase = try await TestDatabase.create(tiers: [.oltp])
         let sql = analytics.connection("sql")
         let oltp = oltpDatabase.connection("oltp-sql")
@@ -64,10 +65,11 @@ struct AnalyticsCampaignTests {
             TierDatabase(tier: .content, size: 1, logger: .silent) { _ in analytics.connection("c") },
             TierDatabase(tier: .notifications, size: 1, logger: .silent) { _ in analytics.connection("n") },
             TierDatabase(tier: .oltp, size: 1, logger: .silent) { _ in oltpDatabase.connection("o") },
+            TierDatabase(tier: .queue, size: 1, logger: .silent) { _ in analytics.connection("q") },
         ])
         do {
             let (acme, zeta) = try await Self.seed(oltp)
-            let rollup = AnalyticsRollup(databases: databases, logger: .silent)
+            let rollup = AnalyticsRollup(databases: databases, queue: databases[.queue], logger: .silent)
             let day = AnalyticsDay("2026-01-10")!
             let report = try await rollup.rollUp(day)
             let rows = try await sql.lines("""

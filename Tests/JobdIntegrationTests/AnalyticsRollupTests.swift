@@ -27,23 +27,30 @@ enum StandIn {
         """
 }
 
-/// Three databases: analytics (migrated), content and notifications (stand-ins).
+/// Four databases: queue and analytics (migrated), content and notifications (stand-ins).
 struct TierWorld {
+    let queue: TestDatabase
     let analytics: TestDatabase
     let content: TestDatabase
     let notifications: TestDatabase
     let sql: PostgresConnection
+    let queueSQL: PostgresConnection
     let contentSQL: PostgresConnection
     let notificationsSQL: PostgresConnection
+    /// The rollup's connection to the queue database (the `jobs` section's ledger).
+    let queueTier: TierDatabase
     let logs = LogCapture()
 
     static func make(standIns: Bool = true) async throws -> TierWorld {
+        let queue = try await TestDatabase.create(tiers: [.queue])
         let analytics = try await TestDatabase.create(tiers: [.analytics])
         let content = try await TestDatabase.create(tiers: [])
         let notifications = try await TestDatabase.create(tiers: [])
         let world = TierWorld(
-            analytics: analytics, content: content, notifications: notifications, sql: analytics.connection("sql"),
-            contentSQL: content.connection("content-sql"), notificationsSQL: notifications.connection("notify-sql"))
+            queue: queue, analytics: analytics, content: content, notifications: notifications,
+            sql: analytics.connection("sql"), queueSQL: queue.connection("queue-sql"),
+            contentSQL: content.connection("content-sql"), notificationsSQL: notifications.connection("notify-sql"),
+            queueTier: TierDatabase(tier: .queue, size: 1, logger: .silent) { _ in queue.connection("q") })
         if standIns {
             try await world.contentSQL.executeScript(StandIn.content)
             try await world.notificationsSQL.executeScript(StandIn.notifications)
@@ -62,28 +69,40 @@ struct TierWorld {
         ])
     }
 
+    /// The rollup over `databases` and this world's queue database.
+    func rollup(_ databases: TierDatabases) -> AnalyticsRollup {
+        AnalyticsRollup(databases: databases, queue: queueTier, logger: .silent)
+    }
+
     func close() async {
         await sql.close()
+        await queueSQL.close()
         await contentSQL.close()
         await notificationsSQL.close()
+        await queueTier.close()
+        await queue.drop()
         await analytics.drop()
         await content.drop()
         await notifications.drop()
     }
 
-    /// Facts, events, messages and notifications on 2026-01-10, plus some on the
-    /// days around it that the rollup of the 10th must leave out.
+    /// Ledger end rows (the attempts), events, messages and notifications on
+    /// 2026-01-10, plus some on the days around it that the rollup of the 10th must
+    /// leave out. A ledger row carries seconds; the rollup reports milliseconds.
     func seed() async throws {
-        try await sql.executeScript("""
-            INSERT INTO analytics.attempt_facts (job_id, attempt, kind, priority, outcome, queue_wait_ms, run_ms, finished_at)
-            SELECT g, 1, 'noop', 'normal', 'completed', g, g / 10.0, '2026-01-10T00:00:00Z'::timestamptz + g * interval '1 minute'
+        try await queueSQL.executeScript("""
+            INSERT INTO queue.attempts (job_id, attempt, event, at, daemon, outcome, kind, queue_wait_seconds, run_seconds)
+            SELECT g, 1, 'end', '2026-01-10T00:00:00Z'::timestamptz + g * interval '1 minute', 'd', 'completed', 'noop',
+                   g / 1000.0, g / 10000.0
               FROM generate_series(1, 100) g;
-            INSERT INTO analytics.attempt_facts (job_id, attempt, kind, priority, outcome, queue_wait_ms, run_ms, finished_at)
-            SELECT 1000 + g, 1, 'noop', 'normal', 'retry', 5, 1, '2026-01-10T12:00:00Z' FROM generate_series(1, 10) g;
-            INSERT INTO analytics.attempt_facts VALUES
-                (2000, 3, 'mail', 'high', 'dead', 7, 70, '2026-01-10T23:59:59.999Z'),
-                (3000, 1, 'noop', 'normal', 'completed', 1, 1, '2026-01-09T23:59:59Z'),
-                (3001, 1, 'noop', 'normal', 'completed', 1, 1, '2026-01-11T00:00:00Z');
+            INSERT INTO queue.attempts (job_id, attempt, event, at, daemon, outcome, kind, queue_wait_seconds, run_seconds)
+            SELECT 1000 + g, 1, 'end', '2026-01-10T12:00:00Z', 'd', 'retry', 'noop', 0.005, 0.001 FROM generate_series(1, 10) g;
+            INSERT INTO queue.attempts (job_id, attempt, event, at, daemon, outcome, kind, queue_wait_seconds, run_seconds) VALUES
+                (2000, 3, 'end', '2026-01-10T23:59:59.999Z', 'd', 'dead', 'mail', 0.007, 0.07),
+                (3000, 1, 'end', '2026-01-09T23:59:59Z', 'd', 'completed', 'noop', 0.001, 0.001),
+                (3001, 1, 'end', '2026-01-11T00:00:00Z', 'd', 'completed', 'noop', 0.001, 0.001);
+            """)
+        try await sql.executeScript("""
             INSERT INTO analytics.events (job_id, seq, name, value, occurred_at) VALUES
                 (1, 1, 'signup', 1, '2026-01-10T01:00:00Z'), (1, 2, 'signup', 2, '2026-01-10T02:00:00Z'),
                 (2, 1, 'signup', 3, '2026-01-10T03:00:00Z'), (3, 1, 'signup', 100, '2026-01-11T03:00:00Z');
@@ -136,17 +155,17 @@ struct AnalyticsRollupTests {
         try await withTierWorld { world in
             try await world.seed()
             let databases = world.databases()
-            let rollup = AnalyticsRollup(databases: databases, logger: .silent)
+            let rollup = world.rollup(databases)
             let report = try await rollup.rollUp(day)
             let jobs = try await world.sql.lines("""
-                SELECT kind, outcome, attempts, wait_p50_ms, wait_p95_ms, wait_p99_ms, round(run_p50_ms::numeric, 6),
-                       round(run_p99_ms::numeric, 6)
+                SELECT kind, outcome, attempts, round(wait_p50_ms::numeric, 6), round(wait_p95_ms::numeric, 6),
+                       round(wait_p99_ms::numeric, 6), round(run_p50_ms::numeric, 6), round(run_p99_ms::numeric, 6)
                   FROM analytics.daily_jobs WHERE day = '2026-01-10' ORDER BY kind, outcome
                 """)
             #expect(jobs == [
-                    "mail\tdead\t1\t7\t7\t7\t70.000000\t70.000000",
-                    "noop\tcompleted\t100\t50.5\t95.05\t99.01\t5.050000\t9.901000",
-                    "noop\tretry\t10\t5\t5\t5\t1.000000\t1.000000",
+                    "mail\tdead\t1\t7.000000\t7.000000\t7.000000\t70.000000\t70.000000",
+                    "noop\tcompleted\t100\t50.500000\t95.050000\t99.010000\t5.050000\t9.901000",
+                    "noop\tretry\t10\t5.000000\t5.000000\t5.000000\t1.000000\t1.000000",
                 ])
             #expect(try await world.sql.lines("SELECT name, events, total, min, max, avg FROM analytics.daily_events") == [
                 "signup\t3\t6\t1\t3\t2",
@@ -185,8 +204,9 @@ struct AnalyticsRollupTests {
             #expect(live.jobs.map(\.attempts) == [1])
             #expect(try await world.sql.int("SELECT count(*) FROM analytics.daily_rollups WHERE day = '2026-01-11'") == 0)
 
-            // Facts that disappear take their rows with them on the next run.
-            try await world.sql.query("DELETE FROM analytics.attempt_facts WHERE kind = 'mail'")
+            // Ledger rows that disappear take their rows with them on the next run
+            // (while the ledger's trim has not marked the day).
+            try await world.queueSQL.query("DELETE FROM queue.attempts WHERE kind = 'mail'")
             try await rollup.rollUp(day)
             #expect(try await world.sql.lines("SELECT kind FROM analytics.daily_jobs ORDER BY 1") == ["noop", "noop"])
             await databases.close()
@@ -201,11 +221,12 @@ struct AnalyticsRollupTests {
                 CREATE TABLE notifications.notifications (channel text, status text, created_at timestamptz);
                 CREATE TABLE notifications.attempts (channel text, outcome text, started_at timestamptz);
                 """)
-            try await world.sql.executeScript("""
-                INSERT INTO analytics.attempt_facts VALUES (1, 1, 'noop', 'normal', 'completed', 1, 2, '2026-01-10T10:00:00Z')
+            try await world.queueSQL.executeScript("""
+                INSERT INTO queue.attempts (job_id, attempt, event, at, outcome, kind, queue_wait_seconds, run_seconds)
+                VALUES (1, 1, 'end', '2026-01-10T10:00:00Z', 'completed', 'noop', 0.001, 0.002)
                 """)
             let databases = world.databases()
-            let report = try await AnalyticsRollup(databases: databases, logger: .silent).rollUp(day)
+            let report = try await world.rollup(databases).rollUp(day)
             #expect(report.jobs.count == 1)
             let sections = try await world.sql.lines("SELECT section, status, coalesce(detail, '') FROM analytics.daily_rollups ORDER BY 1")
             #expect(sections.count == 4)
@@ -224,7 +245,7 @@ struct AnalyticsRollupTests {
         try await withTierWorld { world in
             try await world.seed()
             let databases = world.databases(notificationsURL: unreachableDatabase)
-            let handler = AnalyticsRollupHandler(rollup: AnalyticsRollup(databases: databases, logger: .silent))
+            let handler = AnalyticsRollupHandler(rollup: world.rollup(databases))
             await #expect {
                 try await handler.handle(claimed("analytics.rollup", #"{"day": "2026-01-10"}"#), context: testContext)
             } throws: { error in
@@ -241,7 +262,7 @@ struct AnalyticsRollupTests {
         try await withTierWorld { world in
             try await world.seed()
             let databases = world.databases()
-            let rollup = AnalyticsRollup(databases: databases, logger: .silent)
+            let rollup = world.rollup(databases)
             let handler = AnalyticsRollupHandler(rollup: rollup, now: { utcDate("2026-01-11T00:15:00Z") })
             try await handler.handle(claimed("analytics.rollup", "{}"), context: testContext)
             #expect(try await world.sql.int("SELECT count(*) FROM analytics.daily_rollups WHERE day = '2026-01-10'") == 4)

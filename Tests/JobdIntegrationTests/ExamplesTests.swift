@@ -69,11 +69,12 @@ struct ExamplesTests {
                 TierDatabase(tier: .analytics, size: 2, logger: .silent) { world.database.connection("a\($0)") },
                 TierDatabase(tier: .content, size: 1, logger: .silent) { _ in world.database.connection("c") },
                 TierDatabase(tier: .notifications, size: 1, logger: .silent) { _ in world.database.connection("n") },
+                TierDatabase(tier: .queue, size: 1, logger: .silent) { _ in world.database.connection("q") },
             ])
             let prune = world.database.connection("prune")
             let daemon = world.makeDaemon(world.configuration(), handlers: [
                 MetricsEmitHandler(analytics: databases[.analytics]),
-                AnalyticsRollupHandler(rollup: AnalyticsRollup(databases: databases, logger: .silent)),
+                AnalyticsRollupHandler(rollup: AnalyticsRollup(databases: databases, queue: databases[.queue], logger: .silent)),
                 QueuePruneHandler(connection: prune, retention: 7 * 86_400),
             ])
             try await world.running([daemon]) {

@@ -8,107 +8,165 @@ import Logging
 import ServiceLifecycle
 import Testing
 
-@Suite("Attempt facts", .serialized)
+extension QueueWorld {
+    /// The rollup as the daemon builds it, over this world's one database (the queue
+    /// and every tier in it), for the duration of `body`.
+    func withRollup(_ body: (AnalyticsRollup) async throws -> Void) async throws {
+        let databases = TierDatabases([
+            TierDatabase(tier: .analytics, size: 1, logger: .silent) { _ in database.connection("rollup-a") },
+            TierDatabase(tier: .content, size: 1, logger: .silent) { _ in database.connection("rollup-c") },
+            TierDatabase(tier: .notifications, size: 1, logger: .silent) { _ in database.connection("rollup-n") },
+        ])
+        let queue = TierDatabase(tier: .queue, size: 1, logger: .silent) { _ in database.connection("rollup-q") }
+        do {
+            try await body(AnalyticsRollup(databases: databases, queue: queue, logger: .silent))
+        } catch {
+            await databases.close()
+            await queue.close()
+            throw error
+        }
+        await databases.close()
+        await queue.close()
+    }
+
+    /// The UTC day of each instant, an SQL expression over the temporary table `t`
+    /// of `trimmedDaysNotRecounted`.
+    func days(_ expressions: [String]) async throws -> [AnalyticsDay] {
+        var days: [AnalyticsDay] = []
+        for expression in expressions {
+            let text = try await scalar("SELECT ((\(expression)) AT TIME ZONE 'UTC')::date::text FROM t")
+            days.append(try #require(AnalyticsDay(text ?? "")))
+        }
+        return days
+    }
+}
+
+@Suite("Attempt facts from the ledger", .serialized)
 struct AttemptFactsTests {
-    @Test("every finished attempt records one fact, written in batches")
-    func factPerAttempt() async throws {
+    @Test("a drained set of jobs with mixed outcomes: the rollup counts exactly the ledger's end rows; no facts table, no spool")
+    func rollupEqualsLedger() async throws {
         try await withWorld { world in
             try await world.exec("INSERT INTO queue.jobs (kind, payload, priority) SELECT 'noop', '{}', 'high' FROM generate_series(1, 300)")
             try await world.exec("INSERT INTO queue.jobs (kind, payload) SELECT 'noop', '{\"fail_attempts\": 1}' FROM generate_series(1, 20)")
             try await world.exec("INSERT INTO queue.jobs (kind, payload) SELECT 'noop', '{\"permanent\": true}' FROM generate_series(1, 5)")
-            let writer = FactsWriter(
-                analytics: world.database.connection("facts"), spool: world.database.connection("spool"),
-                capacity: 10_000, flushInterval: 0.2, logger: .silent)
-            let daemon = world.makeDaemon(world.configuration(), observer: writer)
-            try await runningServices([writer] + daemon.services) {
+            // The daemon as `jobd run` assembles it (every tier's components).
+            let daemon = world.makeDaemon(world.configuration())
+            try await world.running([daemon]) {
                 try await world.waitForState("completed", count: 320)
                 try await world.waitForState("dead", count: 5)
-                try await waitUntil(timeout: 10, "facts written") {
-                    try await world.int("SELECT count(*) FROM analytics.attempt_facts") == 345
-                }
             }
-            let byOutcome = try await world.sql.lines("""
-                SELECT outcome, priority, count(*), min(attempt), max(attempt) FROM analytics.attempt_facts
-                 GROUP BY 1, 2 ORDER BY 1, 2
-                """)
-            #expect(byOutcome == [
-                "completed\thigh\t300\t1\t1", "completed\tnormal\t20\t2\t2", "dead\tnormal\t5\t1\t1", "retry\tnormal\t20\t1\t1",
-            ])
-            // Each fact is its job's own attempt, with sane durations and times.
-            #expect(try await world.int("""
-                SELECT count(*) FROM analytics.attempt_facts f JOIN queue.jobs j ON j.id = f.job_id
-                 WHERE f.kind = j.kind AND f.queue_wait_ms >= 0 AND f.run_ms >= 0
-                   AND f.finished_at BETWEEN j.created_at AND now()
-                """) == 345)
-            let counters = writer.counters
-            #expect(counters.recorded == 345 && counters.written == 345 && counters.dropped == 0 && counters.spooled == 0)
-            // Batched: far fewer statements than facts.
-            #expect(counters.batches >= 1 && counters.written / counters.batches >= 5, "\(counters)")
-        }
-    }
-
-    @Test("analytics down: jobs keep completing, facts park in the queue spool and move over once it is back")
-    func analyticsDown() async throws {
-        try await withWorld { world in
-            try await world.exec("INSERT INTO queue.jobs (kind) SELECT 'noop' FROM generate_series(1, 200)")
-            let down = FactsWriter(
-                analytics: PostgresConnection(conninfo: unreachableDatabase, name: "facts", commandTimeout: 2, logger: .silent),
-                spool: world.database.connection("spool"), capacity: 10_000, flushInterval: 0.1, logger: world.logs.logger())
-            let daemon = world.makeDaemon(world.configuration(), observer: down)
-            try await runningServices([down] + daemon.services) {
-                try await world.waitForState("completed", count: 200)
-                try await waitUntil(timeout: 15, "facts spooled") { down.counters.spooled == 200 }
-            }
-            #expect(try await world.int("SELECT count(*) FROM queue.analytics_spool") == 200)
-            #expect(try await world.int("SELECT count(*) FROM analytics.attempt_facts") == 0)
-            #expect(world.logs.messages("attempt facts: analytics unreachable; parking facts in the queue spool").count == 1)
-
-            // A move that was interrupted after its insert and is repeated: the spool
-            // holds every fact twice. The insert is idempotent, so each lands once.
+            // A lost attempt, as the rescuer ends it: no run time.
             try await world.exec("""
-                INSERT INTO queue.analytics_spool (job_id, attempt, kind, priority, outcome, queue_wait_ms, run_ms, finished_at)
-                SELECT job_id, attempt, kind, priority, outcome, queue_wait_ms, run_ms, finished_at FROM queue.analytics_spool
+                INSERT INTO queue.attempts (job_id, attempt, event, daemon, outcome, error_code, started_at, kind, queue_wait_seconds)
+                VALUES (999999, 1, 'end', 'gone', 'lease_expired', 'lease_expired', now() - interval '10 seconds', 'noop', 0.5)
                 """)
-            let back = FactsWriter(
-                analytics: world.database.connection("facts2"), spool: world.database.connection("spool2"),
-                capacity: 10_000, flushInterval: 0.1, logger: .silent)
-            try await runningServices([back]) {
-                try await waitUntil(timeout: 10, "spool moved") {
-                    try await world.int("SELECT count(*) FROM queue.analytics_spool") == 0
-                }
+            let ledger = try await world.sql.lines("""
+                SELECT kind, outcome, count(*) FROM queue.attempts WHERE event = 'end' GROUP BY 1, 2 ORDER BY 1, 2
+                """)
+            #expect(ledger == ["noop\tcompleted\t320", "noop\tdead\t5", "noop\tlease_expired\t1", "noop\tretry\t20"])
+            // Every day the attempts ended on (one, unless the test crossed midnight UTC).
+            let days = try await world.sql.lines("""
+                SELECT DISTINCT (at AT TIME ZONE 'UTC')::date::text FROM queue.attempts WHERE event = 'end' ORDER BY 1
+                """).compactMap(AnalyticsDay.init)
+            #expect(!days.isEmpty)
+            var text = ""
+            try await world.withRollup { rollup in
+                for day in days { try await rollup.rollUp(day) }
+                text = try await rollup.report(days[0]).text()
             }
-            #expect(back.counters.unspooled == 400)
-            #expect(try await world.int("SELECT count(*) FROM analytics.attempt_facts") == 200)
-            #expect(try await world.int("SELECT count(DISTINCT job_id) FROM analytics.attempt_facts") == 200)
+            #expect(try await world.sql.lines("""
+                SELECT kind, outcome, sum(attempts) FROM analytics.daily_jobs GROUP BY 1, 2 ORDER BY 1, 2
+                """) == ledger)
+            #expect(try await world.int("""
+                SELECT sum(source_rows) FROM analytics.daily_rollups WHERE section = 'jobs' AND status = 'ok'
+                """) == 346)
+            // Durations come along: wait and run percentiles for every attempt that ran;
+            // the lost one has its queue wait and no run time.
+            #expect(try await world.int("""
+                SELECT count(*) FROM analytics.daily_jobs
+                 WHERE outcome <> 'lease_expired'
+                   AND (wait_p50_ms IS NULL OR wait_p50_ms < 0 OR run_p50_ms IS NULL OR run_p50_ms < 0)
+                """) == 0)
+            #expect(try await world.sql.lines("""
+                SELECT wait_p50_ms, run_p50_ms FROM analytics.daily_jobs WHERE outcome = 'lease_expired'
+                """) == ["500\tNULL"])
+            #expect(text.contains("lease_expired"))
+            // No second write per attempt: the facts table and its spool are gone.
+            #expect(try await world.sql.lines("""
+                SELECT to_regclass('analytics.attempt_facts') IS NULL, to_regclass('queue.analytics_spool') IS NULL
+                """) == ["t\tt"])
         }
     }
 
-    @Test("both databases down: at most `capacity` facts wait in memory; the rest are dropped and counted")
-    func boundedBuffer() async throws {
-        let logs = LogCapture()
-        let writer = FactsWriter(
-            analytics: PostgresConnection(conninfo: unreachableDatabase, name: "a", commandTimeout: 1, logger: .silent),
-            spool: PostgresConnection(conninfo: unreachableDatabase, name: "s", commandTimeout: 1, logger: .silent),
-            capacity: 10, flushInterval: 0.05, drainTimeout: 0.5, logger: logs.logger())
-        for index in 1...25 {
-            writer.record(AttemptFact(
-                jobID: JobID(index), attempt: 1, kind: "noop", priority: .normal, outcome: .completed,
-                queueWaitMs: 1, runMs: 1, finishedAt: 1_700_000_000))
-        }
-        #expect(writer.counters.recorded == 25)
-        #expect(writer.counters.dropped == 15)
-        #expect(writer.buffered == 10)
-        let drops = logs.messages("attempt facts dropped: buffer full")
-        #expect(drops.count == 1)
-        #expect(drops.first?.metadata[LogKey.count] == "1")
-        try await runningServices([writer]) {
-            try await waitUntil(timeout: 20, "a failed write") {
-                !logs.messages("attempt facts: neither analytics nor the queue spool is writable; keeping them in memory").isEmpty
+    @Test("queue.trim and the rollup: a day whose ledger rows were trimmed is never recounted or zeroed; a day inside the window is")
+    func trimmedDaysNotRecounted() async throws {
+        try await withWorld { world in
+            // cut = 30 days ago (JOBD_ATTEMPTS_RETENTION's default). Jobs 1…7 do not
+            // exist (pruned), so queue.trim may delete their ledger rows.
+            try await world.sql.executeScript("""
+                CREATE TEMP TABLE t AS SELECT now() - interval '30 days' AS cut;
+                INSERT INTO queue.attempts (job_id, attempt, event, at, daemon, outcome, run_seconds, started_at, kind,
+                                            queue_wait_seconds)
+                SELECT g, 1, 'end', at, 'd', 'completed', 0.01, at, 'noop', 0.002 FROM (VALUES
+                    (1, (SELECT cut FROM t) - interval '10 days'),   -- a rolled-up day, all trimmed
+                    (2, (SELECT cut FROM t) - interval '10 days'),
+                    (3, (SELECT cut FROM t) - interval '1 minute'),  -- just outside the window: trimmed
+                    (4, (SELECT cut FROM t) + interval '1 minute'),  -- just inside: kept
+                    (5, (SELECT cut FROM t) - interval '5 days'),    -- a day never rolled up, trimmed
+                    (6, (SELECT cut FROM t) + interval '10 days')    -- inside: kept
+                ) AS v(g, at);
+                """)
+            let days = try await world.days([
+                "cut - interval '10 days'", "cut - interval '1 minute'", "cut + interval '1 minute'",
+                "cut - interval '5 days'", "cut + interval '10 days'",
+            ])
+            let (old, outside, inside, never, recent) = (days[0], days[1], days[2], days[3], days[4])
+            func attempts(_ days: [AnalyticsDay]) async throws -> Int {
+                try await world.int(
+                    "SELECT coalesce(sum(attempts), 0) FROM analytics.daily_jobs WHERE day = ANY($1::date[])",
+                    ["{" + days.map(\.description).joined(separator: ",") + "}"])
             }
-            #expect(writer.buffered == 10)  // retried, not lost
+            try await world.withRollup { rollup in
+                for day in Set([old, outside, inside, recent]) { try await rollup.rollUp(day) }
+            }
+            #expect(try await attempts([old]) == 2)
+            #expect(try await attempts(Array(Set([outside, inside]))) == 2)
+            #expect(try await attempts([recent]) == 1)
+
+            let trim = world.database.connection("trim")
+            try await QueueTrimHandler(connection: trim, settings: .defaults).handle(claimed("queue.trim", "{}"), context: testContext)
+            await trim.close()
+            #expect(try await world.sql.lines("SELECT job_id FROM queue.attempts ORDER BY job_id") == ["4", "6"])
+            #expect(try await world.sql.lines("""
+                SELECT trimmed_before BETWEEN (SELECT cut FROM t) AND (SELECT cut FROM t) + interval '1 minute'
+                  FROM queue.ledger_trimmed
+                """) == ["t"])
+
+            // One more attempt inside the window, then every day again.
+            try await world.exec("""
+                INSERT INTO queue.attempts (job_id, attempt, event, at, daemon, outcome, run_seconds, started_at, kind)
+                SELECT 7, 1, 'end', cut + interval '10 days', 'd', 'retry', 0.01, cut + interval '10 days', 'noop' FROM t
+                """)
+            var neverReport: DailyReport?
+            try await world.withRollup { rollup in
+                for day in Set([old, outside, inside, recent, never]) { try await rollup.rollUp(day) }
+                neverReport = try await rollup.report(never)
+            }
+            // Trimmed days keep what they had (the day straddling the cut too: the row
+            // inside it is still there, the one outside is not, and nothing changed).
+            #expect(try await attempts([old]) == 2)
+            #expect(try await attempts(Array(Set([outside, inside]))) == 2)
+            // A day inside the window is recounted.
+            #expect(try await attempts([recent]) == 2)
+            // A day trimmed before it was ever rolled up has no figures and says why.
+            #expect(try await attempts([never]) == 0)
+            #expect(try await world.sql.lines(
+                "SELECT status FROM analytics.daily_rollups WHERE day = $1::date AND section = 'jobs'", [never.description]
+            ) == ["source_trimmed"])
+            let report = try #require(neverReport)
+            #expect(report.jobs.isEmpty)
+            #expect(report.text().contains("jobs: source_trimmed"))
         }
-        let lost = logs.messages("attempt facts lost at shutdown: neither analytics nor the queue database took them")
-        #expect(lost.first?.metadata[LogKey.count] == "10")
     }
 }
 

@@ -54,19 +54,18 @@ struct QueueWorld {
 
     /// A daemon as `jobd run` assembles it (`DaemonAssembly`: the queue's services and
     /// every tier's handlers and services), against this world's servers. `handlers`
-    /// are registered with the tiers' (a kind a tier serves is replaced); `observer`
-    /// sees every attempt the pools finish instead of the analytics FactsWriter;
+    /// are registered with the tiers' (a kind a tier serves is replaced);
     /// `conninfo` may send a PostgreSQL connection, by name, elsewhere (nil: the
     /// configured database).
     func makeDaemon(
         _ config: DaemonConfiguration, id: String = "test-daemon", handlers: [any JobHandler] = [],
-        observer: (any AttemptObserver)? = nil, conninfo: (@Sendable (String) -> String?)? = nil
+        conninfo: (@Sendable (String) -> String?)? = nil
     ) -> JobDaemon {
         let assembly = DaemonAssembly(
             connections: Connections(
                 configuration: config, logger: logs.logger(), connectionLogger: .silent, conninfo: conninfo),
             identity: DaemonIdentity(id: id, hostname: "test", pid: 1, version: "test"),
-            overrides: .init(handlers: handlers, observer: observer))
+            overrides: .init(handlers: handlers))
         assemblies.list.withLock { $0.append(assembly) }
         return assembly.daemon
     }

@@ -412,7 +412,7 @@ struct ReportingPrivacyTests {
                     PostgresConnection(conninfo: url, name: "report-\(tier.rawValue)", commandTimeout: 10, logger: .silent)
                 }
             })
-            let report = try await AnalyticsRollup(databases: databases, logger: .silent)
+            let report = try await AnalyticsRollup(databases: databases, queue: databases[.queue], logger: .silent)
                 .report(AnalyticsDay.yesterday(now: Date()))
             await databases.close()
             #expect(report.sections.allSatisfy { $0.status == "ok" }, "\(report.sections)")

@@ -63,14 +63,26 @@ struct RetentionTests {
                 "1\tcompleted", "2\tcompleted", "3\tavailable", "5\tdead", "6\tavailable",
             ])
             #expect(try await world.sql.lines("SELECT job_id FROM queue.dead_letters") == ["5"])
-            // Running again changes nothing.
+            // The ledger remembers how far back it was trimmed (the rollup never recounts
+            // a day before that): the trim's cutoff, 30 days ago.
+            let mark = "SELECT trimmed_before FROM queue.ledger_trimmed"
+            #expect(try await world.sql.lines("""
+                SELECT trimmed_before BETWEEN now() - interval '30 days 1 minute' AND now() - interval '29 days 23 hours 59 minutes'
+                  FROM queue.ledger_trimmed
+                """) == ["t"])
+            let first = try await world.sql.lines(mark)
+            // Running again changes nothing, the mark neither (nothing was deleted).
             try await handler.handle(claimed("queue.trim", "{}"), context: testContext)
             #expect(try await world.int("SELECT count(*) FROM queue.attempts") == 5)
+            #expect(try await world.sql.lines(mark) == first)
             // Payload overrides: a shorter ledger window, dead letters off.
             try await handler.handle(
                 claimed("queue.trim", #"{"attempts_older_than": "1d", "dead_letters_older_than": "off"}"#),
                 context: testContext)
             #expect(try await world.sql.lines("SELECT job_id FROM queue.attempts ORDER BY job_id, at") == ["3", "3"])
+            #expect(try await world.sql.lines(
+                "SELECT trimmed_before BETWEEN now() - interval '1 day 1 minute' AND now() - interval '1 day' FROM queue.ledger_trimmed"
+            ) == ["t"])
             #expect(try await world.int("SELECT count(*) FROM queue.dead_letters") == 1)
             for bad in [#"{"attempts_older_than": "1h"}"#, #"{"batch": 0}"#, #"{"older_than": "1d"}"#] {
                 await #expect { try await handler.handle(claimed("queue.trim", bad), context: testContext) } throws: {
@@ -162,18 +174,14 @@ struct RetentionTests {
 
     // MARK: analytics.trim
 
-    @Test("analytics.trim: a rolled-up day's facts and events go once the window has passed since it ended; never an un-rolled day")
+    @Test("analytics.trim: a rolled-up day's events go once the window has passed since it ended; never an un-rolled day")
     func analyticsTrimCutoffs() async throws {
         try await withWorld { world in
             // cut = the start (UTC) of the day 90 days ago: rows before it are outside.
+            // The ledger was trimmed at 30 days, as queue.trim does by default.
             try await world.sql.executeScript("""
                 CREATE TEMP TABLE t AS SELECT date_trunc('day', now() - interval '90 days', 'UTC') AS cut;
-                INSERT INTO analytics.attempt_facts (job_id, attempt, kind, priority, outcome, queue_wait_ms, run_ms, finished_at)
-                SELECT id, 1, 'noop', 'normal', 'completed', 1, 1, at FROM (VALUES
-                    (1, (SELECT cut FROM t) - interval '1 second'),           -- rolled-up day, just outside
-                    (2, (SELECT cut FROM t)),                                 -- just inside
-                    (3, (SELECT cut FROM t) - interval '1 day 1 second')      -- day never rolled up
-                ) AS v(id, at);
+                INSERT INTO queue.ledger_trimmed (trimmed_before) VALUES (now() - interval '30 days');
                 INSERT INTO analytics.events (job_id, seq, name, value, occurred_at)
                 SELECT id, 1, 'signup', 1, at FROM (VALUES
                     (1, (SELECT cut FROM t) - interval '1 second'),
@@ -190,22 +198,29 @@ struct RetentionTests {
                 TierDatabase(tier: .analytics, size: 1, logger: .silent) { _ in world.database.connection("a") },
                 TierDatabase(tier: .content, size: 1, logger: .silent) { _ in world.database.connection("c") },
                 TierDatabase(tier: .notifications, size: 1, logger: .silent) { _ in world.database.connection("n") },
+                TierDatabase(tier: .queue, size: 1, logger: .silent) { _ in world.database.connection("q") },
             ])
             defer { Task { await databases.close() } }
             let handler = AnalyticsTrimHandler(database: databases[.analytics], settings: .defaults)
             try await handler.handle(claimed("analytics.trim", "{}"), context: testContext)
-            #expect(try await world.sql.lines("SELECT job_id FROM analytics.attempt_facts ORDER BY job_id") == ["2", "3"])
             #expect(try await world.sql.lines("SELECT job_id FROM analytics.events ORDER BY job_id") == ["2", "3"])
+            // Only the events section is marked: the jobs section's source is the
+            // ledger, whose trim keeps its own mark.
             #expect(try await world.sql.lines("""
                 SELECT day - (SELECT (cut AT TIME ZONE 'UTC')::date FROM t), section FROM analytics.daily_rollups
                  WHERE source_trimmed_at IS NOT NULL ORDER BY section
-                """) == ["-1\tevents", "-1\tjobs"])
-            // Rolling the trimmed day up again keeps its stored figures.
+                """) == ["-1\tevents"])
+            // Rolling the trimmed day up again keeps its stored figures: the events by
+            // analytics.trim's mark, the jobs by the ledger's.
             let dayText = try #require(try await world.scalar("SELECT ((cut AT TIME ZONE 'UTC')::date - 1)::text FROM t"))
             let day = try #require(AnalyticsDay(dayText))
-            let report = try await AnalyticsRollup(databases: databases, logger: .silent).rollUp(day)
+            let report = try await AnalyticsRollup(databases: databases, queue: databases[.queue], logger: .silent).rollUp(day)
             #expect(report.jobs.map(\.attempts) == [42])
             #expect(try await world.int("SELECT attempts FROM analytics.daily_jobs WHERE kind = 'noop'") == 42)
+            #expect(try await world.sql.lines("""
+                SELECT section, status FROM analytics.daily_rollups
+                 WHERE day = $1::date AND section IN ('jobs', 'events') ORDER BY section
+                """, [dayText]) == ["events\tok", "jobs\tok"])
         }
     }
 
@@ -230,8 +245,6 @@ struct RetentionTests {
                 try await world.sql.executeScript(Self.queueFixture)
                 try await world.sql.executeScript(Self.notificationsFixture)
                 try await world.sql.executeScript("""
-                    INSERT INTO analytics.attempt_facts (job_id, attempt, kind, priority, outcome, queue_wait_ms, run_ms, finished_at)
-                    VALUES (1, 1, 'noop', 'normal', 'completed', 1, 1, now() - interval '120 days');
                     INSERT INTO analytics.events (job_id, seq, name, value, occurred_at) VALUES (1, 1, 'e', 1, now() - interval '120 days');
                     INSERT INTO analytics.daily_rollups (day, section, status)
                     VALUES (((now() - interval '120 days') AT TIME ZONE 'UTC')::date, 'jobs', 'ok'),
@@ -257,7 +270,15 @@ struct RetentionTests {
                 #expect(try await world.int("SELECT count(*) FROM queue.dead_letters") == 1)
                 #expect(try await world.int("SELECT count(*) FROM notifications.notifications") == 4)
                 #expect(try await world.int("SELECT count(*) FROM notifications.notifications WHERE archived_at IS NOT NULL") == 2)
-                #expect(try await world.int("SELECT count(*) FROM analytics.attempt_facts") == 0)
+                // queue.trim left its mark, through its function, as the daemon.
+                #expect(try await world.int("SELECT count(*) FROM queue.ledger_trimmed") == 1)
+                // The rollup reads the ledger as the daemon (the columns it needs are granted).
+                let rollupQueue = TierDatabase(tier: .queue, size: 1, logger: .silent) { _ in connection("rq") }
+                let today = AnalyticsDay(containing: Date())
+                let jobs = try await AnalyticsRollup(databases: databases, queue: rollupQueue, logger: .silent)
+                    .compute("jobs", day: today)
+                await rollupQueue.close()
+                #expect(jobs.sections.map(\.status) == ["ok"])
                 #expect(try await world.int("SELECT count(*) FROM analytics.events") == 0)
                 #expect(try await world.int("SELECT count(*) FROM content.messages") == 0)
                 for statement in [

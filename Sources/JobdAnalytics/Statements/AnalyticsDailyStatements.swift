@@ -16,14 +16,15 @@ enum AnalyticsDailyStatements {
         static func decode(_ row: PostgresRow) throws -> String { try row.decode("section") }
     }
 
-    /// Marks the rolled-up `jobs` and `events` sections of every day that ended
-    /// more than `$1` seconds ago (idempotent).
+    /// Marks the rolled-up `events` section of every day that ended more than `$1`
+    /// seconds ago (idempotent). The `jobs` section's source is the queue tier's
+    /// ledger, whose own trim leaves its mark there (`queue.ledger_trimmed`).
     struct MarkTrimmed: PostgresStatement {
         var olderThan: Double
         static let planning = PostgresPlanning.perExecution
         static let sql: SQL = """
             UPDATE analytics.daily_rollups SET source_trimmed_at = now()
-             WHERE section IN ('jobs', 'events') AND status = 'ok' AND source_trimmed_at IS NULL
+             WHERE section = 'events' AND status = 'ok' AND source_trimmed_at IS NULL
                AND day < ((now() - make_interval(secs => $1::float8)) AT TIME ZONE 'UTC')::date
             """
         var bindings: PostgresBindings { [.double(olderThan)] }

@@ -58,13 +58,11 @@ public struct WorkerPool: Service {
 
     /// Claim pipelines for a pool of `slots` (see the type's documentation).
     public static func claimPipelines(forSlots slots: Int) -> Int { slots >= 32 ? 2 : 1 }
-    /// Told of every finished attempt (attempt facts for analytics); nil: no one.
-    let observer: (any AttemptObserver)?
 
     public init(
         name: String, lanes: [JobPriority], slots: Int, claimStore: QueueStore, completionStore: QueueStore,
         dispatch: RedisDispatch, handlers: HandlerRegistry, configuration: DaemonConfiguration,
-        daemonID: String, stats: DaemonStats, logger: Logger, observer: (any AttemptObserver)? = nil,
+        daemonID: String, stats: DaemonStats, logger: Logger,
         promoterWake: WakeSignal? = nil, shutdown: PoolShutdown = PoolShutdown(), extraPipelines: [ClaimPipeline] = []
     ) {
         self.shutdown = shutdown
@@ -83,7 +81,6 @@ public struct WorkerPool: Service {
         self.stats = stats
         self.logger = logger
         self.metrics = JobMetrics(knownKinds: handlers.kinds)
-        self.observer = observer
     }
 
     public var busy: Int { slots.busy }
@@ -380,7 +377,6 @@ public struct WorkerPool: Service {
         case .dead, .release:
             break  // logged by the batcher once the fence accepted it
         }
-        observer?.attemptFinished(job, completion: completion)
         batcher.submit(completion)
     }
 
