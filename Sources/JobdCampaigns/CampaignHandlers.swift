@@ -121,7 +121,12 @@ public struct CampaignPrepareHandler: JobHandler {
 /// The window: a process that dies after the relay accepted and before the row
 /// says `sent` leaves the row `sending`; once its claim window passes, a later run
 /// sends it again with the same Message-ID — at most one extra copy per send in
-/// flight at the crash, as for notification.send.
+/// flight at the crash, as for notification.send. A recipient whose claim lapsed
+/// `maxTries` times is failed instead of claimed again (a recipient that kills its
+/// sender cannot loop however often its batch is enqueued again).
+///
+/// A batch whose job is dead-lettered with recipients open is enqueued again by the
+/// outbox relay's `DeliverySweep` (under the same unique key).
 public struct CampaignDeliverHandler: JobHandler {
     public let kind = "campaign.deliver"
     /// Enqueued only by the outbox relay and campaign.prepare, never by producers.
@@ -210,6 +215,7 @@ public struct CampaignDeliverHandler: JobHandler {
         var relay = campaign.relayURL
         while relay.hasSuffix("/") { relay.removeLast() }
         _ = try await database(id) { try await $0.suppress(id, contacts: contacts) }
+        _ = try await database(id) { try await $0.failAbandoned(id, contacts: contacts, maxTries: settings.maxTries) }
         let order = Dictionary(uniqueKeysWithValues: contacts.enumerated().map { ($1, $0) })
         var remaining = try await database(id) { try await $0.recipientLimits(id, account: campaign.accountID, contacts: contacts) }
             .sorted { order[$0.contact, default: 0] < order[$1.contact, default: 0] }
@@ -272,7 +278,7 @@ public struct CampaignDeliverHandler: JobHandler {
                     defer { throttles.release(permit) }
                     let token = NotificationSendHandler.claimToken()
                     guard let claimed = try await database(id, {
-                        try await $0.claim(id, contact: contact, token: token, window: settings.sendingWindow)
+                        try await $0.claim(id, contact: contact, token: token, window: settings.sendingWindow, maxTries: settings.maxTries)
                     }) else {
                         next = remaining.isEmpty ? nil : nextReady()
                         continue

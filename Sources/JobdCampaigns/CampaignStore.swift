@@ -81,11 +81,17 @@ public struct CampaignStore: Sendable {
         public var tries: Int
     }
 
+    /// The batch's deliveries whose claim lapsed `maxTries` times become failed.
+    @discardableResult
+    public func failAbandoned(_ id: Int64, contacts: [Int64], maxTries: Int) async throws -> Int {
+        try await connection.execute(CampaignDeliveriesStatements.FailAbandoned(id: id, contacts: contacts, maxTries: maxTries))
+    }
+
     /// Claims one recipient for sending: pending, deferred and due, or `sending`
     /// whose claim window passed (a run that died mid-send: sent again, with the
-    /// same Message-ID). Nil when it is not to be sent now.
-    public func claim(_ id: Int64, contact: Int64, token: String, window: Double) async throws -> Claimed? {
-        let claim = CampaignDeliveriesStatements.Claim(id: id, contact: contact, token: token, window: window)
+    /// same Message-ID) below `maxTries` tries. Nil when it is not to be sent now.
+    public func claim(_ id: Int64, contact: Int64, token: String, window: Double, maxTries: Int = 5) async throws -> Claimed? {
+        let claim = CampaignDeliveriesStatements.Claim(id: id, contact: contact, token: token, window: window, maxTries: maxTries)
         guard let row = try await connection.firstRow(claim) else { return nil }
         var fields: [String: JSONValue] = [:]
         if case .object(let object)? = try? JSONDecoder().decode(JSONValue.self, from: Data(row.fields.utf8)) {

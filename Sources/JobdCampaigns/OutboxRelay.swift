@@ -18,21 +18,31 @@ import ServiceLifecycle
 /// One relay runs per OLTP database at a time (a session advisory lock on its own
 /// connection); other daemons wait as standbys. It wakes on NOTIFY
 /// `jobd_oltp_outbox` and at least every `interval`.
+///
+/// The relay holding the lock also runs the `DeliverySweep` every `sweepInterval`
+/// (first when it takes the lock): a delivery batch whose job ended with recipients
+/// open is enqueued again. A failed pass is logged and tried at the next interval;
+/// it never stops the relaying.
 public struct OutboxRelay: Service {
     let oltp: PostgresConnection
     let queue: PostgresConnection
     let batch: Int
     let interval: Double
+    let sweepInterval: Double
     let logger: Logger
 
     /// Key of the advisory lock (any fixed number unique to this use).
     static let lockKey: Int64 = 7_305_126_117_403_391
 
-    public init(oltp: PostgresConnection, queue: PostgresConnection, batch: Int = 500, interval: Double = 1, logger: Logger) {
+    public init(
+        oltp: PostgresConnection, queue: PostgresConnection, batch: Int = 500, interval: Double = 1,
+        sweepInterval: Double = CampaignSettings.defaults.sweepInterval, logger: Logger
+    ) {
         self.oltp = oltp
         self.queue = queue
         self.batch = batch
         self.interval = interval
+        self.sweepInterval = sweepInterval
         var logger = logger
         logger[metadataKey: LogKey.service] = "oltp-outbox-relay"
         self.logger = logger
@@ -42,6 +52,8 @@ public struct OutboxRelay: Service {
         await cancelWhenGracefulShutdown {
             var failures = 0
             var holding = false
+            let clock = ContinuousClock()
+            var nextSweep: ContinuousClock.Instant?
             while !Task.isCancelled && !Task.isShuttingDownGracefully {
                 var moved = 0
                 do {
@@ -58,6 +70,25 @@ public struct OutboxRelay: Service {
                     holding = false
                     failures += 1
                     if failures == 1 { logger.warning("outbox relay failed; retrying", metadata: [LogKey.error: "\(error)"]) }
+                }
+                if !holding { nextSweep = nil }
+                if holding, failures == 0, nextSweep.map({ clock.now >= $0 }) ?? true {
+                    nextSweep = clock.now.advanced(by: TotalConversion.duration(seconds: sweepInterval))
+                    do {
+                        let outcome = try await DeliverySweep(oltp: oltp, queue: queue).sweep()
+                        if outcome.enqueued > 0 || outcome.preparations > 0 || outcome.finished > 0 {
+                            logger.info("campaign sweep enqueued work", metadata: [
+                                "campaigns": "\(outcome.campaigns)", "open_batches": "\(outcome.openBatches)",
+                                "delivery_jobs": "\(outcome.enqueued)", "preparations": "\(outcome.preparations)",
+                                "finished": "\(outcome.finished)",
+                            ])
+                        }
+                        if outcome.enqueued > 0 || outcome.preparations > 0 { continue }  // relay them now
+                    } catch is CancellationError {
+                        break
+                    } catch {
+                        logger.warning("campaign sweep failed; trying again at the next interval", metadata: [LogKey.error: "\(error)"])
+                    }
                 }
                 if moved >= batch { continue }
                 if holding, failures == 0 {

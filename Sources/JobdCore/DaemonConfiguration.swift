@@ -259,6 +259,7 @@ extension DaemonConfiguration {
         case campaignPauseRecheck = "JOBD_CAMPAIGN_PAUSE_RECHECK"
         case campaignConcurrency = "JOBD_CAMPAIGN_CONCURRENCY"
         case campaignThrottleWait = "JOBD_CAMPAIGN_THROTTLE_WAIT"
+        case campaignSweepInterval = "JOBD_CAMPAIGN_SWEEP_INTERVAL"
         case attemptsRetention = "JOBD_ATTEMPTS_RETENTION"
         case deadLetterRetention = "JOBD_DEAD_LETTER_RETENTION"
         case notifyArchiveAfter = "JOBD_NOTIFY_ARCHIVE_AFTER"
@@ -579,6 +580,9 @@ extension DaemonConfiguration {
         settings.concurrency = try reader.integer(.campaignConcurrency, default: settings.concurrency, range: 1...256)
         settings.throttleWait = try atMost(
             .campaignThrottleWait, try reader.seconds(.campaignThrottleWait, default: settings.throttleWait, min: 0), 60, "60 s")
+        settings.sweepInterval = try atMost(
+            .campaignSweepInterval, try reader.seconds(.campaignSweepInterval, default: settings.sweepInterval, min: 1),
+            3_600, "3600 s")
         return settings
     }
 }

@@ -456,6 +456,7 @@ struct ConfigurationTests {
         let config = try parse([
             .campaignPageSize: "250", .campaignClaimWindow: "5m", .campaignMaxTries: "8", .campaignDeferBase: "30",
             .campaignDeferMax: "2h", .campaignPauseRecheck: "500ms", .campaignConcurrency: "32", .campaignThrottleWait: "2.5",
+            .campaignSweepInterval: "2m",
         ])
         #expect(config.campaigns.pageSize == 250)
         #expect(config.campaigns.sendingWindow == 300)
@@ -465,6 +466,7 @@ struct ConfigurationTests {
         #expect(config.campaigns.pauseRecheck == 0.5)
         #expect(config.campaigns.concurrency == 32)
         #expect(config.campaigns.throttleWait == 2.5)
+        #expect(config.campaigns.sweepInterval == 120)
     }
 
     @Test("JOBD_CAMPAIGN_* keys refuse values out of range, naming the key", arguments: [
@@ -472,7 +474,8 @@ struct ConfigurationTests {
         (.campaignClaimWindow, "30"), (.campaignClaimWindow, "2d"), (.campaignMaxTries, "0"), (.campaignMaxTries, "101"),
         (.campaignDeferBase, "0.5"), (.campaignDeferBase, "2d"), (.campaignDeferMax, "8d"), (.campaignPauseRecheck, "50ms"),
         (.campaignPauseRecheck, "2h"), (.campaignConcurrency, "0"), (.campaignConcurrency, "257"),
-        (.campaignThrottleWait, "-1"), (.campaignThrottleWait, "61"),
+        (.campaignThrottleWait, "-1"), (.campaignThrottleWait, "61"), (.campaignSweepInterval, "0.5"),
+        (.campaignSweepInterval, "2h"),
     ])
     func campaignKeysBounded(key: DaemonConfiguration.Key, value: String) {
         #expect(rejection([key: value])?.key == key.rawValue, "\(key.rawValue)=\(value)")

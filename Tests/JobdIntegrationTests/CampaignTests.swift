@@ -60,10 +60,10 @@ private func campaignDaemonParts(_ world: QueueWorld, settings: CampaignSettings
     ])
 }
 
-private func withRelay<T>(_ world: QueueWorld, _ body: () async throws -> T) async throws -> T {
+private func withRelay<T>(_ world: QueueWorld, sweepInterval: Double = 30, _ body: () async throws -> T) async throws -> T {
     let relay = OutboxRelay(
         oltp: world.database.connection("relay-oltp"), queue: world.database.connection("relay-queue"),
-        interval: 0.1, logger: .silent)
+        interval: 0.1, sweepInterval: sweepInterval, logger: .silent)
     let task = Task { try await relay.run() }
     defer { task.cancel() }
     return try await body()
@@ -372,6 +372,152 @@ struct CampaignTests {
             await #expect(throws: PostgresError.self) {
                 try await world.exec("UPDATE oltp.campaigns SET status = 'paused' WHERE id = $1", [String(id)])
             }
+            await oltp.close()
+            await content.close()
+        }
+    }
+
+    /// Schedules campaign `id` and runs its whole fan-out by hand (no preparation
+    /// job), then relays its delivery jobs into the queue; returns the batches.
+    private func fanOutByHand(_ world: QueueWorld, _ id: Int64) async throws -> [Int64] {
+        try await world.exec("UPDATE oltp.campaigns SET status = 'scheduled' WHERE id = $1", [String(id)])
+        try await world.exec("DELETE FROM oltp.outbox")
+        let store = CampaignStore(connection: world.sql)
+        #expect(try await store.start(id))
+        while !(try await store.fanOutPage(id, pageSize: 10).done) {}
+        let relay = OutboxRelay(
+            oltp: world.database.connection("hand-oltp"), queue: world.database.connection("hand-queue"), logger: .silent)
+        while try await relay.relayOnce() > 0 {}
+        let batches = try await world.sql.query(
+            "SELECT DISTINCT batch FROM oltp.deliveries WHERE campaign_id = $1 AND batch IS NOT NULL ORDER BY batch", [String(id)])
+        return batches.rows.map { Int64($0[0]!)! }
+    }
+
+    @Test("the sweep enqueues again only batches no unfinished job covers; a fan-out without a preparation; sent when all is final")
+    func sweepCoversOnlyUncovered() async throws {
+        try await withWorld { world in
+            let id = try await seedCampaign(world, smtpPort: 2525, count: 30, batchSize: 5, unsubscribed: [2])
+            let sweep = DeliverySweep(
+                oltp: world.database.connection("sweep-oltp"), queue: world.database.connection("sweep-queue"),
+                batchesPerRound: 2)
+            // Sending, fan-out not started, no preparation anywhere: one is enqueued, once.
+            try await world.exec("UPDATE oltp.campaigns SET status = 'scheduled' WHERE id = $1", [String(id)])
+            try await world.exec("DELETE FROM oltp.outbox")
+            #expect(try await CampaignStore(connection: world.sql).start(id))
+            #expect(try await sweep.sweep().preparations == 1)
+            #expect(try await sweep.sweep().preparations == 0)
+            #expect(try await world.int("SELECT count(*) FROM oltp.outbox WHERE kind = 'campaign.prepare'") == 1)
+            try await world.exec("UPDATE oltp.campaigns SET status = 'paused' WHERE id = $1", [String(id)])
+            try await world.exec("UPDATE oltp.campaigns SET status = 'scheduled' WHERE id = $1", [String(id)])
+
+            let batches = try await fanOutByHand(world, id)
+            // 29 subscribed recipients in batches of 5: 6 batches, each named by its first contact.
+            #expect(batches.count == 6)
+            let keys = try await world.sql.query(
+                "SELECT unique_key FROM queue.jobs WHERE kind = 'campaign.deliver' ORDER BY unique_key", [])
+            #expect(Set(keys.rows.map { $0[0]! }) == Set(batches.map { DeliverySweep.deliverKey(campaign: id, batch: $0) }))
+            #expect(try await world.int("SELECT count(*) FROM oltp.deliveries WHERE campaign_id = $1 AND state = 'suppressed' AND batch IS NULL", [String(id)]) == 1)
+
+            // Every batch has a live job: nothing is enqueued (three rounds of two batches).
+            var outcome = try await sweep.sweep()
+            #expect(outcome.openBatches == 6 && outcome.enqueued == 0 && outcome.finished == 0)
+            #expect(try await world.int("SELECT count(*) FROM oltp.outbox") == 0)
+
+            // Batch 3's job is dead-lettered with one recipient sent already: the other
+            // four are enqueued again under the batch's key, once.
+            let dead = batches[2]
+            let deadKey = DeliverySweep.deliverKey(campaign: id, batch: dead)
+            try await world.exec("UPDATE queue.jobs SET state = 'dead', finished_at = now() WHERE unique_key = $1", [deadKey])
+            try await world.exec("""
+                UPDATE oltp.deliveries SET state = 'sent', sent_at = now() WHERE campaign_id = $1 AND contact_id = $2
+                """, [String(id), String(dead)])
+            outcome = try await sweep.sweep()
+            #expect(outcome.openBatches == 6 && outcome.enqueued == 1)
+            let row = try await world.sql.query("SELECT unique_key, payload->'contacts' FROM oltp.outbox", [])
+            #expect(row.rows.count == 1)
+            #expect(row.rows.first?[0] == deadKey)
+            let open = try await world.sql.query("""
+                SELECT contact_id FROM oltp.deliveries WHERE campaign_id = $1 AND batch = $2 AND state = 'pending' ORDER BY contact_id
+                """, [String(id), String(dead)])
+            #expect(row.rows.first?[1] == "[" + open.rows.map { $0[0]! }.joined(separator: ", ") + "]")
+            #expect(open.rows.count == 4)
+            // The outbox holds it: not again.
+            #expect(try await sweep.sweep().enqueued == 0)
+            let relay = OutboxRelay(
+                oltp: world.database.connection("relay2-oltp"), queue: world.database.connection("relay2-queue"), logger: .silent)
+            #expect(try await relay.relayOnce() == 1)
+            #expect(try await world.int(
+                "SELECT count(*) FROM queue.jobs WHERE unique_key = $1 AND state NOT IN ('completed', 'dead', 'cancelled')", [deadKey]) == 1)
+            // The queue holds it now: not again.
+            #expect(try await sweep.sweep().enqueued == 0)
+            // A copy relayed while the job is unfinished is dropped by the queue.
+            try await world.exec("""
+                INSERT INTO oltp.outbox (kind, payload, unique_key) SELECT kind, payload, unique_key FROM queue.jobs
+                 WHERE unique_key = $1 AND state = 'available'
+                """, [deadKey])
+            #expect(try await relay.relayOnce() == 1)
+            #expect(try await world.int("SELECT count(*) FROM queue.jobs WHERE unique_key = $1", [deadKey]) == 2)
+
+            // Every delivery final: the sweep marks the campaign sent.
+            try await world.exec("""
+                UPDATE oltp.deliveries SET state = 'sent', sent_at = now(), claim_token = NULL, sending_until = NULL
+                 WHERE campaign_id = $1 AND state IN ('pending', 'sending', 'deferred')
+                """, [String(id)])
+            outcome = try await sweep.sweep()
+            #expect(outcome.openBatches == 0 && outcome.finished == 1)
+            #expect(try await world.scalar("SELECT status FROM oltp.campaigns WHERE id = $1", [String(id)]) == "sent")
+            #expect(try await sweep.sweep().campaigns == 0)
+        }
+    }
+
+    @Test("recipients of dead-lettered delivery jobs are delivered once each and the campaign ends sent")
+    func deadLetteredBatchesDelivered() async throws {
+        let sink = try await NotifySink.start()
+        defer { sink.stop() }
+        try await withWorld { world in
+            let id = try await seedCampaign(world, smtpPort: sink.smtpPort, count: 30, batchSize: 5, unsubscribed: [7])
+            let batches = try await fanOutByHand(world, id)
+            #expect(batches.count == 6)
+            // Two batches' jobs dead-lettered before they ran (as the rescuer's poison
+            // limit or spent attempts leave them); in the first, one recipient's claim
+            // lapsed mid-send (sent again once) and one lapsed for the last allowed time
+            // (failed, never sent again).
+            var settings = testSettings
+            settings.maxTries = 3
+            let deadKeys = batches.prefix(2).map { DeliverySweep.deliverKey(campaign: id, batch: $0) }
+            try await world.exec("""
+                UPDATE queue.jobs SET state = 'dead', finished_at = now(), last_error = 'rescued too often'
+                 WHERE unique_key = ANY($1::text[])
+                """, [PostgresArray.texts(deadKeys.map { Optional($0) })])
+            let members = try await world.sql.query("""
+                SELECT contact_id FROM oltp.deliveries WHERE campaign_id = $1 AND batch = $2 ORDER BY contact_id
+                """, [String(id), String(batches[0])]).rows.map { $0[0]! }
+            try await world.exec("""
+                UPDATE oltp.deliveries SET state = 'sending', claim_token = 'lost', sending_until = now() - interval '1 second',
+                       tries = CASE WHEN contact_id = $2 THEN 1 ELSE 3 END
+                 WHERE campaign_id = $1 AND contact_id IN ($2, $3)
+                """, [String(id), members[1], members[2]])
+            let poisoned = try await world.scalar("SELECT address FROM oltp.contacts WHERE id = $1", [members[2]])!
+
+            let (oltp, content, handlers) = campaignDaemonParts(world, settings: settings)
+            let config = world.configuration()
+            try await withRelay(world, sweepInterval: 0.3) {
+                try await world.running([world.makeDaemon(config, handlers: handlers)]) {
+                    try await waitUntil(timeout: 60, "the campaign is sent") {
+                        try await world.scalar("SELECT status FROM oltp.campaigns WHERE id = $1", [String(id)]) == "sent"
+                    }
+                }
+            }
+            let recipients = try sink.mails().flatMap(\.rcptTo)
+            // 30 − 1 unsubscribed − 1 whose claim lapsed maxTries times.
+            #expect(recipients.count == 28)
+            #expect(Set(recipients).count == recipients.count, "a recipient received two messages")
+            #expect(!recipients.contains(poisoned))
+            #expect(try await world.scalar("""
+                SELECT state || ' ' || last_reply FROM oltp.deliveries WHERE campaign_id = $1 AND contact_id = $2
+                """, [String(id), members[2]]) == "failed its send was cut short 3 times (the sender stopped mid-send)")
+            #expect(try await world.int(
+                "SELECT count(*) FROM oltp.deliveries WHERE campaign_id = $1 AND state = 'sent'", [String(id)]) == 28)
             await oltp.close()
             await content.close()
         }

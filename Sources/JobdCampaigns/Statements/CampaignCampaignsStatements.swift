@@ -72,28 +72,40 @@ enum CampaignCampaignsStatements {
             ), page AS (
                 -- The contact's status by primary key per member (a scalar subquery is
                 -- never turned into a hash join over the whole contacts table).
-                SELECT m.contact_id, (SELECT k.status FROM oltp.contacts k WHERE k.id = m.contact_id) AS status
+                -- Likewise whether it has a delivery already: a probe of the primary key.
+                SELECT m.contact_id, (SELECT k.status FROM oltp.contacts k WHERE k.id = m.contact_id) AS status,
+                       EXISTS (SELECT 1 FROM oltp.deliveries d WHERE d.campaign_id = c.id AND d.contact_id = m.contact_id)
+                           AS delivered
                   FROM c CROSS JOIN LATERAL (
                     SELECT contact_id FROM oltp.list_members
                      WHERE list_id = c.list_id AND contact_id > c.fanout_cursor
                      -- The primary key's order: read in order from it, never sorted.
                      ORDER BY list_id, contact_id LIMIT $2) m
-            ), ins AS (
-                INSERT INTO oltp.deliveries (campaign_id, contact_id, workspace_id, state)
-                SELECT c.id, p.contact_id, c.workspace_id,
-                       CASE WHEN p.status = 'subscribed' THEN 'pending' ELSE 'suppressed' END
-                  FROM c CROSS JOIN page p
-                ON CONFLICT (campaign_id, contact_id) DO NOTHING
-                RETURNING contact_id, state
             ), numbered AS (
-                SELECT (row_number() OVER (ORDER BY contact_id) - 1) / (SELECT batch_size FROM c) AS n, contact_id
-                  FROM ins WHERE state = 'pending'
+                -- Members without a delivery yet (the campaign row's lock keeps other
+                -- fan-outs out), the subscribed ones numbered into batches. Only these
+                -- name batches, so a new batch never takes an existing batch's name.
+                SELECT p.contact_id, p.status = 'subscribed' AS open,
+                       (row_number() OVER (PARTITION BY p.status = 'subscribed' ORDER BY p.contact_id) - 1)
+                           / (SELECT batch_size FROM c) AS n
+                  FROM page p
+                 WHERE NOT p.delivered
+            ), batched AS (
+                -- A batch is named by its first contact: its job's unique_key ends with it.
+                SELECT contact_id, open, CASE WHEN open THEN min(contact_id) OVER (PARTITION BY open, n) END AS batch
+                  FROM numbered
+            ), ins AS (
+                INSERT INTO oltp.deliveries (campaign_id, contact_id, workspace_id, state, batch)
+                SELECT c.id, b.contact_id, c.workspace_id, CASE WHEN b.open THEN 'pending' ELSE 'suppressed' END, b.batch
+                  FROM c CROSS JOIN batched b
+                ON CONFLICT (campaign_id, contact_id) DO NOTHING
+                RETURNING contact_id, state, batch
             ), jobs AS (
                 INSERT INTO oltp.outbox (kind, payload, unique_key)
                 SELECT 'campaign.deliver',
                        jsonb_build_object('campaign_id', $1::bigint, 'contacts', jsonb_agg(contact_id ORDER BY contact_id)),
-                       'campaign:' || $1::bigint || ':deliver:' || min(contact_id)
-                  FROM numbered GROUP BY n
+                       'campaign:' || $1::bigint || ':deliver:' || batch
+                  FROM ins WHERE state = 'pending' GROUP BY batch
                 RETURNING 1
             ), moved AS (
                 UPDATE oltp.campaigns

@@ -19,8 +19,27 @@ enum CampaignDeliveriesStatements {
         var bindings: PostgresBindings { [.int(id), .intArray(contacts)] }
     }
 
+    /// A claim that lapsed `$3` times (its sender died mid-send each time: the recipient
+    /// may be what kills it) is not taken again: the batch's such deliveries become
+    /// failed. Bounds a poisonous recipient however often its batch is enqueued again.
+    struct FailAbandoned: PostgresStatement {
+        var id: Int64
+        var contacts: [Int64]
+        var maxTries: Int
+        static let planning = PostgresPlanning.perExecution
+        static let sql: SQL = """
+            UPDATE oltp.deliveries
+               SET state = 'failed', claim_token = NULL, sending_until = NULL, updated_at = now(),
+                   last_reply = 'its send was cut short ' || tries || ' times (the sender stopped mid-send)'
+             WHERE campaign_id = $1 AND contact_id = ANY($2::bigint[]) AND state = 'sending' AND sending_until < now()
+               AND tries >= $3
+            """
+        var bindings: PostgresBindings { [.int(id), .intArray(contacts), .int(maxTries)] }
+    }
+
     /// Claims contact `$2`'s delivery of campaign `$1` under token `$3` for `$4`
-    /// seconds; no row when it is not to be sent now.
+    /// seconds; no row when it is not to be sent now. A lapsed claim is taken again
+    /// only below `$5` tries (see `FailAbandoned`).
     struct Claim: PostgresStatement {
         struct Row: Sendable {
             var address: String
@@ -35,6 +54,7 @@ enum CampaignDeliveriesStatements {
         var contact: Int64
         var token: String
         var window: Double
+        var maxTries: Int
         static let planning = PostgresPlanning.perExecution
         static let sql: SQL = """
             UPDATE oltp.deliveries d
@@ -43,11 +63,11 @@ enum CampaignDeliveriesStatements {
               FROM oltp.contacts k
              WHERE d.campaign_id = $1 AND d.contact_id = $2 AND k.id = d.contact_id AND k.status = 'subscribed'
                AND (d.state = 'pending' OR (d.state = 'deferred' AND d.next_attempt_at <= now())
-                    OR (d.state = 'sending' AND d.sending_until < now()))
+                    OR (d.state = 'sending' AND d.sending_until < now() AND d.tries < $5))
             RETURNING k.address, k.name, k.fields::text AS fields, d.tries,
                       oltp.unsubscribe_token(d.contact_id, d.campaign_id) AS unsubscribe_token
             """
-        var bindings: PostgresBindings { [.int(id), .int(contact), .text(token), .double(window)] }
+        var bindings: PostgresBindings { [.int(id), .int(contact), .text(token), .double(window), .int(maxTries)] }
 
         static func decode(_ row: PostgresRow) throws -> Row {
             Row(

@@ -13,7 +13,9 @@ enum CampaignOutboxStatements {
         static func decode(_ row: PostgresRow) throws -> Bool { try row.decode("locked") }
     }
 
-    /// The oldest `$1` outbox rows; each job's unique key is the row's key plus `#id`.
+    /// The oldest `$1` outbox rows. A delivery job's unique key is the row's key as
+    /// written (`campaign:<id>:deliver:<batch>`: one unfinished job per batch, which
+    /// the sweep relies on); any other job's is the row's key plus `#id`.
     struct Pending: PostgresStatement {
         struct Row: Sendable {
             var id: Int64
@@ -27,7 +29,8 @@ enum CampaignOutboxStatements {
         var limit: Int
         static let planning = PostgresPlanning.perExecution
         static let sql: SQL = """
-            SELECT id, kind, payload::text AS payload, unique_key || '#' || id AS unique_key, run_at
+            SELECT id, kind, payload::text AS payload,
+                   CASE WHEN kind = 'campaign.deliver' THEN unique_key ELSE unique_key || '#' || id END AS unique_key, run_at
               FROM oltp.outbox ORDER BY id LIMIT $1
             """
         var bindings: PostgresBindings { [.int(limit)] }

@@ -20,6 +20,9 @@ public struct CampaignSettings: Sendable, Equatable {
     /// The longest a batch sleeps for a throttle (domain or account) before it
     /// gives its worker back and snoozes instead.
     public var throttleWait: Double = 1
+    /// How often the outbox relay's sweep looks for open recipients of sending
+    /// campaigns that no unfinished delivery job covers (and enqueues them again).
+    public var sweepInterval: Double = 30
 
     public init() {}
     public static let defaults = CampaignSettings()
