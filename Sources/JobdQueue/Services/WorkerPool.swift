@@ -9,7 +9,9 @@ import Synchronization
 ///
 /// The fetcher reserves the free slots, pops at most as many ids (non-blocking
 /// `LPOP count`, or a `BLPOP` with a short timeout when Redis is empty), claims them
-/// all in one statement, and starts a task per claimed job. Completions go to the
+/// all in one statement, and starts a task per claimed job. When the blocking pop
+/// times out (the lists stayed empty for 0.5 s), it claims due jobs straight from
+/// PostgreSQL instead (`QueueStore.claimDue`), so jobs run without a promoter. Completions go to the
 /// `CompletionBatcher`; a heartbeat extends the leases of everything still running.
 ///
 /// Claim pipelines: a claim commits without waiting for the WAL flush (fenced by its
@@ -308,7 +310,20 @@ public struct WorkerPool: Service {
         if popped.isEmpty {
             // Nothing waiting: block briefly so new work starts within a round trip,
             // and come back often enough to notice a shutdown.
-            guard let one = try await dispatch.blockingPop(order: order, timeout: .milliseconds(500)) else { return [] }
+            guard let one = try await dispatch.blockingPop(order: order, timeout: .milliseconds(500)) else {
+                // The lists stayed empty for a whole blocking wait, so no promoter is
+                // feeding them (it stands by with the elected one gone quiet, is
+                // stopped, or the lists were flushed): claim due jobs straight from
+                // PostgreSQL. Not done before the blocking wait: while a promoter
+                // feeds the lists, that would add a statement to every fetch that
+                // finds them momentarily empty.
+                guard !stop.isStopped else { return [] }
+                let direct = try await pipeline.store.claimDue(
+                    order: order, max: max, daemon: daemonID, lease: configuration.lease,
+                    maxPayloadBytes: configuration.maxPayloadBytes)
+                if !direct.isEmpty { stats.update { $0.claimedDirect += direct.count } }
+                return direct
+            }
             popped = [one]
             // More may have arrived with it; take what fits without blocking.
             if max > 1 { popped += try await dispatch.pop(order: order, max: max - 1) }
