@@ -27,16 +27,18 @@ struct DirectClaimTests {
             let holder = try await holdPromoterLock(world)
             let daemon = world.makeDaemon(world.configuration { $0.workers = .shared(4) })
             try await world.running([daemon]) {
-                try await world.exec("INSERT INTO queue.jobs (kind) SELECT 'noop' FROM generate_series(1, 30)")
-                try await waitUntil(timeout: 20, "30 jobs run without a promoter") { daemon.stats.snapshot.completed == 30 }
+                try await world.exec("INSERT INTO queue.jobs (kind) SELECT 'noop' FROM generate_series(1, 120)")
+                // A backlog drains claim after claim: 30 batches of 4 each after its own
+                // 0.5 s blocking pop would need 15 s.
+                try await waitUntil(timeout: 10, "120 jobs run without a promoter") { daemon.stats.snapshot.completed == 120 }
                 #expect(!daemon.promoter.isElected)
                 #expect(daemon.stats.snapshot.promoted == 0)
-                #expect(daemon.stats.snapshot.claimedDirect == 30)
+                #expect(daemon.stats.snapshot.claimedDirect == 120)
             }
             // Nothing went through Redis, and each job ran once.
             #expect(try await world.dispatch().lengths().values.reduce(0, +) == 0)
             #expect(try await world.int("SELECT count(*) FROM queue.jobs WHERE attempt <> 1") == 0)
-            #expect(try await world.int("SELECT count(*) FROM queue.attempts WHERE event = 'end'") == 30)
+            #expect(try await world.int("SELECT count(*) FROM queue.attempts WHERE event = 'end'") == 120)
             await holder.close()
         }
     }

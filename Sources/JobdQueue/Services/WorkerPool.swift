@@ -307,6 +307,12 @@ public struct WorkerPool: Service {
         let dispatch = pipeline.dispatch
         let max = reserved
         var popped = try await dispatch.pop(order: order, max: max)
+        if popped.isEmpty, pipeline.directBacklog.isSet, !stop.isStopped {
+            // The last direct claim filled its reservation: more may be due, and no
+            // promoter is feeding the lists. Claim again before any blocking wait.
+            let direct = try await claimDirect(max: max, order: order, on: pipeline)
+            if !direct.isEmpty { return direct }
+        }
         if popped.isEmpty {
             // Nothing waiting: block briefly so new work starts within a round trip,
             // and come back often enough to notice a shutdown.
@@ -318,11 +324,7 @@ public struct WorkerPool: Service {
                 // feeds the lists, that would add a statement to every fetch that
                 // finds them momentarily empty.
                 guard !stop.isStopped else { return [] }
-                let direct = try await pipeline.store.claimDue(
-                    order: order, max: max, daemon: daemonID, lease: configuration.lease,
-                    maxPayloadBytes: configuration.maxPayloadBytes)
-                if !direct.isEmpty { stats.update { $0.claimedDirect += direct.count } }
-                return direct
+                return try await claimDirect(max: max, order: order, on: pipeline)
             }
             popped = [one]
             // More may have arrived with it; take what fits without blocking.
@@ -351,6 +353,24 @@ public struct WorkerPool: Service {
             try? await dispatch.pushFront(popped)
             throw error
         }
+    }
+
+    /// Claims up to `max` due jobs straight from PostgreSQL (`QueueStore.claimDue`),
+    /// and notes on the pipeline whether that filled the reservation (then the next
+    /// fetch that finds the lists empty claims directly again before blocking).
+    private func claimDirect(max: Int, order: [JobPriority], on pipeline: ClaimPipeline) async throws -> [ClaimedAttempt] {
+        let direct: [ClaimedAttempt]
+        do {
+            direct = try await pipeline.store.claimDue(
+                order: order, max: max, daemon: daemonID, lease: configuration.lease,
+                maxPayloadBytes: configuration.maxPayloadBytes)
+        } catch {
+            pipeline.directBacklog.set(false)
+            throw error
+        }
+        pipeline.directBacklog.set(direct.count >= max)
+        if !direct.isEmpty { stats.update { $0.claimedDirect += direct.count } }
+        return direct
     }
 
     // MARK: Running one attempt
@@ -458,10 +478,21 @@ public struct WorkerPool: Service {
 public struct ClaimPipeline: Sendable {
     public let store: QueueStore
     public let dispatch: RedisDispatch
+    /// The pipeline's last direct claim (`WorkerPool.claimDirect`) took as many jobs as
+    /// it had slots for: a backlog is waiting in PostgreSQL. One claim runs on a
+    /// pipeline at a time, so relaxed ordering suffices.
+    let directBacklog = DirectBacklog()
     public init(store: QueueStore, dispatch: RedisDispatch) {
         self.store = store
         self.dispatch = dispatch
     }
+}
+
+/// See `ClaimPipeline.directBacklog`.
+final class DirectBacklog: Sendable {
+    private let flag = Atomic<Bool>(false)
+    var isSet: Bool { flag.load(ordering: .relaxed) }
+    func set(_ value: Bool) { flag.store(value, ordering: .relaxed) }
 }
 
 /// A claimed attempt with what the claim learned about its payload.
