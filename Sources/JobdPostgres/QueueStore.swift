@@ -147,15 +147,18 @@ public struct QueueStore: Sendable {
     /// claims hold are skipped, not waited for. The same attempt, lease and fence as
     /// `claim(ids:…)`, and a job claimed here whose id is also in a Redis list is
     /// refused when that id is popped and claimed (it is `running` by then).
+    /// - Parameter dueFor: only jobs due for at least this many seconds (a job due
+    ///   for less is a running promoter's to push).
     public func claimDue(
-        order: [JobPriority], max: Int, daemon: String, lease: Double, maxPayloadBytes: Int,
+        order: [JobPriority], max: Int, dueFor: Double = 0, daemon: String, lease: Double, maxPayloadBytes: Int,
         token: Int64 = .random(in: 1 ... .max)
     ) async throws -> [(job: ClaimedJob, payloadBytes: Int, payloadPresent: Bool)] {
         var lanes: [JobPriority] = []
         for lane in order where !lanes.contains(lane) { lanes.append(lane) }
         guard max > 0, !lanes.isEmpty else { return [] }
         let rows = try await connection.rows(QueueJobsStatements.ClaimDue(
-            lanes: lanes, daemon: daemon, leaseSeconds: lease, maxPayloadBytes: maxPayloadBytes, token: token, limit: max))
+            lanes: lanes, daemon: daemon, leaseSeconds: lease, maxPayloadBytes: maxPayloadBytes, token: token, limit: max,
+            dueForSeconds: dueFor))
         return Self.claimed(rows, token: token)
     }
 

@@ -28,8 +28,8 @@ struct DirectClaimTests {
             let daemon = world.makeDaemon(world.configuration { $0.workers = .shared(4) })
             try await world.running([daemon]) {
                 try await world.exec("INSERT INTO queue.jobs (kind) SELECT 'noop' FROM generate_series(1, 120)")
-                // A backlog drains claim after claim: 30 batches of 4 each after its own
-                // 0.5 s blocking pop would need 15 s.
+                // A backlog drains claim after claim (once due for 2 s): 30 batches of 4
+                // each after its own 0.5 s blocking pop would need 15 s.
                 try await waitUntil(timeout: 10, "120 jobs run without a promoter") { daemon.stats.snapshot.completed == 120 }
                 #expect(!daemon.promoter.isElected)
                 #expect(daemon.stats.snapshot.promoted == 0)
@@ -52,9 +52,12 @@ struct DirectClaimTests {
                 """)
             let daemon = world.makeDaemon(world.configuration { $0.workers = .shared(4) })
             try await world.running([daemon]) {
-                try await world.exec("INSERT INTO queue.jobs (kind) SELECT 'noop' FROM generate_series(1, 5)")
-                try await world.exec("INSERT INTO queue.jobs (kind) SELECT 'held' FROM generate_series(1, 3)")
-                try await world.exec("INSERT INTO queue.jobs (kind, priority) SELECT 'noop', 'low' FROM generate_series(1, 4)")
+                // Due for a minute: old enough for a direct claim at once.
+                try await world.exec("INSERT INTO queue.jobs (kind, run_at) SELECT 'noop', now() - interval '1 minute' FROM generate_series(1, 5)")
+                try await world.exec("INSERT INTO queue.jobs (kind, run_at) SELECT 'held', now() - interval '1 minute' FROM generate_series(1, 3)")
+                try await world.exec("""
+                    INSERT INTO queue.jobs (kind, priority, run_at) SELECT 'noop', 'low', now() - interval '1 minute' FROM generate_series(1, 4)
+                    """)
                 try await waitUntil(timeout: 20, "the 5 unpaused jobs run") { daemon.stats.snapshot.completed == 5 }
                 // Several more empty blocking pops, each followed by a direct claim.
                 try await Task.sleep(for: .milliseconds(1_600))
@@ -98,6 +101,9 @@ struct DirectClaimTests {
             let third = try await store.claimDue(order: [.low, .high], max: 5, daemon: "d", lease: 30, maxPayloadBytes: 1000)
             #expect(third.map(\.job.id) == [low[2]])
             #expect(try await store.claimDue(order: [.normal], max: 5, daemon: "d", lease: 30, maxPayloadBytes: 1000).isEmpty)
+            // Due for less than asked: left to the promoter.
+            try await world.exec("INSERT INTO queue.jobs (kind, priority) VALUES ('noop', 'high')")
+            #expect(try await store.claimDue(order: [.high], max: 5, dueFor: 60, daemon: "d", lease: 30, maxPayloadBytes: 1000).isEmpty)
             // Claimed as the popped-id claim claims: running, attempt 1, leased to "d".
             #expect(try await world.int("SELECT count(*) FROM queue.jobs WHERE state = 'running' AND attempt = 1 AND leased_by = 'd'") == 6)
         }

@@ -268,7 +268,7 @@ enum QueueJobsStatements {
     }
 
     /// Claims due jobs straight from `queue.jobs`, without a Redis pop: up to `limit`
-    /// waiting, due, unpaused jobs, lane by lane in `lanes` order (the pool's priority
+    /// waiting, unpaused jobs due for at least `dueForSeconds`, lane by lane in `lanes` order (the pool's priority
     /// order for this fetch), oldest first within a lane, each row locked with
     /// `SKIP LOCKED` so that concurrent direct claims take disjoint jobs and never wait
     /// on a popped-id claim. The same transition, lease token and result as `Claim`:
@@ -281,12 +281,14 @@ enum QueueJobsStatements {
         var maxPayloadBytes: Int
         var token: Int64
         var limit: Int
+        /// Only jobs due for at least this long (seconds).
+        var dueForSeconds: Double
 
         typealias Row = Claim.Row
 
         var bindings: PostgresBindings {
             [.textArray(lanes.map { $0.rawValue as String? }), .text(daemon), .double(leaseSeconds), .int(maxPayloadBytes), .int(token),
-             .int(limit)]
+             .int(limit), .double(dueForSeconds)]
         }
 
         static func decode(_ row: PostgresRow) throws -> Row { try Claim.decode(row) }
@@ -300,7 +302,8 @@ enum QueueJobsStatements {
                   FROM unnest($1::text[]) WITH ORDINALITY AS lane(name, ord)
                  CROSS JOIN LATERAL (
                     SELECT id FROM queue.jobs
-                     WHERE state IN ('available', 'retryable') AND priority = lane.name AND run_at <= now()
+                     WHERE state IN ('available', 'retryable') AND priority = lane.name
+                       AND run_at <= now() - make_interval(secs => $7::float8)
                        AND NOT EXISTS (SELECT 1 FROM queue.pauses WHERE scope = 'priority' AND name = lane.name)
                        AND kind NOT IN (SELECT name FROM queue.pauses WHERE scope = 'kind')
                      ORDER BY run_at, id

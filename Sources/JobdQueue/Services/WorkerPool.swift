@@ -355,6 +355,12 @@ public struct WorkerPool: Service {
         }
     }
 
+    /// How long a job must have been due before a direct claim takes it: a promoter
+    /// that feeds the lists pushes a due job within milliseconds of its NOTIFY, so a
+    /// job due this long is not being pushed, and a direct claim does not race a
+    /// working promoter (whose pushes it would turn into refused duplicates).
+    static let directClaimDueFor: Double = 2
+
     /// Claims up to `max` due jobs straight from PostgreSQL (`QueueStore.claimDue`),
     /// and notes on the pipeline whether that filled the reservation (then the next
     /// fetch that finds the lists empty claims directly again before blocking).
@@ -362,7 +368,7 @@ public struct WorkerPool: Service {
         let direct: [ClaimedAttempt]
         do {
             direct = try await pipeline.store.claimDue(
-                order: order, max: max, daemon: daemonID, lease: configuration.lease,
+                order: order, max: max, dueFor: Self.directClaimDueFor, daemon: daemonID, lease: configuration.lease,
                 maxPayloadBytes: configuration.maxPayloadBytes)
         } catch {
             pipeline.directBacklog.set(false)
