@@ -65,13 +65,16 @@ struct WakeupProtocolTests {
     func idleDaemon() async throws {
         try await withWorld { world in
             let config = world.configuration { $0.pollInterval = 30 }
-            try await world.running([world.makeDaemon(config)]) {
+            let daemon = world.makeDaemon(config)
+            try await world.running([daemon]) {
                 try await waitUntil(timeout: 20, "listener row idle") { try await listenerRow(world) == "true" }
                 try await Task.sleep(for: .milliseconds(200))
                 try await world.exec("INSERT INTO queue.jobs (kind) VALUES ('noop')")
                 try await world.waitForState("completed", count: 1, timeout: 20)
                 try await waitUntil(timeout: 20, "listener row idle again") { try await listenerRow(world) == "true" }
             }
+            // Pushed by the woken promoter, not found by a pool's direct claim.
+            #expect(daemon.stats.snapshot.promoted == 1 && daemon.stats.snapshot.claimedDirect == 0)
             let latency = try await world.scalar("SELECT extract(epoch FROM started_at - created_at) FROM queue.jobs")
             // A third of the 30 s poll interval: only the wake-up explains it (generous,
             // so a loaded host cannot break it).
@@ -114,7 +117,8 @@ struct WakeupProtocolTests {
         try await withWorld { world in
             let config = world.configuration { $0.pollInterval = 30 }
             let inserter = world.database.connection("test-inserter")
-            try await world.running([world.makeDaemon(config)]) {
+            let daemon = world.makeDaemon(config)
+            try await world.running([daemon]) {
                 try await waitUntil(timeout: 20, "listener row idle") { try await listenerRow(world) == "true" }
                 // As if the promoter were busy: the open transaction's insert reads "busy"
                 // and sends no NOTIFY, and it keeps its shared wake-up lock until COMMIT.
@@ -132,6 +136,7 @@ struct WakeupProtocolTests {
                 // A third of the 30 s poll interval (generous for a loaded host).
                 #expect(committed.duration(to: .now) < .seconds(10))
             }
+            #expect(daemon.stats.snapshot.promoted == 1 && daemon.stats.snapshot.claimedDirect == 0)
             await inserter.close()
         }
     }
@@ -157,6 +162,8 @@ struct WakeupProtocolTests {
             // so a loaded host cannot break it).
             #expect((Double(latency ?? "") ?? 99) < 10)
             #expect(try await world.int("SELECT count(*) FROM queue.listeners") == 0)
+            #expect(a.stats.snapshot.promoted + b.stats.snapshot.promoted == 1)
+            #expect(a.stats.snapshot.claimedDirect + b.stats.snapshot.claimedDirect == 0)
         }
     }
 
