@@ -98,7 +98,7 @@ public struct CampaignPrepareHandler: JobHandler {
 /// one curl worker at a time (whose handle keeps the SMTP connection open between
 /// them). In groups: the recipients the throttles (the account's messages per
 /// second, the recipient domain's rate and transfers in flight; `CampaignThrottles`)
-/// let go now, up to `sendGroup` and about 0.1 s of sends at the rate just seen, are
+/// let go now, up to `sendGroup` and about 0.25 s of sends at the rate just seen, are
 /// claimed in one statement (`sending` rows under one fresh token) → each is sent →
 /// their outcomes are recorded in one statement fenced on the token:
 ///   2xx sent · 4xx or no answer deferred (tried again with backoff, `failed` after
@@ -171,7 +171,7 @@ public struct CampaignDeliverHandler: JobHandler {
     static let bounceReportInterval = 0.05
     /// A group holds about this long of sends (at the rate of the group before):
     /// outcomes are recorded this often, and claims are never held long.
-    static let groupSpan = 0.1
+    static let groupSpan = 0.25
 
     /// A database call, its time counted as the database's.
     private func database<T: Sendable>(_ id: Int64, _ body: (CampaignStore) async throws -> T) async throws -> T {
