@@ -24,7 +24,7 @@ public struct CampaignSettings: Sendable, Equatable {
     /// campaigns that no unfinished delivery job covers (and enqueues them again).
     public var sweepInterval: Double = 30
     /// The most recipients a deliver batch claims in one statement and records in
-    /// one (fewer when sends are slow: a group spans about 0.1 s of sends). A crash
+    /// one (fewer when sends are slow: a group spans about 0.25 s of sends). A crash
     /// may send again every recipient of the groups in flight whose sends were
     /// done but not yet recorded: at most this many per curl worker. 1: one claim
     /// and one record per recipient.
