@@ -69,6 +69,14 @@ public struct CampaignStatus: Sendable, Equatable, Codable {
         }
         let senders = row.status == "sending" ? try await connection.firstRow(CampaignSendersStatements.Senders(id: id)) : nil
         status.limitedBy = limit(row, senders: senders)
+        // Throttled by a domain: its recipients go no faster than its rate (per
+        // daemon), whatever the overall rate, so the ETA is at least their backlog.
+        if status.limitedBy.reason == "domain_throttle", let senders, let domain = senders.throttledDomain,
+           let backlog = try await connection.firstRow(CampaignSendersStatements.DomainBacklog(id: id, domain: domain)),
+           let rate = backlog.rate, rate > 0, backlog.open > 0 {
+            let domainEta = (Double(backlog.open) / (rate * Double(max(1, senders.daemons)))).rounded()
+            status.etaSeconds = max(status.etaSeconds ?? 0, domainEta)
+        }
         return status
     }
 

@@ -104,6 +104,51 @@ public struct CampaignStore: Sendable {
             tries: row.tries)
     }
 
+    /// Claims, in one statement under one token, the group's recipients that are to
+    /// be sent now (`claim`'s rule); the others are not returned.
+    public func claimGroup(_ id: Int64, contacts: [Int64], token: String, window: Double, maxTries: Int) async throws -> [Claimed] {
+        let rows = try await connection.rows(CampaignDeliveriesStatements.ClaimGroup(
+            id: id, contacts: contacts, token: token, window: window, maxTries: maxTries))
+        return rows.map { row in
+            var fields: [String: JSONValue] = [:]
+            if case .object(let object)? = try? JSONDecoder().decode(JSONValue.self, from: Data(row.fields.utf8)) {
+                fields = object
+            }
+            return Claimed(
+                recipient: CampaignRecipient(
+                    contactID: row.contact, address: row.address, name: row.name, fields: fields,
+                    unsubscribeToken: row.unsubscribeToken ?? ""),
+                tries: row.tries)
+        }
+    }
+
+    /// One send's outcome in a group record (`record`'s states).
+    public struct Outcome: Sendable, Equatable {
+        public var contact: Int64
+        public var state: String
+        public var code: Int?
+        public var reply: String?
+        public var retryIn: Double
+
+        public init(contact: Int64, state: String, code: Int? = nil, reply: String? = nil, retryIn: Double = 0) {
+            self.contact = contact
+            self.state = state
+            self.code = code
+            self.reply = reply
+            self.retryIn = retryIn
+        }
+    }
+
+    /// Records a group's outcomes in one statement, fenced on the group's claim
+    /// token: returns how many claims were still held.
+    @discardableResult
+    public func recordGroup(_ id: Int64, token: String, outcomes: [Outcome]) async throws -> Int {
+        guard !outcomes.isEmpty else { return 0 }
+        return try await connection.firstRow(CampaignDeliveriesStatements.RecordGroup(
+            id: id, contacts: outcomes.map(\.contact), token: token, states: outcomes.map(\.state), codes: outcomes.map(\.code),
+            replies: outcomes.map { $0.reply.map { Self.bounded($0) } }, retryIn: outcomes.map(\.retryIn))) ?? 0
+    }
+
     /// What became of one send: `sent`, `deferred` (tried again after `retryIn`),
     /// `bounced` (the contact becomes bounced), `failed`, or `pending` (released
     /// unsent). Fenced on the claim token: false if the claim was lost.

@@ -260,6 +260,7 @@ extension DaemonConfiguration {
         case campaignConcurrency = "JOBD_CAMPAIGN_CONCURRENCY"
         case campaignThrottleWait = "JOBD_CAMPAIGN_THROTTLE_WAIT"
         case campaignSweepInterval = "JOBD_CAMPAIGN_SWEEP_INTERVAL"
+        case campaignSendGroup = "JOBD_CAMPAIGN_SEND_GROUP"
         case attemptsRetention = "JOBD_ATTEMPTS_RETENTION"
         case deadLetterRetention = "JOBD_DEAD_LETTER_RETENTION"
         case notifyArchiveAfter = "JOBD_NOTIFY_ARCHIVE_AFTER"
@@ -578,6 +579,7 @@ extension DaemonConfiguration {
             .campaignPauseRecheck, try reader.seconds(.campaignPauseRecheck, default: settings.pauseRecheck, min: 0.1),
             3_600, "3600 s")
         settings.concurrency = try reader.integer(.campaignConcurrency, default: settings.concurrency, range: 1...256)
+        settings.sendGroup = try reader.integer(.campaignSendGroup, default: settings.sendGroup, range: 1...500)
         settings.throttleWait = try atMost(
             .campaignThrottleWait, try reader.seconds(.campaignThrottleWait, default: settings.throttleWait, min: 0), 60, "60 s")
         settings.sweepInterval = try atMost(

@@ -456,7 +456,7 @@ struct ConfigurationTests {
         let config = try parse([
             .campaignPageSize: "250", .campaignClaimWindow: "5m", .campaignMaxTries: "8", .campaignDeferBase: "30",
             .campaignDeferMax: "2h", .campaignPauseRecheck: "500ms", .campaignConcurrency: "32", .campaignThrottleWait: "2.5",
-            .campaignSweepInterval: "2m",
+            .campaignSweepInterval: "2m", .campaignSendGroup: "200",
         ])
         #expect(config.campaigns.pageSize == 250)
         #expect(config.campaigns.sendingWindow == 300)
@@ -467,6 +467,7 @@ struct ConfigurationTests {
         #expect(config.campaigns.concurrency == 32)
         #expect(config.campaigns.throttleWait == 2.5)
         #expect(config.campaigns.sweepInterval == 120)
+        #expect(config.campaigns.sendGroup == 200)
     }
 
     @Test("JOBD_CAMPAIGN_* keys refuse values out of range, naming the key", arguments: [
@@ -475,7 +476,7 @@ struct ConfigurationTests {
         (.campaignDeferBase, "0.5"), (.campaignDeferBase, "2d"), (.campaignDeferMax, "8d"), (.campaignPauseRecheck, "50ms"),
         (.campaignPauseRecheck, "2h"), (.campaignConcurrency, "0"), (.campaignConcurrency, "257"),
         (.campaignThrottleWait, "-1"), (.campaignThrottleWait, "61"), (.campaignSweepInterval, "0.5"),
-        (.campaignSweepInterval, "2h"),
+        (.campaignSweepInterval, "2h"), (.campaignSendGroup, "0"), (.campaignSendGroup, "501"),
     ])
     func campaignKeysBounded(key: DaemonConfiguration.Key, value: String) {
         #expect(rejection([key: value])?.key == key.rawValue, "\(key.rawValue)=\(value)")
