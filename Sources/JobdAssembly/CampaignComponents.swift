@@ -17,7 +17,8 @@ struct CampaignComponents {
             CampaignPrepareHandler(
                 oltp: oltp, content: databases[.content], settings: settings,
                 compressionLevel: configuration.content.compressionLevel),
-            CampaignDeliverHandler(oltp: oltp, settings: settings, userAgent: "jobd/\(JobdBuild.version)"),
+            CampaignDeliverHandler(
+                oltp: oltp, content: databases[.content], settings: settings, userAgent: "jobd/\(JobdBuild.version)"),
         ]
         services = [OutboxRelay(
             oltp: connections.postgres("oltp-outbox", tier: .oltp), queue: connections.postgres("oltp-relay-queue"),

@@ -48,9 +48,13 @@ public struct CampaignPrepareHandler: JobHandler {
             context.logger.debug("campaign not to be prepared now", metadata: ["campaign_id": "\(id)", "status": "\(campaign.status)"])
             return
         }
-        if campaign.contentRef == nil {
+        // A campaign with attachments stores (or finds) its content on every
+        // preparation: a resume after retention purged it stores it again.
+        if campaign.contentRef == nil || campaign.attachmentCount > 0 {
             let ref = try await storeContent(campaign)
-            try await oltp.withConnection { try await CampaignStore(connection: $0).setContentRef(id, ref) }
+            if campaign.contentRef == nil {
+                try await oltp.withConnection { try await CampaignStore(connection: $0).setContentRef(id, ref) }
+            }
         }
         var pages = 0
         var jobs = 0
@@ -69,15 +73,19 @@ public struct CampaignPrepareHandler: JobHandler {
         ])
     }
 
-    /// The template, stored once: a retry finds it by external_id.
+    /// The template and the attachments, stored once: a retry finds them by external_id.
     func storeContent(_ campaign: CampaignStore.Campaign) async throws -> String {
         let ref = "oltp-campaign:\(campaign.id)"
         let template = campaign.template
+        let attachments = campaign.attachmentCount == 0 ? [] : try await oltp.withConnection {
+            try await CampaignStore(connection: $0).attachments(campaign.id)
+        }
         let message = ContentMessage(
             externalID: ref, tenantID: "workspace-\(campaign.workspaceID)", campaignID: String(campaign.id),
             from: template.fromAddress, to: [template.fromAddress], subject: template.subject,
             headers: [.init(name: "X-Jobd-Campaign-List", value: String(campaign.listID))],
-            text: template.text, html: template.html)
+            text: template.text, html: template.html,
+            attachments: attachments.map { .init(filename: $0.filename, contentType: $0.contentType, data: $0.data) })
         let prepared = try PreparedMessage(message, codec: codec)
         let outcome = try await content.withConnection { try await ContentStore(connection: $0).write(prepared) }
         switch outcome {
@@ -141,6 +149,9 @@ public struct CampaignDeliverHandler: JobHandler {
     /// Enqueued only by the outbox relay and campaign.prepare, never by producers.
     public var isInternal: Bool { true }
     let oltp: TierDatabase
+    /// Where the campaigns' attachments are read from; nil: a campaign with
+    /// attachments is paused rather than sent without them.
+    let content: TierDatabase?
     let settings: CampaignSettings
     let transport: CurlTransport
     let secrets: SecretReferences
@@ -149,12 +160,13 @@ public struct CampaignDeliverHandler: JobHandler {
     let monitor: CampaignSendMonitor
 
     public init(
-        oltp: TierDatabase, settings: CampaignSettings = .defaults, userAgent: String = "jobd",
+        oltp: TierDatabase, content: TierDatabase? = nil, settings: CampaignSettings = .defaults, userAgent: String = "jobd",
         secrets: SecretReferences = SecretReferences(),
         wallClock: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 },
         throttles: CampaignThrottles = CampaignThrottles(), monitor: CampaignSendMonitor = CampaignSendMonitor()
     ) {
         self.oltp = oltp
+        self.content = content
         self.settings = settings
         transport = CurlTransport(
             concurrency: settings.concurrency, connectTimeout: settings.connectTimeout, timeout: settings.timeout,
@@ -201,6 +213,38 @@ public struct CampaignDeliverHandler: JobHandler {
         return status
     }
 
+    /// The campaign's attachments from the content tier, each MIME part encoded once
+    /// for the whole batch. When the stored content lacks them (purged or archived by
+    /// retention, damaged, or no content tier to read), the campaign is paused with
+    /// a reason saying so and nil returned: nothing is sent without them.
+    private func attachments(_ campaign: CampaignStore.Campaign, logger: Logger) async throws -> [CampaignAttachment]? {
+        guard campaign.attachmentCount > 0 else { return [] }
+        let id = campaign.id
+        var problem: String
+        if let content, let ref = campaign.contentRef {
+            do {
+                let stored = try await content.withConnection {
+                    try await ContentStore(connection: $0).attachments(externalID: ref)
+                }
+                if let stored, stored.count == campaign.attachmentCount {
+                    return stored.map { CampaignAttachment(filename: $0.filename, contentType: $0.contentType, data: $0.data) }
+                }
+                problem = "its \(campaign.attachmentCount) attachment(s) are missing from the content tier (\(ref) holds \(stored?.count ?? 0))"
+            } catch let error as ContentStore.ReadError {
+                problem = "its attachments in the content tier are unreadable (\(ref): \(error))"
+            }
+        } else if content == nil {
+            problem = "it has attachments and this daemon reads no content tier"
+        } else {
+            problem = "it has attachments and no stored content"
+        }
+        let reason = "not sent: \(problem)"
+        _ = try await database(id) { try await $0.pause(id, reason: reason) }
+        monitor.markStopped(id, status: "paused")
+        logger.error("campaign paused: attachments missing", metadata: ["campaign_id": "\(id)", "reason": "\(reason)"])
+        return nil
+    }
+
     public func handle(_ job: ClaimedJob, context: JobContext) async throws {
         let (id, contacts) = try CampaignPayload.batch(job.payload, kind: kind)
         let readAt = monitor.now()
@@ -219,6 +263,9 @@ public struct CampaignDeliverHandler: JobHandler {
             return
         default:
             return  // sent (nothing open) or draft (never fanned out)
+        }
+        guard let attachments = try await attachments(campaign, logger: context.logger) else {
+            throw JobSnooze(seconds: settings.pauseRecheck, code: "campaign_paused", message: "the campaign's attachments are missing; it is paused")
         }
         let password = try secrets.resolve(campaign.secretRef)
         guard let startTLS = NotificationSettings.StartTLS(rawValue: campaign.startTLS) else {
@@ -323,7 +370,8 @@ public struct CampaignDeliverHandler: JobHandler {
                             outcomes.append(.init(contact: contact, state: "pending"))
                             continue
                         }
-                        let message = CampaignMail.render(campaign.template, for: claimed.recipient, date: Int64(wallClock()))
+                        let message = CampaignMail.render(
+                            campaign.template, for: claimed.recipient, date: Int64(wallClock()), attachments: attachments)
                         let started = monitor.now()
                         let report = await slot.send(MailSubmission(
                             relayURL: relay, username: campaign.username, password: password, startTLS: startTLS,

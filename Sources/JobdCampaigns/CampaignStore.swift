@@ -33,6 +33,8 @@ public struct CampaignStore: Sendable {
         public var accountID: Int64
         /// The account's own messages per second; nil: no limit.
         public var accountRate: Double?
+        /// Rows in `oltp.campaign_attachments`: what the stored content must carry.
+        public var attachmentCount: Int
     }
 
     public func campaign(_ id: Int64) async throws -> Campaign? {
@@ -42,6 +44,22 @@ public struct CampaignStore: Sendable {
     /// scheduled → sending; false if the campaign was not scheduled.
     public func start(_ id: Int64) async throws -> Bool {
         try await connection.execute(CampaignCampaignsStatements.Start(id: id)) == 1
+    }
+
+    public struct Attachment: Sendable, Equatable {
+        public var filename: String
+        public var contentType: String
+        public var data: [UInt8]
+    }
+
+    /// The campaign's attachments from `oltp.campaign_attachments`, in order.
+    public func attachments(_ id: Int64) async throws -> [Attachment] {
+        try await connection.rows(CampaignAttachmentsStatements.OfCampaign(id: id))
+    }
+
+    /// scheduled | sending → paused with `reason`; false if it was neither.
+    public func pause(_ id: Int64, reason: String) async throws -> Bool {
+        try await connection.execute(CampaignAttachmentsStatements.Pause(id: id, reason: reason)) == 1
     }
 
     public func setContentRef(_ id: Int64, _ ref: String) async throws {
