@@ -14,18 +14,17 @@ CREATE INDEX IF NOT EXISTS dead_letters_dead_at_job_idx ON queue.dead_letters (d
 DROP INDEX IF EXISTS queue.dead_letters_dead_at_idx;
 CREATE INDEX IF NOT EXISTS dead_letters_kind_idx ON queue.dead_letters (kind, dead_at, job_id);
 
--- Waiting jobs in a state (of a kind or not), newest first: the jobs list filtered by
--- state (and kind), and the bulk dry run's count ("cancel every waiting job of this
--- kind"), from the index alone, where they walked the primary key past every finished
--- job (or every job of the kind). `kind` is carried in the index (INCLUDE), not a key
--- column, so the state's list in id order is the index's own order. Partial, so it
--- holds only the backlog (like jobs_due_idx). Its cost: one more index entry for each
--- row version that is waiting, i.e. one at the insert and one per retry (a state update
--- is never HOT anyway: state is in the partial indexes' predicates).
+-- Waiting jobs of a kind in a state, newest first: the jobs list filtered by kind and
+-- state, and the bulk dry run's count ("cancel every waiting job of this kind"), from
+-- the index alone, where they visited every job of the kind (jobs_kind_id_idx, then
+-- the heap for the state). Partial, so it holds only the backlog (like jobs_due_idx).
+-- Its cost: one more index entry for each row version that is waiting, i.e. one at
+-- the insert and one per retry (a state update is never HOT anyway: state is in the
+-- partial indexes' predicates).
 -- On a large queue.jobs build it first without the lock (see 0021), same name:
---   CREATE INDEX CONCURRENTLY jobs_waiting_state_idx ON queue.jobs (state, id) INCLUDE (kind)
+--   CREATE INDEX CONCURRENTLY jobs_waiting_kind_idx ON queue.jobs (kind, state, id)
 --       WHERE state IN ('available', 'retryable');
-CREATE INDEX IF NOT EXISTS jobs_waiting_state_idx ON queue.jobs (state, id) INCLUDE (kind)
+CREATE INDEX IF NOT EXISTS jobs_waiting_kind_idx ON queue.jobs (kind, state, id)
     WHERE state IN ('available', 'retryable');
 
 -- How many rows match a bulk action's filter (see queue.bulk_action_matches) below
