@@ -54,6 +54,14 @@ public struct CampaignStatus: Sendable, Equatable, Codable {
 
     public static func load(_ connection: PostgresConnection, id: Int64) async throws -> CampaignStatus? {
         guard let row = try await connection.firstRow(CampaignCampaignsStatements.Status(id: id)) else { return nil }
+        let senders = row.status == "sending" ? try await connection.firstRow(CampaignSendersStatements.Senders(id: id)) : nil
+        return assemble(id: id, row: row, senders: senders)
+    }
+
+    /// The figures from campaign `id`'s status row and, while it sends, its senders' row.
+    static func assemble(
+        id: Int64, row: CampaignCampaignsStatements.Status.Row, senders: CampaignSendersStatements.Senders.Row?
+    ) -> CampaignStatus {
         var status = CampaignStatus(
             id: id, name: row.name, status: row.status,
             recipients: row.fanoutDone ? row.deliveries : max(row.members, row.deliveries),
@@ -67,7 +75,6 @@ public struct CampaignStatus: Sendable, Equatable, Codable {
             let open = status.recipients - status.delivered - status.bounced - status.failed - status.suppressed - status.cancelled
             if open > 0, ["sending", "scheduled"].contains(status.status) { status.etaSeconds = (Double(open) / rate).rounded() }
         }
-        let senders = row.status == "sending" ? try await connection.firstRow(CampaignSendersStatements.Senders(id: id)) : nil
         status.limitedBy = limit(row, senders: senders)
         // Throttled by a domain: its recipients go no faster than its rate (per
         // daemon), whatever the overall rate, so the ETA is at least their backlog.

@@ -36,6 +36,9 @@ public actor PostgresConnection {
     private var prepared: Set<String> = []
     /// Set by `close()`: no new session is ever opened.
     private var closed = false
+    /// Statements this connection sent (each one round trip), for tests that bound a
+    /// read's statements (a list must not cost one statement per row).
+    public private(set) var statementsSent = 0
 
     /// - Parameters:
     ///   - conninfo: a libpq conninfo string or URI; nil uses libpq's `PG*` defaults.
@@ -162,6 +165,7 @@ public actor PostgresConnection {
         try connect()
         guard let conn = connection else { throw PostgresError(.connection, "not connected") }
         PostgresStatistics.roundTrips.add(1, ordering: .relaxed)
+        statementsSent += 1
         let deadline = monotonicMilliseconds() + Int64((timeout ?? commandTimeout) * 1000)
         func broken() -> PostgresError {
             let message = errorMessage(conn)
@@ -349,6 +353,7 @@ public actor PostgresConnection {
     ) throws {
         guard let conn = connection else { throw PostgresError(.connection, "not connected") }
         PostgresStatistics.roundTrips.add(1, ordering: .relaxed)
+        statementsSent += 1
         let deadline = monotonicMilliseconds() + Int64(timeout * 1000)
         let sent: Int32
         if case .prepare(let name) = step {

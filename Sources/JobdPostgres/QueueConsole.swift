@@ -202,7 +202,7 @@ extension QueueAdmin {
     }
 
     /// Dead letters newest first (`dead_at`, then job id, descending), `limit` of them,
-    /// after `before` when given: keyset pages through `dead_letters_dead_at_idx`, each
+    /// after `before` when given: keyset pages through `dead_letters_dead_at_job_idx`, each
     /// as cheap as the first however deep. Each letter comes with its cursor.
     public func deadLetterPage(
         limit: Int, kind: String?, before: DeadLetterCursor?
