@@ -333,7 +333,7 @@ struct NotificationTests {
     func cancelledByDrain() async throws {
         let clock = ContinuousClock()
         let stopping = Mutex<ContinuousClock.Instant?>(nil)
-        try await withNotifications(config: { $0.shutdownTimeout = 0.3 }, afterStop: { n in
+        try await withNotifications(config: { $0.shutdownTimeout = .milliseconds(300) }, afterStop: { n in
             let stopped = try #require(stopping.withLock { $0 }).duration(to: clock.now)
             // The receiver would have taken 20 s; the drain waited 0.3 s, then libcurl's
             // progress callback saw the cancellation.
