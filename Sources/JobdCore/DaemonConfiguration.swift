@@ -651,9 +651,9 @@ extension DaemonConfiguration {
             guard !token.contains(where: { $0.isNewline }) else { throw reader.invalid(.smsToken, token, "must be one line") }
             settings.smsToken = SecretText(token)
         }
-        settings.connectTimeout = try reader.seconds(.notifyConnectTimeout, default: settings.connectTimeout, min: 0.1)
-        settings.timeout = try reader.seconds(.notifyTimeout, default: settings.timeout, min: 0.1)
-        if settings.timeout > 3_600 {
+        settings.connectTimeout = try reader.duration(.notifyConnectTimeout, default: settings.connectTimeout, min: 0.1)
+        settings.timeout = try reader.duration(.notifyTimeout, default: settings.timeout, min: 0.1)
+        if settings.timeout > .seconds(3_600) {
             throw reader.invalid(.notifyTimeout, reader.text(.notifyTimeout) ?? "", "must be at most 3600 s")
         }
         if let text = reader.text(.notifyRate) {

@@ -21,6 +21,8 @@ struct DurationConfigurationTests {
         (.scaleSampleInterval, 0.01, { $0.scaling.sampleInterval }),
         (.scaleQuietPeriod, 0.1, { $0.scaling.quietPeriod }),
         (.scaleDownInterval, 0.05, { $0.scaling.downInterval }),
+        (.notifyConnectTimeout, 0.1, { $0.notifications.connectTimeout }),
+        (.notifyTimeout, 0.1, { $0.notifications.timeout }),
     ]
 
     @Test("decimal seconds are exact to the nanosecond, not truncated below it")
@@ -47,6 +49,12 @@ struct DurationConfigurationTests {
                          config.commandTimeout, config.completedRetention] {
             #expect(duration == largest)
         }
+        // The transfer deadline libcurl is given in milliseconds (a connect timeout
+        // has no upper bound of its own).
+        let notify = try DaemonConfiguration.parse { $0 == .notifyConnectTimeout ? "1e300" : nil }
+        #expect(notify.notifications.connectTimeout == largest)
+        #expect(TotalConversion.milliseconds(notify.notifications.connectTimeout) == 9_223_372_036_854)
+        #expect(notify.notifications.sendingWindow == .seconds(45))
         // The conversions the services and adapters make of them.
         #expect(TotalConversion.milliseconds(config.commandTimeout) == 9_223_372_036_854)
         #expect(config.lease / 3 > .zero)
