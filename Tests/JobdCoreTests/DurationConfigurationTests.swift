@@ -31,6 +31,8 @@ struct DurationConfigurationTests {
             ("0.57", .milliseconds(570)), ("1.1", .milliseconds(1_100)), ("250ms", .milliseconds(250)),
             ("1.5", .milliseconds(1_500)), ("5m", .seconds(300)), ("2h", .seconds(7_200)), ("1h30m", .seconds(5_400)),
             ("0.000000001", .nanoseconds(1)),
+            // 1.001 · 10⁹ is 1000999999.9999999 in binary floating point: truncating would lose a nanosecond.
+            ("1.001", .milliseconds(1_001)), ("1.019", .milliseconds(1_019)),
         ]
         for (text, expected) in cases {
             let config = try DaemonConfiguration.parse { $0 == .shutdownTimeout ? text : nil }
