@@ -64,7 +64,7 @@ struct WakeupProtocolTests {
     @Test("an idle daemon marks its row idle, picks a single INSERT up at once, and removes its row on shutdown")
     func idleDaemon() async throws {
         try await withWorld { world in
-            let config = world.configuration { $0.pollInterval = 30 }
+            let config = world.configuration { $0.pollInterval = .seconds(30) }
             let daemon = world.makeDaemon(config)
             try await world.running([daemon]) {
                 try await waitUntil(timeout: 20, "listener row idle") { try await listenerRow(world) == "true" }
@@ -88,7 +88,7 @@ struct WakeupProtocolTests {
         try await withWorld { world in
             // Slow jobs and short lists: the promoter stays busy refilling for seconds.
             let config = world.configuration {
-                $0.pollInterval = 30
+                $0.pollInterval = .seconds(30)
                 $0.workers = .shared(2)
                 $0.redisHighWater = 4
             }
@@ -115,7 +115,7 @@ struct WakeupProtocolTests {
     @Test("an insert that read 'busy' and commits after the daemon went idle is found long before the poll interval")
     func insertRacingTheIdleTransition() async throws {
         try await withWorld { world in
-            let config = world.configuration { $0.pollInterval = 30 }
+            let config = world.configuration { $0.pollInterval = .seconds(30) }
             let inserter = world.database.connection("test-inserter")
             let daemon = world.makeDaemon(config)
             try await world.running([daemon]) {
@@ -144,7 +144,7 @@ struct WakeupProtocolTests {
     @Test("two idle daemons: only the elected promoter keeps a row, and an insert wakes it")
     func twoDaemons() async throws {
         try await withWorld { world in
-            let config = world.configuration { $0.pollInterval = 30 }
+            let config = world.configuration { $0.pollInterval = .seconds(30) }
             let a = world.makeDaemon(config, id: "daemon-a"), b = world.makeDaemon(config, id: "daemon-b")
             try await world.running([a, b]) {
                 try await waitUntil(timeout: 20, "the elected promoter's row idle") {

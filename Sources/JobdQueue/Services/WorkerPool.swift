@@ -346,7 +346,7 @@ public struct WorkerPool: Service {
         let ids = popped.map(\.id)
         do {
             return try await pipeline.store.claim(
-                ids: ids, daemon: daemonID, lease: configuration.lease, maxPayloadBytes: configuration.maxPayloadBytes)
+                ids: ids, daemon: daemonID, lease: configuration.lease.seconds, maxPayloadBytes: configuration.maxPayloadBytes)
         } catch {
             // We may or may not have claimed them. Put the ids back: a claim takes only
             // waiting jobs, so an id that was claimed after all is skipped later.
@@ -457,14 +457,14 @@ public struct WorkerPool: Service {
     /// within one lease. Runs until cancelled (`run` cancels it once every
     /// completion is written).
     private func heartbeatLeases(batcher: CompletionBatcher, suspects: SuspectQueue) async {
-        let interval = Duration.milliseconds(Int(max(0.05, configuration.lease / 3) * 1000))
+        let interval = max(.milliseconds(50), configuration.lease / 3)
         while true {
             do { try await Task.sleep(for: interval) } catch { return }
             // Running, waiting to run alone, or finished with the completion not yet written.
             let fences = Array(Set(slots.fences + suspects.fences + batcher.unwrittenFences))
             guard !fences.isEmpty else { continue }
             do {
-                let lost = try await completionStore.extendLeases(fences, lease: configuration.lease)
+                let lost = try await completionStore.extendLeases(fences, lease: configuration.lease.seconds)
                 stats.beat(beatKey)
                 // A completion written since the list was taken is not a lost lease.
                 for fence in lost where slots.contains(fence) || suspects.contains(fence) || batcher.isUnwritten(fence) {
@@ -547,10 +547,10 @@ public final class PoolShutdown: Sendable {
 
     /// Begins the shutdown (once) and returns its drain deadline.
     @discardableResult
-    func begin(timeout: Double) -> ContinuousClock.Instant {
+    func begin(timeout: Duration) -> ContinuousClock.Instant {
         let (deadline, stoppers) = state.withLock { state -> (ContinuousClock.Instant, [@Sendable () -> Void]) in
             if let deadline = state.deadline { return (deadline, []) }
-            let deadline = ContinuousClock.now + .milliseconds(Int(min(max(0, timeout), 1e9) * 1000))
+            let deadline = ContinuousClock.now + min(max(.zero, timeout), .seconds(1_000_000_000))
             state.deadline = deadline
             defer { state.stoppers.removeAll() }
             return (deadline, state.stoppers)
@@ -567,9 +567,9 @@ public final class PoolShutdown: Sendable {
 /// listener have stopped.
 public struct PoolShutdownTrigger: Service {
     let shutdown: PoolShutdown
-    let timeout: Double
+    let timeout: Duration
 
-    public init(shutdown: PoolShutdown, timeout: Double) {
+    public init(shutdown: PoolShutdown, timeout: Duration) {
         self.shutdown = shutdown
         self.timeout = timeout
     }
