@@ -55,7 +55,23 @@ public struct CampaignStatus: Sendable, Equatable, Codable {
     public static func load(_ connection: PostgresConnection, id: Int64) async throws -> CampaignStatus? {
         guard let row = try await connection.firstRow(CampaignCampaignsStatements.Status(id: id)) else { return nil }
         let senders = row.status == "sending" ? try await connection.firstRow(CampaignSendersStatements.Senders(id: id)) : nil
-        return assemble(id: id, row: row, senders: senders)
+        return try await withDomainBacklog(assemble(id: id, row: row, senders: senders), senders: senders, connection)
+    }
+
+    /// Under a domain throttle, that domain's recipients go no faster than its rate (per
+    /// daemon), whatever the overall rate: the ETA becomes at least their backlog at that
+    /// rate. One more statement, only for a campaign a domain throttle limits now.
+    static func withDomainBacklog(
+        _ status: CampaignStatus, senders: CampaignSendersStatements.Senders.Row?, _ connection: PostgresConnection
+    ) async throws -> CampaignStatus {
+        guard status.limitedBy.reason == "domain_throttle", let senders, let domain = senders.throttledDomain,
+              let backlog = try await connection.firstRow(CampaignSendersStatements.DomainBacklog(id: status.id, domain: domain)),
+              let rate = backlog.rate, rate > 0, backlog.open > 0
+        else { return status }
+        var status = status
+        let domainEta = (Double(backlog.open) / (rate * Double(max(1, senders.daemons)))).rounded()
+        status.etaSeconds = max(status.etaSeconds ?? 0, domainEta)
+        return status
     }
 
     /// The figures from campaign `id`'s status row and, while it sends, its senders' row.
@@ -76,14 +92,6 @@ public struct CampaignStatus: Sendable, Equatable, Codable {
             if open > 0, ["sending", "scheduled"].contains(status.status) { status.etaSeconds = (Double(open) / rate).rounded() }
         }
         status.limitedBy = limit(row, senders: senders)
-        // Throttled by a domain: its recipients go no faster than its rate (per
-        // daemon), whatever the overall rate, so the ETA is at least their backlog.
-        if status.limitedBy.reason == "domain_throttle", let senders, let domain = senders.throttledDomain,
-           let backlog = try await connection.firstRow(CampaignSendersStatements.DomainBacklog(id: id, domain: domain)),
-           let rate = backlog.rate, rate > 0, backlog.open > 0 {
-            let domainEta = (Double(backlog.open) / (rate * Double(max(1, senders.daemons)))).rounded()
-            status.etaSeconds = max(status.etaSeconds ?? 0, domainEta)
-        }
         return status
     }
 

@@ -45,13 +45,14 @@ enum CampaignConsoleStatements {
 
 extension CampaignStatus {
     /// The newest `limit` campaigns with their figures, newest first: one statement for
-    /// all of them, plus one for the senders of each campaign that is sending now.
+    /// all of them, plus one for the senders of each campaign that is sending now (and
+    /// one more for a campaign a domain throttle limits).
     public static func recent(_ connection: PostgresConnection, limit: Int) async throws -> [CampaignStatus] {
         var list: [CampaignStatus] = []
         for (id, row) in try await connection.rows(CampaignConsoleStatements.Recent(limit: max(1, min(limit, 100)))) {
             let senders = row.status == "sending"
                 ? try await connection.firstRow(CampaignSendersStatements.Senders(id: id)) : nil
-            list.append(assemble(id: id, row: row, senders: senders))
+            list.append(try await withDomainBacklog(assemble(id: id, row: row, senders: senders), senders: senders, connection))
         }
         return list
     }

@@ -368,7 +368,7 @@ public struct WorkerPool: Service {
         let direct: [ClaimedAttempt]
         do {
             direct = try await pipeline.store.claimDue(
-                order: order, max: max, dueFor: Self.directClaimDueFor, daemon: daemonID, lease: configuration.lease,
+                order: order, max: max, dueFor: Self.directClaimDueFor, daemon: daemonID, lease: configuration.lease.seconds,
                 maxPayloadBytes: configuration.maxPayloadBytes)
         } catch {
             pipeline.directBacklog.set(false)
