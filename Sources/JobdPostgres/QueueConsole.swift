@@ -137,8 +137,15 @@ extension QueueAdmin {
     /// (`jobs_payload_path_idx`), the loops' partial indexes for the unfinished states
     /// (the predicate that names their indexed column is added), and keyset paging
     /// walks the primary key down from `beforeID`.
+    /// A waiting state alone (with or without a priority) is served by
+    /// `QueueJobsStatements.SearchWaiting` from `jobs_waiting_kind_idx`.
     public func jobs(_ filter: JobFilter) async throws -> [JobSummary] {
-        try await connection.rows(QueueJobsStatements.Search(filter: filter))
+        if let state = filter.state, state == .available || state == .retryable, filter.id == nil, filter.kind == nil,
+           filter.uniqueKey == nil, filter.contains == nil {
+            return try await connection.rows(QueueJobsStatements.SearchWaiting(
+                state: state, priority: filter.priority, beforeID: filter.beforeID, limit: filter.limit))
+        }
+        return try await connection.rows(QueueJobsStatements.Search(filter: filter))
     }
 
     // MARK: One job
