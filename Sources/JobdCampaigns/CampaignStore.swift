@@ -105,25 +105,8 @@ public struct CampaignStore: Sendable {
         try await connection.execute(CampaignDeliveriesStatements.FailAbandoned(id: id, contacts: contacts, maxTries: maxTries))
     }
 
-    /// Claims one recipient for sending: pending, deferred and due, or `sending`
-    /// whose claim window passed (a run that died mid-send: sent again, with the
-    /// same Message-ID) below `maxTries` tries. Nil when it is not to be sent now.
-    public func claim(_ id: Int64, contact: Int64, token: String, window: Double, maxTries: Int = 5) async throws -> Claimed? {
-        let claim = CampaignDeliveriesStatements.Claim(id: id, contact: contact, token: token, window: window, maxTries: maxTries)
-        guard let row = try await connection.firstRow(claim) else { return nil }
-        var fields: [String: JSONValue] = [:]
-        if case .object(let object)? = try? JSONDecoder().decode(JSONValue.self, from: Data(row.fields.utf8)) {
-            fields = object
-        }
-        return Claimed(
-            recipient: CampaignRecipient(
-                contactID: contact, address: row.address, name: row.name, fields: fields,
-                unsubscribeToken: row.unsubscribeToken ?? ""),
-            tries: row.tries)
-    }
-
     /// Claims, in one statement under one token, the group's recipients that are to
-    /// be sent now (`claim`'s rule); the others are not returned.
+    /// be sent now (`CampaignDeliveriesStatements.ClaimGroup`'s rule); the others are not returned.
     public func claimGroup(_ id: Int64, contacts: [Int64], token: String, window: Double, maxTries: Int) async throws -> [Claimed] {
         let rows = try await connection.rows(CampaignDeliveriesStatements.ClaimGroup(
             id: id, contacts: contacts, token: token, window: window, maxTries: maxTries))
@@ -140,7 +123,9 @@ public struct CampaignStore: Sendable {
         }
     }
 
-    /// One send's outcome in a group record (`record`'s states).
+    /// One send's outcome in a group record: `sent`, `deferred` (tried again after
+    /// `retryIn`), `bounced` (the contact becomes bounced), `failed`, or `pending`
+    /// (released unsent).
     public struct Outcome: Sendable, Equatable {
         public var contact: Int64
         public var state: String
@@ -165,19 +150,6 @@ public struct CampaignStore: Sendable {
         return try await connection.firstRow(CampaignDeliveriesStatements.RecordGroup(
             id: id, contacts: outcomes.map(\.contact), token: token, states: outcomes.map(\.state), codes: outcomes.map(\.code),
             replies: outcomes.map { $0.reply.map { Self.bounded($0) } }, retryIn: outcomes.map(\.retryIn))) ?? 0
-    }
-
-    /// What became of one send: `sent`, `deferred` (tried again after `retryIn`),
-    /// `bounced` (the contact becomes bounced), `failed`, or `pending` (released
-    /// unsent). Fenced on the claim token: false if the claim was lost.
-    @discardableResult
-    public func record(
-        _ id: Int64, contact: Int64, token: String, state: String, code: Int?, reply: String?, retryIn: Double = 0
-    ) async throws -> Bool {
-        let recorded = try await connection.firstRow(CampaignDeliveriesStatements.Record(
-            id: id, contact: contact, token: token, state: state, code: code, reply: reply.map { Self.bounded($0) },
-            retryIn: retryIn))
-        return recorded == 1
     }
 
     /// Seconds until the batch's next open delivery may be tried (0 if one is

@@ -37,49 +37,12 @@ enum CampaignDeliveriesStatements {
         var bindings: PostgresBindings { [.int(id), .intArray(contacts), .int(maxTries)] }
     }
 
-    /// Claims contact `$2`'s delivery of campaign `$1` under token `$3` for `$4`
-    /// seconds; no row when it is not to be sent now. A lapsed claim is taken again
-    /// only below `$5` tries (see `FailAbandoned`).
-    struct Claim: PostgresStatement {
-        struct Row: Sendable {
-            var address: String
-            var name: String
-            /// The contact's fields, JSON text.
-            var fields: String
-            var tries: Int
-            var unsubscribeToken: String?
-        }
-
-        var id: Int64
-        var contact: Int64
-        var token: String
-        var window: Double
-        var maxTries: Int
-        static let planning = PostgresPlanning.perExecution
-        static let sql: SQL = """
-            UPDATE oltp.deliveries d
-               SET state = 'sending', claim_token = $3, sending_until = now() + make_interval(secs => $4::float8),
-                   tries = d.tries + 1, updated_at = now()
-              FROM oltp.contacts k
-             WHERE d.campaign_id = $1 AND d.contact_id = $2 AND k.id = d.contact_id AND k.status = 'subscribed'
-               AND (d.state = 'pending' OR (d.state = 'deferred' AND d.next_attempt_at <= now())
-                    OR (d.state = 'sending' AND d.sending_until < now() AND d.tries < $5))
-            RETURNING k.address, k.name, k.fields::text AS fields, d.tries,
-                      oltp.unsubscribe_token(d.contact_id, d.campaign_id) AS unsubscribe_token
-            """
-        var bindings: PostgresBindings { [.int(id), .int(contact), .text(token), .double(window), .int(maxTries)] }
-
-        static func decode(_ row: PostgresRow) throws -> Row {
-            Row(
-                address: try row.decode("address"), name: try row.decode("name"), fields: try row.decode("fields"),
-                tries: try row.decode("tries"), unsubscribeToken: try row.decode("unsubscribe_token", as: String?.self))
-        }
-    }
-
     /// Claims the deliveries of contacts `$2` of campaign `$1` that are to be sent
     /// now, all under token `$3` for `$4` seconds, in one statement: the rows it
     /// returns are the group's claims (a contact not returned is not to be sent
-    /// now). Which rows are claimable is `Claim`'s rule.
+    /// now). A delivery is claimable when pending, or deferred and due, or `sending`
+    /// whose claim lapsed (its sender died mid-send: sent again, with the same
+    /// Message-ID) below `$5` tries (see `FailAbandoned`).
     struct ClaimGroup: PostgresStatement {
         struct Row: Sendable {
             var contact: Int64
@@ -121,7 +84,7 @@ enum CampaignDeliveriesStatements {
     /// Records what became of a group's sends (`$2` contacts, each with its state,
     /// reply code, reply and retry delay at the same index), fenced on the group's
     /// claim token `$3`; `recorded` counts the rows whose claim was still held.
-    /// Bounces mark their contacts bounced. `Record`'s rules, per row.
+    /// Bounces mark their contacts bounced; `pending` gives the try back.
     struct RecordGroup: PostgresStatement {
         var id: Int64
         var contacts: [Int64]
@@ -156,40 +119,6 @@ enum CampaignDeliveriesStatements {
                 .int(id), .intArray(contacts), .text(token), .textArray(states.map { Optional($0) }),
                 .textArray(codes.map { $0.map { String($0) } }), .textArray(replies), .textArray(retryIn.map { Optional(String($0)) }),
             ]
-        }
-
-        static func decode(_ row: PostgresRow) throws -> Int { try row.decode("recorded") }
-    }
-
-    /// Records what became of a claimed send, fenced on the claim token; `recorded`
-    /// is 1 when the claim was still held. A bounce marks the contact bounced.
-    struct Record: PostgresStatement {
-        var id: Int64
-        var contact: Int64
-        var token: String
-        var state: String
-        var code: Int?
-        var reply: String?
-        var retryIn: Double
-        static let planning = PostgresPlanning.perExecution
-        static let sql: SQL = """
-            WITH d AS (
-                UPDATE oltp.deliveries
-                   SET state = $4, last_code = coalesce($5::int, last_code), last_reply = coalesce($6, last_reply),
-                       claim_token = NULL, sending_until = NULL,
-                       tries = CASE WHEN $4 = 'pending' THEN greatest(tries - 1, 0) ELSE tries END,
-                       next_attempt_at = CASE WHEN $4 = 'deferred' THEN now() + make_interval(secs => $7::float8) END,
-                       sent_at = CASE WHEN $4 = 'sent' THEN now() END, updated_at = now()
-                 WHERE campaign_id = $1 AND contact_id = $2 AND state = 'sending' AND claim_token = $3
-                RETURNING contact_id
-            ), b AS (
-                UPDATE oltp.contacts SET status = 'bounced', updated_at = now()
-                 WHERE $4 = 'bounced' AND id IN (SELECT contact_id FROM d) AND status <> 'bounced'
-            )
-            SELECT count(*) AS recorded FROM d
-            """
-        var bindings: PostgresBindings {
-            [.int(id), .int(contact), .text(token), .text(state), .int(code), .text(reply), .double(retryIn)]
         }
 
         static func decode(_ row: PostgresRow) throws -> Int { try row.decode("recorded") }
