@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """What an open web console costs a drain: the driver behind scripts/console-overhead.
 
-Issue 16's budget: an open overview adds at most 2% to a drain's time. This drains the same
+The budget: an open overview adds at most 2% to a drain's time. This drains the same
 no-op jobs as scripts/bench-peers (its `run_jobd`, so the counting rule and the per-job CPU
 are exactly that script's) in alternated pairs: once with no console, once with `jobd web`
 serving the same database and VIEWERS simulated browser tabs on the overview. A tab does what
