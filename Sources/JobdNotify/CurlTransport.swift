@@ -27,14 +27,14 @@ public struct MailSubmission: Sendable, Equatable {
     public var relayURL: String
     public var username: String?
     public var password: SecretText?
-    public var startTLS: NotificationSettings.StartTLS
+    public var startTLS: SMTPStartTLS
     public var from: String
     public var to: String
     /// The rendered message (`EmailMessage.render`), CRLF line ends.
     public var message: [UInt8]
 
     public init(
-        relayURL: String, username: String?, password: SecretText?, startTLS: NotificationSettings.StartTLS,
+        relayURL: String, username: String?, password: SecretText?, startTLS: SMTPStartTLS,
         from: String, to: String, message: [UInt8]
     ) {
         self.relayURL = relayURL

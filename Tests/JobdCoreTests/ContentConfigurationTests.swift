@@ -1,12 +1,13 @@
+import JobdContent
 import JobdCore
 import Testing
 
-@Suite("DaemonConfiguration content keys")
+@Suite("Configuration: content keys (ContentSettings.read)")
 struct ContentConfigurationTests {
-    typealias Key = DaemonConfiguration.Key
+    typealias Key = ConfigurationKey
 
     private func parse(_ values: [Key: String]) throws(ConfigurationError) -> ContentSettings {
-        try DaemonConfiguration.parse { values[$0] }.content
+        try ContentSettings.read(ConfigurationReader { values[$0] })
     }
 
     private func rejection(_ values: [Key: String]) -> ConfigurationError? {

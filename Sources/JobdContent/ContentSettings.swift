@@ -1,3 +1,5 @@
+import JobdCore
+
 /// What jobd does with expired content (`JOBD_CONTENT_RETENTION_ACTION`,
 /// `content.tenant_retention.action`).
 public enum ContentRetentionAction: String, Sendable, Equatable, CaseIterable {
@@ -38,9 +40,24 @@ public struct ContentSettings: Sendable, Equatable {
     public static let defaults = ContentSettings()
 }
 
-extension DaemonConfiguration {
-    /// The `JOBD_CONTENT_*` keys; called from `parse`.
-    static func parseContent(_ reader: Reader) throws(ConfigurationError) -> ContentSettings {
+extension ConfigurationKey {
+    public static let contentCompressionLevel = ConfigurationKey("JOBD_CONTENT_COMPRESSION_LEVEL")
+    public static let contentRetention = ConfigurationKey("JOBD_CONTENT_RETENTION")
+    public static let contentRetentionAction = ConfigurationKey("JOBD_CONTENT_RETENTION_ACTION")
+    public static let contentPurgeBatch = ConfigurationKey("JOBD_CONTENT_PURGE_BATCH")
+    public static let contentIndexBatch = ConfigurationKey("JOBD_CONTENT_INDEX_BATCH")
+    public static let contentIndexInterval = ConfigurationKey("JOBD_CONTENT_INDEX_INTERVAL")
+}
+
+extension ContentSettings {
+    /// The keys `read` reads.
+    public static let keys: [ConfigurationKey] = [
+        .contentCompressionLevel, .contentRetention, .contentRetentionAction, .contentPurgeBatch, .contentIndexBatch,
+        .contentIndexInterval,
+    ]
+
+    /// The `JOBD_CONTENT_*` keys; the first bad one throws, naming it.
+    public static func read(_ reader: ConfigurationReader) throws(ConfigurationError) -> ContentSettings {
         var settings = ContentSettings.defaults
         settings.compressionLevel = try reader.integer(
             .contentCompressionLevel, default: settings.compressionLevel, range: 1...9)
