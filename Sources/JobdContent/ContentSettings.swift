@@ -23,11 +23,11 @@ public struct ContentSettings: Sendable, Equatable {
     /// Messages whose search vector one indexer statement fills.
     public var indexBatch: Int
     /// How often the indexer looks for unindexed messages when it found none.
-    public var indexInterval: Double
+    public var indexInterval: Duration
 
     public init(
         compressionLevel: Int = 6, retention: Double? = nil, retentionAction: ContentRetentionAction = .purge,
-        purgeBatch: Int = 1_000, indexBatch: Int = 500, indexInterval: Double = 1
+        purgeBatch: Int = 1_000, indexBatch: Int = 500, indexInterval: Duration = .seconds(1)
     ) {
         self.compressionLevel = compressionLevel
         self.retention = retention
@@ -76,7 +76,7 @@ extension ContentSettings {
         }
         settings.purgeBatch = try reader.integer(.contentPurgeBatch, default: settings.purgeBatch, range: 1...100_000)
         settings.indexBatch = try reader.integer(.contentIndexBatch, default: settings.indexBatch, range: 1...100_000)
-        settings.indexInterval = try reader.seconds(.contentIndexInterval, default: settings.indexInterval, min: 0.01)
+        settings.indexInterval = try reader.duration(.contentIndexInterval, default: settings.indexInterval, min: 0.01)
         return settings
     }
 }

@@ -93,14 +93,6 @@ public final class CurlTransport: Sendable {
         pool = CheckoutPool(Array(0..<concurrency))
     }
 
-    /// Deadlines in seconds (settings still kept as seconds); never traps (see
-    /// `TotalConversion.duration(seconds:)`).
-    public convenience init(concurrency: Int, connectTimeout: Double, timeout: Double, userAgent: String) {
-        self.init(
-            concurrency: concurrency, connectTimeout: TotalConversion.duration(seconds: connectTimeout),
-            timeout: TotalConversion.duration(seconds: timeout), userAgent: userAgent)
-    }
-
     public var concurrency: Int { workers.count }
 
     public func post(_ request: HTTPPost) async -> TransferReport {

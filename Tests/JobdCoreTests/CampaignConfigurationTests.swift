@@ -26,14 +26,14 @@ struct CampaignConfigurationTests {
             .campaignSweepInterval: "2m", .campaignSendGroup: "200",
         ])
         #expect(config.pageSize == 250)
-        #expect(config.sendingWindow == 300)
+        #expect(config.sendingWindow == .seconds(300))
         #expect(config.maxTries == 8)
-        #expect(config.deferBase == 30)
-        #expect(config.deferMaximum == 7_200)
-        #expect(config.pauseRecheck == 0.5)
+        #expect(config.deferBase == .seconds(30))
+        #expect(config.deferMaximum == .seconds(7_200))
+        #expect(config.pauseRecheck == .milliseconds(500))
         #expect(config.concurrency == 32)
-        #expect(config.throttleWait == 2.5)
-        #expect(config.sweepInterval == 120)
+        #expect(config.throttleWait == .milliseconds(2_500))
+        #expect(config.sweepInterval == .seconds(120))
         #expect(config.sendGroup == 200)
     }
 
@@ -55,6 +55,6 @@ struct CampaignConfigurationTests {
         #expect(error?.key == "JOBD_CAMPAIGN_DEFER_MAX")
         #expect(error?.reason.contains("JOBD_CAMPAIGN_DEFER_BASE") == true)
         // Only a base above the default maximum raises the maximum with it.
-        #expect(try parse([.campaignDeferBase: "2h"]).deferMaximum == 7_200)
+        #expect(try parse([.campaignDeferBase: "2h"]).deferMaximum == .seconds(7_200))
     }
 }

@@ -28,7 +28,7 @@ struct ContentConfigurationTests {
         #expect(settings.retentionAction == .purge)
         #expect(settings.purgeBatch == 1_000)
         #expect(settings.indexBatch == 500)
-        #expect(settings.indexInterval == 1)
+        #expect(settings.indexInterval == .seconds(1))
     }
 
     @Test("every key parses, from env names and file names alike")
@@ -39,7 +39,7 @@ struct ContentConfigurationTests {
         ])
         #expect(settings == ContentSettings(
             compressionLevel: 9, retention: 90 * 86_400, retentionAction: .archive, purgeBatch: 250,
-            indexBatch: 2_000, indexInterval: 0.25))
+            indexBatch: 2_000, indexInterval: .milliseconds(250)))
         #expect(Key.contentRetention.fileKey == "content_retention")
         #expect(Key.contentCompressionLevel.fileKey == "content_compression_level")
     }

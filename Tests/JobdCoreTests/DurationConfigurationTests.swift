@@ -1,11 +1,13 @@
 import JobdAssembly
+import JobdCampaigns
+import JobdContent
 import JobdCore
 import JobdTestRandom
 import Testing
 
-/// The daemon-wide time settings are `Duration`s: the same text and bounds as
-/// before, exact to the nanosecond, and no value an operator can write makes a
-/// later conversion trap.
+/// The time settings are `Duration`s (the daemon's, the notification, content and
+/// campaign tiers'): the same text and bounds as before, exact to the nanosecond, and no
+/// value an operator can write makes a later conversion trap.
 @Suite("Duration settings")
 struct DurationConfigurationTests {
     typealias Key = ConfigurationKey
@@ -24,6 +26,13 @@ struct DurationConfigurationTests {
         (.scaleDownInterval, 0.05, { $0.scaling.downInterval }),
         (.notifyConnectTimeout, 0.1, { $0.notifications.connectTimeout }),
         (.notifyTimeout, 0.1, { $0.notifications.timeout }),
+        (.contentIndexInterval, 0.01, { $0.content.indexInterval }),
+        (.campaignClaimWindow, 70, { $0.campaigns.sendingWindow }),
+        (.campaignDeferBase, 1, { $0.campaigns.deferBase }),
+        (.campaignDeferMax, 1, { $0.campaigns.deferMaximum }),
+        (.campaignPauseRecheck, 0.1, { $0.campaigns.pauseRecheck }),
+        (.campaignThrottleWait, 0, { $0.campaigns.throttleWait }),
+        (.campaignSweepInterval, 1, { $0.campaigns.sweepInterval }),
     ]
 
     @Test("decimal seconds are exact to the nanosecond, not truncated below it")
