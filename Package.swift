@@ -242,10 +242,14 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        // The tier domains' pure parts (content parsing, campaign mail, analytics days) are tested here too.
+        // The tier domains' pure parts (content parsing, campaign mail, analytics days) and every
+        // tier's settings (read through JobdAssembly's `JobdSettings`) are tested here too.
         .testTarget(
             name: "JobdCoreTests",
-            dependencies: ["JobdCore", "JobdTestRandom", "JobdContent", "JobdAnalytics", "JobdCampaigns"],
+            dependencies: [
+                "JobdCore", "JobdTestRandom", "JobdQueue", "JobdContent", "JobdNotifications", "JobdAnalytics", "JobdCampaigns",
+                "JobdAssembly",
+            ],
             swiftSettings: strict
         ),
         .testTarget(name: "JobdThreadsTests", dependencies: ["JobdThreads"], swiftSettings: strict),

@@ -17,7 +17,7 @@ struct AnalyticsComponents {
     var services: [any Service]
 
     init(connections: Connections, databases: TierDatabases) {
-        let configuration = connections.configuration
+        let settings = connections.settings
         let logger = connections.logger
         // Its own queue connection: a day's aggregate may run for minutes.
         let queue = TierDatabase(tier: .queue, size: 1, logger: logger) { _ in connections.postgres("rollup") }
@@ -25,16 +25,16 @@ struct AnalyticsComponents {
         handlers = [
             MetricsEmitHandler(analytics: databases[.analytics]),
             AnalyticsRollupHandler(rollup: rollup),
-            QueuePruneHandler(connection: connections.postgres("prune"), retention: configuration.completedRetention),
+            QueuePruneHandler(connection: connections.postgres("prune"), retention: settings.queue.completedRetention),
             // Retention of every tier (JOBD_*_RETENTION): built-in schedules fire them.
-            QueueTrimHandler(connection: connections.postgres("trim"), settings: configuration.retention),
-            NotificationsTrimHandler(database: databases[.notifications], settings: configuration.retention),
-            AnalyticsTrimHandler(database: databases[.analytics], settings: configuration.retention),
+            QueueTrimHandler(connection: connections.postgres("trim"), settings: settings.retention),
+            NotificationsTrimHandler(database: databases[.notifications], settings: settings.retention),
+            AnalyticsTrimHandler(database: databases[.analytics], settings: settings.retention),
         ]
         services = []
-        if !configuration.schedules.isEmpty {
+        if !settings.queue.schedules.isEmpty {
             services.append(Scheduler(
-                schedules: configuration.schedules, connection: connections.postgres("scheduler"), logger: logger))
+                schedules: settings.queue.schedules, connection: connections.postgres("scheduler"), logger: logger))
         }
     }
 }

@@ -16,7 +16,7 @@ struct CampaignComponents {
         handlers = [
             CampaignPrepareHandler(
                 oltp: oltp, content: databases[.content], settings: settings,
-                compressionLevel: configuration.content.compressionLevel),
+                compressionLevel: connections.settings.content.compressionLevel),
             CampaignDeliverHandler(
                 oltp: oltp, content: databases[.content], settings: settings, userAgent: "jobd/\(JobdBuild.version)"),
         ]

@@ -8,7 +8,10 @@ import Synchronization
 
 /// Builds connections from the configuration and sets up logging once.
 public struct Connections: Sendable {
-    public let configuration: DaemonConfiguration
+    /// Every tier's settings; each tier's components take their own part.
+    public let settings: JobdSettings
+    /// The daemon-wide part of `settings`.
+    public var configuration: DaemonConfiguration { settings.daemon }
     /// The daemon's logger (services, handlers).
     public let logger: Logger
     /// What the connections themselves log (reconnects, timeouts).
@@ -18,9 +21,9 @@ public struct Connections: Sendable {
     private let conninfoOverride: (@Sendable (_ name: String) -> String?)?
 
     /// The process's connections: bootstraps logging from the configuration (once per process).
-    public init(configuration: DaemonConfiguration) {
-        self.configuration = configuration
-        Self.bootstrapLogging(configuration)
+    public init(settings: JobdSettings) {
+        self.settings = settings
+        Self.bootstrapLogging(settings.daemon)
         self.logger = Logger(label: "jobd")
         self.connectionLogger = logger
         self.conninfoOverride = nil
@@ -29,10 +32,10 @@ public struct Connections: Sendable {
     /// Connections that log to the given loggers and leave the process's logging alone
     /// (daemons run in process, as the integration tests run them).
     public init(
-        configuration: DaemonConfiguration, logger: Logger, connectionLogger: Logger? = nil,
+        settings: JobdSettings, logger: Logger, connectionLogger: Logger? = nil,
         conninfo: (@Sendable (_ name: String) -> String?)? = nil
     ) {
-        self.configuration = configuration
+        self.settings = settings
         self.logger = logger
         self.connectionLogger = connectionLogger ?? logger
         self.conninfoOverride = conninfo

@@ -61,6 +61,7 @@ public struct TierComponents: Sendable {
     /// - Parameter testFaults: lets `noop` abort the process (the fault suite only).
     public init(connections: Connections, testFaults: Bool = false) {
         let configuration = connections.configuration
+        let settings = connections.settings
         let logger = connections.logger
         databases = TierDatabases(configuration: configuration, logger: logger) { tier, name in
             connections.postgres(name, tier: tier)
@@ -69,16 +70,16 @@ public struct TierComponents: Sendable {
         // The console's bulk actions (retry, cancel, discard by filter), in batches.
         handlers.append(BulkActionHandler(connection: connections.postgres("bulk")))
         handlers.append(NotificationSendHandler(
-            database: databases[.notifications], settings: configuration.notifications,
+            database: databases[.notifications], settings: settings.notifications,
             userAgent: "jobd/\(JobdBuild.version)", logger: logger))
         services = []
         // Content tier: content.write, content.purge, and the batched search indexer.
         let content = databases[.content]
-        handlers += [ContentWriteHandler(database: content, compressionLevel: configuration.content.compressionLevel),
-                     ContentPurgeHandler(database: content, settings: configuration.content)]
-        services += [ContentIndexer(database: content, settings: configuration.content, logger: logger)]
+        handlers += [ContentWriteHandler(database: content, compressionLevel: settings.content.compressionLevel),
+                     ContentPurgeHandler(database: content, settings: settings.content)]
+        services += [ContentIndexer(database: content, settings: settings.content, logger: logger)]
         // OLTP tier: campaign preparation, delivery and the outbox relay.
-        let campaigns = CampaignComponents(connections: connections, databases: databases, settings: configuration.campaigns)
+        let campaigns = CampaignComponents(connections: connections, databases: databases, settings: settings.campaigns)
         handlers += campaigns.handlers
         services += campaigns.services
         // Analytics tier and periodic jobs: see AnalyticsComponents.

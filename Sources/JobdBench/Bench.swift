@@ -18,10 +18,10 @@ import Synchronization
 public enum BenchRun {
     /// Runs the selected sections against `configuration`'s servers (its Redis prefix
     /// as given: the CLI appends `-bench`) and returns the report with its targets evaluated.
-    public static func run(configuration config: DaemonConfiguration, options: BenchOptions) async throws -> BenchReport {
+    public static func run(configuration config: JobdSettings, options: BenchOptions) async throws -> BenchReport {
         let quick = options.quick
         let selected = options.sections
-        let connections = Connections(configuration: config)
+        let connections = Connections(settings: config)
         let bench = try await Bench(
             connections: connections, quick: quick, producerInterval: options.producerInterval, corpus: options.corpus,
             notifySink: options.notifySink)
@@ -217,7 +217,7 @@ struct Bench {
 
     func close() async { await sql.close() }
 
-    var configuration: DaemonConfiguration { connections.configuration }
+    var configuration: JobdSettings { connections.settings }
 
     func checkReady(force: Bool) async throws {
         let pending = try await TierMigrations.pending(connections)
@@ -282,13 +282,13 @@ struct Bench {
     /// `extraHandlers` (the latency probe).
     func withDaemon<T: Sendable>(
         workers: Int, extraHandlers: [any JobHandler] = [],
-        adjust: (inout DaemonConfiguration) -> Void = { _ in }, _ body: (JobDaemon) async throws -> T
+        adjust: (inout JobdSettings) -> Void = { _ in }, _ body: (JobDaemon) async throws -> T
     ) async throws -> T {
         var config = configuration
         config.workers = .shared(workers)
         adjust(&config)
         let assembly = DaemonAssembly(
-            connections: Connections(configuration: config),
+            connections: Connections(settings: config),
             identity: DaemonIdentity(id: "bench-\(getpid())", hostname: ProcessInfo.processInfo.hostName, pid: getpid(), version: JobdBuild.version),
             logger: connections.logger, overrides: .init(handlers: extraHandlers))
         let daemon = assembly.daemon

@@ -34,7 +34,7 @@ enum BenchTierKinds {
         /// Extra figures once the jobs are completed (e.g. "compressionRatio").
         var figures: (@Sendable (Bench, [String: String]) async throws -> [String: Double])?
         /// Settings the daemon needs for this kind (a webhook secret …).
-        var adjust: @Sendable (inout DaemonConfiguration, [String: String]) -> Void = { _, _ in }
+        var adjust: @Sendable (inout JobdSettings, [String: String]) -> Void = { _, _ in }
         /// Always called after a run that prepared, to stop what `prepare` started.
         var finish: (@Sendable ([String: String]) async -> Void)?
     }
@@ -244,7 +244,7 @@ enum NotificationSendRecipe {
         return ["dir": dir.path, "pid": pid, "record": record, "port": String(port)]
     }
 
-    @Sendable static func adjust(_ config: inout DaemonConfiguration, _ context: [String: String]) {
+    @Sendable static func adjust(_ config: inout JobdSettings, _ context: [String: String]) {
         config.notifications.webhookSecret = SecretText(secret)
         config.notifications.rateLimit = nil
         // The bench's receiver is the loopback sink.

@@ -61,7 +61,7 @@ extension Bench {
         var urls: Set<String> = []
         var connections: [PostgresConnection] = []
         for tier in [DataTier.queue, .analytics] {
-            let url = configuration.databaseURL(for: tier) ?? ""
+            let url = configuration.daemon.databaseURL(for: tier) ?? ""
             guard urls.insert(url).inserted else { continue }
             connections.append(try await self.connections.checkedPostgres("bench-stats-\(tier)", tier: tier))
         }

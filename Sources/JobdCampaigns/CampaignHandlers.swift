@@ -256,7 +256,7 @@ public struct CampaignDeliverHandler: JobHandler {
             monitor.clearStopped(id, readAt: readAt)
         case "paused", "scheduled":
             // Nothing new starts while paused; the batch waits without spending attempts.
-            throw JobSnooze(seconds: settings.pauseRecheck, code: "campaign_paused", message: "the campaign is paused; waiting without spending an attempt")
+            throw JobSnooze(seconds: settings.pauseRecheck.seconds, code: "campaign_paused", message: "the campaign is paused; waiting without spending an attempt")
         case "cancelled":
             let cancelled = try await database(id) { try await $0.cancelOpen(id, contacts: contacts) }
             context.logger.info("campaign cancelled; batch not sent", metadata: ["campaign_id": "\(id)", "count": "\(cancelled)"])
@@ -265,7 +265,7 @@ public struct CampaignDeliverHandler: JobHandler {
             return  // sent (nothing open) or draft (never fanned out)
         }
         guard let attachments = try await attachments(campaign, logger: context.logger) else {
-            throw JobSnooze(seconds: settings.pauseRecheck, code: "campaign_paused", message: "the campaign's attachments are missing; it is paused")
+            throw JobSnooze(seconds: settings.pauseRecheck.seconds, code: "campaign_paused", message: "the campaign's attachments are missing; it is paused")
         }
         let password = try secrets.resolve(campaign.secretRef)
         guard let startTLS = NotificationSettings.StartTLS(rawValue: campaign.startTLS) else {
@@ -315,7 +315,7 @@ public struct CampaignDeliverHandler: JobHandler {
             if Task.isCancelled || monitor.stoppedStatus(id) != nil { break }
             guard let first = nextReady() else {
                 guard let (wait, cause) = throttled else { break }
-                if wait > settings.throttleWait { break }  // snoozes below, giving the worker back
+                if wait > settings.throttleWait.seconds { break }  // snoozes below, giving the worker back
                 // Counted before the sleep, so a report written meanwhile shows it.
                 monitor.add(id) { window in
                     switch cause {
@@ -351,7 +351,7 @@ public struct CampaignDeliverHandler: JobHandler {
                     let token = NotificationSendHandler.claimToken()
                     let claimedAt = monitor.now()
                     let claims = try await database(id) {
-                        try await $0.claimGroup(id, contacts: members, token: token, window: settings.sendingWindow, maxTries: settings.maxTries)
+                        try await $0.claimGroup(id, contacts: members, token: token, window: settings.sendingWindow.seconds, maxTries: settings.maxTries)
                     }
                     let byContact = Dictionary(claims.map { ($0.recipient.contactID, $0) }, uniquingKeysWith: { first, _ in first })
                     for contact in members where byContact[contact] == nil {
@@ -366,7 +366,7 @@ public struct CampaignDeliverHandler: JobHandler {
                         // Stopping, or the group ran so long that its claims near their end:
                         // the rest of the group is released unsent.
                         if accountRefused != nil || relayDown != nil || stopped != nil || Task.isCancelled
-                            || monitor.stoppedStatus(id) != nil || monitor.now() - claimedAt > settings.sendingWindow / 2 {
+                            || monitor.stoppedStatus(id) != nil || monitor.now() - claimedAt > settings.sendingWindow.seconds / 2 {
                             outcomes.append(.init(contact: contact, state: "pending"))
                             continue
                         }
@@ -399,7 +399,7 @@ public struct CampaignDeliverHandler: JobHandler {
                         default:
                             if case .response(let status, _) = report.outcome { code = status } else { relayDown = 0 }
                             state = claimed.tries >= settings.maxTries ? "failed" : "deferred"
-                            retryIn = min(settings.deferMaximum, settings.deferBase * pow(2, Double(min(claimed.tries - 1, 30))))
+                            retryIn = min(settings.deferMaximum.seconds, settings.deferBase.seconds * pow(2, Double(min(claimed.tries - 1, 30))))
                             if relayDown != nil { relayDown = retryIn }
                         }
                         outcomes.append(.init(contact: contact, state: state, code: code, reply: report.excerpt, retryIn: retryIn))
@@ -457,7 +457,7 @@ public struct CampaignDeliverHandler: JobHandler {
                 context.logger.info("campaign cancelled; rest of the batch not sent", metadata: ["campaign_id": "\(id)", "count": "\(cancelled)"])
                 return
             }
-            throw JobSnooze(seconds: settings.pauseRecheck, code: "campaign_paused", message: "the campaign was paused; waiting without spending an attempt")
+            throw JobSnooze(seconds: settings.pauseRecheck.seconds, code: "campaign_paused", message: "the campaign was paused; waiting without spending an attempt")
         }
         if let relayDown {
             _ = try await report(id, interval: 0, force: true, logger: context.logger)

@@ -28,7 +28,7 @@ public struct OutboxRelay: Service {
     let queue: PostgresConnection
     let batch: Int
     let interval: Double
-    let sweepInterval: Double
+    let sweepInterval: Duration
     let logger: Logger
 
     /// Key of the advisory lock (any fixed number unique to this use).
@@ -36,7 +36,7 @@ public struct OutboxRelay: Service {
 
     public init(
         oltp: PostgresConnection, queue: PostgresConnection, batch: Int = 500, interval: Double = 1,
-        sweepInterval: Double = CampaignSettings.defaults.sweepInterval, logger: Logger
+        sweepInterval: Duration = CampaignSettings.defaults.sweepInterval, logger: Logger
     ) {
         self.oltp = oltp
         self.queue = queue
@@ -73,7 +73,7 @@ public struct OutboxRelay: Service {
                 }
                 if !holding { nextSweep = nil }
                 if holding, failures == 0, nextSweep.map({ clock.now >= $0 }) ?? true {
-                    nextSweep = clock.now.advanced(by: TotalConversion.duration(seconds: sweepInterval))
+                    nextSweep = clock.now.advanced(by: sweepInterval)
                     do {
                         let outcome = try await DeliverySweep(oltp: oltp, queue: queue).sweep()
                         if outcome.enqueued > 0 || outcome.preparations > 0 || outcome.finished > 0 {

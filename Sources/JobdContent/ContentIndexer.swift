@@ -44,8 +44,8 @@ public struct ContentIndexer: Service {
                     }
                 }
                 if indexed >= settings.indexBatch { continue }
-                let pause = failures == 0 ? settings.indexInterval : min(10, settings.indexInterval * Double(1 << min(failures, 6)))
-                try? await Task.sleep(for: TotalConversion.duration(seconds: pause))
+                let pause = failures == 0 ? settings.indexInterval : min(.seconds(10), settings.indexInterval * (1 << min(failures, 6)))
+                try? await Task.sleep(for: pause)
             }
         }
     }

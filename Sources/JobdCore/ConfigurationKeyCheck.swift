@@ -115,10 +115,3 @@ public enum ConfigurationKeyCheck {
         return previous[b.count]
     }
 }
-
-extension DaemonConfiguration.Key {
-    /// Every key by its environment name.
-    public static var environmentNames: [String] { allCases.map(\.rawValue) }
-    /// Every key by its config-file name.
-    public static var fileNames: [String] { allCases.map(\.fileKey) }
-}

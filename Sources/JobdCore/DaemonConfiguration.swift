@@ -49,8 +49,11 @@ public enum WorkerLayout: Sendable, Equatable {
     }
 }
 
-/// Every setting of the daemon, validated. Built from a key lookup so it is tested
-/// without files or environment; the CLI feeds it from swift-configuration.
+/// The daemon-wide settings, validated: connections, workers, the queue runtime's timing
+/// and bounds, logging, metrics and the console. Each tier's settings live in its own
+/// module (`ContentSettings`, `NotificationSettings`, …) and JobdAssembly's `JobdSettings`
+/// reads them all from one source. Built from a key lookup so it is tested without files
+/// or environment; the CLI feeds it from swift-configuration.
 public struct DaemonConfiguration: Sendable, Equatable {
     /// libpq conninfo or URI; nil lets libpq use its own `PG*` defaults. Secret.
     public var databaseURL: String?
@@ -89,19 +92,6 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public var commandTimeout: Duration
     public var logLevel: String
     public var logFormat: String
-    /// The content tier's compression, retention and indexing (`JOBD_CONTENT_*`).
-    public var content = ContentSettings.defaults
-    /// Periodic jobs (`JOBD_SCHEDULES`): the built-in ones plus the configured ones.
-    public var schedules: [ScheduledJob] = ScheduledJob.defaults
-    /// `queue.prune` deletes completed and cancelled jobs finished longer ago than this.
-    public var completedRetention: Duration = .seconds(7 * 86_400)
-    /// Webhook, email and SMS delivery (`notification.send`).
-    public var notifications = NotificationSettings.defaults
-    /// Campaign fan-out and delivery (`JOBD_CAMPAIGN_*`).
-    public var campaigns = CampaignSettings.defaults
-    /// Retention windows of the attempts ledger, dead letters, notifications and
-    /// analytics events (`JOBD_*_RETENTION`, `JOBD_NOTIFY_ARCHIVE_AFTER`, `JOBD_RETENTION_BATCH`).
-    public var retention = RetentionSettings.defaults
     /// The web console inside `jobd run` (`JOBD_WEB_LISTEN`); nil: not served.
     public var webListen: ListenAddress?
     /// Console credentials as written (`NAME:ROLE:HASH,…`), checked by the console
@@ -183,125 +173,106 @@ public struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
     public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
 }
 
-/// A configuration value that could not be used; the message names the key.
-public struct ConfigurationError: Error, Sendable, Equatable, CustomStringConvertible {
-    public var key: String
-    public var reason: String
-    public init(key: String, reason: String) {
-        self.key = key
-        self.reason = reason
+/// The daemon-wide keys: connections, workers and their scaling, the queue runtime's
+/// timing and bounds, logging, metrics and the console.
+extension ConfigurationKey {
+    public static let databaseURL = ConfigurationKey("JOBD_DATABASE_URL", secret: true)
+    public static let redisURL = ConfigurationKey("JOBD_REDIS_URL", secret: true)
+    public static let contentDatabaseURL = ConfigurationKey("JOBD_CONTENT_DATABASE_URL", secret: true)
+    public static let notificationsDatabaseURL = ConfigurationKey("JOBD_NOTIFICATIONS_DATABASE_URL", secret: true)
+    public static let analyticsDatabaseURL = ConfigurationKey("JOBD_ANALYTICS_DATABASE_URL", secret: true)
+    public static let oltpDatabaseURL = ConfigurationKey("JOBD_OLTP_DATABASE_URL", secret: true)
+    public static let tierConnections = ConfigurationKey("JOBD_TIER_CONNECTIONS")
+    public static let metricsListen = ConfigurationKey("JOBD_METRICS_LISTEN")
+    public static let redisPrefix = ConfigurationKey("JOBD_REDIS_PREFIX")
+    public static let workers = ConfigurationKey("JOBD_WORKERS")
+    public static let maxTotalWorkers = ConfigurationKey("JOBD_MAX_TOTAL_WORKERS")
+    public static let scaleSampleInterval = ConfigurationKey("JOBD_SCALE_SAMPLE_INTERVAL")
+    public static let scaleQuietPeriod = ConfigurationKey("JOBD_SCALE_QUIET_PERIOD")
+    public static let scaleDownInterval = ConfigurationKey("JOBD_SCALE_DOWN_INTERVAL")
+    public static let priorityMode = ConfigurationKey("JOBD_PRIORITY_MODE")
+    public static let priorityWeights = ConfigurationKey("JOBD_PRIORITY_WEIGHTS")
+    public static let pollInterval = ConfigurationKey("JOBD_POLL_INTERVAL")
+    public static let lease = ConfigurationKey("JOBD_LEASE")
+    public static let retryBaseDelay = ConfigurationKey("JOBD_RETRY_BASE_DELAY")
+    public static let retryMaxDelay = ConfigurationKey("JOBD_RETRY_MAX_DELAY")
+    public static let shutdownTimeout = ConfigurationKey("JOBD_SHUTDOWN_TIMEOUT")
+    public static let promoteBatch = ConfigurationKey("JOBD_PROMOTE_BATCH")
+    public static let redisHighWater = ConfigurationKey("JOBD_REDIS_HIGH_WATER")
+    public static let maintenanceInterval = ConfigurationKey("JOBD_MAINTENANCE_INTERVAL")
+    public static let maxRescues = ConfigurationKey("JOBD_MAX_RESCUES")
+    public static let maxPayloadBytes = ConfigurationKey("JOBD_MAX_PAYLOAD_BYTES")
+    public static let commandTimeout = ConfigurationKey("JOBD_COMMAND_TIMEOUT")
+    public static let logLevel = ConfigurationKey("JOBD_LOG_LEVEL")
+    public static let logFormat = ConfigurationKey("JOBD_LOG_FORMAT")
+    public static let webListen = ConfigurationKey("JOBD_WEB_LISTEN")
+    public static let webUsers = ConfigurationKey("JOBD_WEB_USERS", secret: true)
+    public static let webTokens = ConfigurationKey("JOBD_WEB_TOKENS", secret: true)
+    public static let webSecret = ConfigurationKey("JOBD_WEB_SECRET", secret: true)
+
+    /// The key naming a tier's own database; nil for the queue (always `JOBD_DATABASE_URL`).
+    public static func databaseURL(of tier: DataTier) -> ConfigurationKey? {
+        switch tier {
+        case .queue: nil
+        case .content: .contentDatabaseURL
+        case .notifications: .notificationsDatabaseURL
+        case .analytics: .analyticsDatabaseURL
+        case .oltp: .oltpDatabaseURL
+        }
     }
-    public var description: String { "\(key): \(reason)" }
 }
 
 extension DaemonConfiguration {
-    /// The keys the daemon reads, by their environment name. A config file uses the
-    /// same names in lower case without `JOBD_` (`JOBD_LEASE` → `lease`).
-    public enum Key: String, CaseIterable, Sendable {
-        case databaseURL = "JOBD_DATABASE_URL"
-        case redisURL = "JOBD_REDIS_URL"
-        case contentDatabaseURL = "JOBD_CONTENT_DATABASE_URL"
-        case notificationsDatabaseURL = "JOBD_NOTIFICATIONS_DATABASE_URL"
-        case analyticsDatabaseURL = "JOBD_ANALYTICS_DATABASE_URL"
-        case oltpDatabaseURL = "JOBD_OLTP_DATABASE_URL"
-        case tierConnections = "JOBD_TIER_CONNECTIONS"
-        case metricsListen = "JOBD_METRICS_LISTEN"
-        case redisPrefix = "JOBD_REDIS_PREFIX"
-        case workers = "JOBD_WORKERS"
-        case maxTotalWorkers = "JOBD_MAX_TOTAL_WORKERS"
-        case scaleSampleInterval = "JOBD_SCALE_SAMPLE_INTERVAL"
-        case scaleQuietPeriod = "JOBD_SCALE_QUIET_PERIOD"
-        case scaleDownInterval = "JOBD_SCALE_DOWN_INTERVAL"
-        case priorityMode = "JOBD_PRIORITY_MODE"
-        case priorityWeights = "JOBD_PRIORITY_WEIGHTS"
-        case pollInterval = "JOBD_POLL_INTERVAL"
-        case lease = "JOBD_LEASE"
-        case retryBaseDelay = "JOBD_RETRY_BASE_DELAY"
-        case retryMaxDelay = "JOBD_RETRY_MAX_DELAY"
-        case shutdownTimeout = "JOBD_SHUTDOWN_TIMEOUT"
-        case promoteBatch = "JOBD_PROMOTE_BATCH"
-        case redisHighWater = "JOBD_REDIS_HIGH_WATER"
-        case maintenanceInterval = "JOBD_MAINTENANCE_INTERVAL"
-        case maxRescues = "JOBD_MAX_RESCUES"
-        case maxPayloadBytes = "JOBD_MAX_PAYLOAD_BYTES"
-        case commandTimeout = "JOBD_COMMAND_TIMEOUT"
-        case logLevel = "JOBD_LOG_LEVEL"
-        case logFormat = "JOBD_LOG_FORMAT"
-        case contentCompressionLevel = "JOBD_CONTENT_COMPRESSION_LEVEL"
-        case contentRetention = "JOBD_CONTENT_RETENTION"
-        case contentRetentionAction = "JOBD_CONTENT_RETENTION_ACTION"
-        case contentPurgeBatch = "JOBD_CONTENT_PURGE_BATCH"
-        case contentIndexBatch = "JOBD_CONTENT_INDEX_BATCH"
-        case contentIndexInterval = "JOBD_CONTENT_INDEX_INTERVAL"
-        case schedules = "JOBD_SCHEDULES"
-        case completedRetention = "JOBD_COMPLETED_RETENTION"
-        case webhookSecret = "JOBD_WEBHOOK_SECRET"
-        case webhookSecrets = "JOBD_WEBHOOK_SECRETS"
-        case webhookAllowedHosts = "JOBD_WEBHOOK_ALLOWED_HOSTS"
-        case notifyAllowedNetworks = "JOBD_NOTIFY_ALLOWED_NETWORKS"
-        case smtpURL = "JOBD_SMTP_URL"
-        case smtpFrom = "JOBD_SMTP_FROM"
-        case smtpStartTLS = "JOBD_SMTP_STARTTLS"
-        case smsURL = "JOBD_SMS_URL"
-        case smsToken = "JOBD_SMS_TOKEN"
-        case notifyConnectTimeout = "JOBD_NOTIFY_CONNECT_TIMEOUT"
-        case notifyTimeout = "JOBD_NOTIFY_TIMEOUT"
-        case notifyRate = "JOBD_NOTIFY_RATE"
-        case notifyBurst = "JOBD_NOTIFY_BURST"
-        case notifyBreakerFailures = "JOBD_NOTIFY_BREAKER_FAILURES"
-        case notifyBreakerCooldown = "JOBD_NOTIFY_BREAKER_COOLDOWN"
-        case notifyConcurrency = "JOBD_NOTIFY_CONCURRENCY"
-        case campaignPageSize = "JOBD_CAMPAIGN_PAGE_SIZE"
-        case campaignClaimWindow = "JOBD_CAMPAIGN_CLAIM_WINDOW"
-        case campaignMaxTries = "JOBD_CAMPAIGN_MAX_TRIES"
-        case campaignDeferBase = "JOBD_CAMPAIGN_DEFER_BASE"
-        case campaignDeferMax = "JOBD_CAMPAIGN_DEFER_MAX"
-        case campaignPauseRecheck = "JOBD_CAMPAIGN_PAUSE_RECHECK"
-        case campaignConcurrency = "JOBD_CAMPAIGN_CONCURRENCY"
-        case campaignThrottleWait = "JOBD_CAMPAIGN_THROTTLE_WAIT"
-        case campaignSweepInterval = "JOBD_CAMPAIGN_SWEEP_INTERVAL"
-        case campaignSendGroup = "JOBD_CAMPAIGN_SEND_GROUP"
-        case attemptsRetention = "JOBD_ATTEMPTS_RETENTION"
-        case deadLetterRetention = "JOBD_DEAD_LETTER_RETENTION"
-        case notifyArchiveAfter = "JOBD_NOTIFY_ARCHIVE_AFTER"
-        case notifyRetention = "JOBD_NOTIFY_RETENTION"
-        case analyticsRetention = "JOBD_ANALYTICS_RETENTION"
-        case retentionBatch = "JOBD_RETENTION_BATCH"
-        case webListen = "JOBD_WEB_LISTEN"
-        case webUsers = "JOBD_WEB_USERS"
-        case webTokens = "JOBD_WEB_TOKENS"
-        case webSecret = "JOBD_WEB_SECRET"
+    /// The keys of the daemon-wide settings. Each tier's keys are declared in its module
+    /// beside its settings type.
+    public typealias Key = ConfigurationKey
 
-        /// The name in a config file.
-        public var fileKey: String { String(rawValue.dropFirst("JOBD_".count)).lowercased() }
-        /// Values never to be printed.
-        public var isSecret: Bool {
-            switch self {
-            case .databaseURL, .redisURL, .contentDatabaseURL, .notificationsDatabaseURL, .analyticsDatabaseURL,
-                 .oltpDatabaseURL: true
-            case .webhookSecret, .webhookSecrets, .smtpURL, .smsToken: true
-            case .webUsers, .webTokens, .webSecret: true
-            default: false
-            }
-        }
+    /// Every daemon-wide key, in the order `parse` reads them.
+    public static let keys: [ConfigurationKey] = [
+        .databaseURL,
+        .redisURL,
+        .contentDatabaseURL,
+        .notificationsDatabaseURL,
+        .analyticsDatabaseURL,
+        .oltpDatabaseURL,
+        .tierConnections,
+        .metricsListen,
+        .redisPrefix,
+        .workers,
+        .maxTotalWorkers,
+        .scaleSampleInterval,
+        .scaleQuietPeriod,
+        .scaleDownInterval,
+        .priorityMode,
+        .priorityWeights,
+        .pollInterval,
+        .lease,
+        .retryBaseDelay,
+        .retryMaxDelay,
+        .shutdownTimeout,
+        .promoteBatch,
+        .redisHighWater,
+        .maintenanceInterval,
+        .maxRescues,
+        .maxPayloadBytes,
+        .commandTimeout,
+        .logLevel,
+        .logFormat,
+        .webListen,
+        .webUsers,
+        .webTokens,
+        .webSecret,
+    ]
 
-        /// The key naming a tier's own database; nil for the queue (always `JOBD_DATABASE_URL`).
-        public static func databaseURL(of tier: DataTier) -> Key? {
-            switch tier {
-            case .queue: nil
-            case .content: .contentDatabaseURL
-            case .notifications: .notificationsDatabaseURL
-            case .analytics: .analyticsDatabaseURL
-            case .oltp: .oltpDatabaseURL
-            }
-        }
+    /// Validates every daemon-wide key; the first bad one throws, naming the key and the
+    /// value (or `***` for secrets).
+    public static func parse(_ lookup: @escaping (Key) -> String?) throws(ConfigurationError) -> DaemonConfiguration {
+        try read(ConfigurationReader(lookup: lookup))
     }
 
-    /// Validates every key; the first bad one throws, naming the key and the value
-    /// (or `***` for secrets).
-    public static func parse(_ lookup: @escaping (Key) -> String?) throws(ConfigurationError) -> DaemonConfiguration {
+    /// `parse` over a shared reader, as the assembly reads every tier's settings.
+    public static func read(_ reader: ConfigurationReader) throws(ConfigurationError) -> DaemonConfiguration {
         var config = DaemonConfiguration.defaults
-        let reader = Reader(lookup: lookup)
 
         if let url = reader.text(.databaseURL), !url.isEmpty { config.databaseURL = url }
         for tier in DataTier.allCases {
@@ -379,17 +350,6 @@ extension DaemonConfiguration {
             }
             config.logFormat = format.lowercased()
         }
-        config.content = try parseContent(reader)
-        do {
-            config.schedules = try ScheduledJob.resolve(
-                reader.text(.schedules), defaults: ScheduledJob.builtIns(contentRetention: config.content.retention != nil))
-        } catch {
-            throw ConfigurationError(key: Key.schedules.rawValue, reason: error.message)
-        }
-        config.completedRetention = try reader.duration(.completedRetention, default: config.completedRetention, min: 60)
-        config.notifications = try parseNotifications(reader)
-        config.campaigns = try parseCampaigns(reader)
-        config.retention = try parseRetention(reader)
         if let text = reader.text(.webListen) {
             guard let address = ListenAddress(parsing: text) else {
                 throw reader.invalid(.webListen, text, "expected host:port, e.g. 127.0.0.1:8080")
@@ -407,120 +367,82 @@ extension DaemonConfiguration {
         return config
     }
 
-    struct Reader {
-        let lookup: (Key) -> String?
+}
 
-        func text(_ key: Key) -> String? {
-            guard let raw = lookup(key) else { return nil }
-            let value = raw.trimmingSpaces()
-            return value.isEmpty ? nil : value
+extension ConfigurationReader {
+    /// `16`, `1-64`, `high:8,normal:4,low:2` or `high:4-64,normal:2-32,low:1-8`
+    /// (lanes may mix numbers and bounds; a missing lane has no pool).
+    func workers(_ text: String) throws(ConfigurationError) -> WorkerLayout {
+        let limit = 4_096
+        if !text.contains(":") {
+            let bounds = try workerBounds(text, whole: text, lane: nil)
+            guard bounds.upperBound >= 1 else { throw invalid(.workers, text, "must be between 1 and \(limit)") }
+            return bounds.lowerBound == bounds.upperBound ? .shared(bounds.lowerBound) : .sharedScaling(bounds)
         }
+        var lanes: [JobPriority: ClosedRange<Int>] = [:]
+        for part in text.split(separator: ",", omittingEmptySubsequences: false) {
+            let pair = part.split(separator: ":", omittingEmptySubsequences: false).map { String($0).trimmingSpaces() }
+            guard pair.count == 2, let lane = JobPriority(rawValue: pair[0].lowercased()) else {
+                throw invalid(.workers, text, "expected N, MIN-MAX, or high:N,normal:N,low:N with N a number or MIN-MAX (bad part \"\(part)\")")
+            }
+            guard lanes[lane] == nil else { throw invalid(.workers, text, "\(lane.rawValue) is given twice") }
+            lanes[lane] = try workerBounds(pair[1], whole: text, lane: lane)
+        }
+        // Each lane is bounded before summing, so absurd input cannot overflow the sum.
+        let total = lanes.values.map(\.upperBound).reduce(0, +)
+        guard (1...limit).contains(total) else {
+            throw invalid(.workers, text, "the total must be between 1 and \(limit)")
+        }
+        if lanes.values.allSatisfy({ $0.lowerBound == $0.upperBound }) {
+            var counts = lanes.mapValues(\.lowerBound)
+            for lane in JobPriority.allCases where counts[lane] == nil { counts[lane] = 0 }
+            return .perPriority(counts)
+        }
+        return .perPriorityScaling(lanes.filter { $0.value.upperBound > 0 })
+    }
 
-        func invalid(_ key: Key, _ value: String, _ reason: String) -> ConfigurationError {
-            let shown = key.isSecret ? "***" : value
-            return ConfigurationError(key: key.rawValue, reason: "\"\(shown)\" is invalid: \(reason)")
+    /// `N` or `MIN-MAX`, each at most 4096; a range needs 1 ≤ MIN ≤ MAX. `N` may be
+    /// 0 for a lane (no pool), never for the shared pool (checked by the caller).
+    private func workerBounds(_ value: String, whole text: String, lane: JobPriority?) throws(ConfigurationError) -> ClosedRange<Int> {
+        let limit = 4_096
+        let name = lane.map { "\($0.rawValue): " } ?? ""
+        let ends = value.split(separator: "-", omittingEmptySubsequences: false).map { String($0).trimmingSpaces() }
+        guard (1...2).contains(ends.count), let low = Int(ends[0]), let high = Int(ends[ends.count - 1]), low >= 0 else {
+            throw invalid(.workers, text, "\(name)\"\(value)\" is not a whole number ≥ 0 or a range MIN-MAX such as 2-32")
         }
+        guard low <= limit, high <= limit else {
+            throw invalid(.workers, text, "\(name)\"\(value)\": each bound must be between 1 and \(limit)")
+        }
+        if ends.count == 2 {
+            guard low >= 1 else { throw invalid(.workers, text, "\(name)the minimum of \"\(value)\" must be at least 1") }
+            guard low <= high else { throw invalid(.workers, text, "\(name)the minimum of \"\(value)\" is above its maximum") }
+        }
+        return low...high
+    }
 
-        func seconds(_ key: Key, default value: Double, min: Double) throws(ConfigurationError) -> Double {
-            guard let text = text(key) else { return value }
-            guard let seconds = DurationText.seconds(text) else {
-                throw invalid(key, text, "not a duration (seconds such as 30 or 1.5, or 250ms, 5m, 2h)")
+    /// `high:8,normal:4,low:2`; missing lanes are 0.
+    func perPriority(_ key: ConfigurationKey, _ text: String, allowZero: Bool) throws(ConfigurationError) -> [JobPriority: Int] {
+        var result: [JobPriority: Int] = [:]
+        for part in text.split(separator: ",") {
+            let pair = part.split(separator: ":", omittingEmptySubsequences: false).map { String($0).trimmingSpaces() }
+            guard pair.count == 2, let lane = JobPriority(rawValue: pair[0].lowercased()) else {
+                throw invalid(key, text, "expected a number or high:N,normal:N,low:N (bad part \"\(part)\")")
             }
-            guard seconds >= min else { throw invalid(key, text, "must be at least \(min) s") }
-            return seconds
+            guard let count = Int(pair[1]), count >= (allowZero ? 0 : 1) else {
+                throw invalid(key, text, "\"\(pair[1])\" for \(lane.rawValue) is not a whole number ≥ 0")
+            }
+            guard result[lane] == nil else { throw invalid(key, text, "\(lane.rawValue) is given twice") }
+            result[lane] = count
         }
-
-        /// `seconds` as a `Duration`: the same syntax, bound and messages; `min` stays in
-        /// seconds so the message reads as before. A value past 292 years (the most a
-        /// `Duration` of nanoseconds in `Int64` holds) is clamped there, never trapped on.
-        func duration(_ key: Key, default value: Duration, min: Double) throws(ConfigurationError) -> Duration {
-            guard text(key) != nil else { return value }
-            return TotalConversion.duration(seconds: try seconds(key, default: 0, min: min))
-        }
-
-        func integer(_ key: Key, default value: Int, range: ClosedRange<Int>) throws(ConfigurationError) -> Int {
-            guard let text = text(key) else { return value }
-            guard let number = Int(text) else { throw invalid(key, text, "not a whole number") }
-            guard range.contains(number) else {
-                throw invalid(key, text, "must be between \(range.lowerBound) and \(range.upperBound)")
-            }
-            return number
-        }
-
-        /// `16`, `1-64`, `high:8,normal:4,low:2` or `high:4-64,normal:2-32,low:1-8`
-        /// (lanes may mix numbers and bounds; a missing lane has no pool).
-        func workers(_ text: String) throws(ConfigurationError) -> WorkerLayout {
-            let limit = 4_096
-            if !text.contains(":") {
-                let bounds = try workerBounds(text, whole: text, lane: nil)
-                guard bounds.upperBound >= 1 else { throw invalid(.workers, text, "must be between 1 and \(limit)") }
-                return bounds.lowerBound == bounds.upperBound ? .shared(bounds.lowerBound) : .sharedScaling(bounds)
-            }
-            var lanes: [JobPriority: ClosedRange<Int>] = [:]
-            for part in text.split(separator: ",", omittingEmptySubsequences: false) {
-                let pair = part.split(separator: ":", omittingEmptySubsequences: false).map { String($0).trimmingSpaces() }
-                guard pair.count == 2, let lane = JobPriority(rawValue: pair[0].lowercased()) else {
-                    throw invalid(.workers, text, "expected N, MIN-MAX, or high:N,normal:N,low:N with N a number or MIN-MAX (bad part \"\(part)\")")
-                }
-                guard lanes[lane] == nil else { throw invalid(.workers, text, "\(lane.rawValue) is given twice") }
-                lanes[lane] = try workerBounds(pair[1], whole: text, lane: lane)
-            }
-            // Each lane is bounded before summing, so absurd input cannot overflow the sum.
-            let total = lanes.values.map(\.upperBound).reduce(0, +)
-            guard (1...limit).contains(total) else {
-                throw invalid(.workers, text, "the total must be between 1 and \(limit)")
-            }
-            if lanes.values.allSatisfy({ $0.lowerBound == $0.upperBound }) {
-                var counts = lanes.mapValues(\.lowerBound)
-                for lane in JobPriority.allCases where counts[lane] == nil { counts[lane] = 0 }
-                return .perPriority(counts)
-            }
-            return .perPriorityScaling(lanes.filter { $0.value.upperBound > 0 })
-        }
-
-        /// `N` or `MIN-MAX`, each at most 4096; a range needs 1 ≤ MIN ≤ MAX. `N` may be
-        /// 0 for a lane (no pool), never for the shared pool (checked by the caller).
-        private func workerBounds(_ value: String, whole text: String, lane: JobPriority?) throws(ConfigurationError) -> ClosedRange<Int> {
-            let limit = 4_096
-            let name = lane.map { "\($0.rawValue): " } ?? ""
-            let ends = value.split(separator: "-", omittingEmptySubsequences: false).map { String($0).trimmingSpaces() }
-            guard (1...2).contains(ends.count), let low = Int(ends[0]), let high = Int(ends[ends.count - 1]), low >= 0 else {
-                throw invalid(.workers, text, "\(name)\"\(value)\" is not a whole number ≥ 0 or a range MIN-MAX such as 2-32")
-            }
-            guard low <= limit, high <= limit else {
-                throw invalid(.workers, text, "\(name)\"\(value)\": each bound must be between 1 and \(limit)")
-            }
-            if ends.count == 2 {
-                guard low >= 1 else { throw invalid(.workers, text, "\(name)the minimum of \"\(value)\" must be at least 1") }
-                guard low <= high else { throw invalid(.workers, text, "\(name)the minimum of \"\(value)\" is above its maximum") }
-            }
-            return low...high
-        }
-
-        /// `high:8,normal:4,low:2`; missing lanes are 0.
-        func perPriority(_ key: Key, _ text: String, allowZero: Bool) throws(ConfigurationError) -> [JobPriority: Int] {
-            var result: [JobPriority: Int] = [:]
-            for part in text.split(separator: ",") {
-                let pair = part.split(separator: ":", omittingEmptySubsequences: false).map { String($0).trimmingSpaces() }
-                guard pair.count == 2, let lane = JobPriority(rawValue: pair[0].lowercased()) else {
-                    throw invalid(key, text, "expected a number or high:N,normal:N,low:N (bad part \"\(part)\")")
-                }
-                guard let count = Int(pair[1]), count >= (allowZero ? 0 : 1) else {
-                    throw invalid(key, text, "\"\(pair[1])\" for \(lane.rawValue) is not a whole number ≥ 0")
-                }
-                guard result[lane] == nil else { throw invalid(key, text, "\(lane.rawValue) is given twice") }
-                result[lane] = count
-            }
-            for lane in JobPriority.allCases where result[lane] == nil { result[lane] = 0 }
-            return result
-        }
+        for lane in JobPriority.allCases where result[lane] == nil { result[lane] = 0 }
+        return result
     }
 }
 
 // MARK: - Scaling
 
 extension DaemonConfiguration {
-    private static func parseScaling(_ reader: Reader, workers: WorkerLayout) throws(ConfigurationError) -> ScalingSettings {
+    private static func parseScaling(_ reader: ConfigurationReader, workers: WorkerLayout) throws(ConfigurationError) -> ScalingSettings {
         var settings = ScalingSettings.defaults
         if let text = reader.text(.maxTotalWorkers) {
             let ceiling = try reader.integer(.maxTotalWorkers, default: 0, range: 1...4_096)
@@ -548,167 +470,5 @@ extension DaemonConfiguration {
         }
         settings.downInterval = down
         return settings
-    }
-}
-
-// MARK: - Campaigns
-
-extension DaemonConfiguration {
-    private static func parseCampaigns(_ reader: Reader) throws(ConfigurationError) -> CampaignSettings {
-        var settings = CampaignSettings.defaults
-        func atMost(_ key: Key, _ value: Double, _ limit: Double, _ shown: String) throws(ConfigurationError) -> Double {
-            guard value <= limit else { throw reader.invalid(key, reader.text(key) ?? "", "must be at most \(shown)") }
-            return value
-        }
-        settings.pageSize = try reader.integer(.campaignPageSize, default: settings.pageSize, range: 1...10_000)
-        // A claim must outlast the longest SMTP transaction, or a slow send would be
-        // claimed (and sent) again by another batch while still under way.
-        let transaction = settings.connectTimeout + settings.timeout
-        settings.sendingWindow = try atMost(
-            .campaignClaimWindow,
-            try reader.seconds(.campaignClaimWindow, default: settings.sendingWindow, min: transaction), 86_400, "1 day")
-        settings.maxTries = try reader.integer(.campaignMaxTries, default: settings.maxTries, range: 1...100)
-        settings.deferBase = try atMost(
-            .campaignDeferBase, try reader.seconds(.campaignDeferBase, default: settings.deferBase, min: 1), 86_400, "1 day")
-        let maximum = try atMost(
-            .campaignDeferMax,
-            try reader.seconds(.campaignDeferMax, default: max(settings.deferMaximum, settings.deferBase), min: 1),
-            7 * 86_400, "7 days")
-        guard maximum >= settings.deferBase else {
-            throw reader.invalid(
-                .campaignDeferMax, reader.text(.campaignDeferMax) ?? "", "must be at least JOBD_CAMPAIGN_DEFER_BASE (\(settings.deferBase))")
-        }
-        settings.deferMaximum = maximum
-        settings.pauseRecheck = try atMost(
-            .campaignPauseRecheck, try reader.seconds(.campaignPauseRecheck, default: settings.pauseRecheck, min: 0.1),
-            3_600, "3600 s")
-        settings.concurrency = try reader.integer(.campaignConcurrency, default: settings.concurrency, range: 1...256)
-        settings.sendGroup = try reader.integer(.campaignSendGroup, default: settings.sendGroup, range: 1...500)
-        settings.throttleWait = try atMost(
-            .campaignThrottleWait, try reader.seconds(.campaignThrottleWait, default: settings.throttleWait, min: 0), 60, "60 s")
-        settings.sweepInterval = try atMost(
-            .campaignSweepInterval, try reader.seconds(.campaignSweepInterval, default: settings.sweepInterval, min: 1),
-            3_600, "3600 s")
-        return settings
-    }
-}
-
-// MARK: - Notifications
-
-extension DaemonConfiguration {
-    private static func parseNotifications(_ reader: Reader) throws(ConfigurationError) -> NotificationSettings {
-        var settings = NotificationSettings.defaults
-        if let secret = reader.text(.webhookSecret) {
-            // HMAC keys shorter than this are guessable; the value itself is never shown.
-            guard secret.utf8.count >= 16 else { throw reader.invalid(.webhookSecret, secret, "use at least 16 characters") }
-            settings.webhookSecret = SecretText(secret)
-        }
-        if let text = reader.text(.webhookSecrets) {
-            settings.webhookHostSecrets = try parseHostSecrets(text)
-        }
-        if let text = reader.text(.notifyAllowedNetworks) {
-            guard let blocks = OutboundNetworkPolicy.parseNetworks(text) else {
-                throw reader.invalid(
-                    .notifyAllowedNetworks, text,
-                    "expected CIDR blocks separated by commas, e.g. 127.0.0.0/8,::1/128 (network addresses: host bits zero)")
-            }
-            settings.networkPolicy = OutboundNetworkPolicy(allowed: blocks)
-        }
-        if let text = reader.text(.webhookAllowedHosts) {
-            guard let list = HostAllowList(parsing: text) else {
-                throw reader.invalid(.webhookAllowedHosts, text, "expected host names or *.domain patterns separated by commas")
-            }
-            settings.webhookAllowedHosts = list
-        }
-        if let text = reader.text(.smtpURL) {
-            guard let relay = SMTPRelay(parsing: text) else {
-                throw reader.invalid(.smtpURL, text, "expected smtp://[user[:password]@]host[:port] or smtps://…")
-            }
-            settings.smtpRelay = relay
-        }
-        if let text = reader.text(.smtpFrom) {
-            guard EmailAddress.isValid(text) else { throw reader.invalid(.smtpFrom, text, "expected an address such as jobd@example.com") }
-            settings.smtpFrom = text
-        }
-        if let text = reader.text(.smtpStartTLS) {
-            guard let mode = NotificationSettings.StartTLS(rawValue: text.lowercased()) else {
-                throw reader.invalid(.smtpStartTLS, text, "expected off, try or require")
-            }
-            settings.smtpStartTLS = mode
-            // Credentials over plain SMTP would cross in clear whenever the relay (or
-            // whoever strips its STARTTLS offer) does not offer TLS.
-            if let relay = settings.smtpRelay, !relay.implicitTLS, relay.username != nil || relay.password != nil, mode != .require {
-                throw reader.invalid(
-                    .smtpStartTLS, text,
-                    "JOBD_SMTP_URL carries credentials, which must not cross in clear: use require (the default with credentials) or smtps://")
-            }
-        }
-        if let text = reader.text(.smsURL) {
-            guard let url = EndpointURL(parsing: text) else {
-                throw reader.invalid(.smsURL, text, "expected an http:// or https:// URL without user info")
-            }
-            settings.smsURL = url
-        }
-        if let token = reader.text(.smsToken) {
-            guard !token.contains(where: { $0.isNewline }) else { throw reader.invalid(.smsToken, token, "must be one line") }
-            settings.smsToken = SecretText(token)
-        }
-        settings.connectTimeout = try reader.duration(.notifyConnectTimeout, default: settings.connectTimeout, min: 0.1)
-        settings.timeout = try reader.duration(.notifyTimeout, default: settings.timeout, min: 0.1)
-        if settings.timeout > .seconds(3_600) {
-            throw reader.invalid(.notifyTimeout, reader.text(.notifyTimeout) ?? "", "must be at most 3600 s")
-        }
-        if let text = reader.text(.notifyRate) {
-            if text == "0" || text.lowercased() == "off" {
-                settings.rateLimit = nil
-            } else {
-                guard let rate = Double(text), rate.isFinite, rate > 0, rate <= 1_000_000 else {
-                    throw reader.invalid(.notifyRate, text, "expected sends per second per destination (e.g. 50 or 0.5), or off")
-                }
-                settings.rateLimit = TokenBucket.Settings(rate: rate, burst: max(1, rate))
-            }
-        }
-        if let text = reader.text(.notifyBurst) {
-            guard let burst = Int(text), (1...1_000_000).contains(burst) else {
-                throw reader.invalid(.notifyBurst, text, "must be a whole number between 1 and 1000000")
-            }
-            guard let rate = settings.rateLimit else {
-                throw reader.invalid(.notifyBurst, text, "a burst needs a rate (JOBD_NOTIFY_RATE is off)")
-            }
-            settings.rateLimit = TokenBucket.Settings(rate: rate.rate, burst: Double(burst))
-        }
-        let failures = try reader.integer(.notifyBreakerFailures, default: settings.breaker.failureThreshold, range: 1...10_000)
-        let cooldown = try reader.seconds(.notifyBreakerCooldown, default: settings.breaker.cooldown, min: 0.1)
-        settings.breaker = CircuitBreaker.Settings(failureThreshold: failures, cooldown: cooldown)
-        settings.concurrency = try reader.integer(.notifyConcurrency, default: settings.concurrency, range: 1...256)
-        return settings
-    }
-
-    /// `hooks.example.com=secretA,other.example=secretB`: exact host names (no
-    /// wildcards), each key at least 16 characters and without commas. Never echoes a key.
-    private static func parseHostSecrets(_ text: String) throws(ConfigurationError) -> [String: SecretText] {
-        var secrets: [String: SecretText] = [:]
-        for (index, part) in text.split(separator: ",").enumerated() {
-            let entry = String(part).trimmingSpaces()
-            guard !entry.isEmpty else { continue }
-            func bad(_ reason: String) -> ConfigurationError {
-                ConfigurationError(key: DaemonConfiguration.Key.webhookSecrets.rawValue, reason: "entry \(index + 1): \(reason)")
-            }
-            guard let equals = entry.firstIndex(of: "=") else { throw bad("expected host=secret") }
-            var host = String(entry[..<equals]).trimmingSpaces().lowercased()
-            let secret = String(entry[entry.index(after: equals)...]).trimmingSpaces()
-            if host.hasSuffix(".") { host.removeLast() }
-            guard !host.isEmpty, host.utf8.count <= 253,
-                  host.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "." || $0 == "_" || $0 == ":" }) else {
-                throw bad("\"\(host)\" is not a host name (exact names only, no wildcards)")
-            }
-            guard secret.utf8.count >= 16 else { throw bad("the secret for \(host) must have at least 16 characters") }
-            guard secrets[host] == nil else { throw bad("\(host) is given twice") }
-            secrets[host] = SecretText(secret)
-        }
-        guard !secrets.isEmpty else {
-            throw ConfigurationError(key: DaemonConfiguration.Key.webhookSecrets.rawValue, reason: "expected host=secret entries separated by commas")
-        }
-        return secrets
     }
 }

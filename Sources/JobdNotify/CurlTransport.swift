@@ -27,14 +27,14 @@ public struct MailSubmission: Sendable, Equatable {
     public var relayURL: String
     public var username: String?
     public var password: SecretText?
-    public var startTLS: NotificationSettings.StartTLS
+    public var startTLS: SMTPStartTLS
     public var from: String
     public var to: String
     /// The rendered message (`EmailMessage.render`), CRLF line ends.
     public var message: [UInt8]
 
     public init(
-        relayURL: String, username: String?, password: SecretText?, startTLS: NotificationSettings.StartTLS,
+        relayURL: String, username: String?, password: SecretText?, startTLS: SMTPStartTLS,
         from: String, to: String, message: [UInt8]
     ) {
         self.relayURL = relayURL
@@ -91,14 +91,6 @@ public final class CurlTransport: Sendable {
             timeoutMs: max(1, TotalConversion.milliseconds(timeout)), userAgent: userAgent)
         workers = (0..<concurrency).map { CurlWorker(name: "curl-\($0)") }
         pool = CheckoutPool(Array(0..<concurrency))
-    }
-
-    /// Deadlines in seconds (settings still kept as seconds); never traps (see
-    /// `TotalConversion.duration(seconds:)`).
-    public convenience init(concurrency: Int, connectTimeout: Double, timeout: Double, userAgent: String) {
-        self.init(
-            concurrency: concurrency, connectTimeout: TotalConversion.duration(seconds: connectTimeout),
-            timeout: TotalConversion.duration(seconds: timeout), userAgent: userAgent)
     }
 
     public var concurrency: Int { workers.count }

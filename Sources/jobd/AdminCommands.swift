@@ -12,7 +12,7 @@ struct MigrateCommand: AsyncParsableCommand {
     @OptionGroup var global: GlobalOptions
 
     func run() async throws {
-        let connections = Connections(configuration: try await ConfigurationLoader.load(global))
+        let connections = Connections(settings: try await ConfigurationLoader.load(global))
         for report in try await TierMigrations.migrate(connections) {
             let tiers = report.tiers.map(\.rawValue).joined(separator: ", ")
             print(report.applied.isEmpty

@@ -21,7 +21,7 @@ struct CampaignCommand: AsyncParsableCommand {
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
-            let connections = Connections(configuration: try await ConfigurationLoader.load(global))
+            let connections = Connections(settings: try await ConfigurationLoader.load(global))
             let connection = try await connections.checkedPostgres("campaign-status", tier: .oltp)
             let status: CampaignStatus?
             do {

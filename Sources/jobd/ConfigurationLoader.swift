@@ -5,11 +5,12 @@ import JobdCore
 import Logging
 import SystemPackage
 
-/// Reads `DaemonConfiguration` through swift-configuration: environment variables
-/// (`JOBD_LEASE`) over a YAML file (`lease: 30`), validated by the pure core so
-/// every bad value fails at start with a message naming its key.
+/// Reads `JobdSettings` through swift-configuration: environment variables
+/// (`JOBD_LEASE`) over a YAML file (`lease: 30`), for every key a tier declares
+/// (`JobdSettings.keys`), validated by the tier that owns each key so every bad value
+/// fails at start with a message naming its key.
 enum ConfigurationLoader {
-    static func load(_ options: GlobalOptions, environment: [String: String]? = nil) async throws -> DaemonConfiguration {
+    static func load(_ options: GlobalOptions, environment: [String: String]? = nil) async throws -> JobdSettings {
         try await loadWithValues(options, environment: environment).configuration
     }
 
@@ -20,10 +21,10 @@ enum ConfigurationLoader {
         _ options: GlobalOptions, environment: [String: String] = ProcessInfo.processInfo.environment
     ) -> [ConfigurationKeyCheck.Unknown] {
         var unknown = ConfigurationKeyCheck.unknownEnvironment(
-            environment.keys, known: DaemonConfiguration.Key.environmentNames)
+            environment.keys, known: JobdSettings.keys.environmentNames)
         if let path = options.config, let data = FileManager.default.contents(atPath: path) {
             unknown += ConfigurationKeyCheck.unknownFileKeys(
-                String(decoding: data, as: UTF8.self), known: DaemonConfiguration.Key.fileNames)
+                String(decoding: data, as: UTF8.self), known: JobdSettings.keys.fileNames)
         }
         return unknown
     }
@@ -42,7 +43,7 @@ enum ConfigurationLoader {
     /// which keys changed (`ReloadPlan`).
     static func loadWithValues(
         _ options: GlobalOptions, environment: [String: String]? = nil
-    ) async throws -> (configuration: DaemonConfiguration, values: [DaemonConfiguration.Key: String]) {
+    ) async throws -> (configuration: JobdSettings, values: [ConfigurationKey: String]) {
         var providers: [any ConfigProvider] = []
         let env = environment.map { EnvironmentVariablesProvider(environmentVariables: $0) } ?? EnvironmentVariablesProvider()
         providers.append(env.prefixKeys(with: "jobd"))
@@ -55,17 +56,17 @@ enum ConfigurationLoader {
         }
         let reader = ConfigReader(providers: providers)
         // Command-line flags win over environment and file.
-        let overrides: [DaemonConfiguration.Key: String] = [
+        let overrides: [ConfigurationKey: String] = [
             .logFormat: options.logFormat, .logLevel: options.logLevel,
         ].compactMapValues { $0 }
-        var values: [DaemonConfiguration.Key: String] = [:]
-        for key in DaemonConfiguration.Key.allCases {
+        var values: [ConfigurationKey: String] = [:]
+        for key in JobdSettings.keys {
             values[key] = overrides[key] ?? reader.string(forKey: ConfigKey(key.fileKey), isSecret: key.isSecret)
                 // `schedules:` may also be a YAML list, one entry per item.
                 ?? (key == .schedules ? reader.stringArray(forKey: ConfigKey(key.fileKey))?.joined(separator: "\n") : nil)
         }
         do {
-            let configuration = try DaemonConfiguration.parse { [values] key in values[key] }
+            let configuration = try JobdSettings.read { [values] key in values[key] }
             return (configuration, values)
         } catch {
             throw CLIError("invalid configuration: \(error)")

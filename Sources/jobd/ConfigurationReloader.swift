@@ -9,7 +9,7 @@ import UnixSignals
 /// configuration file, apply what can change live, say what needs a restart,
 /// READY=1. A file that no longer parses changes nothing and is logged as an error.
 struct ConfigurationReloader: Sendable {
-    typealias Key = DaemonConfiguration.Key
+    typealias Key = ConfigurationKey
 
     let global: GlobalOptions
     let daemon: JobDaemon
@@ -28,7 +28,7 @@ struct ConfigurationReloader: Sendable {
     /// Returns the raw values now in effect: changed keys that were not applied keep
     /// their running value, so the next reload reports them again.
     func reload(running: [Key: String]) async -> [Key: String] {
-        let loaded: (configuration: DaemonConfiguration, values: [Key: String])
+        let loaded: (configuration: JobdSettings, values: [Key: String])
         do {
             loaded = try await ConfigurationLoader.loadWithValues(global)
         } catch {
@@ -37,7 +37,7 @@ struct ConfigurationReloader: Sendable {
             ])
             return running
         }
-        let plan = ReloadPlan(old: running, new: loaded.values)
+        let plan = ReloadPlan(old: running, new: loaded.values, keys: JobdSettings.keys)
         var effective = running
         var applied: [Key] = []
         var needRestart = plan.needRestart

@@ -155,7 +155,7 @@ struct ContentCommand: AsyncParsableCommand {
 
         func run() async throws {
             let report = try await withContentStore(global) { store, connections in
-                try await store.purge(settings: connections.configuration.content, maxMessages: maxMessages ?? .max)
+                try await store.purge(settings: connections.settings.content, maxMessages: maxMessages ?? .max)
             }
             print("purged: \(report.purged), archived: \(report.archived), attachment blobs deleted: \(report.blobsDeleted)")
         }
@@ -167,7 +167,7 @@ struct ContentCommand: AsyncParsableCommand {
 private func withContentStore<T: Sendable>(
     _ global: GlobalOptions, _ body: (ContentStore, Connections) async throws -> T
 ) async throws -> T {
-    let connections = Connections(configuration: try await ConfigurationLoader.load(global))
+    let connections = Connections(settings: try await ConfigurationLoader.load(global))
     let store = ContentStore(connection: try await connections.checkedPostgres("content", tier: .content))
     do {
         let result = try await body(store, connections)

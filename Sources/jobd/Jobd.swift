@@ -39,7 +39,7 @@ extension GlobalOptions {
     func withPostgres<T: Sendable>(
         _ name: String, _ body: (PostgresConnection, Connections) async throws -> T
     ) async throws -> T {
-        let connections = Connections(configuration: try await ConfigurationLoader.load(self))
+        let connections = Connections(settings: try await ConfigurationLoader.load(self))
         let connection = try await connections.checkedPostgres(name)
         do {
             let result = try await body(connection, connections)

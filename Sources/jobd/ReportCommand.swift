@@ -36,7 +36,7 @@ struct ReportCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let connections = Connections(configuration: try await ConfigurationLoader.load(global))
+        let connections = Connections(settings: try await ConfigurationLoader.load(global))
         let target = day.flatMap(AnalyticsDay.init) ?? AnalyticsDay.yesterday(now: Date())
         // One connection per tier database is all a report needs.
         var configuration = connections.configuration

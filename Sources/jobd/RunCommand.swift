@@ -24,7 +24,7 @@ struct RunCommand: AsyncParsableCommand {
 
     func run() async throws {
         let (config, configValues) = try await ConfigurationLoader.loadWithValues(global)
-        let connections = Connections(configuration: config)
+        let connections = Connections(settings: config)
         let logger = connections.logger
         ConfigurationLoader.warnUnknownKeys(global, logger: logger)
         let runLimit = try runFor.map { text -> Double in
@@ -65,7 +65,7 @@ struct RunCommand: AsyncParsableCommand {
             overrides: .init(testFaults: testFaults, faultProbe: probe))
         let daemon = assembly.daemon
         let notifier = SystemdNotifier.fromEnvironment()
-        let supervisor = SystemdSupervisor(daemon: daemon, notifier: notifier, configuration: config, logger: logger)
+        let supervisor = SystemdSupervisor(daemon: daemon, notifier: notifier, configuration: config.daemon, logger: logger)
         // The announcer is last so it is the first to hear of a graceful shutdown;
         // StopAfter (--run-for) ends the run the same way SIGTERM would.
         // The metrics endpoint goes first, so it stops last and a drain can be watched.

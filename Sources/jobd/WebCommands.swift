@@ -10,16 +10,16 @@ import ServiceLifecycle
 /// Builds the console's settings from the configuration; a bad credential list stops
 /// the start with a message naming its key.
 enum WebConsoleSetup {
-    static func settings(_ config: DaemonConfiguration, host: String, port: Int) throws -> WebSettings {
+    static func settings(_ config: JobdSettings, host: String, port: Int) throws -> WebSettings {
         do {
             let users = try WebCredential.parseList(config.webUsers ?? "", what: "JOBD_WEB_USERS")
             let tokens = try WebCredential.parseList(config.webTokens ?? "", what: "JOBD_WEB_TOKENS")
             var settings = WebSettings(
                 host: host, port: port, users: users, tokens: tokens, secret: config.webSecret.map { Array($0.utf8) })
             settings.queryTimeout = min(config.commandTimeout.seconds, 10)
-            settings.schedules = config.schedules
+            settings.schedules = config.queue.schedules
             for tier in DataTier.allCases {
-                if let url = config.databaseURL(for: tier), url != config.databaseURL { settings.tierURLs[tier] = url }
+                if let url = config.daemon.databaseURL(for: tier), url != config.daemon.databaseURL { settings.tierURLs[tier] = url }
             }
             try settings.validate()
             return settings
@@ -28,12 +28,12 @@ enum WebConsoleSetup {
         }
     }
 
-    static func server(_ config: DaemonConfiguration, host: String, port: Int, logger: Logger) throws -> ConsoleServer {
+    static func server(_ config: JobdSettings, host: String, port: Int, logger: Logger) throws -> ConsoleServer {
         let settings = try settings(config, host: host, port: port)
         do {
             let redis = ConsoleRedisTarget(
                 url: config.redisURL, prefix: config.redisPrefix, commandTimeout: .milliseconds(Int(settings.queryTimeout * 1_000)))
-            return try ConsoleServer(settings: settings, conninfo: config.databaseURL, redis: redis, logger: logger)
+            return try ConsoleServer(settings: settings, conninfo: config.daemon.databaseURL, redis: redis, logger: logger)
         } catch {
             throw CLIError("invalid configuration: \(error.message)")
         }
@@ -54,7 +54,7 @@ struct WebCommand: AsyncParsableCommand {
 
         func run() async throws {
             let config = try await ConfigurationLoader.load(global)
-            let connections = Connections(configuration: config)
+            let connections = Connections(settings: config)
             let host: String
             let port: Int
             if let listen {

@@ -1,13 +1,15 @@
+import JobdAssembly
 import JobdCore
+import JobdQueue
 import Testing
 
 @Suite("Configuration: schedules, retention")
 struct AnalyticsConfigurationTests {
-    typealias Key = DaemonConfiguration.Key
+    typealias Key = ConfigurationKey
 
     @Test("defaults: the daily rollup, the hourly prune and the retention jobs, 7 days of retention")
     func defaults() throws {
-        let config = try DaemonConfiguration.parse { _ in nil }
+        let config = try JobdSettings.read { _ in nil }.queue
         #expect(config.schedules.map(\.name) == [
             "analytics-rollup", "queue-prune", "queue-trim", "notifications-trim", "analytics-trim",
         ])
@@ -19,18 +21,18 @@ struct AnalyticsConfigurationTests {
 
     @Test("JOBD_FACTS_BUFFER is no key: no fact is buffered per attempt (the rollup reads the ledger), so setting it only warns")
     func factsBufferGone() {
-        #expect(Key(rawValue: "JOBD_FACTS_BUFFER") == nil)
-        let unknown = ConfigurationKeyCheck.unknownEnvironment(["JOBD_FACTS_BUFFER"], known: Key.environmentNames)
+        #expect(!JobdSettings.keys.contains(Key("JOBD_FACTS_BUFFER")))
+        let unknown = ConfigurationKeyCheck.unknownEnvironment(["JOBD_FACTS_BUFFER"], known: JobdSettings.keys.environmentNames)
         #expect(unknown.map(\.name) == ["JOBD_FACTS_BUFFER"])
-        let fileKeys = ConfigurationKeyCheck.unknownFileKeys("facts_buffer: 100000\n", known: Key.fileNames)
+        let fileKeys = ConfigurationKeyCheck.unknownFileKeys("facts_buffer: 100000\n", known: JobdSettings.keys.fileNames)
         #expect(fileKeys.map(\.name) == ["facts_buffer"])
     }
 
     @Test("JOBD_SCHEDULES adds, replaces and removes; file keys are the lower-case names")
     func schedules() throws {
-        let config = try DaemonConfiguration.parse { key in
+        let config = try JobdSettings.read { key in
             key == .schedules ? "queue-prune = off\nreport = 0 7 * * 1 Europe/Berlin report.send {\"to\": \"ops\"}" : nil
-        }
+        }.queue
         #expect(config.schedules.map(\.name) == [
             "analytics-rollup", "queue-trim", "notifications-trim", "analytics-trim", "report",
         ])
@@ -46,7 +48,7 @@ struct AnalyticsConfigurationTests {
     ])
     func rejected(key: Key, value: String, message: String) {
         #expect {
-            try DaemonConfiguration.parse { $0 == key ? value : nil }
+            try JobdSettings.read { $0 == key ? value : nil }
         } throws: { error in
             "\(error)".contains(message)
         }
@@ -54,9 +56,9 @@ struct AnalyticsConfigurationTests {
 
     @Test("retention as a duration")
     func values() throws {
-        let config = try DaemonConfiguration.parse { key in
+        let config = try QueueSettings.read(ConfigurationReader { key in
             key == .completedRetention ? "36h" : nil
-        }
+        }, contentPurge: false)
         #expect(config.completedRetention == .seconds(36 * 3_600))
     }
 }

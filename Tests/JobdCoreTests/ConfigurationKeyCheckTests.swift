@@ -1,3 +1,4 @@
+import JobdAssembly
 import JobdCore
 import Testing
 
@@ -11,7 +12,7 @@ import Testing
     }
 
     @Test func closestKnownKey() {
-        let known = DaemonConfiguration.Key.environmentNames
+        let known = JobdSettings.keys.environmentNames
         #expect(ConfigurationKeyCheck.closest(to: "JOBD_LEESE", among: known) == "JOBD_LEASE")
         #expect(ConfigurationKeyCheck.closest(to: "JOBD_WORKER", among: known) == "JOBD_WORKERS")
         #expect(ConfigurationKeyCheck.closest(to: "jobd_redis_prefx", among: known) == "JOBD_REDIS_PREFIX")
@@ -23,7 +24,7 @@ import Testing
     func unknownEnvironment() {
         let unknown = ConfigurationKeyCheck.unknownEnvironment(
             ["JOBD_LEASE", "JOBD_LEASEE", "PATH", "JOBD_TEST_FAULTS", "JOBD_BIN", "JOBD_SHEDULES", "jobd_lease"],
-            known: DaemonConfiguration.Key.environmentNames)
+            known: JobdSettings.keys.environmentNames)
         #expect(unknown == [
             .init(name: "JOBD_LEASEE", closest: "JOBD_LEASE", source: .environment),
             .init(name: "JOBD_SHEDULES", closest: "JOBD_SCHEDULES", source: .environment),
@@ -45,8 +46,8 @@ import Testing
             ---
             """
         #expect(ConfigurationKeyCheck.topLevelKeys(yaml) == ["workers", "lease", "schedules", "tags", "url_thing"])
-        let unknown = ConfigurationKeyCheck.unknownFileKeys(yaml, known: DaemonConfiguration.Key.fileNames)
+        let unknown = ConfigurationKeyCheck.unknownFileKeys(yaml, known: JobdSettings.keys.fileNames)
         #expect(unknown.map(\.name) == ["tags", "url_thing"])
-        #expect(unknown.allSatisfy { $0.source == .file && DaemonConfiguration.Key.fileNames.contains($0.closest) })
+        #expect(unknown.allSatisfy { $0.source == .file && JobdSettings.keys.fileNames.contains($0.closest) })
     }
 }

@@ -1,3 +1,4 @@
+import JobdAssembly
 import JobdCore
 import Testing
 
@@ -58,7 +59,7 @@ struct ConfigurationTests {
             asked.insert(key.rawValue)
             return nil
         }
-        #expect(asked == Set(Key.allCases.map(\.rawValue)))
+        #expect(asked == Set(DaemonConfiguration.keys.map(\.rawValue)))
     }
 
     // MARK: Each key
@@ -318,11 +319,11 @@ struct ConfigurationTests {
         #expect(!error.description.contains("hunter2"))
     }
 
-    @Test("the connection URLs are marked secret, nothing else is")
+    @Test("the connection URLs and credentials are marked secret, nothing else is")
     func secrets() {
-        #expect(Key.allCases.filter(\.isSecret) == [
+        #expect(JobdSettings.keys.filter(\.isSecret) == [
             .databaseURL, .redisURL, .contentDatabaseURL, .notificationsDatabaseURL, .analyticsDatabaseURL,
-            .oltpDatabaseURL, .webhookSecret, .webhookSecrets, .smtpURL, .smsToken, .webUsers, .webTokens, .webSecret,
+            .oltpDatabaseURL, .webUsers, .webTokens, .webSecret, .webhookSecret, .webhookSecrets, .smtpURL, .smsToken,
         ])
     }
 
@@ -441,54 +442,13 @@ struct ConfigurationTests {
         #expect(Key.lease.fileKey == "lease")
         #expect(Key.databaseURL.fileKey == "database_url")
         #expect(Key.maxPayloadBytes.fileKey == "max_payload_bytes")
-        for key in Key.allCases {
+        for key in JobdSettings.keys {
             #expect(key.rawValue.hasPrefix("JOBD_"))
             #expect("JOBD_" + key.fileKey.uppercased() == key.rawValue)
             #expect(key.fileKey == key.fileKey.lowercased())
             #expect(!key.fileKey.contains("jobd"))
         }
-        #expect(Set(Key.allCases.map(\.fileKey)).count == Key.allCases.count)
-    }
-
-    @Test("JOBD_CAMPAIGN_* keys set the campaign settings")
-    func campaignKeys() throws {
-        #expect(try parse([:]).campaigns == CampaignSettings.defaults)
-        let config = try parse([
-            .campaignPageSize: "250", .campaignClaimWindow: "5m", .campaignMaxTries: "8", .campaignDeferBase: "30",
-            .campaignDeferMax: "2h", .campaignPauseRecheck: "500ms", .campaignConcurrency: "32", .campaignThrottleWait: "2.5",
-            .campaignSweepInterval: "2m", .campaignSendGroup: "200",
-        ])
-        #expect(config.campaigns.pageSize == 250)
-        #expect(config.campaigns.sendingWindow == 300)
-        #expect(config.campaigns.maxTries == 8)
-        #expect(config.campaigns.deferBase == 30)
-        #expect(config.campaigns.deferMaximum == 7_200)
-        #expect(config.campaigns.pauseRecheck == 0.5)
-        #expect(config.campaigns.concurrency == 32)
-        #expect(config.campaigns.throttleWait == 2.5)
-        #expect(config.campaigns.sweepInterval == 120)
-        #expect(config.campaigns.sendGroup == 200)
-    }
-
-    @Test("JOBD_CAMPAIGN_* keys refuse values out of range, naming the key", arguments: [
-        (DaemonConfiguration.Key.campaignPageSize, "0"), (.campaignPageSize, "10001"), (.campaignPageSize, "many"),
-        (.campaignClaimWindow, "30"), (.campaignClaimWindow, "2d"), (.campaignMaxTries, "0"), (.campaignMaxTries, "101"),
-        (.campaignDeferBase, "0.5"), (.campaignDeferBase, "2d"), (.campaignDeferMax, "8d"), (.campaignPauseRecheck, "50ms"),
-        (.campaignPauseRecheck, "2h"), (.campaignConcurrency, "0"), (.campaignConcurrency, "257"),
-        (.campaignThrottleWait, "-1"), (.campaignThrottleWait, "61"), (.campaignSweepInterval, "0.5"),
-        (.campaignSweepInterval, "2h"), (.campaignSendGroup, "0"), (.campaignSendGroup, "501"),
-    ])
-    func campaignKeysBounded(key: DaemonConfiguration.Key, value: String) {
-        #expect(rejection([key: value])?.key == key.rawValue, "\(key.rawValue)=\(value)")
-    }
-
-    @Test("JOBD_CAMPAIGN_DEFER_MAX below JOBD_CAMPAIGN_DEFER_BASE is refused")
-    func campaignDeferOrder() throws {
-        let error = rejection([.campaignDeferBase: "10m", .campaignDeferMax: "5m"])
-        #expect(error?.key == "JOBD_CAMPAIGN_DEFER_MAX")
-        #expect(error?.reason.contains("JOBD_CAMPAIGN_DEFER_BASE") == true)
-        // Only a base above the default maximum raises the maximum with it.
-        #expect(try parse([.campaignDeferBase: "2h"]).campaigns.deferMaximum == 7_200)
+        #expect(Set(JobdSettings.keys.map(\.fileKey)).count == JobdSettings.keys.count)
     }
 
     @Test("ConfigurationError description is key: reason")

@@ -1,12 +1,13 @@
+import JobdContent
 import JobdCore
 import Testing
 
-@Suite("DaemonConfiguration content keys")
+@Suite("Configuration: content keys (ContentSettings.read)")
 struct ContentConfigurationTests {
-    typealias Key = DaemonConfiguration.Key
+    typealias Key = ConfigurationKey
 
     private func parse(_ values: [Key: String]) throws(ConfigurationError) -> ContentSettings {
-        try DaemonConfiguration.parse { values[$0] }.content
+        try ContentSettings.read(ConfigurationReader { values[$0] })
     }
 
     private func rejection(_ values: [Key: String]) -> ConfigurationError? {
@@ -27,7 +28,7 @@ struct ContentConfigurationTests {
         #expect(settings.retentionAction == .purge)
         #expect(settings.purgeBatch == 1_000)
         #expect(settings.indexBatch == 500)
-        #expect(settings.indexInterval == 1)
+        #expect(settings.indexInterval == .seconds(1))
     }
 
     @Test("every key parses, from env names and file names alike")
@@ -38,7 +39,7 @@ struct ContentConfigurationTests {
         ])
         #expect(settings == ContentSettings(
             compressionLevel: 9, retention: 90 * 86_400, retentionAction: .archive, purgeBatch: 250,
-            indexBatch: 2_000, indexInterval: 0.25))
+            indexBatch: 2_000, indexInterval: .milliseconds(250)))
         #expect(Key.contentRetention.fileKey == "content_retention")
         #expect(Key.contentCompressionLevel.fileKey == "content_compression_level")
     }

@@ -1,28 +1,38 @@
+import JobdAssembly
+import JobdCampaigns
+import JobdContent
 import JobdCore
 import JobdTestRandom
 import Testing
 
-/// The daemon-wide time settings are `Duration`s: the same text and bounds as
-/// before, exact to the nanosecond, and no value an operator can write makes a
-/// later conversion trap.
+/// The time settings are `Duration`s (the daemon's, the notification, content and
+/// campaign tiers'): the same text and bounds as before, exact to the nanosecond, and no
+/// value an operator can write makes a later conversion trap.
 @Suite("Duration settings")
 struct DurationConfigurationTests {
-    typealias Key = DaemonConfiguration.Key
+    typealias Key = ConfigurationKey
 
     /// Every key read with the duration reader, with its minimum in seconds and its
     /// field.
-    static let durationKeys: [(key: Key, min: Double, field: @Sendable (DaemonConfiguration) -> Duration)] = [
+    static let durationKeys: [(key: Key, min: Double, field: @Sendable (JobdSettings) -> Duration)] = [
         (.pollInterval, 0.01, { $0.pollInterval }),
         (.lease, 1, { $0.lease }),
         (.shutdownTimeout, 0, { $0.shutdownTimeout }),
         (.maintenanceInterval, 0.05, { $0.maintenanceInterval }),
         (.commandTimeout, 0.1, { $0.commandTimeout }),
-        (.completedRetention, 60, { $0.completedRetention }),
+        (.completedRetention, 60, { $0.queue.completedRetention }),
         (.scaleSampleInterval, 0.01, { $0.scaling.sampleInterval }),
         (.scaleQuietPeriod, 0.1, { $0.scaling.quietPeriod }),
         (.scaleDownInterval, 0.05, { $0.scaling.downInterval }),
         (.notifyConnectTimeout, 0.1, { $0.notifications.connectTimeout }),
         (.notifyTimeout, 0.1, { $0.notifications.timeout }),
+        (.contentIndexInterval, 0.01, { $0.content.indexInterval }),
+        (.campaignClaimWindow, 70, { $0.campaigns.sendingWindow }),
+        (.campaignDeferBase, 1, { $0.campaigns.deferBase }),
+        (.campaignDeferMax, 1, { $0.campaigns.deferMaximum }),
+        (.campaignPauseRecheck, 0.1, { $0.campaigns.pauseRecheck }),
+        (.campaignThrottleWait, 0, { $0.campaigns.throttleWait }),
+        (.campaignSweepInterval, 1, { $0.campaigns.sweepInterval }),
     ]
 
     @Test("decimal seconds are exact to the nanosecond, not truncated below it")
@@ -35,25 +45,25 @@ struct DurationConfigurationTests {
             ("1.001", .milliseconds(1_001)), ("1.019", .milliseconds(1_019)),
         ]
         for (text, expected) in cases {
-            let config = try DaemonConfiguration.parse { $0 == .shutdownTimeout ? text : nil }
+            let config = try JobdSettings.read { $0 == .shutdownTimeout ? text : nil }
             #expect(config.shutdownTimeout == expected, "\(text)")
         }
     }
 
     @Test("a duration past 292 years is clamped to the largest Duration the daemon converts, not trapped on later")
     func hugeValuesClamp() throws {
-        let config = try DaemonConfiguration.parse { key in
+        let config = try JobdSettings.read { key in
             [Key.lease, .pollInterval, .shutdownTimeout, .maintenanceInterval, .commandTimeout, .completedRetention]
                 .contains(key) ? "1e300" : nil
         }
         let largest = Duration.nanoseconds(Int64.max)
         for duration in [config.lease, config.pollInterval, config.shutdownTimeout, config.maintenanceInterval,
-                         config.commandTimeout, config.completedRetention] {
+                         config.commandTimeout, config.queue.completedRetention] {
             #expect(duration == largest)
         }
         // The transfer deadline libcurl is given in milliseconds (a connect timeout
         // has no upper bound of its own).
-        let notify = try DaemonConfiguration.parse { $0 == .notifyConnectTimeout ? "1e300" : nil }
+        let notify = try JobdSettings.read { $0 == .notifyConnectTimeout ? "1e300" : nil }
         #expect(notify.notifications.connectTimeout == largest)
         #expect(TotalConversion.milliseconds(notify.notifications.connectTimeout) == 9_223_372_036_854)
         #expect(notify.notifications.sendingWindow == .seconds(45))
@@ -80,7 +90,7 @@ struct DurationConfigurationTests {
         for (key, minimum, field) in Self.durationKeys {
             for text in texts {
                 do {
-                    let config = try DaemonConfiguration.parse { $0 == key ? text : nil }
+                    let config = try JobdSettings.read { $0 == key ? text : nil }
                     let value = field(config)
                     #expect(value >= .zero && value <= .nanoseconds(Int64.max), "\(key.rawValue)=\(text)")
                     #expect(value >= TotalConversion.duration(seconds: minimum), "\(key.rawValue)=\(text)")

@@ -1,10 +1,11 @@
 import JobdCore
+import JobdNotifications
 import Testing
 
-private typealias Key = DaemonConfiguration.Key
+private typealias Key = ConfigurationKey
 
 private func parse(_ values: [Key: String]) throws(ConfigurationError) -> NotificationSettings {
-    try DaemonConfiguration.parse { values[$0] }.notifications
+    try NotificationSettings.read(ConfigurationReader { values[$0] })
 }
 
 private func rejection(_ values: [Key: String]) -> ConfigurationError? {

@@ -1,5 +1,6 @@
 import Foundation
 import JobdCore
+import JobdNotifications
 import JobdTestRandom
 import Testing
 

@@ -1,14 +1,15 @@
+import JobdAssembly
 import JobdCore
 import Testing
 
 @Suite("ReloadPlan")
 struct ReloadPlanTests {
-    typealias Key = DaemonConfiguration.Key
+    typealias Key = ConfigurationKey
 
     @Test("nothing changed, nothing to do")
     func unchanged() {
         let values: [Key: String] = [.workers: "8", .logLevel: "info", .databaseURL: "postgresql:///jobs"]
-        let plan = ReloadPlan(old: values, new: values)
+        let plan = ReloadPlan(old: values, new: values, keys: JobdSettings.keys)
         #expect(plan.changed.isEmpty)
         #expect(plan.live.isEmpty)
         #expect(plan.needRestart.isEmpty)
@@ -18,7 +19,8 @@ struct ReloadPlanTests {
     func splitsLiveFromRestart() {
         let plan = ReloadPlan(
             old: [.workers: "8", .logLevel: "info", .databaseURL: "postgresql:///a", .redisURL: "redis://r"],
-            new: [.workers: "16", .logLevel: "debug", .databaseURL: "postgresql:///b", .redisURL: "redis://r"])
+            new: [.workers: "16", .logLevel: "debug", .databaseURL: "postgresql:///b", .redisURL: "redis://r"],
+            keys: JobdSettings.keys)
         #expect(plan.changed == [.databaseURL, .workers, .logLevel])
         #expect(plan.live == [.workers, .logLevel])
         #expect(plan.needRestart == [.databaseURL])
@@ -28,13 +30,13 @@ struct ReloadPlanTests {
     func presenceAndWhitespace() {
         let plan = ReloadPlan(
             old: [.lease: "30", .pollInterval: " ", .workers: "4"],
-            new: [.redisPrefix: "other", .workers: " 4 "])
+            new: [.redisPrefix: "other", .workers: " 4 "], keys: JobdSettings.keys)
         #expect(plan.changed == [.redisPrefix, .lease])
         #expect(plan.needRestart == [.redisPrefix, .lease])
     }
 
     @Test("only the log level and worker counts are reloadable")
     func reloadableKeys() {
-        #expect(Key.allCases.filter(\.isReloadable) == [.workers, .logLevel])
+        #expect(JobdSettings.keys.filter(\.isReloadable) == [.workers, .logLevel])
     }
 }

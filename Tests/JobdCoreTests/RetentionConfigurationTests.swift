@@ -1,14 +1,16 @@
+import JobdAssembly
 import JobdCore
+import JobdQueue
 import Testing
 
 @Suite("Configuration: retention of every tier")
 struct RetentionConfigurationTests {
-    typealias Key = DaemonConfiguration.Key
+    typealias Key = ConfigurationKey
     static let day = 86_400.0
 
     @Test("documented defaults: ledger 30d, dead letters 90d, notification bodies 30d and rows 180d, facts 90d, batch 5000")
     func defaults() throws {
-        let retention = try DaemonConfiguration.parse { _ in nil }.retention
+        let retention = try JobdSettings.read { _ in nil }.retention
         #expect(retention == RetentionSettings(
             attempts: 30 * Self.day, deadLetters: 90 * Self.day, notificationsArchive: 30 * Self.day,
             notifications: 180 * Self.day, analytics: 90 * Self.day, batch: 5_000))
@@ -20,7 +22,7 @@ struct RetentionConfigurationTests {
             .attemptsRetention: "14d", .deadLetterRetention: "off", .notifyArchiveAfter: "48h",
             .notifyRetention: "OFF", .analyticsRetention: "2w", .retentionBatch: "250",
         ]
-        let retention = try DaemonConfiguration.parse { values[$0] }.retention
+        let retention = try JobdSettings.read { values[$0] }.retention
         #expect(retention == RetentionSettings(
             attempts: 14 * Self.day, deadLetters: nil, notificationsArchive: 2 * Self.day, notifications: nil,
             analytics: 14 * Self.day, batch: 250))
@@ -37,7 +39,7 @@ struct RetentionConfigurationTests {
     ])
     func rejected(values: [Key: String], message: String) {
         #expect {
-            try DaemonConfiguration.parse { values[$0] }
+            try JobdSettings.read { values[$0] }
         } throws: { error in
             "\(error)".contains(message)
         }
@@ -45,17 +47,17 @@ struct RetentionConfigurationTests {
 
     @Test("content-purge is built in once JOBD_CONTENT_RETENTION is set, and can be turned off by name")
     func contentPurgeSchedule() throws {
-        #expect(try !DaemonConfiguration.parse { _ in nil }.schedules.contains { $0.kind == "content.purge" })
-        let configured = try DaemonConfiguration.parse { $0 == .contentRetention ? "90d" : nil }
-        let purge = try #require(configured.schedules.first { $0.name == "content-purge" })
+        #expect(try !JobdSettings.read { _ in nil }.queue.schedules.contains { $0.kind == "content.purge" })
+        let configured = try JobdSettings.read { $0 == .contentRetention ? "90d" : nil }
+        let purge = try #require(configured.queue.schedules.first { $0.name == "content-purge" })
         #expect(purge.kind == "content.purge" && purge.cron.expression == "20 * * * *")
-        let off = try DaemonConfiguration.parse { key in
+        let off = try JobdSettings.read { key in
             switch key {
             case .contentRetention: "90d"
             case .schedules: "content-purge = off"
             default: nil
             }
         }
-        #expect(!off.schedules.contains { $0.kind == "content.purge" })
+        #expect(!off.queue.schedules.contains { $0.kind == "content.purge" })
     }
 }

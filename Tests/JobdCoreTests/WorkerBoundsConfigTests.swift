@@ -113,7 +113,7 @@ struct WorkerBoundsConfigTests {
     @Test("bounds are reloadable like worker counts")
     func reloadable() {
         #expect(Key.workers.isReloadable)
-        let plan = ReloadPlan(old: [.workers: "8"], new: [.workers: "1-64"])
+        let plan = ReloadPlan(old: [.workers: "8"], new: [.workers: "1-64"], keys: DaemonConfiguration.keys)
         #expect(plan.live == [.workers])
     }
 }

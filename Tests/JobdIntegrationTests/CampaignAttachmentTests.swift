@@ -278,8 +278,8 @@ struct CampaignAttachmentTests {
                 """, [campaign, workspace])
             var settings = CampaignSettings()
             settings.pageSize = 10
-            settings.pauseRecheck = 0.2
-            settings.timeout = 5
+            settings.pauseRecheck = .milliseconds(200)
+            settings.timeout = .seconds(5)
             let oltp = TierDatabase(tier: .oltp, size: 2, logger: .silent) { world.database.connection("oltp\($0)") }
             let content = TierDatabase(tier: .content, size: 1, logger: .silent) { _ in world.database.connection("content") }
             let prepare = CampaignPrepareHandler(oltp: oltp, content: content, settings: settings)

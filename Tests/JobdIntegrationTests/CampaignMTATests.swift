@@ -197,9 +197,9 @@ struct CampaignMTATests {
 
             var settings = CampaignSettings()
             settings.pageSize = 4
-            settings.deferBase = 0.2
+            settings.deferBase = .milliseconds(200)
             settings.concurrency = 2
-            settings.timeout = 10
+            settings.timeout = .seconds(10)
             let oltp = TierDatabase(tier: .oltp, size: 2, logger: .silent) { world.database.connection("oltp\($0)") }
             let content = TierDatabase(tier: .content, size: 1, logger: .silent) { _ in world.database.connection("content") }
             let handlers: [any JobHandler] = [

@@ -42,11 +42,11 @@ private func sendingParts(_ world: QueueWorld, settings: CampaignSettings) -> (T
 private var sendingSettings: CampaignSettings {
     var settings = CampaignSettings()
     settings.pageSize = 20
-    settings.deferBase = 0.2
-    settings.pauseRecheck = 0.2
+    settings.deferBase = .milliseconds(200)
+    settings.pauseRecheck = .milliseconds(200)
     settings.concurrency = 4
-    settings.timeout = 10
-    settings.throttleWait = 1
+    settings.timeout = .seconds(10)
+    settings.throttleWait = .seconds(1)
     return settings
 }
 

@@ -60,7 +60,7 @@ private func campaignDaemonParts(_ world: QueueWorld, settings: CampaignSettings
     ])
 }
 
-private func withRelay<T>(_ world: QueueWorld, sweepInterval: Double = 30, _ body: () async throws -> T) async throws -> T {
+private func withRelay<T>(_ world: QueueWorld, sweepInterval: Duration = .seconds(30), _ body: () async throws -> T) async throws -> T {
     let relay = OutboxRelay(
         oltp: world.database.connection("relay-oltp"), queue: world.database.connection("relay-queue"),
         interval: 0.1, sweepInterval: sweepInterval, logger: .silent)
@@ -72,10 +72,10 @@ private func withRelay<T>(_ world: QueueWorld, sweepInterval: Double = 30, _ bod
 private var testSettings: CampaignSettings {
     var settings = CampaignSettings()
     settings.pageSize = 10
-    settings.deferBase = 0.2
-    settings.pauseRecheck = 0.2
+    settings.deferBase = .milliseconds(200)
+    settings.pauseRecheck = .milliseconds(200)
     settings.concurrency = 4
-    settings.timeout = 10
+    settings.timeout = .seconds(10)
     return settings
 }
 
@@ -504,7 +504,7 @@ struct CampaignTests {
 
             let (oltp, content, handlers) = campaignDaemonParts(world, settings: settings)
             let config = world.configuration()
-            try await withRelay(world, sweepInterval: 0.3) {
+            try await withRelay(world, sweepInterval: .milliseconds(300)) {
                 try await world.running([world.makeDaemon(config, handlers: handlers)]) {
                     try await waitUntil(timeout: 60, "the campaign is sent") {
                         try await world.scalar("SELECT status FROM oltp.campaigns WHERE id = $1", [String(id)]) == "sent"

@@ -61,7 +61,7 @@ struct ContentWorld {
 }
 
 func withContentWorld(
-    settings: ContentSettings = ContentSettings(indexInterval: 0.05), _ body: (ContentWorld) async throws -> Void
+    settings: ContentSettings = ContentSettings(indexInterval: .milliseconds(50)), _ body: (ContentWorld) async throws -> Void
 ) async throws {
     let world = try await ContentWorld.make(settings: settings)
     do {

@@ -181,7 +181,7 @@ struct ContentTests {
 
     @Test("the indexer fills N rows per statement and, as a service, keeps up with new writes")
     func indexerBatches() async throws {
-        try await withContentWorld(settings: ContentSettings(indexBatch: 3, indexInterval: 0.05)) { world in
+        try await withContentWorld(settings: ContentSettings(indexBatch: 3, indexInterval: .milliseconds(50))) { world in
             for index in 0..<7 { try await world.write(ContentFixtures.message("b\(index)")) }
             #expect(try await world.indexer.runOnce() == 3)
             #expect(try await world.indexer.runOnce() == 3)

@@ -28,8 +28,8 @@ struct QueueWorld {
     }
 
     /// Configuration tuned for fast tests: short intervals, tiny backoff.
-    func configuration(_ adjust: (inout DaemonConfiguration) -> Void = { _ in }) -> DaemonConfiguration {
-        var config = DaemonConfiguration.defaults
+    func configuration(_ adjust: (inout JobdSettings) -> Void = { _ in }) -> JobdSettings {
+        var config = JobdSettings.defaults
         config.databaseURL = database.url
         config.redisURL = redisURL
         config.redisPrefix = prefix
@@ -41,7 +41,7 @@ struct QueueWorld {
         config.shutdownTimeout = .seconds(5)
         // No built-in schedules (hourly prune and trims at fixed minutes): a test that
         // crossed one would find a job it did not enqueue. Tests of schedules set their own.
-        config.schedules = []
+        config.queue.schedules = []
         adjust(&config)
         return config
     }
@@ -58,12 +58,12 @@ struct QueueWorld {
     /// `conninfo` may send a PostgreSQL connection, by name, elsewhere (nil: the
     /// configured database).
     func makeDaemon(
-        _ config: DaemonConfiguration, id: String = "test-daemon", handlers: [any JobHandler] = [],
+        _ config: JobdSettings, id: String = "test-daemon", handlers: [any JobHandler] = [],
         conninfo: (@Sendable (String) -> String?)? = nil
     ) -> JobDaemon {
         let assembly = DaemonAssembly(
             connections: Connections(
-                configuration: config, logger: logs.logger(), connectionLogger: .silent, conninfo: conninfo),
+                settings: config, logger: logs.logger(), connectionLogger: .silent, conninfo: conninfo),
             identity: DaemonIdentity(id: id, hostname: "test", pid: 1, version: "test"),
             overrides: .init(handlers: handlers))
         assemblies.list.withLock { $0.append(assembly) }

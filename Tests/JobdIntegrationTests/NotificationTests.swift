@@ -1,4 +1,5 @@
 import Foundation
+import JobdAssembly
 import JobdCore
 import JobdNotifications
 import JobdPostgres
@@ -86,7 +87,7 @@ func number(_ record: [String: String?], _ column: String) -> Double? {
 /// Runs `body` against a daemon with the notification handler, then stops everything.
 func withNotifications(
     settings adjust: (inout NotificationSettings) -> Void = { _ in },
-    config adjustConfig: @escaping (inout DaemonConfiguration) -> Void = { _ in },
+    config adjustConfig: @escaping (inout JobdSettings) -> Void = { _ in },
     afterStop: (NotifyWorld) async throws -> Void = { _ in },
     _ body: (NotifyWorld) async throws -> Void
 ) async throws {

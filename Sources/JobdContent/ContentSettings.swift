@@ -1,3 +1,5 @@
+import JobdCore
+
 /// What jobd does with expired content (`JOBD_CONTENT_RETENTION_ACTION`,
 /// `content.tenant_retention.action`).
 public enum ContentRetentionAction: String, Sendable, Equatable, CaseIterable {
@@ -21,11 +23,11 @@ public struct ContentSettings: Sendable, Equatable {
     /// Messages whose search vector one indexer statement fills.
     public var indexBatch: Int
     /// How often the indexer looks for unindexed messages when it found none.
-    public var indexInterval: Double
+    public var indexInterval: Duration
 
     public init(
         compressionLevel: Int = 6, retention: Double? = nil, retentionAction: ContentRetentionAction = .purge,
-        purgeBatch: Int = 1_000, indexBatch: Int = 500, indexInterval: Double = 1
+        purgeBatch: Int = 1_000, indexBatch: Int = 500, indexInterval: Duration = .seconds(1)
     ) {
         self.compressionLevel = compressionLevel
         self.retention = retention
@@ -38,9 +40,24 @@ public struct ContentSettings: Sendable, Equatable {
     public static let defaults = ContentSettings()
 }
 
-extension DaemonConfiguration {
-    /// The `JOBD_CONTENT_*` keys; called from `parse`.
-    static func parseContent(_ reader: Reader) throws(ConfigurationError) -> ContentSettings {
+extension ConfigurationKey {
+    public static let contentCompressionLevel = ConfigurationKey("JOBD_CONTENT_COMPRESSION_LEVEL")
+    public static let contentRetention = ConfigurationKey("JOBD_CONTENT_RETENTION")
+    public static let contentRetentionAction = ConfigurationKey("JOBD_CONTENT_RETENTION_ACTION")
+    public static let contentPurgeBatch = ConfigurationKey("JOBD_CONTENT_PURGE_BATCH")
+    public static let contentIndexBatch = ConfigurationKey("JOBD_CONTENT_INDEX_BATCH")
+    public static let contentIndexInterval = ConfigurationKey("JOBD_CONTENT_INDEX_INTERVAL")
+}
+
+extension ContentSettings {
+    /// The keys `read` reads.
+    public static let keys: [ConfigurationKey] = [
+        .contentCompressionLevel, .contentRetention, .contentRetentionAction, .contentPurgeBatch, .contentIndexBatch,
+        .contentIndexInterval,
+    ]
+
+    /// The `JOBD_CONTENT_*` keys; the first bad one throws, naming it.
+    public static func read(_ reader: ConfigurationReader) throws(ConfigurationError) -> ContentSettings {
         var settings = ContentSettings.defaults
         settings.compressionLevel = try reader.integer(
             .contentCompressionLevel, default: settings.compressionLevel, range: 1...9)
@@ -59,7 +76,7 @@ extension DaemonConfiguration {
         }
         settings.purgeBatch = try reader.integer(.contentPurgeBatch, default: settings.purgeBatch, range: 1...100_000)
         settings.indexBatch = try reader.integer(.contentIndexBatch, default: settings.indexBatch, range: 1...100_000)
-        settings.indexInterval = try reader.seconds(.contentIndexInterval, default: settings.indexInterval, min: 0.01)
+        settings.indexInterval = try reader.duration(.contentIndexInterval, default: settings.indexInterval, min: 0.01)
         return settings
     }
 }

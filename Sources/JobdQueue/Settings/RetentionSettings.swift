@@ -1,7 +1,10 @@
+import JobdCore
+
 /// How long each tier keeps what it no longer needs, applied by the built-in
 /// periodic jobs `queue.trim`, `notifications.trim` and `analytics.trim` (and
 /// `content.purge` for `JOBD_CONTENT_RETENTION`). A window of nil is `off`: that
-/// data is kept for ever.
+/// data is kept for ever. One type beside `RetentionRun`, the loop every tier's trim
+/// job shares; each tier's handler reads its own windows from it.
 public struct RetentionSettings: Sendable, Equatable {
     /// `queue.attempts` rows of jobs that finished (or are gone) longer ago than this.
     public var attempts: Double?
@@ -43,9 +46,23 @@ public struct RetentionSettings: Sendable, Equatable {
     public static let batchRange = 1...100_000
 }
 
-extension DaemonConfiguration {
-    /// The `JOBD_*_RETENTION` keys and `JOBD_RETENTION_BATCH`.
-    static func parseRetention(_ reader: Reader) throws(ConfigurationError) -> RetentionSettings {
+extension ConfigurationKey {
+    public static let attemptsRetention = ConfigurationKey("JOBD_ATTEMPTS_RETENTION")
+    public static let deadLetterRetention = ConfigurationKey("JOBD_DEAD_LETTER_RETENTION")
+    public static let notifyArchiveAfter = ConfigurationKey("JOBD_NOTIFY_ARCHIVE_AFTER")
+    public static let notifyRetention = ConfigurationKey("JOBD_NOTIFY_RETENTION")
+    public static let analyticsRetention = ConfigurationKey("JOBD_ANALYTICS_RETENTION")
+    public static let retentionBatch = ConfigurationKey("JOBD_RETENTION_BATCH")
+}
+
+extension RetentionSettings {
+    /// The keys `read` reads.
+    public static let keys: [ConfigurationKey] = [
+        .attemptsRetention, .deadLetterRetention, .notifyArchiveAfter, .notifyRetention, .analyticsRetention, .retentionBatch,
+    ]
+
+    /// The `JOBD_*_RETENTION` keys and `JOBD_RETENTION_BATCH`; the first bad one throws, naming it.
+    public static func read(_ reader: ConfigurationReader) throws(ConfigurationError) -> RetentionSettings {
         var settings = RetentionSettings.defaults
         settings.attempts = try reader.window(.attemptsRetention, default: settings.attempts)
         settings.deadLetters = try reader.window(.deadLetterRetention, default: settings.deadLetters)
@@ -61,9 +78,9 @@ extension DaemonConfiguration {
     }
 }
 
-extension DaemonConfiguration.Reader {
+extension ConfigurationReader {
     /// A retention window: a duration between a day and 100 years, or `off` (nil).
-    func window(_ key: DaemonConfiguration.Key, default value: Double?) throws(ConfigurationError) -> Double? {
+    func window(_ key: ConfigurationKey, default value: Double?) throws(ConfigurationError) -> Double? {
         guard let text = text(key) else { return value }
         if text.lowercased() == "off" { return nil }
         guard let seconds = DurationText.seconds(text), seconds.isFinite else {
