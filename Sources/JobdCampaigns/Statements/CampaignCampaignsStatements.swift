@@ -74,10 +74,13 @@ enum CampaignCampaignsStatements {
             ), page AS (
                 -- The contact's status by primary key per member (a scalar subquery is
                 -- never turned into a hash join over the whole contacts table).
-                -- Likewise whether it has a delivery already: a probe of the primary key.
+                -- Likewise whether it has a delivery already: an index probe per member.
+                -- Not EXISTS: the planner may run an EXISTS as a hashed subplan, which
+                -- reads every delivery of every campaign on each page (a fan-out
+                -- quadratic in its own size).
                 SELECT m.contact_id, (SELECT k.status FROM oltp.contacts k WHERE k.id = m.contact_id) AS status,
-                       EXISTS (SELECT 1 FROM oltp.deliveries d WHERE d.campaign_id = c.id AND d.contact_id = m.contact_id)
-                           AS delivered
+                       (SELECT true FROM oltp.deliveries d WHERE d.campaign_id = c.id AND d.contact_id = m.contact_id)
+                           IS NOT NULL AS delivered
                   FROM c CROSS JOIN LATERAL (
                     SELECT contact_id FROM oltp.list_members
                      WHERE list_id = c.list_id AND contact_id > c.fanout_cursor
