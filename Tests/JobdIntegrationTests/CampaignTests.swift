@@ -146,9 +146,17 @@ struct CampaignTests {
                 INSERT INTO oltp.list_members (list_id, contact_id, workspace_id)
                 SELECT l.id, k.id, l.workspace_id FROM l JOIN oltp.contacts k ON k.workspace_id = l.workspace_id
                 """, [String(id)])
+            // And other campaigns' deliveries to the same contacts.
+            try await world.exec("""
+                INSERT INTO oltp.deliveries (campaign_id, contact_id, workspace_id, state)
+                SELECT c.id, k.id, k.workspace_id, 'suppressed'
+                  FROM oltp.campaigns c JOIN oltp.contacts k ON k.workspace_id = c.workspace_id
+                 WHERE c.id IN (SELECT o.id FROM oltp.campaigns o WHERE o.id <> $1 ORDER BY o.id LIMIT 3)
+                """, [String(id)])
             try await world.exec("ANALYZE oltp.contacts")
             try await world.exec("ANALYZE oltp.list_members")
             try await world.exec("ANALYZE oltp.campaigns")
+            try await world.exec("ANALYZE oltp.deliveries")
             let workspace = try await world.scalar("SELECT workspace_id FROM oltp.campaigns WHERE id = $1", [String(id)])!
             let byAddress = try await world.plan("""
                 EXPLAIN SELECT * FROM oltp.contacts WHERE workspace_id = \(workspace) AND lower(address) = lower('User77@example.test')
@@ -168,6 +176,12 @@ struct CampaignTests {
             // Each member's contact by its key (the primary key or the (id, workspace_id) key).
             #expect(page.contains("Index Cond: (id = list_members.contact_id)"), "\(page)")
             #expect(!page.contains("Seq Scan on list_members") && !page.contains("Seq Scan on contacts"), "\(page)")
+            // Whether a member has its delivery already: a probe per member, never a
+            // (hashed) read of every campaign's deliveries on each page.
+            #expect(page.contains("Index Only Scan using deliveries_pkey on deliveries d")
+                || page.contains("Index Scan using deliveries_pkey on deliveries d")
+                || page.contains("Index Scan using deliveries_contact_idx on deliveries d"), "\(page)")
+            #expect(!page.contains("Seq Scan on deliveries"), "\(page)")
             #expect(try await world.scalar(
                 "SELECT address FROM oltp.contacts WHERE workspace_id = \(workspace) AND lower(address) = lower('User77@example.test')")
                 == "user77@example.test")

@@ -74,10 +74,13 @@ enum CampaignCampaignsStatements {
             ), page AS (
                 -- The contact's status by primary key per member (a scalar subquery is
                 -- never turned into a hash join over the whole contacts table).
-                -- Likewise whether it has a delivery already: a probe of the primary key.
+                -- Likewise whether it has a delivery already: an index probe per member.
+                -- Not EXISTS: the planner may run an EXISTS as a hashed subplan, which
+                -- reads every delivery of every campaign on each page (a fan-out
+                -- quadratic in its own size).
                 SELECT m.contact_id, (SELECT k.status FROM oltp.contacts k WHERE k.id = m.contact_id) AS status,
-                       EXISTS (SELECT 1 FROM oltp.deliveries d WHERE d.campaign_id = c.id AND d.contact_id = m.contact_id)
-                           AS delivered
+                       (SELECT true FROM oltp.deliveries d WHERE d.campaign_id = c.id AND d.contact_id = m.contact_id)
+                           IS NOT NULL AS delivered
                   FROM c CROSS JOIN LATERAL (
                     SELECT contact_id FROM oltp.list_members
                      WHERE list_id = c.list_id AND contact_id > c.fanout_cursor
@@ -130,14 +133,21 @@ enum CampaignCampaignsStatements {
     }
 
     /// sending → sent once the fan-out is done and no delivery is open (one row affected).
+    /// Every delivery batch runs it as it ends, so it must stay cheap however far the
+    /// campaign got: the open deliveries are looked for only once the campaign is
+    /// `sending` with its fan-out done (a correlated subquery, evaluated after the
+    /// campaign row's own conditions), and in `deliveries_open_batch_idx` order, so
+    /// the first open one found in that index answers. (Unordered, the planner may
+    /// scan the table from its start, through every delivery already sent.)
     struct FinishIfDone: PostgresStatement {
         var id: Int64
         static let planning = PostgresPlanning.perExecution
         static let sql: SQL = """
-            UPDATE oltp.campaigns SET status = 'sent', finished_at = now()
-             WHERE id = $1 AND status = 'sending' AND fanout_done
-               AND NOT EXISTS (SELECT 1 FROM oltp.deliveries
-                                WHERE campaign_id = $1 AND state IN ('pending', 'sending', 'deferred'))
+            UPDATE oltp.campaigns c SET status = 'sent', finished_at = now()
+             WHERE c.id = $1 AND c.status = 'sending' AND c.fanout_done
+               AND (SELECT true FROM oltp.deliveries d
+                     WHERE d.campaign_id = c.id AND d.state IN ('pending', 'sending', 'deferred')
+                     ORDER BY d.batch LIMIT 1) IS NULL
             """
         var bindings: PostgresBindings { [.int(id)] }
     }
