@@ -169,10 +169,12 @@ public struct ConsoleRedisTarget: Sendable {
 
 /// The overview's numbers, shared: whoever asks first after the snapshot is older than
 /// `interval` starts one computation (one set of statements), and everyone gets the
-/// stored snapshot meanwhile, so no request waits for the computation except the very
-/// first (there is nothing to show before it; concurrent first callers await that same
-/// computation). A snapshot is at most one interval plus one computation old
-/// (`generated_at` says when). No work at all while nobody looks.
+/// stored snapshot meanwhile, so no request waits for a computation once one snapshot
+/// exists. The first one is started by `prepare()` when the console starts (its
+/// statements then also bring the indexes they read into memory), so a viewer waits
+/// only when arriving before it ended, and then for that same computation, never for a
+/// second one. A snapshot is at most one interval plus one computation old
+/// (`generated_at` says when). Beyond that first snapshot, no work while nobody looks.
 public final class OverviewCache: Sendable {
     private struct State {
         var snapshot: OverviewSnapshot?
@@ -196,30 +198,44 @@ public final class OverviewCache: Sendable {
             if let snapshot = state.snapshot, let takenAt = state.takenAt, ContinuousClock.now - takenAt < interval {
                 return (snapshot, nil)
             }
-            if state.inflight == nil {
-                // The task stores its own result: when a stored snapshot is served
-                // meanwhile, nobody awaits it.
-                computations.add(1, ordering: .relaxed)
-                state.inflight = Task<OverviewSnapshot, any Error> { [self] in
-                    do {
-                        let snapshot = try await self.compute()
-                        self.state.withLock { state in
-                            state.snapshot = snapshot
-                            state.takenAt = .now
-                            state.inflight = nil
-                        }
-                        return snapshot
-                    } catch {
-                        self.state.withLock { $0.inflight = nil }
-                        throw error
-                    }
-                }
-            }
+            startComputation(&state)
             return (state.snapshot, state.inflight)
         }
         if let stored { return stored }
         guard let task else { throw CancellationError() }
         return try await task.value
+    }
+
+    /// Whether a snapshot is stored (one computation has ended).
+    public var hasSnapshot: Bool { state.withLock { $0.snapshot != nil } }
+
+    /// Starts the first computation unless a snapshot exists or one is under way, and
+    /// returns at once: the console calls it when it starts, before any viewer.
+    public func prepare() {
+        state.withLock { state in
+            if state.snapshot == nil { startComputation(&state) }
+        }
+    }
+
+    /// Under the state's lock: one computation unless one is in flight. The task stores
+    /// its own result, so when a stored snapshot is served meanwhile nobody awaits it.
+    private func startComputation(_ state: inout State) {
+        guard state.inflight == nil else { return }
+        computations.add(1, ordering: .relaxed)
+        state.inflight = Task<OverviewSnapshot, any Error> { [self] in
+            do {
+                let snapshot = try await self.compute()
+                self.state.withLock { state in
+                    state.snapshot = snapshot
+                    state.takenAt = .now
+                    state.inflight = nil
+                }
+                return snapshot
+            } catch {
+                self.state.withLock { $0.inflight = nil }
+                throw error
+            }
+        }
     }
 }
 

@@ -66,6 +66,9 @@ public struct ConsoleServer: Service {
     }
 
     public func run() async throws {
+        // The first overview snapshot is computed now, beside the listener's start, so
+        // the first viewer is served a snapshot rather than waiting for its statements.
+        overview.prepare()
         let database = database
         let responder = ConsoleResponder(
             settings: settings, auth: WebAuthenticator(settings: settings), database: database,

@@ -397,6 +397,27 @@ struct WebConsoleTests {
         }
     }
 
+    @Test("the first overview snapshot is computed when the console starts: the first viewer is served it, no second computation")
+    func overviewPreparedAtStart() async throws {
+        try await withWorld { world in
+            try await world.exec("INSERT INTO queue.jobs (kind, priority) SELECT 'report', 'high' FROM generate_series(1, 2)")
+            var settings = try Self.authSettings()
+            settings.refreshInterval = .seconds(30)
+            try await withConsole(world, settings) { console in
+                let server = try #require(console.server)
+                // Nobody has asked yet.
+                try await waitUntil(timeout: 15, "the snapshot computed at the start") { server.overview.hasSnapshot }
+                #expect(server.overview.computations.load(ordering: .relaxed) == 1)
+                let alice = Self.basic(Self.alice)
+                let page = try await console.request("GET", "/", auth: alice)
+                #expect(page.status == 200)
+                let snapshot = try console.json(try await console.request("GET", "/api/v1/overview", auth: alice))
+                #expect((snapshot["unfinished"] as? [String: [String: Int]])?["available"]?["high"] == 2)
+                #expect(server.overview.computations.load(ordering: .relaxed) == 1)
+            }
+        }
+    }
+
     @Test("the overview's last hour counts ended attempts per minute from the ledger")
     func overviewLastHour() async throws {
         try await withWorld { world in
@@ -947,8 +968,11 @@ struct WebConsoleTests {
                 #expect(try await console.request("POST", "/pause", auth: alice, form: ["csrf": token, "scope": "lane", "name": "low"]).status == 400)
                 let pauses = try console.jsonArray(try await console.request("GET", "/api/v1/pauses", auth: alice))
                 #expect(pauses.count == 1 && pauses.first?["name"] as? String == "mail.send" && pauses.first?["paused_by"] as? String == "alice")
-                let page = try await console.request("GET", "/", auth: alice)
-                #expect(page.body.contains("mail.send"))
+                // The overview's snapshot (the first one computed when the console
+                // started) shows it within an interval and a computation.
+                try await waitUntil(timeout: 10, "the pause on the overview") {
+                    try await console.request("GET", "/", auth: alice).body.contains("mail.send")
+                }
                 #expect(try await console.request("POST", "/api/v1/resume", auth: "Bearer \(Self.carolToken)", json: ["scope": "kind", "name": "mail.send"]).status == 200)
                 #expect(try await world.int("SELECT count(*) FROM queue.pauses") == 0)
             }
@@ -1026,6 +1050,28 @@ struct WebConsolePieceTests {
         try await Task.sleep(for: .milliseconds(350))
         _ = try await cache.current()
         try await waitUntil(timeout: 5, "the refresh ran") { cache.computations.load(ordering: .relaxed) == 2 }
+    }
+
+    @Test("prepare starts the first computation without waiting for it; callers meanwhile share it; once stored it is served at once")
+    func cachePrepare() async throws {
+        let cache = OverviewCache(interval: .seconds(60)) {
+            try await Task.sleep(for: .milliseconds(300))
+            return OverviewSnapshot(generatedAt: "first", unfinished: [:], finishedEstimate: 0, deadLetters: 0,
+                                    oldestDueSeconds: nil, daemons: [], pauses: [], lastHour: [])
+        }
+        let started = ContinuousClock.now
+        cache.prepare()
+        #expect(ContinuousClock.now - started < .milliseconds(200))
+        #expect(!cache.hasSnapshot)
+        cache.prepare()
+        // A caller during the computation awaits that same one.
+        #expect(try await cache.current().generatedAt == "first")
+        #expect(cache.hasSnapshot)
+        cache.prepare()
+        let served = ContinuousClock.now
+        #expect(try await cache.current().generatedAt == "first")
+        #expect(ContinuousClock.now - served < .milliseconds(200))
+        #expect(cache.computations.load(ordering: .relaxed) == 1)
     }
 
     @Test("once the overview has a snapshot, no request waits for the next computation: the stored one is served meanwhile")
