@@ -541,7 +541,8 @@ class World:
         if callable(in_flight):
             in_flight = in_flight()
         row = self.servers.retrying("""
-            SELECT count(*),
+            SELECT count(*) + (SELECT count(*) FROM queue.attempts  -- completed jobs: their ledger rows
+                                WHERE enqueued_at IS NOT NULL AND event = 'end' AND outcome = 'completed'),
                    count(*) FILTER (WHERE state NOT IN ('completed', 'dead')),
                    count(*) FILTER (WHERE state = 'running'),
                    count(*) FILTER (WHERE state = 'promoted'),
@@ -589,7 +590,7 @@ class World:
         receipts = {int(job): int(n) for job, n in self.servers.retrying(
             "SELECT job_id, count(*) FROM public.fault_receipts GROUP BY job_id", db=self.db)}
         completed = {int(r[0]) for r in self.servers.retrying(
-            "SELECT id FROM queue.jobs WHERE kind = 'probe' AND state = 'completed'", db=self.db)}
+            "SELECT id FROM queue.completed_jobs WHERE kind = 'probe'", db=self.db)}
         lost = sorted(i for i in inserted if i not in completed or receipts.get(i, 0) == 0)
         duplicates = sum(max(0, n - 1) for n in receipts.values())
         doubled = sum(1 for n in receipts.values() if n > 1)
@@ -968,7 +969,7 @@ def scenario_sigstop(suite, world, result):
     # Until every job A held is finished without A: re-run by B once A's lease expired
     # (5 s), or completed by the statement A had in flight when it stopped (the server
     # finishes a statement whatever its client does).
-    finished = f"SELECT count(*) FROM queue.jobs WHERE id IN ({ids}) AND state = 'completed'"
+    finished = f"SELECT count(*) FROM queue.completed_jobs WHERE id IN ({ids})"
     wait_until("A's jobs to be finished without A", 90, lambda: world.int(finished) == in_flight, 0.2)
     result.recovery = time.time() - stopped_at
     rerun = world.int(f"SELECT count(*) FROM queue.jobs j JOIN (VALUES {values}) AS f(id, attempt) ON j.id = f.id "
@@ -1472,7 +1473,7 @@ def scenario_soak(suite, world, result):
     deadline = started + 3600
 
     def stats():
-        done = world.int("SELECT count(*) FROM queue.jobs WHERE state = 'completed'")
+        done = world.int("SELECT count(*) FROM queue.completed_jobs")
         dead = world.int("SELECT n_dead_tup FROM pg_stat_user_tables WHERE relid = 'queue.jobs'::regclass")
         return done, dead
     while time.time() < deadline:

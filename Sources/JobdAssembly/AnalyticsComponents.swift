@@ -27,7 +27,9 @@ struct AnalyticsComponents {
             AnalyticsRollupHandler(rollup: rollup),
             QueuePruneHandler(connection: connections.postgres("prune"), retention: configuration.completedRetention),
             // Retention of every tier (JOBD_*_RETENTION): built-in schedules fire them.
-            QueueTrimHandler(connection: connections.postgres("trim"), settings: configuration.retention),
+            QueueTrimHandler(
+                connection: connections.postgres("trim"), settings: configuration.retention,
+                completedRetention: configuration.completedRetention),
             NotificationsTrimHandler(database: databases[.notifications], settings: configuration.retention),
             AnalyticsTrimHandler(database: databases[.analytics], settings: configuration.retention),
         ]

@@ -51,7 +51,7 @@ struct BrowserConsoleTests {
                     VALUES ('export.orders', '{"tenant": "acme", "export_id": 42, "api_key": "s3cr3t-key"}', 1) RETURNING id
                     """)
                 try await waitUntil(timeout: 20, "the noop jobs completed") {
-                    try await world.int("SELECT count(*) FROM queue.jobs WHERE kind = 'noop' AND state = 'completed'") == 6
+                    try await world.int("SELECT count(*) FROM queue.completed_jobs WHERE kind = 'noop'") == 6
                 }
                 try await waitUntil(timeout: 20, "the export dead-lettered") {
                     try await world.int("SELECT count(*) FROM queue.dead_letters WHERE job_id = $1", [String(deadID)]) == 1

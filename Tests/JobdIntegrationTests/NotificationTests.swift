@@ -267,7 +267,7 @@ struct NotificationTests {
             // The same job runs again (as after a lost completion) …
             try await n.world.exec("UPDATE queue.jobs SET state = 'available', run_at = now() WHERE id = $1::bigint", [String(first)])
             try await waitUntil(timeout: 20, "the re-run") {
-                try await n.world.int("SELECT attempt FROM queue.jobs WHERE id = $1::bigint AND state = 'completed'", [String(first)]) == 2
+                try await n.world.int("SELECT attempt FROM queue.completed_jobs WHERE id = $1::bigint", [String(first)]) == 2
             }
             // … and a second job carries the same notification.
             let second = try await n.enqueue(payload)

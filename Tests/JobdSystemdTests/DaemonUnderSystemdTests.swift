@@ -284,7 +284,7 @@ extension HostTests.DaemonUnderSystemdTests {
         ], dir: dir)
         defer { daemon.kill() }
         func completed() async throws -> Int {
-            Int(try await sql.query("SELECT count(*) FROM queue.jobs WHERE state = 'completed'").rows.first?.first.flatMap { $0 } ?? "") ?? 0
+            Int(try await sql.query("SELECT count(*) FROM queue.completed_jobs").rows.first?.first.flatMap { $0 } ?? "") ?? 0
         }
         // Warm up: connections, caches and the first allocations settle in the first 2,000.
         try await waitUntil(timeout: 60, "the first 2,000 jobs") { try await completed() == 2_000 }
