@@ -89,7 +89,8 @@ struct BrowserConsoleTests {
 
                         // Jobs: every job listed, and a kind filter.
                         try await browser.open(base + "/jobs")
-                        let listed = try await world.int("SELECT least(count(*), 50) FROM queue.jobs")
+                        let listed = try await world.int(
+                            "SELECT least((SELECT count(*) FROM queue.jobs) + (SELECT count(*) FROM queue.attempts WHERE enqueued_at IS NOT NULL), 50)")
                         #expect(listed >= 13)
                         #expect(try await browser.count("main table tbody tr") == listed)
                         #expect(try await browser.text("main").contains("export.orders"))
@@ -120,7 +121,7 @@ struct BrowserConsoleTests {
                         #expect(try await browser.currentURL().hasPrefix(base + "/dead-letters"))
                         #expect(try await browser.text("tbody").contains("no dead letters"))
                         try await waitUntil(timeout: 20, "the retried export completed") {
-                            try await world.scalar("SELECT state FROM queue.jobs WHERE id = $1", [String(deadID)]) == "completed"
+                            try await world.scalar("SELECT 'completed' FROM queue.completed_jobs WHERE id = $1", [String(deadID)]) == "completed"
                         }
                         #expect(try await world.int("SELECT count(*) FROM queue.dead_letters") == 0)
                         try await browser.open(base + "/jobs/\(deadID)")

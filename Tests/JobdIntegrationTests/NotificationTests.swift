@@ -49,7 +49,7 @@ struct NotifyWorld {
 
     func waitFor(_ id: JobID, _ state: String, timeout: Double = 20) async throws {
         try await waitUntil(timeout: timeout, "job \(id) \(state)") {
-            try await world.scalar("SELECT state FROM queue.jobs WHERE id = $1::bigint", [String(id)]) == state
+            try await world.scalar("SELECT coalesce((SELECT state FROM queue.jobs WHERE id = $1::bigint), (SELECT 'completed' FROM queue.completed_jobs WHERE id = $1::bigint))", [String(id)]) == state
         }
     }
 
