@@ -88,9 +88,10 @@ struct ReliabilityTests {
             }
             #expect(try await world.int("SELECT count(*) FROM queue.attempts") == jobs)
             #expect(try await world.int("""
-                SELECT count(*) FROM queue.attempts a JOIN queue.jobs j ON j.id = a.job_id
+                SELECT count(*) FROM queue.attempts a
                  WHERE a.event = 'end' AND a.outcome = 'completed' AND a.daemon = 'drainer'
-                   AND a.attempt = 1 AND a.started_at = j.started_at AND a.kind = 'noop' AND a.queue_wait_seconds >= 0
+                   AND a.attempt = 1 AND a.started_at <= a.at AND a.kind = 'noop' AND a.queue_wait_seconds >= 0
+                   AND a.enqueued_at IS NOT NULL  -- the completed job's row (its queue.jobs row is deleted)
                 """) == jobs)
 
             // Claimed and not yet ended: nothing in the ledger; the job page's timeline
