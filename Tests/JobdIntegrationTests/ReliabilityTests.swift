@@ -638,7 +638,14 @@ struct QueueHealthTests {
             // The generic plan is what a prepared statement keeps once it has run a few times.
             try await world.exec("SET plan_cache_mode = force_generic_plan")
             try await world.exec("PREPARE claim(bigint[], text, float8, int, bigint) AS \(QueueStore.claimSQL)")
-            try await world.exec("PREPARE complete(jsonb, text) AS \(QueueStore.completeSQL)")
+            // The completion's statement runs inside queue.complete (an EXPLAIN of the call
+            // cannot see into it): plan the function's statement itself, its arguments as parameters.
+            let completeBody = try #require(try await world.scalar("""
+                SELECT replace(replace(regexp_replace(prosrc, '^.*RETURN QUERY(.*);[[:space:]]*END;[[:space:]]*$', '\\1'),
+                                       'p_completions', '$1::jsonb'), 'p_daemon', '$2::text')
+                  FROM pg_proc WHERE proname = 'complete' AND pronamespace = 'queue'::regnamespace
+                """))
+            try await world.exec("PREPARE complete(jsonb, text) AS \(completeBody)")
             try await world.exec("PREPARE heartbeat(bigint[], int[], float8, bigint[]) AS \(QueueStore.extendLeasesSQL)")
             let promoted = try await world.sql.query(
                 "SELECT id FROM queue.jobs WHERE state = 'available' ORDER BY id LIMIT 20").rows.compactMap { $0[0] ?? nil }

@@ -72,7 +72,7 @@ struct WakeupProtocolTests {
                 try await world.waitForState("completed", count: 1, timeout: 20)
                 try await waitUntil(timeout: 20, "listener row idle again") { try await listenerRow(world) == "true" }
             }
-            let latency = try await world.scalar("SELECT extract(epoch FROM started_at - created_at) FROM queue.jobs")
+            let latency = try await world.scalar("SELECT extract(epoch FROM started_at - created_at) FROM queue.completed_jobs")
             // A third of the 30 s poll interval: only the wake-up explains it (generous,
             // so a loaded host cannot break it).
             #expect((Double(latency ?? "") ?? 99) < 10)
@@ -152,7 +152,7 @@ struct WakeupProtocolTests {
                 try await world.exec("INSERT INTO queue.jobs (kind) VALUES ('noop')")
                 try await world.waitForState("completed", count: 1, timeout: 20)
             }
-            let latency = try await world.scalar("SELECT extract(epoch FROM started_at - created_at) FROM queue.jobs")
+            let latency = try await world.scalar("SELECT extract(epoch FROM started_at - created_at) FROM queue.completed_jobs")
             // A third of the 30 s poll interval: only the wake-up explains it (generous,
             // so a loaded host cannot break it).
             #expect((Double(latency ?? "") ?? 99) < 10)
