@@ -17,10 +17,11 @@ struct CampaignComponents {
             CampaignPrepareHandler(
                 oltp: oltp, content: databases[.content], settings: settings,
                 compressionLevel: configuration.content.compressionLevel),
-            CampaignDeliverHandler(oltp: oltp, settings: settings, userAgent: "jobd/\(JobdBuild.version)"),
+            CampaignDeliverHandler(
+                oltp: oltp, content: databases[.content], settings: settings, userAgent: "jobd/\(JobdBuild.version)"),
         ]
         services = [OutboxRelay(
             oltp: connections.postgres("oltp-outbox", tier: .oltp), queue: connections.postgres("oltp-relay-queue"),
-            interval: configuration.pollInterval, sweepInterval: settings.sweepInterval, logger: connections.logger)]
+            interval: configuration.pollInterval.seconds, sweepInterval: settings.sweepInterval, logger: connections.logger)]
     }
 }

@@ -51,7 +51,7 @@ public struct Connections: Sendable {
 
     public func redis(_ name: String) -> RedisConnection {
         RedisConnection(
-            url: configuration.redisURL, name: name, commandTimeout: .milliseconds(Int(configuration.commandTimeout * 1000)),
+            url: configuration.redisURL, name: name, commandTimeout: configuration.commandTimeout,
             logger: connectionLogger)
     }
 

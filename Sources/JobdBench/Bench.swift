@@ -341,7 +341,7 @@ struct Bench {
         let listener = connections.postgres("bench-listen")
         do {
             try await listener.listen(NotificationListener.channel)
-            try await withDaemon(workers: 8, adjust: { $0.pollInterval = 0.01 }) { _ in
+            try await withDaemon(workers: 8, adjust: { $0.pollInterval = .milliseconds(10) }) { _ in
                 try await Task.sleep(for: .milliseconds(300))  // connected and idle
                 for round in 0..<rounds {
                     // Alternate which variant goes first, and let the daemon finish the

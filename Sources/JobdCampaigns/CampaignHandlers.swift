@@ -48,9 +48,13 @@ public struct CampaignPrepareHandler: JobHandler {
             context.logger.debug("campaign not to be prepared now", metadata: ["campaign_id": "\(id)", "status": "\(campaign.status)"])
             return
         }
-        if campaign.contentRef == nil {
+        // A campaign with attachments stores (or finds) its content on every
+        // preparation: a resume after retention purged it stores it again.
+        if campaign.contentRef == nil || campaign.attachmentCount > 0 {
             let ref = try await storeContent(campaign)
-            try await oltp.withConnection { try await CampaignStore(connection: $0).setContentRef(id, ref) }
+            if campaign.contentRef == nil {
+                try await oltp.withConnection { try await CampaignStore(connection: $0).setContentRef(id, ref) }
+            }
         }
         var pages = 0
         var jobs = 0
@@ -69,15 +73,19 @@ public struct CampaignPrepareHandler: JobHandler {
         ])
     }
 
-    /// The template, stored once: a retry finds it by external_id.
+    /// The template and the attachments, stored once: a retry finds them by external_id.
     func storeContent(_ campaign: CampaignStore.Campaign) async throws -> String {
         let ref = "oltp-campaign:\(campaign.id)"
         let template = campaign.template
+        let attachments = campaign.attachmentCount == 0 ? [] : try await oltp.withConnection {
+            try await CampaignStore(connection: $0).attachments(campaign.id)
+        }
         let message = ContentMessage(
             externalID: ref, tenantID: "workspace-\(campaign.workspaceID)", campaignID: String(campaign.id),
             from: template.fromAddress, to: [template.fromAddress], subject: template.subject,
             headers: [.init(name: "X-Jobd-Campaign-List", value: String(campaign.listID))],
-            text: template.text, html: template.html)
+            text: template.text, html: template.html,
+            attachments: attachments.map { .init(filename: $0.filename, contentType: $0.contentType, data: $0.data) })
         let prepared = try PreparedMessage(message, codec: codec)
         let outcome = try await content.withConnection { try await ContentStore(connection: $0).write(prepared) }
         switch outcome {
@@ -96,12 +104,19 @@ public struct CampaignPrepareHandler: JobHandler {
 ///
 /// Sends one message per recipient of the batch through the account's relay over
 /// one curl worker at a time (whose handle keeps the SMTP connection open between
-/// them). Per recipient: throttles (the account's messages per second, the
-/// recipient domain's rate and transfers in flight; `CampaignThrottles`) → claim (a
-/// `sending` row with a fresh token) → send → record the outcome fenced on the token:
+/// them). In groups: the recipients the throttles (the account's messages per
+/// second, the recipient domain's rate and transfers in flight; `CampaignThrottles`)
+/// let go now, up to `sendGroup` and about 0.25 s of sends at the rate just seen, are
+/// claimed in one statement (`sending` rows under one fresh token) → each is sent →
+/// their outcomes are recorded in one statement fenced on the token:
 ///   2xx sent · 4xx or no answer deferred (tried again with backoff, `failed` after
 ///   `maxTries`) · 5xx bounced (the contact becomes `bounced`) · contacts no longer
 ///   subscribed are suppressed, never sent.
+/// A group member's permit is taken before the claim and held until its send is
+/// done, so a group never exceeds a domain's transfers in flight (it may hold them
+/// a little early). Members not sent because the batch stops (pause, cancel, the
+/// account refused, the relay is down, the job is cancelled) are released unsent
+/// (`pending`, the try not counted) by the same record.
 /// AUTH refusals (530, 534, 535, 538) are the account's fault, not the recipient's:
 /// the recipient is released unsent and the job retries with backoff.
 ///
@@ -118,12 +133,14 @@ public struct CampaignPrepareHandler: JobHandler {
 /// recipients cancelled. So a pause or cancel stops a running batch within about a
 /// second (or one send, if a send takes longer).
 ///
-/// The window: a process that dies after the relay accepted and before the row
-/// says `sent` leaves the row `sending`; once its claim window passes, a later run
-/// sends it again with the same Message-ID — at most one extra copy per send in
-/// flight at the crash, as for notification.send. A recipient whose claim lapsed
-/// `maxTries` times is failed instead of claimed again (a recipient that kills its
-/// sender cannot loop however often its batch is enqueued again).
+/// The window: a process that dies after the relay accepted a message and before
+/// its group's record leaves the row `sending`; once its claim window passes, a
+/// later run sends it again with the same Message-ID. At a crash, at most the
+/// members of the groups in flight whose sends were done (≤ `sendGroup` per curl
+/// worker) get an extra copy; claimed members not yet sent are merely sent later.
+/// A recipient whose claim lapsed `maxTries` times is failed instead of claimed
+/// again (a recipient that kills its sender cannot loop however often its batch is
+/// enqueued again).
 ///
 /// A batch whose job is dead-lettered with recipients open is enqueued again by the
 /// outbox relay's `DeliverySweep` (under the same unique key).
@@ -132,6 +149,9 @@ public struct CampaignDeliverHandler: JobHandler {
     /// Enqueued only by the outbox relay and campaign.prepare, never by producers.
     public var isInternal: Bool { true }
     let oltp: TierDatabase
+    /// Where the campaigns' attachments are read from; nil: a campaign with
+    /// attachments is paused rather than sent without them.
+    let content: TierDatabase?
     let settings: CampaignSettings
     let transport: CurlTransport
     let secrets: SecretReferences
@@ -140,12 +160,13 @@ public struct CampaignDeliverHandler: JobHandler {
     let monitor: CampaignSendMonitor
 
     public init(
-        oltp: TierDatabase, settings: CampaignSettings = .defaults, userAgent: String = "jobd",
+        oltp: TierDatabase, content: TierDatabase? = nil, settings: CampaignSettings = .defaults, userAgent: String = "jobd",
         secrets: SecretReferences = SecretReferences(),
         wallClock: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 },
         throttles: CampaignThrottles = CampaignThrottles(), monitor: CampaignSendMonitor = CampaignSendMonitor()
     ) {
         self.oltp = oltp
+        self.content = content
         self.settings = settings
         transport = CurlTransport(
             concurrency: settings.concurrency, connectTimeout: settings.connectTimeout, timeout: settings.timeout,
@@ -160,6 +181,9 @@ public struct CampaignDeliverHandler: JobHandler {
     /// Reports are written at most this often per campaign, except after a bounce.
     static let reportInterval = 1.0
     static let bounceReportInterval = 0.05
+    /// A group holds about this long of sends (at the rate of the group before):
+    /// outcomes are recorded this often, and claims are never held long.
+    static let groupSpan = 0.25
 
     /// A database call, its time counted as the database's.
     private func database<T: Sendable>(_ id: Int64, _ body: (CampaignStore) async throws -> T) async throws -> T {
@@ -189,6 +213,38 @@ public struct CampaignDeliverHandler: JobHandler {
         return status
     }
 
+    /// The campaign's attachments from the content tier, each MIME part encoded once
+    /// for the whole batch. When the stored content lacks them (purged or archived by
+    /// retention, damaged, or no content tier to read), the campaign is paused with
+    /// a reason saying so and nil returned: nothing is sent without them.
+    private func attachments(_ campaign: CampaignStore.Campaign, logger: Logger) async throws -> [CampaignAttachment]? {
+        guard campaign.attachmentCount > 0 else { return [] }
+        let id = campaign.id
+        var problem: String
+        if let content, let ref = campaign.contentRef {
+            do {
+                let stored = try await content.withConnection {
+                    try await ContentStore(connection: $0).attachments(externalID: ref)
+                }
+                if let stored, stored.count == campaign.attachmentCount {
+                    return stored.map { CampaignAttachment(filename: $0.filename, contentType: $0.contentType, data: $0.data) }
+                }
+                problem = "its \(campaign.attachmentCount) attachment(s) are missing from the content tier (\(ref) holds \(stored?.count ?? 0))"
+            } catch let error as ContentStore.ReadError {
+                problem = "its attachments in the content tier are unreadable (\(ref): \(error))"
+            }
+        } else if content == nil {
+            problem = "it has attachments and this daemon reads no content tier"
+        } else {
+            problem = "it has attachments and no stored content"
+        }
+        let reason = "not sent: \(problem)"
+        _ = try await database(id) { try await $0.pause(id, reason: reason) }
+        monitor.markStopped(id, status: "paused")
+        logger.error("campaign paused: attachments missing", metadata: ["campaign_id": "\(id)", "reason": "\(reason)"])
+        return nil
+    }
+
     public func handle(_ job: ClaimedJob, context: JobContext) async throws {
         let (id, contacts) = try CampaignPayload.batch(job.payload, kind: kind)
         let readAt = monitor.now()
@@ -207,6 +263,9 @@ public struct CampaignDeliverHandler: JobHandler {
             return
         default:
             return  // sent (nothing open) or draft (never fanned out)
+        }
+        guard let attachments = try await attachments(campaign, logger: context.logger) else {
+            throw JobSnooze(seconds: settings.pauseRecheck, code: "campaign_paused", message: "the campaign's attachments are missing; it is paused")
         }
         let password = try secrets.resolve(campaign.secretRef)
         guard let startTLS = NotificationSettings.StartTLS(rawValue: campaign.startTLS) else {
@@ -228,6 +287,8 @@ public struct CampaignDeliverHandler: JobHandler {
         // Set when a report finds the campaign no longer sending: `paused` or `cancelled`.
         var stopped: String?
         var throttled: (seconds: Double, cause: CampaignThrottles.Cause)?
+        // Recipients claimed in one statement and recorded in one (`sendGroup` at most).
+        var groupSize = min(settings.sendGroup, 4)
 
         /// The first remaining recipient the throttles let go now, with its permit;
         /// else the shortest wait among them.
@@ -273,66 +334,106 @@ public struct CampaignDeliverHandler: JobHandler {
                 let waited = monitor.now() - asked
                 monitor.add(id) { $0.poolWait += waited }
                 var next: (index: Int, permit: CampaignThrottles.Permit)? = first
-                while let (index, permit) = next {
-                    let contact = remaining.remove(at: index).contact
-                    defer { throttles.release(permit) }
+                while let head = next {
+                    // The group: the recipients the throttles let go now, each with its permit.
+                    var permits: [Int64: CampaignThrottles.Permit] = [:]
+                    var members: [Int64] = []
+                    var cursor: (index: Int, permit: CampaignThrottles.Permit)? = head
+                    while let (index, permit) = cursor {
+                        let contact = remaining.remove(at: index).contact
+                        members.append(contact)
+                        permits[contact] = permit
+                        cursor = members.count < groupSize && !remaining.isEmpty ? nextReady() : nil
+                    }
+                    // A permit is held until its send is done (transfers in flight), or
+                    // given back at once for a recipient not claimed.
+                    defer { for permit in permits.values { throttles.release(permit) } }
                     let token = NotificationSendHandler.claimToken()
-                    guard let claimed = try await database(id, {
-                        try await $0.claim(id, contact: contact, token: token, window: settings.sendingWindow, maxTries: settings.maxTries)
-                    }) else {
-                        next = remaining.isEmpty ? nil : nextReady()
-                        continue
+                    let claimedAt = monitor.now()
+                    let claims = try await database(id) {
+                        try await $0.claimGroup(id, contacts: members, token: token, window: settings.sendingWindow, maxTries: settings.maxTries)
                     }
-                    let message = CampaignMail.render(campaign.template, for: claimed.recipient, date: Int64(wallClock()))
-                    let started = monitor.now()
-                    let report = await slot.send(MailSubmission(
-                        relayURL: relay, username: campaign.username, password: password, startTLS: startTLS,
-                        from: campaign.template.fromAddress, to: claimed.recipient.address, message: Array(message.utf8)))
-                    let smtp = monitor.now() - started
-                    var state: String
-                    var code: Int?
-                    var retryIn = 0.0
-                    switch report.outcome {
-                    case .response(let status, _) where (200..<300).contains(status):
-                        state = "sent"
-                        code = status
-                    case .response(let status, _) where Self.authCodes.contains(status):
-                        state = "pending"
-                        code = status
-                        accountRefused = report.excerpt
-                    case .response(let status, _) where (500..<600).contains(status):
-                        state = "bounced"
-                        code = status
-                    case .cancelled:
-                        state = "pending"
-                    default:
-                        if case .response(let status, _) = report.outcome { code = status } else { relayDown = 0 }
-                        state = claimed.tries >= settings.maxTries ? "failed" : "deferred"
-                        retryIn = min(settings.deferMaximum, settings.deferBase * pow(2, Double(min(claimed.tries - 1, 30))))
-                        if relayDown != nil { relayDown = retryIn }
+                    let byContact = Dictionary(claims.map { ($0.recipient.contactID, $0) }, uniquingKeysWith: { first, _ in first })
+                    for contact in members where byContact[contact] == nil {
+                        if let permit = permits.removeValue(forKey: contact) { throttles.release(permit) }
                     }
-                    // The outcome is written even when the job is being cancelled: the send happened.
-                    let (store, outcome, replyCode, delay) = (oltp, state, code, retryIn)
+                    var outcomes: [CampaignStore.Outcome] = []
+                    outcomes.reserveCapacity(claims.count)
+                    var smtpTotal = 0.0
+                    var sendCount = 0
+                    for contact in members {
+                        guard let claimed = byContact[contact] else { continue }
+                        // Stopping, or the group ran so long that its claims near their end:
+                        // the rest of the group is released unsent.
+                        if accountRefused != nil || relayDown != nil || stopped != nil || Task.isCancelled
+                            || monitor.stoppedStatus(id) != nil || monitor.now() - claimedAt > settings.sendingWindow / 2 {
+                            outcomes.append(.init(contact: contact, state: "pending"))
+                            continue
+                        }
+                        let message = CampaignMail.render(
+                            campaign.template, for: claimed.recipient, date: Int64(wallClock()), attachments: attachments)
+                        let started = monitor.now()
+                        let report = await slot.send(MailSubmission(
+                            relayURL: relay, username: campaign.username, password: password, startTLS: startTLS,
+                            from: campaign.template.fromAddress, to: claimed.recipient.address, message: Array(message.utf8)))
+                        let smtp = monitor.now() - started
+                        if let permit = permits.removeValue(forKey: contact) { throttles.release(permit) }
+                        smtpTotal += smtp
+                        sendCount += 1
+                        var state: String
+                        var code: Int?
+                        var retryIn = 0.0
+                        switch report.outcome {
+                        case .response(let status, _) where (200..<300).contains(status):
+                            state = "sent"
+                            code = status
+                        case .response(let status, _) where Self.authCodes.contains(status):
+                            state = "pending"
+                            code = status
+                            accountRefused = report.excerpt
+                        case .response(let status, _) where (500..<600).contains(status):
+                            state = "bounced"
+                            code = status
+                        case .cancelled:
+                            state = "pending"
+                        default:
+                            if case .response(let status, _) = report.outcome { code = status } else { relayDown = 0 }
+                            state = claimed.tries >= settings.maxTries ? "failed" : "deferred"
+                            retryIn = min(settings.deferMaximum, settings.deferBase * pow(2, Double(min(claimed.tries - 1, 30))))
+                            if relayDown != nil { relayDown = retryIn }
+                        }
+                        outcomes.append(.init(contact: contact, state: state, code: code, reply: report.excerpt, retryIn: retryIn))
+                    }
+                    // The outcomes are written even when the job is being cancelled: the sends happened.
+                    let (store, written) = (oltp, outcomes)
                     let recordStart = monitor.now()
                     _ = try await Task.detached {
-                        try await store.withConnection {
-                            try await CampaignStore(connection: $0).record(
-                                id, contact: contact, token: token, state: outcome, code: replyCode, reply: report.excerpt,
-                                retryIn: delay)
-                        }
+                        try await store.withConnection { try await CampaignStore(connection: $0).recordGroup(id, token: token, outcomes: written) }
                     }.value
                     let recorded = monitor.now() - recordStart
+                    var bounced = false
                     monitor.add(id) { window in
-                        window.smtp += smtp
+                        window.smtp += smtpTotal
                         window.database += recorded
-                        if ["sent", "bounced", "failed"].contains(state) { window.tried += 1 }
-                        if state == "bounced" { window.bounced += 1 }
-                        if state == "deferred" || state == "failed" { window.deferrals += 1 }
-                        if state != "pending" { window.sends += 1 }
+                        for outcome in written {
+                            let state = outcome.state
+                            if ["sent", "bounced", "failed"].contains(state) { window.tried += 1 }
+                            if state == "bounced" { window.bounced += 1 }
+                            if state == "deferred" || state == "failed" { window.deferrals += 1 }
+                            if state != "pending" { window.sends += 1 }
+                        }
                     }
-                    counts[state, default: 0] += 1
-                    let interval = state == "bounced" ? Self.bounceReportInterval : Self.reportInterval
-                    stopped = try await self.report(id, interval: interval, logger: context.logger)
+                    for outcome in written {
+                        counts[outcome.state, default: 0] += 1
+                        if outcome.state == "bounced" { bounced = true }
+                    }
+                    // The next group spans about `groupSpan` of sends at the rate just seen.
+                    if sendCount > 0 {
+                        let perSend = max(smtpTotal / Double(sendCount), 0.000_1)
+                        groupSize = max(1, min(settings.sendGroup, Int(Self.groupSpan / perSend)))
+                    }
+                    let interval = bounced ? Self.bounceReportInterval : Self.reportInterval
+                    if stopped == nil { stopped = try await self.report(id, interval: interval, logger: context.logger) }
                     if accountRefused != nil || relayDown != nil || stopped != nil || Task.isCancelled || monitor.stoppedStatus(id) != nil { break }
                     next = remaining.isEmpty ? nil : nextReady()
                 }

@@ -57,8 +57,13 @@ public struct CampaignTemplate: Sendable, Equatable {
 /// has the same id — and `List-Unsubscribe` (the https one-click URL and a mailto)
 /// with `List-Unsubscribe-Post: List-Unsubscribe=One-Click` (RFC 8058; the relay or
 /// the MTA must DKIM-sign both headers for mailbox providers to honour them).
+/// With attachments the message is multipart/mixed: that body first, then each
+/// attachment (`CampaignAttachment`) in order.
 public enum CampaignMail {
-    public static func render(_ template: CampaignTemplate, for recipient: CampaignRecipient, date unixSeconds: Int64) -> String {
+    public static func render(
+        _ template: CampaignTemplate, for recipient: CampaignRecipient, date unixSeconds: Int64,
+        attachments: [CampaignAttachment] = []
+    ) -> String {
         let unsubscribe = unsubscribeURL(template, recipient)
         let values = mergeValues(recipient, unsubscribeURL: unsubscribe)
         let subject = merge(template.subject, values, escape: { $0 })
@@ -79,22 +84,35 @@ public enum CampaignMail {
             "List-Unsubscribe-Post: List-Unsubscribe=One-Click",
             "MIME-Version: 1.0",
         ]
+        var body: [String]
         switch (text, html) {
         case (let text?, let html?):
             let boundary = "=_jobd_\(template.campaignID)_\(recipient.contactID)_alt"
-            lines.append("Content-Type: multipart/alternative; boundary=\"\(boundary)\"")
-            lines.append("")
-            lines.append("--\(boundary)")
-            lines += part("text/plain", text)
-            lines.append("--\(boundary)")
-            lines += part("text/html", html)
-            lines.append("--\(boundary)--")
+            body = ["Content-Type: multipart/alternative; boundary=\"\(boundary)\"", ""]
+            body.append("--\(boundary)")
+            body += part("text/plain", text)
+            body.append("--\(boundary)")
+            body += part("text/html", html)
+            body.append("--\(boundary)--")
         case (let text?, nil):
-            lines += part("text/plain", text)
+            body = part("text/plain", text)
         case (nil, let html?):
-            lines += part("text/html", html)
+            body = part("text/html", html)
         case (nil, nil):
-            lines += part("text/plain", "")
+            body = part("text/plain", "")
+        }
+        if attachments.isEmpty {
+            lines += body
+        } else {
+            // Base64 never contains "=_", so no part's text can close a boundary.
+            let boundary = "=_jobd_\(template.campaignID)_\(recipient.contactID)_mix"
+            lines += ["Content-Type: multipart/mixed; boundary=\"\(boundary)\"", "", "--\(boundary)"]
+            lines += body
+            for attachment in attachments {
+                lines.append("--\(boundary)")
+                lines.append(attachment.part)
+            }
+            lines.append("--\(boundary)--")
         }
         return lines.joined(separator: "\r\n") + "\r\n"
     }
@@ -172,8 +190,14 @@ public enum CampaignMail {
             bytes.append(byte)
             previous = byte
         }
-        var lines = ["Content-Type: \(type); charset=utf-8", "Content-Transfer-Encoding: base64", ""]
+        return ["Content-Type: \(type); charset=utf-8", "Content-Transfer-Encoding: base64", ""] + base64Lines(bytes)
+    }
+
+    /// Standard base64 in lines of 76 characters (RFC 2045's limit).
+    static func base64Lines(_ bytes: [UInt8]) -> [String] {
         let encoded = Base64.encode(bytes)
+        var lines: [String] = []
+        lines.reserveCapacity(encoded.utf8.count / 76 + 1)
         var index = encoded.startIndex
         while index < encoded.endIndex {
             let end = encoded.index(index, offsetBy: 76, limitedBy: encoded.endIndex) ?? encoded.endIndex
@@ -181,6 +205,83 @@ public enum CampaignMail {
             index = end
         }
         return lines
+    }
+}
+
+/// One attachment of a campaign, its MIME part encoded once for every message of
+/// a batch (the base64 text is the bulk of a message with attachments).
+///
+/// `Content-Disposition: attachment; filename="…"` (and the same `name` on
+/// Content-Type, for older clients) when the name is printable ASCII without `"`
+/// or `\`; otherwise RFC 2231's `filename*=utf-8''…` with every other byte
+/// percent-encoded, so no name, whatever its characters, can end a header line. A
+/// content type that is not a bare `type/subtype` is sent as
+/// `application/octet-stream`. The door (`oltp.campaign_attachments`) refuses such
+/// values already; this holds for any stored value all the same.
+public struct CampaignAttachment: Sendable, Equatable {
+    public let filename: String
+    public let contentType: String
+    public let size: Int
+    /// Headers, blank line and base64 lines of the part, CRLF-separated, no final CRLF.
+    public let part: String
+
+    public init(filename: String, contentType: String, data: [UInt8]) {
+        self.filename = filename
+        self.contentType = contentType
+        size = data.count
+        let type = Self.isMediaType(contentType) ? contentType : "application/octet-stream"
+        var lines = [
+            "Content-Type: \(type);", " \(Self.parameter("name", filename))",
+            "Content-Disposition: attachment;", " \(Self.parameter("filename", filename))",
+            "Content-Transfer-Encoding: base64", "",
+        ]
+        lines += CampaignMail.base64Lines(data)
+        part = lines.joined(separator: "\r\n")
+    }
+
+    /// `name="value"` for printable ASCII without `"` and `\`, else `name*=utf-8''%XX…` (RFC 2231).
+    static func parameter(_ name: String, _ value: String) -> String {
+        let bytes = Array(value.utf8)
+        if !bytes.isEmpty, bytes.allSatisfy({ (0x20...0x7E).contains($0) && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }) {
+            return "\(name)=\"\(value)\""
+        }
+        let hex = Array("0123456789ABCDEF".utf8)
+        var out: [UInt8] = Array("\(name)*=utf-8''".utf8)
+        for byte in bytes {
+            if isAttributeChar(byte) {
+                out.append(byte)
+            } else {
+                out += [UInt8(ascii: "%"), hex[Int(byte >> 4)], hex[Int(byte & 0x0F)]]
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// RFC 2231 / 5987 `attr-char`: letters, digits and `!#$&+-.^_`|~`.
+    static func isAttributeChar(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            true
+        default:
+            "!#$&+-.^_`|~".utf8.contains(byte)
+        }
+    }
+
+    /// `type/subtype` of RFC 6838 restricted names (1–127 characters each), no parameters.
+    public static func isMediaType(_ text: String) -> Bool {
+        let halves = text.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false)
+        guard halves.count == 2 else { return false }
+        return halves.allSatisfy { name in
+            guard let first = name.first, (1...127).contains(name.count), isAlphanumeric(first) else { return false }
+            return name.allSatisfy { isAlphanumeric($0) || "!#$&^_.+-".utf8.contains($0) }
+        }
+    }
+
+    private static func isAlphanumeric(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"): true
+        default: false
+        }
     }
 }
 

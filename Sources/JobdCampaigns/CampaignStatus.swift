@@ -54,6 +54,30 @@ public struct CampaignStatus: Sendable, Equatable, Codable {
 
     public static func load(_ connection: PostgresConnection, id: Int64) async throws -> CampaignStatus? {
         guard let row = try await connection.firstRow(CampaignCampaignsStatements.Status(id: id)) else { return nil }
+        let senders = row.status == "sending" ? try await connection.firstRow(CampaignSendersStatements.Senders(id: id)) : nil
+        return try await withDomainBacklog(assemble(id: id, row: row, senders: senders), senders: senders, connection)
+    }
+
+    /// Under a domain throttle, that domain's recipients go no faster than its rate (per
+    /// daemon), whatever the overall rate: the ETA becomes at least their backlog at that
+    /// rate. One more statement, only for a campaign a domain throttle limits now.
+    static func withDomainBacklog(
+        _ status: CampaignStatus, senders: CampaignSendersStatements.Senders.Row?, _ connection: PostgresConnection
+    ) async throws -> CampaignStatus {
+        guard status.limitedBy.reason == "domain_throttle", let senders, let domain = senders.throttledDomain,
+              let backlog = try await connection.firstRow(CampaignSendersStatements.DomainBacklog(id: status.id, domain: domain)),
+              let rate = backlog.rate, rate > 0, backlog.open > 0
+        else { return status }
+        var status = status
+        let domainEta = (Double(backlog.open) / (rate * Double(max(1, senders.daemons)))).rounded()
+        status.etaSeconds = max(status.etaSeconds ?? 0, domainEta)
+        return status
+    }
+
+    /// The figures from campaign `id`'s status row and, while it sends, its senders' row.
+    static func assemble(
+        id: Int64, row: CampaignCampaignsStatements.Status.Row, senders: CampaignSendersStatements.Senders.Row?
+    ) -> CampaignStatus {
         var status = CampaignStatus(
             id: id, name: row.name, status: row.status,
             recipients: row.fanoutDone ? row.deliveries : max(row.members, row.deliveries),
@@ -67,7 +91,6 @@ public struct CampaignStatus: Sendable, Equatable, Codable {
             let open = status.recipients - status.delivered - status.bounced - status.failed - status.suppressed - status.cancelled
             if open > 0, ["sending", "scheduled"].contains(status.status) { status.etaSeconds = (Double(open) / rate).rounded() }
         }
-        let senders = row.status == "sending" ? try await connection.firstRow(CampaignSendersStatements.Senders(id: id)) : nil
         status.limitedBy = limit(row, senders: senders)
         return status
     }

@@ -33,6 +33,8 @@ public struct CampaignStore: Sendable {
         public var accountID: Int64
         /// The account's own messages per second; nil: no limit.
         public var accountRate: Double?
+        /// Rows in `oltp.campaign_attachments`: what the stored content must carry.
+        public var attachmentCount: Int
     }
 
     public func campaign(_ id: Int64) async throws -> Campaign? {
@@ -42,6 +44,22 @@ public struct CampaignStore: Sendable {
     /// scheduled → sending; false if the campaign was not scheduled.
     public func start(_ id: Int64) async throws -> Bool {
         try await connection.execute(CampaignCampaignsStatements.Start(id: id)) == 1
+    }
+
+    public struct Attachment: Sendable, Equatable {
+        public var filename: String
+        public var contentType: String
+        public var data: [UInt8]
+    }
+
+    /// The campaign's attachments from `oltp.campaign_attachments`, in order.
+    public func attachments(_ id: Int64) async throws -> [Attachment] {
+        try await connection.rows(CampaignAttachmentsStatements.OfCampaign(id: id))
+    }
+
+    /// scheduled | sending → paused with `reason`; false if it was neither.
+    public func pause(_ id: Int64, reason: String) async throws -> Bool {
+        try await connection.execute(CampaignAttachmentsStatements.Pause(id: id, reason: reason)) == 1
     }
 
     public func setContentRef(_ id: Int64, _ ref: String) async throws {
@@ -87,34 +105,51 @@ public struct CampaignStore: Sendable {
         try await connection.execute(CampaignDeliveriesStatements.FailAbandoned(id: id, contacts: contacts, maxTries: maxTries))
     }
 
-    /// Claims one recipient for sending: pending, deferred and due, or `sending`
-    /// whose claim window passed (a run that died mid-send: sent again, with the
-    /// same Message-ID) below `maxTries` tries. Nil when it is not to be sent now.
-    public func claim(_ id: Int64, contact: Int64, token: String, window: Double, maxTries: Int = 5) async throws -> Claimed? {
-        let claim = CampaignDeliveriesStatements.Claim(id: id, contact: contact, token: token, window: window, maxTries: maxTries)
-        guard let row = try await connection.firstRow(claim) else { return nil }
-        var fields: [String: JSONValue] = [:]
-        if case .object(let object)? = try? JSONDecoder().decode(JSONValue.self, from: Data(row.fields.utf8)) {
-            fields = object
+    /// Claims, in one statement under one token, the group's recipients that are to
+    /// be sent now (`CampaignDeliveriesStatements.ClaimGroup`'s rule); the others are not returned.
+    public func claimGroup(_ id: Int64, contacts: [Int64], token: String, window: Double, maxTries: Int) async throws -> [Claimed] {
+        let rows = try await connection.rows(CampaignDeliveriesStatements.ClaimGroup(
+            id: id, contacts: contacts, token: token, window: window, maxTries: maxTries))
+        return rows.map { row in
+            var fields: [String: JSONValue] = [:]
+            if case .object(let object)? = try? JSONDecoder().decode(JSONValue.self, from: Data(row.fields.utf8)) {
+                fields = object
+            }
+            return Claimed(
+                recipient: CampaignRecipient(
+                    contactID: row.contact, address: row.address, name: row.name, fields: fields,
+                    unsubscribeToken: row.unsubscribeToken ?? ""),
+                tries: row.tries)
         }
-        return Claimed(
-            recipient: CampaignRecipient(
-                contactID: contact, address: row.address, name: row.name, fields: fields,
-                unsubscribeToken: row.unsubscribeToken ?? ""),
-            tries: row.tries)
     }
 
-    /// What became of one send: `sent`, `deferred` (tried again after `retryIn`),
-    /// `bounced` (the contact becomes bounced), `failed`, or `pending` (released
-    /// unsent). Fenced on the claim token: false if the claim was lost.
+    /// One send's outcome in a group record: `sent`, `deferred` (tried again after
+    /// `retryIn`), `bounced` (the contact becomes bounced), `failed`, or `pending`
+    /// (released unsent).
+    public struct Outcome: Sendable, Equatable {
+        public var contact: Int64
+        public var state: String
+        public var code: Int?
+        public var reply: String?
+        public var retryIn: Double
+
+        public init(contact: Int64, state: String, code: Int? = nil, reply: String? = nil, retryIn: Double = 0) {
+            self.contact = contact
+            self.state = state
+            self.code = code
+            self.reply = reply
+            self.retryIn = retryIn
+        }
+    }
+
+    /// Records a group's outcomes in one statement, fenced on the group's claim
+    /// token: returns how many claims were still held.
     @discardableResult
-    public func record(
-        _ id: Int64, contact: Int64, token: String, state: String, code: Int?, reply: String?, retryIn: Double = 0
-    ) async throws -> Bool {
-        let recorded = try await connection.firstRow(CampaignDeliveriesStatements.Record(
-            id: id, contact: contact, token: token, state: state, code: code, reply: reply.map { Self.bounded($0) },
-            retryIn: retryIn))
-        return recorded == 1
+    public func recordGroup(_ id: Int64, token: String, outcomes: [Outcome]) async throws -> Int {
+        guard !outcomes.isEmpty else { return 0 }
+        return try await connection.firstRow(CampaignDeliveriesStatements.RecordGroup(
+            id: id, contacts: outcomes.map(\.contact), token: token, states: outcomes.map(\.state), codes: outcomes.map(\.code),
+            replies: outcomes.map { $0.reply.map { Self.bounded($0) } }, retryIn: outcomes.map(\.retryIn))) ?? 0
     }
 
     /// Seconds until the batch's next open delivery may be tried (0 if one is

@@ -8,7 +8,8 @@ import JobdPostgres
 /// dead-lettered (killed mid-batch `JOBD_MAX_RESCUES` times, its attempts spent
 /// while the OLTP database was down, or dropped by an operator). Nothing else
 /// would enqueue them again: the fan-out skips recipients that have a delivery row.
-/// One pass, per sending campaign:
+/// One pass, per scheduled campaign: no preparation in the queue or the outbox (its
+/// job died) → it is enqueued again, to run at the send time. Per sending campaign:
 ///   * its open batches (`oltp.deliveries.batch`, one index probe per batch), a
 ///     page at a time; the queue says which have an unfinished job (their unique
 ///     key, `campaign:<id>:deliver:<batch>`); each batch without one is enqueued
@@ -39,7 +40,7 @@ public struct DeliverySweep: Sendable {
     }
 
     public struct Outcome: Sendable, Equatable {
-        /// Sending campaigns looked at.
+        /// Scheduled and sending campaigns looked at.
         public var campaigns = 0
         /// Batches with an open delivery.
         public var openBatches = 0
@@ -49,6 +50,8 @@ public struct DeliverySweep: Sendable {
         public var preparations = 0
         /// Campaigns marked sent.
         public var finished = 0
+        /// `oltp.campaign_senders` rows of finished campaigns deleted.
+        public var prunedReports = 0
         public init() {}
     }
 
@@ -56,7 +59,12 @@ public struct DeliverySweep: Sendable {
         "campaign:\(campaign):deliver:\(batch)"
     }
 
-    /// One pass over every sending campaign.
+    /// How long a finished campaign's `oltp.campaign_senders` rows are kept after
+    /// their last write.
+    public static let reportsKeptFor = 600.0
+
+    /// One pass over every scheduled and sending campaign, then the reports of
+    /// finished campaigns are pruned.
     @discardableResult
     public func sweep() async throws -> Outcome {
         var outcome = Outcome()
@@ -67,12 +75,32 @@ public struct DeliverySweep: Sendable {
             for campaign in campaigns {
                 try Task.checkCancellation()
                 outcome.campaigns += 1
-                try await sweep(campaign: campaign.id, fanoutDone: campaign.fanoutDone, into: &outcome)
+                if campaign.scheduled {
+                    try await sweepScheduled(campaign: campaign.id, into: &outcome)
+                } else {
+                    try await sweep(campaign: campaign.id, fanoutDone: campaign.fanoutDone, into: &outcome)
+                }
             }
             guard let last = campaigns.last, campaigns.count == campaignsPerRound else { break }
             after = last.id
         }
+        while true {
+            try Task.checkCancellation()
+            let pruned = try await oltp.firstRow(CampaignSweepStatements.PruneSenders(olderThan: Self.reportsKeptFor, limit: 1_000)) ?? 0
+            outcome.prunedReports += pruned
+            if pruned < 1_000 { break }
+        }
         return outcome
+    }
+
+    /// A scheduled campaign moves only through its preparation job (which snoozes
+    /// until the send time, then starts the campaign): with none in the queue or
+    /// the outbox (the job died), one is enqueued again, to run at the send time.
+    private func sweepScheduled(campaign id: Int64, into outcome: inout Outcome) async throws {
+        let queued = try await queue.firstRow(CampaignSweepStatements.PrepareQueued(id: id)) ?? true
+        if !queued {
+            outcome.preparations += try await oltp.firstRow(CampaignSweepStatements.EnqueuePrepare(id: id)) ?? 0
+        }
     }
 
     private func sweep(campaign id: Int64, fanoutDone: Bool, into outcome: inout Outcome) async throws {

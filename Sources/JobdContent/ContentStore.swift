@@ -146,6 +146,24 @@ public struct ContentStore: Sendable {
             rawBytes: head.rawBytes, storedBytes: head.storedBytes)
     }
 
+    /// A stored message's attachments only, decompressed and verified as by
+    /// `message(externalID:)`; nil if no message has that external_id. An archived
+    /// message has none left (retention removed them with its bodies).
+    public func attachments(externalID: String, codec: ZlibCodec = ZlibCodec()) async throws -> [ContentMessage.Attachment]? {
+        guard let head = try await connection.firstRow(ContentMessagesStatements.Head(externalID: externalID)) else {
+            return nil
+        }
+        var out: [ContentMessage.Attachment] = []
+        for attachment in try await connection.rows(ContentAttachmentsStatements.OfMessage(messageID: head.id)) {
+            let bytes = try Self.decode(attachment.value, using: codec, html: nil)
+            guard ContentDigest.sha256Hex(bytes) == attachment.sha256 else {
+                throw ReadError.damaged("attachment \(attachment.filename) does not match its SHA-256")
+            }
+            out.append(.init(filename: attachment.filename, contentType: attachment.contentType, data: bytes))
+        }
+        return out
+    }
+
     /// No stored value can be larger: payloads are bounded by JOBD_MAX_PAYLOAD_BYTES (at most 256 MiB).
     static let maxRawBytes = 256 << 20
 

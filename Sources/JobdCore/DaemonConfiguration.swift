@@ -69,24 +69,24 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public var scaling = ScalingSettings.defaults
     public var priorityMode: PrioritySelector.Mode
     /// Fallback wake-up of the promoter when no NOTIFY arrives.
-    public var pollInterval: Double
+    public var pollInterval: Duration
     /// How long a claimed attempt is owned without a heartbeat.
-    public var lease: Double
+    public var lease: Duration
     public var backoff: RetryBackoff
     /// How long a graceful drain waits for in-flight jobs before releasing them.
-    public var shutdownTimeout: Double
+    public var shutdownTimeout: Duration
     /// Jobs moved per promoter statement, per priority.
     public var promoteBatch: Int
     /// The promoter stops filling a Redis list at this length, so Redis holds only
     /// what workers will take soon and a newly due high job is never buried.
     public var redisHighWater: Int
     /// Rescuer and reconciler period.
-    public var maintenanceInterval: Double
+    public var maintenanceInterval: Duration
     /// Rescues after which a job that keeps killing its daemon is dead-lettered.
     public var maxRescues: Int
     public var maxPayloadBytes: Int
     /// Deadline of every Postgres statement and Redis command.
-    public var commandTimeout: Double
+    public var commandTimeout: Duration
     public var logLevel: String
     public var logFormat: String
     /// The content tier's compression, retention and indexing (`JOBD_CONTENT_*`).
@@ -94,7 +94,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
     /// Periodic jobs (`JOBD_SCHEDULES`): the built-in ones plus the configured ones.
     public var schedules: [ScheduledJob] = ScheduledJob.defaults
     /// `queue.prune` deletes completed and cancelled jobs finished longer ago than this.
-    public var completedRetention: Double = 7 * 86_400
+    public var completedRetention: Duration = .seconds(7 * 86_400)
     /// Webhook, email and SMS delivery (`notification.send`).
     public var notifications = NotificationSettings.defaults
     /// Campaign fan-out and delivery (`JOBD_CAMPAIGN_*`).
@@ -120,16 +120,16 @@ public struct DaemonConfiguration: Sendable, Equatable {
         redisPrefix: "jobd",
         workers: .shared(16),
         priorityMode: .weighted([.high: 6, .normal: 3, .low: 1]),
-        pollInterval: 1,
-        lease: 60,
+        pollInterval: .seconds(1),
+        lease: .seconds(60),
         backoff: RetryBackoff(baseSeconds: 1, maximumSeconds: 3_600),
-        shutdownTimeout: 30,
+        shutdownTimeout: .seconds(30),
         promoteBatch: 1_000,
         redisHighWater: 2_000,
-        maintenanceInterval: 5,
+        maintenanceInterval: .seconds(5),
         maxRescues: 3,
         maxPayloadBytes: 1_048_576,
-        commandTimeout: 10,
+        commandTimeout: .seconds(10),
         logLevel: "info",
         logFormat: "auto"
     )
@@ -260,6 +260,7 @@ extension DaemonConfiguration {
         case campaignConcurrency = "JOBD_CAMPAIGN_CONCURRENCY"
         case campaignThrottleWait = "JOBD_CAMPAIGN_THROTTLE_WAIT"
         case campaignSweepInterval = "JOBD_CAMPAIGN_SWEEP_INTERVAL"
+        case campaignSendGroup = "JOBD_CAMPAIGN_SEND_GROUP"
         case attemptsRetention = "JOBD_ATTEMPTS_RETENTION"
         case deadLetterRetention = "JOBD_DEAD_LETTER_RETENTION"
         case notifyArchiveAfter = "JOBD_NOTIFY_ARCHIVE_AFTER"
@@ -350,21 +351,21 @@ extension DaemonConfiguration {
             }
             config.priorityMode = .weighted(weights)
         }
-        config.pollInterval = try reader.seconds(.pollInterval, default: config.pollInterval, min: 0.01)
-        config.lease = try reader.seconds(.lease, default: config.lease, min: 1)
+        config.pollInterval = try reader.duration(.pollInterval, default: config.pollInterval, min: 0.01)
+        config.lease = try reader.duration(.lease, default: config.lease, min: 1)
         let base = try reader.seconds(.retryBaseDelay, default: config.backoff.base, min: 0.001)
         let maximum = try reader.seconds(.retryMaxDelay, default: max(config.backoff.maximum, base), min: 0.001)
         guard maximum >= base else {
             throw reader.invalid(.retryMaxDelay, reader.text(.retryMaxDelay) ?? "", "must be at least JOBD_RETRY_BASE_DELAY (\(base))")
         }
         config.backoff = RetryBackoff(baseSeconds: base, maximumSeconds: maximum, jitter: config.backoff.jitter)
-        config.shutdownTimeout = try reader.seconds(.shutdownTimeout, default: config.shutdownTimeout, min: 0)
+        config.shutdownTimeout = try reader.duration(.shutdownTimeout, default: config.shutdownTimeout, min: 0)
         config.promoteBatch = try reader.integer(.promoteBatch, default: config.promoteBatch, range: 1...100_000)
         config.redisHighWater = try reader.integer(.redisHighWater, default: config.redisHighWater, range: 1...10_000_000)
-        config.maintenanceInterval = try reader.seconds(.maintenanceInterval, default: config.maintenanceInterval, min: 0.05)
+        config.maintenanceInterval = try reader.duration(.maintenanceInterval, default: config.maintenanceInterval, min: 0.05)
         config.maxRescues = try reader.integer(.maxRescues, default: config.maxRescues, range: 1...1_000)
         config.maxPayloadBytes = try reader.integer(.maxPayloadBytes, default: config.maxPayloadBytes, range: 2...(256 << 20))
-        config.commandTimeout = try reader.seconds(.commandTimeout, default: config.commandTimeout, min: 0.1)
+        config.commandTimeout = try reader.duration(.commandTimeout, default: config.commandTimeout, min: 0.1)
         if let level = reader.text(.logLevel) {
             let levels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
             guard levels.contains(level.lowercased()) else {
@@ -385,7 +386,7 @@ extension DaemonConfiguration {
         } catch {
             throw ConfigurationError(key: Key.schedules.rawValue, reason: error.message)
         }
-        config.completedRetention = try reader.seconds(.completedRetention, default: config.completedRetention, min: 60)
+        config.completedRetention = try reader.duration(.completedRetention, default: config.completedRetention, min: 60)
         config.notifications = try parseNotifications(reader)
         config.campaigns = try parseCampaigns(reader)
         config.retention = try parseRetention(reader)
@@ -427,6 +428,14 @@ extension DaemonConfiguration {
             }
             guard seconds >= min else { throw invalid(key, text, "must be at least \(min) s") }
             return seconds
+        }
+
+        /// `seconds` as a `Duration`: the same syntax, bound and messages; `min` stays in
+        /// seconds so the message reads as before. A value past 292 years (the most a
+        /// `Duration` of nanoseconds in `Int64` holds) is clamped there, never trapped on.
+        func duration(_ key: Key, default value: Duration, min: Double) throws(ConfigurationError) -> Duration {
+            guard text(key) != nil else { return value }
+            return TotalConversion.duration(seconds: try seconds(key, default: 0, min: min))
         }
 
         func integer(_ key: Key, default value: Int, range: ClosedRange<Int>) throws(ConfigurationError) -> Int {
@@ -513,10 +522,6 @@ extension DaemonConfiguration {
 extension DaemonConfiguration {
     private static func parseScaling(_ reader: Reader, workers: WorkerLayout) throws(ConfigurationError) -> ScalingSettings {
         var settings = ScalingSettings.defaults
-        func duration(_ seconds: Double) -> Duration { .milliseconds(Int((seconds * 1_000).rounded())) }
-        func seconds(_ duration: Duration) -> Double {
-            Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
-        }
         if let text = reader.text(.maxTotalWorkers) {
             let ceiling = try reader.integer(.maxTotalWorkers, default: 0, range: 1...4_096)
             let minimums = workers.total
@@ -525,23 +530,23 @@ extension DaemonConfiguration {
             }
             settings.maxTotalWorkers = ceiling
         }
-        let sample = try reader.seconds(.scaleSampleInterval, default: seconds(settings.sampleInterval), min: 0.01)
-        guard sample <= 10 else {
+        let sample = try reader.duration(.scaleSampleInterval, default: settings.sampleInterval, min: 0.01)
+        guard sample <= .seconds(10) else {
             throw reader.invalid(.scaleSampleInterval, reader.text(.scaleSampleInterval) ?? "", "must be at most 10 s")
         }
-        settings.sampleInterval = duration(sample)
+        settings.sampleInterval = sample
         // Pressure must last two samples before a pool grows.
         settings.growAfter = settings.sampleInterval
-        let quiet = try reader.seconds(.scaleQuietPeriod, default: seconds(settings.quietPeriod), min: 0.1)
-        guard quiet <= 86_400 else {
+        let quiet = try reader.duration(.scaleQuietPeriod, default: settings.quietPeriod, min: 0.1)
+        guard quiet <= .seconds(86_400) else {
             throw reader.invalid(.scaleQuietPeriod, reader.text(.scaleQuietPeriod) ?? "", "must be at most 1 day")
         }
-        settings.quietPeriod = duration(quiet)
-        let down = try reader.seconds(.scaleDownInterval, default: seconds(settings.downInterval), min: 0.05)
-        guard down <= 86_400 else {
+        settings.quietPeriod = quiet
+        let down = try reader.duration(.scaleDownInterval, default: settings.downInterval, min: 0.05)
+        guard down <= .seconds(86_400) else {
             throw reader.invalid(.scaleDownInterval, reader.text(.scaleDownInterval) ?? "", "must be at most 1 day")
         }
-        settings.downInterval = duration(down)
+        settings.downInterval = down
         return settings
     }
 }
@@ -578,6 +583,7 @@ extension DaemonConfiguration {
             .campaignPauseRecheck, try reader.seconds(.campaignPauseRecheck, default: settings.pauseRecheck, min: 0.1),
             3_600, "3600 s")
         settings.concurrency = try reader.integer(.campaignConcurrency, default: settings.concurrency, range: 1...256)
+        settings.sendGroup = try reader.integer(.campaignSendGroup, default: settings.sendGroup, range: 1...500)
         settings.throttleWait = try atMost(
             .campaignThrottleWait, try reader.seconds(.campaignThrottleWait, default: settings.throttleWait, min: 0), 60, "60 s")
         settings.sweepInterval = try atMost(
@@ -647,9 +653,9 @@ extension DaemonConfiguration {
             guard !token.contains(where: { $0.isNewline }) else { throw reader.invalid(.smsToken, token, "must be one line") }
             settings.smsToken = SecretText(token)
         }
-        settings.connectTimeout = try reader.seconds(.notifyConnectTimeout, default: settings.connectTimeout, min: 0.1)
-        settings.timeout = try reader.seconds(.notifyTimeout, default: settings.timeout, min: 0.1)
-        if settings.timeout > 3_600 {
+        settings.connectTimeout = try reader.duration(.notifyConnectTimeout, default: settings.connectTimeout, min: 0.1)
+        settings.timeout = try reader.duration(.notifyTimeout, default: settings.timeout, min: 0.1)
+        if settings.timeout > .seconds(3_600) {
             throw reader.invalid(.notifyTimeout, reader.text(.notifyTimeout) ?? "", "must be at most 3600 s")
         }
         if let text = reader.text(.notifyRate) {

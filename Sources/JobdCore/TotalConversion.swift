@@ -15,8 +15,25 @@ public enum TotalConversion {
     /// `seconds · 10³`, in 0…Int.max.
     public static func milliseconds(_ seconds: Double) -> Int { Int(truncatingIfNeeded: scaled(seconds, by: 1e3)) }
 
-    /// A `Duration` of `seconds`, in 0…Int64.max nanoseconds (292 years).
-    public static func duration(seconds: Double) -> Duration { .nanoseconds(nanoseconds(seconds)) }
+    /// A `Duration` of `seconds`, rounded to the nearest nanosecond (so `0.57` is
+    /// exactly 570 ms), in 0…Int64.max nanoseconds (292 years). The one way from
+    /// seconds (configuration text, rows, payloads) into `Duration`.
+    public static func duration(seconds: Double) -> Duration {
+        .nanoseconds(scaled(seconds, by: 1e9, rounding: .toNearestOrAwayFromZero))
+    }
+
+    /// `duration` in whole milliseconds (truncated), in 0…Int.max: the one way from
+    /// `Duration` to the milliseconds a C library or a SQL text takes. A negative
+    /// duration is 0; none traps, however long.
+    public static func milliseconds(_ duration: Duration) -> Int {
+        let (seconds, attoseconds) = duration.components
+        guard seconds >= 0, attoseconds >= 0 || seconds > 0 else { return 0 }
+        let (whole, overflow) = seconds.multipliedReportingOverflow(by: 1_000)
+        guard !overflow else { return .max }
+        let (total, overflowSum) = whole.addingReportingOverflow(attoseconds / 1_000_000_000_000_000)
+        guard !overflowSum else { return .max }
+        return Int(truncatingIfNeeded: max(0, total))
+    }
 
     /// `seconds` clamped to `range` (an infinity to the bound on its side); nil and NaN
     /// become `fallback`, clamped too.
@@ -25,8 +42,10 @@ public enum TotalConversion {
         return min(max(seconds, range.lowerBound), range.upperBound)
     }
 
-    private static func scaled(_ seconds: Double, by factor: Double) -> Int64 {
-        let value = seconds * factor
+    private static func scaled(
+        _ seconds: Double, by factor: Double, rounding: FloatingPointRoundingRule = .towardZero
+    ) -> Int64 {
+        let value = (seconds * factor).rounded(rounding)
         // NaN fails every comparison: test for "positive" so that it lands on 0.
         guard value > 0 else { return 0 }
         // Double(Int64.max) rounds up to 2⁶³, which Int64(_:) refuses.

@@ -44,9 +44,9 @@ struct NotificationStore: Sendable {
     /// whose claimant's window has passed (it crashed mid-send). A `sent` row is
     /// never claimed again. An archived row (`notifications.trim` dropped its body)
     /// matches on channel, recipient and subject alone. One round trip in the common case.
-    func claim(_ request: NotificationRequest, token: String, jobID: JobID, window: Double) async throws -> Claim {
+    func claim(_ request: NotificationRequest, token: String, jobID: JobID, window: Duration) async throws -> Claim {
         try await database.withConnection { connection in
-            let claim = NotificationStatements.Claim(request: request, token: token, window: window, jobID: jobID)
+            let claim = NotificationStatements.Claim(request: request, token: token, window: window.seconds, jobID: jobID)
             if let claimed = try await connection.firstRow(claim) {
                 return .claimed(id: claimed.id, try: claimed.tries)
             }

@@ -80,13 +80,25 @@ public final class CurlTransport: Sendable {
     private let pool: CheckoutPool<Int>
     private let limits: CurlWorker.Limits
 
-    public init(concurrency: Int, connectTimeout: Double, timeout: Double, userAgent: String) {
+    /// - Parameters:
+    ///   - connectTimeout: to establish a connection (TCP + TLS); at least 1 ms.
+    ///   - timeout: for a whole transfer, connect included; at least 1 ms.
+    public init(concurrency: Int, connectTimeout: Duration, timeout: Duration, userAgent: String) {
         precondition(concurrency > 0, "curl transport needs at least one worker")
         precondition(CurlGlobal.initialized, "curl_global_init failed")
         limits = CurlWorker.Limits(
-            connectTimeoutMs: max(1, Int(connectTimeout * 1000)), timeoutMs: max(1, Int(timeout * 1000)), userAgent: userAgent)
+            connectTimeoutMs: max(1, TotalConversion.milliseconds(connectTimeout)),
+            timeoutMs: max(1, TotalConversion.milliseconds(timeout)), userAgent: userAgent)
         workers = (0..<concurrency).map { CurlWorker(name: "curl-\($0)") }
         pool = CheckoutPool(Array(0..<concurrency))
+    }
+
+    /// Deadlines in seconds (settings still kept as seconds); never traps (see
+    /// `TotalConversion.duration(seconds:)`).
+    public convenience init(concurrency: Int, connectTimeout: Double, timeout: Double, userAgent: String) {
+        self.init(
+            concurrency: concurrency, connectTimeout: TotalConversion.duration(seconds: connectTimeout),
+            timeout: TotalConversion.duration(seconds: timeout), userAgent: userAgent)
     }
 
     public var concurrency: Int { workers.count }

@@ -19,6 +19,7 @@ public actor PostgresConnection {
     public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
 
     private let conninfo: String?
+    /// Seconds: the per-call `timeout:` arguments, which replace it, are seconds too.
     let commandTimeout: Double
     /// statement_timeout, idle_in_transaction_session_timeout, lock_timeout (ms).
     private let sessionSettings: [String?]
@@ -36,21 +37,30 @@ public actor PostgresConnection {
     private var prepared: Set<String> = []
     /// Set by `close()`: no new session is ever opened.
     private var closed = false
+    /// Statements this connection sent (each one round trip), for tests that bound a
+    /// read's statements (a list must not cost one statement per row).
+    public private(set) var statementsSent = 0
 
     /// - Parameters:
     ///   - conninfo: a libpq conninfo string or URI; nil uses libpq's `PG*` defaults.
-    ///   - commandTimeout: seconds; the deadline of connect and of every statement
-    ///     (also set server-side as `statement_timeout`).
-    public init(conninfo: String?, name: String, commandTimeout: Double, logger: Logger) {
+    ///   - commandTimeout: the deadline of connect and of every statement (also set
+    ///     server-side as `statement_timeout`, in milliseconds).
+    public init(conninfo: String?, name: String, commandTimeout: Duration, logger: Logger) {
         self.conninfo = conninfo
         self.name = name
-        self.commandTimeout = commandTimeout
+        self.commandTimeout = commandTimeout.seconds
         self.logger = logger
         self.executor = DedicatedThreadExecutor(name: "pg-\(name)")
-        let timeoutMs = Int(commandTimeout * 1000)
+        let timeoutMs = TotalConversion.milliseconds(commandTimeout)
         // The daemon never holds a transaction open while it waits on anything else;
         // this bounds the damage of a bug to a minute of held locks and bloat.
         self.sessionSettings = [String(timeoutMs), "60000", String(timeoutMs)]
+    }
+
+    /// `commandTimeout` in seconds, for tests and tools that write their deadlines as
+    /// numbers; never traps (see `TotalConversion.duration(seconds:)`).
+    public init(conninfo: String?, name: String, commandTimeout seconds: Double, logger: Logger) {
+        self.init(conninfo: conninfo, name: name, commandTimeout: TotalConversion.duration(seconds: seconds), logger: logger)
     }
 
     deinit {
@@ -162,6 +172,7 @@ public actor PostgresConnection {
         try connect()
         guard let conn = connection else { throw PostgresError(.connection, "not connected") }
         PostgresStatistics.roundTrips.add(1, ordering: .relaxed)
+        statementsSent += 1
         let deadline = monotonicMilliseconds() + Int64((timeout ?? commandTimeout) * 1000)
         func broken() -> PostgresError {
             let message = errorMessage(conn)
@@ -349,6 +360,7 @@ public actor PostgresConnection {
     ) throws {
         guard let conn = connection else { throw PostgresError(.connection, "not connected") }
         PostgresStatistics.roundTrips.add(1, ordering: .relaxed)
+        statementsSent += 1
         let deadline = monotonicMilliseconds() + Int64(timeout * 1000)
         let sent: Int32
         if case .prepare(let name) = step {

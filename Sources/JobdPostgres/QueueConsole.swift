@@ -138,10 +138,18 @@ extension QueueAdmin {
     /// (the predicate that names their indexed column is added), and keyset paging
     /// walks the primary key down from `beforeID`.
     ///
+    /// A waiting state alone (with or without a priority) is served by
+    /// `QueueJobsStatements.SearchWaiting` from `jobs_waiting_kind_idx`.
+    ///
     /// Completed jobs are read from the ledger (a completion deletes the job row and
     /// its ledger row carries the job) and merged in by id: for `state` completed or
     /// no state filter. queue.jobs still holds `completed` rows written before that.
     public func jobs(_ filter: JobFilter) async throws -> [JobSummary] {
+        if let state = filter.state, state == .available || state == .retryable, filter.id == nil, filter.kind == nil,
+           filter.uniqueKey == nil, filter.contains == nil {
+            return try await connection.rows(QueueJobsStatements.SearchWaiting(
+                state: state, priority: filter.priority, beforeID: filter.beforeID, limit: filter.limit))
+        }
         let rows = try await connection.rows(QueueJobsStatements.Search(filter: filter))
         guard filter.state == nil || filter.state == .completed else { return rows }
         let completed = try await connection.rows(QueueJobsStatements.SearchCompleted(filter: filter))
@@ -213,7 +221,7 @@ extension QueueAdmin {
     }
 
     /// Dead letters newest first (`dead_at`, then job id, descending), `limit` of them,
-    /// after `before` when given: keyset pages through `dead_letters_dead_at_idx`, each
+    /// after `before` when given: keyset pages through `dead_letters_dead_at_job_idx`, each
     /// as cheap as the first however deep. Each letter comes with its cursor.
     public func deadLetterPage(
         limit: Int, kind: String?, before: DeadLetterCursor?

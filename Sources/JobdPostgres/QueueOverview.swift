@@ -41,10 +41,16 @@ extension QueueAdmin {
         try await connection.firstRow(QueueOverviewStatements.ServerVersion())
     }
 
-    /// Available, retryable and running jobs by state and priority.
-    public func unfinishedCounts() async throws -> [UnfinishedCount] {
-        try await connection.rows(QueueOverviewStatements.Unfinished())
+    /// Available, retryable and running jobs by state and priority; of each priority's
+    /// waiting jobs at most `waitingCap + 1` are counted (the first due): when a
+    /// priority's available and retryable counts add up to more than `waitingCap`, they
+    /// are lower bounds.
+    public func unfinishedCounts(waitingCap: Int = QueueAdmin.overviewWaitingCap) async throws -> [UnfinishedCount] {
+        try await connection.rows(QueueOverviewStatements.Unfinished(cap: waitingCap))
     }
+
+    /// How many waiting jobs of a priority the overview counts exactly.
+    public static let overviewWaitingCap = 5_000
 
     public func overviewSummary() async throws -> OverviewSummary {
         guard let summary = try await connection.firstRow(QueueOverviewStatements.Summary()) else {

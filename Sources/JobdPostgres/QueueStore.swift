@@ -137,7 +137,35 @@ public struct QueueStore: Sendable {
         guard !ids.isEmpty else { return [] }
         let rows = try await connection.rows(QueueJobsStatements.Claim(
             ids: ids, daemon: daemon, leaseSeconds: lease, maxPayloadBytes: maxPayloadBytes, token: token))
-        return rows.map { row in
+        return Self.claimed(rows, token: token)
+    }
+
+    /// Claims up to `max` due jobs straight from PostgreSQL, without a Redis pop: for a
+    /// pool whose lists stayed empty while jobs may be due (the promoter stands by,
+    /// stopped, or has not pushed yet; the lists were flushed). Lane by lane in `order`,
+    /// oldest first within a lane; paused lanes and kinds are left waiting; rows other
+    /// claims hold are skipped, not waited for. The same attempt, lease and fence as
+    /// `claim(ids:…)`, and a job claimed here whose id is also in a Redis list is
+    /// refused when that id is popped and claimed (it is `running` by then).
+    /// - Parameter dueFor: only jobs due for at least this many seconds (a job due
+    ///   for less is a running promoter's to push).
+    public func claimDue(
+        order: [JobPriority], max: Int, dueFor: Double = 0, daemon: String, lease: Double, maxPayloadBytes: Int,
+        token: Int64 = .random(in: 1 ... .max)
+    ) async throws -> [(job: ClaimedJob, payloadBytes: Int, payloadPresent: Bool)] {
+        var lanes: [JobPriority] = []
+        for lane in order where !lanes.contains(lane) { lanes.append(lane) }
+        guard max > 0, !lanes.isEmpty else { return [] }
+        let rows = try await connection.rows(QueueJobsStatements.ClaimDue(
+            lanes: lanes, daemon: daemon, leaseSeconds: lease, maxPayloadBytes: maxPayloadBytes, token: token, limit: max,
+            dueForSeconds: dueFor))
+        return Self.claimed(rows, token: token)
+    }
+
+    private static func claimed(
+        _ rows: [QueueJobsStatements.Claim.Row], token: Int64
+    ) -> [(job: ClaimedJob, payloadBytes: Int, payloadPresent: Bool)] {
+        rows.map { row in
             let job = ClaimedJob(
                 id: row.id, kind: row.kind, payload: row.payload ?? "", priority: row.priority, attempt: row.attempt,
                 maxAttempts: row.maxAttempts,

@@ -119,8 +119,17 @@ public struct OverviewSnapshot: Sendable, Codable, Equatable {
 
     /// ISO 8601, the database's clock.
     public var generatedAt: String
-    /// Unfinished states (available, retryable, running) × priority, exact.
+    /// Unfinished states (available, retryable, running) × priority: exact, except for
+    /// the priorities in `waitingCapped`.
     public var unfinished: [String: [String: Int]]
+    /// Priorities with more waiting jobs than the overview counts (`waitingCap`): their
+    /// available and retryable figures count only the first due of them (lower bounds),
+    /// so a snapshot's cost does not grow with the backlog.
+    public var waitingCapped: [String]? = nil
+    public var waitingCap: Int? = nil
+    /// How long this snapshot took to compute, milliseconds (its statements and Redis
+    /// commands; no viewer waits for it once a snapshot exists).
+    public var computeMilliseconds: Double? = nil
     /// completed and cancelled jobs together: the planner's estimate (the table may
     /// hold millions; counting them every few seconds is what pins a database).
     public var finishedEstimate: Int
@@ -159,9 +168,11 @@ public struct ConsoleRedisTarget: Sendable {
 }
 
 /// The overview's numbers, shared: whoever asks first after the snapshot is older than
-/// `interval` computes it (one set of statements), everyone asking meanwhile awaits that
-/// same computation, and everyone asking within the interval gets the stored one. No
-/// work at all while nobody looks.
+/// `interval` starts one computation (one set of statements), and everyone gets the
+/// stored snapshot meanwhile, so no request waits for the computation except the very
+/// first (there is nothing to show before it; concurrent first callers await that same
+/// computation). A snapshot is at most one interval plus one computation old
+/// (`generated_at` says when). No work at all while nobody looks.
 public final class OverviewCache: Sendable {
     private struct State {
         var snapshot: OverviewSnapshot?
@@ -172,7 +183,7 @@ public final class OverviewCache: Sendable {
     private let interval: Duration
     private let compute: @Sendable () async throws -> OverviewSnapshot
     private let state = Mutex(State())
-    /// How many computations ran (tests check the sharing).
+    /// How many computations started (tests check the sharing).
     public let computations = Atomic<Int>(0)
 
     public init(interval: Duration, compute: @escaping @Sendable () async throws -> OverviewSnapshot) {
@@ -181,34 +192,34 @@ public final class OverviewCache: Sendable {
     }
 
     public func current() async throws -> OverviewSnapshot {
-        let task: Task<OverviewSnapshot, any Error> = state.withLock { state in
+        let (stored, task): (OverviewSnapshot?, Task<OverviewSnapshot, any Error>?) = state.withLock { state in
             if let snapshot = state.snapshot, let takenAt = state.takenAt, ContinuousClock.now - takenAt < interval {
-                return Task { snapshot }
+                return (snapshot, nil)
             }
-            if let inflight = state.inflight { return inflight }
-            let task = Task<OverviewSnapshot, any Error> { [self] in
-                self.computations.add(1, ordering: .relaxed)
-                return try await self.compute()
-            }
-            state.inflight = task
-            return task
-        }
-        do {
-            let snapshot = try await task.value
-            state.withLock { state in
-                if state.inflight == task {
-                    state.snapshot = snapshot
-                    state.takenAt = .now
-                    state.inflight = nil
+            if state.inflight == nil {
+                // The task stores its own result: when a stored snapshot is served
+                // meanwhile, nobody awaits it.
+                computations.add(1, ordering: .relaxed)
+                state.inflight = Task<OverviewSnapshot, any Error> { [self] in
+                    do {
+                        let snapshot = try await self.compute()
+                        self.state.withLock { state in
+                            state.snapshot = snapshot
+                            state.takenAt = .now
+                            state.inflight = nil
+                        }
+                        return snapshot
+                    } catch {
+                        self.state.withLock { $0.inflight = nil }
+                        throw error
+                    }
                 }
             }
-            return snapshot
-        } catch {
-            state.withLock { state in
-                if state.inflight == task { state.inflight = nil }
-            }
-            throw error
+            return (state.snapshot, state.inflight)
         }
+        if let stored { return stored }
+        guard let task else { throw CancellationError() }
+        return try await task.value
     }
 }
 
@@ -235,6 +246,13 @@ final class OverviewSource: Sendable {
     }
 
     func snapshot() async throws -> OverviewSnapshot {
+        let started = ContinuousClock.now
+        var snapshot = try await figures()
+        snapshot.computeMilliseconds = Self.milliseconds(ContinuousClock.now - started)
+        return snapshot
+    }
+
+    private func figures() async throws -> OverviewSnapshot {
         var snapshot: OverviewSnapshot
         do {
             snapshot = try await queueFigures()
@@ -292,8 +310,11 @@ final class OverviewSource: Sendable {
             // Unfinished states through the loops' partial indexes; finished ones by
             // the statistics of jobs_finished_idx (completed and cancelled rows).
             var unfinished: [String: [String: Int]] = [:]
-            for count in try await admin.unfinishedCounts() {
+            let cap = QueueAdmin.overviewWaitingCap
+            var waiting: [String: Int] = [:]
+            for count in try await admin.unfinishedCounts(waitingCap: cap) {
                 unfinished[count.state, default: [:]][count.priority] = count.count
+                if count.state != "running" { waiting[count.priority, default: 0] += count.count }
             }
             let summary = try await admin.overviewSummary()
             let daemons = try await admin.liveDaemons().map { daemon in
@@ -309,6 +330,8 @@ final class OverviewSource: Sendable {
                 oldestDueSeconds: summary.oldestDueSeconds,
                 daemons: daemons, pauses: pauses, lastHour: lastHour)
             snapshot.postgres = health
+            snapshot.waitingCap = cap
+            snapshot.waitingCapped = waiting.filter { $0.value > cap }.keys.sorted()
             return snapshot
         }
     }

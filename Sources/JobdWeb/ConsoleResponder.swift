@@ -188,6 +188,10 @@ public struct ConsoleResponder: HTTPResponder {
             if api { return json(.ok, schedules) }
             return html(periodicPage(schedules, principal: principal))
         case (_, 1, "content"):
+            // The page's by-id form: to the message's own address.
+            if !api, let id = query["id"].map({ $0.trimmingCharacters(in: .whitespaces) }), !id.isEmpty {
+                return redirect("/content/" + Self.pathSegment(id))
+            }
             let text = (query["q"] ?? "").trimmingCharacters(in: .whitespaces)
             let tenant = query["tenant"].flatMap { $0.isEmpty ? nil : $0 }
             var hits: [ContentStore.SearchHit]?
@@ -206,6 +210,22 @@ public struct ConsoleResponder: HTTPResponder {
             }
             if api { return json(.ok, hits ?? []) }
             return html(contentPage(hits, query: text, tenant: tenant, principal: principal))
+        case (_, 2, "content"):
+            // The external id is any text up to 256 characters, so it travels percent-encoded
+            // (a `/` in it as %2F) and is decoded here.
+            guard let externalID = parts[1].removingPercentEncoding, !externalID.isEmpty, externalID.count <= 256 else {
+                throw WebError(.notFound, "no such message")
+            }
+            let stored: ContentStore.StoredMessage?
+            do {
+                stored = try await database.withTier(.content) { try await ContentStore(connection: $0).message(externalID: externalID) }
+            } catch let error as ContentStore.ReadError {
+                throw WebError(.internalServerError, "\(error)")
+            }
+            guard let stored else { throw WebError(.notFound, "no such message") }
+            let value = Self.contentView(stored, for: principal)
+            if api { return json(.ok, value) }
+            return html(contentMessagePage(stored, view: value, principal: principal))
         case (true, 1, "csrf"):
             return json(.ok, ["csrf": auth.csrfToken(for: principal)])
         case (false, 2, "static"):
@@ -556,6 +576,32 @@ public struct ConsoleResponder: HTTPResponder {
             return principal.role == .operator ? text : "‹payload hidden›"
         }
         return PayloadRedaction.pretty(PayloadRedaction.redact(value, for: principal.role == .operator ? .operator : .readOnly))
+    }
+
+    /// A stored message in the `content.write` payload's shape (headers as a list of
+    /// name/value pairs, attachments with their size), redacted for the viewer as a
+    /// job's payload is: secrets (a header whose name names one) hidden from everyone,
+    /// bodies (text, html, attachment data, long values) from read-only viewers.
+    static func contentView(_ stored: ContentStore.StoredMessage, for principal: WebPrincipal) -> JSONValue {
+        let message = stored.message
+        func text(_ value: String?) -> JSONValue { value.map { .string($0) } ?? .null }
+        let headers: [JSONValue] = message.headers.sorted { $0.name < $1.name }.map { header in
+            .object(["name": .string(header.name),
+                     "value": PayloadRedaction.isSecretKey(header.name) ? .string("‹secret hidden›") : .string(header.value)])
+        }
+        let attachments: [JSONValue] = message.attachments.map { attachment in
+            .object(["filename": .string(attachment.filename), "content_type": .string(attachment.contentType),
+                     "size": .number(Double(attachment.data.count)), "data_base64": .string(Base64.encode(attachment.data))])
+        }
+        let value = JSONValue.object([
+            "external_id": .string(message.externalID), "tenant_id": .string(message.tenantID),
+            "campaign_id": text(message.campaignID), "from": .string(message.from), "to": .array(message.to.map { .string($0) }),
+            "subject": .string(message.subject), "headers": .array(headers), "text": text(message.text),
+            "html": text(message.html), "attachments": .array(attachments), "created_at": .string(stored.createdAt),
+            "archived_at": text(stored.archivedAt), "raw_bytes": .number(Double(stored.rawBytes)),
+            "stored_bytes": .number(Double(stored.storedBytes)),
+        ])
+        return PayloadRedaction.redact(value, for: principal.role == .operator ? .operator : .readOnly)
     }
 
     func redactedErrors(_ text: String) -> String {

@@ -106,6 +106,11 @@ extension ConsoleResponder {
             let total = counts.values.reduce(0, +)
             rows += "<tr><th><a href=\"/jobs?state=\(state)\">\(state)</a></th>\(cells)<td id=\"c-\(state)-total\" class=\"num\">\(total)</td></tr>"
         }
+        let capped = snapshot.waitingCapped ?? []
+        let cappedNote = capped.isEmpty ? "" : """
+            <p id="waiting-capped" class="muted">More than \(snapshot.waitingCap ?? 0) jobs wait at priority \(capped.map(HTML.escape).joined(separator: ", ")): \
+            its available and retryable figures count the first \((snapshot.waitingCap ?? 0) + 1) due (lower bounds; the overview reads no more per snapshot).</p>
+            """
         var daemons = ""
         for daemon in snapshot.daemons {
             daemons += "<tr><td>\(HTML.escape(daemon.id))</td><td>\(HTML.escape(daemon.hostname))</td>"
@@ -147,6 +152,7 @@ extension ConsoleResponder {
             <section><h2>Jobs waiting and running</h2>
             <table class="counts"><thead><tr><th>state</th><th>high</th><th>normal</th><th>low</th><th>total</th></tr></thead>
             <tbody>\(rows)</tbody></table>
+            \(cappedNote)
             <p>Finished (completed and cancelled, estimated): <span id="finished">\(snapshot.finishedEstimate)</span> ·
             <a href="/dead-letters">Dead letters</a>: <span id="dead-letters">\(snapshot.deadLetters)</span> ·
             Oldest due job waiting: <span id="oldest-due">\(Pages.seconds(snapshot.oldestDueSeconds))</span></p>

@@ -9,6 +9,14 @@ import JobdNotifications
 extension ConsoleResponder {
     static func cell(_ value: String?) -> String { "<td>\(HTML.escape(value ?? ""))</td>" }
 
+    /// `text` as one URL path segment: everything but ASCII letters, digits and
+    /// `-._~` percent-encoded (a `/` too), so it is also safe in an attribute as is.
+    static func pathSegment(_ text: String) -> String {
+        var allowed = CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+        allowed.insert(charactersIn: "-._~")
+        return text.addingPercentEncoding(withAllowedCharacters: allowed) ?? ""
+    }
+
     func periodicPage(_ jobs: [PeriodicJob], principal: WebPrincipal) -> String {
         var rows = ""
         for job in jobs {
@@ -111,7 +119,7 @@ extension ConsoleResponder {
         if let hits {
             var rows = ""
             for hit in hits {
-                rows += Self.cell(hit.externalID) + Self.cell(hit.tenantID) + Self.cell(hit.campaignID) + Self.cell(hit.subject)
+                rows += "<td><a href=\"/content/\(Self.pathSegment(hit.externalID))\">\(HTML.escape(hit.externalID))</a></td>" + Self.cell(hit.tenantID) + Self.cell(hit.campaignID) + Self.cell(hit.subject)
                     + Self.cell(hit.createdAt) + "<td class=\"num\">\(String(format: "%.3f", hit.rank))</td>"
                 rows = "<tr>" + rows + "</tr>"
                 results += rows
@@ -129,11 +137,73 @@ extension ConsoleResponder {
             <label>tenant <input name="tenant" value="\(HTML.escape(tenant ?? ""))" size="12"></label>
             <button type="submit">Search</button></form>
             """ : "<p class=\"muted\">Searching stored messages is for operators.</p>"
+        let lookup = """
+            <form method="get" action="/content" class="filters">
+            <label>external id <input name="id" size="30" required></label>
+            <button type="submit">Show</button></form>
+            """
         let body = """
             <h1>Content</h1>
+            \(lookup)
             \(form)
             \(results)
             """
         return Pages.layout(title: "Content", principal: principal, body: body)
+    }
+
+    /// One stored message, from its redacted view (`contentView`): the same fields and
+    /// redaction as the API. The HTML body is shown as escaped source, never rendered.
+    func contentMessagePage(_ stored: ContentStore.StoredMessage, view: JSONValue, principal: WebPrincipal) -> String {
+        guard case .object(let fields) = view else { return Pages.layout(title: "Message", principal: principal, body: "") }
+        func string(_ value: JSONValue?) -> String? {
+            switch value {
+            case .string(let text)?: text
+            case .number(let number)?: String(Int64(number))
+            case .array(let items)?: items.compactMap { string($0) }.joined(separator: ", ")
+            default: nil
+            }
+        }
+        func row(_ name: String, _ key: String) -> String {
+            "<tr><th>\(name)</th><td>\(HTML.escape(string(fields[key]) ?? "—"))</td></tr>"
+        }
+        var headers = ""
+        if case .array(let items)? = fields["headers"] {
+            for case .object(let header) in items {
+                headers += "<tr><th>\(HTML.escape(string(header["name"]) ?? ""))</th><td>\(HTML.escape(string(header["value"]) ?? ""))</td></tr>"
+            }
+        }
+        var attachments = ""
+        switch fields["attachments"] {
+        case .array(let items)?:
+            for case .object(let attachment) in items {
+                attachments += "<tr>" + Self.cell(string(attachment["filename"])) + Self.cell(string(attachment["content_type"]))
+                    + "<td class=\"num\">\(HTML.escape(string(attachment["size"]) ?? ""))</td></tr>"
+            }
+            if !attachments.isEmpty {
+                attachments = "<table><thead><tr><th>file</th><th>type</th><th>bytes</th></tr></thead><tbody>\(attachments)</tbody></table>"
+            }
+        case .string(let hidden)?: attachments = "<p class=\"muted\">\(HTML.escape(hidden))</p>"
+        default: break
+        }
+        func body(_ title: String, _ key: String) -> String {
+            guard let text = string(fields[key]) else { return "" }
+            return "<h2>\(title)</h2><pre class=\"payload\">\(HTML.escape(text))</pre>"
+        }
+        let archived = stored.archivedAt.map { "<p class=\"muted\">Archived \(HTML.escape($0)): retention removed the bodies and attachments.</p>" } ?? ""
+        let page = """
+            <h1>Message \(HTML.escape(stored.message.externalID))</h1>
+            \(archived)
+            <table class="detail">
+            \(row("tenant", "tenant_id"))\(row("campaign", "campaign_id"))\(row("from", "from"))\(row("to", "to"))
+            \(row("subject", "subject"))\(row("created", "created_at"))\(row("archived", "archived_at"))
+            <tr><th>size</th><td>\(stored.rawBytes) bytes raw, \(stored.storedBytes) bytes stored</td></tr>
+            </table>
+            <h2>Headers</h2>
+            <table class="detail">\(headers.isEmpty ? "<tr><td class=\"muted\">none</td></tr>" : headers)</table>
+            <h2>Attachments</h2>
+            \(attachments.isEmpty ? "<p class=\"muted\">none</p>" : attachments)
+            \(body("Text", "text"))\(body("HTML (source)", "html"))
+            """
+        return Pages.layout(title: "Message", principal: principal, body: page)
     }
 }

@@ -33,7 +33,7 @@ struct SystemdSupervisor: Sendable {
         _ = notifier.stopping()
         logger.notice("drain started", metadata: [
             LogKey.messageID: "\(JobdMessageID.drainStarted.rawValue)",
-            "timeout_s": "\(configuration.shutdownTimeout)",
+            "timeout_s": "\(configuration.shutdownTimeout.seconds)",
         ])
     }
 
@@ -48,7 +48,7 @@ struct SystemdSupervisor: Sendable {
         let tick: Duration = min(pingInterval ?? .seconds(1), .seconds(1))
         // A loop is wedged when silent for longer than this. Loops beat at least every
         // poll interval or maintenance interval, so allow a few of those.
-        let limit = Duration.milliseconds(Int(max(configuration.pollInterval, configuration.maintenanceInterval) * 4_000) + 2_000)
+        let limit = max(configuration.pollInterval, configuration.maintenanceInterval) * 4 + .seconds(2)
         var lastStatus = ContinuousClock.now - .seconds(60)
         var lastStaleReport = ContinuousClock.now - .seconds(60)
         var gate = WatchdogGate(stalenessLimit: limit)
@@ -72,7 +72,7 @@ struct SystemdSupervisor: Sendable {
                 }
             }
             if isDraining {
-                _ = notifier.extendTimeout(.seconds(Int(configuration.shutdownTimeout) + 15))
+                _ = notifier.extendTimeout(.seconds(configuration.shutdownTimeout.components.seconds) + .seconds(15))
             }
             if now - lastStatus >= .seconds(5) {
                 lastStatus = now

@@ -16,7 +16,7 @@ enum WebConsoleSetup {
             let tokens = try WebCredential.parseList(config.webTokens ?? "", what: "JOBD_WEB_TOKENS")
             var settings = WebSettings(
                 host: host, port: port, users: users, tokens: tokens, secret: config.webSecret.map { Array($0.utf8) })
-            settings.queryTimeout = min(config.commandTimeout, 10)
+            settings.queryTimeout = min(config.commandTimeout.seconds, 10)
             settings.schedules = config.schedules
             for tier in DataTier.allCases {
                 if let url = config.databaseURL(for: tier), url != config.databaseURL { settings.tierURLs[tier] = url }

@@ -14,7 +14,7 @@ struct AnalyticsConfigurationTests {
         #expect(config.schedules.map(\.kind) == [
             "analytics.rollup", "queue.prune", "queue.trim", "notifications.trim", "analytics.trim",
         ])
-        #expect(config.completedRetention == 7 * 86_400)
+        #expect(config.completedRetention == .seconds(7 * 86_400))
     }
 
     @Test("JOBD_FACTS_BUFFER is no key: no fact is buffered per attempt (the rollup reads the ledger), so setting it only warns")
@@ -57,6 +57,6 @@ struct AnalyticsConfigurationTests {
         let config = try DaemonConfiguration.parse { key in
             key == .completedRetention ? "36h" : nil
         }
-        #expect(config.completedRetention == 36 * 3_600)
+        #expect(config.completedRetention == .seconds(36 * 3_600))
     }
 }

@@ -31,16 +31,16 @@ struct ConfigurationTests {
         #expect(config.redisPrefix == "jobd")
         #expect(config.workers == .shared(16))
         #expect(config.priorityMode == .weighted([.high: 6, .normal: 3, .low: 1]))
-        #expect(config.pollInterval == 1)
-        #expect(config.lease == 60)
+        #expect(config.pollInterval == .seconds(1))
+        #expect(config.lease == .seconds(60))
         #expect(config.backoff == RetryBackoff(baseSeconds: 1, maximumSeconds: 3_600, jitter: 0.5))
-        #expect(config.shutdownTimeout == 30)
+        #expect(config.shutdownTimeout == .seconds(30))
         #expect(config.promoteBatch == 1_000)
         #expect(config.redisHighWater == 2_000)
-        #expect(config.maintenanceInterval == 5)
+        #expect(config.maintenanceInterval == .seconds(5))
         #expect(config.maxRescues == 3)
         #expect(config.maxPayloadBytes == 1_048_576)
-        #expect(config.commandTimeout == 10)
+        #expect(config.commandTimeout == .seconds(10))
         #expect(config.logLevel == "info")
         #expect(config.logFormat == "auto")
     }
@@ -160,11 +160,11 @@ struct ConfigurationTests {
     func durations(key: Key, text: String, seconds: Double) throws {
         let config = try parse([key: text])
         let value: Double = switch key {
-        case .pollInterval: config.pollInterval
-        case .lease: config.lease
-        case .shutdownTimeout: config.shutdownTimeout
-        case .maintenanceInterval: config.maintenanceInterval
-        case .commandTimeout: config.commandTimeout
+        case .pollInterval: config.pollInterval.seconds
+        case .lease: config.lease.seconds
+        case .shutdownTimeout: config.shutdownTimeout.seconds
+        case .maintenanceInterval: config.maintenanceInterval.seconds
+        case .commandTimeout: config.commandTimeout.seconds
         default: .nan
         }
         #expect(abs(value - seconds) < 1e-9)
@@ -456,7 +456,7 @@ struct ConfigurationTests {
         let config = try parse([
             .campaignPageSize: "250", .campaignClaimWindow: "5m", .campaignMaxTries: "8", .campaignDeferBase: "30",
             .campaignDeferMax: "2h", .campaignPauseRecheck: "500ms", .campaignConcurrency: "32", .campaignThrottleWait: "2.5",
-            .campaignSweepInterval: "2m",
+            .campaignSweepInterval: "2m", .campaignSendGroup: "200",
         ])
         #expect(config.campaigns.pageSize == 250)
         #expect(config.campaigns.sendingWindow == 300)
@@ -467,6 +467,7 @@ struct ConfigurationTests {
         #expect(config.campaigns.concurrency == 32)
         #expect(config.campaigns.throttleWait == 2.5)
         #expect(config.campaigns.sweepInterval == 120)
+        #expect(config.campaigns.sendGroup == 200)
     }
 
     @Test("JOBD_CAMPAIGN_* keys refuse values out of range, naming the key", arguments: [
@@ -475,7 +476,7 @@ struct ConfigurationTests {
         (.campaignDeferBase, "0.5"), (.campaignDeferBase, "2d"), (.campaignDeferMax, "8d"), (.campaignPauseRecheck, "50ms"),
         (.campaignPauseRecheck, "2h"), (.campaignConcurrency, "0"), (.campaignConcurrency, "257"),
         (.campaignThrottleWait, "-1"), (.campaignThrottleWait, "61"), (.campaignSweepInterval, "0.5"),
-        (.campaignSweepInterval, "2h"),
+        (.campaignSweepInterval, "2h"), (.campaignSendGroup, "0"), (.campaignSendGroup, "501"),
     ])
     func campaignKeysBounded(key: DaemonConfiguration.Key, value: String) {
         #expect(rejection([key: value])?.key == key.rawValue, "\(key.rawValue)=\(value)")

@@ -28,11 +28,11 @@ struct NotificationConfigTests {
         #expect(settings.webhookHostSecrets.isEmpty)
         #expect(settings.networkPolicy == OutboundNetworkPolicy(allowed: []))
         #expect(settings.smsURL == nil && settings.smsToken == nil)
-        #expect(settings.connectTimeout == 5 && settings.timeout == 30)
+        #expect(settings.connectTimeout == .seconds(5) && settings.timeout == .seconds(30))
         #expect(settings.rateLimit == TokenBucket.Settings(rate: 50, burst: 50))
         #expect(settings.breaker == CircuitBreaker.Settings(failureThreshold: 5, cooldown: 30))
         #expect(settings.concurrency == 16)
-        #expect(settings.sendingWindow == 45)
+        #expect(settings.sendingWindow == .seconds(45))
     }
 
     @Test("every key parses")
@@ -52,7 +52,7 @@ struct NotificationConfigTests {
         #expect(settings.smtpStartTLS == .require)
         #expect(settings.smsURL?.destinationKey == "https://sms.example:443")
         #expect(settings.smsToken?.value == "tok-123")
-        #expect(settings.connectTimeout == 0.25 && settings.timeout == 60)
+        #expect(settings.connectTimeout == .milliseconds(250) && settings.timeout == .seconds(60))
         #expect(settings.rateLimit == TokenBucket.Settings(rate: 2.5, burst: 10))
         #expect(settings.breaker == CircuitBreaker.Settings(failureThreshold: 3, cooldown: 120))
         #expect(settings.concurrency == 32)

@@ -353,13 +353,13 @@ struct MetricsAndPruneTests {
                 """)
             let connection = world.database.connection("prune")
             // No time budget: one batch of 10, then it snoozes (the attempt is not spent).
-            let hurried = QueuePruneHandler(connection: connection, retention: 7 * 86_400, timeBudget: 0)
+            let hurried = QueuePruneHandler(connection: connection, retention: .seconds(7 * 86_400), timeBudget: 0)
             await #expect(throws: JobSnooze.self) {
                 try await hurried.handle(claimed("queue.prune", #"{"batch": 10}"#), context: testContext)
             }
             let left = try await world.int("SELECT count(*) FROM queue.jobs")
             #expect(left == 19)  // 29 rows, one batch of 10 gone
-            let handler = QueuePruneHandler(connection: connection, retention: 7 * 86_400)
+            let handler = QueuePruneHandler(connection: connection, retention: .seconds(7 * 86_400))
             try await handler.handle(claimed("queue.prune", #"{"batch": 10}"#), context: testContext)
             #expect(try await world.sql.lines("SELECT state FROM queue.jobs ORDER BY state") == ["available", "completed", "dead"])
             // Slots past the window go, except each schedule's newest.

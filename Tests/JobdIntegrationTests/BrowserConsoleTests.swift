@@ -1,4 +1,5 @@
 import Foundation
+import JobdContent
 import JobdCore
 import JobdQueue
 import JobdTestSupport
@@ -132,6 +133,78 @@ struct BrowserConsoleTests {
             }
         }
         #expect(shots.taken.withLock { $0 } == ["overview", "jobs", "job", "dead-letters"])
+        shots.removeIfTemporary()
+    }
+
+    @Test(
+        "the tier pages in headless chromium: periodic jobs, notifications, campaigns, content search and a message, a bulk action's progress",
+        .enabled(
+            if: BrowserTools.find() != nil || ProcessInfo.processInfo.environment["CI"] != nil,
+            "chromium and chromium-driver are not installed (apt-get install chromium chromium-driver); under CI this test runs and fails without them"))
+    func tierPagesInBrowser() async throws {
+        guard let tools = BrowserTools.find() else {
+            Issue.record("CI is set but chromium or chromedriver is missing: scripts/setup-deps installs chromium and chromium-driver")
+            return
+        }
+        let shots = Screenshots()
+        try await withWorld { world in
+            let data = try await WebConsoleTests.tierData(world)
+            try await WebConsoleTests.storeMessage(world, "receipt-1042", ["subject": "Your receipt for order 1042"])
+            _ = try await ContentStore(connection: world.sql).indexPending(limit: 100)
+            // The campaign sending to twelve contacts, half done.
+            let workspace = try await world.scalar("SELECT workspace_id FROM oltp.campaigns WHERE id = $1", [String(data.campaign)])!
+            try await world.exec("INSERT INTO oltp.contacts (workspace_id, address) SELECT $1, 'c' || g || '@acme.test' FROM generate_series(1, 12) g", [workspace])
+            try await world.exec("UPDATE oltp.campaigns SET status = 'scheduled' WHERE id = $1", [String(data.campaign)])
+            try await world.exec("UPDATE oltp.campaigns SET status = 'sending', started_at = now() - interval '1 minute', fanout_done = true WHERE id = $1", [String(data.campaign)])
+            try await world.exec("""
+                INSERT INTO oltp.deliveries (campaign_id, contact_id, workspace_id, state, sent_at)
+                SELECT $1, c.id, c.workspace_id, CASE WHEN c.id % 2 = 0 THEN 'sent' WHEN c.id % 5 = 0 THEN 'bounced' ELSE 'pending' END,
+                       CASE WHEN c.id % 2 = 0 THEN now() - c.id * interval '2 seconds' END
+                  FROM oltp.contacts c
+                """, [String(data.campaign)])
+            // A bulk action a third of the way through (no daemon runs its job here).
+            try await world.exec("INSERT INTO queue.jobs (kind, priority) SELECT 'report.daily', 'low' FROM generate_series(1, 9)")
+            let upper = try await world.int("SELECT max(id) + 1 FROM queue.jobs")
+            let bulk = try await world.int("SELECT id FROM queue.bulk_action_start('jobs', 'cancel', '{\"kind\": \"report.daily\"}', 'alice', $1::bigint, 3)", [String(upper)])
+            _ = try await world.int("SELECT processed FROM queue.bulk_action_step($1::bigint)", [String(bulk)])
+
+            var settings = WebSettings(host: "127.0.0.1", port: 0)
+            settings.schedules = [
+                ScheduledJob(name: "nightly-report", cron: try CronSchedule("0 3 * * *"), kind: "report.daily"),
+                ScheduledJob(name: "queue-metrics", cron: try CronSchedule("*/5 * * * *"), kind: "metrics.push"),
+            ]
+            try await world.exec("INSERT INTO queue.schedule_slots (name, slot) VALUES ('nightly-report', date_trunc('day', now()) + interval '3 hours')")
+            try await withConsole(world, settings) { console in
+                try await tools.withSession { browser in
+                    let base = "http://127.0.0.1:\(console.port)"
+                    try await browser.open(base + "/periodic")
+                    #expect(try await browser.text("main").contains("nightly-report"))
+                    try await shots.take(browser, "periodic")
+
+                    try await browser.open(base + "/notifications")
+                    #expect(try await browser.count("main table tbody tr") == 25)
+                    try await shots.take(browser, "notifications")
+
+                    try await browser.open(base + "/campaigns")
+                    #expect(try await browser.count("main table tbody tr progress") == 1)
+                    #expect(try await browser.text("main").contains("spring <sale>"))
+                    try await shots.take(browser, "campaigns")
+
+                    try await browser.open(base + "/content?q=receipt")
+                    #expect(try await browser.text("main table tbody").contains("receipt-1042"))
+                    try await shots.take(browser, "content-search")
+                    try await browser.click("a[href=\"/content/receipt-1042\"]")
+                    try await waitUntil(timeout: 10, "the message page") { try await browser.text("h1") == "Message receipt-1042" }
+                    #expect(try await browser.text("main").contains("Your receipt for order 1042"))
+                    try await shots.take(browser, "content-message")
+
+                    try await browser.open(base + "/bulk/\(bulk)")
+                    #expect(try await browser.execute("return document.getElementById('bulk-progress').value;") as? Int == 3)
+                    try await shots.take(browser, "bulk-progress")
+                }
+            }
+        }
+        #expect(shots.taken.withLock { $0 } == ["periodic", "notifications", "campaigns", "content-search", "content-message", "bulk-progress"])
         shots.removeIfTemporary()
     }
 }

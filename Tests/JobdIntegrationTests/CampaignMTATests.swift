@@ -1,5 +1,6 @@
 import Foundation
 import JobdCampaigns
+import JobdCodec
 import JobdCore
 import JobdPostgres
 import JobdQueue
@@ -62,7 +63,7 @@ final class PostfixMTA: Sendable {
     /// independent MIME parser), grouped by mailbox (`user@domain`).
     func mailboxes() throws -> [String: [DeliveredMail]] {
         let script = #"""
-import email, email.policy, json, os, sys
+import email, email.policy, hashlib, json, os, sys
 base = sys.argv[1]
 out = {}
 for domain in sorted(os.listdir(base)):
@@ -78,8 +79,11 @@ for domain in sorted(os.listdir(base)):
             for part in message.walk():
                 if part.is_multipart():
                     continue
+                data = part.get_payload(decode=True) or b""
                 parts.append({"type": part.get_content_type(), "charset": part.get_content_charset() or "",
-                              "content": part.get_content()})
+                              "content": part.get_content() if part.get_content_maintype() == "text" else "",
+                              "filename": part.get_filename() or "", "disposition": part.get_content_disposition() or "",
+                              "sha256": hashlib.sha256(data).hexdigest()})
             box.append({"headers": {k.lower(): str(v) for k, v in message.items()},
                         "header_count": {k.lower(): len(message.get_all(k)) for k in message.keys()},
                         "content_type": message.get_content_type(),
@@ -120,6 +124,10 @@ struct DeliveredMail: Decodable {
         var type: String
         var charset: String
         var content: String
+        var filename: String
+        var disposition: String
+        /// SHA-256 (hex) of the decoded bytes.
+        var sha256: String
     }
 
     var headers: [String: String]
@@ -178,6 +186,14 @@ struct CampaignMTATests {
                         'Hi {{name}} ({{email}}) from {{city}}', 2)
                 RETURNING id
                 """, [workspace, account, list])!
+            // Two attachments: a binary one with an ASCII name, a text one with a non-ASCII name.
+            let pdf = attachmentBytes(150_000, seed: 5)
+            let csv = Array("name,city\r\nAnn,Zürich\r\n".utf8)
+            try await world.exec("""
+                INSERT INTO oltp.campaign_attachments (campaign_id, workspace_id, position, filename, content_type, data)
+                VALUES ($1, $2, 1, 'price list.pdf', 'application/pdf', $3::bytea),
+                       ($1, $2, 2, 'Städte – 2026.csv', 'text/csv', $4::bytea)
+                """, [id, workspace, PostgresBytea.encode(pdf), PostgresBytea.encode(csv)])
 
             var settings = CampaignSettings()
             settings.pageSize = 4
@@ -188,7 +204,7 @@ struct CampaignMTATests {
             let content = TierDatabase(tier: .content, size: 1, logger: .silent) { _ in world.database.connection("content") }
             let handlers: [any JobHandler] = [
                 CampaignPrepareHandler(oltp: oltp, content: content, settings: settings),
-                CampaignDeliverHandler(oltp: oltp, settings: settings),
+                CampaignDeliverHandler(oltp: oltp, content: content, settings: settings),
             ]
             let relay = OutboxRelay(
                 oltp: world.database.connection("relay-oltp"), queue: world.database.connection("relay-queue"),
@@ -237,9 +253,14 @@ struct CampaignMTATests {
                 for header in ["from", "to", "subject", "date", "message-id", "list-unsubscribe", "list-unsubscribe-post"] {
                     #expect(mail.headerCount[header] == 1, "\(header) appears \(mail.headerCount[header] ?? 0) times")
                 }
-                #expect(mail.contentType == "multipart/alternative")
-                #expect(mail.parts.map(\.type) == ["text/plain", "text/html"])
-                #expect(mail.parts.allSatisfy { $0.charset == "utf-8" })
+                // The body, then the attachments as stored, read from the content tier.
+                #expect(mail.contentType == "multipart/mixed")
+                #expect(mail.parts.map(\.type) == ["text/plain", "text/html", "application/pdf", "text/csv"])
+                #expect(mail.parts.prefix(2).allSatisfy { $0.charset == "utf-8" && $0.disposition == "" })
+                #expect(mail.parts.dropFirst(2).map(\.disposition) == ["attachment", "attachment"])
+                #expect(mail.parts.dropFirst(2).map(\.filename) == ["price list.pdf", "Städte – 2026.csv"])
+                #expect(mail.parts.dropFirst(2).map(\.sha256) == [ContentDigest.sha256Hex(pdf), ContentDigest.sha256Hex(csv)],
+                        "attachment bytes differ from the stored ones")
                 let text = mail.parts.first { $0.type == "text/plain" }?.content ?? ""
                 let html = mail.parts.first { $0.type == "text/html" }?.content ?? ""
                 #expect(text.contains("Hi \(name) (\(address)) from City\(number)"), "\(text)")

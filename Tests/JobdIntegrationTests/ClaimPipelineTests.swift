@@ -108,7 +108,7 @@ struct ClaimPipelineTests {
             try await world.exec("INSERT INTO queue.jobs (kind) SELECT 'noop' FROM generate_series(1, $1::int)", [String(jobs)])
             let config = world.configuration {
                 $0.workers = .shared(4)
-                $0.lease = 120  // no rescue while the completions are stuck
+                $0.lease = .seconds(120)  // no rescue while the completions are stuck
             }
             // The pool's completion connection points at a closed port: every write of a
             // completion (and every lease heartbeat) fails and is retried.

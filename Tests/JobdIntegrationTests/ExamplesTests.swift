@@ -75,7 +75,7 @@ struct ExamplesTests {
             let daemon = world.makeDaemon(world.configuration(), handlers: [
                 MetricsEmitHandler(analytics: databases[.analytics]),
                 AnalyticsRollupHandler(rollup: AnalyticsRollup(databases: databases, queue: databases[.queue], logger: .silent)),
-                QueuePruneHandler(connection: prune, retention: 7 * 86_400),
+                QueuePruneHandler(connection: prune, retention: .seconds(7 * 86_400)),
             ])
             try await world.running([daemon]) {
                 try await world.waitForState("completed", count: 10)

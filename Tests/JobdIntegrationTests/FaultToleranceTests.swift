@@ -177,7 +177,7 @@ struct FaultToleranceTests {
     func drainTimeout() async throws {
         try await withWorld { world in
             try await world.exec(#"INSERT INTO queue.jobs (kind, payload) VALUES ('noop', '{"sleep_ms": 60000}')"#)
-            let config = world.configuration { $0.shutdownTimeout = 0.3 }
+            let config = world.configuration { $0.shutdownTimeout = .milliseconds(300) }
             let started = ContinuousClock.now
             try await world.running([world.makeDaemon(config)]) {
                 try await world.waitForState("running", count: 1)
@@ -193,7 +193,7 @@ struct FaultToleranceTests {
         try await withWorld { world in
             try await world.exec(#"INSERT INTO queue.jobs (kind, payload) VALUES ('noop', '{"sleep_ms": 60000}')"#)
             // The first daemon is cancelled outright (like SIGKILL: no drain, no release).
-            let doomed = world.makeDaemon(world.configuration { $0.lease = 1 })
+            let doomed = world.makeDaemon(world.configuration { $0.lease = .seconds(1) })
             let group = ServiceGroup(configuration: .init(services: doomed.services, logger: .silent))
             let task = Task { try await group.run() }
             try await world.waitForState("running", count: 1)

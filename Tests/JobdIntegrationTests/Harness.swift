@@ -34,11 +34,11 @@ struct QueueWorld {
         config.redisURL = redisURL
         config.redisPrefix = prefix
         config.workers = .shared(8)
-        config.pollInterval = 0.2
-        config.maintenanceInterval = 0.2
-        config.lease = 5
+        config.pollInterval = .milliseconds(200)
+        config.maintenanceInterval = .milliseconds(200)
+        config.lease = .seconds(5)
         config.backoff = RetryBackoff(baseSeconds: 0.05, maximumSeconds: 0.2)
-        config.shutdownTimeout = 5
+        config.shutdownTimeout = .seconds(5)
         // No built-in schedules (hourly prune and trims at fixed minutes): a test that
         // crossed one would find a job it did not enqueue. Tests of schedules set their own.
         config.schedules = []

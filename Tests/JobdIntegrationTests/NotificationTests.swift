@@ -29,8 +29,8 @@ struct NotifyWorld {
         settings.smsToken = SecretText("sms-token")
         // The receivers are on loopback, which webhooks and SMS refuse by default.
         settings.networkPolicy = OutboundNetworkPolicy(allowed: OutboundNetworkPolicy.parseNetworks("127.0.0.0/8,::1/128") ?? [])
-        settings.connectTimeout = 1
-        settings.timeout = 2
+        settings.connectTimeout = .seconds(1)
+        settings.timeout = .seconds(2)
         return settings
     }
 
@@ -298,7 +298,7 @@ struct NotificationTests {
 
     @Test("a receiver slower than the total timeout is a retry; the timed-out try is in the audit trail")
     func timeoutRetried() async throws {
-        try await withNotifications(settings: { $0.timeout = 1 }) { n in
+        try await withNotifications(settings: { $0.timeout = .seconds(1) }) { n in
             let id = try await n.enqueue(n.webhook("/slow?delay=3&times=1", key: "slow-1"))
             try await n.waitFor(id, "completed")
             let attempts = try await n.attempts("slow-1")
@@ -337,7 +337,7 @@ struct NotificationTests {
     func cancelledByDrain() async throws {
         let clock = ContinuousClock()
         let stopping = Mutex<ContinuousClock.Instant?>(nil)
-        try await withNotifications(config: { $0.shutdownTimeout = 0.3 }, afterStop: { n in
+        try await withNotifications(config: { $0.shutdownTimeout = .milliseconds(300) }, afterStop: { n in
             let stopped = try #require(stopping.withLock { $0 }).duration(to: clock.now)
             // The receiver would have taken 20 s; the drain waited 0.3 s, then libcurl's
             // progress callback saw the cancellation.

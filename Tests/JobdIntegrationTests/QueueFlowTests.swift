@@ -178,7 +178,7 @@ struct QueueFlowTests {
     @Test("an idle daemon picks up a new job by NOTIFY, long before its poll interval")
     func notifyWakesPromoter() async throws {
         try await withWorld { world in
-            let config = world.configuration { $0.pollInterval = 30 }
+            let config = world.configuration { $0.pollInterval = .seconds(30) }
             try await world.running([world.makeDaemon(config)]) {
                 try await Task.sleep(for: .milliseconds(500))  // let it go idle
                 try await world.exec("INSERT INTO queue.jobs (kind) VALUES ('noop')")

@@ -587,9 +587,11 @@ struct QueueHealthTests {
                 ("next due", """
                     SELECT min(run_at) FROM queue.jobs WHERE state IN ('available', 'retryable') AND priority = 'normal'
                     """, ["jobs_due_idx"]),
+                // Either partial index over the waiting rows serves it (jobs_waiting_kind_idx holds
+                // the same rows as jobs_due_idx; the planner may pick either).
                 ("backlog", """
                     SELECT count(*) FROM queue.jobs WHERE state IN ('available', 'retryable') AND run_at <= now()
-                    """, ["jobs_due_idx"]),
+                    """, ["jobs_due_idx", "jobs_waiting_kind_idx"]),
                 ("claim", """
                     UPDATE queue.jobs SET state = 'running'
                      WHERE id = ANY('{1,2,3}'::bigint[]) AND state IN ('available', 'retryable') AND run_at <= now()

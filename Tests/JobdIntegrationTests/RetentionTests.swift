@@ -159,13 +159,13 @@ struct RetentionTests {
             #expect(try await world.int("SELECT count(*) FROM notifications.notifications") == 4)
             let store = NotificationStore(database: tier)
             let repeatSend = NotificationRequest(channel: .email, to: "a@example.com", subject: "Hi", body: "body 1", idempotencyKey: "archive-out")
-            #expect(try await store.claim(repeatSend, token: "t1", jobID: 9, window: 30) == .alreadySent(id: 1))
+            #expect(try await store.claim(repeatSend, token: "t1", jobID: 9, window: .seconds(30)) == .alreadySent(id: 1))
             let other = NotificationRequest(channel: .email, to: "b@example.com", subject: "Hi", body: "body 1", idempotencyKey: "archive-out")
-            #expect(try await store.claim(other, token: "t2", jobID: 9, window: 30) == .conflict)
+            #expect(try await store.claim(other, token: "t2", jobID: 9, window: .seconds(30)) == .conflict)
             // An archived failed notification re-driven is claimed again and gets its body back.
             try await world.exec("UPDATE notifications.notifications SET status = 'failed', sent_at = NULL, failed_at = now() WHERE id = 4")
             let redrive = NotificationRequest(channel: .sms, to: "+15550001", body: "body 4", idempotencyKey: "delete-in")
-            #expect(try await store.claim(redrive, token: "t3", jobID: 9, window: 30) == .claimed(id: 4, try: 1))
+            #expect(try await store.claim(redrive, token: "t3", jobID: 9, window: .seconds(30)) == .claimed(id: 4, try: 1))
             #expect(try await world.sql.lines("SELECT body, archived_at IS NULL FROM notifications.notifications WHERE id = 4") == ["body 4\tt"])
             await #expect { try await handler.handle(claimed("notifications.trim", #"{"archive_after": "5m"}"#), context: testContext) }
                 throws: { ($0 as? JobFailure)?.code == "payload_invalid" }

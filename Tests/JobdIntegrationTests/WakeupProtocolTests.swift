@@ -64,14 +64,17 @@ struct WakeupProtocolTests {
     @Test("an idle daemon marks its row idle, picks a single INSERT up at once, and removes its row on shutdown")
     func idleDaemon() async throws {
         try await withWorld { world in
-            let config = world.configuration { $0.pollInterval = 30 }
-            try await world.running([world.makeDaemon(config)]) {
+            let config = world.configuration { $0.pollInterval = .seconds(30) }
+            let daemon = world.makeDaemon(config)
+            try await world.running([daemon]) {
                 try await waitUntil(timeout: 20, "listener row idle") { try await listenerRow(world) == "true" }
                 try await Task.sleep(for: .milliseconds(200))
                 try await world.exec("INSERT INTO queue.jobs (kind) VALUES ('noop')")
                 try await world.waitForState("completed", count: 1, timeout: 20)
                 try await waitUntil(timeout: 20, "listener row idle again") { try await listenerRow(world) == "true" }
             }
+            // Pushed by the woken promoter, not found by a pool's direct claim.
+            #expect(daemon.stats.snapshot.promoted == 1 && daemon.stats.snapshot.claimedDirect == 0)
             let latency = try await world.scalar("SELECT extract(epoch FROM started_at - created_at) FROM queue.completed_jobs")
             // A third of the 30 s poll interval: only the wake-up explains it (generous,
             // so a loaded host cannot break it).
@@ -85,7 +88,7 @@ struct WakeupProtocolTests {
         try await withWorld { world in
             // Slow jobs and short lists: the promoter stays busy refilling for seconds.
             let config = world.configuration {
-                $0.pollInterval = 30
+                $0.pollInterval = .seconds(30)
                 $0.workers = .shared(2)
                 $0.redisHighWater = 4
             }
@@ -112,9 +115,10 @@ struct WakeupProtocolTests {
     @Test("an insert that read 'busy' and commits after the daemon went idle is found long before the poll interval")
     func insertRacingTheIdleTransition() async throws {
         try await withWorld { world in
-            let config = world.configuration { $0.pollInterval = 30 }
+            let config = world.configuration { $0.pollInterval = .seconds(30) }
             let inserter = world.database.connection("test-inserter")
-            try await world.running([world.makeDaemon(config)]) {
+            let daemon = world.makeDaemon(config)
+            try await world.running([daemon]) {
                 try await waitUntil(timeout: 20, "listener row idle") { try await listenerRow(world) == "true" }
                 // As if the promoter were busy: the open transaction's insert reads "busy"
                 // and sends no NOTIFY, and it keeps its shared wake-up lock until COMMIT.
@@ -132,6 +136,7 @@ struct WakeupProtocolTests {
                 // A third of the 30 s poll interval (generous for a loaded host).
                 #expect(committed.duration(to: .now) < .seconds(10))
             }
+            #expect(daemon.stats.snapshot.promoted == 1 && daemon.stats.snapshot.claimedDirect == 0)
             await inserter.close()
         }
     }
@@ -139,7 +144,7 @@ struct WakeupProtocolTests {
     @Test("two idle daemons: only the elected promoter keeps a row, and an insert wakes it")
     func twoDaemons() async throws {
         try await withWorld { world in
-            let config = world.configuration { $0.pollInterval = 30 }
+            let config = world.configuration { $0.pollInterval = .seconds(30) }
             let a = world.makeDaemon(config, id: "daemon-a"), b = world.makeDaemon(config, id: "daemon-b")
             try await world.running([a, b]) {
                 try await waitUntil(timeout: 20, "the elected promoter's row idle") {
@@ -157,6 +162,8 @@ struct WakeupProtocolTests {
             // so a loaded host cannot break it).
             #expect((Double(latency ?? "") ?? 99) < 10)
             #expect(try await world.int("SELECT count(*) FROM queue.listeners") == 0)
+            #expect(a.stats.snapshot.promoted + b.stats.snapshot.promoted == 1)
+            #expect(a.stats.snapshot.claimedDirect + b.stats.snapshot.claimedDirect == 0)
         }
     }
 

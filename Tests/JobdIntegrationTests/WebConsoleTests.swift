@@ -8,6 +8,7 @@ import JobdThreads
 @testable import JobdWeb
 import Logging
 import ServiceLifecycle
+import Synchronization
 import Testing
 
 #if canImport(Glibc)
@@ -415,11 +416,15 @@ struct WebConsoleTests {
                 #expect(minutes.reduce(0) { $0 + ($1["failed"] as? Int ?? 0) } == 1)
                 // The current minute is read again: a new ending shows up.
                 try await world.exec("INSERT INTO queue.attempts (job_id, attempt, event, outcome) VALUES (6, 1, 'end', 'dead')")
-                try await Task.sleep(for: .milliseconds(20))
-                let second = try console.json(try await console.request("GET", "/api/v1/overview", auth: alice))
-                let later = second["last_hour"] as? [[String: Any]] ?? []
+                // A stale snapshot is served while the next one is computed: it shows up
+                // within an interval and a computation.
+                var later: [[String: Any]] = []
+                try await waitUntil(timeout: 10, "the new ending on the overview") {
+                    let second = try console.json(try await console.request("GET", "/api/v1/overview", auth: alice))
+                    later = second["last_hour"] as? [[String: Any]] ?? []
+                    return later.reduce(0) { $0 + ($1["failed"] as? Int ?? 0) } == 2
+                }
                 #expect(later.reduce(0) { $0 + ($1["completed"] as? Int ?? 0) } == 2)
-                #expect(later.reduce(0) { $0 + ($1["failed"] as? Int ?? 0) } == 2)
                 let page = try await console.request("GET", "/", auth: alice)
                 #expect(page.body.contains("<svg class=\"chart\""))
             }
@@ -713,6 +718,7 @@ struct WebConsoleTests {
         let job = try await world.int("INSERT INTO queue.jobs (kind, state, run_at, finished_at) VALUES ('export', 'dead', now(), now()) RETURNING id")
         try await world.exec("INSERT INTO queue.dead_letters (job_id, kind, payload, priority, attempts, reason) VALUES ($1, 'export', '{}', 'normal', 1, 'failed')", [String(job)])
         let bulk = try await world.int("SELECT id FROM queue.bulk_action_start('jobs', 'retry', '{\"kind\": \"nothing\"}', 'alice', 1, 10)")
+        try await storeMessage(world, "order/7")
         return (notification, campaign, job, bulk)
     }
 
@@ -818,7 +824,7 @@ struct WebConsoleTests {
                 operations.append(("post", path))
             }
         }
-        #expect(operations.count >= 21, "\(operations)")
+        #expect(operations.count >= 22, "\(operations)")
         try await withWorld { world in
             let data = try await Self.tierData(world)
             try await withConsole(world, try Self.authSettings()) { console in
@@ -828,6 +834,7 @@ struct WebConsoleTests {
                     let id = path.hasPrefix("/notifications") ? data.notification
                         : path.hasPrefix("/campaigns") ? data.campaign : path.hasPrefix("/bulk") ? data.bulk : data.job
                     path = path.replacingOccurrences(of: "{id}", with: String(id))
+                    path = path.replacingOccurrences(of: "{external_id}", with: "order%2F7")
                     if path == "/content" { path += "?q=invoice" }
                     let reply = try await console.request(operation.method.uppercased(), "/api/v1" + path, auth: alice)
                     if operation.method == "get" {
@@ -1018,7 +1025,34 @@ struct WebConsolePieceTests {
         #expect(cache.computations.load(ordering: .relaxed) == 1)
         try await Task.sleep(for: .milliseconds(350))
         _ = try await cache.current()
+        try await waitUntil(timeout: 5, "the refresh ran") { cache.computations.load(ordering: .relaxed) == 2 }
+    }
+
+    @Test("once the overview has a snapshot, no request waits for the next computation: the stored one is served meanwhile")
+    func cacheServesStaleWhileComputing() async throws {
+        let generation = Atomic<Int>(0)
+        let cache = OverviewCache(interval: .milliseconds(100)) {
+            let number = generation.add(1, ordering: .relaxed).newValue
+            // Every computation after the first is slow (a count over a big queue).
+            if number > 1 { try await Task.sleep(for: .milliseconds(1_500)) }
+            return OverviewSnapshot(generatedAt: "g\(number)", unfinished: [:], finishedEstimate: 0, deadLetters: 0,
+                                    oldestDueSeconds: nil, daemons: [], pauses: [], lastHour: [])
+        }
+        #expect(try await cache.current().generatedAt == "g1")
+        try await Task.sleep(for: .milliseconds(150))
+        // Stale: the stored snapshot at once, while one computation starts.
+        for _ in 0..<5 {
+            let started = ContinuousClock.now
+            #expect(try await cache.current().generatedAt == "g1")
+            #expect(ContinuousClock.now - started < .milliseconds(500))
+        }
         #expect(cache.computations.load(ordering: .relaxed) == 2)
+        var latest = ""
+        try await waitUntil(timeout: 10, "the refreshed snapshot is served") {
+            latest = try await cache.current().generatedAt
+            return latest != "g1"
+        }
+        #expect(latest == "g2")
     }
 }
 

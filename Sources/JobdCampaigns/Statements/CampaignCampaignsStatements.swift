@@ -14,7 +14,8 @@ enum CampaignCampaignsStatements {
                    coalesce(extract(epoch FROM c.send_at - now()), 0)::float8 AS due_in, c.fanout_done, c.content_ref,
                    c.list_id, c.subject, c.html_template, c.text_template,
                    a.from_address, a.from_name, a.unsubscribe_url, a.relay_url, a.username, a.secret_ref, a.starttls,
-                   c.account_id, a.messages_per_second
+                   c.account_id, a.messages_per_second,
+                   (SELECT count(*) FROM oltp.campaign_attachments x WHERE x.campaign_id = c.id) AS attachments
               FROM oltp.campaigns c JOIN oltp.email_accounts a ON a.id = c.account_id
              WHERE c.id = $1
             """
@@ -34,7 +35,8 @@ enum CampaignCampaignsStatements {
                 relayURL: try row.decode("relay_url"), username: try row.decode("username", as: String?.self),
                 secretRef: try row.decode("secret_ref", as: String?.self), startTLS: try row.decode("starttls"),
                 accountID: try row.decode("account_id"),
-                accountRate: try row.decode("messages_per_second", as: Double?.self))
+                accountRate: try row.decode("messages_per_second", as: Double?.self),
+                attachmentCount: try row.decode("attachments"))
         }
     }
 

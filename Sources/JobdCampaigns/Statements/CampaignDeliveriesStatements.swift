@@ -37,11 +37,15 @@ enum CampaignDeliveriesStatements {
         var bindings: PostgresBindings { [.int(id), .intArray(contacts), .int(maxTries)] }
     }
 
-    /// Claims contact `$2`'s delivery of campaign `$1` under token `$3` for `$4`
-    /// seconds; no row when it is not to be sent now. A lapsed claim is taken again
-    /// only below `$5` tries (see `FailAbandoned`).
-    struct Claim: PostgresStatement {
+    /// Claims the deliveries of contacts `$2` of campaign `$1` that are to be sent
+    /// now, all under token `$3` for `$4` seconds, in one statement: the rows it
+    /// returns are the group's claims (a contact not returned is not to be sent
+    /// now). A delivery is claimable when pending, or deferred and due, or `sending`
+    /// whose claim lapsed (its sender died mid-send: sent again, with the same
+    /// Message-ID) below `$5` tries (see `FailAbandoned`).
+    struct ClaimGroup: PostgresStatement {
         struct Row: Sendable {
+            var contact: Int64
             var address: String
             var name: String
             /// The contact's fields, JSON text.
@@ -51,7 +55,7 @@ enum CampaignDeliveriesStatements {
         }
 
         var id: Int64
-        var contact: Int64
+        var contacts: [Int64]
         var token: String
         var window: Double
         var maxTries: Int
@@ -61,50 +65,60 @@ enum CampaignDeliveriesStatements {
                SET state = 'sending', claim_token = $3, sending_until = now() + make_interval(secs => $4::float8),
                    tries = d.tries + 1, updated_at = now()
               FROM oltp.contacts k
-             WHERE d.campaign_id = $1 AND d.contact_id = $2 AND k.id = d.contact_id AND k.status = 'subscribed'
+             WHERE d.campaign_id = $1 AND d.contact_id = ANY($2::bigint[]) AND k.id = d.contact_id AND k.status = 'subscribed'
                AND (d.state = 'pending' OR (d.state = 'deferred' AND d.next_attempt_at <= now())
                     OR (d.state = 'sending' AND d.sending_until < now() AND d.tries < $5))
-            RETURNING k.address, k.name, k.fields::text AS fields, d.tries,
+            RETURNING d.contact_id, k.address, k.name, k.fields::text AS fields, d.tries,
                       oltp.unsubscribe_token(d.contact_id, d.campaign_id) AS unsubscribe_token
             """
-        var bindings: PostgresBindings { [.int(id), .int(contact), .text(token), .double(window), .int(maxTries)] }
+        var bindings: PostgresBindings { [.int(id), .intArray(contacts), .text(token), .double(window), .int(maxTries)] }
 
         static func decode(_ row: PostgresRow) throws -> Row {
             Row(
-                address: try row.decode("address"), name: try row.decode("name"), fields: try row.decode("fields"),
-                tries: try row.decode("tries"), unsubscribeToken: try row.decode("unsubscribe_token", as: String?.self))
+                contact: try row.decode("contact_id"), address: try row.decode("address"), name: try row.decode("name"),
+                fields: try row.decode("fields"), tries: try row.decode("tries"),
+                unsubscribeToken: try row.decode("unsubscribe_token", as: String?.self))
         }
     }
 
-    /// Records what became of a claimed send, fenced on the claim token; `recorded`
-    /// is 1 when the claim was still held. A bounce marks the contact bounced.
-    struct Record: PostgresStatement {
+    /// Records what became of a group's sends (`$2` contacts, each with its state,
+    /// reply code, reply and retry delay at the same index), fenced on the group's
+    /// claim token `$3`; `recorded` counts the rows whose claim was still held.
+    /// Bounces mark their contacts bounced; `pending` gives the try back.
+    struct RecordGroup: PostgresStatement {
         var id: Int64
-        var contact: Int64
+        var contacts: [Int64]
         var token: String
-        var state: String
-        var code: Int?
-        var reply: String?
-        var retryIn: Double
+        var states: [String]
+        var codes: [Int?]
+        var replies: [String?]
+        var retryIn: [Double]
         static let planning = PostgresPlanning.perExecution
         static let sql: SQL = """
-            WITH d AS (
-                UPDATE oltp.deliveries
-                   SET state = $4, last_code = coalesce($5::int, last_code), last_reply = coalesce($6, last_reply),
+            WITH o AS (
+                SELECT * FROM unnest($2::bigint[], $4::text[], $5::int[], $6::text[], $7::float8[])
+                    AS o(contact_id, state, code, reply, retry_in)
+            ), d AS (
+                UPDATE oltp.deliveries d
+                   SET state = o.state, last_code = coalesce(o.code, d.last_code), last_reply = coalesce(o.reply, d.last_reply),
                        claim_token = NULL, sending_until = NULL,
-                       tries = CASE WHEN $4 = 'pending' THEN greatest(tries - 1, 0) ELSE tries END,
-                       next_attempt_at = CASE WHEN $4 = 'deferred' THEN now() + make_interval(secs => $7::float8) END,
-                       sent_at = CASE WHEN $4 = 'sent' THEN now() END, updated_at = now()
-                 WHERE campaign_id = $1 AND contact_id = $2 AND state = 'sending' AND claim_token = $3
-                RETURNING contact_id
+                       tries = CASE WHEN o.state = 'pending' THEN greatest(d.tries - 1, 0) ELSE d.tries END,
+                       next_attempt_at = CASE WHEN o.state = 'deferred' THEN now() + make_interval(secs => o.retry_in) END,
+                       sent_at = CASE WHEN o.state = 'sent' THEN now() END, updated_at = now()
+                  FROM o
+                 WHERE d.campaign_id = $1 AND d.contact_id = o.contact_id AND d.state = 'sending' AND d.claim_token = $3
+                RETURNING d.contact_id, o.state
             ), b AS (
                 UPDATE oltp.contacts SET status = 'bounced', updated_at = now()
-                 WHERE $4 = 'bounced' AND id IN (SELECT contact_id FROM d) AND status <> 'bounced'
+                 WHERE id IN (SELECT contact_id FROM d WHERE state = 'bounced') AND status <> 'bounced'
             )
             SELECT count(*) AS recorded FROM d
             """
         var bindings: PostgresBindings {
-            [.int(id), .int(contact), .text(token), .text(state), .int(code), .text(reply), .double(retryIn)]
+            [
+                .int(id), .intArray(contacts), .text(token), .textArray(states.map { Optional($0) }),
+                .textArray(codes.map { $0.map { String($0) } }), .textArray(replies), .textArray(retryIn.map { Optional(String($0)) }),
+            ]
         }
 
         static func decode(_ row: PostgresRow) throws -> Int { try row.decode("recorded") }

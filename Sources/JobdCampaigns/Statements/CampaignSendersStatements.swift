@@ -34,6 +34,34 @@ enum CampaignSendersStatements {
         }
     }
 
+    /// Campaign `$1`'s open deliveries to domain `$2` and that domain's messages per
+    /// second for the campaign's account (its own row wins over the operator's; NULL:
+    /// no rate). Reads every open delivery of the campaign: run only when a domain
+    /// throttle is what limits it.
+    struct DomainBacklog: PostgresStatement {
+        struct Row: Sendable {
+            var open: Int
+            var rate: Double?
+        }
+
+        var id: Int64
+        var domain: String
+        static let planning = PostgresPlanning.perExecution
+        static let sql: SQL = """
+            SELECT (SELECT count(*) FROM oltp.deliveries d JOIN oltp.contacts k ON k.id = d.contact_id
+                     WHERE d.campaign_id = $1 AND d.state IN ('pending', 'sending', 'deferred')
+                       AND lower(split_part(k.address, '@', 2)) = $2) AS open,
+                   (SELECT l.messages_per_second FROM oltp.domain_limits l, oltp.campaigns c
+                     WHERE c.id = $1 AND l.domain = $2 AND coalesce(l.account_id, 0) IN (c.account_id, 0)
+                     ORDER BY l.account_id IS NULL LIMIT 1) AS rate
+            """
+        var bindings: PostgresBindings { [.int(id), .text(domain)] }
+
+        static func decode(_ row: PostgresRow) throws -> Row {
+            Row(open: try row.decode("open"), rate: try row.decode("rate", as: Double?.self))
+        }
+    }
+
     /// Writes this daemon's row for campaign `$1` and pauses the campaign when the
     /// bounce rate summed over every daemon's row (this one's new totals included)
     /// passed its threshold after its minimum sample. `paused_reason` is the reason

@@ -4,23 +4,49 @@ import JobdPostgres
 /// What `DeliverySweep` runs: on the OLTP database (campaigns, open batches, the
 /// outbox) and on the queue's (which batches an unfinished job covers).
 enum CampaignSweepStatements {
-    /// Up to `$2` sending campaigns after id `$1` (`campaigns_sending_idx`).
+    /// Up to `$2` scheduled or sending campaigns after id `$1` (`campaigns_sweep_idx`).
     struct Sending: PostgresStatement {
         struct Row: Sendable {
             var id: Int64
+            var scheduled: Bool
             var fanoutDone: Bool
         }
 
         var after: Int64
         var limit: Int
         static let sql: SQL = """
-            SELECT id, fanout_done FROM oltp.campaigns WHERE status = 'sending' AND id > $1 ORDER BY id LIMIT $2
+            SELECT id, status = 'scheduled' AS scheduled, fanout_done FROM oltp.campaigns
+             WHERE status IN ('scheduled', 'sending') AND id > $1 ORDER BY id LIMIT $2
             """
         var bindings: PostgresBindings { [.int(after), .int(limit)] }
 
         static func decode(_ row: PostgresRow) throws -> Row {
-            Row(id: try row.decode("id"), fanoutDone: try row.decode("fanout_done"))
+            Row(id: try row.decode("id"), scheduled: try row.decode("scheduled"), fanoutDone: try row.decode("fanout_done"))
         }
+    }
+
+    /// Deletes up to `$2` rows of `oltp.campaign_senders` of campaigns that are sent
+    /// or cancelled and that no daemon wrote for `$1` seconds (nothing reads them
+    /// once a campaign is over: its bounce counts mattered only while it could
+    /// still be paused). Returns the rows deleted.
+    struct PruneSenders: PostgresStatement {
+        var olderThan: Double
+        var limit: Int
+        static let sql: SQL = """
+            WITH gone AS (
+                DELETE FROM oltp.campaign_senders s
+                 WHERE (s.campaign_id, s.daemon) IN (
+                        SELECT s2.campaign_id, s2.daemon FROM oltp.campaign_senders s2
+                          JOIN oltp.campaigns c ON c.id = s2.campaign_id
+                         WHERE c.status IN ('sent', 'cancelled')
+                           AND s2.updated_at < now() - make_interval(secs => $1::float8)
+                         LIMIT $2)
+                RETURNING 1
+            )
+            SELECT count(*) AS pruned FROM gone
+            """
+        var bindings: PostgresBindings { [.double(olderThan), .int(limit)] }
+        static func decode(_ row: PostgresRow) throws -> Int { try row.decode("pruned") }
     }
 
     /// Up to `$3` distinct batches of campaign `$1` after batch `$2` that have an
@@ -102,17 +128,18 @@ enum CampaignSweepStatements {
         static func decode(_ row: PostgresRow) throws -> Bool { try row.decode("queued") }
     }
 
-    /// Enqueues the preparation of campaign `$1` again when it is sending, its
-    /// fan-out unfinished and the outbox holds no preparation of it. Returns the
-    /// jobs written (0 or 1).
+    /// Enqueues the preparation of campaign `$1` again when it is scheduled (to run
+    /// at its send time), or sending with its fan-out unfinished, and the outbox
+    /// holds no preparation of it. Returns the jobs written (0 or 1).
     struct EnqueuePrepare: PostgresStatement {
         var id: Int64
         static let sql: SQL = """
             WITH jobs AS (
-                INSERT INTO oltp.outbox (kind, payload, unique_key)
-                SELECT 'campaign.prepare', jsonb_build_object('campaign_id', c.id), 'campaign:' || c.id || ':prepare'
+                INSERT INTO oltp.outbox (kind, payload, unique_key, run_at)
+                SELECT 'campaign.prepare', jsonb_build_object('campaign_id', c.id), 'campaign:' || c.id || ':prepare',
+                       greatest(coalesce(c.send_at, now()), now())
                   FROM oltp.campaigns c
-                 WHERE c.id = $1 AND c.status = 'sending' AND NOT c.fanout_done
+                 WHERE c.id = $1 AND (c.status = 'scheduled' OR (c.status = 'sending' AND NOT c.fanout_done))
                    AND NOT EXISTS (SELECT 1 FROM oltp.outbox o
                                     WHERE o.kind = 'campaign.prepare' AND o.payload->>'campaign_id' = $1::bigint::text)
                 RETURNING 1

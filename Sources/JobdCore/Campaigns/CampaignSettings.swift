@@ -23,6 +23,12 @@ public struct CampaignSettings: Sendable, Equatable {
     /// How often the outbox relay's sweep looks for open recipients of sending
     /// campaigns that no unfinished delivery job covers (and enqueues them again).
     public var sweepInterval: Double = 30
+    /// The most recipients a deliver batch claims in one statement and records in
+    /// one (fewer when sends are slow: a group spans about 0.25 s of sends). A crash
+    /// may send again every recipient of the groups in flight whose sends were
+    /// done but not yet recorded: at most this many per curl worker. 1: one claim
+    /// and one record per recipient.
+    public var sendGroup = 50
 
     public init() {}
     public static let defaults = CampaignSettings()

@@ -33,10 +33,10 @@ public struct NotificationSettings: Sendable, Equatable {
     /// The SMTP relay is exempt: the operator chose it, and producers only name
     /// recipients, which the relay routes.
     public var networkPolicy: OutboundNetworkPolicy
-    /// Seconds to establish a connection (TCP + TLS).
-    public var connectTimeout: Double
-    /// Seconds for a whole transfer, connect included.
-    public var timeout: Double
+    /// To establish a connection (TCP + TLS).
+    public var connectTimeout: Duration
+    /// For a whole transfer, connect included.
+    public var timeout: Duration
     /// Per destination, per process; nil = unlimited.
     public var rateLimit: TokenBucket.Settings?
     /// Per destination, per process.
@@ -50,7 +50,8 @@ public struct NotificationSettings: Sendable, Equatable {
         webhookSecret: SecretText? = nil, webhookHostSecrets: [String: SecretText] = [:],
         webhookAllowedHosts: HostAllowList? = nil, smtpRelay: SMTPRelay? = nil,
         smtpFrom: String? = nil, smtpStartTLS: StartTLS? = nil, smsURL: EndpointURL? = nil, smsToken: SecretText? = nil,
-        networkPolicy: OutboundNetworkPolicy = OutboundNetworkPolicy(), connectTimeout: Double = 5, timeout: Double = 30,
+        networkPolicy: OutboundNetworkPolicy = OutboundNetworkPolicy(), connectTimeout: Duration = .seconds(5),
+        timeout: Duration = .seconds(30),
         rateLimit: TokenBucket.Settings? = TokenBucket.Settings(rate: 50, burst: 50),
         breaker: CircuitBreaker.Settings = CircuitBreaker.Settings(failureThreshold: 5, cooldown: 30),
         concurrency: Int = 16
@@ -90,7 +91,7 @@ public struct NotificationSettings: Sendable, Equatable {
     /// it over: the longest transfer (the total timeout includes connecting) plus
     /// room for the claim's and the final write's round trips, so a live sender is
     /// never overtaken. Also how long a crashed sender delays the next try.
-    public var sendingWindow: Double { timeout + 15 }
+    public var sendingWindow: Duration { timeout + .seconds(15) }
 
     /// Where a request goes and what the rate limiter and breaker count it by, or a
     /// permanent failure when the destination is not allowed or not configured.

@@ -3,7 +3,8 @@ import JobdCore
 /// `queue.bulk_actions` and the functions of its migration: the dry-run count, the
 /// start (audit row + job), one batch, and the reads of the console.
 enum QueueBulkActionsStatements {
-    /// How many rows match now, and the id bound that fixes that set (`upper`).
+    /// How many rows match now, and the id bound that fixes that set (`upper`): a
+    /// plain count (`queue.bulk_action_count`), which needs no order.
     struct Count: PostgresStatement {
         var target: QueueAdmin.BulkTarget
         var filter: String
@@ -23,9 +24,7 @@ enum QueueBulkActionsStatements {
 
         static let sql: SQL = """
             WITH u AS (SELECT coalesce(max(id), 0) + 1 AS upper FROM queue.jobs)
-            SELECT (SELECT count(*) FROM queue.bulk_action_matches($1, $2::jsonb, u.upper, NULL)) AS count,
-                   u.upper
-              FROM u
+            SELECT queue.bulk_action_count($1, $2::jsonb, u.upper) AS count, u.upper FROM u
             """
     }
 

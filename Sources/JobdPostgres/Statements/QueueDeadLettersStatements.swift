@@ -37,19 +37,22 @@ enum QueueDeadLettersStatements {
                 errors: try row.decode("errors"), payload: try row.decode("payload"))
         }
 
+        // Ordered by the table's columns (`d.`): the bare name `dead_at` would be the output
+        // column, the text, which no index serves (every row read and sorted).
         static let sql: SQL = """
-            SELECT job_id, kind, priority, attempts, reason, last_error, dead_at::text AS dead_at,
-                   errors::text AS errors, payload::text AS payload
-              FROM queue.dead_letters
-             WHERE $2::text IS NULL OR kind = $2
-             ORDER BY dead_at DESC, job_id DESC
+            SELECT d.job_id, d.kind, d.priority, d.attempts, d.reason, d.last_error, d.dead_at::text AS dead_at,
+                   d.errors::text AS errors, d.payload::text AS payload
+              FROM queue.dead_letters d
+             WHERE $2::text IS NULL OR d.kind = $2
+             ORDER BY d.dead_at DESC, d.job_id DESC
              LIMIT $1::int
             """
     }
 
     /// A keyset page of dead letters, newest first (`dead_at`, then job id), after the
-    /// cursor when one is given: through `dead_letters_dead_at_idx`, each page as cheap
-    /// as the first however deep. `dead_at_micros` is the row's cursor.
+    /// cursor when one is given: through `dead_letters_dead_at_job_idx` (or, of one kind,
+    /// `dead_letters_kind_idx`), whose order is the page's, so each page reads its rows
+    /// and no more however deep. `dead_at_micros` is the row's cursor.
     struct Page: PostgresStatement {
         var limit: Int
         var kind: String?
@@ -67,16 +70,16 @@ enum QueueDeadLettersStatements {
             return (letter, QueueAdmin.DeadLetterCursor(deadAtMicros: try row.decode("dead_at_micros"), jobID: letter.jobID))
         }
 
+        // Ordered by the table's columns, as `List`.
         static let sql: SQL = """
-            SELECT job_id, kind, priority, attempts, reason, last_error, dead_at::text AS dead_at,
-                   errors::text AS errors, payload::text AS payload,
-                   (extract(epoch FROM dead_at) * 1000000)::bigint AS dead_at_micros
-              FROM queue.dead_letters
-             WHERE ($2::text IS NULL OR kind = $2)
+            SELECT d.job_id, d.kind, d.priority, d.attempts, d.reason, d.last_error, d.dead_at::text AS dead_at,
+                   d.errors::text AS errors, d.payload::text AS payload,
+                   (extract(epoch FROM d.dead_at) * 1000000)::bigint AS dead_at_micros
+              FROM queue.dead_letters d
+             WHERE ($2::text IS NULL OR d.kind = $2)
                AND ($3::bigint IS NULL
-                    OR (dead_at <= timestamptz 'epoch' + $3::bigint * interval '1 microsecond'
-                        AND (dead_at < timestamptz 'epoch' + $3::bigint * interval '1 microsecond' OR job_id < $4::bigint)))
-             ORDER BY dead_at DESC, job_id DESC
+                    OR (d.dead_at, d.job_id) < (timestamptz 'epoch' + $3::bigint * interval '1 microsecond', $4::bigint))
+             ORDER BY d.dead_at DESC, d.job_id DESC
              LIMIT $1::int
             """
     }

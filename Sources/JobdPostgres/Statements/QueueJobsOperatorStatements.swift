@@ -183,6 +183,50 @@ extension QueueJobsStatements {
             """
     }
 
+    /// Waiting jobs of one state (`available` or `retryable`), newest first, with no kind,
+    /// id, unique key or payload filter: `Search` would walk the primary key down past
+    /// every finished job newer than the backlog. This walks `jobs_waiting_kind_idx`
+    /// instead: it finds the waiting kinds one index probe each (a loose index scan),
+    /// takes each kind's newest `$4` from the index, and merges them. Its cost grows with
+    /// the number of distinct waiting kinds, not with the table.
+    struct SearchWaiting: PostgresStatement {
+        var state: JobState
+        var priority: JobPriority?
+        var beforeID: Int64?
+        var limit: Int
+
+        static let planning = PostgresPlanning.perExecution
+
+        var bindings: PostgresBindings {
+            [.text(state.rawValue), .text(priority?.rawValue), .int(beforeID), .int(max(1, min(limit, 500)))]
+        }
+
+        static func decode(_ row: PostgresRow) throws -> QueueAdmin.JobSummary { try summary(row) }
+
+        static let sql: SQL = """
+            WITH RECURSIVE kinds (kind) AS (
+                (SELECT kind FROM queue.jobs WHERE state IN ('available', 'retryable') ORDER BY kind LIMIT 1)
+                UNION ALL
+                SELECT (SELECT j.kind FROM queue.jobs j
+                         WHERE j.state IN ('available', 'retryable') AND j.kind > k.kind ORDER BY j.kind LIMIT 1)
+                  FROM kinds k WHERE k.kind IS NOT NULL
+            )
+            SELECT j.id, j.kind, j.state, j.priority, j.attempt, j.max_attempts, j.run_at::text AS run_at,
+                   j.created_at::text AS created_at, j.unique_key, left(j.last_error, 300) AS last_error,
+                   j.cancel_requested_at IS NOT NULL AS cancel_requested
+              FROM kinds k CROSS JOIN LATERAL (
+                SELECT * FROM queue.jobs w
+                 WHERE w.kind = k.kind AND w.state = $1::text AND w.state IN ('available', 'retryable')
+                   AND ($2::text IS NULL OR w.priority = $2::text)
+                   AND ($3::bigint IS NULL OR w.id < $3::bigint)
+                 ORDER BY w.id DESC
+                 LIMIT $4::int) j
+             WHERE k.kind IS NOT NULL
+             ORDER BY j.id DESC
+             LIMIT $4::int
+            """
+    }
+
     /// One job with its dead letter's reason.
     struct Detail: PostgresStatement {
         var id: JobID

@@ -267,6 +267,72 @@ enum QueueJobsStatements {
             """
     }
 
+    /// Claims due jobs straight from `queue.jobs`, without a Redis pop: up to `limit`
+    /// waiting, unpaused jobs due for at least `dueForSeconds`, lane by lane in `lanes` order (the pool's priority
+    /// order for this fetch), oldest first within a lane, each row locked with
+    /// `SKIP LOCKED` so that concurrent direct claims take disjoint jobs and never wait
+    /// on a popped-id claim. The same transition, lease token and result as `Claim`:
+    /// a job the promoter also pushed is claimed once, since whichever claim comes
+    /// second finds it `running`.
+    struct ClaimDue: PostgresStatement {
+        var lanes: [JobPriority]
+        var daemon: String
+        var leaseSeconds: Double
+        var maxPayloadBytes: Int
+        var token: Int64
+        var limit: Int
+        /// Only jobs due for at least this long (seconds).
+        var dueForSeconds: Double
+
+        typealias Row = Claim.Row
+
+        var bindings: PostgresBindings {
+            [.textArray(lanes.map { $0.rawValue as String? }), .text(daemon), .double(leaseSeconds), .int(maxPayloadBytes), .int(token),
+             .int(limit), .double(dueForSeconds)]
+        }
+
+        static func decode(_ row: PostgresRow) throws -> Row { try Claim.decode(row) }
+
+        static let sql: SQL = """
+            WITH picked AS (
+                -- A nested loop over the lanes in the given order: the outer LIMIT stops it
+                -- once enough rows came, so a later lane is not even read (or locked) when
+                -- an earlier one has enough. The pause filters are those of `waitingHigh`.
+                SELECT j.id
+                  FROM unnest($1::text[]) WITH ORDINALITY AS lane(name, ord)
+                 CROSS JOIN LATERAL (
+                    SELECT id FROM queue.jobs
+                     WHERE state IN ('available', 'retryable') AND priority = lane.name
+                       AND run_at <= now() - make_interval(secs => $7::float8)
+                       AND NOT EXISTS (SELECT 1 FROM queue.pauses WHERE scope = 'priority' AND name = lane.name)
+                       AND kind NOT IN (SELECT name FROM queue.pauses WHERE scope = 'kind')
+                     ORDER BY run_at, id
+                     LIMIT $6::int
+                     FOR UPDATE SKIP LOCKED
+                 ) j
+                 LIMIT $6::int
+            ), claimed AS (
+                UPDATE queue.jobs
+                   SET state = 'running', attempt = attempt + 1, leased_by = $2, lease_token = $5::bigint,
+                       lease_expires_at = now() + make_interval(secs => $3::float8),
+                       started_at = now()
+                 -- Through the primary key, as `Claim`; the rows are locked, so the state
+                 -- check only repeats what the pick saw.
+                 WHERE id = ANY(ARRAY(SELECT id FROM picked)) AND state IN ('available', 'retryable') AND run_at <= now()
+                   -- Commits without waiting for the WAL flush, as `Claim` (same fence).
+                   AND (SELECT set_config('synchronous_commit', 'off', true)) IS NOT NULL
+                RETURNING id, kind, payload, priority, attempt, max_attempts, run_at, rescues
+            )
+            SELECT c.id, c.kind,
+                   CASE WHEN octet_length(t.text) <= $4::int THEN t.text END AS payload,
+                   c.priority, c.attempt, c.max_attempts,
+                   least(greatest(0, extract(epoch FROM now()) - extract(epoch FROM c.run_at)), 1e12)::float8
+                       AS queue_wait_seconds,
+                   c.rescues, octet_length(t.text) AS payload_bytes
+              FROM claimed c, LATERAL (SELECT c.payload::text AS text) t
+            """
+    }
+
     /// An attempt's fence as a statement returns it: columns `id`, `attempt`, `token`.
     static func fence(_ row: PostgresRow) throws -> AttemptFence {
         AttemptFence(id: try row.decode("id"), attempt: try row.decode("attempt"), token: try row.decode("token"))

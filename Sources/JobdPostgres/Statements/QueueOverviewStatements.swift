@@ -13,11 +13,18 @@ enum QueueOverviewStatements {
         static let sql: SQL = "SELECT current_setting('server_version') AS version"
     }
 
-    /// Unfinished jobs by state and priority: each branch through its loop's partial index.
+    /// Unfinished jobs by state and priority. Waiting jobs (available, retryable) are
+    /// counted per priority over at most `cap + 1` rows, the first due, through the
+    /// promoter's partial index (jobs_due_idx), so a snapshot reads a bounded number of
+    /// rows however long the backlog: a priority whose counts add up to more than `cap`
+    /// has more waiting than that (its counts are lower bounds). Running jobs through
+    /// the rescuer's index (at most the workers' slots).
     struct Unfinished: PostgresStatement {
+        var cap: Int
+
         static let planning = PostgresPlanning.perExecution
 
-        var bindings: PostgresBindings { [] }
+        var bindings: PostgresBindings { [.int(cap)] }
 
         static func decode(_ row: PostgresRow) throws -> QueueAdmin.UnfinishedCount {
             QueueAdmin.UnfinishedCount(
@@ -25,8 +32,13 @@ enum QueueOverviewStatements {
         }
 
         static let sql: SQL = """
-            SELECT state, priority, count(*) AS count FROM queue.jobs
-             WHERE state IN ('available', 'retryable') GROUP BY 1, 2
+            SELECT w.state, p.priority, count(*) AS count
+              FROM (VALUES ('high'), ('normal'), ('low')) AS p (priority)
+              CROSS JOIN LATERAL (
+                SELECT state FROM queue.jobs
+                 WHERE state IN ('available', 'retryable') AND priority = p.priority
+                 ORDER BY run_at LIMIT $1::int + 1) w
+             GROUP BY 1, 2
             UNION ALL
             SELECT state, priority, count(*) AS count FROM queue.jobs
              WHERE lease_expires_at IS NOT NULL AND state = 'running' GROUP BY 1, 2
@@ -34,7 +46,8 @@ enum QueueOverviewStatements {
     }
 
     /// One row: the database's clock, the finished-jobs estimate (statistics of
-    /// `jobs_finished_idx` and of the ledger), dead letters, the age of the oldest due job, and the
+    /// `jobs_finished_idx` and of the ledger), dead letters, the age of the oldest due job (the first
+    /// entry of each priority in jobs_due_idx, not a scan of the backlog), and the
     /// current minute since 1970.
     struct Summary: PostgresStatement {
         static let planning = PostgresPlanning.perExecution
@@ -57,8 +70,12 @@ enum QueueOverviewStatements {
                    + coalesce((SELECT greatest(reltuples, 0)::bigint FROM pg_class
                                 WHERE oid = 'queue.attempts'::regclass), 0) AS finished_estimate,
                    (SELECT count(*) FROM queue.dead_letters) AS dead_letters,
-                   (SELECT extract(epoch FROM now() - min(run_at))::float8 FROM queue.jobs
-                     WHERE state IN ('available', 'retryable') AND run_at <= now()) AS oldest_due_seconds,
+                   (SELECT extract(epoch FROM now() - min(f.run_at))::float8
+                      FROM (VALUES ('high'), ('normal'), ('low')) AS p (priority)
+                      CROSS JOIN LATERAL (
+                        SELECT run_at FROM queue.jobs
+                         WHERE state IN ('available', 'retryable') AND priority = p.priority AND run_at <= now()
+                         ORDER BY run_at LIMIT 1) f) AS oldest_due_seconds,
                    floor(extract(epoch FROM now()) / 60)::bigint AS current_minute
             """
     }

@@ -51,7 +51,7 @@ public struct Maintenance: Service {
             await loop.run {
                 try await runOnce(epochs: epochs)
                 stats.beat("maintenance")
-                try await Task.sleep(for: .milliseconds(Int(configuration.maintenanceInterval * 1000)))
+                try await Task.sleep(for: configuration.maintenanceInterval)
             }
         }
         _ = try? await store.unregisterDaemon(id: daemon.id)
@@ -100,7 +100,7 @@ public struct Maintenance: Service {
     /// before the row is reaped: well past a live daemon's heartbeat (every
     /// maintenance interval) and its idle re-announcements (every poll interval).
     static func listenerStaleAfter(_ configuration: DaemonConfiguration) -> Double {
-        max(60, 10 * configuration.maintenanceInterval, 3 * configuration.pollInterval)
+        max(60, 10 * configuration.maintenanceInterval.seconds, 3 * configuration.pollInterval.seconds)
     }
 
     private func reconcileRedis(epochs: EpochTracker) async throws {

@@ -71,7 +71,7 @@ public struct Promoter: Service {
             // not need a new due-time query either.
             var idleUntil: ContinuousClock.Instant?
             // The wake-up protocol's state (Migrations/queue/0010_queue_wakeup.sql).
-            var gate = PromoterIdleGate(pollInterval: configuration.pollInterval)
+            var gate = PromoterIdleGate(pollInterval: configuration.pollInterval.seconds)
             await loop.run {
                 if let testFaults { await testFaults.waitWhilePromoterWedged() }
                 do {
@@ -147,7 +147,8 @@ public struct Promoter: Service {
             // About to sleep: say so, then look once more (see PromoterIdleGate).
             let announced = try await store.announceIdle(daemonID: daemonID, excluding: memory.excluded())
             gate.lockTried(acquired: announced.locked, now: .now)
-            let sleep = min(configuration.pollInterval, max(0.001, announced.secondsUntilNextDue ?? configuration.pollInterval))
+            let poll = configuration.pollInterval.seconds
+            let sleep = min(poll, max(0.001, announced.secondsUntilNextDue ?? poll))
             idleUntil = .now + .microseconds(TotalConversion.microseconds(sleep))
             let confirm = try await pass(markingBusy: nil)
             gate.askedAll(now: .now)
@@ -159,7 +160,8 @@ public struct Promoter: Service {
         }
         if idleUntil == nil {
             let nextDue = try await store.secondsUntilNextDue(excluding: memory.excluded())
-            let sleep = min(configuration.pollInterval, max(0.001, nextDue ?? configuration.pollInterval))
+            let poll = configuration.pollInterval.seconds
+            let sleep = min(poll, max(0.001, nextDue ?? poll))
             idleUntil = .now + .microseconds(TotalConversion.microseconds(sleep))
         }
         var timeout = ContinuousClock.now.duration(to: idleUntil ?? .now).seconds
@@ -188,8 +190,8 @@ public struct Promoter: Service {
             logger.warning("ended the session of a silent elected promoter; trying the lock again")
             return
         }
-        gate = PromoterIdleGate(pollInterval: configuration.pollInterval)
-        let deadline = ContinuousClock.now + .microseconds(TotalConversion.microseconds(configuration.pollInterval))
+        gate = PromoterIdleGate(pollInterval: configuration.pollInterval.seconds)
+        let deadline = ContinuousClock.now + configuration.pollInterval
         while !Task.isCancelled {
             let left = ContinuousClock.now.duration(to: deadline)
             guard left > .zero else { return }
@@ -200,7 +202,7 @@ public struct Promoter: Service {
     /// How long the elected promoter's session may stay idle before a standing-by one
     /// ends it: well past its longest silence (one poll interval between reads).
     static func staleAfter(_ configuration: DaemonConfiguration) -> Double {
-        max(3, 5 * configuration.pollInterval)
+        max(3, 5 * configuration.pollInterval.seconds)
     }
 
     struct PassOutcome {
@@ -248,7 +250,7 @@ public struct Promoter: Service {
         // A promoter standing by reads even with nothing to take: the read tries the lock.
         // An elected one reads at least once per poll interval, lists full or not: a
         // session silent for long is taken for a frozen daemon's (`staleAfter`).
-        let keepAlive = memory.secondsSinceRead(now: .now) >= configuration.pollInterval
+        let keepAlive = memory.secondsSinceRead(now: .now) >= configuration.pollInterval.seconds
         guard limits.values.contains(where: { $0 > 0 }) || !memory.isElected || keepAlive else { return outcome }
         let due = try await store.dueJobs(limits: limits, excluding: memory.excluded(), markingBusy: markingBusy)
         memory.read(at: .now)

@@ -9,7 +9,9 @@ import Synchronization
 ///
 /// The fetcher reserves the free slots, pops at most as many ids (non-blocking
 /// `LPOP count`, or a `BLPOP` with a short timeout when Redis is empty), claims them
-/// all in one statement, and starts a task per claimed job. Completions go to the
+/// all in one statement, and starts a task per claimed job. When the blocking pop
+/// times out (the lists stayed empty for 0.5 s), it claims due jobs straight from
+/// PostgreSQL instead (`QueueStore.claimDue`), so jobs run without a promoter. Completions go to the
 /// `CompletionBatcher`; a heartbeat extends the leases of everything still running.
 ///
 /// Claim pipelines: a claim commits without waiting for the WAL flush (fenced by its
@@ -305,10 +307,25 @@ public struct WorkerPool: Service {
         let dispatch = pipeline.dispatch
         let max = reserved
         var popped = try await dispatch.pop(order: order, max: max)
+        if popped.isEmpty, pipeline.directBacklog.isSet, !stop.isStopped {
+            // The last direct claim filled its reservation: more may be due, and no
+            // promoter is feeding the lists. Claim again before any blocking wait.
+            let direct = try await claimDirect(max: max, order: order, on: pipeline)
+            if !direct.isEmpty { return direct }
+        }
         if popped.isEmpty {
             // Nothing waiting: block briefly so new work starts within a round trip,
             // and come back often enough to notice a shutdown.
-            guard let one = try await dispatch.blockingPop(order: order, timeout: .milliseconds(500)) else { return [] }
+            guard let one = try await dispatch.blockingPop(order: order, timeout: .milliseconds(500)) else {
+                // The lists stayed empty for a whole blocking wait, so no promoter is
+                // feeding them (it stands by with the elected one gone quiet, is
+                // stopped, or the lists were flushed): claim due jobs straight from
+                // PostgreSQL. Not done before the blocking wait: while a promoter
+                // feeds the lists, that would add a statement to every fetch that
+                // finds them momentarily empty.
+                guard !stop.isStopped else { return [] }
+                return try await claimDirect(max: max, order: order, on: pipeline)
+            }
             popped = [one]
             // More may have arrived with it; take what fits without blocking.
             if max > 1 { popped += try await dispatch.pop(order: order, max: max - 1) }
@@ -329,13 +346,37 @@ public struct WorkerPool: Service {
         let ids = popped.map(\.id)
         do {
             return try await pipeline.store.claim(
-                ids: ids, daemon: daemonID, lease: configuration.lease, maxPayloadBytes: configuration.maxPayloadBytes)
+                ids: ids, daemon: daemonID, lease: configuration.lease.seconds, maxPayloadBytes: configuration.maxPayloadBytes)
         } catch {
             // We may or may not have claimed them. Put the ids back: a claim takes only
             // waiting jobs, so an id that was claimed after all is skipped later.
             try? await dispatch.pushFront(popped)
             throw error
         }
+    }
+
+    /// How long a job must have been due before a direct claim takes it: a promoter
+    /// that feeds the lists pushes a due job within milliseconds of its NOTIFY, so a
+    /// job due this long is not being pushed, and a direct claim does not race a
+    /// working promoter (whose pushes it would turn into refused duplicates).
+    static let directClaimDueFor: Double = 2
+
+    /// Claims up to `max` due jobs straight from PostgreSQL (`QueueStore.claimDue`),
+    /// and notes on the pipeline whether that filled the reservation (then the next
+    /// fetch that finds the lists empty claims directly again before blocking).
+    private func claimDirect(max: Int, order: [JobPriority], on pipeline: ClaimPipeline) async throws -> [ClaimedAttempt] {
+        let direct: [ClaimedAttempt]
+        do {
+            direct = try await pipeline.store.claimDue(
+                order: order, max: max, dueFor: Self.directClaimDueFor, daemon: daemonID, lease: configuration.lease.seconds,
+                maxPayloadBytes: configuration.maxPayloadBytes)
+        } catch {
+            pipeline.directBacklog.set(false)
+            throw error
+        }
+        pipeline.directBacklog.set(direct.count >= max)
+        if !direct.isEmpty { stats.update { $0.claimedDirect += direct.count } }
+        return direct
     }
 
     // MARK: Running one attempt
@@ -416,14 +457,14 @@ public struct WorkerPool: Service {
     /// within one lease. Runs until cancelled (`run` cancels it once every
     /// completion is written).
     private func heartbeatLeases(batcher: CompletionBatcher, suspects: SuspectQueue) async {
-        let interval = Duration.milliseconds(Int(max(0.05, configuration.lease / 3) * 1000))
+        let interval = max(.milliseconds(50), configuration.lease / 3)
         while true {
             do { try await Task.sleep(for: interval) } catch { return }
             // Running, waiting to run alone, or finished with the completion not yet written.
             let fences = Array(Set(slots.fences + suspects.fences + batcher.unwrittenFences))
             guard !fences.isEmpty else { continue }
             do {
-                let lost = try await completionStore.extendLeases(fences, lease: configuration.lease)
+                let lost = try await completionStore.extendLeases(fences, lease: configuration.lease.seconds)
                 stats.beat(beatKey)
                 // A completion written since the list was taken is not a lost lease.
                 for fence in lost where slots.contains(fence) || suspects.contains(fence) || batcher.isUnwritten(fence) {
@@ -443,10 +484,21 @@ public struct WorkerPool: Service {
 public struct ClaimPipeline: Sendable {
     public let store: QueueStore
     public let dispatch: RedisDispatch
+    /// The pipeline's last direct claim (`WorkerPool.claimDirect`) took as many jobs as
+    /// it had slots for: a backlog is waiting in PostgreSQL. One claim runs on a
+    /// pipeline at a time, so relaxed ordering suffices.
+    let directBacklog = DirectBacklog()
     public init(store: QueueStore, dispatch: RedisDispatch) {
         self.store = store
         self.dispatch = dispatch
     }
+}
+
+/// See `ClaimPipeline.directBacklog`.
+final class DirectBacklog: Sendable {
+    private let flag = Atomic<Bool>(false)
+    var isSet: Bool { flag.load(ordering: .relaxed) }
+    func set(_ value: Bool) { flag.store(value, ordering: .relaxed) }
 }
 
 /// A claimed attempt with what the claim learned about its payload.
@@ -495,10 +547,10 @@ public final class PoolShutdown: Sendable {
 
     /// Begins the shutdown (once) and returns its drain deadline.
     @discardableResult
-    func begin(timeout: Double) -> ContinuousClock.Instant {
+    func begin(timeout: Duration) -> ContinuousClock.Instant {
         let (deadline, stoppers) = state.withLock { state -> (ContinuousClock.Instant, [@Sendable () -> Void]) in
             if let deadline = state.deadline { return (deadline, []) }
-            let deadline = ContinuousClock.now + .milliseconds(Int(min(max(0, timeout), 1e9) * 1000))
+            let deadline = ContinuousClock.now + min(max(.zero, timeout), .seconds(1_000_000_000))
             state.deadline = deadline
             defer { state.stoppers.removeAll() }
             return (deadline, state.stoppers)
@@ -515,9 +567,9 @@ public final class PoolShutdown: Sendable {
 /// listener have stopped.
 public struct PoolShutdownTrigger: Service {
     let shutdown: PoolShutdown
-    let timeout: Double
+    let timeout: Duration
 
-    public init(shutdown: PoolShutdown, timeout: Double) {
+    public init(shutdown: PoolShutdown, timeout: Duration) {
         self.shutdown = shutdown
         self.timeout = timeout
     }

@@ -7,6 +7,8 @@ public final class DaemonStats: Sendable {
         /// Ids the promoter pushed to Redis.
         public var promoted = 0
         public var started = 0
+        /// Jobs claimed straight from PostgreSQL after the lists stayed empty (`WorkerPool`).
+        public var claimedDirect = 0
         public var completed = 0
         public var retried = 0
         public var deadLettered = 0

@@ -19,12 +19,13 @@ public struct QueuePruneHandler: JobHandler {
     public let kind = "queue.prune"
     public var isInternal: Bool { true }
     let connection: PostgresConnection
+    /// Seconds: a payload's `older_than` (seconds) replaces it.
     let retention: Double
     let timeBudget: Double
 
-    public init(connection: PostgresConnection, retention: Double, timeBudget: Double = 20) {
+    public init(connection: PostgresConnection, retention: Duration, timeBudget: Double = 20) {
         self.connection = connection
-        self.retention = retention
+        self.retention = retention.seconds
         self.timeBudget = timeBudget
     }
 

@@ -19,7 +19,7 @@
 -- as before. jobs_finished_idx stays: it finds those rows and the cancelled ones.
 
 -- Nullable without a default: adding them rewrites nothing. Set only on a completed
--- attempt's 'end' row written from 0030 on (`enqueued_at IS NOT NULL` marks them);
+-- attempt's 'end' row written from 0037 on (`enqueued_at IS NOT NULL` marks them);
 -- every other row keeps NULL, which costs a bit in the null bitmap.
 ALTER TABLE queue.attempts
     ADD COLUMN priority     text,

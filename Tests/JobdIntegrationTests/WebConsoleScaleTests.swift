@@ -1,0 +1,378 @@
+import Foundation
+import JobdCampaigns
+import JobdCodec
+import JobdContent
+import JobdCore
+@testable import JobdPostgres
+import JobdTestSupport
+@testable import JobdWeb
+import Testing
+
+/// The console's reads that must stay cheap on a big queue (plans, statement counts,
+/// batches), and content retrieval by external id.
+extension WebConsoleTests {
+    @Test("dead letters: pages of all and of one kind are read through an index in the page's order (no sort), and page through ties")
+    func deadLetterPlans() async throws {
+        try await withWorld { world in
+            try await world.exec("INSERT INTO queue.jobs (kind, state) SELECT 'k' || (g % 3), 'dead' FROM generate_series(1, 30) g")
+            // Five distinct times: the job id breaks every tie.
+            try await world.exec("""
+                INSERT INTO queue.dead_letters (job_id, kind, payload, priority, attempts, reason, dead_at)
+                SELECT id, kind, '{}', 'normal', 1, 'failed', timestamptz '2026-01-01 00:00+00' + (id % 5) * interval '1 minute'
+                  FROM queue.jobs
+                """)
+            try await world.exec("ANALYZE queue.dead_letters")
+            try await world.exec("SET enable_seqscan = off")
+            // The statements' own text, prepared, each execution planned with its values
+            // (as `perExecution` statements are).
+            try await world.exec("PREPARE dl_page (int, text, bigint, bigint) AS \(QueueDeadLettersStatements.Page.sql.text)")
+            try await world.exec("PREPARE dl_list (int, text) AS \(QueueDeadLettersStatements.List.sql.text)")
+            let cursor = "1767225720000000, 17"
+            let plans = [
+                ("newest", "EXPLAIN EXECUTE dl_page(100, NULL, NULL, NULL)", "dead_letters_dead_at_job_idx"),
+                ("deeper", "EXPLAIN EXECUTE dl_page(100, NULL, \(cursor))", "dead_letters_dead_at_job_idx"),
+                ("kind", "EXPLAIN EXECUTE dl_page(100, 'k1', NULL, NULL)", "dead_letters_kind_idx"),
+                ("kind, deeper", "EXPLAIN EXECUTE dl_page(100, 'k1', \(cursor))", "dead_letters_kind_idx"),
+                ("list", "EXPLAIN EXECUTE dl_list(100, NULL)", "dead_letters_dead_at_job_idx"),
+                ("list of a kind", "EXPLAIN EXECUTE dl_list(100, 'k1')", "dead_letters_kind_idx"),
+            ]
+            for (name, explain, index) in plans {
+                let plan = try await world.plan(explain)
+                #expect(plan.contains(index) && !plan.contains("Sort"), "\(name): \(plan)")
+            }
+            // The dry run's count of a kind from the index alone.
+            let count = try await world.plan("EXPLAIN SELECT count(*) FROM queue.dead_letters WHERE kind = 'k1'")
+            #expect(count.contains("Index Only Scan using dead_letters_kind_idx"), "\(count)")
+            try await world.exec("RESET enable_seqscan")
+
+            let expected = try await world.sql.query(
+                "SELECT job_id FROM queue.dead_letters ORDER BY dead_at DESC, job_id DESC").rows.compactMap { $0[0].flatMap { Int($0) } }
+            let expectedK1 = try await world.sql.query(
+                "SELECT job_id FROM queue.dead_letters WHERE kind = 'k1' ORDER BY dead_at DESC, job_id DESC").rows.compactMap { $0[0].flatMap { Int($0) } }
+            try await withConsole(world, try Self.authSettings()) { console in
+                let alice = Self.basic(Self.alice)
+                for (kind, wanted) in [(nil, expected), ("k1", expectedK1)] as [(String?, [Int])] {
+                    var seen: [Int] = []
+                    var before: String?
+                    for _ in 0..<20 {
+                        var path = "/api/v1/dead-letters?limit=4" + (kind.map { "&kind=\($0)" } ?? "")
+                        if let before { path += "&before=\(before)" }
+                        let page = try console.jsonArray(try await console.request("GET", path, auth: alice))
+                        seen += page.compactMap { $0["job_id"] as? Int }
+                        guard page.count == 4, let last = page.last?["cursor"] as? String else { break }
+                        before = last
+                    }
+                    #expect(seen == wanted, "kind \(kind ?? "any")")
+                }
+            }
+        }
+    }
+
+    @Test("waiting jobs of a kind in a state: listed newest first and counted from jobs_waiting_kind_idx alone")
+    func waitingKindPlans() async throws {
+        try await withWorld { world in
+            // A big table of finished jobs with a small backlog among them (one in ten waits).
+            try await world.exec("""
+                INSERT INTO queue.jobs (kind, state, finished_at)
+                SELECT 'k' || (g % 3), CASE g % 20 WHEN 0 THEN 'available' WHEN 1 THEN 'retryable' ELSE 'completed' END,
+                       CASE WHEN g % 20 > 1 THEN now() END
+                  FROM generate_series(1, 20000) g
+                """)
+            try await world.exec("VACUUM ANALYZE queue.jobs")
+            try await world.exec("SET enable_seqscan = off")
+            try await world.exec("SET enable_bitmapscan = off")
+            try await world.exec("PREPARE jobs_search (bigint, text, text, text, text, jsonb, bigint, int) AS \(QueueJobsStatements.Search.sql.text)")
+            for (name, arguments) in [("state and kind", "NULL, 'available', 'k1', NULL, NULL, NULL, NULL, 50"),
+                                      ("state and kind, deeper", "NULL, 'retryable', 'k2', NULL, NULL, NULL, 10000, 50")] {
+                let plan = try await world.plan("EXPLAIN EXECUTE jobs_search(\(arguments))")
+                #expect(plan.contains("jobs_waiting_kind_idx") && !plan.contains("Sort"), "\(name): \(plan)")
+            }
+            // The dry run's count (the text queue.bulk_action_count runs, with its values).
+            let count = try await world.plan("EXPLAIN SELECT count(*) FROM queue.jobs j WHERE j.id < 30000 AND j.state = 'available' AND j.kind = 'k1'")
+            #expect(count.contains("Index Only Scan using jobs_waiting_kind_idx"), "\(count)")
+            try await world.exec("RESET enable_seqscan")
+            try await world.exec("RESET enable_bitmapscan")
+            let listed = try await world.sql.query(
+                "EXECUTE jobs_search(NULL, 'available', 'k1', NULL, NULL, NULL, NULL, 500)").rows.compactMap { $0[0].flatMap { Int($0) } }
+            let truth = try await world.sql.query(
+                "SELECT id FROM queue.jobs WHERE state = 'available' AND kind = 'k1' ORDER BY id DESC").rows.compactMap { $0[0].flatMap { Int($0) } }
+            #expect(listed == truth && !truth.isEmpty)
+        }
+    }
+
+    @Test("waiting jobs of a state alone: read kind by kind from jobs_waiting_kind_idx, never down the primary key, and equal to the plain query")
+    func waitingStatePlans() async throws {
+        try await withWorld { world in
+            // The newest jobs are all finished: walking the primary key down would pass them all.
+            try await world.exec("""
+                INSERT INTO queue.jobs (kind, state, priority, finished_at)
+                SELECT 'k' || (g % 4), CASE WHEN g <= 3000 AND g % 3 = 0 THEN 'available'
+                                            WHEN g <= 3000 AND g % 3 = 1 THEN 'retryable' ELSE 'completed' END,
+                       (ARRAY['high', 'normal', 'low'])[1 + g % 3 / 2 + g % 2],
+                       CASE WHEN g > 3000 OR g % 3 = 2 THEN now() END
+                  FROM generate_series(1, 30000) g
+                """)
+            try await world.exec("VACUUM ANALYZE queue.jobs")
+            try await world.exec("PREPARE waiting (text, text, bigint, int) AS \(QueueJobsStatements.SearchWaiting.sql.text)")
+            for arguments in ["'available', NULL, NULL, 50", "'retryable', 'low', 2000, 50"] {
+                let plan = try await world.plan("EXPLAIN EXECUTE waiting(\(arguments))")
+                #expect(plan.contains("jobs_waiting_kind_idx") && !plan.contains("jobs_pkey") && !plan.contains("Seq Scan"),
+                        "\(arguments): \(plan)")
+            }
+            for (state, priority, before) in [("available", "NULL", "NULL"), ("retryable", "'normal'", "2000"),
+                                              ("available", "'high'", "1500")] {
+                let listed = try await world.sql.query("EXECUTE waiting('\(state)', \(priority), \(before), 500)")
+                    .rows.compactMap { $0[0].flatMap { Int($0) } }
+                let truth = try await world.sql.query("""
+                    SELECT id FROM queue.jobs WHERE state = '\(state)' AND (\(priority)::text IS NULL OR priority = \(priority))
+                       AND (\(before)::bigint IS NULL OR id < \(before)) ORDER BY id DESC LIMIT 500
+                    """).rows.compactMap { $0[0].flatMap { Int($0) } }
+                #expect(listed == truth && !truth.isEmpty, "\(state) \(priority) \(before)")
+            }
+            // Through the console's entry point, and the list of a kind still goes to Search.
+            var filter = QueueAdmin.JobFilter()
+            filter.state = .available
+            filter.limit = 20
+            let page = try await QueueAdmin(connection: world.sql).jobs(filter)
+            #expect(page.count == 20 && page.allSatisfy { $0.state == "available" })
+            #expect(page.map(\.id) == page.map(\.id).sorted(by: >))
+        }
+    }
+
+    @Test("the overview reads a bounded number of waiting jobs a priority: exact below the cap, lower bounds and said so above it")
+    func overviewWaitingCap() async throws {
+        try await withWorld { world in
+            let cap = QueueAdmin.overviewWaitingCap
+            try await world.exec("INSERT INTO queue.jobs (kind, priority) SELECT 'report', 'high' FROM generate_series(1, $1::int)", [String(cap + 100)])
+            try await world.exec("INSERT INTO queue.jobs (kind, priority, state) SELECT 'report', 'low', 'retryable' FROM generate_series(1, 7)")
+            try await world.exec("INSERT INTO queue.jobs (kind, priority, run_at) VALUES ('report', 'low', now() - interval '10 minutes')")
+            try await withConsole(world, try Self.authSettings()) { console in
+                let alice = Self.basic(Self.alice)
+                let overview = try console.json(try await console.request("GET", "/api/v1/overview", auth: alice))
+                let unfinished = overview["unfinished"] as? [String: [String: Int]]
+                #expect(unfinished?["available"]?["high"] == cap + 1)
+                #expect(unfinished?["available"]?["low"] == 1 && unfinished?["retryable"]?["low"] == 7)
+                #expect(overview["waiting_capped"] as? [String] == ["high"] && overview["waiting_cap"] as? Int == cap)
+                #expect((overview["oldest_due_seconds"] as? Double).map { $0 >= 590 && $0 < 3_600 } == true)
+                #expect((overview["compute_milliseconds"] as? Double).map { $0 > 0 } == true)
+                let page = try await console.request("GET", "/", auth: alice)
+                #expect(page.body.contains("<p id=\"waiting-capped\" class=\"muted\">More than \(cap) jobs wait at priority high"))
+            }
+        }
+    }
+
+    @Test("bulk dry run: the plain count equals count(*) for each filter, over jobs and dead letters")
+    func bulkCountFunction() async throws {
+        try await withWorld { world in
+            try await world.exec("""
+                INSERT INTO queue.jobs (kind, priority, state, payload)
+                SELECT 'k' || (g % 4), (ARRAY['high', 'normal', 'low'])[1 + g % 3],
+                       (ARRAY['available', 'retryable', 'completed', 'dead'])[1 + g % 4],
+                       jsonb_build_object('tenant', 't' || (g % 5))
+                  FROM generate_series(1, 200) g
+                """)
+            try await world.exec("""
+                INSERT INTO queue.dead_letters (job_id, kind, payload, priority, attempts, reason)
+                SELECT id, kind, payload, priority, 1, 'failed' FROM queue.jobs WHERE state = 'dead'
+                """)
+            let upper = try await world.int("SELECT max(id) + 1 FROM queue.jobs")
+            let cases: [(String, String, String)] = [
+                ("jobs", "{}", "true"),
+                ("jobs", "{\"kind\": \"k1\", \"state\": \"retryable\"}", "kind = 'k1' AND state = 'retryable'"),
+                ("jobs", "{\"kind\": \"k2\", \"priority\": \"low\"}", "kind = 'k2' AND priority = 'low'"),
+                ("jobs", "{\"contains\": {\"tenant\": \"t3\"}, \"state\": \"available\"}", "payload @> '{\"tenant\": \"t3\"}' AND state = 'available'"),
+                ("jobs", "{\"id\": 7}", "id = 7"),
+            ]
+            for (target, filter, condition) in cases {
+                let counted = try await world.int("SELECT queue.bulk_action_count($1, $2::jsonb, $3::bigint)", [target, filter, String(upper)])
+                let truth = try await world.int("SELECT count(*) FROM queue.jobs WHERE id < \(upper) AND \(condition)")
+                #expect(counted == truth, "\(filter)")
+            }
+            // Below the bound only.
+            #expect(try await world.int("SELECT queue.bulk_action_count('jobs', '{}', 101)") == 100)
+            let dead = try await world.int("SELECT queue.bulk_action_count('dead_letters', '{\"kind\": \"k3\"}', $1::bigint)", [String(upper)])
+            #expect(dead == (try await world.int("SELECT count(*) FROM queue.dead_letters WHERE kind = 'k3'")))
+            #expect(dead > 0)
+            // The start records the same count.
+            let started = try await world.sql.query(
+                "SELECT expected FROM queue.bulk_action_start('jobs', 'cancel', '{\"kind\": \"k1\", \"state\": \"retryable\"}', 'alice', $1::bigint, 10)",
+                [String(upper)]).rows.first?.first.flatMap { $0 }.flatMap { Int($0) }
+            #expect(started == (try await world.int("SELECT count(*) FROM queue.jobs WHERE kind = 'k1' AND state = 'retryable'")))
+        }
+    }
+
+    @Test("a bulk action filtered by payload lists its candidates once, takes each batch from that list, and re-checks the state")
+    func bulkPayloadListing() async throws {
+        try await withWorld { world in
+            try await world.exec("""
+                INSERT INTO queue.jobs (kind, payload)
+                SELECT 'export', jsonb_build_object('tenant', CASE WHEN g % 2 = 0 THEN 'a' ELSE 'b' END, 'n', g)
+                  FROM generate_series(1, 20) g
+                """)
+            let upper = try await world.int("SELECT max(id) + 1 FROM queue.jobs")
+            let filter = "{\"contains\": {\"tenant\": \"a\"}, \"state\": \"available\"}"
+            let start = try await world.sql.query(
+                "SELECT id, expected FROM queue.bulk_action_start('jobs', 'cancel', $1::jsonb, 'alice', $2::bigint, 3)",
+                [filter, String(upper)]).rows.first ?? []
+            let id = try #require(start.first.flatMap { $0 })
+            #expect(start.last.flatMap { $0 } == "10")
+            func step() async throws -> (processed: Int, done: Bool) {
+                let row = try await world.sql.query("SELECT processed, done FROM queue.bulk_action_step($1::bigint)", [id]).rows.first ?? []
+                return (Int(row[0] ?? "") ?? -1, row[1] == "t")
+            }
+            let first = try await step()
+            #expect(first.processed == 3 && !first.done)
+            // The first batch listed the ten candidates; later batches read the list, not the payload index.
+            #expect(try await world.int("SELECT count(*) FROM queue.bulk_action_ids WHERE bulk_action_id = $1", [id]) == 10)
+            #expect(try await world.scalar("SELECT listed_at IS NOT NULL FROM queue.bulk_actions WHERE id = $1", [id]) == "t")
+            // A listed job that moved on before its batch no longer matches the state: left alone.
+            let lowest = try await world.int("SELECT min(id) FROM queue.jobs WHERE payload @> '{\"tenant\": \"a\"}'")
+            try await world.exec("UPDATE queue.jobs SET state = 'completed', finished_at = now() WHERE id = $1", [String(lowest)])
+            // A job enqueued now matches the payload but is not in the counted set.
+            let late = try await world.int("INSERT INTO queue.jobs (kind, payload) VALUES ('export', '{\"tenant\": \"a\"}') RETURNING id")
+            var last = first
+            for _ in 0..<10 where !last.done { last = try await step() }
+            #expect(last.done && last.processed == 9)
+            #expect(try await world.int("SELECT count(*) FROM queue.jobs WHERE state = 'cancelled'") == 9)
+            #expect(try await world.int("SELECT count(*) FROM queue.jobs WHERE state = 'cancelled' AND NOT payload @> '{\"tenant\": \"a\"}'") == 0)
+            #expect(try await world.scalar("SELECT state FROM queue.jobs WHERE id = $1", [String(lowest)]) == "completed")
+            #expect(try await world.scalar("SELECT state FROM queue.jobs WHERE id = $1", [String(late)]) == "available")
+            let row = try await world.sql.query(
+                "SELECT processed, affected, finished_at IS NOT NULL FROM queue.bulk_actions WHERE id = $1", [id]).rows.first ?? []
+            #expect(row == ["9", "9", "t"])
+            // The list goes with the finished action.
+            #expect(try await world.int("SELECT count(*) FROM queue.bulk_action_ids WHERE bulk_action_id = $1", [id]) == 0)
+        }
+    }
+
+    @Test("the campaigns list is one statement for all campaigns (plus one per sending campaign), with each campaign's figures")
+    func campaignsListStatements() async throws {
+        try await withWorld { world in
+            let workspace = try await world.scalar("INSERT INTO oltp.workspaces (name) VALUES ('acme') RETURNING id")!
+            let account = try await world.scalar("""
+                INSERT INTO oltp.email_accounts (workspace_id, name, from_address, relay_url, unsubscribe_url)
+                VALUES ($1, 'news', 'news@acme.test', 'smtp://127.0.0.1:1', 'https://acme.test/u') RETURNING id
+                """, [workspace])!
+            let list = try await world.scalar("INSERT INTO oltp.lists (workspace_id, name) VALUES ($1, 'all') RETURNING id", [workspace])!
+            try await world.exec("INSERT INTO oltp.contacts (workspace_id, address) SELECT $1, 'c' || g || '@acme.test' FROM generate_series(1, 12) g", [workspace])
+            var ids: [Int] = []
+            for index in 0..<5 {
+                ids.append(try await world.int("""
+                    INSERT INTO oltp.campaigns (workspace_id, name, account_id, list_id, subject, text_template, fanout_done)
+                    VALUES ($1, 'campaign \(index)', $2, $3, 'Hello', 'Hi', true) RETURNING id
+                    """, [workspace, account, list]))
+            }
+            // Deliveries in every state, a different mix per campaign (the last has none).
+            for (offset, campaign) in ids.dropLast().enumerated() {
+                try await world.exec("""
+                    INSERT INTO oltp.deliveries (campaign_id, contact_id, workspace_id, state, sent_at)
+                    SELECT $1, c.id, c.workspace_id, s.state, CASE WHEN s.state = 'sent' THEN now() - c.id * interval '1 second' END
+                      FROM oltp.contacts c
+                      JOIN LATERAL (SELECT (ARRAY['pending', 'sent', 'deferred', 'bounced', 'failed', 'suppressed', 'cancelled', 'sent'])
+                                           [1 + (c.id + $2) % 8] AS state) s ON true
+                     WHERE c.id % 4 <> $2
+                    """, [String(campaign), String(offset)])
+            }
+            let connection = PostgresConnection(conninfo: world.database.url, name: "campaigns-list", commandTimeout: 30, logger: .silent)
+            do {
+                _ = try await connection.query("SELECT 1")
+                var before = await connection.statementsSent
+                let listed = try await CampaignStatus.recent(connection, limit: 20)
+                #expect(await connection.statementsSent - before == 1)
+                #expect(listed.map(\.id) == ids.reversed().map(Int64.init))
+                for status in listed {
+                    #expect(status == (try await CampaignStatus.load(world.sql, id: status.id)))
+                }
+                #expect(listed.first { $0.id == Int64(ids[0]) }.map { $0.delivered > 0 && $0.bounced > 0 && $0.recipients == $0.fannedOut } == true)
+                #expect(listed.first?.fannedOut == 0)
+                // A sending campaign adds the statement of its senders' figures.
+                try await world.exec("UPDATE oltp.campaigns SET status = 'scheduled' WHERE id = $1", [String(ids[1])])
+                try await world.exec("UPDATE oltp.campaigns SET status = 'sending', started_at = now() WHERE id = $1", [String(ids[1])])
+                before = await connection.statementsSent
+                let again = try await CampaignStatus.recent(connection, limit: 4)
+                #expect(await connection.statementsSent - before == 2)
+                #expect(again.map(\.id) == ids.reversed().prefix(4).map(Int64.init))
+                for status in again {
+                    #expect(status == (try await CampaignStatus.load(world.sql, id: status.id)))
+                }
+            } catch {
+                await connection.close()
+                throw error
+            }
+            await connection.close()
+            try await withConsole(world, try Self.authSettings()) { console in
+                let api = try console.jsonArray(try await console.request("GET", "/api/v1/campaigns", auth: Self.basic(Self.bob)))
+                #expect(api.compactMap { $0["id"] as? Int } == ids.reversed())
+                let truth = try await CampaignStatus.load(world.sql, id: Int64(ids[2]))
+                #expect(api.first { $0["id"] as? Int == ids[2] }?["delivered"] as? Int == truth?.delivered)
+            }
+        }
+    }
+
+    static func storeMessage(_ world: QueueWorld, _ externalID: String, _ overrides: [String: Any] = [:]) async throws {
+        let data = try JSONSerialization.data(withJSONObject: ContentFixtures.message(externalID, overrides))
+        guard case .object(let object) = try JSONDecoder().decode(JSONValue.self, from: data) else {
+            Issue.record("the fixture is not an object")
+            return
+        }
+        let prepared = try PreparedMessage(try ContentMessage.parse(object), codec: ZlibCodec())
+        let outcome = try await ContentStore(connection: world.sql).write(prepared)
+        guard case .inserted = outcome else {
+            Issue.record("not stored: \(outcome)")
+            return
+        }
+    }
+
+    @Test("content by external id: API and page; bodies for operators, hidden from read-only viewers; secret headers from everyone")
+    func contentByExternalID() async throws {
+        try await withWorld { world in
+            let externalID = "order/42 receipt&<x>"
+            try await Self.storeMessage(world, externalID, [
+                "headers": ["X-Campaign": "spring", "X-Api-Token": "tok-123"],
+                "attachments": [["filename": "r.txt", "content_type": "text/plain", "data_base64": "aGVsbG8="]],
+            ])
+            let encoded = "order%2F42%20receipt%26%3Cx%3E"
+            try await withConsole(world, try Self.authSettings()) { console in
+                let alice = Self.basic(Self.alice)
+                let bob = Self.basic(Self.bob)
+                let full = try console.json(try await console.request("GET", "/api/v1/content/\(encoded)", auth: alice))
+                #expect(full["external_id"] as? String == externalID)
+                #expect(full["subject"] as? String == "Spring sale: 20% off garden tools")
+                #expect(full["text"] as? String == "Spring sale! 20% off garden tools until Sunday.")
+                #expect((full["html"] as? String)?.contains("<h1>Spring sale</h1>") == true)
+                let attachment = (full["attachments"] as? [[String: Any]])?.first
+                #expect(attachment?["filename"] as? String == "r.txt" && attachment?["size"] as? Int == 5)
+                #expect(attachment?["data_base64"] as? String == "aGVsbG8=")
+                let headers = (full["headers"] as? [[String: Any]]) ?? []
+                #expect(headers.first { $0["name"] as? String == "X-Api-Token" }?["value"] as? String == "‹secret hidden›")
+                #expect(headers.first { $0["name"] as? String == "X-Campaign" }?["value"] as? String == "spring")
+                #expect(!(try await console.request("GET", "/api/v1/content/\(encoded)", auth: alice)).body.contains("tok-123"))
+
+                let reply = try await console.request("GET", "/api/v1/content/\(encoded)", auth: bob)
+                #expect(reply.status == 200)
+                let redacted = try console.json(reply)
+                #expect(redacted["subject"] as? String == "Spring sale: 20% off garden tools")
+                #expect((redacted["text"] as? String)?.hasPrefix("‹body hidden: ") == true)
+                #expect((redacted["html"] as? String)?.hasPrefix("‹body hidden: ") == true)
+                #expect((redacted["attachments"] as? String)?.hasPrefix("‹body hidden: ") == true)
+                #expect(!reply.body.contains("until Sunday") && !reply.body.contains("aGVsbG8=") && !reply.body.contains("tok-123"))
+
+                let page = try await console.request("GET", "/content/\(encoded)", auth: alice)
+                #expect(page.status == 200)
+                #expect(page.body.contains("<h1>Message order/42 receipt&amp;&lt;x&gt;</h1>"))
+                #expect(page.body.contains("&lt;h1&gt;Spring sale&lt;/h1&gt;") && !page.body.contains("<h1>Spring sale</h1>"))
+                #expect(page.body.contains("until Sunday") && page.body.contains("r.txt") && !page.body.contains("tok-123"))
+                let readOnly = try await console.request("GET", "/content/\(encoded)", auth: bob)
+                #expect(readOnly.status == 200 && readOnly.body.contains("‹body hidden: "))
+                #expect(!readOnly.body.contains("until Sunday") && !readOnly.body.contains("tok-123"))
+
+                // The by-id form goes to the message's address; an unknown id is 404.
+                let form = try await console.request("GET", "/content?id=\(encoded)", auth: bob)
+                #expect(form.status == 303 && form.header("location") == "/content/\(encoded)")
+                #expect(try await console.request("GET", "/api/v1/content/nope", auth: alice).status == 404)
+                #expect(try await console.request("GET", "/content/nope", auth: alice).status == 404)
+                #expect(try await console.request("GET", "/content/\(encoded)").status == 401)
+            }
+        }
+    }
+}
