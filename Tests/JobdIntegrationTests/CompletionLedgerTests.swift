@@ -140,13 +140,13 @@ struct CompletionLedgerTests {
             let day = RetentionSettings.day
             var settings = RetentionSettings.defaults
             settings.attempts = day
-            let short = QueueTrimHandler(connection: world.sql, settings: settings, completedRetention: 7 * day)
+            let short = QueueTrimHandler(connection: world.sql, settings: settings, completedRetention: .seconds(7 * day))
             #expect(short.configuredAttemptsWindow == 7 * day)
             settings.attempts = 30 * day
-            let long = QueueTrimHandler(connection: world.sql, settings: settings, completedRetention: 7 * day)
+            let long = QueueTrimHandler(connection: world.sql, settings: settings, completedRetention: .seconds(7 * day))
             #expect(long.configuredAttemptsWindow == 30 * day)
             settings.attempts = nil
-            #expect(QueueTrimHandler(connection: world.sql, settings: settings, completedRetention: 7 * day)
+            #expect(QueueTrimHandler(connection: world.sql, settings: settings, completedRetention: .seconds(7 * day))
                 .configuredAttemptsWindow == nil)
         }
     }

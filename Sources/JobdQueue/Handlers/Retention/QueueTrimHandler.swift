@@ -29,12 +29,12 @@ public struct QueueTrimHandler: JobHandler {
     let completedRetention: Double
 
     public init(
-        connection: PostgresConnection, settings: RetentionSettings, completedRetention: Double = 0,
+        connection: PostgresConnection, settings: RetentionSettings, completedRetention: Duration = .zero,
         timeBudget: Duration = .seconds(20)
     ) {
         self.connection = connection
         self.settings = settings
-        self.completedRetention = completedRetention
+        self.completedRetention = completedRetention.seconds
         self.timeBudget = timeBudget
     }
 
