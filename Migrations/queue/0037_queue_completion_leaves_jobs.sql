@@ -58,11 +58,13 @@ BEGIN
     ), gone AS (
         DELETE FROM queue.jobs j
          USING input i
-         -- The ids again as an array, so the rows are found by probing the primary key
-         -- (joined on the record set alone, estimated at 100 rows, the planner may scan
-         -- a small queue.jobs whole).
-         WHERE j.id = ANY (ARRAY(SELECT input.id FROM input))
-           AND j.id = i.id AND i.outcome = 'completed'
+         -- Driven by the record set: each completed entry probes the primary key once
+         -- (nested loop, the record set outside). Not `j.id = ANY (ARRAY(...))` as in
+         -- `done`: with `outcome = 'completed'` the record set is estimated at one row,
+         -- and so are the jobs that array finds (few rows are 'running' when the table
+         -- is analyzed), so the planner puts those jobs outside and scans the whole
+         -- record set once per job: quadratic in the batch (270 ms for 445 completions).
+         WHERE j.id = i.id AND i.outcome = 'completed'
            AND j.attempt = i.attempt AND j.lease_token = i.token AND j.state = 'running'
         RETURNING j.id, i.attempt AS fenced_attempt, i.token AS fenced_token, i.code, i.run, i.wait,
                   j.kind, j.payload, j.priority, j.unique_key, j.run_at, j.created_at, j.max_attempts, j.rescues,
