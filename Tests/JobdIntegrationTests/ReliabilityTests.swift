@@ -668,6 +668,11 @@ struct QueueHealthTests {
                 #expect(!plan.contains("jobs_due_idx") && !plan.contains("jobs_lease_idx") && !plan.contains("Seq Scan"),
                         "\(what) plan:\n\(plan)")
             }
+            // Linear in the batch: no job row rescans the batch's record set (a nested
+            // loop with the record set inside costs batch² comparisons).
+            let completionJSON = try await world.plan(
+                "EXPLAIN (FORMAT JSON) EXECUTE complete('[\(completions.joined(separator: ","))]', 'd')")
+            #expect(Self.rescannedRecordSets(completionJSON) == [], "completion plan:\n\(completionJSON)")
             // And they do what they are for.
             let store = QueueStore(connection: world.sql)
             let claimed = try await store.claim(
@@ -678,6 +683,33 @@ struct QueueHealthTests {
             })
             #expect(applied.count == 20)
         }
+    }
+
+    /// The record sets (CTE or function scans, materialized or not) that a JSON plan
+    /// scans whole once per outer row: the inner side of a nested loop. Their aliases.
+    static func rescannedRecordSets(_ json: String) -> [String] {
+        guard let root = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [[String: Any]],
+              let top = root.first?["Plan"] as? [String: Any]
+        else { return ["(not a JSON plan)"] }
+        let wholeScans: Set<String> = ["CTE Scan", "Function Scan"]
+        var found: [String] = []
+        func walk(_ node: [String: Any]) {
+            let children = node["Plans"] as? [[String: Any]] ?? []
+            if node["Node Type"] as? String == "Nested Loop" {
+                for inner in children where inner["Parent Relationship"] as? String == "Inner" {
+                    var scan = inner
+                    if scan["Node Type"] as? String == "Materialize", let below = (scan["Plans"] as? [[String: Any]])?.first {
+                        scan = below
+                    }
+                    if let type = scan["Node Type"] as? String, wholeScans.contains(type) {
+                        found.append(scan["Alias"] as? String ?? type)
+                    }
+                }
+            }
+            children.forEach(walk)
+        }
+        walk(top)
+        return found
     }
 
     @Test(
