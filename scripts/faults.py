@@ -658,16 +658,22 @@ class Producer:
         return not self.thread.is_alive()
 
 
+# Finished jobs with their finish time: completed ones from the ledger (a completion deletes
+# the job row), dead and cancelled ones from queue.jobs.
+FINISHED = ("(SELECT finished_at, payload FROM queue.completed_jobs "
+            "UNION ALL SELECT finished_at, payload FROM queue.jobs WHERE state <> 'completed') finished")
+
+
 def first_completion_after(world, moment, timeout=60):
     """Seconds from `moment` (epoch) to the first job finished after it."""
     def found():
-        return world.scalar(f"SELECT 1 FROM queue.jobs WHERE finished_at > to_timestamp({moment}) LIMIT 1") == "1"
+        return world.scalar(f"SELECT 1 FROM {FINISHED} WHERE finished_at > to_timestamp({moment}) LIMIT 1") == "1"
     try:
         wait_until("progress after a fault", timeout, found, 0.1)
     except SuiteError:
         return None
     value = world.servers.retrying(
-        f"SELECT extract(epoch FROM min(finished_at)) FROM queue.jobs WHERE finished_at > to_timestamp({moment})",
+        f"SELECT extract(epoch FROM min(finished_at)) FROM {FINISHED} WHERE finished_at > to_timestamp({moment})",
         db=world.db)[0][0]
     return float(value) - moment
 
@@ -1102,7 +1108,7 @@ def scenario_abort(suite, world, result):
     others_dead = world.int("SELECT count(*) FROM queue.jobs WHERE state = 'dead' AND NOT payload ? 'abort'")
     result.check(others_dead == 0, f"no bystander was dead-lettered ({others_dead})")
     if len(crash_times) >= 2:
-        during = world.int(f"SELECT count(*) FROM queue.jobs WHERE finished_at BETWEEN to_timestamp({crash_times[0]}) "
+        during = world.int(f"SELECT count(*) FROM {FINISHED} WHERE finished_at BETWEEN to_timestamp({crash_times[0]}) "
                            f"AND to_timestamp({crash_times[-1]}) AND NOT payload ? 'abort'")
         result.check(during > 0, f"other jobs kept flowing between the first and the last crash ({during} completed)")
     if crash_times:
