@@ -978,7 +978,7 @@ def scenario_sigstop(suite, world, result):
     finished = f"SELECT count(*) FROM queue.completed_jobs WHERE id IN ({ids})"
     wait_until("A's jobs to be finished without A", 90, lambda: world.int(finished) == in_flight, 0.2)
     result.recovery = time.time() - stopped_at
-    rerun = world.int(f"SELECT count(*) FROM queue.jobs j JOIN (VALUES {values}) AS f(id, attempt) ON j.id = f.id "
+    rerun = world.int(f"SELECT count(*) FROM queue.completed_jobs j JOIN (VALUES {values}) AS f(id, attempt) ON j.id = f.id "
                       f"WHERE j.attempt > f.attempt")
     a.signal(signal.SIGCONT)
     continued_at = time.time()
