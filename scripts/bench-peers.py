@@ -251,16 +251,19 @@ async def run_jobd(ctx, workers):
             proc.kill()
             proc.wait()
         log.close()
+    # From the ledger's end rows (the attempt's start and its end, both on PostgreSQL's
+    # clock): a completion deletes the job row, and a daemon from before that writes the
+    # same end rows, so old and new binaries are timed alike.
     row = await db.fetchrow(
-        "SELECT count(*) FILTER (WHERE state = 'completed'), "
-        "extract(epoch FROM min(started_at))::float8, extract(epoch FROM max(finished_at))::float8 "
-        "FROM queue.jobs WHERE id BETWEEN $1 AND $2", lo, hi)
+        "SELECT count(DISTINCT job_id), "
+        "extract(epoch FROM min(started_at))::float8, extract(epoch FROM max(at))::float8 "
+        "FROM queue.attempts WHERE job_id BETWEEN $1 AND $2 AND event = 'end' AND outcome = 'completed'", lo, hi)
     completed, start, end = row[0], row[1], row[2]
     if completed != n or start is None or end is None:
         raise SystemExit(f"bench-peers: jobd completed {completed} of {n} jobs (or the rows lack "
-                         "started_at/finished_at: update the window query in run_jobd)")
+                         "started_at/at: update the window query in run_jobd)")
     out = result(ctx, "jobd", f"{workers} workers", {"workers": workers}, (start, end), (start, end), sampler,
-                 windowSource="PostgreSQL: first claim (started_at) → last completion (finished_at)")
+                 windowSource="PostgreSQL: first claim (ledger started_at) → last completion (ledger at)")
     out["postgresWindowJobsPerSecond"] = out["jobsPerSecond"]
     return out
 

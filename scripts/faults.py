@@ -541,7 +541,8 @@ class World:
         if callable(in_flight):
             in_flight = in_flight()
         row = self.servers.retrying("""
-            SELECT count(*),
+            SELECT count(*) + (SELECT count(*) FROM queue.attempts  -- completed jobs: their ledger rows
+                                WHERE enqueued_at IS NOT NULL AND event = 'end' AND outcome = 'completed'),
                    count(*) FILTER (WHERE state NOT IN ('completed', 'dead')),
                    count(*) FILTER (WHERE state = 'running'),
                    count(*) FILTER (WHERE state = 'promoted'),
@@ -589,7 +590,7 @@ class World:
         receipts = {int(job): int(n) for job, n in self.servers.retrying(
             "SELECT job_id, count(*) FROM public.fault_receipts GROUP BY job_id", db=self.db)}
         completed = {int(r[0]) for r in self.servers.retrying(
-            "SELECT id FROM queue.jobs WHERE kind = 'probe' AND state = 'completed'", db=self.db)}
+            "SELECT id FROM queue.completed_jobs WHERE kind = 'probe'", db=self.db)}
         lost = sorted(i for i in inserted if i not in completed or receipts.get(i, 0) == 0)
         duplicates = sum(max(0, n - 1) for n in receipts.values())
         doubled = sum(1 for n in receipts.values() if n > 1)
@@ -657,16 +658,22 @@ class Producer:
         return not self.thread.is_alive()
 
 
+# Finished jobs with their finish time: completed ones from the ledger (a completion deletes
+# the job row), dead and cancelled ones from queue.jobs.
+FINISHED = ("(SELECT finished_at, payload FROM queue.completed_jobs "
+            "UNION ALL SELECT finished_at, payload FROM queue.jobs WHERE state <> 'completed') finished")
+
+
 def first_completion_after(world, moment, timeout=60):
     """Seconds from `moment` (epoch) to the first job finished after it."""
     def found():
-        return world.scalar(f"SELECT 1 FROM queue.jobs WHERE finished_at > to_timestamp({moment}) LIMIT 1") == "1"
+        return world.scalar(f"SELECT 1 FROM {FINISHED} WHERE finished_at > to_timestamp({moment}) LIMIT 1") == "1"
     try:
         wait_until("progress after a fault", timeout, found, 0.1)
     except SuiteError:
         return None
     value = world.servers.retrying(
-        f"SELECT extract(epoch FROM min(finished_at)) FROM queue.jobs WHERE finished_at > to_timestamp({moment})",
+        f"SELECT extract(epoch FROM min(finished_at)) FROM {FINISHED} WHERE finished_at > to_timestamp({moment})",
         db=world.db)[0][0]
     return float(value) - moment
 
@@ -855,7 +862,8 @@ def scenario_postgres(suite, world, result):
     time.sleep(2)
     world.sql("INSERT INTO queue.jobs (kind) VALUES ('noop')", user=World.ENQUEUER_ROLE)
     wait_until("the probe job", 15, lambda: world.int("SELECT count(*) FROM queue.jobs WHERE state <> 'completed'") == 0)
-    latency = float(world.scalar("SELECT extract(epoch FROM started_at - created_at) FROM queue.jobs ORDER BY id DESC LIMIT 1"))
+    latency = float(world.scalar(
+        "SELECT extract(epoch FROM started_at - created_at) FROM queue.completed_jobs ORDER BY id DESC LIMIT 1"))
     result.check(latency < 1.0, f"LISTEN survived the restarts: a new job started {latency * 1000:.0f} ms after its INSERT "
                                 f"(poll interval 5 s)")
     result.jobs += 1
@@ -968,10 +976,10 @@ def scenario_sigstop(suite, world, result):
     # Until every job A held is finished without A: re-run by B once A's lease expired
     # (5 s), or completed by the statement A had in flight when it stopped (the server
     # finishes a statement whatever its client does).
-    finished = f"SELECT count(*) FROM queue.jobs WHERE id IN ({ids}) AND state = 'completed'"
+    finished = f"SELECT count(*) FROM queue.completed_jobs WHERE id IN ({ids})"
     wait_until("A's jobs to be finished without A", 90, lambda: world.int(finished) == in_flight, 0.2)
     result.recovery = time.time() - stopped_at
-    rerun = world.int(f"SELECT count(*) FROM queue.jobs j JOIN (VALUES {values}) AS f(id, attempt) ON j.id = f.id "
+    rerun = world.int(f"SELECT count(*) FROM queue.completed_jobs j JOIN (VALUES {values}) AS f(id, attempt) ON j.id = f.id "
                       f"WHERE j.attempt > f.attempt")
     a.signal(signal.SIGCONT)
     continued_at = time.time()
@@ -1101,7 +1109,7 @@ def scenario_abort(suite, world, result):
     others_dead = world.int("SELECT count(*) FROM queue.jobs WHERE state = 'dead' AND NOT payload ? 'abort'")
     result.check(others_dead == 0, f"no bystander was dead-lettered ({others_dead})")
     if len(crash_times) >= 2:
-        during = world.int(f"SELECT count(*) FROM queue.jobs WHERE finished_at BETWEEN to_timestamp({crash_times[0]}) "
+        during = world.int(f"SELECT count(*) FROM {FINISHED} WHERE finished_at BETWEEN to_timestamp({crash_times[0]}) "
                            f"AND to_timestamp({crash_times[-1]}) AND NOT payload ? 'abort'")
         result.check(during > 0, f"other jobs kept flowing between the first and the last crash ({during} completed)")
     if crash_times:
@@ -1228,7 +1236,9 @@ def scenario_sinks(suite, world, result):
                    EXISTS (SELECT 1 FROM queue.attempts q WHERE q.job_id = j.id AND q.event = 'end'
                              AND q.outcome = 'lease_expired')
               FROM notifications.notifications n
-              JOIN queue.jobs j ON j.payload ->> 'idempotency_key' = n.idempotency_key"""):
+              JOIN (SELECT id, state, payload FROM queue.jobs WHERE state <> 'completed'
+                    UNION ALL SELECT id, 'completed', payload FROM queue.completed_jobs) j
+                ON j.payload ->> 'idempotency_key' = n.idempotency_key"""):
         state[key] = (job_state, status, int(tries), int(trail), float(sent_at) if sent_at else None, orphaned == "t")
     result.check(len(state) == total, f"{total} notification jobs, {len(state)} notification rows")
     interrupted = sorted(k for k, v in state.items() if v[5])
@@ -1478,7 +1488,7 @@ def scenario_soak(suite, world, result):
     deadline = started + 3600
 
     def stats():
-        done = world.int("SELECT count(*) FROM queue.jobs WHERE state = 'completed'")
+        done = world.int("SELECT count(*) FROM queue.completed_jobs")
         dead = world.int("SELECT n_dead_tup FROM pg_stat_user_tables WHERE relid = 'queue.jobs'::regclass")
         return done, dead
     while time.time() < deadline:

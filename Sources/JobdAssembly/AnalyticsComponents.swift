@@ -27,7 +27,9 @@ struct AnalyticsComponents {
             AnalyticsRollupHandler(rollup: rollup),
             QueuePruneHandler(connection: connections.postgres("prune"), retention: settings.queue.completedRetention),
             // Retention of every tier (JOBD_*_RETENTION): built-in schedules fire them.
-            QueueTrimHandler(connection: connections.postgres("trim"), settings: settings.retention),
+            QueueTrimHandler(
+                connection: connections.postgres("trim"), settings: settings.retention,
+                completedRetention: settings.queue.completedRetention),
             NotificationsTrimHandler(database: databases[.notifications], settings: settings.retention),
             AnalyticsTrimHandler(database: databases[.analytics], settings: settings.retention),
         ]

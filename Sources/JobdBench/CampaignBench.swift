@@ -310,8 +310,11 @@ extension Bench {
         else { throw CLIError("campaigns: no delivery counts") }
         let sent = counts.sent, suppressedRows = counts.suppressed, rows = counts.rows
         let window = counts.sendWindowSeconds
-        let jobs = Int(try await sql.query(
-            "SELECT count(*) FROM queue.jobs WHERE kind = 'campaign.deliver'").rows.first?.first.flatMap { $0 } ?? "0") ?? 0
+        // A completed job's row is deleted at its completion: those are counted from the ledger.
+        let jobs = Int(try await sql.query("""
+            SELECT (SELECT count(*) FROM queue.jobs WHERE kind = 'campaign.deliver' AND state <> 'completed')
+                 + (SELECT count(*) FROM queue.completed_jobs WHERE kind = 'campaign.deliver')
+            """).rows.first?.first.flatMap { $0 } ?? "0") ?? 0
         let received = await sink.stop()
         var perRecipient: [String: Int] = [:]
         for address in received { perRecipient[address.lowercased(), default: 0] += 1 }

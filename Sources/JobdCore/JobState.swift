@@ -8,7 +8,7 @@
 ///              worker claim ◀── retryable ◀──────── completion batch ────────┘ │ │
 ///                            ▲                                                 │ │
 ///                            └────── rescuer (lease expired, attempts left) ───┘ │
-///      completed ◀───────────── completion batch ────────────────────────────────┤
+///      completed (row deleted; in the ledger) ◀─ completion batch ────────────────┤
 ///      dead ◀──────────── completion batch (spent / permanent) or rescuer ───────┘
 ///      dead ──▶ available   (`jobd dead-letter retry`)
 /// ```
@@ -30,7 +30,11 @@ public enum JobState: String, CaseIterable, Sendable, Codable {
     /// Failed, waiting for its backoff to pass (`run_at`). Left by a **worker's claim**,
     /// exactly like `available`.
     case retryable
-    /// Done. Terminal; removed by the retention prune.
+    /// Done. The completion batch deletes the job row as it completes the attempt; the
+    /// attempt's `end` row in `queue.attempts` carries the job (kind, priority, payload,
+    /// unique key, times), and operators read the completed job there until the
+    /// ledger's retention (**`queue.trim`**) deletes it. Rows completed before the
+    /// ledger carried the job stay here until the retention **prune** (`queue.prune`).
     case completed
     /// Spent or poisoned; a copy with its error history is in `queue.dead_letters`.
     /// Left only by an operator's **re-drive** (`jobd dead-letter retry`).

@@ -60,7 +60,8 @@ public struct QueueAdmin: Sendable {
     public func status(liveWithin seconds: Double = 30) async throws -> Status {
         var byState: [String: [String: Int]] = [:]
         for row in try await connection.rows(QueueJobsStatements.CountByState()) {
-            byState[row.state, default: [:]][row.priority] = row.count
+            // Completed jobs come twice: ledger rows and rows from before the ledger held them.
+            byState[row.state, default: [:]][row.priority, default: 0] += row.count
         }
         let summary = try await connection.firstRow(QueueJobsStatements.OldestDue())
         let daemons = try await connection.rows(QueueDaemonsStatements.Live(liveWithinSeconds: seconds))

@@ -137,15 +137,25 @@ extension QueueAdmin {
     /// (`jobs_payload_path_idx`), the loops' partial indexes for the unfinished states
     /// (the predicate that names their indexed column is added), and keyset paging
     /// walks the primary key down from `beforeID`.
+    ///
     /// A waiting state alone (with or without a priority) is served by
     /// `QueueJobsStatements.SearchWaiting` from `jobs_waiting_kind_idx`.
+    ///
+    /// Completed jobs are read from the ledger (a completion deletes the job row and
+    /// its ledger row carries the job) and merged in by id: for `state` completed or
+    /// no state filter. queue.jobs still holds `completed` rows written before that.
     public func jobs(_ filter: JobFilter) async throws -> [JobSummary] {
         if let state = filter.state, state == .available || state == .retryable, filter.id == nil, filter.kind == nil,
            filter.uniqueKey == nil, filter.contains == nil {
             return try await connection.rows(QueueJobsStatements.SearchWaiting(
                 state: state, priority: filter.priority, beforeID: filter.beforeID, limit: filter.limit))
         }
-        return try await connection.rows(QueueJobsStatements.Search(filter: filter))
+        let rows = try await connection.rows(QueueJobsStatements.Search(filter: filter))
+        guard filter.state == nil || filter.state == .completed else { return rows }
+        let completed = try await connection.rows(QueueJobsStatements.SearchCompleted(filter: filter))
+        if completed.isEmpty { return rows }
+        let limit = max(1, min(filter.limit, 500))
+        return Array((rows + completed).sorted { $0.id > $1.id }.prefix(limit))
     }
 
     // MARK: One job
@@ -163,8 +173,10 @@ extension QueueAdmin {
         public var deadLetterReason: String?
     }
 
+    /// A completed job is read from its ledger row when queue.jobs no longer holds it.
     public func job(_ id: JobID) async throws -> JobDetail? {
-        try await connection.firstRow(QueueJobsStatements.Detail(id: id))
+        if let job = try await connection.firstRow(QueueJobsStatements.Detail(id: id)) { return job }
+        return try await connection.firstRow(QueueJobsStatements.DetailCompleted(id: id))
     }
 
     public struct AttemptEvent: Sendable, Codable, Equatable {

@@ -307,7 +307,7 @@ struct MetricsAndPruneTests {
 
             // The same job again (at least once): nothing new.
             let id = try await world.scalar("SELECT job_id FROM analytics.events WHERE name = 'signup'") ?? ""
-            let payload = try await world.scalar("SELECT payload::text FROM queue.jobs WHERE id = $1::bigint", [id]) ?? ""
+            let payload = try await world.scalar("SELECT payload::text FROM queue.completed_jobs WHERE id = $1::bigint", [id]) ?? ""
             try await MetricsEmitHandler(analytics: analytics).handle(
                 claimed("metrics.emit", payload, id: JobID(id) ?? 0, attempt: 2), context: testContext)
             #expect(try await world.int("SELECT count(*) FROM analytics.events") == 3)

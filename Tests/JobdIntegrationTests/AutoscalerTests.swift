@@ -79,7 +79,7 @@ struct AutoscalerTests {
                     INSERT INTO queue.jobs (kind, payload, priority) SELECT 'noop', '{"sleep_ms": 200}', 'high' FROM generate_series(1, 200)
                     """)
                 try await waitUntil(timeout: 30, "every high job completed") {
-                    try await world.int("SELECT count(*) FROM queue.jobs WHERE priority = 'high' AND state = 'completed'") == 200
+                    try await world.int("SELECT count(*) FROM queue.completed_jobs WHERE priority = 'high'") == 200
                 }
             }
             let log = resizes(world)

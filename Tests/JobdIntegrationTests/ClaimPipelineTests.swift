@@ -127,7 +127,7 @@ struct ClaimPipelineTests {
                 // The limit, plus what the pool's slots held and its last claim took.
                 #expect(running <= limit + 2 * config.workers.pools[0].slots, "claims paused at the limit: \(running) running")
                 // The setup holds: no completion could be written.
-                #expect((try? await world.int("SELECT count(*) FROM queue.jobs WHERE state = 'completed'")) == 0)
+                #expect((try? await world.count(state: "completed")) == 0)
                 group.cancelAll()
             }
         }

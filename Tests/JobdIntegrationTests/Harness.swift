@@ -123,8 +123,11 @@ struct QueueWorld {
         Int(try await scalar(statement, params) ?? "") ?? -1
     }
 
+    /// Jobs in `state`; completed ones through `queue.completed_jobs` (a completion
+    /// deletes the job row; the ledger's end row carries the job).
     func count(state: String) async throws -> Int {
-        try await int("SELECT count(*) FROM queue.jobs WHERE state = $1", [state])
+        if state == "completed" { return try await int("SELECT count(*) FROM queue.completed_jobs") }
+        return try await int("SELECT count(*) FROM queue.jobs WHERE state = $1", [state])
     }
 
     func waitForState(_ state: String, count expected: Int, timeout: Double = 20) async throws {

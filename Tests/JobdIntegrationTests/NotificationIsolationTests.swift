@@ -61,7 +61,7 @@ struct IsolatedNotifyWorld {
     }
 
     func completed(kind: String) async throws -> Int {
-        try await world.int("SELECT count(*) FROM queue.jobs WHERE kind = $1 AND state = 'completed'", [kind])
+        try await world.int("SELECT count(*) FROM queue.completed_jobs WHERE kind = $1", [kind])
     }
 }
 

@@ -310,15 +310,19 @@ func runBatch(_ jobs: [HostileJob], batch: Int, world: QueueWorld, producer: Pos
     // full round trip (promote, claim, run, complete) through the living daemon.
     try await waitUntil(timeout: 30, "batch \(batch): canary and every accepted job settle") {
         let settled = try await world.int("""
-            SELECT count(*) FROM queue.jobs
-             WHERE id = ANY($1::bigint[]) AND (state IN ('completed', 'dead') OR run_at > now() + interval '1 minute')
+            SELECT (SELECT count(*) FROM queue.jobs
+                     WHERE id = ANY($1::bigint[]) AND (state = 'dead' OR run_at > now() + interval '1 minute'))
+                 + (SELECT count(*) FROM queue.completed_jobs WHERE id = ANY($1::bigint[]))
             """, ["{" + (accepted.map(\.id) + [canary]).joined(separator: ",") + "}"])
         return settled == accepted.count + 1
     }
     #expect(try await world.scalar("SELECT reason FROM queue.dead_letters WHERE job_id = $1::bigint", [canary]) == "payload_invalid")
     for (job, id) in accepted {
         let row = try await world.sql.query("""
-            SELECT j.state, d.reason FROM queue.jobs j LEFT JOIN queue.dead_letters d ON d.job_id = j.id WHERE j.id = $1::bigint
+            SELECT coalesce(j.state, c.state), d.reason FROM (SELECT $1::bigint AS id) i
+              LEFT JOIN queue.jobs j ON j.id = i.id
+              LEFT JOIN (SELECT id, 'completed' AS state FROM queue.completed_jobs) c ON c.id = i.id
+              LEFT JOIN queue.dead_letters d ON d.job_id = i.id
             """, [id]).rows.first
         let got: DoorOutcome = switch row?[0] {
         case "completed": .completed

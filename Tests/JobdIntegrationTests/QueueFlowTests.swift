@@ -19,7 +19,7 @@ struct QueueFlowTests {
             try await world.running([world.makeDaemon(world.configuration())]) {
                 try await world.waitForState("completed", count: 2)
             }
-            #expect(try await world.int("SELECT count(*) FROM queue.jobs WHERE attempt = 1 AND finished_at IS NOT NULL") == 2)
+            #expect(try await world.int("SELECT count(*) FROM queue.completed_jobs WHERE attempt = 1 AND finished_at IS NOT NULL") == 2)
         }
     }
 
@@ -33,8 +33,8 @@ struct QueueFlowTests {
             try await world.running([world.makeDaemon(world.configuration { $0.workers = .shared(32) })]) {
                 try await world.waitForState("completed", count: 2000, timeout: 60)
             }
-            #expect(try await world.int("SELECT count(*) FROM queue.jobs WHERE attempt <> 1") == 0)
-            #expect(try await world.int("SELECT count(DISTINCT priority) FROM queue.jobs") == 3)
+            #expect(try await world.int("SELECT count(*) FROM queue.completed_jobs WHERE attempt <> 1") == 0)
+            #expect(try await world.int("SELECT count(DISTINCT priority) FROM queue.completed_jobs") == 3)
         }
     }
 
@@ -60,7 +60,7 @@ struct QueueFlowTests {
                 try await world.waitForState("completed", count: 1, timeout: 10)
             }
             // It started no earlier than it was due.
-            #expect(try await world.int("SELECT count(*) FROM queue.jobs WHERE started_at >= run_at") == 1)
+            #expect(try await world.int("SELECT count(*) FROM queue.completed_jobs WHERE started_at >= run_at") == 1)
         }
     }
 
@@ -79,7 +79,7 @@ struct QueueFlowTests {
             try await world.running([world.makeDaemon(config)]) {
                 try await world.waitForState("completed", count: 15)
             }
-            let order = try await world.sql.query("SELECT priority FROM queue.jobs ORDER BY started_at, id")
+            let order = try await world.sql.query("SELECT priority FROM queue.completed_jobs ORDER BY started_at, id")
             #expect(order.rows.map { $0[0] ?? "" } == Array(repeating: "high", count: 5) + Array(repeating: "normal", count: 5) + Array(repeating: "low", count: 5))
         }
     }
@@ -92,11 +92,11 @@ struct QueueFlowTests {
             try await world.running([world.makeDaemon(config)]) {
                 try await world.waitForState("completed", count: 1, timeout: 15)
             }
-            #expect(try await world.int("SELECT attempt FROM queue.jobs") == 3)
-            #expect(try await world.int("SELECT jsonb_array_length(errors) FROM queue.jobs") == 2)
+            #expect(try await world.int("SELECT attempt FROM queue.completed_jobs") == 3)
+            #expect(try await world.int("SELECT jsonb_array_length(errors) FROM queue.completed_jobs") == 2)
             // Backoff without jitter: 0.3 s after attempt 1, 0.6 s after attempt 2.
             let gap = try await world.scalar("""
-                SELECT extract(epoch FROM (errors->1->>'at')::timestamptz - (errors->0->>'at')::timestamptz) FROM queue.jobs
+                SELECT extract(epoch FROM (errors->1->>'at')::timestamptz - (errors->0->>'at')::timestamptz) FROM queue.completed_jobs
                 """)
             #expect((Double(gap ?? "") ?? 0) >= 0.3)
         }
@@ -184,7 +184,7 @@ struct QueueFlowTests {
                 try await world.exec("INSERT INTO queue.jobs (kind) VALUES ('noop')")
                 try await world.waitForState("completed", count: 1, timeout: 20)
             }
-            let latency = try await world.scalar("SELECT extract(epoch FROM started_at - created_at) FROM queue.jobs")
+            let latency = try await world.scalar("SELECT extract(epoch FROM started_at - created_at) FROM queue.completed_jobs")
             // A third of the 30 s poll interval: only NOTIFY explains it (generous, so a
             // loaded host cannot break it).
             #expect((Double(latency ?? "") ?? 99) < 10)

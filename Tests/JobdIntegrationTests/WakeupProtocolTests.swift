@@ -75,7 +75,7 @@ struct WakeupProtocolTests {
             }
             // Pushed by the woken promoter, not found by a pool's direct claim.
             #expect(daemon.stats.snapshot.promoted == 1 && daemon.stats.snapshot.claimedDirect == 0)
-            let latency = try await world.scalar("SELECT extract(epoch FROM started_at - created_at) FROM queue.jobs")
+            let latency = try await world.scalar("SELECT extract(epoch FROM started_at - created_at) FROM queue.completed_jobs")
             // A third of the 30 s poll interval: only the wake-up explains it (generous,
             // so a loaded host cannot break it).
             #expect((Double(latency ?? "") ?? 99) < 10)
@@ -157,7 +157,7 @@ struct WakeupProtocolTests {
                 try await world.exec("INSERT INTO queue.jobs (kind) VALUES ('noop')")
                 try await world.waitForState("completed", count: 1, timeout: 20)
             }
-            let latency = try await world.scalar("SELECT extract(epoch FROM started_at - created_at) FROM queue.jobs")
+            let latency = try await world.scalar("SELECT extract(epoch FROM started_at - created_at) FROM queue.completed_jobs")
             // A third of the 30 s poll interval: only the wake-up explains it (generous,
             // so a loaded host cannot break it).
             #expect((Double(latency ?? "") ?? 99) < 10)

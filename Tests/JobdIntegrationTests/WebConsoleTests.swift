@@ -120,24 +120,24 @@ struct WebConsoleTests {
                 #expect(try await console.request("POST", "/jobs/\(first)/cancel", auth: alice).status == 403)
                 #expect(try await console.request("POST", "/jobs/\(first)/cancel", auth: alice, form: ["csrf": bobToken]).status == 403)
                 #expect(try await console.request("POST", "/jobs/\(first)/cancel", auth: alice, form: ["csrf": "zz"]).status == 403)
-                #expect(try await world.scalar("SELECT state FROM queue.jobs WHERE id = $1", [String(first)]) == "available")
+                #expect(try await world.scalar("SELECT coalesce((SELECT state FROM queue.jobs WHERE id = $1::bigint), (SELECT 'completed' FROM queue.completed_jobs WHERE id = $1::bigint))", [String(first)]) == "available")
                 #expect(try await world.int("SELECT count(*) FROM queue.pauses") == 0)
 
                 // The operator with the token: done, redirected back to the job.
                 let done = try await console.request("POST", "/jobs/\(first)/cancel", auth: alice, form: ["csrf": aliceToken])
                 #expect(done.status == 303)
                 #expect(done.header("location")?.hasPrefix("/jobs/\(first)?notice=") == true)
-                #expect(try await world.scalar("SELECT state FROM queue.jobs WHERE id = $1", [String(first)]) == "cancelled")
+                #expect(try await world.scalar("SELECT coalesce((SELECT state FROM queue.jobs WHERE id = $1::bigint), (SELECT 'completed' FROM queue.completed_jobs WHERE id = $1::bigint))", [String(first)]) == "cancelled")
                 // The token also works as a header (the API from a browser session).
                 let viaHeader = try await console.request(
                     "POST", "/api/v1/jobs/\(first)/retry", auth: alice, headers: ["X-CSRF-Token": aliceToken])
                 #expect(viaHeader.status == 200)
-                #expect(try await world.scalar("SELECT state FROM queue.jobs WHERE id = $1", [String(first)]) == "available")
+                #expect(try await world.scalar("SELECT coalesce((SELECT state FROM queue.jobs WHERE id = $1::bigint), (SELECT 'completed' FROM queue.completed_jobs WHERE id = $1::bigint))", [String(first)]) == "available")
                 // A bearer token needs no CSRF token: browsers never send one by themselves.
                 let bearer = try await console.request("POST", "/api/v1/jobs/\(second)/cancel", auth: "Bearer \(Self.carolToken)")
                 #expect(bearer.status == 200)
                 #expect(try console.json(bearer)["ok"] as? Bool == true)
-                #expect(try await world.scalar("SELECT state FROM queue.jobs WHERE id = $1", [String(second)]) == "cancelled")
+                #expect(try await world.scalar("SELECT coalesce((SELECT state FROM queue.jobs WHERE id = $1::bigint), (SELECT 'completed' FROM queue.completed_jobs WHERE id = $1::bigint))", [String(second)]) == "cancelled")
                 // Cancelling it again is refused with a reason.
                 let again = try await console.request("POST", "/api/v1/jobs/\(second)/cancel", auth: "Bearer \(Self.carolToken)")
                 #expect(again.status == 409)
@@ -200,7 +200,7 @@ struct WebConsoleTests {
                 let token = try await console.csrf(auth: nil)
                 let done = try await console.request("POST", "/jobs/\(id)/cancel", headers: ["X-CSRF-Token": token])
                 #expect(done.status == 303)
-                #expect(try await world.scalar("SELECT state FROM queue.jobs WHERE id = $1", [String(id)]) == "cancelled")
+                #expect(try await world.scalar("SELECT coalesce((SELECT state FROM queue.jobs WHERE id = $1::bigint), (SELECT 'completed' FROM queue.completed_jobs WHERE id = $1::bigint))", [String(id)]) == "cancelled")
             }
         }
     }
@@ -305,8 +305,8 @@ struct WebConsoleTests {
                 let token = try await console.csrf(auth: alice)
                 #expect(try await console.request("POST", "/dead-letters/\(ids[0])/retry", auth: alice, form: ["csrf": token]).status == 303)
                 #expect(try await console.request("POST", "/dead-letters/\(ids[1])/discard", auth: alice, form: ["csrf": token]).status == 303)
-                #expect(try await world.scalar("SELECT state FROM queue.jobs WHERE id = $1", [String(ids[0])]) == "available")
-                #expect(try await world.scalar("SELECT state FROM queue.jobs WHERE id = $1", [String(ids[1])]) == "cancelled")
+                #expect(try await world.scalar("SELECT coalesce((SELECT state FROM queue.jobs WHERE id = $1::bigint), (SELECT 'completed' FROM queue.completed_jobs WHERE id = $1::bigint))", [String(ids[0])]) == "available")
+                #expect(try await world.scalar("SELECT coalesce((SELECT state FROM queue.jobs WHERE id = $1::bigint), (SELECT 'completed' FROM queue.completed_jobs WHERE id = $1::bigint))", [String(ids[1])]) == "cancelled")
                 #expect(try await world.int("SELECT count(*) FROM queue.dead_letters") == 1)
                 let api = try console.jsonArray(try await console.request("GET", "/api/v1/dead-letters", auth: alice))
                 #expect(api.compactMap { $0["job_id"] as? Int } == [ids[2]])
@@ -676,7 +676,7 @@ struct WebConsoleTests {
                 }
                 // Exactly the rows counted changed; the late one did not.
                 #expect(try await world.int("SELECT count(*) FROM queue.jobs WHERE state = 'cancelled' AND kind = 'report'") == matching)
-                #expect(try await world.scalar("SELECT state FROM queue.jobs WHERE id = $1", [String(late)]) == "available")
+                #expect(try await world.scalar("SELECT coalesce((SELECT state FROM queue.jobs WHERE id = $1::bigint), (SELECT 'completed' FROM queue.completed_jobs WHERE id = $1::bigint))", [String(late)]) == "available")
                 #expect(try await world.int("SELECT count(*) FROM queue.jobs WHERE kind = 'report' AND state = 'available'") == 30 - matching + 1)
                 #expect(try await world.int("SELECT count(*) FROM queue.dead_letters WHERE kind = 'export'") == 0)
                 #expect(try await world.int("SELECT count(*) FROM queue.dead_letters WHERE kind = 'other'") == 17 - deadExports)
@@ -685,7 +685,7 @@ struct WebConsoleTests {
                 #expect(row.rows.first == [String(matching), String(matching), String(matching), "alice", "t"])
                 let dead = try await world.exec("SELECT processed, affected, requested_by FROM queue.bulk_actions WHERE id = $1", [String(deadID)])
                 #expect(dead.rows.first == [String(deadExports), String(deadExports), "carol"])
-                #expect(try await world.scalar("SELECT state FROM queue.jobs WHERE kind = 'queue.bulk_action' AND payload->>'bulk_action_id' = $1", [String(id)]) == "completed")
+                #expect(try await world.scalar("SELECT 'completed' FROM queue.completed_jobs WHERE kind = 'queue.bulk_action' AND payload->>'bulk_action_id' = $1", [String(id)]) == "completed")
 
                 // The page shows it finished, and the API the same figures.
                 let page = try await console.request("GET", "/bulk/\(id)", auth: Self.basic(Self.bob))
@@ -894,12 +894,16 @@ struct WebConsoleTests {
                 #expect(marked.map(\.outcome) == [.requested, .requested])
                 // The attempts run on: still running right after the request.
                 #expect(try await world.count(state: "running") == 2)
+                // Ended: a job row in a final state, or (completed) the ledger's row.
                 try await waitUntil(timeout: 20, "both attempts ended") {
-                    try await world.int("SELECT count(*) FROM queue.jobs WHERE id = ANY($1::bigint[]) AND state NOT IN ('running', 'available', 'retryable')",
-                                        [PostgresArray.integers([failing, succeeding])]) == 2
+                    try await world.int("""
+                        SELECT (SELECT count(*) FROM queue.jobs WHERE id = ANY($1::bigint[])
+                                   AND state NOT IN ('running', 'available', 'retryable', 'completed'))
+                             + (SELECT count(*) FROM queue.completed_jobs WHERE id = ANY($1::bigint[]))
+                        """, [PostgresArray.integers([failing, succeeding])]) == 2
                 }
-                #expect(try await world.scalar("SELECT state FROM queue.jobs WHERE id = $1", [String(failing)]) == "cancelled")
-                #expect(try await world.scalar("SELECT state FROM queue.jobs WHERE id = $1", [String(succeeding)]) == "completed")
+                #expect(try await world.scalar("SELECT coalesce((SELECT state FROM queue.jobs WHERE id = $1::bigint), (SELECT 'completed' FROM queue.completed_jobs WHERE id = $1::bigint))", [String(failing)]) == "cancelled")
+                #expect(try await world.scalar("SELECT coalesce((SELECT state FROM queue.jobs WHERE id = $1::bigint), (SELECT 'completed' FROM queue.completed_jobs WHERE id = $1::bigint))", [String(succeeding)]) == "completed")
                 // The failed attempt neither retried nor dead-lettered; its ledger row says how it ended.
                 #expect(try await world.int("SELECT attempt FROM queue.jobs WHERE id = $1", [String(failing)]) == 1)
                 #expect(try await world.int("SELECT count(*) FROM queue.dead_letters") == 0)
@@ -920,7 +924,7 @@ struct WebConsoleTests {
             #expect(try await QueueAdmin(connection: world.sql).cancel(ids: [JobID(id)]).first?.outcome == .requested)
             let rescued = try await QueueStore(connection: world.sql).rescueExpiredLeases(maxRescues: 3)
             #expect(rescued.map(\.state) == [.cancelled])
-            #expect(try await world.scalar("SELECT state FROM queue.jobs WHERE id = $1", [String(id)]) == "cancelled")
+            #expect(try await world.scalar("SELECT coalesce((SELECT state FROM queue.jobs WHERE id = $1::bigint), (SELECT 'completed' FROM queue.completed_jobs WHERE id = $1::bigint))", [String(id)]) == "cancelled")
             #expect(try await world.int("SELECT count(*) FROM queue.dead_letters") == 0)
         }
     }

@@ -81,7 +81,11 @@ extension HostTests {
             }
             daemon.signal(SIGTERM)
             #expect(try await daemon.waitForExit(timeout: 60) == 0, "\(daemon.stderr)")
-            let states = try await sql.query("SELECT id, state FROM queue.jobs ORDER BY id").rows
+            // Completed jobs are read from the ledger (their rows are deleted at completion).
+            let states = try await sql.query("""
+                SELECT id, state FROM queue.jobs WHERE state <> 'completed'
+                UNION ALL SELECT id, 'completed' FROM queue.completed_jobs ORDER BY id
+                """).rows
             #expect(states.map { $0[1] } == ["completed", "dead", "dead", "completed"], "\(states)")
             #expect(states.map { $0[0] } == ["\(fine)", "\(deadOne)", "\(deadTwo)", "\(mail)"])
 

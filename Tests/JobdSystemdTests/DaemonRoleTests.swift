@@ -42,7 +42,11 @@ extension HostTests {
             defer { daemon.kill() }
             func finished(_ name: String) async throws -> String? {
                 try await sql.query("""
-                    SELECT state FROM queue.jobs WHERE unique_key LIKE 'cron:' || $1 || ':%' ORDER BY id DESC LIMIT 1
+                    SELECT state FROM (
+                        SELECT id, state FROM queue.jobs WHERE unique_key LIKE 'cron:' || $1 || ':%'
+                        UNION ALL
+                        SELECT id, 'completed' FROM queue.completed_jobs WHERE unique_key LIKE 'cron:' || $1 || ':%'
+                    ) j ORDER BY id DESC LIMIT 1
                     """, [name]).rows.first?.first ?? nil
             }
             do {

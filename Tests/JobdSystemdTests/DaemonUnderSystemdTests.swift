@@ -125,7 +125,10 @@ extension HostTests {
             #expect(status == 0)
             #expect(manager.messages.contains { $0.at > termAt && $0.text == "STOPPING=1" })
             #expect(manager.messages.contains { $0.at > termAt && $0.text.hasPrefix("EXTEND_TIMEOUT_USEC=") })
-            let state = try await sql.query("SELECT state, attempt FROM queue.jobs").rows.first
+            let state = try await sql.query("""
+                SELECT 'completed', attempt FROM queue.completed_jobs
+                UNION ALL SELECT state, attempt FROM queue.jobs WHERE state <> 'completed'
+                """).rows.first
             #expect(state?[0] == "completed")
             #expect(state?[1] == "1")
             await sql.close()
@@ -284,7 +287,7 @@ extension HostTests.DaemonUnderSystemdTests {
         ], dir: dir)
         defer { daemon.kill() }
         func completed() async throws -> Int {
-            Int(try await sql.query("SELECT count(*) FROM queue.jobs WHERE state = 'completed'").rows.first?.first.flatMap { $0 } ?? "") ?? 0
+            Int(try await sql.query("SELECT count(*) FROM queue.completed_jobs").rows.first?.first.flatMap { $0 } ?? "") ?? 0
         }
         // Warm up: connections, caches and the first allocations settle in the first 2,000.
         try await waitUntil(timeout: 60, "the first 2,000 jobs") { try await completed() == 2_000 }

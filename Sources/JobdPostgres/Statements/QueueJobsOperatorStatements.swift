@@ -39,7 +39,15 @@ extension QueueJobsStatements {
             Row(state: try row.decode("state"), priority: try row.decode("priority"), count: try row.decode("count"))
         }
 
-        static let sql: SQL = "SELECT state, priority, count(*) AS count FROM queue.jobs GROUP BY state, priority"
+        // Completed jobs are counted in the ledger, where their rows are (rows completed
+        // before the ledger carried them are still counted in queue.jobs: the caller adds
+        // both). Like the count of queue.jobs, a scan: `jobd status` is run by hand.
+        static let sql: SQL = """
+            SELECT state, priority, count(*) AS count FROM queue.jobs GROUP BY state, priority
+            UNION ALL
+            SELECT 'completed', priority, count(*) FROM queue.attempts
+             WHERE enqueued_at IS NOT NULL AND event = 'end' AND outcome = 'completed' GROUP BY priority
+            """
     }
 
     /// How long the oldest due job has waited (NULL when none), and the dead letters.
@@ -99,7 +107,11 @@ extension QueueJobsStatements {
                  WHERE id = ANY($1::bigint[]) AND state = 'running'
                 RETURNING id
             )
-            SELECT i.id, j.state, m.id IS NOT NULL AS moved, k.id IS NOT NULL AS marked
+            -- A completed job's row is gone: its ledger row says it completed.
+            SELECT i.id, coalesce(j.state, (SELECT 'completed' FROM queue.attempts a
+                                               WHERE a.job_id = i.id AND a.enqueued_at IS NOT NULL
+                                                 AND a.event = 'end' AND a.outcome = 'completed' LIMIT 1)) AS state,
+                   m.id IS NOT NULL AS moved, k.id IS NOT NULL AS marked
               FROM unnest($1::bigint[]) AS i(id)
               LEFT JOIN queue.jobs j ON j.id = i.id
               LEFT JOIN moved m ON m.id = i.id
@@ -240,6 +252,65 @@ extension QueueJobsStatements {
                    j.started_at::text AS started_at, j.finished_at::text AS finished_at, d.reason
               FROM queue.jobs j LEFT JOIN queue.dead_letters d ON d.job_id = j.id
              WHERE j.id = $1::bigint
+            """
+    }
+
+    /// The job search's completed jobs, from the ledger: a completed attempt's `end`
+    /// row carries the job (migration `…_queue_completion_leaves_jobs`). The filters of
+    /// `Search` but the state; newest first through `attempts_job_idx` walked backwards,
+    /// the other conditions checked on each row passed (the ledger has no index on
+    /// kind or payload: a rare kind or payload walks far down the ledger).
+    struct SearchCompleted: PostgresStatement {
+        var filter: QueueAdmin.JobFilter
+
+        static let planning = PostgresPlanning.perExecution
+
+        var bindings: PostgresBindings {
+            [.int(filter.id), .text(filter.kind), .text(filter.priority?.rawValue),
+             .text(filter.uniqueKey), .jsonb(filter.contains), .int(filter.beforeID),
+             .int(max(1, min(filter.limit, 500)))]
+        }
+
+        static func decode(_ row: PostgresRow) throws -> QueueAdmin.JobSummary { try summary(row) }
+
+        static let sql: SQL = """
+            SELECT a.job_id AS id, a.kind, 'completed' AS state, a.priority, a.attempt, a.max_attempts,
+                   a.run_at::text AS run_at, a.enqueued_at::text AS created_at, a.unique_key,
+                   left(a.last_error, 300) AS last_error, false AS cancel_requested
+              FROM queue.attempts a
+             WHERE a.enqueued_at IS NOT NULL AND a.event = 'end' AND a.outcome = 'completed'
+               AND ($1::bigint IS NULL OR a.job_id = $1::bigint)
+               AND ($2::text IS NULL OR a.kind = $2::text)
+               AND ($3::text IS NULL OR a.priority = $3::text)
+               AND ($4::text IS NULL OR a.unique_key = $4::text)
+               AND ($5::jsonb IS NULL OR a.payload @> $5::jsonb)
+               AND ($6::bigint IS NULL OR a.job_id < $6::bigint)
+             ORDER BY a.job_id DESC
+             LIMIT $7::int
+            """
+    }
+
+    /// One completed job from its ledger row (see `SearchCompleted`): what `Detail`
+    /// shows of it. The lease is over (`leased_by` NULL), it finished when the row was
+    /// written, and a completed job has no dead letter.
+    struct DetailCompleted: PostgresStatement {
+        var id: JobID
+
+        static let planning = PostgresPlanning.perExecution
+
+        var bindings: PostgresBindings { [.int(id)] }
+
+        static func decode(_ row: PostgresRow) throws -> QueueAdmin.JobDetail { try Detail.decode(row) }
+
+        static let sql: SQL = """
+            SELECT a.job_id AS id, a.kind, 'completed' AS state, a.priority, a.attempt, a.max_attempts,
+                   a.run_at::text AS run_at, a.enqueued_at::text AS created_at, a.unique_key, a.last_error,
+                   false AS cancel_requested, a.payload::text AS payload,
+                   coalesce(a.errors, '[]'::jsonb)::text AS errors, a.rescues, NULL::text AS leased_by,
+                   a.started_at::text AS started_at, a.at::text AS finished_at, NULL::text AS reason
+              FROM queue.attempts a
+             WHERE a.job_id = $1::bigint AND a.enqueued_at IS NOT NULL AND a.event = 'end' AND a.outcome = 'completed'
+             LIMIT 1
             """
     }
 }

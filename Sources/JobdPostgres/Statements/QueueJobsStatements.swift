@@ -340,8 +340,13 @@ enum QueueJobsStatements {
 
     /// Applies a batch of completions (`CompletionJSON`), each fenced by
     /// `(id, attempt, token)` and `state = 'running'`; returns the fences applied.
-    /// Each applied one writes the attempt's single ledger row: its end, with what its
-    /// start was (the daemon that held the lease, the job row's `started_at`).
+    /// Through `queue.complete` (the schema owner's function, migration
+    /// `…_queue_completion_leaves_jobs`), which holds the statement: a completed attempt
+    /// deletes its job row (`jobd_daemon` holds no DELETE on `queue.jobs`) and its one
+    /// ledger row carries the job's columns, so the completed job is read from the
+    /// ledger from then on; other outcomes update the row. Each applied one writes the
+    /// attempt's single ledger row: its end, with what its start was (the daemon that
+    /// held the lease, the job row's `started_at`).
     struct Complete: PostgresStatement {
         /// `CompletionJSON.encode` of the batch.
         var completionsJSON: String
@@ -353,60 +358,7 @@ enum QueueJobsStatements {
 
         static func decode(_ row: PostgresRow) throws -> AttemptFence { try fence(row) }
 
-        static let sql: SQL = """
-            WITH input AS (
-                SELECT * FROM jsonb_to_recordset($1::jsonb)
-                    AS i(id bigint, attempt int, token bigint, outcome text, delay float8, code text, error text, run float8,
-                         wait float8)
-            ), done AS (
-                UPDATE queue.jobs j
-                   -- An operator cancelled the job while this attempt ran (migration
-                   -- 0021): it ends here, unless the attempt completed it.
-                   SET state = CASE WHEN j.cancel_requested_at IS NOT NULL AND i.outcome <> 'completed'
-                                    THEN 'cancelled'
-                                    ELSE CASE i.outcome
-                                             WHEN 'completed' THEN 'completed'
-                                             WHEN 'dead' THEN 'dead'
-                                             WHEN 'release' THEN 'available'
-                                             ELSE 'retryable' END END,
-                       run_at = CASE WHEN i.outcome IN ('retry', 'snooze')
-                                     THEN now() + make_interval(secs => i.delay)
-                                     WHEN i.outcome = 'release' THEN now()
-                                     ELSE j.run_at END,
-                       attempt = CASE WHEN i.outcome = 'snooze' THEN j.attempt - 1 ELSE j.attempt END,
-                       finished_at = CASE WHEN i.outcome IN ('completed', 'dead') OR j.cancel_requested_at IS NOT NULL
-                                          THEN now() END,
-                       leased_by = NULL, lease_token = NULL, lease_expires_at = NULL, promoted_at = NULL,
-                       last_error = coalesce(i.error, j.last_error),
-                       errors = CASE WHEN i.error IS NULL OR i.outcome = 'snooze' THEN j.errors
-                                     ELSE j.errors || jsonb_build_array(jsonb_build_object(
-                                         'attempt', j.attempt, 'at', now(), 'code', i.code, 'error', i.error))
-                                END
-                  FROM input i
-                 -- The ids again as an array, so the rows are found by probing the primary
-                 -- key: joined on the record set alone (estimated at 100 rows), the planner
-                 -- scans a small queue.jobs whole for every batch (11,000 rows: a seq scan).
-                 WHERE j.id = ANY (ARRAY(SELECT input.id FROM input))
-                   AND j.id = i.id AND j.attempt = i.attempt AND j.lease_token = i.token AND j.state = 'running'
-                RETURNING j.id, i.attempt AS fenced_attempt, i.token AS fenced_token, i.outcome, i.code, i.run, i.wait,
-                          j.kind, j.payload,
-                          j.priority, j.attempt, j.last_error, j.errors, j.state AS new_state,
-                          -- Not changed by this UPDATE, so still the attempt's start.
-                          j.started_at
-            ), ledger AS (
-                -- The attempt's one ledger row, only for completions the fence accepted.
-                INSERT INTO queue.attempts (job_id, attempt, event, daemon, started_at, outcome, error_code, run_seconds,
-                                            kind, queue_wait_seconds)
-                SELECT id, fenced_attempt, 'end', $2::text, started_at, outcome, code, run,
-                       kind, least(greatest(coalesce(wait, 0), 0), 1e12) FROM done
-            ), dead AS (
-                INSERT INTO queue.dead_letters (job_id, kind, payload, priority, attempts, reason, last_error, errors)
-                SELECT id, kind, payload, priority, attempt, coalesce(code, 'failed'), last_error, errors
-                  FROM done WHERE outcome = 'dead' AND new_state = 'dead'
-            """ + QueueDeadLettersStatements.upsertOnConflict + """
-            )
-            SELECT id, fenced_attempt AS attempt, fenced_token AS token FROM done
-            """
+        static let sql: SQL = "SELECT id, attempt, token FROM queue.complete($1::jsonb, $2::text)"
     }
 
     /// Extends the leases of running attempts; returns the fences still held. Found

@@ -46,7 +46,7 @@ enum QueueOverviewStatements {
     }
 
     /// One row: the database's clock, the finished-jobs estimate (statistics of
-    /// `jobs_finished_idx`), dead letters, the age of the oldest due job (the first
+    /// `jobs_finished_idx` and of the ledger), dead letters, the age of the oldest due job (the first
     /// entry of each priority in jobs_due_idx, not a scan of the backlog), and the
     /// current minute since 1970.
     struct Summary: PostgresStatement {
@@ -63,8 +63,12 @@ enum QueueOverviewStatements {
 
         static let sql: SQL = """
             SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS generated_at,
+                   -- Completed jobs are ledger rows: the ledger's size stands for them (an
+                   -- upper bound: it holds every ended attempt, retries too).
                    coalesce((SELECT greatest(reltuples, 0)::bigint FROM pg_class
-                              WHERE oid = 'queue.jobs_finished_idx'::regclass), 0) AS finished_estimate,
+                              WHERE oid = 'queue.jobs_finished_idx'::regclass), 0)
+                   + coalesce((SELECT greatest(reltuples, 0)::bigint FROM pg_class
+                                WHERE oid = 'queue.attempts'::regclass), 0) AS finished_estimate,
                    (SELECT count(*) FROM queue.dead_letters) AS dead_letters,
                    (SELECT extract(epoch FROM now() - min(f.run_at))::float8
                       FROM (VALUES ('high'), ('normal'), ('low')) AS p (priority)

@@ -2,8 +2,10 @@ import JobdCore
 import JobdPostgres
 import Logging
 
-/// `queue.prune`: retention of finished jobs. Deletes `completed` and `cancelled`
-/// jobs that finished longer ago than the retention window
+/// `queue.prune`: retention of finished jobs. Deletes `cancelled` jobs (and
+/// `completed` rows left in `queue.jobs` from before a completion deleted its job
+/// row; completed jobs now live in the ledger, trimmed by `queue.trim`) that
+/// finished longer ago than the retention window
 /// (`JOBD_COMPLETED_RETENTION`, default 7 days; payload `{"older_than": "3d"}`
 /// overrides it), in batches of `batch` rows (default 5,000) so no statement holds
 /// many locks or runs long. Dead jobs stay: their dead letters reference them and

@@ -5,7 +5,9 @@ import JobdPostgres
 ///
 /// - `queue.attempts` rows older than `JOBD_ATTEMPTS_RETENTION` (default 30 days)
 ///   whose job finished before that window began or no longer exists; a job still
-///   queued, running or retrying keeps its whole history.
+///   queued, running or retrying keeps its whole history. A completed job's `end` row
+///   is the completed job as operators see it (its job row is deleted at completion),
+///   so the configured window is at least `JOBD_COMPLETED_RETENTION`.
 /// - Dead letters older than `JOBD_DEAD_LETTER_RETENTION` (default 90 days), with
 ///   their dead jobs, oldest first.
 ///
@@ -21,14 +23,27 @@ public struct QueueTrimHandler: JobHandler {
     let settings: RetentionSettings
     let timeBudget: Duration
 
-    public init(connection: PostgresConnection, settings: RetentionSettings, timeBudget: Duration = .seconds(20)) {
+    /// `JOBD_COMPLETED_RETENTION`: a completed job is its ledger row, so the
+    /// configured ledger window is never shorter than this (a payload's
+    /// `attempts_older_than` is taken as given).
+    let completedRetention: Double
+
+    public init(
+        connection: PostgresConnection, settings: RetentionSettings, completedRetention: Duration = .zero,
+        timeBudget: Duration = .seconds(20)
+    ) {
         self.connection = connection
         self.settings = settings
+        self.completedRetention = completedRetention.seconds
         self.timeBudget = timeBudget
     }
 
+    /// The ledger's window when the payload names none: `JOBD_ATTEMPTS_RETENTION`, at
+    /// least `JOBD_COMPLETED_RETENTION`; nil (off) keeps the ledger.
+    public var configuredAttemptsWindow: Double? { settings.attempts.map { max($0, completedRetention) } }
+
     public func handle(_ job: ClaimedJob, context: JobContext) async throws {
-        var attempts = settings.attempts
+        var attempts = configuredAttemptsWindow
         var deadLetters = settings.deadLetters
         var batch = settings.batch
         for (key, value) in try JSONPayload.object(job.payload, kind: kind) {
