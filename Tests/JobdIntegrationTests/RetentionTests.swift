@@ -311,7 +311,7 @@ struct RetentionTests {
         let clock = ManualSeconds()
         let guardTable = DeliveryGuard(
             rateLimit: TokenBucket.Settings(rate: 10, burst: 10),
-            breaker: CircuitBreaker.Settings(failureThreshold: 1, cooldown: 3_600), capacity: 100, now: { clock.now })
+            breaker: CircuitBreaker.Settings(failureThreshold: 1, cooldown: .seconds(3_600)), capacity: 100, now: { clock.now })
         for index in 0..<3 {
             let destination = "https://down-\(index).example:443"
             _ = guardTable.admit(destination, maxWait: 0)
