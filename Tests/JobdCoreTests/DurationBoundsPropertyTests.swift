@@ -39,14 +39,35 @@ struct DurationBoundsPropertyTests {
         Gen.character(in: "\u{A0}"..."\u{2FFF}")
     ).string(of: 0...12)
 
+    /// Runs `body` on `count` texts: a hostile or an ordinary number of seconds (up
+    /// to ±10¹³) in any spelling and unit, with or without noise, or noise alone.
+    static func forAnyText(count: Int, _ body: (String) -> Void) async {
+        await propertyCheck(
+            count: count,
+            input: special, Gen.double(in: -1e13...1e13), unit, noise, Gen.int(in: 0...4), Gen.bool
+        ) { special, ordinary, unit, noise, mode, useSpecial in
+            body(text(useSpecial ? special : ordinary, unit, noise, mode))
+        }
+    }
+
+    /// A payload field's conversion either returns a value `bounded` checks or fails
+    /// the job permanently as `payload_invalid`, which `refused` checks further.
+    static func expectBoundedOrRefused<T>(
+        _ convert: () throws -> T, bounded: (T) -> Void, refused: (JobFailure) -> Void
+    ) {
+        do {
+            bounded(try convert())
+        } catch let failure as JobFailure {
+            #expect(failure.severity == .permanent && failure.code == "payload_invalid")
+            refused(failure)
+        } catch {
+            Issue.record("unexpected error \(error)")
+        }
+    }
+
     @Test("a retention window is off, within 1d…36500d, or refused — from any text")
     func retentionWindowText() async {
-        await propertyCheck(
-            count: 400,
-            input: Self.special, Gen.double(in: -1e12...1e12),
-            Self.unit, Self.noise, Gen.int(in: 0...4), Gen.bool
-        ) { special, ordinary, unit, noise, mode, useSpecial in
-            let text = Self.text(useSpecial ? special : ordinary, unit, noise, mode)
+        await Self.forAnyText(count: 400) { text in
             switch RetentionWindow.parse(text) {
             case .off:
                 #expect(text.lowercased() == "off")
@@ -88,15 +109,12 @@ struct DurationBoundsPropertyTests {
             case 1: .string(Self.text(ordinary, unit, noise, mode))
             default: .number(special)
             }
-            do {
-                if let window = try RetentionWindow.payload(value, field: "older_than", kind: "analytics.trim") {
-                    #expect(window >= RetentionWindow.minimum && window <= RetentionWindow.maximum)
-                }
-            } catch let failure as JobFailure {
-                #expect(failure.severity == .permanent && failure.code == "payload_invalid")
+            Self.expectBoundedOrRefused {
+                try RetentionWindow.payload(value, field: "older_than", kind: "analytics.trim")
+            } bounded: { window in
+                if let window { #expect(window >= RetentionWindow.minimum && window <= RetentionWindow.maximum) }
+            } refused: { failure in
                 #expect(failure.message.contains("older_than must be a duration between 1d and 36500d"))
-            } catch {
-                Issue.record("unexpected error \(error)")
             }
         }
     }
@@ -109,27 +127,20 @@ struct DurationBoundsPropertyTests {
             Self.unit, Self.noise, Gen.int(in: 0...4)
         ) { seconds, unit, noise, mode in
             let text = Self.text(seconds, unit, noise, mode)
-            do {
-                let olderThan = try QueuePruneHandler.olderThan(.string(text))
+            Self.expectBoundedOrRefused {
+                try QueuePruneHandler.olderThan(.string(text))
+            } bounded: { olderThan in
                 #expect(olderThan >= .seconds(60) && olderThan <= .nanoseconds(Int64.max), "\(text)")
-            } catch let failure as JobFailure {
-                #expect(failure.code == "payload_invalid")
+            } refused: { _ in
                 let parsed = DurationText.seconds(text)
                 #expect(parsed == nil || parsed! < 60, "\(text) was refused")
-            } catch {
-                Issue.record("unexpected error \(error)")
             }
         }
     }
 
     @Test("JOBD_CONTENT_RETENTION and the reader's durations: bounded from any text, refused with the key's name")
     func configuredDurations() async {
-        await propertyCheck(
-            count: 300,
-            input: Self.special, Gen.double(in: -1e13...1e13),
-            Self.unit, Self.noise, Gen.int(in: 0...4), Gen.bool
-        ) { special, ordinary, unit, noise, mode, useSpecial in
-            let text = Self.text(useSpecial ? special : ordinary, unit, noise, mode)
+        await Self.forAnyText(count: 300) { text in
             let reader = ConfigurationReader { _ in text }
             do {
                 let settings = try ContentSettings.read(ConfigurationReader { $0 == .contentRetention ? text : nil })
