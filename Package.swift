@@ -249,6 +249,7 @@ let package = Package(
             dependencies: [
                 "JobdCore", "JobdTestRandom", "JobdQueue", "JobdContent", "JobdNotifications", "JobdAnalytics", "JobdCampaigns",
                 "JobdAssembly",
+                .product(name: "PropertyBased", package: "swift-property-based"),
             ],
             swiftSettings: strict
         ),

@@ -18,17 +18,19 @@ import JobdQueue
 public struct AnalyticsTrimHandler: TierRetentionHandler {
     public let kind = "analytics.trim"
     public let retention: RetentionJob
+    public let settings: AnalyticsRetentionSettings
 
-    public init(retention: RetentionJob) {
+    public init(retention: RetentionJob, settings: AnalyticsRetentionSettings) {
         self.retention = retention
+        self.settings = settings
     }
 
     public func handle(_ job: ClaimedJob, context: JobContext) async throws {
-        var olderThan = settings.analytics
-        var batch = settings.batch
+        var olderThan = settings.events
+        var batch = batch
         for (key, value) in try JSONPayload.object(job.payload, kind: kind) {
             switch key {
-            case "older_than": olderThan = try RetentionRun.window(value, field: key, kind: kind)
+            case "older_than": olderThan = try RetentionWindow.payload(value, field: key, kind: kind)
             case "batch": batch = try RetentionRun.batch(value, kind: kind)
             default: throw RetentionRun.unknownField(key, kind: kind, known: "older_than, batch")
             }
@@ -44,13 +46,13 @@ public struct AnalyticsTrimHandler: TierRetentionHandler {
 
     /// Marks the rolled-up `events` section of every day that ended more than
     /// `olderThan` ago (idempotent).
-    public func markTrimmedDays(olderThan: Double) async throws {
+    public func markTrimmedDays(olderThan: Duration) async throws {
         _ = try await database.withConnection { connection in
             try await connection.execute(AnalyticsDailyStatements.MarkTrimmed(olderThan: olderThan))
         }
     }
 
-    public func steps(olderThan: Double) -> [RetentionRun.Step] {
+    public func steps(olderThan: Duration) -> [RetentionRun.Step] {
         let database = database
         func step<S: PostgresStatement>(_ name: String, _ statement: @escaping @Sendable (Int) -> S) -> RetentionRun.Step {
             .init(name) { batch in

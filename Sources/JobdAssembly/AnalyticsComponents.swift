@@ -28,10 +28,13 @@ struct AnalyticsComponents {
             QueuePruneHandler(connection: connections.postgres("prune"), retention: settings.queue.completedRetention),
             // Retention of every tier (JOBD_*_RETENTION): built-in schedules fire them.
             QueueTrimHandler(
-                connection: connections.postgres("trim"), settings: settings.retention,
+                connection: connections.postgres("trim"), settings: settings.retention.queue,
                 completedRetention: settings.queue.completedRetention),
-            NotificationsTrimHandler(database: databases[.notifications], settings: settings.retention),
-            AnalyticsTrimHandler(database: databases[.analytics], settings: settings.retention),
+            NotificationsTrimHandler(
+                database: databases[.notifications], settings: settings.retention.notifications,
+                batch: settings.retention.batch),
+            AnalyticsTrimHandler(
+                database: databases[.analytics], settings: settings.retention.analytics, batch: settings.retention.batch),
         ]
         services = []
         if !settings.queue.schedules.isEmpty {

@@ -14,7 +14,7 @@ public struct JobdSettings: Sendable, Equatable {
     public var daemon: DaemonConfiguration
     /// The queue tier's periodic jobs and finished-job retention.
     public var queue: QueueSettings
-    /// Retention windows of every tier's trim job (they share `RetentionRun`).
+    /// Each tier's retention windows for its trim job (they share `RetentionRun`).
     public var retention: RetentionSettings
     /// The content tier (`JOBD_CONTENT_*`).
     public var content: ContentSettings

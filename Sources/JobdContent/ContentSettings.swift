@@ -14,9 +14,9 @@ public enum ContentRetentionAction: String, Sendable, Equatable, CaseIterable {
 public struct ContentSettings: Sendable, Equatable {
     /// zlib level for bodies and attachments, 1 (fastest) … 9 (smallest).
     public var compressionLevel: Int
-    /// Default retention for tenants without a row in `content.tenant_retention`, in
-    /// seconds; nil keeps content forever.
-    public var retention: Double?
+    /// Default retention for tenants without a row in `content.tenant_retention`; nil
+    /// keeps content forever. At most `maximumRetention` (`retention(seconds:)`).
+    public var retention: Duration?
     public var retentionAction: ContentRetentionAction
     /// Messages one `content.purge` statement expires at a time.
     public var purgeBatch: Int
@@ -26,7 +26,7 @@ public struct ContentSettings: Sendable, Equatable {
     public var indexInterval: Duration
 
     public init(
-        compressionLevel: Int = 6, retention: Double? = nil, retentionAction: ContentRetentionAction = .purge,
+        compressionLevel: Int = 6, retention: Duration? = nil, retentionAction: ContentRetentionAction = .purge,
         purgeBatch: Int = 1_000, indexBatch: Int = 500, indexInterval: Duration = .seconds(1)
     ) {
         self.compressionLevel = compressionLevel
@@ -38,6 +38,17 @@ public struct ContentSettings: Sendable, Equatable {
     }
 
     public static let defaults = ContentSettings()
+
+    /// The longest default retention, 10¹¹ s (3,170 years): older than any row, so the
+    /// same as keeping everything, while `now()` minus it stays inside timestamptz's
+    /// range.
+    public static let maximumRetention: Duration = .seconds(100_000_000_000)
+
+    /// A retention of `seconds` (a configured value of any size): whole seconds,
+    /// rounded up, clamped to 0…`maximumRetention`; NaN is 0. Never traps.
+    public static func retention(seconds: Double) -> Duration {
+        .seconds(Int64(TotalConversion.seconds(seconds.rounded(.up), in: 0...maximumRetention.seconds)))
+    }
 }
 
 extension ConfigurationKey {
@@ -66,7 +77,7 @@ extension ContentSettings {
                 throw reader.invalid(.contentRetention, text, "not a duration (such as 90d or 12h) or off")
             }
             guard seconds >= 60 else { throw reader.invalid(.contentRetention, text, "must be at least 60 s, or off") }
-            settings.retention = seconds
+            settings.retention = retention(seconds: seconds)
         }
         if let text = reader.text(.contentRetentionAction) {
             guard let action = ContentRetentionAction(rawValue: text.lowercased()) else {

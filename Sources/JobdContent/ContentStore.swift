@@ -275,14 +275,10 @@ public struct ContentStore: Sendable {
     /// search vector. Then attachment blobs no message references any more are
     /// deleted. Two statements.
     public func expire(
-        defaultRetention: Double?, defaultAction: ContentRetentionAction, limit: Int
+        defaultRetention: Duration?, defaultAction: ContentRetentionAction, limit: Int
     ) async throws -> PurgeBatch {
-        // Whole seconds, at most 10¹¹ (3,170 years, older than any row: the same as
-        // keeping everything): a configured window of any size converts without
-        // trapping, and `now() - interval` stays inside timestamptz's range.
-        let interval = defaultRetention.map { "\(Int64(TotalConversion.seconds($0.rounded(.up), in: 0...1e11))) seconds" }
         guard let row = try await connection.firstRow(ContentMessagesStatements.Expire(
-            defaultRetention: interval, defaultAction: defaultAction, limit: limit))
+            defaultRetention: defaultRetention, defaultAction: defaultAction, limit: limit))
         else {
             throw ReadError.damaged("unexpected expire row")
         }

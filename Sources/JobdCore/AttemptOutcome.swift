@@ -143,7 +143,7 @@ public struct FailurePolicy: Sendable, Equatable {
                 completion.errorCode = failure.code
             } else {
                 completion.outcome = .retry
-                completion.delaySeconds = backoff.delay(forAttempt: job.attempt, using: &generator)
+                completion.delaySeconds = backoff.delay(forAttempt: job.attempt, using: &generator).seconds
             }
         }
         return completion

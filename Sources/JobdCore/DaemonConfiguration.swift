@@ -112,7 +112,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
         priorityMode: .weighted([.high: 6, .normal: 3, .low: 1]),
         pollInterval: .seconds(1),
         lease: .seconds(60),
-        backoff: RetryBackoff(baseSeconds: 1, maximumSeconds: 3_600),
+        backoff: RetryBackoff(base: .seconds(1), maximum: .seconds(3_600)),
         shutdownTimeout: .seconds(30),
         promoteBatch: 1_000,
         redisHighWater: 2_000,
@@ -324,12 +324,13 @@ extension DaemonConfiguration {
         }
         config.pollInterval = try reader.duration(.pollInterval, default: config.pollInterval, min: 0.01)
         config.lease = try reader.duration(.lease, default: config.lease, min: 1)
-        let base = try reader.seconds(.retryBaseDelay, default: config.backoff.base, min: 0.001)
-        let maximum = try reader.seconds(.retryMaxDelay, default: max(config.backoff.maximum, base), min: 0.001)
+        let base = try reader.duration(.retryBaseDelay, default: config.backoff.base, min: 0.001)
+        let maximum = try reader.duration(.retryMaxDelay, default: max(config.backoff.maximum, base), min: 0.001)
         guard maximum >= base else {
-            throw reader.invalid(.retryMaxDelay, reader.text(.retryMaxDelay) ?? "", "must be at least JOBD_RETRY_BASE_DELAY (\(base))")
+            throw reader.invalid(
+                .retryMaxDelay, reader.text(.retryMaxDelay) ?? "", "must be at least JOBD_RETRY_BASE_DELAY (\(base.seconds))")
         }
-        config.backoff = RetryBackoff(baseSeconds: base, maximumSeconds: maximum, jitter: config.backoff.jitter)
+        config.backoff = RetryBackoff(base: base, maximum: maximum, jitter: config.backoff.jitter)
         config.shutdownTimeout = try reader.duration(.shutdownTimeout, default: config.shutdownTimeout, min: 0)
         config.promoteBatch = try reader.integer(.promoteBatch, default: config.promoteBatch, range: 1...100_000)
         config.redisHighWater = try reader.integer(.redisHighWater, default: config.redisHighWater, range: 1...10_000_000)

@@ -178,9 +178,9 @@ public struct NotificationSendHandler: JobHandler {
         } else {
             switch deliveryGuard.record(route.destinationKey, failure: verdict.isDestinationFailure) {
             case .none: break
-            case .opened(let seconds):
+            case .opened(let cooldown):
                 logger.warning("notification circuit opened", metadata: [
-                    LogKey.messageID: "\(JobdMessageID.notificationCircuitOpened.id)", LogKey.retryIn: "\(seconds)",
+                    LogKey.messageID: "\(JobdMessageID.notificationCircuitOpened.id)", LogKey.retryIn: "\(cooldown.seconds)",
                     LogKey.errorCode: "circuit_open",
                     LogKey.error: "\(route.destinationKey) failed repeatedly, last with \(DeliveryPolicy.errorCode(channel: request.channel, outcome: report.outcome) ?? verdict.outcomeName)",
                 ])

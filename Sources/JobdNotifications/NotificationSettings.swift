@@ -49,7 +49,7 @@ public struct NotificationSettings: Sendable, Equatable {
         networkPolicy: OutboundNetworkPolicy = OutboundNetworkPolicy(), connectTimeout: Duration = .seconds(5),
         timeout: Duration = .seconds(30),
         rateLimit: TokenBucket.Settings? = TokenBucket.Settings(rate: 50, burst: 50),
-        breaker: CircuitBreaker.Settings = CircuitBreaker.Settings(failureThreshold: 5, cooldown: 30),
+        breaker: CircuitBreaker.Settings = CircuitBreaker.Settings(failureThreshold: 5, cooldown: .seconds(30)),
         concurrency: Int = 16
     ) {
         self.webhookSecret = webhookSecret
@@ -247,7 +247,7 @@ extension NotificationSettings {
             settings.rateLimit = TokenBucket.Settings(rate: rate.rate, burst: Double(burst))
         }
         let failures = try reader.integer(.notifyBreakerFailures, default: settings.breaker.failureThreshold, range: 1...10_000)
-        let cooldown = try reader.seconds(.notifyBreakerCooldown, default: settings.breaker.cooldown, min: 0.1)
+        let cooldown = try reader.duration(.notifyBreakerCooldown, default: settings.breaker.cooldown, min: 0.1)
         settings.breaker = CircuitBreaker.Settings(failureThreshold: failures, cooldown: cooldown)
         settings.concurrency = try reader.integer(.notifyConcurrency, default: settings.concurrency, range: 1...256)
         return settings

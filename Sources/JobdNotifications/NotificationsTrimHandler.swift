@@ -17,19 +17,21 @@ import JobdQueue
 public struct NotificationsTrimHandler: TierRetentionHandler {
     public let kind = "notifications.trim"
     public let retention: RetentionJob
+    public let settings: NotificationRetentionSettings
 
-    public init(retention: RetentionJob) {
+    public init(retention: RetentionJob, settings: NotificationRetentionSettings) {
         self.retention = retention
+        self.settings = settings
     }
 
     public func handle(_ job: ClaimedJob, context: JobContext) async throws {
-        var archive = settings.notificationsArchive
-        var delete = settings.notifications
-        var batch = settings.batch
+        var archive = settings.archiveAfter
+        var delete = settings.deleteAfter
+        var batch = batch
         for (key, value) in try JSONPayload.object(job.payload, kind: kind) {
             switch key {
-            case "archive_after": archive = try RetentionRun.window(value, field: key, kind: kind)
-            case "delete_after": delete = try RetentionRun.window(value, field: key, kind: kind)
+            case "archive_after": archive = try RetentionWindow.payload(value, field: key, kind: kind)
+            case "delete_after": delete = try RetentionWindow.payload(value, field: key, kind: kind)
             case "batch": batch = try RetentionRun.batch(value, kind: kind)
             default: throw RetentionRun.unknownField(key, kind: kind, known: "archive_after, delete_after, batch")
             }
@@ -39,7 +41,7 @@ public struct NotificationsTrimHandler: TierRetentionHandler {
     }
 
     /// Deletion first, so rows about to go are not archived on the way.
-    public func steps(archiveAfter: Double?, deleteAfter: Double?) -> [RetentionRun.Step] {
+    public func steps(archiveAfter: Duration?, deleteAfter: Duration?) -> [RetentionRun.Step] {
         var steps: [RetentionRun.Step] = []
         let database = database
         if let deleteAfter {

@@ -42,9 +42,9 @@ public struct PostgresBinding: Sendable, Equatable {
 
     /// A duration as float8 seconds, for `make_interval(secs => $n::float8)` (the
     /// form the queue's statements use). Exact to the microsecond Postgres keeps.
+    /// The one way a statement binds a `Duration`; never `inf` or `nan`.
     public static func seconds(_ value: Duration) -> PostgresBinding {
-        let (seconds, attoseconds) = value.components
-        return .double(Double(seconds) + Double(attoseconds) / 1e18)
+        .double(value.seconds)
     }
 
     /// An array literal for `$n::bigint[]` or `$n::int[]`: a whole batch in one

@@ -6,80 +6,81 @@ import Testing
 struct BackoffTests {
     @Test("ceiling doubles per attempt from the base")
     func ceilingDoubles() {
-        let backoff = RetryBackoff(baseSeconds: 1, maximumSeconds: 1_000_000)
-        let expected: [Double] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
+        let backoff = RetryBackoff(base: .seconds(1), maximum: .seconds(1_000_000))
+        let expected: [Int] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
         for (index, value) in expected.enumerated() {
-            #expect(backoff.ceiling(forAttempt: index + 1) == value, "attempt \(index + 1)")
+            #expect(backoff.ceiling(forAttempt: index + 1) == .seconds(value), "attempt \(index + 1)")
         }
     }
 
-    @Test("ceiling with a fractional base", arguments: [0.25, 0.5, 1.5, 3])
-    func fractionalBase(base: Double) {
-        let backoff = RetryBackoff(baseSeconds: base, maximumSeconds: 1e12)
+    @Test("ceiling with a fractional base", arguments: [250, 500, 1_500, 3_000])
+    func fractionalBase(milliseconds: Int) {
+        let base = Duration.milliseconds(milliseconds)
+        let backoff = RetryBackoff(base: base, maximum: .seconds(1_000_000_000_000))
         for attempt in 1...20 {
             let ceiling = backoff.ceiling(forAttempt: attempt)
-            #expect(ceiling == base * Double(1 << (attempt - 1)), "attempt \(attempt)")
-            #expect(backoff.ceiling(forAttempt: attempt + 1) == 2 * ceiling)
+            #expect(ceiling == base * (1 << (attempt - 1)), "attempt \(attempt)")
+            #expect(backoff.ceiling(forAttempt: attempt + 1) == ceiling * 2)
         }
     }
 
     @Test("ceiling is capped at the maximum")
     func ceilingCapped() {
-        let backoff = RetryBackoff(baseSeconds: 1, maximumSeconds: 100)
-        #expect(backoff.ceiling(forAttempt: 7) == 64)
-        #expect(backoff.ceiling(forAttempt: 8) == 100)
+        let backoff = RetryBackoff(base: .seconds(1), maximum: .seconds(100))
+        #expect(backoff.ceiling(forAttempt: 7) == .seconds(64))
+        #expect(backoff.ceiling(forAttempt: 8) == .seconds(100))
         for attempt in 8...200 {
-            #expect(backoff.ceiling(forAttempt: attempt) == 100, "attempt \(attempt)")
+            #expect(backoff.ceiling(forAttempt: attempt) == .seconds(100), "attempt \(attempt)")
         }
     }
 
     @Test("ceiling never decreases and never exceeds the maximum")
     func ceilingMonotonic() {
-        let backoff = RetryBackoff(baseSeconds: 0.3, maximumSeconds: 3_600)
-        var previous = 0.0
+        let backoff = RetryBackoff(base: .milliseconds(300), maximum: .seconds(3_600))
+        var previous = Duration.zero
         for attempt in 1...300 {
             let ceiling = backoff.ceiling(forAttempt: attempt)
             #expect(ceiling >= previous)
-            #expect(ceiling <= 3_600)
-            #expect(ceiling >= 0.3)
+            #expect(ceiling <= .seconds(3_600))
+            #expect(ceiling >= .milliseconds(300))
             previous = ceiling
         }
     }
 
-    @Test("attempt 0 or below is treated like the first attempt", arguments: [0, -1, -100, Int.min + 1])
+    @Test("attempt 0 or below is treated like the first attempt", arguments: [0, -1, -100, Int.min + 1, Int.min])
     func nonPositiveAttempt(attempt: Int) {
-        let backoff = RetryBackoff(baseSeconds: 2, maximumSeconds: 60)
-        #expect(backoff.ceiling(forAttempt: attempt) == 2)
+        let backoff = RetryBackoff(base: .seconds(2), maximum: .seconds(60))
+        #expect(backoff.ceiling(forAttempt: attempt) == .seconds(2))
     }
 
     @Test("base equal to the maximum is constant")
     func baseEqualsMaximum() {
-        let backoff = RetryBackoff(baseSeconds: 5, maximumSeconds: 5)
+        let backoff = RetryBackoff(base: .seconds(5), maximum: .seconds(5))
         for attempt in [1, 2, 3, 50, Int.max] {
-            #expect(backoff.ceiling(forAttempt: attempt) == 5)
+            #expect(backoff.ceiling(forAttempt: attempt) == .seconds(5))
         }
     }
 
-    @Test("huge attempt numbers stay finite and capped", arguments: [63, 64, 65, 1_000, 1 << 40, Int.max - 1, Int.max])
+    @Test("huge attempt numbers stay capped, whatever the maximum", arguments: [63, 64, 65, 1_000, 1 << 40, Int.max - 1, Int.max])
     func hugeAttempts(attempt: Int) {
-        let capped = RetryBackoff(baseSeconds: 1, maximumSeconds: 3_600)
-        #expect(capped.ceiling(forAttempt: attempt) == 3_600)
+        let capped = RetryBackoff(base: .seconds(1), maximum: .seconds(3_600))
+        #expect(capped.ceiling(forAttempt: attempt) == .seconds(3_600))
         var generator = SplitMix64(seed: UInt64(truncatingIfNeeded: attempt))
         let delay = capped.delay(forAttempt: attempt, using: &generator)
-        #expect(delay.isFinite)
-        #expect(delay >= 1_800 && delay <= 3_600)
+        #expect(delay >= .seconds(1_800) && delay <= .seconds(3_600))
 
-        // A maximum no exponent can reach: the result must still be finite.
-        let uncapped = RetryBackoff(baseSeconds: 1, maximumSeconds: .greatestFiniteMagnitude)
+        // A maximum no doubling of the base reaches exactly: the ceiling stops there,
+        // however many doublings the attempt asks for, without overflowing.
+        let uncapped = RetryBackoff(base: .nanoseconds(1), maximum: .seconds(Int64.max))
         let ceiling = uncapped.ceiling(forAttempt: attempt)
-        #expect(ceiling.isFinite)
-        #expect(ceiling > 0)
-        #expect(ceiling <= .greatestFiniteMagnitude)
+        #expect(ceiling > .zero)
+        #expect(ceiling <= .seconds(Int64.max))
+        #expect(uncapped.ceiling(forAttempt: attempt + (attempt == .max ? 0 : 1)) >= ceiling)
     }
 
     @Test("delay stays within [(1-jitter)·ceiling, ceiling]", arguments: [0.1, 0.5, 0.9, 1.0])
     func delayWithinRange(jitter: Double) {
-        let backoff = RetryBackoff(baseSeconds: 0.5, maximumSeconds: 600, jitter: jitter)
+        let backoff = RetryBackoff(base: .milliseconds(500), maximum: .seconds(600), jitter: jitter)
         for seed in coreTestSeeds {
             var generator = SplitMix64(seed: seed)
             for attempt in 1...40 {
@@ -95,9 +96,9 @@ struct BackoffTests {
 
     @Test("delay is actually jittered, spread over the range")
     func delayIsSpread() {
-        let backoff = RetryBackoff(baseSeconds: 10, maximumSeconds: 10, jitter: 0.5)
+        let backoff = RetryBackoff(base: .seconds(10), maximum: .seconds(10), jitter: 0.5)
         var generator = SplitMix64(seed: 7)
-        let delays = (0..<1_000).map { _ in backoff.delay(forAttempt: 1, using: &generator) }
+        let delays = (0..<1_000).map { _ in backoff.delay(forAttempt: 1, using: &generator).seconds }
         #expect(Set(delays).count > 900)
         #expect(delays.contains { $0 < 6 })
         #expect(delays.contains { $0 > 9 })
@@ -107,17 +108,17 @@ struct BackoffTests {
 
     @Test("draws reach close to both ends of the range")
     func reachesBothEnds() {
-        let backoff = RetryBackoff(baseSeconds: 8, maximumSeconds: 8, jitter: 0.25)
+        let backoff = RetryBackoff(base: .seconds(8), maximum: .seconds(8), jitter: 0.25)
         var generator = SplitMix64(seed: 11)
         let delays = (0..<2_000).map { _ in backoff.delay(forAttempt: 1, using: &generator) }
-        #expect(delays.allSatisfy { $0 >= 6 && $0 <= 8 })
-        #expect(delays.contains { $0 < 6.01 })
-        #expect(delays.contains { $0 > 7.99 })
+        #expect(delays.allSatisfy { $0 >= .seconds(6) && $0 <= .seconds(8) })
+        #expect(delays.contains { $0 < .milliseconds(6_010) })
+        #expect(delays.contains { $0 > .milliseconds(7_990) })
     }
 
     @Test("the same seed gives the same delays")
     func deterministicForSeed() {
-        let backoff = RetryBackoff(baseSeconds: 1, maximumSeconds: 3_600)
+        let backoff = RetryBackoff(base: .seconds(1), maximum: .seconds(3_600))
         var first = SplitMix64(seed: 99)
         var second = SplitMix64(seed: 99)
         let a = (1...30).map { backoff.delay(forAttempt: $0, using: &first) }
@@ -127,7 +128,7 @@ struct BackoffTests {
 
     @Test("jitter 0 gives exactly the ceiling")
     func zeroJitter() {
-        let backoff = RetryBackoff(baseSeconds: 1.5, maximumSeconds: 1_000, jitter: 0)
+        let backoff = RetryBackoff(base: .milliseconds(1_500), maximum: .seconds(1_000), jitter: 0)
         for seed in coreTestSeeds {
             var generator = SplitMix64(seed: seed)
             for attempt in [1, 2, 3, 5, 8, 10, 11, 12, 100, Int.max] {
@@ -138,7 +139,7 @@ struct BackoffTests {
 
     @Test("jitter 0 draws nothing from the generator")
     func zeroJitterConsumesNoRandomness() {
-        let backoff = RetryBackoff(baseSeconds: 1, maximumSeconds: 10, jitter: 0)
+        let backoff = RetryBackoff(base: .seconds(1), maximum: .seconds(10), jitter: 0)
         var used = SplitMix64(seed: 3)
         _ = backoff.delay(forAttempt: 2, using: &used)
         var fresh = SplitMix64(seed: 3)
@@ -147,6 +148,6 @@ struct BackoffTests {
 
     @Test("default jitter is one half")
     func defaultJitter() {
-        #expect(RetryBackoff(baseSeconds: 1, maximumSeconds: 2).jitter == 0.5)
+        #expect(RetryBackoff(base: .seconds(1), maximum: .seconds(2)).jitter == 0.5)
     }
 }

@@ -34,7 +34,7 @@ struct ConfigurationTests {
         #expect(config.priorityMode == .weighted([.high: 6, .normal: 3, .low: 1]))
         #expect(config.pollInterval == .seconds(1))
         #expect(config.lease == .seconds(60))
-        #expect(config.backoff == RetryBackoff(baseSeconds: 1, maximumSeconds: 3_600, jitter: 0.5))
+        #expect(config.backoff == RetryBackoff(base: .seconds(1), maximum: .seconds(3_600), jitter: 0.5))
         #expect(config.shutdownTimeout == .seconds(30))
         #expect(config.promoteBatch == 1_000)
         #expect(config.redisHighWater == 2_000)
@@ -185,18 +185,18 @@ struct ConfigurationTests {
     @Test("retry delays")
     func retryDelays() throws {
         let both = try parse([.retryBaseDelay: "500ms", .retryMaxDelay: "10m"]).backoff
-        #expect(both.base == 0.5)
-        #expect(both.maximum == 600)
+        #expect(both.base == .milliseconds(500))
+        #expect(both.maximum == .seconds(600))
         #expect(both.jitter == DaemonConfiguration.defaults.backoff.jitter)
-        #expect(try parse([.retryMaxDelay: "1"]).backoff.maximum == 1)
-        #expect(try parse([.retryBaseDelay: "3", .retryMaxDelay: "3"]).backoff == RetryBackoff(baseSeconds: 3, maximumSeconds: 3))
+        #expect(try parse([.retryMaxDelay: "1"]).backoff.maximum == .seconds(1))
+        #expect(try parse([.retryBaseDelay: "3", .retryMaxDelay: "3"]).backoff == RetryBackoff(base: .seconds(3), maximum: .seconds(3)))
     }
 
     @Test("a base delay above the default maximum raises the maximum with it")
     func baseAboveDefaultMaximum() throws {
         let backoff = try parse([.retryBaseDelay: "2h"]).backoff
-        #expect(backoff.base == 7_200)
-        #expect(backoff.maximum == 7_200)
+        #expect(backoff.base == .seconds(7_200))
+        #expect(backoff.maximum == .seconds(7_200))
     }
 
     @Test(

@@ -38,7 +38,7 @@ struct ContentConfigurationTests {
             .contentPurgeBatch: "250", .contentIndexBatch: "2000", .contentIndexInterval: "250ms",
         ])
         #expect(settings == ContentSettings(
-            compressionLevel: 9, retention: 90 * 86_400, retentionAction: .archive, purgeBatch: 250,
+            compressionLevel: 9, retention: .seconds(90 * 86_400), retentionAction: .archive, purgeBatch: 250,
             indexBatch: 2_000, indexInterval: .milliseconds(250)))
         #expect(Key.contentRetention.fileKey == "content_retention")
         #expect(Key.contentCompressionLevel.fileKey == "content_compression_level")

@@ -4,7 +4,7 @@ import Testing
 
 @Suite("FailurePolicy")
 struct FailurePolicyTests {
-    let backoff = RetryBackoff(baseSeconds: 2, maximumSeconds: 300, jitter: 0.5)
+    let backoff = RetryBackoff(base: .seconds(2), maximum: .seconds(300), jitter: 0.5)
     var policy: FailurePolicy { FailurePolicy(backoff: backoff) }
 
     func job(attempt: Int, maxAttempts: Int = 5, id: JobID = 42) -> ClaimedJob {
@@ -35,8 +35,8 @@ struct FailurePolicyTests {
             #expect(completion.fence == AttemptFence(id: 42, attempt: attempt, token: 0))
             #expect(completion.runSeconds == 0.5)
             let ceiling = backoff.ceiling(forAttempt: attempt)
-            #expect(completion.delaySeconds >= ceiling * 0.5)
-            #expect(completion.delaySeconds <= ceiling)
+            #expect(completion.delaySeconds >= ceiling.seconds * 0.5)
+            #expect(completion.delaySeconds <= ceiling.seconds)
         }
     }
 
@@ -47,12 +47,12 @@ struct FailurePolicyTests {
         let completion = policy.completion(
             for: job(attempt: 4), result: .failed(.transient("x")), runSeconds: 0, using: &forPolicy
         )
-        #expect(completion.delaySeconds == backoff.delay(forAttempt: 4, using: &forBackoff))
+        #expect(completion.delaySeconds == backoff.delay(forAttempt: 4, using: &forBackoff).seconds)
     }
 
     @Test("the retry delay grows with the attempt (jitter 0)")
     func retryDelayGrows() {
-        let fixed = FailurePolicy(backoff: RetryBackoff(baseSeconds: 1, maximumSeconds: 10, jitter: 0))
+        let fixed = FailurePolicy(backoff: RetryBackoff(base: .seconds(1), maximum: .seconds(10), jitter: 0))
         var generator = SplitMix64(seed: 0)
         let delays = (1...6).map {
             fixed.completion(for: job(attempt: $0, maxAttempts: 10), result: .failed(.transient("x")), runSeconds: 0, using: &generator).delaySeconds

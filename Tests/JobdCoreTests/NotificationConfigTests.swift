@@ -31,7 +31,7 @@ struct NotificationConfigTests {
         #expect(settings.smsURL == nil && settings.smsToken == nil)
         #expect(settings.connectTimeout == .seconds(5) && settings.timeout == .seconds(30))
         #expect(settings.rateLimit == TokenBucket.Settings(rate: 50, burst: 50))
-        #expect(settings.breaker == CircuitBreaker.Settings(failureThreshold: 5, cooldown: 30))
+        #expect(settings.breaker == CircuitBreaker.Settings(failureThreshold: 5, cooldown: .seconds(30)))
         #expect(settings.concurrency == 16)
         #expect(settings.sendingWindow == .seconds(45))
     }
@@ -55,7 +55,7 @@ struct NotificationConfigTests {
         #expect(settings.smsToken?.value == "tok-123")
         #expect(settings.connectTimeout == .milliseconds(250) && settings.timeout == .seconds(60))
         #expect(settings.rateLimit == TokenBucket.Settings(rate: 2.5, burst: 10))
-        #expect(settings.breaker == CircuitBreaker.Settings(failureThreshold: 3, cooldown: 120))
+        #expect(settings.breaker == CircuitBreaker.Settings(failureThreshold: 3, cooldown: .seconds(120)))
         #expect(settings.concurrency == 32)
     }
 

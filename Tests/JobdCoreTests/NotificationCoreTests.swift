@@ -316,22 +316,22 @@ struct CircuitBreakerTests {
 
     @Test("opens after the threshold of consecutive failures; a success resets the count")
     func opens() {
-        var breaker = Breaker(settings: .init(failureThreshold: 3, cooldown: 10))
+        var breaker = Breaker(settings: .init(failureThreshold: 3, cooldown: .seconds(10)))
         #expect(breaker.record(failure: true, now: 0) == .none)
         #expect(breaker.record(failure: true, now: 0) == .none)
         #expect(breaker.record(failure: false, now: 0) == .none)
         #expect(breaker.record(failure: true, now: 1) == .none)
         #expect(breaker.record(failure: true, now: 1) == .none)
         #expect(breaker.admit(now: 1) == .allow)
-        #expect(breaker.record(failure: true, now: 1) == .opened(forSeconds: 10))
+        #expect(breaker.record(failure: true, now: 1) == .opened(for: .seconds(10)))
         #expect(breaker.admit(now: 5) == .reject(retryIn: 6))
         #expect(breaker.state == .open(until: 11))
     }
 
     @Test("after the cooldown exactly one probe goes through; its success closes")
     func probeCloses() {
-        var breaker = Breaker(settings: .init(failureThreshold: 1, cooldown: 10))
-        #expect(breaker.record(failure: true, now: 0) == .opened(forSeconds: 10))
+        var breaker = Breaker(settings: .init(failureThreshold: 1, cooldown: .seconds(10)))
+        #expect(breaker.record(failure: true, now: 0) == .opened(for: .seconds(10)))
         #expect(breaker.admit(now: 10) == .probe)
         #expect(breaker.admit(now: 10.5) == .reject(retryIn: Breaker.probeWaitSeconds))
         #expect(breaker.record(failure: false, now: 11) == .closed)
@@ -340,18 +340,18 @@ struct CircuitBreakerTests {
 
     @Test("a failed probe opens the circuit for another cooldown")
     func probeFails() {
-        var breaker = Breaker(settings: .init(failureThreshold: 2, cooldown: 5))
+        var breaker = Breaker(settings: .init(failureThreshold: 2, cooldown: .seconds(5)))
         _ = breaker.record(failure: true, now: 0)
-        #expect(breaker.record(failure: true, now: 0) == .opened(forSeconds: 5))
+        #expect(breaker.record(failure: true, now: 0) == .opened(for: .seconds(5)))
         #expect(breaker.admit(now: 5) == .probe)
-        #expect(breaker.record(failure: true, now: 6) == .opened(forSeconds: 5))
+        #expect(breaker.record(failure: true, now: 6) == .opened(for: .seconds(5)))
         #expect(breaker.admit(now: 10) == .reject(retryIn: 1))
         #expect(breaker.admit(now: 11) == .probe)
     }
 
     @Test("a probe that never reports is replaced after the cooldown; an abandoned one at once")
     func lostProbe() {
-        var breaker = Breaker(settings: .init(failureThreshold: 1, cooldown: 3))
+        var breaker = Breaker(settings: .init(failureThreshold: 1, cooldown: .seconds(3)))
         _ = breaker.record(failure: true, now: 0)
         #expect(breaker.admit(now: 3) == .probe)
         #expect(breaker.admit(now: 5.9) == .reject(retryIn: 1))
@@ -362,7 +362,7 @@ struct CircuitBreakerTests {
 
     @Test("late results while open: a failure changes nothing, a success closes")
     func lateResults() {
-        var breaker = Breaker(settings: .init(failureThreshold: 1, cooldown: 30))
+        var breaker = Breaker(settings: .init(failureThreshold: 1, cooldown: .seconds(30)))
         _ = breaker.record(failure: true, now: 0)
         #expect(breaker.record(failure: true, now: 1) == .none)
         #expect(breaker.state == .open(until: 30))

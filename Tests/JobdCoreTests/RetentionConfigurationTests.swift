@@ -1,19 +1,22 @@
+import JobdAnalytics
 import JobdAssembly
 import JobdCore
+import JobdNotifications
 import JobdQueue
 import Testing
 
 @Suite("Configuration: retention of every tier")
 struct RetentionConfigurationTests {
     typealias Key = ConfigurationKey
-    static let day = 86_400.0
+    static func days(_ count: Int) -> Duration { RetentionWindow.days(count) }
 
     @Test("documented defaults: ledger 30d, dead letters 90d, notification bodies 30d and rows 180d, facts 90d, batch 5000")
     func defaults() throws {
         let retention = try JobdSettings.read { _ in nil }.retention
         #expect(retention == RetentionSettings(
-            attempts: 30 * Self.day, deadLetters: 90 * Self.day, notificationsArchive: 30 * Self.day,
-            notifications: 180 * Self.day, analytics: 90 * Self.day, batch: 5_000))
+            queue: QueueRetentionSettings(attempts: Self.days(30), deadLetters: Self.days(90), batch: 5_000),
+            notifications: NotificationRetentionSettings(archiveAfter: Self.days(30), deleteAfter: Self.days(180)),
+            analytics: AnalyticsRetentionSettings(events: Self.days(90))))
     }
 
     @Test("durations and off")
@@ -24,8 +27,9 @@ struct RetentionConfigurationTests {
         ]
         let retention = try JobdSettings.read { values[$0] }.retention
         #expect(retention == RetentionSettings(
-            attempts: 14 * Self.day, deadLetters: nil, notificationsArchive: 2 * Self.day, notifications: nil,
-            analytics: 14 * Self.day, batch: 250))
+            queue: QueueRetentionSettings(attempts: Self.days(14), deadLetters: nil, batch: 250),
+            notifications: NotificationRetentionSettings(archiveAfter: Self.days(2), deleteAfter: nil),
+            analytics: AnalyticsRetentionSettings(events: Self.days(14))))
     }
 
     @Test("bad values name their key", arguments: [

@@ -1,3 +1,4 @@
+import JobdAnalytics
 import JobdAssembly
 import JobdCampaigns
 import JobdContent
@@ -24,7 +25,13 @@ struct TierSettingsTests {
     static var tiers: [(name: String, keys: [ConfigurationKey], read: (ConfigurationReader) throws(ConfigurationError) -> Void)] {[
         ("daemon", DaemonConfiguration.keys, { reader throws(ConfigurationError) in _ = try DaemonConfiguration.read(reader) }),
         ("queue", QueueSettings.keys, { reader throws(ConfigurationError) in _ = try QueueSettings.read(reader, contentPurge: true) }),
-        ("retention", RetentionSettings.keys, { reader throws(ConfigurationError) in _ = try RetentionSettings.read(reader) }),
+        ("queue retention", QueueRetentionSettings.keys, { reader throws(ConfigurationError) in _ = try QueueRetentionSettings.read(reader) }),
+        ("notification retention", NotificationRetentionSettings.keys, { reader throws(ConfigurationError) in
+            _ = try NotificationRetentionSettings.read(reader)
+        }),
+        ("analytics retention", AnalyticsRetentionSettings.keys, { reader throws(ConfigurationError) in
+            _ = try AnalyticsRetentionSettings.read(reader)
+        }),
         ("content", ContentSettings.keys, { reader throws(ConfigurationError) in _ = try ContentSettings.read(reader) }),
         ("notifications", NotificationSettings.keys, { reader throws(ConfigurationError) in _ = try NotificationSettings.read(reader) }),
         ("campaigns", CampaignSettings.keys, { reader throws(ConfigurationError) in _ = try CampaignSettings.read(reader) }),

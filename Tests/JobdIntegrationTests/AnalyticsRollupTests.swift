@@ -353,7 +353,7 @@ struct MetricsAndPruneTests {
                 """)
             let connection = world.database.connection("prune")
             // No time budget: one batch of 10, then it snoozes (the attempt is not spent).
-            let hurried = QueuePruneHandler(connection: connection, retention: .seconds(7 * 86_400), timeBudget: 0)
+            let hurried = QueuePruneHandler(connection: connection, retention: .seconds(7 * 86_400), timeBudget: .zero)
             await #expect(throws: JobSnooze.self) {
                 try await hurried.handle(claimed("queue.prune", #"{"batch": 10}"#), context: testContext)
             }

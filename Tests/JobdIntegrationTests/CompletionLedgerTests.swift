@@ -137,16 +137,16 @@ struct CompletionLedgerTests {
     @Test("the ledger's configured window is at least JOBD_COMPLETED_RETENTION")
     func trimWindowFloor() async throws {
         try await withWorld { world in
-            let day = RetentionSettings.day
-            var settings = RetentionSettings.defaults
+            let day = RetentionWindow.days(1)
+            var settings = QueueRetentionSettings.defaults
             settings.attempts = day
-            let short = QueueTrimHandler(connection: world.sql, settings: settings, completedRetention: .seconds(7 * day))
-            #expect(short.configuredAttemptsWindow == 7 * day)
-            settings.attempts = 30 * day
-            let long = QueueTrimHandler(connection: world.sql, settings: settings, completedRetention: .seconds(7 * day))
-            #expect(long.configuredAttemptsWindow == 30 * day)
+            let short = QueueTrimHandler(connection: world.sql, settings: settings, completedRetention: day * 7)
+            #expect(short.configuredAttemptsWindow == day * 7)
+            settings.attempts = day * 30
+            let long = QueueTrimHandler(connection: world.sql, settings: settings, completedRetention: day * 7)
+            #expect(long.configuredAttemptsWindow == day * 30)
             settings.attempts = nil
-            #expect(QueueTrimHandler(connection: world.sql, settings: settings, completedRetention: .seconds(7 * day))
+            #expect(QueueTrimHandler(connection: world.sql, settings: settings, completedRetention: day * 7)
                 .configuredAttemptsWindow == nil)
         }
     }

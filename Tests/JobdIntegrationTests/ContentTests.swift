@@ -223,7 +223,7 @@ struct ContentTests {
 
     @Test("retention: per-tenant archive, global purge, keep-forever override, orphaned blobs deleted, in batches")
     func retention() async throws {
-        let settings = ContentSettings(retention: 3_600, retentionAction: .purge, purgeBatch: 2)
+        let settings = ContentSettings(retention: .seconds(3_600), retentionAction: .purge, purgeBatch: 2)
         try await withContentWorld(settings: settings) { world in
             let shared = Self.attachment("logo.png", "image/png", Self.png)
             let own = Self.attachment("list.csv", "text/csv", Self.csv)
@@ -270,7 +270,7 @@ struct ContentTests {
 
     @Test("purge honours max_messages and a purged external_id can be written again")
     func purgeBound() async throws {
-        try await withContentWorld(settings: ContentSettings(retention: 60, purgeBatch: 10)) { world in
+        try await withContentWorld(settings: ContentSettings(retention: .seconds(60), purgeBatch: 10)) { world in
             for index in 0..<5 { try await world.write(ContentFixtures.message("p\(index)")) }
             try await world.exec("UPDATE content.messages SET created_at = now() - interval '1 hour'")
             #expect(try await world.purger.run(maxMessages: 2).purged == 2)

@@ -37,7 +37,7 @@ struct QueueWorld {
         config.pollInterval = .milliseconds(200)
         config.maintenanceInterval = .milliseconds(200)
         config.lease = .seconds(5)
-        config.backoff = RetryBackoff(baseSeconds: 0.05, maximumSeconds: 0.2)
+        config.backoff = RetryBackoff(base: .milliseconds(50), maximum: .milliseconds(200))
         config.shutdownTimeout = .seconds(5)
         // No built-in schedules (hourly prune and trims at fixed minutes): a test that
         // crossed one would find a job it did not enqueue. Tests of schedules set their own.

@@ -361,7 +361,7 @@ struct NotificationTests {
     @Test("the circuit breaker stops hammering a failing destination, probes after the cooldown, and closes")
     func circuitBreaker() async throws {
         try await withNotifications(settings: {
-            $0.breaker = CircuitBreaker.Settings(failureThreshold: 2, cooldown: 0.5)
+            $0.breaker = CircuitBreaker.Settings(failureThreshold: 2, cooldown: .seconds(0.5))
         }, config: { $0.workers = .shared(1) }) { n in
             // The destination fails its first three requests, whoever sends them.
             var ids: [JobID] = []

@@ -88,7 +88,7 @@ struct QueueFlowTests {
     func retriesWithBackoff() async throws {
         try await withWorld { world in
             try await world.exec(#"INSERT INTO queue.jobs (kind, payload) VALUES ('noop', '{"fail_attempts": 2}')"#)
-            let config = world.configuration { $0.backoff = RetryBackoff(baseSeconds: 0.3, maximumSeconds: 0.6, jitter: 0) }
+            let config = world.configuration { $0.backoff = RetryBackoff(base: .milliseconds(300), maximum: .milliseconds(600), jitter: 0) }
             try await world.running([world.makeDaemon(config)]) {
                 try await world.waitForState("completed", count: 1, timeout: 15)
             }

@@ -15,7 +15,6 @@ import Testing
 /// bound, and each job run as a `jobd_daemon` login.
 @Suite("Retention", .serialized)
 struct RetentionTests {
-    static let day = 86_400.0
 
     // MARK: queue.trim
 
@@ -103,7 +102,7 @@ struct RetentionTests {
                 """)
             let connection = world.database.connection("trim")
             defer { Task { await connection.close() } }
-            var settings = RetentionSettings.defaults
+            var settings = QueueRetentionSettings.defaults
             settings.batch = 10
             // No time budget: one statement, then the job snoozes with the rest left.
             let hurried = QueueTrimHandler(connection: connection, settings: settings, timeBudget: .zero)
@@ -117,7 +116,7 @@ struct RetentionTests {
                 """)
             let handler = QueueTrimHandler(connection: connection, settings: settings)
             let report = try await RetentionRun(batch: 10, timeBudget: .seconds(60))
-                .run(handler.steps(attempts: 30 * Self.day, deadLetters: nil))
+                .run(handler.steps(attempts: RetentionWindow.days(30), deadLetters: nil))
             #expect(report.statements["attempts"] == [10, 10, 10, 5])
             #expect(report.finished)
             #expect(try await world.int("SELECT count(*) FROM queue.attempts") == 0)
@@ -263,7 +262,7 @@ struct RetentionTests {
                 }, compressionLevel: 6)
                 try await writer.handle(claimed("content.write", ContentFixtures.json(ContentFixtures.message("old-1"))), context: context)
                 try await world.exec("UPDATE content.messages SET created_at = now() - interval '100 days'")
-                try await ContentPurgeHandler(database: databases[.content], settings: ContentSettings(retention: 90 * Self.day))
+                try await ContentPurgeHandler(database: databases[.content], settings: ContentSettings(retention: RetentionWindow.days(90)))
                     .handle(claimed("content.purge", "{}"), context: context)
 
                 #expect(try await world.int("SELECT count(*) FROM queue.attempts") == 5)
@@ -311,7 +310,7 @@ struct RetentionTests {
         let clock = ManualSeconds()
         let guardTable = DeliveryGuard(
             rateLimit: TokenBucket.Settings(rate: 10, burst: 10),
-            breaker: CircuitBreaker.Settings(failureThreshold: 1, cooldown: 3_600), capacity: 100, now: { clock.now })
+            breaker: CircuitBreaker.Settings(failureThreshold: 1, cooldown: .seconds(3_600)), capacity: 100, now: { clock.now })
         for index in 0..<3 {
             let destination = "https://down-\(index).example:443"
             _ = guardTable.admit(destination, maxWait: 0)

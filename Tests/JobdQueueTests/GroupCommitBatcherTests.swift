@@ -132,7 +132,7 @@ struct GroupCommitBatcherTests {
     @Test("retry: a failed batch stays unwritten, in front and in order, and is written again with its failures counted")
     func retryKeepsTheBatch() async throws {
         let writes = Writes()
-        let batcher = batcher(writes, onFailure: .retry(RetryBackoff(baseSeconds: 0.001, maximumSeconds: 0.002)))
+        let batcher = batcher(writes, onFailure: .retry(RetryBackoff(base: .milliseconds(1), maximum: .milliseconds(2))))
         writes.failNext(2)
         writes.hold()
         for item in [1, 2, 3] { batcher.submit(item) }
@@ -173,7 +173,7 @@ struct GroupCommitBatcherTests {
     @Test("a cancelled run() fails the submitters still waiting instead of leaving them hanging")
     func cancelledRunFailsWaiters() async throws {
         let writes = Writes()
-        let batcher = batcher(writes, onFailure: .retry(RetryBackoff(baseSeconds: 1, maximumSeconds: 1)))
+        let batcher = batcher(writes, onFailure: .retry(RetryBackoff(base: .seconds(1), maximum: .seconds(1))))
         writes.failNext(1_000)
         let waiter = Task { try await batcher.submitAndWait(1) }
         let run = Task { await batcher.run() }

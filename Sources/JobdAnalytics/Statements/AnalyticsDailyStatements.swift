@@ -20,14 +20,14 @@ enum AnalyticsDailyStatements {
     /// seconds ago (idempotent). The `jobs` section's source is the queue tier's
     /// ledger, whose own trim leaves its mark there (`queue.ledger_trimmed`).
     struct MarkTrimmed: PostgresStatement {
-        var olderThan: Double
+        var olderThan: Duration
         static let planning = PostgresPlanning.perExecution
         static let sql: SQL = """
             UPDATE analytics.daily_rollups SET source_trimmed_at = now()
              WHERE section = 'events' AND status = 'ok' AND source_trimmed_at IS NULL
                AND day < ((now() - make_interval(secs => $1::float8)) AT TIME ZONE 'UTC')::date
             """
-        var bindings: PostgresBindings { [.double(olderThan)] }
+        var bindings: PostgresBindings { [.seconds(olderThan)] }
     }
 
     /// The stored rollup of day `$1` in one round trip: each part a JSON array (Swift

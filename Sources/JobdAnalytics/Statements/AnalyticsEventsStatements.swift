@@ -53,7 +53,7 @@ enum AnalyticsEventsStatements {
     /// At most `$2` events from before the start (UTC) of the day `$1` seconds ago
     /// whose own UTC day is marked trimmed.
     struct Trim: PostgresStatement {
-        var olderThan: Double
+        var olderThan: Duration
         var batch: Int
         static let planning = PostgresPlanning.perExecution
         static let sql: SQL = """
@@ -68,6 +68,6 @@ enum AnalyticsEventsStatements {
             )
             DELETE FROM analytics.events e USING doomed d WHERE e.job_id = d.job_id AND e.seq = d.seq
             """
-        var bindings: PostgresBindings { [.double(olderThan), .int(batch)] }
+        var bindings: PostgresBindings { [.seconds(olderThan), .int(batch)] }
     }
 }

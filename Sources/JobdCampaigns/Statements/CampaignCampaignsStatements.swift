@@ -177,25 +177,12 @@ enum CampaignCampaignsStatements {
 
         var id: Int64
         static let planning = PostgresPlanning.perExecution
-        static let sql: SQL = """
-            SELECT c.id, c.name, c.status, c.fanout_done,
-                   (SELECT count(*) FROM oltp.list_members m WHERE m.list_id = c.list_id) AS members,
-                   count(d.contact_id) AS deliveries,
-                   count(*) FILTER (WHERE d.state = 'pending') AS pending,
-                   count(*) FILTER (WHERE d.state = 'sending') AS sending,
-                   count(*) FILTER (WHERE d.state = 'sent') AS sent,
-                   count(*) FILTER (WHERE d.state = 'deferred') AS deferred,
-                   count(*) FILTER (WHERE d.state = 'bounced') AS bounced,
-                   count(*) FILTER (WHERE d.state = 'failed') AS failed,
-                   count(*) FILTER (WHERE d.state = 'suppressed') AS suppressed,
-                   count(*) FILTER (WHERE d.state = 'cancelled') AS cancelled,
-                   extract(epoch FROM max(d.sent_at) - min(d.sent_at))::float8 AS sending_span,
-                   to_char(c.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS started_at,
-                   to_char(c.finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS finished_at,
-                   c.pause_reason
-              FROM oltp.campaigns c LEFT JOIN oltp.deliveries d ON d.campaign_id = c.id
+        static let sql: SQL = CampaignStatusColumns.select + """
+
+              FROM oltp.campaigns c
+            """ + CampaignStatusColumns.deliveryCounts + """
+
              WHERE c.id = $1
-             GROUP BY c.id
             """
         var bindings: PostgresBindings { [.int(id)] }
 
@@ -212,4 +199,41 @@ enum CampaignCampaignsStatements {
                 pauseReason: try row.decode("pause_reason", as: String?.self))
         }
     }
+}
+
+/// The select list of a campaign's status row (`Status.Row`), written once for the
+/// statements that return it: `Status` (one campaign) and the console's
+/// `CampaignConsoleStatements.Recent` (the newest campaigns). Each supplies its own
+/// `FROM` naming the campaign `c`, then joins `deliveryCounts` as `d`; both decode the
+/// row with `Status.decode`.
+enum CampaignStatusColumns {
+    static let select: SQL = """
+        SELECT c.id, c.name, c.status, c.fanout_done,
+               (SELECT count(*) FROM oltp.list_members m WHERE m.list_id = c.list_id) AS members,
+               d.deliveries, d.pending, d.sending, d.sent, d.deferred, d.bounced, d.failed, d.suppressed,
+               d.cancelled, d.sending_span,
+               to_char(c.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS started_at,
+               to_char(c.finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS finished_at,
+               c.pause_reason
+        """
+
+    /// Campaign `c`'s deliveries counted by state, as `d`: a LATERAL aggregate over the
+    /// campaign's rows of the deliveries' primary key (campaign_id, contact_id), so a
+    /// list of campaigns costs one statement, not one per campaign. A campaign without
+    /// deliveries gets zeros and a NULL span.
+    static let deliveryCounts: SQL = """
+
+          CROSS JOIN LATERAL (
+            SELECT count(*) AS deliveries,
+                   count(*) FILTER (WHERE x.state = 'pending') AS pending,
+                   count(*) FILTER (WHERE x.state = 'sending') AS sending,
+                   count(*) FILTER (WHERE x.state = 'sent') AS sent,
+                   count(*) FILTER (WHERE x.state = 'deferred') AS deferred,
+                   count(*) FILTER (WHERE x.state = 'bounced') AS bounced,
+                   count(*) FILTER (WHERE x.state = 'failed') AS failed,
+                   count(*) FILTER (WHERE x.state = 'suppressed') AS suppressed,
+                   count(*) FILTER (WHERE x.state = 'cancelled') AS cancelled,
+                   extract(epoch FROM max(x.sent_at) - min(x.sent_at))::float8 AS sending_span
+              FROM oltp.deliveries x WHERE x.campaign_id = c.id) d
+        """
 }

@@ -5,9 +5,7 @@ import JobdPostgres
 /// figures in one statement.
 enum CampaignConsoleStatements {
     /// The newest `limit` campaigns, newest first, each with the columns of
-    /// `CampaignCampaignsStatements.Status` (decoded by it): each campaign's deliveries
-    /// are counted by a LATERAL aggregate over its rows of the deliveries' primary key
-    /// (campaign_id, contact_id), so the list costs one statement, not one per campaign.
+    /// `CampaignCampaignsStatements.Status` (`CampaignStatusColumns`, decoded by `Status`).
     struct Recent: PostgresStatement {
         var limit: Int
         static let planning = PostgresPlanning.perExecution
@@ -17,27 +15,11 @@ enum CampaignConsoleStatements {
             (try row.decode("id"), try CampaignCampaignsStatements.Status.decode(row))
         }
 
-        static let sql: SQL = """
-            SELECT c.id, c.name, c.status, c.fanout_done,
-                   (SELECT count(*) FROM oltp.list_members m WHERE m.list_id = c.list_id) AS members,
-                   d.deliveries, d.pending, d.sending, d.sent, d.deferred, d.bounced, d.failed, d.suppressed,
-                   d.cancelled, d.sending_span,
-                   to_char(c.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS started_at,
-                   to_char(c.finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS finished_at,
-                   c.pause_reason
+        static let sql: SQL = CampaignStatusColumns.select + """
+
               FROM (SELECT * FROM oltp.campaigns ORDER BY id DESC LIMIT $1::int) c
-              CROSS JOIN LATERAL (
-                SELECT count(*) AS deliveries,
-                       count(*) FILTER (WHERE x.state = 'pending') AS pending,
-                       count(*) FILTER (WHERE x.state = 'sending') AS sending,
-                       count(*) FILTER (WHERE x.state = 'sent') AS sent,
-                       count(*) FILTER (WHERE x.state = 'deferred') AS deferred,
-                       count(*) FILTER (WHERE x.state = 'bounced') AS bounced,
-                       count(*) FILTER (WHERE x.state = 'failed') AS failed,
-                       count(*) FILTER (WHERE x.state = 'suppressed') AS suppressed,
-                       count(*) FILTER (WHERE x.state = 'cancelled') AS cancelled,
-                       extract(epoch FROM max(x.sent_at) - min(x.sent_at))::float8 AS sending_span
-                  FROM oltp.deliveries x WHERE x.campaign_id = c.id) d
+            """ + CampaignStatusColumns.deliveryCounts + """
+
              ORDER BY c.id DESC
             """
     }

@@ -275,8 +275,9 @@ enum ContentMessagesStatements {
     /// went, as two JSON arrays in the same order — the candidates for
     /// `ContentAttachmentsStatements.DeleteOrphanBlobs`.
     struct Expire: PostgresStatement {
-        /// An `interval` text (`"3600 seconds"`); nil: no default retention.
-        var defaultRetention: String?
+        /// nil: no default retention. At most `ContentSettings.maximumRetention`, so
+        /// `now()` minus it stays inside timestamptz's range.
+        var defaultRetention: Duration?
         var defaultAction: ContentRetentionAction
         var limit: Int
 
@@ -289,7 +290,7 @@ enum ContentMessagesStatements {
 
         static let planning = PostgresPlanning.perExecution
 
-        var bindings: PostgresBindings { [.text(defaultRetention), .text(defaultAction.rawValue), .int(limit)] }
+        var bindings: PostgresBindings { [defaultRetention.map { .seconds($0) } ?? .null, .text(defaultAction.rawValue), .int(limit)] }
 
         static func decode(_ row: PostgresRow) throws -> Row {
             Row(purged: try row.decode("purged"), archived: try row.decode("archived"),
@@ -302,7 +303,7 @@ enum ContentMessagesStatements {
                   FROM content.messages m
                   LEFT JOIN content.tenant_retention r ON r.tenant_id = m.tenant_id
                  WHERE m.archived_at IS NULL
-                   AND m.created_at < now() - CASE WHEN r.tenant_id IS NULL THEN $1::interval ELSE r.retain END
+                   AND m.created_at < now() - CASE WHEN r.tenant_id IS NULL THEN make_interval(secs => $1::float8) ELSE r.retain END
                  ORDER BY m.created_at
                  LIMIT $3
                    FOR UPDATE OF m SKIP LOCKED

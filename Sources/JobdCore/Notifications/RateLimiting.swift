@@ -58,18 +58,23 @@ public struct TokenBucket: Sendable, Equatable {
 /// closed —(threshold consecutive failures)→ open —(cooldown)→ half-open: one
 /// probe goes through; its success closes the circuit, its failure opens it again
 /// for another cooldown. A probe that never reports (its job vanished) is
-/// replaced after `cooldown`. Times are seconds on a monotonic clock.
+/// replaced after `cooldown`. Times (`now`, `until`) are seconds on a monotonic
+/// clock, the one `TokenBucket` reads too; the cooldown is a `Duration`, converted
+/// to that clock's seconds in one place (`cooldownSeconds`).
 public struct CircuitBreaker: Sendable, Equatable {
     public struct Settings: Sendable, Equatable {
         /// Consecutive failures that open the circuit; ≥ 1.
         public var failureThreshold: Int
-        /// Seconds the circuit stays open before a probe is let through.
-        public var cooldown: Double
+        /// How long the circuit stays open before a probe is let through; ≥ 0.
+        public var cooldown: Duration
 
-        public init(failureThreshold: Int, cooldown: Double) {
+        public init(failureThreshold: Int, cooldown: Duration) {
             self.failureThreshold = max(1, failureThreshold)
-            self.cooldown = max(0, cooldown)
+            self.cooldown = max(.zero, cooldown)
         }
+
+        /// `cooldown` in the clock's seconds.
+        public var cooldownSeconds: Double { cooldown.seconds }
     }
 
     public enum State: Sendable, Equatable {
@@ -89,7 +94,7 @@ public struct CircuitBreaker: Sendable, Equatable {
     public enum Transition: Sendable, Equatable {
         case none
         /// Just opened (from closed, or again after a failed probe).
-        case opened(forSeconds: Double)
+        case opened(for: Duration)
         /// Closed again after being open.
         case closed
     }
@@ -113,7 +118,7 @@ public struct CircuitBreaker: Sendable, Equatable {
             state = .halfOpen(probeStartedAt: now)
             return .probe
         case .halfOpen(let started):
-            guard now - started >= max(settings.cooldown, Self.probeWaitSeconds) else {
+            guard now - started >= max(settings.cooldownSeconds, Self.probeWaitSeconds) else {
                 return .reject(retryIn: Self.probeWaitSeconds)
             }
             state = .halfOpen(probeStartedAt: now)
@@ -133,14 +138,14 @@ public struct CircuitBreaker: Sendable, Equatable {
                 state = .closed(consecutiveFailures: count + 1)
                 return .none
             }
-            state = .open(until: now + settings.cooldown)
-            return .opened(forSeconds: settings.cooldown)
+            state = .open(until: now + settings.cooldownSeconds)
+            return .opened(for: settings.cooldown)
         case (.open, false), (.halfOpen, false):
             state = .closed(consecutiveFailures: 0)
             return .closed
         case (.halfOpen, true):
-            state = .open(until: now + settings.cooldown)
-            return .opened(forSeconds: settings.cooldown)
+            state = .open(until: now + settings.cooldownSeconds)
+            return .opened(for: settings.cooldown)
         case (.open, true):
             // A try admitted before the circuit opened, finishing late: already open.
             return .none

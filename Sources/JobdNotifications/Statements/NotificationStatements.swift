@@ -138,15 +138,15 @@ public enum NotificationStatements {
     }
 
     /// Deletes up to `batch` finished notifications (and their tries) that finished
-    /// more than `olderThan` seconds ago, through `notifications.trim_finished`, which
+    /// more than `olderThan` ago, through `notifications.trim_finished`, which
     /// is all `jobd_daemon` may delete there. Returns how many it deleted.
     struct TrimFinished: PostgresStatement {
-        var olderThan: Double
+        var olderThan: Duration
         var batch: Int
 
         static let planning = PostgresPlanning.perExecution
 
-        var bindings: PostgresBindings { [.double(olderThan), .int(batch)] }
+        var bindings: PostgresBindings { [.seconds(olderThan), .int(batch)] }
 
         static func decode(_ row: PostgresRow) throws -> Int { try row.decode("deleted") }
 
@@ -154,16 +154,16 @@ public enum NotificationStatements {
     }
 
     /// Empties the body of up to `batch` finished notifications older than
-    /// `olderThan` seconds and the excerpts of their tries, in one statement.
+    /// `olderThan` and the excerpts of their tries, in one statement.
     /// `updated_at` is left alone: it stays the time the notification finished,
     /// which deletion goes by. Returns how many notifications it archived.
     struct Archive: PostgresStatement {
-        var olderThan: Double
+        var olderThan: Duration
         var batch: Int
 
         static let planning = PostgresPlanning.perExecution
 
-        var bindings: PostgresBindings { [.double(olderThan), .int(batch)] }
+        var bindings: PostgresBindings { [.seconds(olderThan), .int(batch)] }
 
         static func decode(_ row: PostgresRow) throws -> Int { try row.decode("archived") }
 

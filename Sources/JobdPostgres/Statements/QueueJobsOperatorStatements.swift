@@ -25,19 +25,11 @@ extension QueueJobsStatements {
 
     /// Every job counted by state and priority.
     struct CountByState: PostgresStatement {
-        struct Row: Sendable {
-            var state: String
-            var priority: String
-            var count: Int
-        }
-
         static let planning = PostgresPlanning.perExecution
 
         var bindings: PostgresBindings { [] }
 
-        static func decode(_ row: PostgresRow) throws -> Row {
-            Row(state: try row.decode("state"), priority: try row.decode("priority"), count: try row.decode("count"))
-        }
+        static func decode(_ row: PostgresRow) throws -> StateCount { try StateCount(row) }
 
         // Completed jobs are counted in the ledger, where their rows are (rows completed
         // before the ledger carried them are still counted in queue.jobs: the caller adds

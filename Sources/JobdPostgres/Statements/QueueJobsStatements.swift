@@ -461,6 +461,20 @@ enum QueueJobsStatements {
 
     // MARK: Status
 
+    /// A count of jobs in one state and priority: the row of `BacklogByState` and
+    /// `CountByState` (columns `state`, `priority`, `count`).
+    struct StateCount: Sendable {
+        var state: String
+        var priority: String
+        var count: Int
+
+        init(_ row: PostgresRow) throws {
+            state = try row.decode("state")
+            priority = try row.decode("priority")
+            count = try row.decode("count")
+        }
+    }
+
     /// Due waiting jobs, dead letters (partial indexes: cheap at any size), and paused
     /// lanes and kinds (a handful of rows).
     struct BacklogSummary: PostgresStatement {
@@ -488,19 +502,11 @@ enum QueueJobsStatements {
 
     /// Unfinished jobs by state and priority, waiting ones not yet due as `scheduled`.
     struct BacklogByState: PostgresStatement {
-        struct Row: Sendable {
-            var state: String
-            var priority: String
-            var count: Int
-        }
-
         static let planning = PostgresPlanning.perExecution
 
         var bindings: PostgresBindings { [] }
 
-        static func decode(_ row: PostgresRow) throws -> Row {
-            Row(state: try row.decode("state"), priority: try row.decode("priority"), count: try row.decode("count"))
-        }
+        static func decode(_ row: PostgresRow) throws -> StateCount { try StateCount(row) }
 
         static let sql: SQL = """
             SELECT CASE WHEN run_at > now() THEN 'scheduled' ELSE state::text END AS state,

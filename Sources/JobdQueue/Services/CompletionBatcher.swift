@@ -24,7 +24,7 @@ public final class CompletionBatcher: Sendable {
     ///   the ledger rows name it.
     public init(store: QueueStore, daemon: String, stats: DaemonStats, logger: Logger, maxBatch: Int = 2_000) {
         batcher = GroupCommitBatcher(
-            maxBatch: maxBatch, onFailure: .retry(RetryBackoff(baseSeconds: 0.05, maximumSeconds: 5)),
+            maxBatch: maxBatch, onFailure: .retry(RetryBackoff(base: .milliseconds(50), maximum: .seconds(5))),
             onRetry: { error, failures, count in
                 if failures == 1 || failures % 10 == 0 {
                     logger.warning("writing completions failed; retrying", metadata: [

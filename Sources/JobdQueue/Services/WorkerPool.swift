@@ -248,8 +248,8 @@ public struct WorkerPool: Service {
                 }
                 // The pipeline rests before its next claim; the others may go on.
                 var generator = SystemRandomNumberGenerator()
-                let delay = RetryBackoff(baseSeconds: 0.1, maximumSeconds: 10).delay(forAttempt: failures, using: &generator)
-                try? await Task.sleep(for: TotalConversion.duration(seconds: delay))
+                let delay = RetryBackoff(base: .milliseconds(100), maximum: .seconds(10)).delay(forAttempt: failures, using: &generator)
+                try? await Task.sleep(for: delay)
             }
             idle.checkIn(pipeline)
             return
@@ -280,13 +280,13 @@ public struct WorkerPool: Service {
     private func markSolo(_ fence: AttemptFence, stop: StopFlag) async -> Bool? {
         var failures = 0
         var generator = SystemRandomNumberGenerator()
-        let backoff = RetryBackoff(baseSeconds: 0.1, maximumSeconds: 5)
+        let backoff = RetryBackoff(base: .milliseconds(100), maximum: .seconds(5))
         while !stop.isStopped && !Task.isCancelled {
             do {
                 return try await claimStore.markSolo(fence, daemon: daemonID)
             } catch {
                 failures += 1
-                try? await Task.sleep(for: .milliseconds(Int(backoff.delay(forAttempt: failures, using: &generator) * 1000)))
+                try? await Task.sleep(for: backoff.delay(forAttempt: failures, using: &generator))
             }
         }
         return nil

@@ -11,12 +11,12 @@ enum QueueRetentionStatements {
 
     /// Finished (`completed`, `cancelled`) jobs of `queue.jobs`.
     struct PruneFinishedJobs: PostgresStatement {
-        var olderThanSeconds: Double
+        var olderThan: Duration
         var batch: Int
 
         static let planning = PostgresPlanning.perExecution
 
-        var bindings: PostgresBindings { [.double(olderThanSeconds), .int(batch)] }
+        var bindings: PostgresBindings { [.seconds(olderThan), .int(batch)] }
 
         static func decode(_ row: PostgresRow) throws -> Deleted { Deleted(count: try row.decode("deleted")) }
 
@@ -25,12 +25,12 @@ enum QueueRetentionStatements {
 
     /// `queue.attempts` rows of jobs finished before the window (or gone).
     struct TrimAttempts: PostgresStatement {
-        var olderThanSeconds: Double
+        var olderThan: Duration
         var batch: Int
 
         static let planning = PostgresPlanning.perExecution
 
-        var bindings: PostgresBindings { [.double(olderThanSeconds), .int(batch)] }
+        var bindings: PostgresBindings { [.seconds(olderThan), .int(batch)] }
 
         static func decode(_ row: PostgresRow) throws -> Deleted { Deleted(count: try row.decode("deleted")) }
 
@@ -39,12 +39,12 @@ enum QueueRetentionStatements {
 
     /// Dead letters of `queue.dead_letters`, with their dead jobs, oldest first.
     struct TrimDeadLetters: PostgresStatement {
-        var olderThanSeconds: Double
+        var olderThan: Duration
         var batch: Int
 
         static let planning = PostgresPlanning.perExecution
 
-        var bindings: PostgresBindings { [.double(olderThanSeconds), .int(batch)] }
+        var bindings: PostgresBindings { [.seconds(olderThan), .int(batch)] }
 
         static func decode(_ row: PostgresRow) throws -> Deleted { Deleted(count: try row.decode("deleted")) }
 

@@ -65,11 +65,11 @@ enum QueueScheduleSlotsStatements {
     /// Deletes slots older than the window, except the newest of each schedule
     /// (where a restarted scheduler resumes).
     struct Prune: PostgresStatement {
-        var olderThanSeconds: Double
+        var olderThan: Duration
 
         static let planning = PostgresPlanning.perExecution
 
-        var bindings: PostgresBindings { [.double(olderThanSeconds)] }
+        var bindings: PostgresBindings { [.seconds(olderThan)] }
 
         static let sql: SQL = """
             DELETE FROM queue.schedule_slots s

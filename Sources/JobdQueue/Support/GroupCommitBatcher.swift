@@ -176,8 +176,7 @@ public final class GroupCommitBatcher<Item: Sendable, Outcome: Sendable>: Sendab
                     if Task.isCancelled { return stopAll(CancellationError()) }
                     failures += 1
                     onRetry(error, failures, batch.count)
-                    let delay = backoff.delay(forAttempt: failures, using: &generator)
-                    try? await Task.sleep(for: TotalConversion.duration(seconds: delay))
+                    try? await Task.sleep(for: backoff.delay(forAttempt: failures, using: &generator))
                 case .failSubmitters:
                     state.withLock { $0.inFlight = [] }
                     written.signal()

@@ -10,7 +10,7 @@ struct ResilientLoop {
     let name: String
     let logger: Logger
     let stats: DaemonStats
-    var backoff = RetryBackoff(baseSeconds: 0.1, maximumSeconds: 10, jitter: 0.5)
+    var backoff = RetryBackoff(base: .milliseconds(100), maximum: .seconds(10), jitter: 0.5)
 
     /// `pass` returns after doing some work or waiting; errors are retried.
     func run(_ pass: () async throws -> Void) async {
@@ -38,10 +38,10 @@ struct ResilientLoop {
                 if failures == 1 || failures % 10 == 0 {
                     logger.warning("loop pass failed; retrying", metadata: [
                         LogKey.service: "\(name)", LogKey.error: "\(error)",
-                        LogKey.count: "\(failures)", LogKey.retryIn: "\(String(format2: delay))",
+                        LogKey.count: "\(failures)", LogKey.retryIn: "\(String(format2: delay.seconds))",
                     ])
                 }
-                try? await Task.sleep(for: TotalConversion.duration(seconds: delay))
+                try? await Task.sleep(for: delay)
             }
         }
     }

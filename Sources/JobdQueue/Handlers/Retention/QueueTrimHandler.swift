@@ -20,27 +20,27 @@ public struct QueueTrimHandler: JobHandler {
     /// The daemon's own housekeeping: producers may not enqueue it (`queue.internal_kinds`).
     public var isInternal: Bool { true }
     let connection: PostgresConnection
-    let settings: RetentionSettings
+    let settings: QueueRetentionSettings
     let timeBudget: Duration
 
     /// `JOBD_COMPLETED_RETENTION`: a completed job is its ledger row, so the
     /// configured ledger window is never shorter than this (a payload's
     /// `attempts_older_than` is taken as given).
-    let completedRetention: Double
+    let completedRetention: Duration
 
     public init(
-        connection: PostgresConnection, settings: RetentionSettings, completedRetention: Duration = .zero,
+        connection: PostgresConnection, settings: QueueRetentionSettings, completedRetention: Duration = .zero,
         timeBudget: Duration = .seconds(20)
     ) {
         self.connection = connection
         self.settings = settings
-        self.completedRetention = completedRetention.seconds
+        self.completedRetention = completedRetention
         self.timeBudget = timeBudget
     }
 
     /// The ledger's window when the payload names none: `JOBD_ATTEMPTS_RETENTION`, at
     /// least `JOBD_COMPLETED_RETENTION`; nil (off) keeps the ledger.
-    public var configuredAttemptsWindow: Double? { settings.attempts.map { max($0, completedRetention) } }
+    public var configuredAttemptsWindow: Duration? { settings.attempts.map { max($0, completedRetention) } }
 
     public func handle(_ job: ClaimedJob, context: JobContext) async throws {
         var attempts = configuredAttemptsWindow
@@ -48,8 +48,8 @@ public struct QueueTrimHandler: JobHandler {
         var batch = settings.batch
         for (key, value) in try JSONPayload.object(job.payload, kind: kind) {
             switch key {
-            case "attempts_older_than": attempts = try RetentionRun.window(value, field: key, kind: kind)
-            case "dead_letters_older_than": deadLetters = try RetentionRun.window(value, field: key, kind: kind)
+            case "attempts_older_than": attempts = try RetentionWindow.payload(value, field: key, kind: kind)
+            case "dead_letters_older_than": deadLetters = try RetentionWindow.payload(value, field: key, kind: kind)
             case "batch": batch = try RetentionRun.batch(value, kind: kind)
             default:
                 throw RetentionRun.unknownField(key, kind: kind, known: "attempts_older_than, dead_letters_older_than, batch")
@@ -60,19 +60,19 @@ public struct QueueTrimHandler: JobHandler {
     }
 
     /// The statements, in order; a window that is off has no step.
-    public func steps(attempts: Double?, deadLetters: Double?) -> [RetentionRun.Step] {
+    public func steps(attempts: Duration?, deadLetters: Duration?) -> [RetentionRun.Step] {
         var steps: [RetentionRun.Step] = []
         let connection = connection
         if let attempts {
             steps.append(.init("attempts") { batch in
                 try await connection.firstRow(
-                    QueueRetentionStatements.TrimAttempts(olderThanSeconds: attempts, batch: batch))?.count ?? 0
+                    QueueRetentionStatements.TrimAttempts(olderThan: attempts, batch: batch))?.count ?? 0
             })
         }
         if let deadLetters {
             steps.append(.init("dead_letters") { batch in
                 try await connection.firstRow(
-                    QueueRetentionStatements.TrimDeadLetters(olderThanSeconds: deadLetters, batch: batch))?.count ?? 0
+                    QueueRetentionStatements.TrimDeadLetters(olderThan: deadLetters, batch: batch))?.count ?? 0
             })
         }
         return steps

@@ -68,67 +68,58 @@ public struct RetentionRun: Sendable {
         return report
     }
 
-    /// A payload field that is a retention window: a duration of at least a day, or
-    /// `"off"` (nil).
-    public static func window(_ value: JSONValue, field: String, kind: String) throws -> Double? {
-        if case .string(let text) = value {
-            if text.lowercased() == "off" { return nil }
-            if let seconds = DurationText.seconds(text), seconds >= RetentionSettings.minimumWindow,
-               seconds <= RetentionSettings.maximumWindow {
-                return seconds
-            }
-        }
-        throw JobFailure.permanent(
-            "\(kind) payload: \(field) must be a duration between 1d and 36500d (e.g. \"30d\") or \"off\"",
-            code: "payload_invalid")
+    public static func batch(_ value: JSONValue, kind: String) throws -> Int {
+        try JSONPayload.integer(value, field: "batch", kind: kind, range: batchRange)
     }
 
-    public static func batch(_ value: JSONValue, kind: String) throws -> Int {
-        try JSONPayload.integer(value, field: "batch", kind: kind, range: RetentionSettings.batchRange)
-    }
+    /// `JOBD_RETENTION_BATCH`'s default and bounds, which a payload's `batch` keeps too.
+    public static let defaultBatch = 5_000
+    public static let batchRange = 1...100_000
 
     public static func unknownField(_ key: String, kind: String, known: String) -> JobFailure {
         .permanent("\(kind) payload: unknown field \"\(key)\" (known: \(known))", code: "payload_invalid")
     }
-
-    /// The integer a `SELECT f(…)` returned.
-    public static func count(_ result: PostgresResultRows) -> Int { result.first.flatMap { $0.first ?? nil }.flatMap { Int($0) } ?? 0 }
 }
 
-public typealias PostgresResultRows = [[String?]]
-
-/// What a tier's retention job is built from: the tier's database, the configured
-/// windows, and how long one run may take before it snoozes.
+/// What a tier's retention job is built from besides its windows: the tier's
+/// database, the batch (`JOBD_RETENTION_BATCH`), and how long one run may take
+/// before it snoozes.
 public struct RetentionJob: Sendable {
     public let database: TierDatabase
-    public let settings: RetentionSettings
+    public let batch: Int
     public let timeBudget: Duration
 
-    public init(database: TierDatabase, settings: RetentionSettings, timeBudget: Duration) {
+    public init(database: TierDatabase, batch: Int = RetentionRun.defaultBatch, timeBudget: Duration = .seconds(20)) {
         self.database = database
-        self.settings = settings
+        self.batch = batch
         self.timeBudget = timeBudget
     }
 }
 
 /// A retention job over a tier's own database (`notifications.trim`,
-/// `analytics.trim`): the daemon's housekeeping, built from a `RetentionJob`. A
-/// conformer declares its `kind`, stores the `RetentionJob`, and runs its steps
-/// with `RetentionRun`; construction, `isInternal` and the parts are shared here.
+/// `analytics.trim`): the daemon's housekeeping, built from a `RetentionJob` and the
+/// tier's own windows (`Settings`, declared and read by the tier's module). A
+/// conformer declares its `kind`, stores both, and runs its steps with
+/// `RetentionRun`; construction, `isInternal` and the parts are shared here.
 public protocol TierRetentionHandler: JobHandler {
+    associatedtype Settings: Sendable
     var retention: RetentionJob { get }
-    init(retention: RetentionJob)
+    var settings: Settings { get }
+    init(retention: RetentionJob, settings: Settings)
 }
 
 extension TierRetentionHandler {
     /// The daemon's own housekeeping: producers may not enqueue it (`queue.internal_kinds`).
     public var isInternal: Bool { true }
 
-    public init(database: TierDatabase, settings: RetentionSettings, timeBudget: Duration = .seconds(20)) {
-        self.init(retention: RetentionJob(database: database, settings: settings, timeBudget: timeBudget))
+    public init(
+        database: TierDatabase, settings: Settings, batch: Int = RetentionRun.defaultBatch,
+        timeBudget: Duration = .seconds(20)
+    ) {
+        self.init(retention: RetentionJob(database: database, batch: batch, timeBudget: timeBudget), settings: settings)
     }
 
     public var database: TierDatabase { retention.database }
-    public var settings: RetentionSettings { retention.settings }
+    public var batch: Int { retention.batch }
     public var timeBudget: Duration { retention.timeBudget }
 }
