@@ -257,9 +257,13 @@ extension QueueJobsStatements {
 
     /// The job search's completed jobs, from the ledger: a completed attempt's `end`
     /// row carries the job (migration `…_queue_completion_leaves_jobs`). The filters of
-    /// `Search` but the state; newest first through `attempts_job_idx` walked backwards,
-    /// the other conditions checked on each row passed (the ledger has no index on
-    /// kind or payload: a rare kind or payload walks far down the ledger).
+    /// `Search` but the state. Planned with the values bound, so only the given
+    /// conditions remain and each is served by an index on those rows alone
+    /// (migration `…_queue_ledger_search`): a kind by `attempts_completed_kind_idx` in
+    /// the page's order, a unique key by `attempts_completed_key_idx`, a payload by the
+    /// GIN `attempts_completed_payload_idx`; an id by `attempts_job_idx`. With none of
+    /// them `SearchCompletedNewest` is used instead. A filter that matches rarely or
+    /// never therefore reads its few matches, never the whole ledger.
     struct SearchCompleted: PostgresStatement {
         var filter: QueueAdmin.JobFilter
 
@@ -287,6 +291,56 @@ extension QueueJobsStatements {
                AND ($6::bigint IS NULL OR a.job_id < $6::bigint)
              ORDER BY a.job_id DESC
              LIMIT $7::int
+            """
+    }
+
+    /// The newest completed jobs in the ledger with no kind, id, unique key or payload
+    /// filter (the completed state alone, or no state; maybe a priority and a keyset
+    /// bound). `SearchCompleted` would walk `attempts_job_idx` down past every newer
+    /// ledger row of another outcome: after a wave of failures (a bulk retry of dead
+    /// letters that die again), hundreds of thousands. This reads
+    /// `attempts_completed_kind_idx` instead, as `SearchWaiting` does: the completed
+    /// kinds one index probe each (a loose index scan), each kind's newest `$3`, merged.
+    /// Its cost grows with the number of distinct completed kinds, not with the ledger
+    /// or its mix of outcomes.
+    struct SearchCompletedNewest: PostgresStatement {
+        var priority: JobPriority?
+        var beforeID: Int64?
+        var limit: Int
+
+        static let planning = PostgresPlanning.perExecution
+
+        var bindings: PostgresBindings {
+            [.text(priority?.rawValue), .int(beforeID), .int(max(1, min(limit, 500)))]
+        }
+
+        static func decode(_ row: PostgresRow) throws -> QueueAdmin.JobSummary { try summary(row) }
+
+        static let sql: SQL = """
+            WITH RECURSIVE kinds (kind) AS (
+                (SELECT kind FROM queue.attempts
+                  WHERE enqueued_at IS NOT NULL AND event = 'end' AND outcome = 'completed' AND kind IS NOT NULL
+                  ORDER BY kind LIMIT 1)
+                UNION ALL
+                SELECT (SELECT a.kind FROM queue.attempts a
+                         WHERE a.enqueued_at IS NOT NULL AND a.event = 'end' AND a.outcome = 'completed'
+                           AND a.kind > k.kind
+                         ORDER BY a.kind LIMIT 1)
+                  FROM kinds k WHERE k.kind IS NOT NULL
+            )
+            SELECT a.job_id AS id, a.kind, 'completed' AS state, a.priority, a.attempt, a.max_attempts,
+                   a.run_at::text AS run_at, a.enqueued_at::text AS created_at, a.unique_key,
+                   left(a.last_error, 300) AS last_error, false AS cancel_requested
+              FROM kinds k CROSS JOIN LATERAL (
+                SELECT * FROM queue.attempts c
+                 WHERE c.kind = k.kind AND c.enqueued_at IS NOT NULL AND c.event = 'end' AND c.outcome = 'completed'
+                   AND ($1::text IS NULL OR c.priority = $1::text)
+                   AND ($2::bigint IS NULL OR c.job_id < $2::bigint)
+                 ORDER BY c.job_id DESC
+                 LIMIT $3::int) a
+             WHERE k.kind IS NOT NULL
+             ORDER BY a.job_id DESC
+             LIMIT $3::int
             """
     }
 
