@@ -31,6 +31,7 @@
 --   CREATE INDEX CONCURRENTLY attempts_completed_payload_idx ON queue.attempts USING gin (payload jsonb_path_ops)
 --       WHERE enqueued_at IS NOT NULL AND event = 'end' AND outcome = 'completed';
 --   CREATE INDEX CONCURRENTLY jobs_completed_id_idx ON queue.jobs (id) WHERE state = 'completed';
+--   CREATE INDEX CONCURRENTLY jobs_unique_key_id_idx ON queue.jobs (unique_key, id) WHERE unique_key IS NOT NULL;
 
 CREATE INDEX IF NOT EXISTS attempts_completed_kind_idx ON queue.attempts (kind, job_id)
     WHERE enqueued_at IS NOT NULL AND event = 'end' AND outcome = 'completed';
@@ -48,3 +49,11 @@ CREATE INDEX IF NOT EXISTS attempts_completed_payload_idx ON queue.attempts USIN
 -- past the whole table. Nothing writes a 'completed' row any more, so this index costs
 -- no statement of the daemon anything, and it empties as they are pruned.
 CREATE INDEX IF NOT EXISTS jobs_completed_id_idx ON queue.jobs (id) WHERE state = 'completed';
+
+-- The search by unique key alone (no kind) in queue.jobs: jobs_unique_key_idx leads
+-- with the kind and holds only unfinished jobs, so the search read the whole table
+-- (a parallel scan, seconds at millions of rows) to find a key or learn that no job
+-- has it. Keyed jobs pay for this one: an entry at the insert and at each state
+-- change (those updates are never HOT: `state` is in partial-index predicates); a job
+-- without a key writes nothing to it.
+CREATE INDEX IF NOT EXISTS jobs_unique_key_id_idx ON queue.jobs (unique_key, id) WHERE unique_key IS NOT NULL;

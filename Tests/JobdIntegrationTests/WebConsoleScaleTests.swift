@@ -275,7 +275,7 @@ extension WebConsoleTests {
         }
     }
 
-    @Test("completed rows left in queue.jobs are listed through jobs_completed_id_idx, not down the primary key past newer jobs")
+    @Test("completed rows left in queue.jobs are listed through jobs_completed_id_idx, and a unique key alone is found through jobs_unique_key_id_idx")
     func legacyCompletedPlans() async throws {
         try await withWorld { world in
             // Completed rows an older daemon left, below 10,000 newer jobs in other states.
@@ -291,6 +291,14 @@ extension WebConsoleTests {
             for arguments in ["NULL, 'completed', NULL, NULL, NULL, NULL, NULL, 50", "NULL, 'completed', NULL, 'low', NULL, NULL, 1500, 50"] {
                 let plan = try await world.plan("EXPLAIN EXECUTE jobs_search(\(arguments))")
                 #expect(plan.contains("jobs_completed_id_idx") && !plan.contains("jobs_pkey") && !plan.contains("Sort"), "\(arguments): \(plan)")
+            }
+            // A unique key alone (no kind), whatever the state: jobs_unique_key_idx leads with
+            // the kind and holds unfinished jobs only.
+            try await world.exec("UPDATE queue.jobs SET unique_key = 'key-' || id WHERE id % 7 = 0")
+            try await world.exec("VACUUM ANALYZE queue.jobs")
+            for key in ["key-1400", "key-none"] {
+                let plan = try await world.plan("EXPLAIN EXECUTE jobs_search(NULL, NULL, NULL, NULL, '\(key)', NULL, NULL, 50)")
+                #expect(plan.contains("jobs_unique_key_id_idx") && !plan.contains("Seq Scan") && !plan.contains("jobs_pkey"), "\(key): \(plan)")
             }
             try await world.exec("RESET enable_seqscan")
             var filter = QueueAdmin.JobFilter()
