@@ -8,9 +8,11 @@
 -- rows, against the console's 100 ms a page. Each index holds only the rows the search
 -- reads (a completed attempt's end row carrying its job: `enqueued_at IS NOT NULL`),
 -- and serves that filter in the search's order or as one small bitmap:
---   kind       (kind, job_id)       a kind's newest completed jobs, keyset by id; and
---                                   the newest of all, merged kind by kind (the walk
---                                   down attempts_job_idx passed every newer failure)
+--   kind       (kind, priority, job_id)  the newest completed jobs of a kind, a
+--                                   priority, both or neither, keyset by id: each
+--                                   (kind, priority) read in index order and merged (a
+--                                   walk down attempts_job_idx passed every newer
+--                                   failure, and a priority every other priority)
 --   unique key (unique_key, job_id) only the completed jobs that had a key
 --   payload    GIN jsonb_path_ops   containment (`field=value` is searched as one)
 --
@@ -24,7 +26,7 @@
 -- Index builds on a large ledger take a SHARE lock (completions wait) for as long as
 -- they run. On a big ledger, build them first without the lock, under the same names,
 -- and this migration skips them:
---   CREATE INDEX CONCURRENTLY attempts_completed_kind_idx ON queue.attempts (kind, job_id)
+--   CREATE INDEX CONCURRENTLY attempts_completed_kind_idx ON queue.attempts (kind, priority, job_id)
 --       WHERE enqueued_at IS NOT NULL AND event = 'end' AND outcome = 'completed';
 --   CREATE INDEX CONCURRENTLY attempts_completed_key_idx ON queue.attempts (unique_key, job_id)
 --       WHERE unique_key IS NOT NULL AND enqueued_at IS NOT NULL AND event = 'end' AND outcome = 'completed';
@@ -33,7 +35,7 @@
 --   CREATE INDEX CONCURRENTLY jobs_completed_id_idx ON queue.jobs (id) WHERE state = 'completed';
 --   CREATE INDEX CONCURRENTLY jobs_unique_key_id_idx ON queue.jobs (unique_key, id) WHERE unique_key IS NOT NULL;
 
-CREATE INDEX IF NOT EXISTS attempts_completed_kind_idx ON queue.attempts (kind, job_id)
+CREATE INDEX IF NOT EXISTS attempts_completed_kind_idx ON queue.attempts (kind, priority, job_id)
     WHERE enqueued_at IS NOT NULL AND event = 'end' AND outcome = 'completed';
 
 CREATE INDEX IF NOT EXISTS attempts_completed_key_idx ON queue.attempts (unique_key, job_id)
