@@ -144,6 +144,10 @@ extension QueueAdmin {
     /// Completed jobs are read from the ledger (a completion deletes the job row and
     /// its ledger row carries the job) and merged in by id: for `state` completed or
     /// no state filter. queue.jobs still holds `completed` rows written before that.
+    /// The ledger's completed rows have their own unique-key and payload indexes (see
+    /// `QueueJobsStatements.SearchCompleted`); without those filters the newest are
+    /// merged kind by kind and priority by priority (`SearchCompletedNewest`). `completed` rows left in
+    /// queue.jobs are found through `jobs_completed_id_idx`.
     public func jobs(_ filter: JobFilter) async throws -> [JobSummary] {
         if let state = filter.state, state == .available || state == .retryable, filter.id == nil, filter.kind == nil,
            filter.uniqueKey == nil, filter.contains == nil {
@@ -152,7 +156,13 @@ extension QueueAdmin {
         }
         let rows = try await connection.rows(QueueJobsStatements.Search(filter: filter))
         guard filter.state == nil || filter.state == .completed else { return rows }
-        let completed = try await connection.rows(QueueJobsStatements.SearchCompleted(filter: filter))
+        let completed: [JobSummary]
+        if filter.id == nil, filter.uniqueKey == nil, filter.contains == nil {
+            completed = try await connection.rows(QueueJobsStatements.SearchCompletedNewest(
+                kind: filter.kind, priority: filter.priority, beforeID: filter.beforeID, limit: filter.limit))
+        } else {
+            completed = try await connection.rows(QueueJobsStatements.SearchCompleted(filter: filter))
+        }
         if completed.isEmpty { return rows }
         let limit = max(1, min(filter.limit, 500))
         return Array((rows + completed).sorted { $0.id > $1.id }.prefix(limit))

@@ -4,6 +4,7 @@ import JobdCodec
 import JobdContent
 import JobdCore
 @testable import JobdPostgres
+import JobdQueue
 import JobdTestSupport
 @testable import JobdWeb
 import Testing
@@ -136,6 +137,191 @@ extension WebConsoleTests {
             let page = try await QueueAdmin(connection: world.sql).jobs(filter)
             #expect(page.count == 20 && page.allSatisfy { $0.state == "available" })
             #expect(page.map(\.id) == page.map(\.id).sorted(by: >))
+        }
+    }
+
+    @Test("completed jobs in the ledger: a kind, a unique key and a payload are searched through the ledger's partial indexes, never along the ledger by job")
+    func completedSearchPlans() async throws {
+        try await withWorld { world in
+            // 20,000 completed jobs as completions leave them (the ledger's end row carries the
+            // job), one kind in 5,000 rare, half of them keyed; and rows the search must skip:
+            // retries before one in ten, with no job columns.
+            try await world.exec("""
+                INSERT INTO queue.attempts (job_id, attempt, event, outcome, kind, priority, payload, unique_key,
+                                            run_at, enqueued_at, max_attempts, rescues)
+                SELECT g, 1 + (g % 10 = 3)::int, 'end', 'completed', CASE WHEN g % 5000 = 7 THEN 'rare' ELSE 'k' || (g % 4) END,
+                       (ARRAY['high', 'normal', 'low'])[1 + g % 3],
+                       jsonb_build_object('order', jsonb_build_object('id', g), 'tenant', 't' || (g % 100)),
+                       CASE WHEN g % 2 = 0 THEN 'key-' || g END, now(), now(), 20, 0
+                  FROM generate_series(1, 20000) g
+                """)
+            try await world.exec("""
+                INSERT INTO queue.attempts (job_id, attempt, event, outcome, kind)
+                SELECT g, 1, 'end', 'retry', 'k' || (g % 4) FROM generate_series(3, 20000, 10) g
+                """)
+            try await world.exec("VACUUM ANALYZE queue.attempts")
+            try await world.exec("SET enable_seqscan = off")
+            try await world.exec("PREPARE completed_search (bigint, text, text, text, jsonb, bigint, int) AS \(QueueJobsStatements.SearchCompleted.sql.text)")
+            // Filters that match rarely or never: along attempts_job_idx each would read the
+            // whole ledger.
+            let plans = [
+                ("unique key", "NULL, NULL, NULL, 'key-1234', NULL, NULL, 50", "attempts_completed_key_idx"),
+                ("unique key, no match", "NULL, NULL, NULL, 'key-none', NULL, NULL, 50", "attempts_completed_key_idx"),
+                ("payload", #"NULL, NULL, NULL, NULL, '{"order": {"id": 777}}', NULL, 50"#, "attempts_completed_payload_idx"),
+                ("payload, no match", #"NULL, NULL, NULL, NULL, '{"order": {"id": -1}}', NULL, 50"#, "attempts_completed_payload_idx"),
+            ]
+            for (name, arguments, index) in plans {
+                let plan = try await world.plan("EXPLAIN EXECUTE completed_search(\(arguments))")
+                #expect(plan.contains(index) && !plan.contains("attempts_job_idx") && !plan.contains("Seq Scan"),
+                        "\(name): \(plan)")
+            }
+            // The newest completed jobs without a key or payload filter (of a kind, a priority,
+            // both or neither): (kind, priority) by (kind, priority) from the kind index in its
+            // order, never down attempts_job_idx (past the newest 3,000 ledger rows, all
+            // failures), and a priority never past the others' rows (a kind only ever high).
+            // Index-only: the ledger is insert-only and vacuumed.
+            try await world.exec("""
+                INSERT INTO queue.attempts (job_id, attempt, event, outcome, kind)
+                SELECT g, 1, 'end', 'dead', 'k' || (g % 4) FROM generate_series(20001, 23000) g
+                """)
+            try await world.exec("""
+                INSERT INTO queue.attempts (job_id, attempt, event, outcome, kind, priority, payload, run_at, enqueued_at, max_attempts, rescues)
+                SELECT g, 1, 'end', 'completed', 'high-only', 'high', '{}', now(), now(), 20, 0 FROM generate_series(30001, 33000) g
+                """)
+            try await world.exec("VACUUM ANALYZE queue.attempts")
+            try await world.exec("PREPARE completed_newest (text, text, bigint, int) AS \(QueueJobsStatements.SearchCompletedNewest.sql.text)")
+            for arguments in ["NULL, NULL, NULL, 50", "NULL, 'low', 15000, 50", "'rare', NULL, NULL, 50", "'none', NULL, NULL, 50",
+                              "'rare', 'low', 15000, 50", "'high-only', 'low', NULL, 50"] {
+                // attempts_job_idx only to read the page's rows by id, never walked down.
+                let plan = try await world.plan("EXPLAIN EXECUTE completed_newest(\(arguments))")
+                #expect(plan.contains("Index Only Scan Backward using attempts_completed_kind_idx")
+                            && !plan.contains("Backward using attempts_job_idx") && !plan.contains("Seq Scan"),
+                        "newest \(arguments): \(plan)")
+            }
+            // The priority is part of the index condition: the low jobs of a kind never low
+            // are found absent without reading one of its 3,000 rows.
+            let absent = try await world.plan("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) EXECUTE completed_newest('high-only', 'low', NULL, 50)")
+            #expect(absent.contains("attempts_completed_kind_idx") && !absent.contains("Rows Removed by Filter"), "\(absent)")
+            try await world.exec("RESET enable_seqscan")
+            for (arguments, condition, count) in [
+                ("NULL, NULL, NULL, 500", "true", 500), ("NULL, 'low', 15000, 500", "priority = 'low' AND id < 15000", 500),
+                ("'rare', NULL, NULL, 500", "kind = 'rare'", 4), ("'k1', 'low', 15000, 500", "kind = 'k1' AND priority = 'low' AND id < 15000", 500),
+                ("'high-only', 'low', NULL, 500", "kind = 'high-only' AND priority = 'low'", 0),
+            ] {
+                let listed = try await world.sql.query("EXECUTE completed_newest(\(arguments))").rows.compactMap { $0[0].flatMap { Int($0) } }
+                let truth = try await world.sql.query(
+                    "SELECT id FROM queue.completed_jobs WHERE \(condition) ORDER BY id DESC LIMIT 500").rows.compactMap { $0[0].flatMap { Int($0) } }
+                #expect(listed == truth && truth.count == count, "newest \(condition)")
+            }
+            // The same answers as the plain query over queue.completed_jobs.
+            let checks = [
+                (#"NULL, 'k1', NULL, NULL, '{"tenant": "t5"}', NULL, 500"#, #"kind = 'k1' AND payload @> '{"tenant": "t5"}'"#),
+                ("NULL, NULL, NULL, 'key-1234', NULL, NULL, 500", "unique_key = 'key-1234'"),
+                (#"NULL, NULL, NULL, NULL, '{"order": {"id": 777}}', NULL, 500"#, #"payload @> '{"order": {"id": 777}}'"#),
+                (#"NULL, NULL, NULL, NULL, '{"tenant": "t7"}', 19000, 500"#, #"payload @> '{"tenant": "t7"}' AND id < 19000"#),
+            ]
+            for (arguments, condition) in checks {
+                let listed = try await world.sql.query("EXECUTE completed_search(\(arguments))").rows.compactMap { $0[0].flatMap { Int($0) } }
+                let truth = try await world.sql.query(
+                    "SELECT id FROM queue.completed_jobs WHERE \(condition) ORDER BY id DESC LIMIT 500").rows.compactMap { $0[0].flatMap { Int($0) } }
+                #expect(listed == truth && !truth.isEmpty, "\(condition)")
+            }
+        }
+    }
+
+    @Test("jobs the daemon completed are found in the ledger by kind, unique key and payload, through the API and the page")
+    func completedSearchThroughConsole() async throws {
+        try await withWorld { world in
+            let config = world.configuration()
+            let daemon = world.makeDaemon(config, handlers: [LedgerSearchProbe(kind: "ledger.order"), LedgerSearchProbe(kind: "ledger.rare")])
+            try await world.running([daemon]) {
+                try await world.exec("""
+                    INSERT INTO queue.jobs (kind, payload, unique_key)
+                    SELECT 'ledger.order', jsonb_build_object('order', jsonb_build_object('id', i), 'tenant', 't' || (i % 3)), 'ord-' || i
+                      FROM generate_series(1, 30) i
+                    """)
+                try await world.exec(#"INSERT INTO queue.jobs (kind, payload) VALUES ('ledger.rare', '{"order": {"id": 1000}}')"#)
+                try await world.waitForState("completed", count: 31)
+            }
+            // Their rows left queue.jobs: every one below is read from its ledger end row.
+            #expect(try await world.int("SELECT count(*) FROM queue.jobs WHERE kind LIKE 'ledger.%'") == 0)
+            let rare = try await world.int("SELECT id FROM queue.completed_jobs WHERE kind = 'ledger.rare'")
+            let seventh = try await world.int("SELECT id FROM queue.completed_jobs WHERE unique_key = 'ord-7'")
+            let orders = try await world.sql.query("SELECT id FROM queue.completed_jobs WHERE kind = 'ledger.order' ORDER BY id DESC")
+                .rows.compactMap { $0[0].flatMap { Int($0) } }
+            #expect(orders.count == 30)
+            try await withConsole(world, try Self.authSettings()) { console in
+                let alice = Self.basic(Self.alice)
+                func jobs(_ query: String) async throws -> (ids: [Int], states: Set<String>, next: Int?) {
+                    let reply = try await console.request("GET", "/api/v1/jobs?" + query, auth: alice)
+                    #expect(reply.status == 200, "\(query): \(reply.body)")
+                    let object = try console.json(reply)
+                    let rows = object["jobs"] as? [[String: Any]] ?? []
+                    return (rows.compactMap { $0["id"] as? Int }, Set(rows.compactMap { $0["state"] as? String }),
+                            object["next_before"] as? Int)
+                }
+                for state in ["", "&state=completed"] {
+                    let byKind = try await jobs("kind=ledger.rare" + state)
+                    #expect(byKind.ids == [rare] && byKind.states == ["completed"], "\(state)")
+                    #expect(try await jobs("unique_key=ord-7" + state).ids == [seventh], "\(state)")
+                    #expect(try await jobs("field=order.id&value=7" + state).ids == [seventh], "\(state)")
+                    #expect(try await jobs("contains=" + HTML.urlEncode(#"{"order": {"id": 1000}}"#) + state).ids == [rare], "\(state)")
+                    #expect(try await jobs("field=tenant&value=t1&kind=ledger.order" + state).ids.count == 10, "\(state)")
+                    #expect(try await jobs("unique_key=ord-none" + state).ids.isEmpty, "\(state)")
+                    #expect(try await jobs("kind=ledger.none" + state).ids.isEmpty, "\(state)")
+                }
+                // A kind's completed jobs in keyset pages of 7, newest first, none missed.
+                var seen: [Int] = []
+                var query = "kind=ledger.order&state=completed&limit=7"
+                for _ in 0..<10 {
+                    let page = try await jobs(query)
+                    seen += page.ids
+                    guard let next = page.next else { break }
+                    query = "kind=ledger.order&state=completed&limit=7&before=\(next)"
+                }
+                #expect(seen == orders)
+                // The page lists it, linked to the job's page, which shows the ledger's copy.
+                let page = try await console.request("GET", "/jobs?unique_key=ord-7", auth: alice)
+                #expect(page.status == 200 && page.body.contains("href=\"/jobs/\(seventh)\""))
+                let detail = try console.json(try await console.request("GET", "/api/v1/jobs/\(seventh)", auth: alice))["job"] as? [String: Any]
+                #expect(detail?["state"] as? String == "completed" && detail?["unique_key"] as? String == "ord-7")
+            }
+        }
+    }
+
+    @Test("completed rows left in queue.jobs are listed through jobs_completed_id_idx, and a unique key alone is found through jobs_unique_key_id_idx")
+    func legacyCompletedPlans() async throws {
+        try await withWorld { world in
+            // Completed rows an older daemon left, below 10,000 newer jobs in other states.
+            try await world.exec("""
+                INSERT INTO queue.jobs (kind, state, finished_at)
+                SELECT 'k' || (g % 3), CASE WHEN g <= 2000 THEN 'completed' WHEN g % 2 = 0 THEN 'available' ELSE 'dead' END,
+                       CASE WHEN g <= 2000 OR g % 2 = 1 THEN now() END
+                  FROM generate_series(1, 12000) g
+                """)
+            try await world.exec("VACUUM ANALYZE queue.jobs")
+            try await world.exec("SET enable_seqscan = off")
+            try await world.exec("PREPARE jobs_search (bigint, text, text, text, text, jsonb, bigint, int) AS \(QueueJobsStatements.Search.sql.text)")
+            for arguments in ["NULL, 'completed', NULL, NULL, NULL, NULL, NULL, 50", "NULL, 'completed', NULL, 'low', NULL, NULL, 1500, 50"] {
+                let plan = try await world.plan("EXPLAIN EXECUTE jobs_search(\(arguments))")
+                #expect(plan.contains("jobs_completed_id_idx") && !plan.contains("jobs_pkey") && !plan.contains("Sort"), "\(arguments): \(plan)")
+            }
+            // A unique key alone (no kind), whatever the state: jobs_unique_key_idx leads with
+            // the kind and holds unfinished jobs only.
+            try await world.exec("UPDATE queue.jobs SET unique_key = 'key-' || id WHERE id % 7 = 0")
+            try await world.exec("VACUUM ANALYZE queue.jobs")
+            for key in ["key-1400", "key-none"] {
+                let plan = try await world.plan("EXPLAIN EXECUTE jobs_search(NULL, NULL, NULL, NULL, '\(key)', NULL, NULL, 50)")
+                #expect(plan.contains("jobs_unique_key_id_idx") && !plan.contains("Seq Scan") && !plan.contains("jobs_pkey"), "\(key): \(plan)")
+            }
+            try await world.exec("RESET enable_seqscan")
+            var filter = QueueAdmin.JobFilter()
+            filter.state = .completed
+            filter.limit = 30
+            let page = try await QueueAdmin(connection: world.sql).jobs(filter)
+            let truth = try await world.sql.query("SELECT id FROM queue.jobs WHERE state = 'completed' ORDER BY id DESC LIMIT 30")
+                .rows.compactMap { $0[0].flatMap { JobID($0) } }
+            #expect(page.map(\.id) == truth && truth.count == 30 && page.allSatisfy { $0.state == "completed" })
         }
     }
 
@@ -375,4 +561,10 @@ extension WebConsoleTests {
             }
         }
     }
+}
+
+/// Completes every job of its kind at once.
+struct LedgerSearchProbe: JobHandler {
+    let kind: String
+    func handle(_ job: ClaimedJob, context: JobContext) async throws {}
 }

@@ -249,9 +249,13 @@ extension QueueJobsStatements {
 
     /// The job search's completed jobs, from the ledger: a completed attempt's `end`
     /// row carries the job (migration `…_queue_completion_leaves_jobs`). The filters of
-    /// `Search` but the state; newest first through `attempts_job_idx` walked backwards,
-    /// the other conditions checked on each row passed (the ledger has no index on
-    /// kind or payload: a rare kind or payload walks far down the ledger).
+    /// `Search` but the state. Planned with the values bound, so only the given
+    /// conditions remain and each is served by an index on those rows alone
+    /// (migration `…_queue_ledger_search`): a unique key by `attempts_completed_key_idx`,
+    /// a payload by the GIN `attempts_completed_payload_idx`, an id by
+    /// `attempts_job_idx`. With none of them (a kind, a priority, or nothing)
+    /// `SearchCompletedNewest` is used instead. A filter that matches rarely or never
+    /// therefore reads its few matches, never the whole ledger.
     struct SearchCompleted: PostgresStatement {
         var filter: QueueAdmin.JobFilter
 
@@ -279,6 +283,72 @@ extension QueueJobsStatements {
                AND ($6::bigint IS NULL OR a.job_id < $6::bigint)
              ORDER BY a.job_id DESC
              LIMIT $7::int
+            """
+    }
+
+    /// The newest completed jobs in the ledger with no id, unique key or payload filter
+    /// (the completed state alone, or no state; maybe a kind, a priority and a keyset
+    /// bound). `SearchCompleted` would walk `attempts_job_idx` down past every newer
+    /// ledger row of another outcome (after a wave of failures, hundreds of thousands),
+    /// or, for a priority, past every completed job of the other priorities. This reads
+    /// `attempts_completed_kind_idx` (kind, priority, job_id) instead, as `SearchWaiting`
+    /// reads the waiting jobs: the completed kinds one index probe each (a loose index
+    /// scan; only `$1` when given), each (kind, priority)'s newest `$4` ids in index
+    /// order from the index alone, merged, and only the page's rows read. Its cost grows
+    /// with the number of distinct completed kinds (three index descents each, one with
+    /// a priority), not with the ledger or its mix.
+    struct SearchCompletedNewest: PostgresStatement {
+        var kind: String?
+        var priority: JobPriority?
+        var beforeID: Int64?
+        var limit: Int
+
+        static let planning = PostgresPlanning.perExecution
+
+        var bindings: PostgresBindings {
+            [.text(kind), .text(priority?.rawValue), .int(beforeID), .int(max(1, min(limit, 500)))]
+        }
+
+        static func decode(_ row: PostgresRow) throws -> QueueAdmin.JobSummary { try summary(row) }
+
+        static let sql: SQL = """
+            WITH RECURSIVE kinds (kind) AS (
+                (SELECT kind FROM queue.attempts
+                  WHERE enqueued_at IS NOT NULL AND event = 'end' AND outcome = 'completed' AND kind IS NOT NULL
+                  ORDER BY kind LIMIT 1)
+                UNION ALL
+                SELECT (SELECT a.kind FROM queue.attempts a
+                         WHERE a.enqueued_at IS NOT NULL AND a.event = 'end' AND a.outcome = 'completed'
+                           AND a.kind > k.kind
+                         ORDER BY a.kind LIMIT 1)
+                  FROM kinds k WHERE k.kind IS NOT NULL
+            ), wanted (kind) AS (
+                SELECT kind FROM kinds WHERE $1::text IS NULL AND kind IS NOT NULL
+                UNION ALL
+                SELECT $1::text WHERE $1::text IS NOT NULL
+            ), newest (job_id) AS (
+                -- Ids only, from the index alone; the rows of the page's few are read below.
+                SELECT c.job_id
+                  FROM wanted k
+                 CROSS JOIN unnest(CASE WHEN $2::text IS NULL THEN ARRAY['high', 'normal', 'low']
+                                        ELSE ARRAY[$2::text] END) AS p (priority)
+                 CROSS JOIN LATERAL (
+                    SELECT i.job_id FROM queue.attempts i
+                     WHERE i.kind = k.kind AND i.priority = p.priority
+                       AND i.enqueued_at IS NOT NULL AND i.event = 'end' AND i.outcome = 'completed'
+                       AND ($3::bigint IS NULL OR i.job_id < $3::bigint)
+                     ORDER BY i.job_id DESC
+                     LIMIT $4::int) c
+                 ORDER BY c.job_id DESC
+                 LIMIT $4::int
+            )
+            SELECT a.job_id AS id, a.kind, 'completed' AS state, a.priority, a.attempt, a.max_attempts,
+                   a.run_at::text AS run_at, a.enqueued_at::text AS created_at, a.unique_key,
+                   left(a.last_error, 300) AS last_error, false AS cancel_requested
+              FROM newest n
+              JOIN queue.attempts a ON a.job_id = n.job_id
+             WHERE a.enqueued_at IS NOT NULL AND a.event = 'end' AND a.outcome = 'completed'
+             ORDER BY a.job_id DESC
             """
     }
 
