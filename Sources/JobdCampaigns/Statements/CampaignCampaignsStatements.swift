@@ -108,7 +108,8 @@ enum CampaignCampaignsStatements {
             ), jobs AS (
                 INSERT INTO oltp.outbox (kind, payload, unique_key)
                 SELECT 'campaign.deliver',
-                       jsonb_build_object('campaign_id', $1::bigint, 'contacts', jsonb_agg(contact_id ORDER BY contact_id)),
+                       jsonb_build_object('campaign_id', $1::bigint, 'batch', batch,
+                                          'contacts', jsonb_agg(contact_id ORDER BY contact_id)),
                        'campaign:' || $1::bigint || ':deliver:' || batch
                   FROM ins WHERE state = 'pending' GROUP BY batch
                 RETURNING 1
