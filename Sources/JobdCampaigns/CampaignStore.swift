@@ -8,10 +8,10 @@ import JobdQueue
 /// The statements are in `Statements/` (`CampaignCampaignsStatements`,
 /// `CampaignDeliveriesStatements`). A delivery batch's operations take the batch
 /// (its first contact id, from the job's payload) besides its contacts: it bounds
-/// each statement to the batch's rows in `deliveries_open_batch_idx`; nil (a
-/// payload without one) reads by campaign and contacts alone, as correct but
-/// reading every open delivery of the campaign when the planner misjudges it. The store borrows its connection (a tier
-/// pool's, for one call) and never hands it out.
+/// each statement to the batch's rows in `deliveries_open_batch_contact_idx`; nil
+/// (a payload without one) reads by campaign and contacts alone, as correct but
+/// reading every open delivery of the campaign when the planner misjudges it. The
+/// store borrows its connection (a tier pool's, for one call) and never hands it out.
 public struct CampaignStore: Sendable {
     private let connection: PostgresConnection
 

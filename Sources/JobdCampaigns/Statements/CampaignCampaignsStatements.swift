@@ -137,7 +137,7 @@ enum CampaignCampaignsStatements {
     /// Every delivery batch runs it as it ends, so it must stay cheap however far the
     /// campaign got: the open deliveries are looked for only once the campaign is
     /// `sending` with its fan-out done (a correlated subquery, evaluated after the
-    /// campaign row's own conditions), and in `deliveries_open_batch_idx` order, so
+    /// campaign row's own conditions), and in `deliveries_open_batch_contact_idx` order, so
     /// the first open one found in that index answers. (Unordered, the planner may
     /// scan the table from its start, through every delivery already sent.)
     struct FinishIfDone: PostgresStatement {

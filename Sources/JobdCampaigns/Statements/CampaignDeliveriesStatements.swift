@@ -6,12 +6,14 @@ import JobdPostgres
 ///
 /// Each names the batch's rows by campaign, contacts and the batch (`batch`: the
 /// first contact id, as in the job's payload and unique key). The batch is what
-/// keeps a statement within the batch's own rows: `deliveries_open_batch_idx`
-/// (campaign_id, batch) is the index the planner takes for them, and a campaign
-/// the planner's statistics do not know yet is estimated at one open row, so with
-/// only `campaign_id` as its index condition each statement would read every open
+/// keeps a statement within the batch's own rows. A campaign the planner's
+/// statistics do not know yet is estimated at one open row, so with only
+/// `campaign_id` as its index condition each statement would read every open
 /// delivery of the campaign (a campaign's delivery quadratic in its size). With
-/// `batch = $b` the index condition reads one batch whatever the estimate.
+/// `batch = $b`, `deliveries_open_batch_contact_idx` (campaign_id, batch,
+/// contact_id) reads one batch whatever the estimate; its contact order matches the
+/// primary key's, so the primary key with `campaign_id` alone is never the cheaper
+/// plan.
 /// A nil batch (a job written before payloads carried it) drops the condition:
 /// `$b IS NULL OR d.batch = $b` folds away when planned with the value bound
 /// (`.perExecution`), leaving the campaign-wide statement.

@@ -50,7 +50,7 @@ enum CampaignSweepStatements {
     }
 
     /// Up to `$3` distinct batches of campaign `$1` after batch `$2` that have an
-    /// open delivery: a loose index scan of `deliveries_open_batch_idx`, one probe
+    /// open delivery: a loose index scan of `deliveries_open_batch_contact_idx`, one probe
     /// per batch whatever its size.
     struct OpenBatches: PostgresStatement {
         var id: Int64
