@@ -125,7 +125,8 @@ public struct CampaignPrepareHandler: JobHandler {
 }
 
 /// `campaign.deliver` (internal: enqueued by the fan-out). Payload
-/// `{"campaign_id": N, "contacts": [id, …]}` (1–1000 contacts).
+/// `{"campaign_id": N, "batch": B, "contacts": [id, …]}` (1–1000 contacts; `batch`
+/// the batch's first contact id, optional: see `CampaignPayload.batch`).
 ///
 /// Sends one message per recipient of the batch through the account's relay over
 /// one curl worker at a time (whose handle keeps the SMTP connection open between
@@ -271,7 +272,8 @@ public struct CampaignDeliverHandler: JobHandler {
     }
 
     public func handle(_ job: ClaimedJob, context: JobContext) async throws {
-        let (id, contacts) = try CampaignPayload.batch(job.payload, kind: kind)
+        let payload = try CampaignPayload.batch(job.payload, kind: kind)
+        let (id, batch, contacts) = (payload.campaign, payload.batch, payload.contacts)
         let readAt = monitor.now()
         guard let campaign = try await database(id, { try await $0.campaign(id) }) else {
             throw JobFailure.permanent("campaign \(id) does not exist", code: "campaign_missing")
@@ -283,7 +285,7 @@ public struct CampaignDeliverHandler: JobHandler {
             // Nothing new starts while paused; the batch waits without spending attempts.
             throw JobSnooze(seconds: settings.pauseRecheck.seconds, code: "campaign_paused", message: "the campaign is paused; waiting without spending an attempt")
         case "cancelled":
-            let cancelled = try await database(id) { try await $0.cancelOpen(id, contacts: contacts) }
+            let cancelled = try await database(id) { try await $0.cancelOpen(id, batch: batch, contacts: contacts) }
             context.logger.info("campaign cancelled; batch not sent", metadata: ["campaign_id": "\(id)", "count": "\(cancelled)"])
             return
         default:
@@ -298,10 +300,10 @@ public struct CampaignDeliverHandler: JobHandler {
         }
         var relay = campaign.relayURL
         while relay.hasSuffix("/") { relay.removeLast() }
-        _ = try await database(id) { try await $0.suppress(id, contacts: contacts) }
-        _ = try await database(id) { try await $0.failAbandoned(id, contacts: contacts, maxTries: settings.maxTries) }
+        _ = try await database(id) { try await $0.suppress(id, batch: batch, contacts: contacts) }
+        _ = try await database(id) { try await $0.failAbandoned(id, batch: batch, contacts: contacts, maxTries: settings.maxTries) }
         let order = Dictionary(uniqueKeysWithValues: contacts.enumerated().map { ($1, $0) })
-        var remaining = try await database(id) { try await $0.recipientLimits(id, account: campaign.accountID, contacts: contacts) }
+        var remaining = try await database(id) { try await $0.recipientLimits(id, account: campaign.accountID, batch: batch, contacts: contacts) }
             .sorted { order[$0.contact, default: 0] < order[$1.contact, default: 0] }
 
         var counts: [String: Int] = [:]
@@ -376,7 +378,9 @@ public struct CampaignDeliverHandler: JobHandler {
                     let token = NotificationSendHandler.claimToken()
                     let claimedAt = monitor.now()
                     let claims = try await database(id) {
-                        try await $0.claimGroup(id, contacts: members, token: token, window: settings.sendingWindow.seconds, maxTries: settings.maxTries)
+                        try await $0.claimGroup(
+                            id, batch: batch, contacts: members, token: token, window: settings.sendingWindow.seconds,
+                            maxTries: settings.maxTries)
                     }
                     let byContact = Dictionary(claims.map { ($0.recipient.contactID, $0) }, uniquingKeysWith: { first, _ in first })
                     for contact in members where byContact[contact] == nil {
@@ -433,7 +437,7 @@ public struct CampaignDeliverHandler: JobHandler {
                     let (store, written) = (oltp, outcomes)
                     let recordStart = monitor.now()
                     _ = try await Task.detached {
-                        try await store.withConnection { try await CampaignStore(connection: $0).recordGroup(id, token: token, outcomes: written) }
+                        try await store.withConnection { try await CampaignStore(connection: $0).recordGroup(id, batch: batch, token: token, outcomes: written) }
                     }.value
                     let recorded = monitor.now() - recordStart
                     var bounced = false
@@ -478,7 +482,7 @@ public struct CampaignDeliverHandler: JobHandler {
         if let stopped {
             _ = try await report(id, interval: 0, force: true, logger: context.logger)
             if stopped == "cancelled" {
-                let cancelled = try await database(id) { try await $0.cancelOpen(id, contacts: contacts) }
+                let cancelled = try await database(id) { try await $0.cancelOpen(id, batch: batch, contacts: contacts) }
                 context.logger.info("campaign cancelled; rest of the batch not sent", metadata: ["campaign_id": "\(id)", "count": "\(cancelled)"])
                 return
             }
@@ -503,7 +507,7 @@ public struct CampaignDeliverHandler: JobHandler {
             throw JobSnooze(seconds: wait, code: "throttled", message: "held back by \(what); waiting without spending an attempt")
         }
         _ = try await report(id, interval: 0, force: true, logger: context.logger)
-        if let wait = try await database(id, { try await $0.nextOpen(id, contacts: contacts) }) {
+        if let wait = try await database(id, { try await $0.nextOpen(id, batch: batch, contacts: contacts) }) {
             throw JobSnooze(seconds: max(0.05, wait + 0.05), code: "recipients_deferred", message: "deferred recipients are not due yet")
         }
         _ = try await database(id) { try await $0.finishIfDone(id) }
@@ -554,7 +558,27 @@ enum CampaignPayload {
         return Int64(try JSONPayload.integer(value, field: "campaign_id", kind: kind, range: 1...Int.max))
     }
 
-    static func batch(_ payload: String, kind: String) throws -> (Int64, [Int64]) {
+    /// A `campaign.deliver` payload: the campaign, the batch and its contacts.
+    struct Batch: Sendable, Equatable {
+        var campaign: Int64
+        /// The batch's name (its first contact id, as in the job's unique key
+        /// `campaign:<id>:deliver:<batch>`): bounds every statement of the batch to its
+        /// rows. Nil when the payload has none (`"batch"` absent or null: a job written
+        /// by a daemon from before payloads carried it); the batch then runs its
+        /// statements by campaign and contacts alone, which sends the same recipients
+        /// but may read every open delivery of the campaign per statement.
+        var batch: Int64?
+        var contacts: [Int64]
+    }
+
+    /// Reads a `campaign.deliver` payload. A present `batch` must be a whole number
+    /// no greater than the smallest contact (a batch is named by its first contact,
+    /// so every contact of it is at least that): anything else is `payload_invalid`
+    /// (permanent: the job is dead-lettered, and the delivery sweep enqueues the
+    /// batch's open recipients again with a payload of its own). A well-formed batch
+    /// that is not these contacts' batch matches none of their rows: the job sends
+    /// nothing, and the sweep enqueues their own batch once the job has ended.
+    static func batch(_ payload: String, kind: String) throws -> Batch {
         let object = try JSONPayload.object(payload, kind: kind)
         guard let value = object["campaign_id"] else {
             throw JobFailure.permanent("\(kind) payload: campaign_id is required", code: "payload_invalid")
@@ -564,6 +588,11 @@ enum CampaignPayload {
             throw JobFailure.permanent("\(kind) payload: contacts must be an array of 1…1000 ids", code: "payload_invalid")
         }
         let contacts = try items.map { Int64(try JSONPayload.integer($0, field: "contacts[]", kind: kind, range: 1...Int.max)) }
-        return (id, contacts)
+        var batch: Int64?
+        if let value = object["batch"], value != .null {
+            let first = Int(contacts.min() ?? 1)
+            batch = Int64(try JSONPayload.integer(value, field: "batch", kind: kind, range: 1...first))
+        }
+        return Batch(campaign: id, batch: batch, contacts: contacts)
     }
 }

@@ -6,8 +6,12 @@ import JobdQueue
 /// The OLTP tier's campaign SQL. Each operation is one statement, so each is its
 /// own transaction: a crash between two of them leaves a state the next run resumes.
 /// The statements are in `Statements/` (`CampaignCampaignsStatements`,
-/// `CampaignDeliveriesStatements`). The store borrows its connection (a tier
-/// pool's, for one call) and never hands it out.
+/// `CampaignDeliveriesStatements`). A delivery batch's operations take the batch
+/// (its first contact id, from the job's payload) besides its contacts: it bounds
+/// each statement to the batch's rows in `deliveries_open_batch_contact_idx`; nil
+/// (a payload without one) reads by campaign and contacts alone, as correct but
+/// reading every open delivery of the campaign when the planner misjudges it. The
+/// store borrows its connection (a tier pool's, for one call) and never hands it out.
 public struct CampaignStore: Sendable {
     private let connection: PostgresConnection
 
@@ -89,8 +93,8 @@ public struct CampaignStore: Sendable {
     public static var fanOutSQL: String { CampaignCampaignsStatements.FanOutPage.sql.text }
 
     /// Marks the batch's deliveries to contacts no longer subscribed as suppressed.
-    public func suppress(_ id: Int64, contacts: [Int64]) async throws -> Int {
-        try await connection.execute(CampaignDeliveriesStatements.Suppress(id: id, contacts: contacts))
+    public func suppress(_ id: Int64, batch: Int64?, contacts: [Int64]) async throws -> Int {
+        try await connection.execute(CampaignDeliveriesStatements.Suppress(id: id, batch: batch, contacts: contacts))
     }
 
     public struct Claimed: Sendable, Equatable {
@@ -101,15 +105,17 @@ public struct CampaignStore: Sendable {
 
     /// The batch's deliveries whose claim lapsed `maxTries` times become failed.
     @discardableResult
-    public func failAbandoned(_ id: Int64, contacts: [Int64], maxTries: Int) async throws -> Int {
-        try await connection.execute(CampaignDeliveriesStatements.FailAbandoned(id: id, contacts: contacts, maxTries: maxTries))
+    public func failAbandoned(_ id: Int64, batch: Int64?, contacts: [Int64], maxTries: Int) async throws -> Int {
+        try await connection.execute(CampaignDeliveriesStatements.FailAbandoned(id: id, batch: batch, contacts: contacts, maxTries: maxTries))
     }
 
     /// Claims, in one statement under one token, the group's recipients that are to
     /// be sent now (`CampaignDeliveriesStatements.ClaimGroup`'s rule); the others are not returned.
-    public func claimGroup(_ id: Int64, contacts: [Int64], token: String, window: Double, maxTries: Int) async throws -> [Claimed] {
+    public func claimGroup(
+        _ id: Int64, batch: Int64?, contacts: [Int64], token: String, window: Double, maxTries: Int
+    ) async throws -> [Claimed] {
         let rows = try await connection.rows(CampaignDeliveriesStatements.ClaimGroup(
-            id: id, contacts: contacts, token: token, window: window, maxTries: maxTries))
+            id: id, batch: batch, contacts: contacts, token: token, window: window, maxTries: maxTries))
         return rows.map { row in
             var fields: [String: JSONValue] = [:]
             if case .object(let object)? = try? JSONDecoder().decode(JSONValue.self, from: Data(row.fields.utf8)) {
@@ -145,24 +151,24 @@ public struct CampaignStore: Sendable {
     /// Records a group's outcomes in one statement, fenced on the group's claim
     /// token: returns how many claims were still held.
     @discardableResult
-    public func recordGroup(_ id: Int64, token: String, outcomes: [Outcome]) async throws -> Int {
+    public func recordGroup(_ id: Int64, batch: Int64?, token: String, outcomes: [Outcome]) async throws -> Int {
         guard !outcomes.isEmpty else { return 0 }
         return try await connection.firstRow(CampaignDeliveriesStatements.RecordGroup(
-            id: id, contacts: outcomes.map(\.contact), token: token, states: outcomes.map(\.state), codes: outcomes.map(\.code),
+            id: id, batch: batch, contacts: outcomes.map(\.contact), token: token, states: outcomes.map(\.state), codes: outcomes.map(\.code),
             replies: outcomes.map { $0.reply.map { Self.bounded($0) } }, retryIn: outcomes.map(\.retryIn))) ?? 0
     }
 
     /// Seconds until the batch's next open delivery may be tried (0 if one is
     /// pending now), or nil when none of them is open.
-    public func nextOpen(_ id: Int64, contacts: [Int64]) async throws -> Double? {
-        guard let row = try await connection.firstRow(CampaignDeliveriesStatements.NextOpen(id: id, contacts: contacts)),
+    public func nextOpen(_ id: Int64, batch: Int64?, contacts: [Int64]) async throws -> Double? {
+        guard let row = try await connection.firstRow(CampaignDeliveriesStatements.NextOpen(id: id, batch: batch, contacts: contacts)),
               row.open > 0 else { return nil }
         return row.wait ?? 0
     }
 
     /// The domain and domain limit of each of the batch's open deliveries.
-    public func recipientLimits(_ id: Int64, account: Int64, contacts: [Int64]) async throws -> [RecipientLimit] {
-        try await connection.rows(CampaignSendersStatements.RecipientLimits(id: id, account: account, contacts: contacts))
+    public func recipientLimits(_ id: Int64, account: Int64, batch: Int64?, contacts: [Int64]) async throws -> [RecipientLimit] {
+        try await connection.rows(CampaignSendersStatements.RecipientLimits(id: id, account: account, batch: batch, contacts: contacts))
     }
 
     /// Writes this daemon's report on the campaign (`oltp.campaign_senders`) and
@@ -179,8 +185,8 @@ public struct CampaignStore: Sendable {
 
     /// The batch's unsent deliveries of a cancelled campaign.
     @discardableResult
-    public func cancelOpen(_ id: Int64, contacts: [Int64]) async throws -> Int {
-        try await connection.execute(CampaignDeliveriesStatements.CancelOpen(id: id, contacts: contacts))
+    public func cancelOpen(_ id: Int64, batch: Int64?, contacts: [Int64]) async throws -> Int {
+        try await connection.execute(CampaignDeliveriesStatements.CancelOpen(id: id, batch: batch, contacts: contacts))
     }
 
     /// sending → sent once the fan-out is done and no delivery is open. Each

@@ -126,7 +126,7 @@ struct AnalyticsCampaignStatementsTests {
         try await withWorld { world in
             #expect(try await CampaignStatus.load(world.sql, id: 999_999) == nil)
             #expect(try await CampaignStore(connection: world.sql).campaign(999_999) == nil)
-            #expect(try await CampaignStore(connection: world.sql).nextOpen(999_999, contacts: [1, 2]) == nil)
+            #expect(try await CampaignStore(connection: world.sql).nextOpen(999_999, batch: 1, contacts: [1, 2]) == nil)
             let page = try await CampaignStore(connection: world.sql).fanOutPage(999_999, pageSize: 10)
             #expect(page == CampaignStore.FanOutPage(ran: false, members: 0, deliveries: 0, jobs: 0, done: true))
         }

@@ -1,5 +1,5 @@
 import Foundation
-import JobdCampaigns
+@testable import JobdCampaigns
 import JobdCore
 import JobdPostgres
 import JobdQueue
@@ -396,12 +396,12 @@ struct CampaignTests {
 
     /// Schedules campaign `id` and runs its whole fan-out by hand (no preparation
     /// job), then relays its delivery jobs into the queue; returns the batches.
-    private func fanOutByHand(_ world: QueueWorld, _ id: Int64) async throws -> [Int64] {
+    private func fanOutByHand(_ world: QueueWorld, _ id: Int64, pageSize: Int = 10) async throws -> [Int64] {
         try await world.exec("UPDATE oltp.campaigns SET status = 'scheduled' WHERE id = $1", [String(id)])
         try await world.exec("DELETE FROM oltp.outbox")
         let store = CampaignStore(connection: world.sql)
         #expect(try await store.start(id))
-        while !(try await store.fanOutPage(id, pageSize: 10).done) {}
+        while !(try await store.fanOutPage(id, pageSize: pageSize).done) {}
         let relay = OutboxRelay(
             oltp: world.database.connection("hand-oltp"), queue: world.database.connection("hand-queue"), logger: .silent)
         while try await relay.relayOnce() > 0 {}
@@ -450,9 +450,10 @@ struct CampaignTests {
                 """, [String(id), String(dead)])
             outcome = try await sweep.sweep()
             #expect(outcome.openBatches == 6 && outcome.enqueued == 1)
-            let row = try await world.sql.query("SELECT unique_key, payload->'contacts' FROM oltp.outbox", [])
+            let row = try await world.sql.query("SELECT unique_key, payload->'contacts', payload->>'batch' FROM oltp.outbox", [])
             #expect(row.rows.count == 1)
             #expect(row.rows.first?[0] == deadKey)
+            #expect(row.rows.first?[2] == String(dead))
             let open = try await world.sql.query("""
                 SELECT contact_id FROM oltp.deliveries WHERE campaign_id = $1 AND batch = $2 AND state = 'pending' ORDER BY contact_id
                 """, [String(id), String(dead)])
@@ -484,6 +485,150 @@ struct CampaignTests {
             #expect(outcome.openBatches == 0 && outcome.finished == 1)
             #expect(try await world.scalar("SELECT status FROM oltp.campaigns WHERE id = $1", [String(id)]) == "sent")
             #expect(try await sweep.sweep().campaigns == 0)
+        }
+    }
+
+    @Test("a batch's statements read only its batch, with the campaign absent from the planner's statistics")
+    func batchStatementsReadOneBatch() async throws {
+        try await withWorld { world in
+            // The statistics know another campaign's deliveries, not this one's: a new
+            // campaign, estimated at one open row (no ANALYZE, nor autovacuum's, after its fan-out).
+            // Its deliveries are still open, as in a database whose deliveries are mostly
+            // a new campaign's: the open index is then no smaller than the primary key.
+            let known = try await seedCampaign(world, smtpPort: 2525, count: 300, batchSize: 100)
+            _ = try await fanOutByHand(world, known, pageSize: 1_000)
+            try await world.exec("ANALYZE oltp.deliveries")
+            try await world.exec("ALTER TABLE oltp.deliveries SET (autovacuum_enabled = false)")
+            // Large batches read in groups, and batches as small as a group.
+            for batchSize in [200, 10] {
+                let id = try await seedCampaign(world, smtpPort: 2525, count: 2_000, batchSize: batchSize)
+                // Pages of whole batches (a page's members are numbered into batches of its own).
+                let batches = try await fanOutByHand(world, id, pageSize: 1_000)
+                #expect(batches.count == 2_000 / batchSize)
+                // The fan-out's payloads name their batch.
+                #expect(try await world.int("""
+                    SELECT count(*) FROM queue.jobs
+                     WHERE kind = 'campaign.deliver' AND payload->>'campaign_id' = $1
+                       AND unique_key = 'campaign:' || $1 || ':deliver:' || (payload->>'batch')
+                    """, [String(id)]) == 2_000 / batchSize)
+                let batch = batches[batches.count / 2]
+                let members = try await world.sql.query("""
+                    SELECT contact_id FROM oltp.deliveries WHERE campaign_id = $1 AND batch = $2 ORDER BY contact_id
+                    """, [String(id), String(batch)]).rows.map { $0[0]! }
+                #expect(members.count == batchSize)
+                let size = min(50, batchSize)
+                let group = "{" + members.prefix(size).joined(separator: ",") + "}"
+                // One claimed group, so the record has rows to find.
+                _ = try await CampaignStore(connection: world.sql).claimGroup(
+                    id, batch: batch, contacts: members.prefix(size).compactMap { Int64($0) }, token: "plan", window: 60, maxTries: 5)
+
+                // Each statement planned with its values bound, as the store runs them.
+                try await world.exec("SET plan_cache_mode = force_custom_plan")
+                let each = { (value: String) in "{" + Array(repeating: value, count: size).joined(separator: ",") + "}" }
+                let statements: [(name: String, sql: String, arguments: String)] = [
+                    ("claim", CampaignDeliveriesStatements.ClaimGroup.sql.text, "\(id), '\(group)', 'plan2', 60, 5, \(batch)"),
+                    ("record", CampaignDeliveriesStatements.RecordGroup.sql.text,
+                     "\(id), '\(group)', 'plan', '\(each("sent"))', '\(each("250"))', '\(each("ok"))', '\(each("0"))', \(batch)"),
+                    ("suppress", CampaignDeliveriesStatements.Suppress.sql.text, "\(id), '\(group)', \(batch)"),
+                    ("abandoned", CampaignDeliveriesStatements.FailAbandoned.sql.text, "\(id), '\(group)', 5, \(batch)"),
+                    ("limits", CampaignSendersStatements.RecipientLimits.sql.text, "\(id), 0, '\(group)', \(batch)"),
+                    ("next", CampaignDeliveriesStatements.NextOpen.sql.text, "\(id), '\(group)', \(batch)"),
+                    ("cancel", CampaignDeliveriesStatements.CancelOpen.sql.text, "\(id), '\(group)', \(batch)"),
+                ]
+                for statement in statements {
+                    try await world.exec("DEALLOCATE ALL")
+                    try await world.exec("PREPARE \(statement.name) AS \(statement.sql)")
+                    try await world.exec("BEGIN")
+                    let plan = try await world.plan(
+                        "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) EXECUTE \(statement.name)(\(statement.arguments))")
+                    try await world.exec("ROLLBACK")
+                    // The scan of oltp.deliveries: its own lines, up to the next plan node.
+                    let lines = plan.split(separator: "\n").map(String.init)
+                    guard let start = lines.firstIndex(where: { $0.contains("Scan") && $0.contains(" on deliveries") }) else {
+                        Issue.record("\(statement.name): no scan of deliveries\n\(plan)")
+                        continue
+                    }
+                    let node = [lines[start]] + lines[(start + 1)...].prefix { !$0.contains("->") }
+                    let condition = node.first { $0.contains("Index Cond:") } ?? ""
+                    // The index condition names the batch (or the group's contacts, by the
+                    // primary key): never the campaign alone.
+                    #expect(condition.contains("batch = ") || condition.contains("contact_id = ANY"),
+                            "\(statement.name), batches of \(batchSize)\n\(plan)")
+                    #expect(!lines.contains { $0.contains("Seq Scan on deliveries") }, "\(statement.name), batches of \(batchSize)\n\(plan)")
+                    // Rows the scan read and dropped: at most the batch's others.
+                    let removed = node.compactMap { line -> Int? in
+                        guard let range = line.range(of: "Rows Removed by Filter: ") else { return nil }
+                        return Int(line[range.upperBound...].prefix { $0.isNumber })
+                    }.reduce(0, +)
+                    #expect(removed <= batchSize, "\(statement.name), batches of \(batchSize): \(removed) rows removed\n\(plan)")
+                }
+                try await world.exec("RESET plan_cache_mode")
+            }
+            try await world.exec("ALTER TABLE oltp.deliveries RESET (autovacuum_enabled)")
+        }
+    }
+
+    @Test("a deliver payload without a batch sends by campaign and contacts; a bad batch is refused, a foreign one sends nothing")
+    func deliverPayloadBatch() async throws {
+        // Parsing: absent or null → nil; a whole number up to the smallest contact; else payload_invalid.
+        #expect(try CampaignPayload.batch(#"{"campaign_id": 3, "contacts": [7, 9]}"#, kind: "k").batch == nil)
+        #expect(try CampaignPayload.batch(#"{"campaign_id": 3, "batch": null, "contacts": [7, 9]}"#, kind: "k").batch == nil)
+        #expect(try CampaignPayload.batch(#"{"campaign_id": 3, "batch": 7, "contacts": [9, 7]}"#, kind: "k")
+            == CampaignPayload.Batch(campaign: 3, batch: 7, contacts: [9, 7]))
+        #expect(try CampaignPayload.batch(#"{"campaign_id": 3, "batch": 2, "contacts": [7, 9]}"#, kind: "k").batch == 2)
+        for bad in ["0", "-4", "8", "7.5", "\"7\"", "[7]", "true", "1e300"] {
+            do {
+                _ = try CampaignPayload.batch("{\"campaign_id\": 3, \"batch\": \(bad), \"contacts\": [7, 9]}", kind: "k")
+                Issue.record("batch \(bad) was accepted")
+            } catch let failure as JobFailure {
+                #expect(failure.code == "payload_invalid", "\(bad): \(failure)")
+                #expect(failure.message.contains("batch"), "\(bad): \(failure)")
+            }
+        }
+
+        let sink = try await NotifySink.start()
+        defer { sink.stop() }
+        try await withWorld { world in
+            let id = try await seedCampaign(world, smtpPort: sink.smtpPort, count: 15, batchSize: 5)
+            let batches = try await fanOutByHand(world, id)
+            #expect(batches.count == 3)
+            let oltp = TierDatabase(tier: .oltp, size: 2, logger: .silent) { world.database.connection("oltp\($0)") }
+            let deliver = CampaignDeliverHandler(oltp: oltp, settings: testSettings)
+            let context = JobContext(logger: .silent)
+            func contacts(_ batch: Int64) async throws -> String {
+                try await world.sql.query("""
+                    SELECT contact_id FROM oltp.deliveries WHERE campaign_id = $1 AND batch = $2 ORDER BY contact_id
+                    """, [String(id), String(batch)]).rows.map { $0[0]! }.joined(separator: ", ")
+            }
+            func sent(_ batch: Int64) async throws -> Int {
+                try await world.int(
+                    "SELECT count(*) FROM oltp.deliveries WHERE campaign_id = $1 AND batch = $2 AND state = 'sent'",
+                    [String(id), String(batch)])
+            }
+            // A job from before payloads carried the batch: its recipients are sent.
+            try await deliver.handle(ClaimedJob(
+                id: 1, kind: deliver.kind, payload: "{\"campaign_id\": \(id), \"contacts\": [\(try await contacts(batches[0]))]}",
+                priority: .normal, attempt: 1, maxAttempts: 5), context: context)
+            #expect(try await sent(batches[0]) == 5)
+            // Another batch's name over these contacts: none of their rows is read or sent;
+            // they stay open for the sweep to enqueue under their own batch.
+            try await deliver.handle(ClaimedJob(
+                id: 2, kind: deliver.kind,
+                payload: "{\"campaign_id\": \(id), \"batch\": \(batches[1]), \"contacts\": [\(try await contacts(batches[2]))]}",
+                priority: .normal, attempt: 1, maxAttempts: 5), context: context)
+            #expect(try await sent(batches[2]) == 0)
+            #expect(try await world.int(
+                "SELECT count(*) FROM oltp.deliveries WHERE campaign_id = $1 AND batch = $2 AND state = 'pending'",
+                [String(id), String(batches[2])]) == 5)
+            // Its own batch's name: sent.
+            try await deliver.handle(ClaimedJob(
+                id: 3, kind: deliver.kind,
+                payload: "{\"campaign_id\": \(id), \"batch\": \(batches[2]), \"contacts\": [\(try await contacts(batches[2]))]}",
+                priority: .normal, attempt: 1, maxAttempts: 5), context: context)
+            #expect(try await sent(batches[2]) == 5)
+            let recipients = try sink.mails().flatMap(\.rcptTo)
+            #expect(recipients.count == 10 && Set(recipients).count == 10, "\(recipients)")
+            await oltp.close()
         }
     }
 

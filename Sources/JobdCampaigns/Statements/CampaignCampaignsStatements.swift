@@ -108,7 +108,8 @@ enum CampaignCampaignsStatements {
             ), jobs AS (
                 INSERT INTO oltp.outbox (kind, payload, unique_key)
                 SELECT 'campaign.deliver',
-                       jsonb_build_object('campaign_id', $1::bigint, 'contacts', jsonb_agg(contact_id ORDER BY contact_id)),
+                       jsonb_build_object('campaign_id', $1::bigint, 'batch', batch,
+                                          'contacts', jsonb_agg(contact_id ORDER BY contact_id)),
                        'campaign:' || $1::bigint || ':deliver:' || batch
                   FROM ins WHERE state = 'pending' GROUP BY batch
                 RETURNING 1
@@ -136,7 +137,7 @@ enum CampaignCampaignsStatements {
     /// Every delivery batch runs it as it ends, so it must stay cheap however far the
     /// campaign got: the open deliveries are looked for only once the campaign is
     /// `sending` with its fan-out done (a correlated subquery, evaluated after the
-    /// campaign row's own conditions), and in `deliveries_open_batch_idx` order, so
+    /// campaign row's own conditions), and in `deliveries_open_batch_contact_idx` order, so
     /// the first open one found in that index answers. (Unordered, the planner may
     /// scan the table from its start, through every delivery already sent.)
     struct FinishIfDone: PostgresStatement {

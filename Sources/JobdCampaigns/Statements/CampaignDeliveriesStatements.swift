@@ -3,20 +3,38 @@ import JobdPostgres
 
 /// `oltp.deliveries` (one row per campaign and contact): what `CampaignStore` runs
 /// for a delivery batch.
+///
+/// Each names the batch's rows by campaign, contacts and the batch (`batch`: the
+/// first contact id, as in the job's payload and unique key). The batch is what
+/// keeps a statement within the batch's own rows. A campaign the planner's
+/// statistics do not know yet is estimated at one open row, so with only
+/// `campaign_id` as its index condition each statement would read every open
+/// delivery of the campaign (a campaign's delivery quadratic in its size). With
+/// `batch = $b`, `deliveries_open_batch_contact_idx` (campaign_id, batch,
+/// contact_id) reads one batch whatever the estimate; its contact order matches the
+/// primary key's, so the primary key with `campaign_id` alone is never the cheaper
+/// plan.
+/// A nil batch (a job written before payloads carried it) drops the condition:
+/// `$b IS NULL OR d.batch = $b` folds away when planned with the value bound
+/// (`.perExecution`), leaving the campaign-wide statement.
 enum CampaignDeliveriesStatements {
     /// The batch's deliveries to contacts no longer subscribed become suppressed.
     struct Suppress: PostgresStatement {
         var id: Int64
+        var batch: Int64?
         var contacts: [Int64]
         static let planning = PostgresPlanning.perExecution
         static let sql: SQL = """
             UPDATE oltp.deliveries d SET state = 'suppressed', claim_token = NULL, sending_until = NULL, updated_at = now()
               FROM oltp.contacts k
-             WHERE d.campaign_id = $1 AND d.contact_id = ANY($2::bigint[]) AND k.id = d.contact_id
+             WHERE d.campaign_id = $1 AND ($3::bigint IS NULL OR d.batch = $3::bigint)
+               AND d.contact_id = ANY($2::bigint[]) AND k.id = d.contact_id
                AND k.status <> 'subscribed'
-               AND (d.state IN ('pending', 'deferred') OR (d.state = 'sending' AND d.sending_until < now()))
+               -- pending, deferred, or sending with its claim lapsed; the open states
+               -- spelled as the open index's predicate, which the index then implies.
+               AND d.state IN ('pending', 'sending', 'deferred') AND (d.state <> 'sending' OR d.sending_until < now())
             """
-        var bindings: PostgresBindings { [.int(id), .intArray(contacts)] }
+        var bindings: PostgresBindings { [.int(id), .intArray(contacts), .int(batch)] }
     }
 
     /// A claim that lapsed `$3` times (its sender died mid-send each time: the recipient
@@ -24,6 +42,7 @@ enum CampaignDeliveriesStatements {
     /// failed. Bounds a poisonous recipient however often its batch is enqueued again.
     struct FailAbandoned: PostgresStatement {
         var id: Int64
+        var batch: Int64?
         var contacts: [Int64]
         var maxTries: Int
         static let planning = PostgresPlanning.perExecution
@@ -31,10 +50,11 @@ enum CampaignDeliveriesStatements {
             UPDATE oltp.deliveries
                SET state = 'failed', claim_token = NULL, sending_until = NULL, updated_at = now(),
                    last_reply = 'its send was cut short ' || tries || ' times (the sender stopped mid-send)'
-             WHERE campaign_id = $1 AND contact_id = ANY($2::bigint[]) AND state = 'sending' AND sending_until < now()
+             WHERE campaign_id = $1 AND ($4::bigint IS NULL OR batch = $4::bigint)
+               AND contact_id = ANY($2::bigint[]) AND state = 'sending' AND sending_until < now()
                AND tries >= $3
             """
-        var bindings: PostgresBindings { [.int(id), .intArray(contacts), .int(maxTries)] }
+        var bindings: PostgresBindings { [.int(id), .intArray(contacts), .int(maxTries), .int(batch)] }
     }
 
     /// Claims the deliveries of contacts `$2` of campaign `$1` that are to be sent
@@ -55,6 +75,7 @@ enum CampaignDeliveriesStatements {
         }
 
         var id: Int64
+        var batch: Int64?
         var contacts: [Int64]
         var token: String
         var window: Double
@@ -65,13 +86,16 @@ enum CampaignDeliveriesStatements {
                SET state = 'sending', claim_token = $3, sending_until = now() + make_interval(secs => $4::float8),
                    tries = d.tries + 1, updated_at = now()
               FROM oltp.contacts k
-             WHERE d.campaign_id = $1 AND d.contact_id = ANY($2::bigint[]) AND k.id = d.contact_id AND k.status = 'subscribed'
+             WHERE d.campaign_id = $1 AND ($6::bigint IS NULL OR d.batch = $6::bigint)
+               AND d.contact_id = ANY($2::bigint[]) AND k.id = d.contact_id AND k.status = 'subscribed'
                AND (d.state = 'pending' OR (d.state = 'deferred' AND d.next_attempt_at <= now())
                     OR (d.state = 'sending' AND d.sending_until < now() AND d.tries < $5))
             RETURNING d.contact_id, k.address, k.name, k.fields::text AS fields, d.tries,
                       oltp.unsubscribe_token(d.contact_id, d.campaign_id) AS unsubscribe_token
             """
-        var bindings: PostgresBindings { [.int(id), .intArray(contacts), .text(token), .double(window), .int(maxTries)] }
+        var bindings: PostgresBindings {
+            [.int(id), .intArray(contacts), .text(token), .double(window), .int(maxTries), .int(batch)]
+        }
 
         static func decode(_ row: PostgresRow) throws -> Row {
             Row(
@@ -87,6 +111,7 @@ enum CampaignDeliveriesStatements {
     /// Bounces mark their contacts bounced; `pending` gives the try back.
     struct RecordGroup: PostgresStatement {
         var id: Int64
+        var batch: Int64?
         var contacts: [Int64]
         var token: String
         var states: [String]
@@ -106,7 +131,8 @@ enum CampaignDeliveriesStatements {
                        next_attempt_at = CASE WHEN o.state = 'deferred' THEN now() + make_interval(secs => o.retry_in) END,
                        sent_at = CASE WHEN o.state = 'sent' THEN now() END, updated_at = now()
                   FROM o
-                 WHERE d.campaign_id = $1 AND d.contact_id = o.contact_id AND d.state = 'sending' AND d.claim_token = $3
+                 WHERE d.campaign_id = $1 AND ($8::bigint IS NULL OR d.batch = $8::bigint)
+                   AND d.contact_id = o.contact_id AND d.state = 'sending' AND d.claim_token = $3
                 RETURNING d.contact_id, o.state
             ), b AS (
                 UPDATE oltp.contacts SET status = 'bounced', updated_at = now()
@@ -118,6 +144,7 @@ enum CampaignDeliveriesStatements {
             [
                 .int(id), .intArray(contacts), .text(token), .textArray(states.map { Optional($0) }),
                 .textArray(codes.map { $0.map { String($0) } }), .textArray(replies), .textArray(retryIn.map { Optional(String($0)) }),
+                .int(batch),
             ]
         }
 
@@ -133,6 +160,7 @@ enum CampaignDeliveriesStatements {
         }
 
         var id: Int64
+        var batch: Int64?
         var contacts: [Int64]
         static let planning = PostgresPlanning.perExecution
         static let sql: SQL = """
@@ -141,9 +169,10 @@ enum CampaignDeliveriesStatements {
                                                                   WHEN 'deferred' THEN next_attempt_at
                                                                   ELSE sending_until END) - now()))::float8 AS wait
               FROM oltp.deliveries
-             WHERE campaign_id = $1 AND contact_id = ANY($2::bigint[]) AND state IN ('pending', 'sending', 'deferred')
+             WHERE campaign_id = $1 AND ($3::bigint IS NULL OR batch = $3::bigint)
+               AND contact_id = ANY($2::bigint[]) AND state IN ('pending', 'sending', 'deferred')
             """
-        var bindings: PostgresBindings { [.int(id), .intArray(contacts)] }
+        var bindings: PostgresBindings { [.int(id), .intArray(contacts), .int(batch)] }
 
         static func decode(_ row: PostgresRow) throws -> Row {
             Row(open: try row.decode("open"), wait: try row.decode("wait", as: Double?.self))
@@ -153,12 +182,14 @@ enum CampaignDeliveriesStatements {
     /// The batch's unsent deliveries of a cancelled campaign become cancelled.
     struct CancelOpen: PostgresStatement {
         var id: Int64
+        var batch: Int64?
         var contacts: [Int64]
         static let planning = PostgresPlanning.perExecution
         static let sql: SQL = """
             UPDATE oltp.deliveries SET state = 'cancelled', updated_at = now()
-             WHERE campaign_id = $1 AND contact_id = ANY($2::bigint[]) AND state IN ('pending', 'deferred')
+             WHERE campaign_id = $1 AND ($3::bigint IS NULL OR batch = $3::bigint)
+               AND contact_id = ANY($2::bigint[]) AND state IN ('pending', 'deferred')
             """
-        var bindings: PostgresBindings { [.int(id), .intArray(contacts)] }
+        var bindings: PostgresBindings { [.int(id), .intArray(contacts), .int(batch)] }
     }
 }

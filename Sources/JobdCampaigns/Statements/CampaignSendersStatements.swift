@@ -6,10 +6,12 @@ import JobdPostgres
 enum CampaignSendersStatements {
     /// The domain and the domain limit of each of the batch's contacts whose delivery
     /// is still open: the account's own row for the domain, else the row for all
-    /// accounts, else none.
+    /// accounts, else none. Bounded by the batch like `CampaignDeliveriesStatements`
+    /// (nil `batch`: by campaign and contacts alone).
     struct RecipientLimits: PostgresStatement {
         var id: Int64
         var account: Int64
+        var batch: Int64?
         var contacts: [Int64]
         static let planning = PostgresPlanning.perExecution
         static let sql: SQL = """
@@ -20,10 +22,10 @@ enum CampaignSendersStatements {
                 SELECT messages_per_second, burst, max_transfers FROM oltp.domain_limits
                  WHERE domain = lower(split_part(k.address, '@', 2)) AND coalesce(account_id, 0) IN ($2, 0)
                  ORDER BY account_id IS NULL LIMIT 1) l ON true
-             WHERE d.campaign_id = $1 AND d.contact_id = ANY($3::bigint[])
-               AND d.state IN ('pending', 'sending', 'deferred')
+             WHERE d.campaign_id = $1 AND ($4::bigint IS NULL OR d.batch = $4::bigint)
+               AND d.contact_id = ANY($3::bigint[]) AND d.state IN ('pending', 'sending', 'deferred')
             """
-        var bindings: PostgresBindings { [.int(id), .int(account), .intArray(contacts)] }
+        var bindings: PostgresBindings { [.int(id), .int(account), .intArray(contacts), .int(batch)] }
 
         static func decode(_ row: PostgresRow) throws -> RecipientLimit {
             RecipientLimit(

@@ -50,7 +50,7 @@ enum CampaignSweepStatements {
     }
 
     /// Up to `$3` distinct batches of campaign `$1` after batch `$2` that have an
-    /// open delivery: a loose index scan of `deliveries_open_batch_idx`, one probe
+    /// open delivery: a loose index scan of `deliveries_open_batch_contact_idx`, one probe
     /// per batch whatever its size.
     struct OpenBatches: PostgresStatement {
         var id: Int64
@@ -97,7 +97,8 @@ enum CampaignSweepStatements {
             WITH jobs AS (
                 INSERT INTO oltp.outbox (kind, payload, unique_key)
                 SELECT 'campaign.deliver',
-                       jsonb_build_object('campaign_id', $1::bigint, 'contacts', jsonb_agg(d.contact_id ORDER BY d.contact_id)),
+                       jsonb_build_object('campaign_id', $1::bigint, 'batch', d.batch,
+                                          'contacts', jsonb_agg(d.contact_id ORDER BY d.contact_id)),
                        'campaign:' || $1::bigint || ':deliver:' || d.batch
                   FROM oltp.deliveries d
                  WHERE d.campaign_id = $1 AND d.batch = ANY($2::bigint[]) AND d.state IN ('pending', 'sending', 'deferred')
