@@ -193,6 +193,9 @@ public struct QueueStore: Sendable {
         return Set(try await connection.rows(QueueJobsStatements.Complete(completionsJSON: json, daemon: daemon)))
     }
 
+    /// The promoter's read of due jobs, for tests that plan it by hand.
+    public static var promoteSQL: String { QueueJobsStatements.Promote.sql.text }
+
     /// The completion's text, for tests that plan it by hand.
     public static var completeSQL: String { QueueJobsStatements.Complete.sql.text }
 

@@ -114,6 +114,35 @@ public struct RedisDispatch: Sendable {
         return (id, priority)
     }
 
+    /// Waits up to `timeout` for ids in any of the lists and takes up to `max` of them
+    /// from the first list in `order` that holds any (`BLMPOP … LEFT COUNT max`): the
+    /// wait and the take in one round trip, where `blockingPop` and a `pop` after it
+    /// are two. Ids in later lists wait for the next call. Empty when the time ran out
+    /// (or the list held only entries that are not ids). A timeout under 1 ms is sent
+    /// as 1 ms, because 0 means "wait forever".
+    public func blockingPop(
+        order: [JobPriority], max: Int, timeout: Duration
+    ) async throws -> [(id: Int64, priority: JobPriority)] {
+        let lanes = Self.distinct(order)
+        guard !lanes.isEmpty else { throw RedisError.usage("blockingPop needs at least one priority") }
+        guard max > 0 else { return [] }
+        let milliseconds = Swift.max(1, timeout.components.seconds * 1_000 + timeout.components.attoseconds / 1_000_000_000_000_000)
+        let fraction = String(milliseconds % 1_000)
+        let seconds = "\(milliseconds / 1_000)." + String(repeating: "0", count: 3 - fraction.count) + fraction
+
+        let reply = try await connection.blockingCommand(
+            ["BLMPOP", seconds, String(lanes.count)] + lanes.map(keys.queue) + ["LEFT", "COUNT", String(max)],
+            blockFor: .milliseconds(milliseconds)
+        )
+        if reply.isNull { return [] }
+        guard let pair = reply.array, pair.count == 2, let key = pair[0].string,
+              let priority = lanes.first(where: { keys.queue($0) == key })
+        else {
+            throw RedisError.unexpectedReply("BLMPOP answered \(Self.shape(reply))")
+        }
+        return try ids(in: pair[1], priority: priority)
+    }
+
     /// The length of every list, in one round trip.
     public func lengths() async throws -> [JobPriority: Int] {
         let replies = try await connection.pipeline(JobPriority.allCases.map { ["LLEN", keys.queue($0)] })

@@ -327,6 +327,24 @@ import Musl
         #expect(next == (1, .low))
     }
 
+    @Test func blockingPopOfManyTakesUpToMaxFromTheFirstListThatHasAny() async throws {
+        let redis = try RedisAdapterFixture()
+        let dispatch = redis.dispatch()
+        try await dispatch.push([(1, .low), (2, .normal), (3, .normal), (4, .normal), (5, .low)])
+        // The first list in order that holds ids, up to max, oldest first; later lists wait.
+        let first = try await dispatch.blockingPop(order: [.high, .normal, .low], max: 2, timeout: .seconds(1))
+        #expect(first.map(\.id) == [2, 3] && first.allSatisfy { $0.priority == .normal })
+        let second = try await dispatch.blockingPop(order: [.high, .normal, .low], max: 10, timeout: .seconds(1))
+        #expect(second.map(\.id) == [4] && second.allSatisfy { $0.priority == .normal })
+        let third = try await dispatch.blockingPop(order: [.high, .normal, .low], max: 10, timeout: .seconds(1))
+        #expect(third.map(\.id) == [1, 5] && third.allSatisfy { $0.priority == .low })
+        #expect(try await dispatch.lengths().values.allSatisfy { $0 == 0 })
+        // Empty lists: empty after the timeout; entries that are not ids are dropped.
+        #expect(try await dispatch.blockingPop(order: JobPriority.allCases, max: 5, timeout: .milliseconds(100)).isEmpty)
+        _ = try await dispatch.connection.command(["RPUSH", redis.keys.queue(.high), "x", "7"])
+        #expect(try await dispatch.blockingPop(order: [.high], max: 5, timeout: .seconds(1)).map(\.id) == [7])
+    }
+
     @Test func blockingPopWakesForAnIdPushedByAnotherConnection() async throws {
         let redis = try RedisAdapterFixture()
         let blocked = redis.dispatch(redis.connection(name: "blocked"))

@@ -581,7 +581,7 @@ struct QueueHealthTests {
                 ("promoter's read", """
                     SELECT id FROM queue.jobs
                      WHERE state IN ('available', 'retryable') AND priority = 'high' AND run_at <= now()
-                       AND id <> ALL('{1,2,3,4,5,6,7,8,9,10}'::bigint[])
+                       AND id NOT IN (SELECT unnest('{1,2,3,4,5,6,7,8,9,10}'::bigint[]))
                      ORDER BY run_at, id LIMIT 1000
                     """, ["jobs_due_idx"]),
                 ("next due", """
@@ -609,6 +609,16 @@ struct QueueHealthTests {
                 #expect(shape.index.contains { plan.contains($0) }, "\(shape.what) does not use \(shape.index):\n\(plan)")
                 #expect(!plan.contains("Seq Scan"), "\(shape.what) scans a table:\n\(plan)")
             }
+            // The promoter's read itself, as its prepared statement keeps it (generic
+            // plan): each lane through jobs_due_idx, the pushed ids a hashed subplan, not
+            // an array walked for every row passed over.
+            try await world.exec("SET plan_cache_mode = force_generic_plan")
+            try await world.exec("PREPARE promote(int, int, int, text, bigint[], bigint[], bigint[]) AS \(QueueStore.promoteSQL)")
+            let pushed = "{" + (1...2_000).map(String.init).joined(separator: ",") + "}"
+            let promote = try await world.plan("EXPLAIN EXECUTE promote(1000, 1000, 1000, 'd', '{}', '\(pushed)', '{}')")
+            #expect(promote.components(separatedBy: "jobs_due_idx").count - 1 == 3, "promoter's read plan:\n\(promote)")
+            #expect(promote.contains("hashed SubPlan") && !promote.contains("<> ALL") && !promote.contains("Seq Scan on jobs"),
+                    "promoter's read plan:\n\(promote)")
         }
     }
 
@@ -683,6 +693,98 @@ struct QueueHealthTests {
             })
             #expect(applied.count == 20)
         }
+    }
+
+    @Test(
+        "the completion's retry, snooze, release and dead branch probes the primary key once per entry, the batch outside",
+        arguments: tableShapes)
+    func failedCompletionProbesPrimaryKeyPerEntry(finished: Int, waiting: Int, inFlight: Int) async throws {
+        try await withWorld { world in
+            // Analyzed while the queue was quiet, as above: the running jobs are estimated
+            // at one row, which makes a nested loop scanning the batch once per job look
+            // as cheap as any join (quadratic in the batch).
+            try await world.exec("""
+                INSERT INTO queue.jobs (kind, state, finished_at)
+                SELECT 'noop', 'completed', now() FROM generate_series(1, $1::int) g
+                """, [String(finished)])
+            try await world.exec(
+                "INSERT INTO queue.jobs (kind) SELECT 'noop' FROM generate_series(1, $1::int) g", [String(waiting)])
+            try await world.exec("ANALYZE queue.jobs")
+            try await world.exec("""
+                UPDATE queue.jobs SET state = 'running', attempt = 1, lease_token = 7,
+                       lease_expires_at = now() + interval '30 seconds'
+                 WHERE id IN (SELECT id FROM queue.jobs WHERE state = 'available' ORDER BY id LIMIT $1::int)
+                """, [String(inFlight)])
+            try await world.exec("SET plan_cache_mode = force_generic_plan")
+            let completeBody = try #require(try await world.scalar("""
+                SELECT replace(replace(regexp_replace(prosrc, '^.*RETURN QUERY(.*);[[:space:]]*END;[[:space:]]*$', '\\1'),
+                                       'p_completions', '$1::jsonb'), 'p_daemon', '$2::text')
+                  FROM pg_proc WHERE proname = 'complete' AND pronamespace = 'queue'::regnamespace
+                """))
+            try await world.exec("PREPARE complete(jsonb, text) AS \(completeBody)")
+            let running = try await world.sql.query(
+                "SELECT id FROM queue.jobs WHERE state = 'running' ORDER BY id LIMIT 20").rows.compactMap { $0[0] ?? nil }
+            let outcomes: [CompletionOutcome] = [.retry, .snooze, .release, .dead]
+            let completions = running.enumerated().map { index, id in
+                #"{"id": \#(id), "attempt": 1, "token": 7, "outcome": "\#(outcomes[index % 4].rawValue)", "delay": 5, "code": "boom", "error": "failed", "run": 0.001}"#
+            }
+            let json = try await world.plan(
+                "EXPLAIN (FORMAT JSON) EXECUTE complete('[\(completions.joined(separator: ","))]', 'd')")
+            #expect(Self.rescannedRecordSets(json) == [], "completion plan:\n\(json)")
+            // Both statements on queue.jobs (the DELETE and the UPDATE): a nested loop,
+            // the batch outside, a primary-key probe per entry inside.
+            #expect(Self.jobStatementsNotProbingPerEntry(json) == [], "completion plan:\n\(json)")
+            // And the branch does what it is for: each outcome applied, fenced.
+            let store = QueueStore(connection: world.sql)
+            let applied = try await store.complete(running.compactMap { JobID($0) }.enumerated().map { index, id in
+                AttemptCompletion(
+                    fence: AttemptFence(id: id, attempt: 1, token: 7), outcome: outcomes[index % 4], delaySeconds: 60,
+                    errorCode: "boom", errorMessage: "failed")
+            })
+            #expect(applied.count == 20)
+            let ids = "{\(running.joined(separator: ","))}"
+            #expect(try await world.int(
+                "SELECT count(*) FROM queue.jobs WHERE id = ANY($1::bigint[]) AND state = 'retryable' AND run_at > now()",
+                [ids]) == 10)
+            #expect(try await world.int(
+                "SELECT count(*) FROM queue.jobs WHERE id = ANY($1::bigint[]) AND state = 'available'", [ids]) == 5)
+            #expect(try await world.int("SELECT count(*) FROM queue.dead_letters WHERE job_id = ANY($1::bigint[])", [ids]) == 5)
+            #expect(try await world.int(
+                "SELECT count(*) FROM queue.attempts WHERE job_id = ANY($1::bigint[]) AND event = 'end'", [ids]) == 20)
+            // Fenced: the same batch again applies nothing (no job is running any more).
+            let again = try await store.complete(running.compactMap { JobID($0) }.map {
+                AttemptCompletion(fence: AttemptFence(id: $0, attempt: 1, token: 7), outcome: .retry, delaySeconds: 1)
+            })
+            #expect(again.isEmpty)
+        }
+    }
+
+    /// The statements on queue.jobs (ModifyTable nodes) in a JSON plan whose rows are
+    /// not found by a nested loop with the batch's record set outside and a probe of
+    /// jobs_pkey inside. Their operations ("Update", "Delete").
+    static func jobStatementsNotProbingPerEntry(_ json: String) -> [String] {
+        guard let root = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [[String: Any]],
+              let top = root.first?["Plan"] as? [String: Any]
+        else { return ["(not a JSON plan)"] }
+        let recordScans: Set<String> = ["CTE Scan", "Function Scan"]
+        var found: [String] = []
+        func walk(_ node: [String: Any]) {
+            let children = node["Plans"] as? [[String: Any]] ?? []
+            if node["Node Type"] as? String == "ModifyTable", node["Relation Name"] as? String == "jobs" {
+                let operation = node["Operation"] as? String ?? "ModifyTable"
+                let join = children.first { $0["Parent Relationship"] as? String == "Outer" }
+                let sides = join?["Plans"] as? [[String: Any]] ?? []
+                let outer = sides.first { $0["Parent Relationship"] as? String == "Outer" }
+                let inner = sides.first { $0["Parent Relationship"] as? String == "Inner" }
+                let probes = join?["Node Type"] as? String == "Nested Loop"
+                    && recordScans.contains(outer?["Node Type"] as? String ?? "")
+                    && inner?["Node Type"] as? String == "Index Scan" && inner?["Index Name"] as? String == "jobs_pkey"
+                if !probes { found.append(operation) }
+            }
+            children.forEach(walk)
+        }
+        walk(top)
+        return found
     }
 
     /// The record sets (CTE or function scans, materialized or not) that a JSON plan

@@ -8,7 +8,7 @@ import Synchronization
 /// A pool of worker slots serving one or more priority lists.
 ///
 /// The fetcher reserves the free slots, pops at most as many ids (non-blocking
-/// `LPOP count`, or a `BLPOP` with a short timeout when Redis is empty), claims them
+/// `LPOP count`, or a `BLMPOP … COUNT` with a short timeout when Redis is empty), claims them
 /// all in one statement, and starts a task per claimed job. When the blocking pop
 /// times out (the lists stayed empty for 0.5 s), it claims due jobs straight from
 /// PostgreSQL instead (`QueueStore.claimDue`), so jobs run without a promoter. Completions go to the
@@ -315,8 +315,11 @@ public struct WorkerPool: Service {
         }
         if popped.isEmpty {
             // Nothing waiting: block briefly so new work starts within a round trip,
-            // and come back often enough to notice a shutdown.
-            guard let one = try await dispatch.blockingPop(order: order, timeout: .milliseconds(500)) else {
+            // and come back often enough to notice a shutdown. The ids that end the
+            // wait come with it (up to the reserved slots, from the first list in
+            // `order` that has any): no second pop before the claim.
+            popped = try await dispatch.blockingPop(order: order, max: max, timeout: .milliseconds(500))
+            if popped.isEmpty {
                 // The lists stayed empty for a whole blocking wait, so no promoter is
                 // feeding them (it stands by with the elected one gone quiet, is
                 // stopped, or the lists were flushed): claim due jobs straight from
@@ -326,9 +329,6 @@ public struct WorkerPool: Service {
                 guard !stop.isStopped else { return [] }
                 return try await claimDirect(max: max, order: order, on: pipeline)
             }
-            popped = [one]
-            // More may have arrived with it; take what fits without blocking.
-            if max > 1 { popped += try await dispatch.pop(order: order, max: max - 1) }
         }
         promoterWake?.signal(.popped)
         if stop.isStopped {
