@@ -635,29 +635,13 @@ struct QueueHealthTests {
             // and scanned every promoted (running) row for each claim (completion). And
             // in a small table (the second shape) a completion joined on its record set
             // alone was planned as a scan of the whole table.
-            try await world.exec("""
-                INSERT INTO queue.jobs (kind, state, finished_at)
-                SELECT 'noop', 'completed', now() FROM generate_series(1, $1::int) g
-                """, [String(finished)])
-            try await world.exec(
-                "INSERT INTO queue.jobs (kind) SELECT 'noop' FROM generate_series(1, $1::int) g", [String(waiting)])
-            try await world.exec("ANALYZE queue.jobs")
-            try await world.exec("""
-                UPDATE queue.jobs SET state = 'running', attempt = 1, lease_token = 7,
-                       lease_expires_at = now() + interval '30 seconds'
-                 WHERE id IN (SELECT id FROM queue.jobs WHERE state = 'available' ORDER BY id LIMIT $1::int)
-                """, [String(inFlight)])
+            try await Self.fillAnalyzedWhileQuiet(world, finished: finished, waiting: waiting, inFlight: inFlight)
             // The generic plan is what a prepared statement keeps once it has run a few times.
             try await world.exec("SET plan_cache_mode = force_generic_plan")
             try await world.exec("PREPARE claim(bigint[], text, float8, int, bigint) AS \(QueueStore.claimSQL)")
             // The completion's statement runs inside queue.complete (an EXPLAIN of the call
             // cannot see into it): plan the function's statement itself, its arguments as parameters.
-            let completeBody = try #require(try await world.scalar("""
-                SELECT replace(replace(regexp_replace(prosrc, '^.*RETURN QUERY(.*);[[:space:]]*END;[[:space:]]*$', '\\1'),
-                                       'p_completions', '$1::jsonb'), 'p_daemon', '$2::text')
-                  FROM pg_proc WHERE proname = 'complete' AND pronamespace = 'queue'::regnamespace
-                """))
-            try await world.exec("PREPARE complete(jsonb, text) AS \(completeBody)")
+            try await Self.prepareCompletionStatement(world)
             try await world.exec("PREPARE heartbeat(bigint[], int[], float8, bigint[]) AS \(QueueStore.extendLeasesSQL)")
             let promoted = try await world.sql.query(
                 "SELECT id FROM queue.jobs WHERE state = 'available' ORDER BY id LIMIT 20").rows.compactMap { $0[0] ?? nil }
@@ -703,25 +687,9 @@ struct QueueHealthTests {
             // Analyzed while the queue was quiet, as above: the running jobs are estimated
             // at one row, which makes a nested loop scanning the batch once per job look
             // as cheap as any join (quadratic in the batch).
-            try await world.exec("""
-                INSERT INTO queue.jobs (kind, state, finished_at)
-                SELECT 'noop', 'completed', now() FROM generate_series(1, $1::int) g
-                """, [String(finished)])
-            try await world.exec(
-                "INSERT INTO queue.jobs (kind) SELECT 'noop' FROM generate_series(1, $1::int) g", [String(waiting)])
-            try await world.exec("ANALYZE queue.jobs")
-            try await world.exec("""
-                UPDATE queue.jobs SET state = 'running', attempt = 1, lease_token = 7,
-                       lease_expires_at = now() + interval '30 seconds'
-                 WHERE id IN (SELECT id FROM queue.jobs WHERE state = 'available' ORDER BY id LIMIT $1::int)
-                """, [String(inFlight)])
+            try await Self.fillAnalyzedWhileQuiet(world, finished: finished, waiting: waiting, inFlight: inFlight)
             try await world.exec("SET plan_cache_mode = force_generic_plan")
-            let completeBody = try #require(try await world.scalar("""
-                SELECT replace(replace(regexp_replace(prosrc, '^.*RETURN QUERY(.*);[[:space:]]*END;[[:space:]]*$', '\\1'),
-                                       'p_completions', '$1::jsonb'), 'p_daemon', '$2::text')
-                  FROM pg_proc WHERE proname = 'complete' AND pronamespace = 'queue'::regnamespace
-                """))
-            try await world.exec("PREPARE complete(jsonb, text) AS \(completeBody)")
+            try await Self.prepareCompletionStatement(world)
             let running = try await world.sql.query(
                 "SELECT id FROM queue.jobs WHERE state = 'running' ORDER BY id LIMIT 20").rows.compactMap { $0[0] ?? nil }
             let outcomes: [CompletionOutcome] = [.retry, .snooze, .release, .dead]
@@ -762,6 +730,35 @@ struct QueueHealthTests {
     /// The statements on queue.jobs (ModifyTable nodes) in a JSON plan whose rows are
     /// not found by a nested loop with the batch's record set outside and a probe of
     /// jobs_pkey inside. Their operations ("Update", "Delete").
+    /// Fills `queue.jobs` with `finished` completed and `waiting` available rows, analyzes it
+    /// while nothing runs (every running estimate is then one row), then leases `inFlight` of
+    /// the waiting jobs as running with attempt 1 and lease token 7.
+    static func fillAnalyzedWhileQuiet(_ world: QueueWorld, finished: Int, waiting: Int, inFlight: Int) async throws {
+        try await world.exec("""
+            INSERT INTO queue.jobs (kind, state, finished_at)
+            SELECT 'noop', 'completed', now() FROM generate_series(1, $1::int) g
+            """, [String(finished)])
+        try await world.exec(
+            "INSERT INTO queue.jobs (kind) SELECT 'noop' FROM generate_series(1, $1::int) g", [String(waiting)])
+        try await world.exec("ANALYZE queue.jobs")
+        try await world.exec("""
+            UPDATE queue.jobs SET state = 'running', attempt = 1, lease_token = 7,
+                   lease_expires_at = now() + interval '30 seconds'
+             WHERE id IN (SELECT id FROM queue.jobs WHERE state = 'available' ORDER BY id LIMIT $1::int)
+            """, [String(inFlight)])
+    }
+
+    /// Prepares `complete(jsonb, text)` as the statement inside `queue.complete`, its
+    /// arguments as parameters: an EXPLAIN of the function call cannot see into it.
+    static func prepareCompletionStatement(_ world: QueueWorld) async throws {
+        let completeBody = try #require(try await world.scalar("""
+            SELECT replace(replace(regexp_replace(prosrc, '^.*RETURN QUERY(.*);[[:space:]]*END;[[:space:]]*$', '\\1'),
+                                   'p_completions', '$1::jsonb'), 'p_daemon', '$2::text')
+              FROM pg_proc WHERE proname = 'complete' AND pronamespace = 'queue'::regnamespace
+            """))
+        try await world.exec("PREPARE complete(jsonb, text) AS \(completeBody)")
+    }
+
     static func jobStatementsNotProbingPerEntry(_ json: String) -> [String] {
         guard let root = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [[String: Any]],
               let top = root.first?["Plan"] as? [String: Any]
