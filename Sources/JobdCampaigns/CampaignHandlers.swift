@@ -39,7 +39,7 @@ public struct CampaignPrepareHandler: JobHandler {
         }
         switch campaign.status {
         case "scheduled":
-            if campaign.dueIn > 0 { throw JobSnooze(seconds: campaign.dueIn, code: "campaign_not_due", message: "the campaign's send time is still ahead") }
+            if campaign.dueIn > 0 { throw JobSnooze(for: TotalConversion.duration(seconds: campaign.dueIn), code: "campaign_not_due", message: "the campaign's send time is still ahead") }
             _ = try await oltp.withConnection { try await CampaignStore(connection: $0).start(id) }
         case "sending":
             break
@@ -283,7 +283,7 @@ public struct CampaignDeliverHandler: JobHandler {
             monitor.clearStopped(id, readAt: readAt)
         case "paused", "scheduled":
             // Nothing new starts while paused; the batch waits without spending attempts.
-            throw JobSnooze(seconds: settings.pauseRecheck.seconds, code: "campaign_paused", message: "the campaign is paused; waiting without spending an attempt")
+            throw JobSnooze(for: settings.pauseRecheck, code: "campaign_paused", message: "the campaign is paused; waiting without spending an attempt")
         case "cancelled":
             let cancelled = try await database(id) { try await $0.cancelOpen(id, batch: batch, contacts: contacts) }
             context.logger.info("campaign cancelled; batch not sent", metadata: ["campaign_id": "\(id)", "count": "\(cancelled)"])
@@ -292,7 +292,7 @@ public struct CampaignDeliverHandler: JobHandler {
             return  // sent (nothing open) or draft (never fanned out)
         }
         guard let attachments = try await attachments(campaign, logger: context.logger) else {
-            throw JobSnooze(seconds: settings.pauseRecheck.seconds, code: "campaign_paused", message: "the campaign's attachments are missing; it is paused")
+            throw JobSnooze(for: settings.pauseRecheck, code: "campaign_paused", message: "the campaign's attachments are missing; it is paused")
         }
         let password = try secrets.resolve(campaign.secretRef)
         guard let startTLS = NotificationSettings.StartTLS(rawValue: campaign.startTLS) else {
@@ -486,11 +486,11 @@ public struct CampaignDeliverHandler: JobHandler {
                 context.logger.info("campaign cancelled; rest of the batch not sent", metadata: ["campaign_id": "\(id)", "count": "\(cancelled)"])
                 return
             }
-            throw JobSnooze(seconds: settings.pauseRecheck.seconds, code: "campaign_paused", message: "the campaign was paused; waiting without spending an attempt")
+            throw JobSnooze(for: settings.pauseRecheck, code: "campaign_paused", message: "the campaign was paused; waiting without spending an attempt")
         }
         if let relayDown {
             _ = try await report(id, interval: 0, force: true, logger: context.logger)
-            throw JobSnooze(seconds: relayDown, code: "relay_unavailable", message: "the account's relay did not answer; the recipient is deferred and the batch waits")
+            throw JobSnooze(for: TotalConversion.duration(seconds: relayDown), code: "relay_unavailable", message: "the account's relay did not answer; the recipient is deferred and the batch waits")
         }
         if !remaining.isEmpty, let (wait, cause) = throttled {
             monitor.add(id) { window in
@@ -504,11 +504,11 @@ public struct CampaignDeliverHandler: JobHandler {
             case .account: "the account's messages per second"
             case .domain(let domain): "the limit of \(domain)"
             }
-            throw JobSnooze(seconds: wait, code: "throttled", message: "held back by \(what); waiting without spending an attempt")
+            throw JobSnooze(for: TotalConversion.duration(seconds: wait), code: "throttled", message: "held back by \(what); waiting without spending an attempt")
         }
         _ = try await report(id, interval: 0, force: true, logger: context.logger)
         if let wait = try await database(id, { try await $0.nextOpen(id, batch: batch, contacts: contacts) }) {
-            throw JobSnooze(seconds: max(0.05, wait + 0.05), code: "recipients_deferred", message: "deferred recipients are not due yet")
+            throw JobSnooze(for: TotalConversion.duration(seconds: max(0.05, wait + 0.05)), code: "recipients_deferred", message: "deferred recipients are not due yet")
         }
         _ = try await database(id) { try await $0.finishIfDone(id) }
     }

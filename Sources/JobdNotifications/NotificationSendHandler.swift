@@ -113,7 +113,8 @@ public struct NotificationSendHandler: JobHandler {
                 LogKey.errorCode: "\(reason)", LogKey.error: "\(message)", LogKey.retryIn: "\(seconds)",
             ])
             // A little spread, so held jobs do not all return at the same instant.
-            throw JobSnooze(seconds: seconds * Double.random(in: 1.0...1.2) + 0.01, code: reason, message: message)
+            throw JobSnooze(
+                for: TotalConversion.duration(seconds: seconds * Double.random(in: 1.0...1.2) + 0.01), code: reason, message: message)
         case .go(let wait, let isProbe):
             probe = isProbe
             if wait > 0 {
@@ -160,7 +161,7 @@ public struct NotificationSendHandler: JobHandler {
             deliveryGuard.abandon(route.destinationKey, probe: probe)
             let seconds = max(0.05, retryIn + 0.05)
             throw JobSnooze(
-                seconds: seconds, code: "notification_in_flight",
+                for: TotalConversion.duration(seconds: seconds), code: "notification_in_flight",
                 message: "another run is sending the notification with idempotency_key \(request.idempotencyKey); looking again once its claim ends")
         case .notClaimed(.conflict):
             deliveryGuard.abandon(route.destinationKey, probe: probe)
@@ -259,7 +260,7 @@ public struct NotificationSendHandler: JobHandler {
                 "\(what) failed: \(record.lastError ?? "")", code: record.errorCode ?? "notification_failed")
         case .snooze(let seconds):
             throw JobSnooze(
-                seconds: seconds, code: record.errorCode ?? "retry_after",
+                for: TotalConversion.duration(seconds: seconds), code: record.errorCode ?? "retry_after",
                 message: "\(what) asked to come back later: \(record.lastError ?? "Retry-After")")
         }
     }
