@@ -398,30 +398,20 @@ struct CircuitBreakerTests {
         #expect(breaker.admit(now: clock.now) == .probe)
     }
 
-    @Test("a probe that never reports is replaced a cooldown later, not a nanosecond sooner; an abandoned one at once")
-    func lostProbe() {
-        var breaker = Breaker(settings: .init(failureThreshold: 1, cooldown: .seconds(3)))
+    /// A probe is replaced after the cooldown, but never sooner than `probeWait`.
+    @Test("a probe that never reports is replaced after max(cooldown, probeWait), not a nanosecond sooner; an abandoned one at once",
+          arguments: [(Duration.seconds(3), Duration.seconds(3)), (.milliseconds(100), CircuitBreaker.probeWait)])
+    func lostProbe(cooldown: Duration, replacedAfter: Duration) {
+        var breaker = Breaker(settings: .init(failureThreshold: 1, cooldown: cooldown))
         _ = breaker.record(failure: true, now: clock.now)
-        clock.advance(by: .seconds(3))
+        clock.advance(by: cooldown)
         #expect(breaker.admit(now: clock.now) == .probe)
-        clock.advance(by: .seconds(3) - .nanoseconds(1))
+        clock.advance(by: replacedAfter - .nanoseconds(1))
         #expect(breaker.admit(now: clock.now) == .reject(retryIn: Breaker.probeWait))
         clock.advance(by: .nanoseconds(1))
         #expect(breaker.admit(now: clock.now) == .probe)
         clock.advance(by: .milliseconds(100))
         breaker.abandonProbe(now: clock.now)
-        #expect(breaker.admit(now: clock.now) == .probe)
-    }
-
-    @Test("a probe is given at least probeWait even when the cooldown is shorter")
-    func probeWaitFloor() {
-        var breaker = Breaker(settings: .init(failureThreshold: 1, cooldown: .milliseconds(100)))
-        _ = breaker.record(failure: true, now: clock.now)
-        clock.advance(by: .milliseconds(100))
-        #expect(breaker.admit(now: clock.now) == .probe)
-        clock.advance(by: Breaker.probeWait - .nanoseconds(1))
-        #expect(breaker.admit(now: clock.now) == .reject(retryIn: Breaker.probeWait))
-        clock.advance(by: .nanoseconds(1))
         #expect(breaker.admit(now: clock.now) == .probe)
     }
 
