@@ -39,7 +39,7 @@ public struct CampaignPrepareHandler: JobHandler {
         }
         switch campaign.status {
         case "scheduled":
-            if campaign.dueIn > 0 { throw JobSnooze(seconds: campaign.dueIn, code: "campaign_not_due", message: "the campaign's send time is still ahead") }
+            if campaign.dueIn > 0 { throw JobSnooze(for: TotalConversion.duration(seconds: campaign.dueIn), code: "campaign_not_due", message: "the campaign's send time is still ahead") }
             _ = try await oltp.withConnection { try await CampaignStore(connection: $0).start(id) }
         case "sending":
             break
@@ -283,7 +283,7 @@ public struct CampaignDeliverHandler: JobHandler {
             monitor.clearStopped(id, readAt: readAt)
         case "paused", "scheduled":
             // Nothing new starts while paused; the batch waits without spending attempts.
-            throw JobSnooze(seconds: settings.pauseRecheck.seconds, code: "campaign_paused", message: "the campaign is paused; waiting without spending an attempt")
+            throw JobSnooze(for: settings.pauseRecheck, code: "campaign_paused", message: "the campaign is paused; waiting without spending an attempt")
         case "cancelled":
             let cancelled = try await database(id) { try await $0.cancelOpen(id, batch: batch, contacts: contacts) }
             context.logger.info("campaign cancelled; batch not sent", metadata: ["campaign_id": "\(id)", "count": "\(cancelled)"])
@@ -292,7 +292,7 @@ public struct CampaignDeliverHandler: JobHandler {
             return  // sent (nothing open) or draft (never fanned out)
         }
         guard let attachments = try await attachments(campaign, logger: context.logger) else {
-            throw JobSnooze(seconds: settings.pauseRecheck.seconds, code: "campaign_paused", message: "the campaign's attachments are missing; it is paused")
+            throw JobSnooze(for: settings.pauseRecheck, code: "campaign_paused", message: "the campaign's attachments are missing; it is paused")
         }
         let password = try secrets.resolve(campaign.secretRef)
         guard let startTLS = NotificationSettings.StartTLS(rawValue: campaign.startTLS) else {
@@ -313,7 +313,7 @@ public struct CampaignDeliverHandler: JobHandler {
         var relayDown: Double?
         // Set when a report finds the campaign no longer sending: `paused` or `cancelled`.
         var stopped: String?
-        var throttled: (seconds: Double, cause: CampaignThrottles.Cause)?
+        var throttled: (wait: Duration, cause: CampaignThrottles.Cause)?
         // Recipients claimed in one statement and recorded in one (`sendGroup` at most).
         var groupSize = min(settings.sendGroup, 4)
 
@@ -322,14 +322,13 @@ public struct CampaignDeliverHandler: JobHandler {
         func nextReady() -> (index: Int, permit: CampaignThrottles.Permit)? {
             throttled = nil
             var held: Set<String> = []
-            let now = monitor.now()
             for (index, recipient) in remaining.enumerated() {
                 if recipient.isLimited, held.contains(recipient.domain) { continue }
-                switch throttles.take(account: campaign.accountID, accountRate: campaign.accountRate, recipient: recipient, now: now) {
+                switch throttles.take(account: campaign.accountID, accountRate: campaign.accountRate, recipient: recipient) {
                 case .go(let permit):
                     return (index, permit)
-                case .wait(let seconds, let cause):
-                    if throttled == nil || seconds < throttled!.seconds { throttled = (seconds, cause) }
+                case .wait(let wait, let cause):
+                    if throttled == nil || wait < throttled!.wait { throttled = (wait, cause) }
                     // The account's limit holds back every recipient alike.
                     if cause == .account { return nil }
                     held.insert(recipient.domain)
@@ -342,15 +341,15 @@ public struct CampaignDeliverHandler: JobHandler {
             if Task.isCancelled || monitor.stoppedStatus(id) != nil { break }
             guard let first = nextReady() else {
                 guard let (wait, cause) = throttled else { break }
-                if wait > settings.throttleWait.seconds { break }  // snoozes below, giving the worker back
+                if wait > settings.throttleWait { break }  // snoozes below, giving the worker back
                 // Counted before the sleep, so a report written meanwhile shows it.
                 monitor.add(id) { window in
                     switch cause {
-                    case .account: window.accountWait += wait
-                    case .domain(let domain): window.domainWaits[domain, default: 0] += wait
+                    case .account: window.accountWait += wait.seconds
+                    case .domain(let domain): window.domainWaits[domain, default: 0] += wait.seconds
                     }
                 }
-                try await Task.sleep(for: TotalConversion.duration(seconds: wait))
+                try await Task.sleep(for: wait)
                 throttled = nil
                 stopped = try await report(id, interval: Self.reportInterval, logger: context.logger)
                 if stopped != nil { break }
@@ -486,29 +485,29 @@ public struct CampaignDeliverHandler: JobHandler {
                 context.logger.info("campaign cancelled; rest of the batch not sent", metadata: ["campaign_id": "\(id)", "count": "\(cancelled)"])
                 return
             }
-            throw JobSnooze(seconds: settings.pauseRecheck.seconds, code: "campaign_paused", message: "the campaign was paused; waiting without spending an attempt")
+            throw JobSnooze(for: settings.pauseRecheck, code: "campaign_paused", message: "the campaign was paused; waiting without spending an attempt")
         }
         if let relayDown {
             _ = try await report(id, interval: 0, force: true, logger: context.logger)
-            throw JobSnooze(seconds: relayDown, code: "relay_unavailable", message: "the account's relay did not answer; the recipient is deferred and the batch waits")
+            throw JobSnooze(for: TotalConversion.duration(seconds: relayDown), code: "relay_unavailable", message: "the account's relay did not answer; the recipient is deferred and the batch waits")
         }
         if !remaining.isEmpty, let (wait, cause) = throttled {
             monitor.add(id) { window in
                 switch cause {
-                case .account: window.accountWait += wait
-                case .domain(let domain): window.domainWaits[domain, default: 0] += wait
+                case .account: window.accountWait += wait.seconds
+                case .domain(let domain): window.domainWaits[domain, default: 0] += wait.seconds
                 }
             }
-            _ = try await report(id, interval: 0, force: true, heldFor: wait, logger: context.logger)
+            _ = try await report(id, interval: 0, force: true, heldFor: wait.seconds, logger: context.logger)
             let what = switch cause {
             case .account: "the account's messages per second"
             case .domain(let domain): "the limit of \(domain)"
             }
-            throw JobSnooze(seconds: wait, code: "throttled", message: "held back by \(what); waiting without spending an attempt")
+            throw JobSnooze(for: wait, code: "throttled", message: "held back by \(what); waiting without spending an attempt")
         }
         _ = try await report(id, interval: 0, force: true, logger: context.logger)
         if let wait = try await database(id, { try await $0.nextOpen(id, batch: batch, contacts: contacts) }) {
-            throw JobSnooze(seconds: max(0.05, wait + 0.05), code: "recipients_deferred", message: "deferred recipients are not due yet")
+            throw JobSnooze(for: TotalConversion.duration(seconds: max(0.05, wait + 0.05)), code: "recipients_deferred", message: "deferred recipients are not due yet")
         }
         _ = try await database(id) { try await $0.finishIfDone(id) }
     }

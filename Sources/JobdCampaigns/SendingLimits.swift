@@ -50,8 +50,8 @@ public final class CampaignThrottles: Sendable {
     public enum Decision: Sendable, Equatable {
         /// Send now; give the permit back with `release` after the transaction.
         case go(Permit)
-        /// Not before `seconds`.
-        case wait(seconds: Double, cause: Cause)
+        /// Not before `retryIn` from now.
+        case wait(retryIn: Duration, cause: Cause)
     }
 
     /// A granted send; `transfers` names the in-flight count it holds, if any.
@@ -65,21 +65,25 @@ public final class CampaignThrottles: Sendable {
     }
 
     private let state = Mutex(State())
+    private let clock: any MonotonicClock
     /// Buckets kept before idle (full) ones are dropped.
     static let bucketLimit = 10_000
     /// How soon a recipient held back by `max_transfers` looks again (no token
     /// bucket says when a transaction ends).
-    static let transferRecheck = 0.05
+    static let transferRecheck: Duration = .milliseconds(50)
 
-    public init() {}
+    public init(clock: any MonotonicClock = ContinuousClock()) {
+        self.clock = clock
+    }
 
     /// A permit for one send to `recipient` from `account` (whose own rate is
-    /// `accountRate`), or how long to wait. `now` is seconds on a monotonic clock.
-    public func take(account: Int64, accountRate: Double?, recipient: RecipientLimit, now: Double) -> Decision {
-        state.withLock { state in
+    /// `accountRate`), or how long to wait.
+    public func take(account: Int64, accountRate: Double?, recipient: RecipientLimit) -> Decision {
+        let now = clock.now
+        return state.withLock { state in
             let accountKey = Key(account: account, domain: nil)
             let domainKey = Key(account: account, domain: recipient.domain)
-            var waits: [(Double, Cause)] = []
+            var waits: [(Duration, Cause)] = []
             if let rate = accountRate {
                 let settings = TokenBucket.Settings(rate: rate, burst: max(1, rate.rounded(.down)))
                 if let wait = Self.shortfall(&state, accountKey, settings, now) { waits.append((wait, .account)) }
@@ -91,10 +95,10 @@ public final class CampaignThrottles: Sendable {
             if let limit = recipient.maxTransfers, state.inFlight[domainKey, default: 0] >= limit {
                 waits.append((Self.transferRecheck, .domain(recipient.domain)))
             }
-            if let longest = waits.max(by: { $0.0 < $1.0 }) { return .wait(seconds: longest.0, cause: longest.1) }
+            if let longest = waits.max(by: { $0.0 < $1.0 }) { return .wait(retryIn: longest.0, cause: longest.1) }
             // Everything is available: take it all.
-            if accountRate != nil { _ = state.buckets[accountKey]?.acquire(now: now, maxWait: 0) }
-            if recipient.rate != nil { _ = state.buckets[domainKey]?.acquire(now: now, maxWait: 0) }
+            if accountRate != nil { _ = state.buckets[accountKey]?.acquire(now: now, maxWait: .zero) }
+            if recipient.rate != nil { _ = state.buckets[domainKey]?.acquire(now: now, maxWait: .zero) }
             guard recipient.maxTransfers != nil else { return .go(Permit(transfers: nil)) }
             state.inFlight[domainKey, default: 0] += 1
             return .go(Permit(transfers: domainKey))
@@ -109,23 +113,22 @@ public final class CampaignThrottles: Sendable {
         }
     }
 
-    /// Seconds until `key`'s bucket holds a token, nil when it holds one now. A
+    /// How long until `key`'s bucket holds a token, nil when it holds one now. A
     /// bucket is made (full) on first use, and remade when its limit changed.
-    private static func shortfall(_ state: inout State, _ key: Key, _ settings: TokenBucket.Settings, _ now: Double) -> Double? {
+    private static func shortfall(
+        _ state: inout State, _ key: Key, _ settings: TokenBucket.Settings, _ now: ContinuousClock.Instant
+    ) -> Duration? {
         if state.buckets[key]?.settings != settings {
             if state.buckets[key] == nil, state.buckets.count >= bucketLimit { dropIdle(&state, now) }
             state.buckets[key] = TokenBucket(settings: settings, now: now)
         }
-        guard let bucket = state.buckets[key] else { return nil }
-        let tokens = min(settings.burst, bucket.tokens + max(0, now - bucket.updatedAt) * settings.rate)
-        return tokens >= 1 ? nil : (1 - tokens) / settings.rate
+        guard let wait = state.buckets[key]?.shortfall(at: now), wait > .zero else { return nil }
+        return wait
     }
 
     /// Forgets buckets that refilled completely (forgetting one changes nothing).
-    private static func dropIdle(_ state: inout State, _ now: Double) {
-        state.buckets = state.buckets.filter { _, bucket in
-            bucket.tokens + max(0, now - bucket.updatedAt) * bucket.settings.rate < bucket.settings.burst
-        }
+    private static func dropIdle(_ state: inout State, _ now: ContinuousClock.Instant) {
+        state.buckets = state.buckets.filter { _, bucket in bucket.balance(at: now) < bucket.settings.burst }
     }
 }
 

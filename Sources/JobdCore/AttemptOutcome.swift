@@ -36,23 +36,28 @@ public struct JobFailure: Error, Sendable, Equatable, CustomStringConvertible {
 /// a `JobFailure`'s, for the log line; a snooze is not an error, so the job's
 /// `last_error` and error history are left as they were.
 ///
-/// The delay is clamped to 0…`maxSeconds` (NaN is 0): it often comes from a peer or
-/// a payload, and `run_at` must stay within its CHECK (`jobs_run_at_range_check`) and
+/// The delay is clamped to 0…`maxDelay`: it often comes from a peer or a payload
+/// (brought into `Duration` by `TotalConversion.duration(seconds:)`, which makes NaN
+/// 0), and `run_at` must stay within its CHECK (`jobs_run_at_range_check`) and
 /// `make_interval`'s range, or the whole completion batch would be refused.
 public struct JobSnooze: Error, Sendable, Equatable, CustomStringConvertible {
     /// A year: longer than any sensible snooze, far inside `run_at`'s range.
-    public static let maxSeconds: Double = 366 * 86_400
-    public var seconds: Double
+    public static let maxDelay: Duration = .seconds(366 * 86_400)
+    /// How long from the completion until the job is due again, in 0…`maxDelay`.
+    public var delay: Duration
     public var code: String
     public var message: String
 
-    public init(seconds: Double, code: String, message: String) {
-        self.seconds = TotalConversion.seconds(seconds, in: 0...Self.maxSeconds)
+    public init(for delay: Duration, code: String, message: String) {
+        self.delay = Self.bounded(delay)
         self.code = code.isEmpty ? "snoozed" : code
-        self.message = message.isEmpty ? "run again in \(self.seconds) s" : message
+        self.message = message.isEmpty ? "run again in \(self.delay.seconds) s" : message
     }
 
     public var description: String { "\(code): \(message)" }
+
+    /// `delay` clamped to 0…`maxDelay`.
+    public static func bounded(_ delay: Duration) -> Duration { min(max(delay, .zero), maxDelay) }
 }
 
 /// What one attempt came to, before the failure policy is applied.
@@ -68,9 +73,9 @@ public enum AttemptResult: Sendable, Equatable {
 /// How the completion batch will move a running job out of `running`.
 public enum CompletionOutcome: String, Sendable, Equatable, Codable {
     case completed
-    /// To `retryable`, due after `delaySeconds`.
+    /// To `retryable`, due after `delay`.
     case retry
-    /// To `retryable` after `delaySeconds` without spending the attempt.
+    /// To `retryable` after `delay` without spending the attempt.
     case snooze
     /// To `dead`, copied into `queue.dead_letters`.
     case dead
@@ -82,7 +87,9 @@ public enum CompletionOutcome: String, Sendable, Equatable, Codable {
 public struct AttemptCompletion: Sendable, Equatable {
     public var fence: AttemptFence
     public var outcome: CompletionOutcome
-    public var delaySeconds: Double
+    /// From the completion until the job is due again (retry and snooze). Written to
+    /// the batch as seconds by `CompletionJSON`, the one place it becomes a number.
+    public var delay: Duration
     public var errorCode: String?
     public var errorMessage: String?
     /// Run time of the handler, seconds (recorded with the attempt).
@@ -92,12 +99,12 @@ public struct AttemptCompletion: Sendable, Equatable {
     public var queueWaitSeconds: Double
 
     public init(
-        fence: AttemptFence, outcome: CompletionOutcome, delaySeconds: Double = 0,
+        fence: AttemptFence, outcome: CompletionOutcome, delay: Duration = .zero,
         errorCode: String? = nil, errorMessage: String? = nil, runSeconds: Double = 0, queueWaitSeconds: Double = 0
     ) {
         self.fence = fence
         self.outcome = outcome
-        self.delaySeconds = delaySeconds
+        self.delay = delay
         self.errorCode = errorCode
         self.errorMessage = errorMessage
         self.runSeconds = runSeconds
@@ -128,7 +135,8 @@ public struct FailurePolicy: Sendable, Equatable {
             break
         case .snoozed(let snooze):
             completion.outcome = .snooze
-            completion.delaySeconds = TotalConversion.seconds(snooze.seconds, in: 0...JobSnooze.maxSeconds)
+            // `delay` is a var: bounded again here, where it is written.
+            completion.delay = JobSnooze.bounded(snooze.delay)
         case .interrupted:
             completion.outcome = .release
             completion.errorCode = "interrupted"
@@ -143,7 +151,7 @@ public struct FailurePolicy: Sendable, Equatable {
                 completion.errorCode = failure.code
             } else {
                 completion.outcome = .retry
-                completion.delaySeconds = backoff.delay(forAttempt: job.attempt, using: &generator).seconds
+                completion.delay = backoff.delay(forAttempt: job.attempt, using: &generator)
             }
         }
         return completion

@@ -21,7 +21,7 @@ public enum CompletionJSON {
             append(#","outcome":"#, to: &out)
             appendString(completion.outcome.rawValue, to: &out)
             append(#","delay":"#, to: &out)
-            appendNumber(completion.delaySeconds, to: &out)
+            appendNumber(completion.delay.seconds, to: &out)
             append(#","run":"#, to: &out)
             appendNumber(completion.runSeconds, to: &out)
             append(#","wait":"#, to: &out)
@@ -44,8 +44,8 @@ public enum CompletionJSON {
         out.append(contentsOf: raw.utf8)
     }
 
-    /// JSON has no NaN or infinity; a delay is never either, but a bad value must not
-    /// make the whole batch unwritable.
+    /// JSON has no NaN or infinity; a run or wait time is never either, but a bad
+    /// value must not make the whole batch unwritable.
     private static func appendNumber(_ value: Double, to out: inout [UInt8]) {
         guard value.isFinite else {
             out.append(UInt8(ascii: "0"))

@@ -7,39 +7,42 @@ import Synchronization
 /// itself, so N daemons may send N times the configured rate).
 ///
 /// The decisions are the pure `TokenBucket` and `CircuitBreaker` values; this
-/// type only keeps one of each per destination under a lock and reads the clock.
+/// type only keeps one of each per destination under a lock and reads the clock
+/// it was given.
 final class DeliveryGuard: Sendable {
     enum Admission: Sendable, Equatable {
-        /// Send after `wait` seconds; report the result with `record`, or `abandon`
-        /// if the send does not happen.
-        case go(wait: Double, probe: Bool)
-        /// Not now: snooze the job for `seconds`.
-        case hold(seconds: Double, reason: String)
+        /// Send after `wait`; report the result with `record`, or `abandon` if the
+        /// send does not happen.
+        case go(wait: Duration, probe: Bool)
+        /// Not now: snooze the job for `retryIn`.
+        case hold(retryIn: Duration, reason: String)
     }
 
     private struct Entry {
         var bucket: TokenBucket?
         var breaker: CircuitBreaker
-        var lastUsed: Double
+        var lastUsed: ContinuousClock.Instant
     }
 
     private let rateLimit: TokenBucket.Settings?
     private let breakerSettings: CircuitBreaker.Settings
-    private let now: @Sendable () -> Double
+    private let clock: any MonotonicClock
     private let entries = Mutex<[String: Entry]>([:])
     /// Destinations remembered at most. Destinations are chosen by producers, so
     /// this is a hard bound: see `prune`.
     let capacity: Int
 
-    /// - Parameter now: monotonic seconds.
+    /// A destination idle this long with a closed breaker may be forgotten.
+    static let idleForget: Duration = .seconds(600)
+
     init(
         rateLimit: TokenBucket.Settings?, breaker: CircuitBreaker.Settings, capacity: Int = 10_000,
-        now: @escaping @Sendable () -> Double
+        clock: any MonotonicClock
     ) {
         self.rateLimit = rateLimit
         self.breakerSettings = breaker
         self.capacity = max(1, capacity)
-        self.now = now
+        self.clock = clock
     }
 
     /// Destinations remembered now (never more than `capacity`).
@@ -47,8 +50,8 @@ final class DeliveryGuard: Sendable {
 
     /// The breaker first (a rejected call takes no token), then the bucket; a wait
     /// longer than `maxWait` becomes a snooze so a worker slot is not held idle.
-    func admit(_ destination: String, maxWait: Double) -> Admission {
-        let time = now()
+    func admit(_ destination: String, maxWait: Duration) -> Admission {
+        let time = clock.now
         return entries.withLock { entries in
             if entries.count >= capacity, entries[destination] == nil { prune(&entries, now: time) }
             var entry = entries[destination] ?? Entry(
@@ -62,9 +65,9 @@ final class DeliveryGuard: Sendable {
             switch entry.breaker.admit(now: time) {
             case .allow: probe = false
             case .probe: probe = true
-            case .reject(let retryIn): return .hold(seconds: retryIn, reason: "circuit_open")
+            case .reject(let retryIn): return .hold(retryIn: retryIn, reason: "circuit_open")
             }
-            guard var bucket = entry.bucket else { return .go(wait: 0, probe: probe) }
+            guard var bucket = entry.bucket else { return .go(wait: .zero, probe: probe) }
             let acquisition = bucket.acquire(now: time, maxWait: maxWait)
             entry.bucket = bucket
             switch acquisition {
@@ -72,13 +75,13 @@ final class DeliveryGuard: Sendable {
                 return .go(wait: wait, probe: probe)
             case .denied(let retryIn):
                 if probe { entry.breaker.abandonProbe(now: time) }
-                return .hold(seconds: retryIn, reason: "rate_limited")
+                return .hold(retryIn: retryIn, reason: "rate_limited")
             }
         }
     }
 
     func record(_ destination: String, failure: Bool) -> CircuitBreaker.Transition {
-        let time = now()
+        let time = clock.now
         return entries.withLock { entries in
             guard var entry = entries[destination] else { return .none }
             let transition = entry.breaker.record(failure: failure, now: time)
@@ -91,19 +94,19 @@ final class DeliveryGuard: Sendable {
     /// The admitted send did not happen (already sent, busy, cancelled, database down).
     func abandon(_ destination: String, probe: Bool) {
         guard probe else { return }
-        let time = now()
+        let time = clock.now
         entries.withLock { entries in entries[destination]?.breaker.abandonProbe(now: time) }
     }
 
-    /// Makes room for a new destination. First forgets destinations idle for ten
-    /// minutes whose breaker is closed: nothing is lost, a forgotten bucket comes
+    /// Makes room for a new destination. First forgets destinations idle for
+    /// `idleForget` whose breaker is closed: nothing is lost, a forgotten bucket comes
     /// back full. If that frees nothing (a producer sends to more distinct
     /// destinations than `capacity` within ten minutes), forgets the least recently
     /// used down to nine tenths of `capacity`, closed breakers before open ones: such
     /// a destination is sent to again as if new, which is the price of a bound.
-    private func prune(_ entries: inout [String: Entry], now: Double) {
+    private func prune(_ entries: inout [String: Entry], now: ContinuousClock.Instant) {
         entries = entries.filter { _, entry in
-            if case .closed = entry.breaker.state, now - entry.lastUsed > 600 { return false }
+            if case .closed = entry.breaker.state, entry.lastUsed.duration(to: now) > Self.idleForget { return false }
             return true
         }
         guard entries.count >= capacity else { return }
@@ -132,26 +135,27 @@ final class UnrecordedOutcomes: Sendable {
     struct Entry: Sendable {
         var record: NotificationStore.TryRecord
         var verdict: DeliveryVerdict
-        var storedAt: Double = 0
+        /// When first remembered; kept when a taken entry is remembered again.
+        var storedAt: ContinuousClock.Instant?
     }
 
     private let entries = Mutex<[String: Entry]>([:])
     private let capacity = 10_000
-    private let maxAge = 3_600.0
-    private let now: @Sendable () -> Double
+    private let maxAge: Duration = .seconds(3_600)
+    private let clock: any MonotonicClock
 
-    init(now: @escaping @Sendable () -> Double) {
-        self.now = now
+    init(clock: any MonotonicClock) {
+        self.clock = clock
     }
 
     func remember(_ key: String, _ entry: Entry) {
-        let time = now()
+        let time = clock.now
         var entry = entry
-        if entry.storedAt == 0 { entry.storedAt = time }
+        if entry.storedAt == nil { entry.storedAt = time }
         entries.withLock { entries in
             if entries.count >= capacity {
-                entries = entries.filter { time - $0.value.storedAt < maxAge }
-                if entries.count >= capacity, let oldest = entries.min(by: { $0.value.storedAt < $1.value.storedAt }) {
+                entries = entries.filter { isFresh($0.value, at: time) }
+                if entries.count >= capacity, let oldest = entries.min(by: { ($0.value.storedAt ?? time) < ($1.value.storedAt ?? time) }) {
                     entries[oldest.key] = nil
                 }
             }
@@ -160,11 +164,16 @@ final class UnrecordedOutcomes: Sendable {
     }
 
     func take(_ key: String) -> Entry? {
-        let time = now()
+        let time = clock.now
         return entries.withLock { entries in
-            guard let entry = entries.removeValue(forKey: key), time - entry.storedAt < maxAge else { return nil }
+            guard let entry = entries.removeValue(forKey: key), isFresh(entry, at: time) else { return nil }
             return entry
         }
+    }
+
+    private func isFresh(_ entry: Entry, at time: ContinuousClock.Instant) -> Bool {
+        guard let storedAt = entry.storedAt else { return true }
+        return storedAt.duration(to: time) < maxAge
     }
 
     var count: Int { entries.withLock { $0.count } }

@@ -36,16 +36,16 @@ public struct NotificationSendHandler: JobHandler {
     private let wallClock: @Sendable () -> Double
 
     /// Longest rate-limit wait spent asleep in the handler; longer ones snooze the job.
-    static let maxInlineWait = 0.25
+    static let maxInlineWait: Duration = .milliseconds(250)
 
     /// - Parameters:
     ///   - database: the notifications tier.
     ///   - wallClock: Unix seconds, for `Retry-After` dates, signatures and `Date:`.
-    ///   - monotonicClock: seconds, for rate limits and breakers.
+    ///   - clock: for rate limits, breakers and how long an unrecorded outcome is kept.
     public init(
         database: TierDatabase, settings: NotificationSettings, userAgent: String = "jobd", logger: Logger,
         wallClock: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 },
-        monotonicClock: @escaping @Sendable () -> Double = NotificationSendHandler.monotonicSeconds
+        clock: any MonotonicClock = ContinuousClock()
     ) {
         store = NotificationStore(database: database)
         finishes = FinishBatcher(store: store)
@@ -55,8 +55,8 @@ public struct NotificationSendHandler: JobHandler {
         self.settings = settings
         defaultSigner = settings.webhookSecret.map { WebhookSigner(secret: $0.value) }
         hostSigners = settings.webhookHostSecrets.mapValues { WebhookSigner(secret: $0.value) }
-        deliveryGuard = DeliveryGuard(rateLimit: settings.rateLimit, breaker: settings.breaker, now: monotonicClock)
-        unrecorded = UnrecordedOutcomes(now: monotonicClock)
+        deliveryGuard = DeliveryGuard(rateLimit: settings.rateLimit, breaker: settings.breaker, clock: clock)
+        unrecorded = UnrecordedOutcomes(clock: clock)
         self.wallClock = wallClock
         if settings.webhookSecret == nil && settings.webhookHostSecrets.isEmpty {
             logger.warning("webhook secret not set; webhook notifications will be refused", metadata: [
@@ -68,12 +68,6 @@ public struct NotificationSendHandler: JobHandler {
             ])
         }
     }
-
-    @Sendable public static func monotonicSeconds() -> Double {
-        (ContinuousClock.now - processStart).seconds
-    }
-
-    private static let processStart = ContinuousClock.now
 
     public func handle(_ job: ClaimedJob, context: JobContext) async throws {
         let request = try NotificationRequest(payload: try JSONPayload.object(job.payload, kind: kind))
@@ -105,20 +99,20 @@ public struct NotificationSendHandler: JobHandler {
         // 2. Circuit breaker and rate limit of the destination.
         let probe: Bool
         switch deliveryGuard.admit(route.destinationKey, maxWait: Self.maxInlineWait) {
-        case .hold(let seconds, let reason):
+        case .hold(let retryIn, let reason):
             let message = reason == "circuit_open"
                 ? "the circuit of \(route.destinationKey) is open after repeated failures"
                 : "the send rate to \(route.destinationKey) is at its limit"
             logger.debug("notification held back", metadata: [
-                LogKey.errorCode: "\(reason)", LogKey.error: "\(message)", LogKey.retryIn: "\(seconds)",
+                LogKey.errorCode: "\(reason)", LogKey.error: "\(message)", LogKey.retryIn: "\(retryIn.seconds)",
             ])
             // A little spread, so held jobs do not all return at the same instant.
-            throw JobSnooze(seconds: seconds * Double.random(in: 1.0...1.2) + 0.01, code: reason, message: message)
+            throw JobSnooze(for: retryIn * Double.random(in: 1.0...1.2) + .milliseconds(10), code: reason, message: message)
         case .go(let wait, let isProbe):
             probe = isProbe
-            if wait > 0 {
+            if wait > .zero {
                 do {
-                    try await Task.sleep(for: .milliseconds(TotalConversion.milliseconds(wait)))
+                    try await Task.sleep(for: wait)
                 } catch {
                     deliveryGuard.abandon(route.destinationKey, probe: probe)
                     throw error
@@ -160,7 +154,7 @@ public struct NotificationSendHandler: JobHandler {
             deliveryGuard.abandon(route.destinationKey, probe: probe)
             let seconds = max(0.05, retryIn + 0.05)
             throw JobSnooze(
-                seconds: seconds, code: "notification_in_flight",
+                for: TotalConversion.duration(seconds: seconds), code: "notification_in_flight",
                 message: "another run is sending the notification with idempotency_key \(request.idempotencyKey); looking again once its claim ends")
         case .notClaimed(.conflict):
             deliveryGuard.abandon(route.destinationKey, probe: probe)
@@ -259,7 +253,7 @@ public struct NotificationSendHandler: JobHandler {
                 "\(what) failed: \(record.lastError ?? "")", code: record.errorCode ?? "notification_failed")
         case .snooze(let seconds):
             throw JobSnooze(
-                seconds: seconds, code: record.errorCode ?? "retry_after",
+                for: TotalConversion.duration(seconds: seconds), code: record.errorCode ?? "retry_after",
                 message: "\(what) asked to come back later: \(record.lastError ?? "Retry-After")")
         }
     }

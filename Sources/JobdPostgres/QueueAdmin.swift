@@ -21,8 +21,8 @@ public struct QueueAdmin: Sendable {
         public var priority: JobPriority = .normal
         /// Absolute time (anything `timestamptz` accepts) or nil.
         public var runAt: String?
-        /// Seconds from now, used when `runAt` is nil.
-        public var delaySeconds: Double = 0
+        /// From now, used when `runAt` is nil.
+        public var delay: Duration = .zero
         public var maxAttempts: Int?
         public var uniqueKey: String?
 

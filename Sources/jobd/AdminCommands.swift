@@ -64,7 +64,7 @@ struct EnqueueCommand: AsyncParsableCommand {
         request.payload = payload
         request.priority = try JobPriority(parsing: priority)
         request.runAt = at
-        request.delaySeconds = delay.flatMap(DurationText.seconds) ?? 0
+        request.delay = delay.flatMap(DurationText.seconds).map { TotalConversion.duration(seconds: $0) } ?? .zero
         request.maxAttempts = maxAttempts
         request.uniqueKey = uniqueKey
         let id = try await global.withPostgres("enqueue") { connection, _ in

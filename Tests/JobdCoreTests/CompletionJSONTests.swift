@@ -15,7 +15,7 @@ struct CompletionJSONTests {
         let batch = [
             AttemptCompletion(fence: AttemptFence(id: 9_007_199_254_740_993, attempt: 3, token: Int64.max), outcome: .completed, runSeconds: 0.000012),
             AttemptCompletion(
-                fence: AttemptFence(id: 2, attempt: 1, token: 1), outcome: .retry, delaySeconds: 1.5,
+                fence: AttemptFence(id: 2, attempt: 1, token: 1), outcome: .retry, delay: .milliseconds(1_500),
                 errorCode: "noop_fail", errorMessage: "failed", runSeconds: 2, queueWaitSeconds: 0.25),
             AttemptCompletion(fence: AttemptFence(id: 3, attempt: 20, token: 5_000_000_000), outcome: .dead, errorCode: "payload_invalid", errorMessage: nil),
         ]
@@ -52,10 +52,19 @@ struct CompletionJSONTests {
     @Test("non-finite numbers are written as 0, never as invalid JSON")
     func nonFinite() throws {
         let batch = [AttemptCompletion(
-            fence: AttemptFence(id: 1, attempt: 1, token: 1), outcome: .snooze, delaySeconds: .infinity, runSeconds: .nan)]
+            fence: AttemptFence(id: 1, attempt: 1, token: 1), outcome: .snooze, runSeconds: .nan, queueWaitSeconds: .infinity)]
         let rows = try decode(CompletionJSON.encode(batch))
-        #expect((rows[0]["delay"] as? NSNumber)?.doubleValue == 0)
         #expect((rows[0]["run"] as? NSNumber)?.doubleValue == 0)
+        #expect((rows[0]["wait"] as? NSNumber)?.doubleValue == 0)
+    }
+
+    @Test("the delay goes out as seconds in Swift's shortest form, as the batch statement's float8 reads it", arguments: [
+        (Duration.zero, #""delay":0.0,"#), (.milliseconds(200), #""delay":0.2,"#), (.milliseconds(1_500), #""delay":1.5,"#),
+        (.nanoseconds(1), #""delay":1e-09,"#), (JobSnooze.maxDelay, #""delay":31622400.0,"#),
+    ])
+    func delaySeconds(delay: Duration, text: String) {
+        let batch = [AttemptCompletion(fence: AttemptFence(id: 1, attempt: 1, token: 1), outcome: .retry, delay: delay)]
+        #expect(CompletionJSON.encode(batch).contains(text))
     }
 
     @Test("an empty batch is an empty array")

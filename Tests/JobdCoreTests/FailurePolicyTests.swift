@@ -18,7 +18,7 @@ struct FailurePolicyTests {
         #expect(completion.outcome == .completed)
         #expect(completion.fence == AttemptFence(id: 9, attempt: 3, token: 0))
         #expect(completion.runSeconds == 1.25)
-        #expect(completion.delaySeconds == 0)
+        #expect(completion.delay == .zero)
         #expect(completion.errorCode == nil)
         #expect(completion.errorMessage == nil)
     }
@@ -35,8 +35,8 @@ struct FailurePolicyTests {
             #expect(completion.fence == AttemptFence(id: 42, attempt: attempt, token: 0))
             #expect(completion.runSeconds == 0.5)
             let ceiling = backoff.ceiling(forAttempt: attempt)
-            #expect(completion.delaySeconds >= ceiling.seconds * 0.5)
-            #expect(completion.delaySeconds <= ceiling.seconds)
+            #expect(completion.delay >= ceiling * 0.5)
+            #expect(completion.delay <= ceiling)
         }
     }
 
@@ -47,7 +47,7 @@ struct FailurePolicyTests {
         let completion = policy.completion(
             for: job(attempt: 4), result: .failed(.transient("x")), runSeconds: 0, using: &forPolicy
         )
-        #expect(completion.delaySeconds == backoff.delay(forAttempt: 4, using: &forBackoff).seconds)
+        #expect(completion.delay == backoff.delay(forAttempt: 4, using: &forBackoff))
     }
 
     @Test("the retry delay grows with the attempt (jitter 0)")
@@ -55,9 +55,9 @@ struct FailurePolicyTests {
         let fixed = FailurePolicy(backoff: RetryBackoff(base: .seconds(1), maximum: .seconds(10), jitter: 0))
         var generator = SplitMix64(seed: 0)
         let delays = (1...6).map {
-            fixed.completion(for: job(attempt: $0, maxAttempts: 10), result: .failed(.transient("x")), runSeconds: 0, using: &generator).delaySeconds
+            fixed.completion(for: job(attempt: $0, maxAttempts: 10), result: .failed(.transient("x")), runSeconds: 0, using: &generator).delay
         }
-        #expect(delays == [1, 2, 4, 8, 10, 10])
+        #expect(delays == [1, 2, 4, 8, 10, 10].map { Duration.seconds($0) })
     }
 
     @Test("transient failure on the last attempt is dead and keeps the error code", arguments: [1, 2, 5, 20])
@@ -70,7 +70,7 @@ struct FailurePolicyTests {
         #expect(completion.outcome == .dead)
         #expect(completion.errorCode == "timeout")
         #expect(completion.errorMessage == "timed out")
-        #expect(completion.delaySeconds == 0)
+        #expect(completion.delay == .zero)
         #expect(completion.runSeconds == 3)
     }
 
@@ -87,7 +87,7 @@ struct FailurePolicyTests {
         var generator = SplitMix64(seed: 5)
         let completion = policy.completion(for: job(attempt: 4, maxAttempts: 5), result: .failed(.transient("x")), runSeconds: 0, using: &generator)
         #expect(completion.outcome == .retry)
-        #expect(completion.delaySeconds > 0)
+        #expect(completion.delay > .zero)
     }
 
     @Test("permanent failure is dead at once, even on attempt 1")
@@ -98,16 +98,17 @@ struct FailurePolicyTests {
         #expect(completion.outcome == .dead)
         #expect(completion.errorCode == "payload_invalid")
         #expect(completion.errorMessage == "payload has no \"to\" field")
-        #expect(completion.delaySeconds == 0)
+        #expect(completion.delay == .zero)
         #expect(completion.fence == AttemptFence(id: 42, attempt: 1, token: 0))
     }
 
-    @Test("snooze keeps the given seconds and records no error", arguments: [0.0, 1.5, 30, 86_400])
-    func snooze(seconds: Double) {
+    @Test("snooze keeps the given delay and records no error",
+          arguments: [Duration.zero, .milliseconds(1_500), .seconds(30), .seconds(86_400), JobSnooze.maxDelay])
+    func snooze(delay: Duration) {
         var generator = SplitMix64(seed: 2)
-        let completion = policy.completion(for: job(attempt: 5, maxAttempts: 5), result: .snoozed(JobSnooze(seconds: seconds, code: "test", message: "test snooze")), runSeconds: 0.2, using: &generator)
+        let completion = policy.completion(for: job(attempt: 5, maxAttempts: 5), result: .snoozed(JobSnooze(for: delay, code: "test", message: "test snooze")), runSeconds: 0.2, using: &generator)
         #expect(completion.outcome == .snooze)
-        #expect(completion.delaySeconds == seconds)
+        #expect(completion.delay == delay)
         #expect(completion.errorCode == nil)
         #expect(completion.errorMessage == nil)
         #expect(completion.runSeconds == 0.2)
@@ -118,7 +119,7 @@ struct FailurePolicyTests {
         var generator = SplitMix64(seed: 2)
         let completion = policy.completion(for: job(attempt: 5, maxAttempts: 5), result: .interrupted, runSeconds: 29, using: &generator)
         #expect(completion.outcome == .release)
-        #expect(completion.delaySeconds == 0)
+        #expect(completion.delay == .zero)
         #expect(completion.errorCode == "interrupted")
         #expect(completion.runSeconds == 29)
         #expect(completion.fence == AttemptFence(id: 42, attempt: 5, token: 0))
@@ -201,9 +202,22 @@ struct FailurePolicyTests {
         #expect(JobFailure(.transient, code: "rate", message: "slow down").description == "rate: slow down")
     }
 
-    @Test("JobSnooze never holds a negative delay", arguments: [(-5.0, 0.0), (0, 0), (2.5, 2.5)])
-    func snoozeClamp(input: Double, expected: Double) {
-        #expect(JobSnooze(seconds: input, code: "c", message: "m").seconds == expected)
+    @Test("JobSnooze holds a delay in 0…maxDelay", arguments: [
+        (Duration.seconds(-5), Duration.zero), (.zero, .zero), (.milliseconds(2_500), .milliseconds(2_500)),
+        (JobSnooze.maxDelay, JobSnooze.maxDelay), (JobSnooze.maxDelay + .nanoseconds(1), JobSnooze.maxDelay),
+    ])
+    func snoozeClamp(input: Duration, expected: Duration) {
+        #expect(JobSnooze(for: input, code: "c", message: "m").delay == expected)
+    }
+
+    @Test("a snooze's delay set out of range after it was made is bounded where the completion is written")
+    func snoozeBoundedAgain() {
+        var snooze = JobSnooze(for: .seconds(1), code: "c", message: "m")
+        snooze.delay = .seconds(-1)
+        var generator = SplitMix64(seed: 3)
+        #expect(policy.completion(for: job(attempt: 1), result: .snoozed(snooze), runSeconds: 0, using: &generator).delay == .zero)
+        snooze.delay = JobSnooze.maxDelay * 2
+        #expect(policy.completion(for: job(attempt: 1), result: .snoozed(snooze), runSeconds: 0, using: &generator).delay == JobSnooze.maxDelay)
     }
 
     @Test("the fence is (id, attempt, lease token)")

@@ -370,8 +370,9 @@ struct TotalConversionTests {
         #expect(TotalConversion.seconds(-.infinity, in: 0...10, fallback: 3) == 0)
         #expect(TotalConversion.seconds(1e300, in: 0...10) == 10)
         #expect(TotalConversion.seconds(nil, in: 1...10) == 1)
-        #expect(JobSnooze(seconds: 1e300, code: "test", message: "test").seconds == JobSnooze.maxSeconds)
-        #expect(JobSnooze(seconds: .nan, code: "test", message: "test").seconds == 0)
-        #expect(JobSnooze(seconds: .infinity, code: "test", message: "test").seconds == JobSnooze.maxSeconds)
+        // A peer's or a payload's seconds reach a snooze through `duration(seconds:)`.
+        #expect(JobSnooze(for: TotalConversion.duration(seconds: 1e300), code: "test", message: "test").delay == JobSnooze.maxDelay)
+        #expect(JobSnooze(for: TotalConversion.duration(seconds: .nan), code: "test", message: "test").delay == .zero)
+        #expect(JobSnooze(for: TotalConversion.duration(seconds: .infinity), code: "test", message: "test").delay == JobSnooze.maxDelay)
     }
 }

@@ -269,41 +269,78 @@ struct RetryAfterTests {
 
 @Suite("token bucket")
 struct TokenBucketTests {
+    let clock = ManualMonotonicClock()
+
     @Test("a full bucket grants its burst at once, then paces at the rate")
     func burstThenPace() {
-        var bucket = TokenBucket(settings: .init(rate: 10, burst: 3), now: 0)
-        for _ in 0..<3 { #expect(bucket.acquire(now: 0, maxWait: 0) == .granted(wait: 0)) }
-        #expect(bucket.acquire(now: 0, maxWait: 0) == .denied(retryIn: 0.1))
-        #expect(bucket.acquire(now: 0.1, maxWait: 0) == .granted(wait: 0))
+        var bucket = TokenBucket(settings: .init(rate: 10, burst: 3), now: clock.now)
+        for _ in 0..<3 { #expect(bucket.acquire(now: clock.now, maxWait: .zero) == .granted(wait: .zero)) }
+        #expect(bucket.acquire(now: clock.now, maxWait: .zero) == .denied(retryIn: .milliseconds(100)))
+        clock.advance(by: .milliseconds(100))
+        #expect(bucket.acquire(now: clock.now, maxWait: .zero) == .granted(wait: .zero))
         // A long idle spell refills to the burst, never beyond.
-        for _ in 0..<3 { #expect(bucket.acquire(now: 100, maxWait: 0) == .granted(wait: 0)) }
-        #expect(bucket.acquire(now: 100, maxWait: 0) == .denied(retryIn: 0.1))
+        clock.advance(by: .seconds(100))
+        for _ in 0..<3 { #expect(bucket.acquire(now: clock.now, maxWait: .zero) == .granted(wait: .zero)) }
+        #expect(bucket.acquire(now: clock.now, maxWait: .zero) == .denied(retryIn: .milliseconds(100)))
+    }
+
+    @Test("an empty bucket refuses a nanosecond before its next token and grants at that token")
+    func refillCutoff() {
+        var bucket = TokenBucket(settings: .init(rate: 4, burst: 1), now: clock.now)
+        #expect(bucket.acquire(now: clock.now, maxWait: .zero) == .granted(wait: .zero))
+        clock.advance(by: .milliseconds(250) - .nanoseconds(1))
+        #expect(bucket.shortfall(at: clock.now) > .zero)
+        guard case .denied(let retryIn) = bucket.acquire(now: clock.now, maxWait: .zero) else {
+            Issue.record("granted a token a nanosecond early")
+            return
+        }
+        #expect(retryIn > .zero && retryIn <= .nanoseconds(2))
+        clock.advance(by: .nanoseconds(1))
+        #expect(bucket.shortfall(at: clock.now) == .zero)
+        #expect(bucket.acquire(now: clock.now, maxWait: .zero) == .granted(wait: .zero))
+    }
+
+    @Test("a wait up to maxWait is granted, one a nanosecond longer is denied")
+    func maxWaitCutoff() {
+        var bucket = TokenBucket(settings: .init(rate: 4, burst: 1), now: clock.now)
+        _ = bucket.acquire(now: clock.now, maxWait: .zero)
+        #expect(bucket.acquire(now: clock.now, maxWait: .milliseconds(250) - .nanoseconds(1)) == .denied(retryIn: .milliseconds(250)))
+        #expect(bucket.acquire(now: clock.now, maxWait: .milliseconds(250)) == .granted(wait: .milliseconds(250)))
     }
 
     @Test("short waits are reserved, so concurrent callers line up 1/rate apart")
     func reservations() throws {
-        var bucket = TokenBucket(settings: .init(rate: 4, burst: 1), now: 0)
-        #expect(bucket.acquire(now: 0, maxWait: 1) == .granted(wait: 0))
-        #expect(bucket.acquire(now: 0, maxWait: 1) == .granted(wait: 0.25))
-        #expect(bucket.acquire(now: 0, maxWait: 1) == .granted(wait: 0.5))
+        var bucket = TokenBucket(settings: .init(rate: 4, burst: 1), now: clock.now)
+        #expect(bucket.acquire(now: clock.now, maxWait: .seconds(1)) == .granted(wait: .zero))
+        #expect(bucket.acquire(now: clock.now, maxWait: .seconds(1)) == .granted(wait: .milliseconds(250)))
+        #expect(bucket.acquire(now: clock.now, maxWait: .seconds(1)) == .granted(wait: .milliseconds(500)))
         // Past the caller's patience: nothing taken, told when to come back.
-        #expect(bucket.acquire(now: 0, maxWait: 0.6) == .denied(retryIn: 0.75))
-        #expect(bucket.acquire(now: 0, maxWait: 1) == .granted(wait: 0.75))
+        #expect(bucket.acquire(now: clock.now, maxWait: .milliseconds(600)) == .denied(retryIn: .milliseconds(750)))
+        #expect(bucket.acquire(now: clock.now, maxWait: .seconds(1)) == .granted(wait: .milliseconds(750)))
+    }
+
+    @Test("an instant before the last update neither refills nor drains")
+    func earlierInstant() {
+        let start = clock.now
+        clock.advance(by: .seconds(1))
+        var bucket = TokenBucket(settings: .init(rate: 10, burst: 1), now: clock.now)
+        #expect(bucket.acquire(now: start, maxWait: .zero) == .granted(wait: .zero))
+        #expect(bucket.acquire(now: start, maxWait: .zero) == .denied(retryIn: .milliseconds(100)))
+        #expect(bucket.updatedAt == clock.now)
     }
 
     @Test("over any window the grants never beat rate × window + burst")
     func neverFaster() {
         var generator = SplitMix64(seed: 7)
-        var bucket = TokenBucket(settings: .init(rate: 20, burst: 5), now: 0)
-        var now = 0.0
-        var grants: [Double] = []
+        var bucket = TokenBucket(settings: .init(rate: 20, burst: 5), now: clock.now)
+        var grants: [ContinuousClock.Instant] = []
         for _ in 0..<5_000 {
-            now += Double(generator.next() % 20) / 1000
-            if case .granted(let wait) = bucket.acquire(now: now, maxWait: 0.05) { grants.append(now + wait) }
+            clock.advance(by: .milliseconds(Int(generator.next() % 20)))
+            if case .granted(let wait) = bucket.acquire(now: clock.now, maxWait: .milliseconds(50)) { grants.append(clock.now + wait) }
         }
         grants.sort()
         for (index, start) in grants.enumerated() {
-            let inWindow = grants[index...].prefix { $0 < start + 1 }.count
+            let inWindow = grants[index...].prefix { $0 < start + .seconds(1) }.count
             #expect(inWindow <= 25)
         }
         #expect(grants.count > 800)
@@ -313,61 +350,82 @@ struct TokenBucketTests {
 @Suite("circuit breaker")
 struct CircuitBreakerTests {
     typealias Breaker = CircuitBreaker
+    let clock = ManualMonotonicClock()
 
     @Test("opens after the threshold of consecutive failures; a success resets the count")
     func opens() {
+        let start = clock.now
         var breaker = Breaker(settings: .init(failureThreshold: 3, cooldown: .seconds(10)))
-        #expect(breaker.record(failure: true, now: 0) == .none)
-        #expect(breaker.record(failure: true, now: 0) == .none)
-        #expect(breaker.record(failure: false, now: 0) == .none)
-        #expect(breaker.record(failure: true, now: 1) == .none)
-        #expect(breaker.record(failure: true, now: 1) == .none)
-        #expect(breaker.admit(now: 1) == .allow)
-        #expect(breaker.record(failure: true, now: 1) == .opened(for: .seconds(10)))
-        #expect(breaker.admit(now: 5) == .reject(retryIn: 6))
-        #expect(breaker.state == .open(until: 11))
+        #expect(breaker.record(failure: true, now: clock.now) == .none)
+        #expect(breaker.record(failure: true, now: clock.now) == .none)
+        #expect(breaker.record(failure: false, now: clock.now) == .none)
+        clock.advance(by: .seconds(1))
+        #expect(breaker.record(failure: true, now: clock.now) == .none)
+        #expect(breaker.record(failure: true, now: clock.now) == .none)
+        #expect(breaker.admit(now: clock.now) == .allow)
+        #expect(breaker.record(failure: true, now: clock.now) == .opened(for: .seconds(10)))
+        clock.advance(by: .seconds(4))
+        #expect(breaker.admit(now: clock.now) == .reject(retryIn: .seconds(6)))
+        #expect(breaker.state == .open(until: start + .seconds(11)))
     }
 
-    @Test("after the cooldown exactly one probe goes through; its success closes")
-    func probeCloses() {
+    @Test("the cooldown rejects a nanosecond before its end and lets exactly one probe through at its end")
+    func cooldownCutoff() {
         var breaker = Breaker(settings: .init(failureThreshold: 1, cooldown: .seconds(10)))
-        #expect(breaker.record(failure: true, now: 0) == .opened(for: .seconds(10)))
-        #expect(breaker.admit(now: 10) == .probe)
-        #expect(breaker.admit(now: 10.5) == .reject(retryIn: Breaker.probeWaitSeconds))
-        #expect(breaker.record(failure: false, now: 11) == .closed)
-        #expect(breaker.admit(now: 11) == .allow)
+        #expect(breaker.record(failure: true, now: clock.now) == .opened(for: .seconds(10)))
+        clock.advance(by: .seconds(10) - .nanoseconds(1))
+        #expect(breaker.admit(now: clock.now) == .reject(retryIn: .nanoseconds(1)))
+        clock.advance(by: .nanoseconds(1))
+        #expect(breaker.admit(now: clock.now) == .probe)
+        clock.advance(by: .milliseconds(500))
+        #expect(breaker.admit(now: clock.now) == .reject(retryIn: Breaker.probeWait))
+        #expect(breaker.record(failure: false, now: clock.now) == .closed)
+        #expect(breaker.admit(now: clock.now) == .allow)
     }
 
     @Test("a failed probe opens the circuit for another cooldown")
     func probeFails() {
         var breaker = Breaker(settings: .init(failureThreshold: 2, cooldown: .seconds(5)))
-        _ = breaker.record(failure: true, now: 0)
-        #expect(breaker.record(failure: true, now: 0) == .opened(for: .seconds(5)))
-        #expect(breaker.admit(now: 5) == .probe)
-        #expect(breaker.record(failure: true, now: 6) == .opened(for: .seconds(5)))
-        #expect(breaker.admit(now: 10) == .reject(retryIn: 1))
-        #expect(breaker.admit(now: 11) == .probe)
+        _ = breaker.record(failure: true, now: clock.now)
+        #expect(breaker.record(failure: true, now: clock.now) == .opened(for: .seconds(5)))
+        clock.advance(by: .seconds(5))
+        #expect(breaker.admit(now: clock.now) == .probe)
+        clock.advance(by: .seconds(1))
+        #expect(breaker.record(failure: true, now: clock.now) == .opened(for: .seconds(5)))
+        clock.advance(by: .seconds(4))
+        #expect(breaker.admit(now: clock.now) == .reject(retryIn: .seconds(1)))
+        clock.advance(by: .seconds(1))
+        #expect(breaker.admit(now: clock.now) == .probe)
     }
 
-    @Test("a probe that never reports is replaced after the cooldown; an abandoned one at once")
-    func lostProbe() {
-        var breaker = Breaker(settings: .init(failureThreshold: 1, cooldown: .seconds(3)))
-        _ = breaker.record(failure: true, now: 0)
-        #expect(breaker.admit(now: 3) == .probe)
-        #expect(breaker.admit(now: 5.9) == .reject(retryIn: 1))
-        #expect(breaker.admit(now: 6) == .probe)
-        breaker.abandonProbe(now: 6.1)
-        #expect(breaker.admit(now: 6.1) == .probe)
+    /// A probe is replaced after the cooldown, but never sooner than `probeWait`.
+    @Test("a probe that never reports is replaced after max(cooldown, probeWait), not a nanosecond sooner; an abandoned one at once",
+          arguments: [(Duration.seconds(3), Duration.seconds(3)), (.milliseconds(100), CircuitBreaker.probeWait)])
+    func lostProbe(cooldown: Duration, replacedAfter: Duration) {
+        var breaker = Breaker(settings: .init(failureThreshold: 1, cooldown: cooldown))
+        _ = breaker.record(failure: true, now: clock.now)
+        clock.advance(by: cooldown)
+        #expect(breaker.admit(now: clock.now) == .probe)
+        clock.advance(by: replacedAfter - .nanoseconds(1))
+        #expect(breaker.admit(now: clock.now) == .reject(retryIn: Breaker.probeWait))
+        clock.advance(by: .nanoseconds(1))
+        #expect(breaker.admit(now: clock.now) == .probe)
+        clock.advance(by: .milliseconds(100))
+        breaker.abandonProbe(now: clock.now)
+        #expect(breaker.admit(now: clock.now) == .probe)
     }
 
     @Test("late results while open: a failure changes nothing, a success closes")
     func lateResults() {
+        let start = clock.now
         var breaker = Breaker(settings: .init(failureThreshold: 1, cooldown: .seconds(30)))
-        _ = breaker.record(failure: true, now: 0)
-        #expect(breaker.record(failure: true, now: 1) == .none)
-        #expect(breaker.state == .open(until: 30))
-        #expect(breaker.record(failure: false, now: 2) == .closed)
-        #expect(breaker.admit(now: 2) == .allow)
+        _ = breaker.record(failure: true, now: clock.now)
+        clock.advance(by: .seconds(1))
+        #expect(breaker.record(failure: true, now: clock.now) == .none)
+        #expect(breaker.state == .open(until: start + .seconds(30)))
+        clock.advance(by: .seconds(1))
+        #expect(breaker.record(failure: false, now: clock.now) == .closed)
+        #expect(breaker.admit(now: clock.now) == .allow)
     }
 }
 

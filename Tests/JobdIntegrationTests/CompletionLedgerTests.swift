@@ -115,7 +115,7 @@ struct CompletionLedgerTests {
             #expect(try await world.scalar("SELECT queue.enqueue('noop', '{}', 'normal', now(), 20, 'order-42')") == String(id))
             // A failed attempt first, then a successful one.
             #expect(try await store.complete([AttemptCompletion(
-                fence: fence, outcome: .retry, delaySeconds: 0, errorCode: "boom", errorMessage: "it broke")]) == [fence])
+                fence: fence, outcome: .retry, delay: .zero, errorCode: "boom", errorMessage: "it broke")]) == [fence])
             let again = try #require(try await store.claim(ids: [id], daemon: "a", lease: 30, maxPayloadBytes: 1000).first)
             #expect(try await store.complete([AttemptCompletion(fence: again.job.fence, outcome: .completed)])
                     == [again.job.fence])

@@ -156,6 +156,23 @@ struct QueueFlowTests {
         }
     }
 
+    @Test("QueueAdmin.enqueue puts a delayed job's run_at its delay after now(), to the microsecond; no delay is due at once")
+    func enqueueDelay() async throws {
+        try await withWorld { world in
+            let admin = QueueAdmin(connection: world.sql)
+            var request = QueueAdmin.EnqueueRequest(kind: "noop")
+            request.delay = .milliseconds(90_500) + .microseconds(250)
+            let delayed = try await admin.enqueue(request)
+            request.delay = .zero
+            let due = try await admin.enqueue(request)
+            // created_at is the same transaction's now() that the delay is added to.
+            let offsets = try await world.sql.query(
+                "SELECT id, extract(epoch FROM run_at - created_at)::text FROM queue.jobs WHERE id = ANY($1::bigint[]) ORDER BY id",
+                ["{\(delayed),\(due)}"]).rows
+            #expect(offsets == [["\(delayed)", "90.500250"], ["\(due)", "0.000000"]])
+        }
+    }
+
     @Test("unique keys: a second plain INSERT is rejected, queue.enqueue returns the holder, a finished job frees the key")
     func uniqueKeys() async throws {
         try await withWorld { world in

@@ -706,7 +706,7 @@ struct QueueHealthTests {
             let store = QueueStore(connection: world.sql)
             let applied = try await store.complete(running.compactMap { JobID($0) }.enumerated().map { index, id in
                 AttemptCompletion(
-                    fence: AttemptFence(id: id, attempt: 1, token: 7), outcome: outcomes[index % 4], delaySeconds: 60,
+                    fence: AttemptFence(id: id, attempt: 1, token: 7), outcome: outcomes[index % 4], delay: .seconds(60),
                     errorCode: "boom", errorMessage: "failed")
             })
             #expect(applied.count == 20)
@@ -721,7 +721,7 @@ struct QueueHealthTests {
                 "SELECT count(*) FROM queue.attempts WHERE job_id = ANY($1::bigint[]) AND event = 'end'", [ids]) == 20)
             // Fenced: the same batch again applies nothing (no job is running any more).
             let again = try await store.complete(running.compactMap { JobID($0) }.map {
-                AttemptCompletion(fence: AttemptFence(id: $0, attempt: 1, token: 7), outcome: .retry, delaySeconds: 1)
+                AttemptCompletion(fence: AttemptFence(id: $0, attempt: 1, token: 7), outcome: .retry, delay: .seconds(1))
             })
             #expect(again.isEmpty)
         }

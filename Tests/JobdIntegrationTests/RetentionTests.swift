@@ -7,7 +7,6 @@ import JobdPostgres
 @testable import JobdQueue
 import JobdTestSupport
 import Logging
-import Synchronization
 import Testing
 
 /// Retention of every tier, through the real handlers against a real database:
@@ -307,36 +306,29 @@ struct RetentionTests {
 
     @Test("the per-destination table stays within its capacity under a flood of new destinations; open breakers are kept longest")
     func deliveryGuardBounded() {
-        let clock = ManualSeconds()
+        let clock = ManualMonotonicClock()
         let guardTable = DeliveryGuard(
             rateLimit: TokenBucket.Settings(rate: 10, burst: 10),
-            breaker: CircuitBreaker.Settings(failureThreshold: 1, cooldown: .seconds(3_600)), capacity: 100, now: { clock.now })
+            breaker: CircuitBreaker.Settings(failureThreshold: 1, cooldown: .seconds(3_600)), capacity: 100, clock: clock)
         for index in 0..<3 {
             let destination = "https://down-\(index).example:443"
-            _ = guardTable.admit(destination, maxWait: 0)
+            _ = guardTable.admit(destination, maxWait: .zero)
             _ = guardTable.record(destination, failure: true)
         }
         var largest = 0
         for index in 0..<10_000 {
-            clock.advance(0.001)
-            _ = guardTable.admit("https://flood-\(index).example:443", maxWait: 0)
+            clock.advance(by: .milliseconds(1))
+            _ = guardTable.admit("https://flood-\(index).example:443", maxWait: .zero)
             largest = max(largest, guardTable.count)
         }
         #expect(largest <= 100)
         #expect(guardTable.count >= 90, "eviction keeps nine tenths")
         for index in 0..<3 {
-            guard case .hold(_, let reason) = guardTable.admit("https://down-\(index).example:443", maxWait: 0) else {
+            guard case .hold(_, let reason) = guardTable.admit("https://down-\(index).example:443", maxWait: .zero) else {
                 Issue.record("the open breaker of down-\(index) was forgotten")
                 continue
             }
             #expect(reason == "circuit_open")
         }
     }
-}
-
-/// Monotonic seconds a test moves by hand.
-final class ManualSeconds: Sendable {
-    private let value = Mutex<Double>(1_000)
-    var now: Double { value.withLock { $0 } }
-    func advance(_ seconds: Double) { value.withLock { $0 += seconds } }
 }

@@ -2,8 +2,8 @@
 ///
 /// A caller may reserve a token that is not there yet (the balance goes negative)
 /// when the wait is short, so concurrent callers queue up at `1/rate` intervals
-/// instead of all waking at the same instant. Times are seconds on any monotonic
-/// clock the caller passes in.
+/// instead of all waking at the same instant. Instants come from the owner's
+/// `MonotonicClock`; waits are `Duration`s, rounded to the nanosecond.
 public struct TokenBucket: Sendable, Equatable {
     public struct Settings: Sendable, Equatable {
         /// Tokens per second; > 0.
@@ -18,37 +18,52 @@ public struct TokenBucket: Sendable, Equatable {
     }
 
     public enum Acquisition: Sendable, Equatable {
-        /// Go ahead after waiting `wait` seconds (0 = at once); the token is taken.
-        case granted(wait: Double)
-        /// Nothing taken: the next token is `retryIn` seconds away, more than the
-        /// caller was willing to wait.
-        case denied(retryIn: Double)
+        /// Go ahead after waiting `wait` (zero = at once); the token is taken.
+        case granted(wait: Duration)
+        /// Nothing taken: the next token is `retryIn` away, more than the caller
+        /// was willing to wait.
+        case denied(retryIn: Duration)
     }
 
     public let settings: Settings
+    /// The balance at `updatedAt`; below zero while reservations are outstanding.
     public private(set) var tokens: Double
-    public private(set) var updatedAt: Double
+    public private(set) var updatedAt: ContinuousClock.Instant
 
     /// Starts full.
-    public init(settings: Settings, now: Double) {
+    public init(settings: Settings, now: ContinuousClock.Instant) {
         self.settings = settings
         tokens = settings.burst
         updatedAt = now
     }
 
-    public mutating func acquire(now: Double, maxWait: Double) -> Acquisition {
-        if now > updatedAt {
-            tokens = min(settings.burst, tokens + (now - updatedAt) * settings.rate)
-            updatedAt = now
-        }
+    /// The balance at `now`: refilled at `rate` since `updatedAt`, at most `burst`.
+    /// Reads only; an instant before `updatedAt` sees the balance at `updatedAt`.
+    public func balance(at now: ContinuousClock.Instant) -> Double {
+        guard now > updatedAt else { return tokens }
+        return min(settings.burst, tokens + updatedAt.duration(to: now).seconds * settings.rate)
+    }
+
+    /// How long from `now` until a whole token is there; zero when one is. Reads only.
+    public func shortfall(at now: ContinuousClock.Instant) -> Duration {
+        wait(forBalance: balance(at: now))
+    }
+
+    public mutating func acquire(now: ContinuousClock.Instant, maxWait: Duration) -> Acquisition {
+        tokens = balance(at: now)
+        updatedAt = max(updatedAt, now)
         if tokens >= 1 {
             tokens -= 1
-            return .granted(wait: 0)
+            return .granted(wait: .zero)
         }
-        let wait = (1 - tokens) / settings.rate
+        let wait = wait(forBalance: tokens)
         guard wait <= maxWait else { return .denied(retryIn: wait) }
         tokens -= 1
         return .granted(wait: wait)
+    }
+
+    private func wait(forBalance balance: Double) -> Duration {
+        balance >= 1 ? .zero : TotalConversion.duration(seconds: (1 - balance) / settings.rate)
     }
 }
 
@@ -58,9 +73,8 @@ public struct TokenBucket: Sendable, Equatable {
 /// closed —(threshold consecutive failures)→ open —(cooldown)→ half-open: one
 /// probe goes through; its success closes the circuit, its failure opens it again
 /// for another cooldown. A probe that never reports (its job vanished) is
-/// replaced after `cooldown`. Times (`now`, `until`) are seconds on a monotonic
-/// clock, the one `TokenBucket` reads too; the cooldown is a `Duration`, converted
-/// to that clock's seconds in one place (`cooldownSeconds`).
+/// replaced after `cooldown` (at least `probeWait`). Instants (`now`, `until`)
+/// come from the owner's `MonotonicClock`, the one its `TokenBucket`s read too.
 public struct CircuitBreaker: Sendable, Equatable {
     public struct Settings: Sendable, Equatable {
         /// Consecutive failures that open the circuit; ≥ 1.
@@ -72,23 +86,20 @@ public struct CircuitBreaker: Sendable, Equatable {
             self.failureThreshold = max(1, failureThreshold)
             self.cooldown = max(.zero, cooldown)
         }
-
-        /// `cooldown` in the clock's seconds.
-        public var cooldownSeconds: Double { cooldown.seconds }
     }
 
     public enum State: Sendable, Equatable {
         case closed(consecutiveFailures: Int)
-        case open(until: Double)
-        case halfOpen(probeStartedAt: Double)
+        case open(until: ContinuousClock.Instant)
+        case halfOpen(probeStartedAt: ContinuousClock.Instant)
     }
 
     public enum Admission: Sendable, Equatable {
         case allow
         /// Allowed as the one probe of a half-open circuit: report its result.
         case probe
-        /// Do not try; come back in `retryIn` seconds.
-        case reject(retryIn: Double)
+        /// Do not try; come back in `retryIn`.
+        case reject(retryIn: Duration)
     }
 
     public enum Transition: Sendable, Equatable {
@@ -99,8 +110,9 @@ public struct CircuitBreaker: Sendable, Equatable {
         case closed
     }
 
-    /// How long a caller rejected during a probe waits before asking again.
-    public static let probeWaitSeconds = 1.0
+    /// How long a caller rejected during a probe waits before asking again, and the
+    /// shortest time a probe is given before another replaces it.
+    public static let probeWait: Duration = .seconds(1)
 
     public let settings: Settings
     public private(set) var state: State = .closed(consecutiveFailures: 0)
@@ -109,17 +121,17 @@ public struct CircuitBreaker: Sendable, Equatable {
         self.settings = settings
     }
 
-    public mutating func admit(now: Double) -> Admission {
+    public mutating func admit(now: ContinuousClock.Instant) -> Admission {
         switch state {
         case .closed:
             return .allow
         case .open(let until):
-            guard now >= until else { return .reject(retryIn: until - now) }
+            guard now >= until else { return .reject(retryIn: now.duration(to: until)) }
             state = .halfOpen(probeStartedAt: now)
             return .probe
         case .halfOpen(let started):
-            guard now - started >= max(settings.cooldownSeconds, Self.probeWaitSeconds) else {
-                return .reject(retryIn: Self.probeWaitSeconds)
+            guard started.duration(to: now) >= max(settings.cooldown, Self.probeWait) else {
+                return .reject(retryIn: Self.probeWait)
             }
             state = .halfOpen(probeStartedAt: now)
             return .probe
@@ -128,7 +140,7 @@ public struct CircuitBreaker: Sendable, Equatable {
 
     /// Records a try's result. `failure` is a destination failure
     /// (`DeliveryVerdict.isDestinationFailure`).
-    public mutating func record(failure: Bool, now: Double) -> Transition {
+    public mutating func record(failure: Bool, now: ContinuousClock.Instant) -> Transition {
         switch (state, failure) {
         case (.closed, false):
             state = .closed(consecutiveFailures: 0)
@@ -138,13 +150,13 @@ public struct CircuitBreaker: Sendable, Equatable {
                 state = .closed(consecutiveFailures: count + 1)
                 return .none
             }
-            state = .open(until: now + settings.cooldownSeconds)
+            state = .open(until: now + settings.cooldown)
             return .opened(for: settings.cooldown)
         case (.open, false), (.halfOpen, false):
             state = .closed(consecutiveFailures: 0)
             return .closed
         case (.halfOpen, true):
-            state = .open(until: now + settings.cooldownSeconds)
+            state = .open(until: now + settings.cooldown)
             return .opened(for: settings.cooldown)
         case (.open, true):
             // A try admitted before the circuit opened, finishing late: already open.
@@ -154,7 +166,7 @@ public struct CircuitBreaker: Sendable, Equatable {
 
     /// The probe was admitted but never tried (the job stopped first): let the next
     /// caller probe at once instead of waiting for the probe timeout.
-    public mutating func abandonProbe(now: Double) {
+    public mutating func abandonProbe(now: ContinuousClock.Instant) {
         if case .halfOpen = state { state = .open(until: now) }
     }
 }

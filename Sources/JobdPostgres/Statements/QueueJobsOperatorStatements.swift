@@ -11,7 +11,7 @@ extension QueueJobsStatements {
 
         var bindings: PostgresBindings {
             [.text(request.kind), .jsonb(request.payload), .text(request.priority.rawValue), .text(request.runAt),
-             .double(request.delaySeconds), .int(request.maxAttempts), .text(request.uniqueKey)]
+             .seconds(request.delay), .int(request.maxAttempts), .text(request.uniqueKey)]
         }
 
         static func decode(_ row: PostgresRow) throws -> JobID? { try row.decode("id", as: JobID?.self) }

@@ -408,12 +408,12 @@ public struct WorkerPool: Service {
             let snooze: JobSnooze? = if case .snoozed(let snooze) = result { snooze } else { nil }
             jobLogger.info("job snoozed; will run again", metadata: [
                 LogKey.errorCode: "\(snooze?.code ?? "snoozed")", LogKey.error: "\(snooze?.message ?? "run again later")",
-                LogKey.retryIn: "\(String(format2: completion.delaySeconds))",
+                LogKey.retryIn: "\(String(format2: completion.delay.seconds))",
             ])
         case .retry:
             jobLogger.info("job failed; will retry", metadata: [
                 LogKey.errorCode: "\(completion.errorCode ?? "")", LogKey.error: "\(completion.errorMessage ?? "")",
-                LogKey.retryIn: "\(String(format2: completion.delaySeconds))",
+                LogKey.retryIn: "\(String(format2: completion.delay.seconds))",
             ])
         case .dead, .release:
             break  // logged by the batcher once the fence accepted it

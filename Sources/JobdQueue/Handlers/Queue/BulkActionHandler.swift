@@ -42,7 +42,7 @@ public struct BulkActionHandler: JobHandler {
                 return
             }
             if ContinuousClock.now >= deadline {
-                throw JobSnooze(seconds: 0.2, code: "bulk_action_continues",
+                throw JobSnooze(for: .milliseconds(200), code: "bulk_action_continues",
                                 message: "bulk action \(id): \(step.processed) of \(action.expected) done; continuing")
             }
         }

@@ -57,7 +57,7 @@ public struct QueuePruneHandler: JobHandler {
                 context.logger.info("pruned finished jobs; more left, continuing shortly", metadata: [
                     LogKey.count: "\(deleted)",
                 ])
-                throw JobSnooze(seconds: 1, code: "prune_continues", message: "more finished jobs to prune; continuing in a second")
+                throw JobSnooze(for: .seconds(1), code: "prune_continues", message: "more finished jobs to prune; continuing in a second")
             }
         }
         try await connection.execute(QueueScheduleSlotsStatements.Prune(olderThan: olderThan))

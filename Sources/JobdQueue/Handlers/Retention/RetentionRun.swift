@@ -62,7 +62,7 @@ public struct RetentionRun: Sendable {
         for step in steps { metadata[step.name] = "\(report.total(step.name))" }
         if !report.finished {
             context.logger.info("retention applied; more left, continuing shortly", metadata: metadata)
-            throw JobSnooze(seconds: 1, code: "retention_continues", message: "more rows past the retention window; continuing in a second")
+            throw JobSnooze(for: .seconds(1), code: "retention_continues", message: "more rows past the retention window; continuing in a second")
         }
         context.logger.info("retention applied", metadata: metadata)
         return report
