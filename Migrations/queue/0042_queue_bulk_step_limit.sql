@@ -12,12 +12,22 @@
 --     worked through stay worked through; the audit row stays.
 -- The one-argument form is kept for daemons still running the older code during an
 -- upgrade; it takes `batch` rows and does not look at the job.
+--
+-- Every row a step changes gets a new version in `jobs_payload_path_idx` (a state change
+-- is never HOT), and so do the re-driven jobs' next three states. That GIN index
+-- collects new entries in its pending list and the backend whose insert takes the list
+-- past `gin_pending_list_limit` (4 MB by default: about 50,000 row versions) merges it
+-- into the index there and then: seconds on a 10M-row table, in a bulk step or in a
+-- daemon's completion. The step runs with a 256 kB limit, so while an action runs it
+-- is the step that merges the list, in pieces of about 3,000 versions (each part of a
+-- step the sizer measures), the daemon's statements rarely meet a full list, and a
+-- payload search (which reads the whole pending list) reads a short one.
 
 ALTER TABLE queue.bulk_actions ADD COLUMN IF NOT EXISTS cancelled_at timestamptz;
 
 CREATE FUNCTION queue.bulk_action_step(p_id bigint, p_limit integer)
 RETURNS TABLE (processed bigint, affected bigint, done boolean, cancelled boolean)
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET gin_pending_list_limit = '256kB'
 AS $$
 DECLARE
     b queue.bulk_actions%ROWTYPE;
