@@ -35,6 +35,15 @@ extension QueueAdmin {
         public var processed: Int
         public var affected: Int
         public var done: Bool
+        /// The action's job was cancelled: this step changed nothing, and no step will.
+        public var cancelled: Bool
+
+        public init(processed: Int, affected: Int, done: Bool, cancelled: Bool = false) {
+            self.processed = processed
+            self.affected = affected
+            self.done = done
+            self.cancelled = cancelled
+        }
     }
 
     public struct BulkAction: Sendable, Equatable, Codable {
@@ -55,6 +64,8 @@ extension QueueAdmin {
         public var createdAt: String
         public var startedAt: String?
         public var finishedAt: String?
+        /// When a step found the action's job cancelled (it stopped there).
+        public var cancelledAt: String?
     }
 
     /// The filter of a bulk action over jobs, as the migration's functions read it.
@@ -102,9 +113,11 @@ extension QueueAdmin {
         return BulkStart(id: row.id, expected: row.expected, jobID: row.jobID)
     }
 
-    /// Works through the next batch of bulk action `id`; `done` once none is left.
-    public func bulkActionStep(id: Int64) async throws -> BulkStep {
-        guard let step = try await connection.firstRow(QueueBulkActionsStatements.Step(id: id)) else {
+    /// Works through the next `limit` matching rows of bulk action `id` (at most its
+    /// `batch`); `done` once none is left, `cancelled` (and nothing changed) once its
+    /// job was cancelled.
+    public func bulkActionStep(id: Int64, limit: Int) async throws -> BulkStep {
+        guard let step = try await connection.firstRow(QueueBulkActionsStatements.Step(id: id, limit: max(1, limit))) else {
             throw PostgresError(.server, "the bulk step returned no row")
         }
         return step

@@ -359,6 +359,7 @@ extension ConsoleResponder {
 
     static func bulkStatus(_ action: QueueAdmin.BulkAction) -> String {
         if action.finishedAt != nil { return "finished" }
+        if action.cancelledAt != nil { return "cancelled" }
         if action.jobState == "dead" || action.jobState == "cancelled" { return "stopped (job \(action.jobState ?? ""))" }
         return action.startedAt == nil ? "queued" : "running"
     }
@@ -378,7 +379,7 @@ extension ConsoleResponder {
             <table class="detail">
             \(row("action", action.action))\(row("target", action.target))\(row("filter", Self.filterText(action.filter)))
             \(row("requested by", action.requestedBy))\(row("requested at", action.createdAt))
-            \(row("started", action.startedAt))\(row("finished", action.finishedAt))\(row("batch", String(action.batch)))
+            \(row("started", action.startedAt))\(row("finished", action.finishedAt))\(action.cancelledAt == nil ? "" : row("cancelled", action.cancelledAt))\(row("batch", String(action.batch)))
             <tr><th>job</th><td>\(job)</td></tr>\(row("job error", action.jobError))
             </table>
             """

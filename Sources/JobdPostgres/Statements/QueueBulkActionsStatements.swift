@@ -59,20 +59,24 @@ enum QueueBulkActionsStatements {
             """
     }
 
-    /// One batch (see `queue.bulk_action_step`).
+    /// One step of at most `limit` rows (see `queue.bulk_action_step(bigint, integer)`).
     struct Step: PostgresStatement {
         var id: Int64
+        var limit: Int
 
         static let planning = PostgresPlanning.perExecution
 
-        var bindings: PostgresBindings { [.int(id)] }
+        var bindings: PostgresBindings { [.int(id), .int(limit)] }
 
         static func decode(_ row: PostgresRow) throws -> QueueAdmin.BulkStep {
             QueueAdmin.BulkStep(
-                processed: try row.decode("processed"), affected: try row.decode("affected"), done: try row.decode("done"))
+                processed: try row.decode("processed"), affected: try row.decode("affected"), done: try row.decode("done"),
+                cancelled: try row.decode("cancelled"))
         }
 
-        static let sql: SQL = "SELECT processed, affected, done FROM queue.bulk_action_step($1::bigint)"
+        static let sql: SQL = """
+            SELECT processed, affected, done, cancelled FROM queue.bulk_action_step($1::bigint, $2::int)
+            """
     }
 
     /// One bulk action (nil id: the newest `limit`), with its job's state.
@@ -93,14 +97,15 @@ enum QueueBulkActionsStatements {
                 jobID: try row.decode("job_id", as: JobID?.self), jobState: try row.decode("job_state", as: String?.self),
                 jobError: try row.decode("job_error", as: String?.self),
                 createdAt: try row.decode("created_at"), startedAt: try row.decode("started_at", as: String?.self),
-                finishedAt: try row.decode("finished_at", as: String?.self))
+                finishedAt: try row.decode("finished_at", as: String?.self),
+                cancelledAt: try row.decode("cancelled_at", as: String?.self))
         }
 
         static let sql: SQL = """
             SELECT b.id, b.target, b.action, b.filter::text AS filter, b.requested_by, b.expected, b.processed,
                    b.affected, b.batch, b.job_id, j.state AS job_state, left(j.last_error, 300) AS job_error,
                    b.created_at::text AS created_at, b.started_at::text AS started_at,
-                   b.finished_at::text AS finished_at
+                   b.finished_at::text AS finished_at, b.cancelled_at::text AS cancelled_at
               FROM queue.bulk_actions b LEFT JOIN queue.jobs j ON j.id = b.job_id
              WHERE ($1::bigint IS NULL OR b.id = $1::bigint)
              ORDER BY b.id DESC

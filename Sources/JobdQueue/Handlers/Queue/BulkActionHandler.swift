@@ -3,20 +3,34 @@ import JobdPostgres
 import Logging
 
 /// `queue.bulk_action`: works through a bulk action an operator confirmed (payload
-/// `{"bulk_action_id": N}`), one keyset batch per statement (`queue.bulk_action_step`:
-/// the batch's rows changed and the progress recorded in one transaction), until none
-/// is left. After `timeBudget` it snoozes (the attempt is not spent) and carries on, so
-/// a million-row action never holds a worker or a lease for long. A re-run resumes at
-/// the recorded position: each batch is applied once.
+/// `{"bulk_action_id": N}`), one keyset step per statement (`queue.bulk_action_step`:
+/// the step's rows changed and the progress recorded in one transaction), until none
+/// is left. Each step's row count is sized by the time the previous ones took
+/// (`BulkStepSizer`, at most the action's `batch`), so a step stays near `stepTarget`
+/// on a loaded host too, instead of holding its rows and writing their index entries
+/// for seconds. After `timeBudget` of steps it snoozes (the attempt is not spent) and
+/// carries on, so a million-row action never holds a worker or a lease for long. A
+/// re-run resumes at the recorded position: each row is worked through once.
+///
+/// A cancelled action job stops at the next step: the step sees the job's cancel
+/// request before it touches a row, records `cancelled_at`, and the handler ends the
+/// attempt with a snooze, which a cancel request turns into `cancelled`.
 public struct BulkActionHandler: JobHandler {
     public let kind = "queue.bulk_action"
     public var isInternal: Bool { true }
     let connection: PostgresConnection
     let timeBudget: Duration
+    let stepTarget: ClosedRange<Duration>
+    let clock: any MonotonicClock
 
-    public init(connection: PostgresConnection, timeBudget: Duration = .seconds(20)) {
+    public init(
+        connection: PostgresConnection, timeBudget: Duration = .seconds(20),
+        stepTarget: ClosedRange<Duration> = BulkStepSizer.defaultTarget, clock: any MonotonicClock = ContinuousClock()
+    ) {
         self.connection = connection
         self.timeBudget = timeBudget
+        self.stepTarget = stepTarget
+        self.clock = clock
     }
 
     public func handle(_ job: ClaimedJob, context: JobContext) async throws {
@@ -30,9 +44,21 @@ public struct BulkActionHandler: JobHandler {
         guard let action = try await admin.bulkAction(id: id) else {
             throw JobFailure.permanent("no bulk action \(id)", code: "bulk_action_missing")
         }
-        let deadline = ContinuousClock.now + timeBudget
+        var sizer = BulkStepSizer(target: stepTarget, limits: 1...max(1, action.batch))
+        var spent = Duration.zero
         while true {
-            let step = try await admin.bulkActionStep(id: id)
+            let asked = sizer.size
+            let started = clock.now
+            let step = try await admin.bulkActionStep(id: id, limit: asked)
+            let elapsed = started.duration(to: clock.now)
+            if step.cancelled {
+                context.logger.notice("bulk action cancelled", metadata: [
+                    "bulk_action_id": "\(id)", "user": "\(action.requestedBy)", "action": "\(action.action)",
+                    "expected": "\(action.expected)", "processed": "\(step.processed)", "affected": "\(step.affected)",
+                ])
+                throw JobSnooze(for: .milliseconds(200), code: "bulk_action_cancelled",
+                                message: "bulk action \(id) cancelled after \(step.processed) of \(action.expected)")
+            }
             if step.done {
                 context.logger.notice("bulk action finished", metadata: [
                     "bulk_action_id": "\(id)", "user": "\(action.requestedBy)", "action": "\(action.action)",
@@ -41,7 +67,10 @@ public struct BulkActionHandler: JobHandler {
                 ])
                 return
             }
-            if ContinuousClock.now >= deadline {
+            // Not done: the step found every row it asked for.
+            sizer.record(asked: asked, rows: asked, elapsed: elapsed)
+            spent += elapsed
+            if spent >= timeBudget {
                 throw JobSnooze(for: .milliseconds(200), code: "bulk_action_continues",
                                 message: "bulk action \(id): \(step.processed) of \(action.expected) done; continuing")
             }
