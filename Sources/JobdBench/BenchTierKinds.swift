@@ -78,12 +78,25 @@ enum BenchTierKinds {
                 let count = bench.quick ? recipe.jobs.quick : recipe.jobs.full
                 let prepared = try await prepare(bench, count)
                 context = prepared
+                let sinkPID = prepared["pid"].flatMap { Int32($0) }
+                let serversBefore = await bench.serverCPU()
+                let sinkBefore = sinkPID.flatMap { processTreeCPUSeconds(root: $0) }
+                let daemonBefore = cpuSeconds()
                 let started = ContinuousClock.now
                 // The daemon runs every tier's handlers and services, as `jobd run` does.
-                let (seconds, settled) = try await bench.withDaemon(workers: workers, adjust: { recipe.adjust(&$0, prepared) }) { daemon in
+                let (seconds, cpu, settled) = try await bench.withDaemon(workers: workers, adjust: { recipe.adjust(&$0, prepared) }) { daemon in
                     try await bench.waitForFinished(count, daemon: daemon)
                     let seconds = started.duration(to: .now).seconds
-                    return (seconds, try await recipe.settle?(bench, count, seconds) ?? [:])
+                    // CPU per job while the jobs ran (the daemon's start included): where the time goes.
+                    let daemonCPU = cpuSeconds() - daemonBefore
+                    let serversAfter = await bench.serverCPU()
+                    let sinkAfter = sinkPID.flatMap { processTreeCPUSeconds(root: $0) }
+                    var cpu = ["daemonCPUmsPerJob": daemonCPU * 1000 / Double(count)]
+                    if let before = serversBefore.postgres, let after = serversAfter.postgres {
+                        cpu["postgresCPUmsPerJob"] = (after - before) * 1000 / Double(count)
+                    }
+                    if let before = sinkBefore, let after = sinkAfter { cpu["sinkCPUmsPerJob"] = (after - before) * 1000 / Double(count) }
+                    return (seconds, cpu, try await recipe.settle?(bench, count, seconds) ?? [:])
                 }
                 let failed = try await bench.unsuccessfulCount()
                 var result = BenchReport.TierKind(
@@ -91,7 +104,7 @@ enum BenchTierKinds {
                     detail: failed == 0 ? "\(count) jobs completed" : "\(failed) of \(count) jobs did not complete",
                     jobs: count, perSecond: Double(count) / seconds)
                 if failed == 0, let figures = recipe.figures { result.figures = try await figures(bench, prepared) }
-                if failed == 0 { result.figures.merge(settled) { first, _ in first } }
+                if failed == 0 { result.figures.merge(settled.merging(cpu) { first, _ in first }) { first, _ in first } }
                 results[recipe.kind] = result
                 if let finish = recipe.finish { await finish(prepared) }
             } catch let skipped as NotMeasured {
