@@ -75,9 +75,11 @@ public struct TierComponents: Sendable {
         services = []
         // Content tier: content.write, content.purge, and the batched search indexer.
         let content = databases[.content]
-        handlers += [ContentWriteHandler(database: content, compressionLevel: settings.content.compressionLevel),
+        // The indexer makes way while this process's content.write lane is busy.
+        let lane = ContentLaneActivity()
+        handlers += [ContentWriteHandler(database: content, compressionLevel: settings.content.compressionLevel, lane: lane),
                      ContentPurgeHandler(database: content, settings: settings.content)]
-        services += [ContentIndexer(database: content, settings: settings.content, logger: logger)]
+        services += [ContentIndexer(database: content, settings: settings.content, lane: lane, logger: logger)]
         // OLTP tier: campaign preparation, delivery and the outbox relay.
         let campaigns = CampaignComponents(connections: connections, databases: databases, settings: settings.campaigns)
         handlers += campaigns.handlers

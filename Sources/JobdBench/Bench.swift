@@ -712,7 +712,7 @@ func loadAverage() -> Double? {
 
 /// CPU seconds (user + system) of `root` and its children: live children from their
 /// own /proc stat, exited ones through `root`'s reaped-children times.
-private func processTreeCPUSeconds(root: Int32) -> Double? {
+func processTreeCPUSeconds(root: Int32) -> Double? {
     let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
     func fields(_ pid: String) -> [Substring]? {
         guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),

@@ -33,6 +33,9 @@ enum BenchTierKinds {
         var prepare: (@Sendable (Bench, Int) async throws -> [String: String])?
         /// Extra figures once the jobs are completed (e.g. "compressionRatio").
         var figures: (@Sendable (Bench, [String: String]) async throws -> [String: Double])?
+        /// Figures taken while the daemon still runs, right after the jobs completed
+        /// (content.write: how long the search index took to catch up).
+        var settle: (@Sendable (Bench, _ jobs: Int, _ jobSeconds: Double) async throws -> [String: Double])?
         /// Settings the daemon needs for this kind (a webhook secret …).
         var adjust: @Sendable (inout JobdSettings, [String: String]) -> Void = { _, _ in }
         /// Always called after a run that prepared, to stop what `prepare` started.
@@ -42,7 +45,9 @@ enum BenchTierKinds {
     /// The tier kinds the bench measures. A kind without `prepare` says "no recipe".
     static let recipes: [Recipe] = [
         // messages/s and the compression ratio, over the repository's mail corpus
-        Recipe(kind: "content.write", jobs: (260, 2_600), prepare: ContentWriteRecipe.prepare, figures: ContentWriteRecipe.figures),
+        Recipe(
+            kind: "content.write", jobs: (260, 2_600), prepare: ContentWriteRecipe.prepare, figures: ContentWriteRecipe.figures,
+            settle: ContentWriteRecipe.settle),
         // webhooks/s to the loopback sink scripts/notify-sink
         Recipe(
             kind: "notification.send", jobs: (300, 3_000), prepare: NotificationSendRecipe.prepare,
@@ -73,11 +78,25 @@ enum BenchTierKinds {
                 let count = bench.quick ? recipe.jobs.quick : recipe.jobs.full
                 let prepared = try await prepare(bench, count)
                 context = prepared
+                let sinkPID = prepared["pid"].flatMap { Int32($0) }
+                let serversBefore = await bench.serverCPU()
+                let sinkBefore = sinkPID.flatMap { processTreeCPUSeconds(root: $0) }
+                let daemonBefore = cpuSeconds()
                 let started = ContinuousClock.now
                 // The daemon runs every tier's handlers and services, as `jobd run` does.
-                let seconds = try await bench.withDaemon(workers: workers, adjust: { recipe.adjust(&$0, prepared) }) { daemon in
+                let (seconds, cpu, settled) = try await bench.withDaemon(workers: workers, adjust: { recipe.adjust(&$0, prepared) }) { daemon in
                     try await bench.waitForFinished(count, daemon: daemon)
-                    return started.duration(to: .now).seconds
+                    let seconds = started.duration(to: .now).seconds
+                    // CPU per job while the jobs ran (the daemon's start included): where the time goes.
+                    let daemonCPU = cpuSeconds() - daemonBefore
+                    let serversAfter = await bench.serverCPU()
+                    let sinkAfter = sinkPID.flatMap { processTreeCPUSeconds(root: $0) }
+                    var cpu = ["daemonCPUmsPerJob": daemonCPU * 1000 / Double(count)]
+                    if let before = serversBefore.postgres, let after = serversAfter.postgres {
+                        cpu["postgresCPUmsPerJob"] = (after - before) * 1000 / Double(count)
+                    }
+                    if let before = sinkBefore, let after = sinkAfter { cpu["sinkCPUmsPerJob"] = (after - before) * 1000 / Double(count) }
+                    return (seconds, cpu, try await recipe.settle?(bench, count, seconds) ?? [:])
                 }
                 let failed = try await bench.unsuccessfulCount()
                 var result = BenchReport.TierKind(
@@ -85,6 +104,7 @@ enum BenchTierKinds {
                     detail: failed == 0 ? "\(count) jobs completed" : "\(failed) of \(count) jobs did not complete",
                     jobs: count, perSecond: Double(count) / seconds)
                 if failed == 0, let figures = recipe.figures { result.figures = try await figures(bench, prepared) }
+                if failed == 0 { result.figures.merge(settled.merging(cpu) { first, _ in first }) { first, _ in first } }
                 results[recipe.kind] = result
                 if let finish = recipe.finish { await finish(prepared) }
             } catch let skipped as NotMeasured {
@@ -175,6 +195,25 @@ enum ContentWriteRecipe {
             throw CLIError("content.write: no stored messages found for the bench tenant")
         }
         return ["compressionRatio": raw / stored, "messages": row?[2].flatMap(Double.init) ?? 0]
+    }
+
+    /// With the daemon still running: the seconds from the last job's completion
+    /// until the search indexer has indexed every message the run stored (it makes
+    /// way for a busy content.write lane), and messages/s counted to that moment.
+    @Sendable static func settle(_ bench: Bench, _ jobs: Int, _ jobSeconds: Double) async throws -> [String: Double] {
+        let content = bench.connections.postgres("bench-content-index", tier: .content)
+        defer { Task { await content.close() } }
+        let started = ContinuousClock.now
+        while true {
+            let waiting = try await content.query(
+                "SELECT count(*) FROM content.messages WHERE tenant_id = $1 AND search_vector IS NULL AND archived_at IS NULL",
+                [tenant]).rows.first?.first.flatMap { $0 }.flatMap { Int($0) }
+            if waiting == 0 { break }
+            guard started.duration(to: .now) < .seconds(300) else { throw CLIError("content.write: index not caught up within 300 s") }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        let catchUp = started.duration(to: .now).seconds
+        return ["indexCatchUpSeconds": catchUp, "indexedPerSecond": Double(jobs) / (jobSeconds + catchUp)]
     }
 
     /// Deletes the bench tenant's messages (bodies and attachment links cascade).

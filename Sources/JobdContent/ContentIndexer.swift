@@ -10,6 +10,15 @@ import ServiceLifecycle
 /// themselves, so a burst of `content.write` costs one index update per batch rather
 /// than one per row.
 ///
+/// The index costs the server more per message than the write (`to_tsvector` and
+/// the GIN insert), so while this process's `content.write` lane is busy
+/// (`ContentLaneActivity`) the indexer waits, and catches up once the lane is
+/// quiet. The wait is bounded: once `indexMaxDelay` has passed since the indexer
+/// last caught up, it indexes until caught up, busy or not. Every message waiting
+/// was written after that moment, so a message is searchable at most
+/// `indexMaxDelay` plus the catch-up's own time after its write while the lane is
+/// busy, and about `indexInterval` after it when the lane is quiet.
+///
 /// If a batch fails on the server (a text Postgres cannot index), the indexer goes
 /// through that batch one message at a time, so one bad row cannot stall the rest;
 /// such a message is indexed by its subject alone.
@@ -17,10 +26,16 @@ public struct ContentIndexer: Service {
     let database: TierDatabase
     let settings: ContentSettings
     let logger: Logger
+    /// The lane it makes way for; nil: it never waits.
+    let lane: ContentLaneActivity?
 
-    public init(database: TierDatabase, settings: ContentSettings, logger: Logger) {
+    /// How often a waiting indexer looks at the lane again.
+    static let laneRecheck: Duration = .milliseconds(100)
+
+    public init(database: TierDatabase, settings: ContentSettings, lane: ContentLaneActivity? = nil, logger: Logger) {
         self.database = database
         self.settings = settings
+        self.lane = lane
         var logger = logger
         logger[metadataKey: LogKey.service] = "content-indexer"
         self.logger = logger
@@ -29,8 +44,16 @@ public struct ContentIndexer: Service {
     public func run() async throws {
         await cancelWhenGracefulShutdown {
             var failures = 0
+            // When the last batch that came back short started: every message waiting
+            // now committed after that batch's snapshot, so after this instant.
+            var caughtUp = ContinuousClock.now
             while !Task.isCancelled && !Task.isShuttingDownGracefully {
+                if shouldWait(caughtUp: caughtUp) {
+                    try? await Task.sleep(for: min(settings.indexInterval, Self.laneRecheck))
+                    continue
+                }
                 var indexed = 0
+                let started = ContinuousClock.now
                 do {
                     indexed = try await runOnce()
                     failures = 0
@@ -44,10 +67,18 @@ public struct ContentIndexer: Service {
                     }
                 }
                 if indexed >= settings.indexBatch { continue }
+                if failures == 0 { caughtUp = started }
                 let pause = failures == 0 ? settings.indexInterval : min(.seconds(10), settings.indexInterval * (1 << min(failures, 6)))
                 try? await Task.sleep(for: pause)
             }
         }
+    }
+
+    /// Whether to leave the backlog for now: the lane is busy and the oldest message
+    /// waiting has waited less than `indexMaxDelay`.
+    func shouldWait(caughtUp: ContinuousClock.Instant) -> Bool {
+        guard let lane, lane.isBusy else { return false }
+        return caughtUp.duration(to: .now) < settings.indexMaxDelay
     }
 
     /// One batch; returns how many messages it indexed. Tests call it directly.

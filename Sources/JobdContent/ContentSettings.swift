@@ -24,10 +24,15 @@ public struct ContentSettings: Sendable, Equatable {
     public var indexBatch: Int
     /// How often the indexer looks for unindexed messages when it found none.
     public var indexInterval: Duration
+    /// How long the indexer may leave messages unindexed while this process's
+    /// `content.write` lane is busy, counted from when it last caught up; then it
+    /// catches up busy or not. Zero: it never waits for the lane.
+    public var indexMaxDelay: Duration
 
     public init(
         compressionLevel: Int = 6, retention: Duration? = nil, retentionAction: ContentRetentionAction = .purge,
-        purgeBatch: Int = 1_000, indexBatch: Int = 500, indexInterval: Duration = .seconds(1)
+        purgeBatch: Int = 1_000, indexBatch: Int = 500, indexInterval: Duration = .seconds(1),
+        indexMaxDelay: Duration = .seconds(5)
     ) {
         self.compressionLevel = compressionLevel
         self.retention = retention
@@ -35,6 +40,7 @@ public struct ContentSettings: Sendable, Equatable {
         self.purgeBatch = purgeBatch
         self.indexBatch = indexBatch
         self.indexInterval = indexInterval
+        self.indexMaxDelay = indexMaxDelay
     }
 
     public static let defaults = ContentSettings()
@@ -58,13 +64,14 @@ extension ConfigurationKey {
     public static let contentPurgeBatch = ConfigurationKey("JOBD_CONTENT_PURGE_BATCH")
     public static let contentIndexBatch = ConfigurationKey("JOBD_CONTENT_INDEX_BATCH")
     public static let contentIndexInterval = ConfigurationKey("JOBD_CONTENT_INDEX_INTERVAL")
+    public static let contentIndexMaxDelay = ConfigurationKey("JOBD_CONTENT_INDEX_MAX_DELAY")
 }
 
 extension ContentSettings {
     /// The keys `read` reads.
     public static let keys: [ConfigurationKey] = [
         .contentCompressionLevel, .contentRetention, .contentRetentionAction, .contentPurgeBatch, .contentIndexBatch,
-        .contentIndexInterval,
+        .contentIndexInterval, .contentIndexMaxDelay,
     ]
 
     /// The `JOBD_CONTENT_*` keys; the first bad one throws, naming it.
@@ -88,6 +95,8 @@ extension ContentSettings {
         settings.purgeBatch = try reader.integer(.contentPurgeBatch, default: settings.purgeBatch, range: 1...100_000)
         settings.indexBatch = try reader.integer(.contentIndexBatch, default: settings.indexBatch, range: 1...100_000)
         settings.indexInterval = try reader.duration(.contentIndexInterval, default: settings.indexInterval, min: 0.01)
+        settings.indexMaxDelay = try reader.duration(
+            .contentIndexMaxDelay, default: settings.indexMaxDelay, min: 0, max: .seconds(3_600), shown: "3600 s")
         return settings
     }
 }

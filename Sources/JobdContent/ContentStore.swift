@@ -44,6 +44,20 @@ public struct ContentStore: Sendable {
         return existing == prepared.digest ? .duplicate : .conflict(existingDigest: existing)
     }
 
+    /// Writes messages with distinct external_ids as `write` writes each, in one
+    /// statement (one round trip, one commit); the outcomes are in the same order.
+    public func write(batch: [PreparedMessage]) async throws -> [WriteOutcome] {
+        let rows = try await connection.rows(ContentMessagesStatements.WriteBatch(prepared: batch))
+        guard rows.map(\.n) == Array(1...max(1, batch.count)).prefix(batch.count).map({ $0 }) else {
+            throw ReadError.damaged("\(rows.count) rows for \(batch.count) messages")
+        }
+        return zip(rows, batch).map { row, prepared in
+            if let id = row.insertedID { return .inserted(id: id) }
+            guard let existing = row.existingDigest else { return .raced }
+            return existing == prepared.digest ? .duplicate : .conflict(existingDigest: existing)
+        }
+    }
+
     // MARK: - Search index
 
     /// Fills `search_vector` for up to `limit` messages that have none, in one

@@ -2,27 +2,45 @@ import JobdCodec
 import JobdCore
 import JobdQueue
 import Logging
+import ServiceLifecycle
 
 /// `content.write`: stores one whole email in the content tier (payload documented
 /// on `ContentMessage`). Idempotent by `external_id`: the same message again is a
 /// no-op; another message under the same `external_id` is dead-lettered
 /// (`external_id_conflict`). A content database that cannot be reached fails the
 /// job as `tier_unavailable`, which retries with backoff while other kinds flow.
+///
+/// The handler parses and compresses in the job's task, then hands the message to
+/// a group-commit writer (`ContentWriteBatcher`) that stores the messages of
+/// concurrent jobs in one statement; that writer is the handler's service, so the
+/// daemon (or a test calling `handle` directly) runs `services` meanwhile. Each job
+/// is counted on `lane` while it runs, so the search indexer can make way.
 public struct ContentWriteHandler: JobHandler {
     public let kind = "content.write"
-    let database: TierDatabase
     let codec: ZlibCodec
+    /// This process's content.write activity, which `ContentIndexer` reads.
+    public let lane: ContentLaneActivity
+    private let writes: ContentWriteBatcher
 
-    public init(database: TierDatabase, compressionLevel: Int = ContentSettings.defaults.compressionLevel) {
-        self.database = database
+    public init(
+        database: TierDatabase, compressionLevel: Int = ContentSettings.defaults.compressionLevel,
+        lane: ContentLaneActivity = ContentLaneActivity()
+    ) {
         self.codec = ZlibCodec(level: compressionLevel)
+        self.lane = lane
+        writes = ContentWriteBatcher(database: database)
     }
 
+    /// The group-commit writer; the daemon runs it while its pools run.
+    public var services: [any Service] { [writes.service] }
+
     public func handle(_ job: ClaimedJob, context: JobContext) async throws {
+        try await lane.counting { try await store(job, context: context) }
+    }
+
+    private func store(_ job: ClaimedJob, context: JobContext) async throws {
         let prepared = try prepare(job.payload)
-        let outcome = try await database.withConnection { connection in
-            try await ContentStore(connection: connection).write(prepared)
-        }
+        let outcome = try await writes.submitAndWait(prepared).get()
         switch outcome {
         case .inserted(let id):
             context.logger.debug("content stored", metadata: [

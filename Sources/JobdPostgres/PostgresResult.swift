@@ -115,15 +115,34 @@ public enum PostgresArray {
         "{" + values.map { String($0) }.joined(separator: ",") + "}"
     }
 
+    /// Every element quoted, `"` and `\` escaped, nil elements NULL. Built as UTF-8
+    /// bytes: both escaped characters are ASCII, so they never occur inside a
+    /// multi-byte sequence, and runs between them are copied whole (a message body
+    /// in hex is tens of kilobytes per element).
     public static func texts(_ values: some Sequence<String?>) -> String {
-        "{" + values.map { value -> String in
-            guard let value else { return "NULL" }
-            var escaped = "\""
-            for ch in value.unicodeScalars {
-                if ch == "\"" || ch == "\\" { escaped.unicodeScalars.append("\\") }
-                escaped.unicodeScalars.append(ch)
+        let quote = UInt8(ascii: "\""), backslash = UInt8(ascii: "\\")
+        var out: [UInt8] = [UInt8(ascii: "{")]
+        var first = true
+        for value in values {
+            if !first { out.append(UInt8(ascii: ",")) }
+            first = false
+            guard var value else {
+                out.append(contentsOf: "NULL".utf8)
+                continue
             }
-            return escaped + "\""
-        }.joined(separator: ",") + "}"
+            out.append(quote)
+            value.withUTF8 { bytes in
+                var start = 0
+                for index in bytes.indices where bytes[index] == quote || bytes[index] == backslash {
+                    out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start..<index]))
+                    out.append(backslash)
+                    start = index
+                }
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start...]))
+            }
+            out.append(quote)
+        }
+        out.append(UInt8(ascii: "}"))
+        return String(decoding: out, as: UTF8.self)
     }
 }

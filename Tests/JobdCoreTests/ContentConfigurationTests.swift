@@ -29,6 +29,7 @@ struct ContentConfigurationTests {
         #expect(settings.purgeBatch == 1_000)
         #expect(settings.indexBatch == 500)
         #expect(settings.indexInterval == .seconds(1))
+        #expect(settings.indexMaxDelay == .seconds(5))
     }
 
     @Test("every key parses, from env names and file names alike")
@@ -36,10 +37,11 @@ struct ContentConfigurationTests {
         let settings = try parse([
             .contentCompressionLevel: "9", .contentRetention: "90d", .contentRetentionAction: "Archive",
             .contentPurgeBatch: "250", .contentIndexBatch: "2000", .contentIndexInterval: "250ms",
+            .contentIndexMaxDelay: "0",
         ])
         #expect(settings == ContentSettings(
             compressionLevel: 9, retention: .seconds(90 * 86_400), retentionAction: .archive, purgeBatch: 250,
-            indexBatch: 2_000, indexInterval: .milliseconds(250)))
+            indexBatch: 2_000, indexInterval: .milliseconds(250), indexMaxDelay: .zero))
         #expect(Key.contentRetention.fileKey == "content_retention")
         #expect(Key.contentCompressionLevel.fileKey == "content_compression_level")
     }
@@ -53,6 +55,7 @@ struct ContentConfigurationTests {
         (Key.contentCompressionLevel, "0"), (.contentCompressionLevel, "10"), (.contentCompressionLevel, "fast"),
         (.contentRetention, "soon"), (.contentRetention, "30s"), (.contentRetentionAction, "delete"),
         (.contentPurgeBatch, "0"), (.contentIndexBatch, "-1"), (.contentIndexInterval, "0"),
+        (.contentIndexMaxDelay, "-1"), (.contentIndexMaxDelay, "2h"),
     ])
     func rejects(key: Key, value: String) {
         let error = rejection([key: value])

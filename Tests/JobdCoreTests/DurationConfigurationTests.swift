@@ -27,6 +27,7 @@ struct DurationConfigurationTests {
         (.notifyConnectTimeout, 0.1, { $0.notifications.connectTimeout }),
         (.notifyTimeout, 0.1, { $0.notifications.timeout }),
         (.contentIndexInterval, 0.01, { $0.content.indexInterval }),
+        (.contentIndexMaxDelay, 0, { $0.content.indexMaxDelay }),
         (.campaignClaimWindow, 70, { $0.campaigns.sendingWindow }),
         (.campaignDeferBase, 1, { $0.campaigns.deferBase }),
         (.campaignDeferMax, 1, { $0.campaigns.deferMaximum }),

@@ -8,13 +8,15 @@ import JobdTestSupport
 import Logging
 
 /// One content-tier test's world: a fresh migrated database, the tier's pool over
-/// it, and the real handlers.
+/// it, and the real handlers. `withContentWorld` runs the writer's group-commit
+/// service while the test runs, as the daemon does.
 struct ContentWorld {
     let database: TestDatabase
     let tier: TierDatabase
     let sql: PostgresConnection
     let logs = LogCapture()
     let settings: ContentSettings
+    let writer: ContentWriteHandler
 
     static func make(settings: ContentSettings) async throws -> ContentWorld {
         let database = try await TestDatabase.create()
@@ -22,10 +24,10 @@ struct ContentWorld {
             database.connection("content-\(index)", timeout: 30)
         }
         return ContentWorld(
-            database: database, tier: tier, sql: database.connection("content-sql", timeout: 30), settings: settings)
+            database: database, tier: tier, sql: database.connection("content-sql", timeout: 30), settings: settings,
+            writer: ContentWriteHandler(database: tier, compressionLevel: settings.compressionLevel))
     }
 
-    var writer: ContentWriteHandler { ContentWriteHandler(database: tier, compressionLevel: settings.compressionLevel) }
     var purger: ContentPurgeHandler { ContentPurgeHandler(database: tier, settings: settings) }
     var indexer: ContentIndexer { ContentIndexer(database: tier, settings: settings, logger: logs.logger()) }
     var store: ContentStore { ContentStore(connection: sql) }
@@ -65,7 +67,7 @@ func withContentWorld(
 ) async throws {
     let world = try await ContentWorld.make(settings: settings)
     do {
-        try await body(world)
+        try await runningServices(world.writer.services) { try await body(world) }
     } catch {
         await world.close()
         throw error

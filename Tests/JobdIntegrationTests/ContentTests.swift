@@ -1,7 +1,7 @@
 import Foundation
 import JobdCampaigns
 import JobdCodec
-import JobdContent
+@testable import JobdContent
 import JobdCore
 import JobdPostgres
 import JobdQueue
@@ -199,6 +199,127 @@ struct ContentTests {
                 try await tasks.waitForAll()
             }
             #expect(try await world.store.search("garden", tenant: nil, limit: 100).count == 15)
+        }
+    }
+
+    @Test("group commit: concurrent jobs' messages each land exactly once, duplicates in flight included, and a retry is a no-op")
+    func groupCommittedWrites() async throws {
+        try await withContentWorld { world in
+            // 40 distinct messages (sharing one attachment per tenant) plus a second
+            // job for 10 of them, all at once: the writer batches whatever arrives
+            // while a statement is in flight.
+            let shared = Self.attachment("terms.csv", "text/csv", Self.csv)
+            let payloads = (0..<40).map { index in
+                ContentFixtures.json(ContentFixtures.message(
+                    "g\(index)", tenant: index % 2 == 0 ? "acme" : "globex",
+                    ["subject": "Order \(index) shipped", "attachments": [shared]]))
+            }
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for payload in payloads + payloads.prefix(10) { group.addTask { try await world.write(payload) } }
+                try await group.waitForAll()
+            }
+            #expect(try await world.int("SELECT count(*) FROM content.messages") == 40)
+            #expect(try await world.int("SELECT count(DISTINCT external_id) FROM content.messages") == 40)
+            #expect(try await world.int("SELECT count(*) FROM content.bodies") == 80)
+            #expect(try await world.int("SELECT count(*) FROM content.message_attachments") == 40)
+            #expect(try await world.int("SELECT count(*) FROM content.attachment_blobs") == 2)  // one per tenant
+            // Each message's children are its own (subject and tenant match the external_id).
+            #expect(try await world.int("""
+                SELECT count(*) FROM content.messages m JOIN content.message_attachments a ON a.message_id = m.id
+                 WHERE a.tenant_id = m.tenant_id AND m.subject = 'Order ' || substr(m.external_id, 2) || ' shipped'
+                """) == 40)
+            for index in [0, 7, 39] {
+                let stored = try #require(try await world.store.message(externalID: "g\(index)"))
+                #expect(stored.message.subject == "Order \(index) shipped")
+                #expect(stored.message.attachments.map(\.data) == [Self.csv])
+            }
+            // A retry of every job (attempt 2) changes nothing.
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for payload in payloads { group.addTask { try await world.write(payload, attempt: 2) } }
+                try await group.waitForAll()
+            }
+            #expect(try await world.int("SELECT count(*) FROM content.messages") == 40)
+            #expect(try await world.int("SELECT count(*) FROM content.bodies") == 80)
+        }
+    }
+
+    @Test("one batch statement: outcomes in order; a message the server refuses fails alone; a repeated external_id goes in a later statement")
+    func batchStatement() async throws {
+        try await withContentWorld { world in
+            let codec = ZlibCodec()
+            func prepared(_ id: String, subject: String = "Hello") throws -> PreparedMessage {
+                try PreparedMessage(ContentMessage(
+                    externalID: id, tenantID: "acme", from: "a@acme.example", to: ["b@example.com", "c@example.com"],
+                    subject: subject, text: "Body of \(id)",
+                    attachments: [.init(filename: "a.csv", contentType: "text/csv", data: Self.csv)]), codec: codec)
+            }
+            let storedPayload = ContentFixtures.json(ContentFixtures.message("stored"))
+            try await world.write(storedPayload)
+            let storedAgain = try world.writer.prepare(storedPayload)
+            // external_id longer than the table's CHECK allows: the server refuses it.
+            let refused = try prepared(String(repeating: "x", count: 300))
+            let batch = [try prepared("n1"), storedAgain, refused, try prepared("n2"), try prepared("n1"),
+                         try prepared("n2", subject: "Other")]
+            let outcomes = try await ContentWriteBatcher.write(batch, database: world.tier)
+            #expect(outcomes.count == 6)
+            guard case .success(.inserted) = outcomes[0] else { Issue.record("n1: \(outcomes[0])"); return }
+            guard case .success(.duplicate) = outcomes[1] else { Issue.record("stored: \(outcomes[1])"); return }
+            guard case .failure = outcomes[2] else { Issue.record("refused: \(outcomes[2])"); return }
+            guard case .success(.inserted) = outcomes[3] else { Issue.record("n2: \(outcomes[3])"); return }
+            guard case .success(.duplicate) = outcomes[4] else { Issue.record("n1 again: \(outcomes[4])"); return }
+            guard case .success(.conflict) = outcomes[5] else { Issue.record("n2 changed: \(outcomes[5])"); return }
+            #expect(try await world.rows("SELECT external_id FROM content.messages ORDER BY id") == [["stored"], ["n1"], ["n2"]])
+            #expect(try await world.int("SELECT count(*) FROM content.message_attachments") == 2)
+            #expect(try await world.int("SELECT count(*) FROM content.attachment_blobs") == 1)
+            #expect(try await world.store.message(externalID: "n2")?.message.to == ["b@example.com", "c@example.com"])
+
+            // Several messages in one statement, without the refused one.
+            let many = try (0..<5).map { try prepared("m\($0)") }
+            let written = try await world.store.write(batch: many)
+            #expect(written.allSatisfy { if case .inserted = $0 { true } else { false } })
+            #expect(try await world.store.write(batch: many) == Array(repeating: .duplicate, count: 5))
+            #expect(try await world.int("SELECT count(*) FROM content.bodies WHERE message_id IN (SELECT id FROM content.messages WHERE external_id LIKE 'm%')") == 5)
+        }
+    }
+
+    @Test("the indexer waits while the content.write lane is busy, catches up once it is quiet, and waits no longer than its max delay")
+    func indexerMakesWay() async throws {
+        let settings = ContentSettings(indexBatch: 4, indexInterval: .milliseconds(20), indexMaxDelay: .seconds(2))
+        try await withContentWorld(settings: settings) { world in
+            let lane = ContentLaneActivity(quietPeriod: .milliseconds(100))
+            let indexer = ContentIndexer(database: world.tier, settings: settings, lane: lane, logger: .silent)
+            let release = AsyncStream<Void>.makeStream()
+            let unindexed = "SELECT count(*) FROM content.messages WHERE search_vector IS NULL"
+            try await runningServices([indexer]) {
+                // A job holds the lane busy.
+                async let held: Void = lane.counting { for await _ in release.stream {} }
+                try await Task.sleep(for: .milliseconds(50))
+                #expect(lane.isBusy)
+                for index in 0..<10 { try await world.write(ContentFixtures.message("w\(index)")) }
+                try await Task.sleep(for: .milliseconds(600))
+                #expect(try await world.int(unindexed) == 10)  // waited
+                release.continuation.finish()
+                await held
+                try await waitUntil(timeout: 10, "the indexer to catch up after the burst") {
+                    try await world.int(unindexed) == 0
+                }
+                #expect(try await world.store.search("garden", tenant: nil, limit: 100).count == 10)
+
+                // A lane that never goes quiet: the wait ends at the max delay.
+                let endless = AsyncStream<Void>.makeStream()
+                async let busy: Void = lane.counting { for await _ in endless.stream {} }
+                let written = ContinuousClock.now
+                for index in 10..<20 { try await world.write(ContentFixtures.message("w\(index)")) }
+                try await waitUntil(timeout: 15, "the indexer to stop waiting for a busy lane") {
+                    try await world.int(unindexed) == 0
+                }
+                let lag = written.duration(to: .now)
+                #expect(lane.isBusy)
+                #expect(lag < .seconds(2) + .seconds(5), "\(lag)")
+                endless.continuation.finish()
+                await busy
+            }
+            #expect(try await world.store.search("garden", tenant: nil, limit: 100).count == 20)
         }
     }
 

@@ -259,7 +259,9 @@ struct RetentionTests {
                 let writer = ContentWriteHandler(database: TierDatabase(tier: .content, size: 1, logger: .silent) { _ in
                     world.database.connection("c-owner")
                 }, compressionLevel: 6)
-                try await writer.handle(claimed("content.write", ContentFixtures.json(ContentFixtures.message("old-1"))), context: context)
+                try await runningServices(writer.services) {
+                    try await writer.handle(claimed("content.write", ContentFixtures.json(ContentFixtures.message("old-1"))), context: context)
+                }
                 try await world.exec("UPDATE content.messages SET created_at = now() - interval '100 days'")
                 try await ContentPurgeHandler(database: databases[.content], settings: ContentSettings(retention: RetentionWindow.days(90)))
                     .handle(claimed("content.purge", "{}"), context: context)

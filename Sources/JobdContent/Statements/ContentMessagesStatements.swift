@@ -81,6 +81,113 @@ enum ContentMessagesStatements {
             """
     }
 
+    /// Writes several messages as `Write` writes one, in one statement (group commit
+    /// of concurrent jobs' writes). The external_ids must be distinct: a message's
+    /// children are matched to it by external_id. Returns one row per message, `n`
+    /// being its 1-based position in `prepared`; a message already stored (a retry)
+    /// inserts nothing, as in `Write`.
+    struct WriteBatch: PostgresStatement {
+        var prepared: [PreparedMessage]
+
+        struct Row: Sendable, Equatable {
+            /// 1-based position in `prepared`.
+            var n: Int
+            var insertedID: Int64?
+            var existingDigest: String?
+        }
+
+        static let planning = PostgresPlanning.perExecution
+
+        var bindings: PostgresBindings {
+            var bodyOwners: [Int] = [], blobOwners: [Int] = [], linkOwners: [Int] = [], linkPositions: [Int] = []
+            for (index, message) in prepared.enumerated() {
+                bodyOwners += Array(repeating: index + 1, count: message.bodies.count)
+                blobOwners += Array(repeating: index + 1, count: message.blobs.count)
+                linkOwners += Array(repeating: index + 1, count: message.links.count)
+                linkPositions += Array(1...max(1, message.links.count)).prefix(message.links.count)
+            }
+            let bodies = prepared.flatMap(\.bodies), blobs = prepared.flatMap(\.blobs), links = prepared.flatMap(\.links)
+            return [
+                .textArray(prepared.map(\.message.externalID)), .textArray(prepared.map(\.message.tenantID)),
+                .textArray(prepared.map(\.message.campaignID)), .textArray(prepared.map(\.message.from)),
+                .textArray(prepared.map { JSONValue.array($0.message.to.map { .string($0) }).canonicalText }),
+                .textArray(prepared.map(\.message.subject)), .textArray(prepared.map(\.headersJSON)),
+                .textArray(prepared.map(\.digest)), .intArray(prepared.map(\.rawBytes)),
+                .intArray(prepared.map(\.storedBytes)), .intArray(prepared.map(\.links.count)),
+                .textArray(prepared.map(\.indexText)),
+                .intArray(bodyOwners),
+                .textArray(bodies.map(\.part)),
+                .textArray(bodies.map(\.codec)),
+                .intArray(bodies.map(\.rawBytes)),
+                .intArray(bodies.map(\.data.count)),
+                .textArray(bodies.map { PostgresBytea.encode($0.data) }),
+                .intArray(blobOwners),
+                .textArray(blobs.map(\.sha256)),
+                .textArray(blobs.map(\.codec)),
+                .intArray(blobs.map(\.rawBytes)),
+                .intArray(blobs.map(\.data.count)),
+                .textArray(blobs.map { PostgresBytea.encode($0.data) }),
+                .intArray(linkOwners),
+                .intArray(linkPositions),
+                .textArray(links.map(\.filename)),
+                .textArray(links.map(\.contentType)),
+                .textArray(links.map(\.sha256)),
+                .intArray(links.map(\.rawBytes)),
+            ]
+        }
+
+        static func decode(_ row: PostgresRow) throws -> Row {
+            Row(n: try row.decode("n"), insertedID: try row.decode("inserted_id", as: Int64?.self),
+                existingDigest: try row.decode("existing_digest", as: String?.self))
+        }
+
+        static let sql: SQL = """
+            WITH input AS (
+                SELECT *
+                  FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::jsonb[],
+                              $8::text[], $9::bigint[], $10::bigint[], $11::integer[], $12::text[]) WITH ORDINALITY
+                       AS i (external_id, tenant_id, campaign_id, from_address, to_json, subject, headers, digest,
+                             raw_bytes, stored_bytes, attachment_count, index_text, n)
+            ), msg AS (
+                INSERT INTO content.messages (external_id, tenant_id, campaign_id, from_address, to_addresses, subject,
+                                              headers, digest, raw_bytes, stored_bytes, attachment_count, index_text)
+                SELECT i.external_id, i.tenant_id, i.campaign_id, i.from_address,
+                       ARRAY(SELECT jsonb_array_elements_text(i.to_json::jsonb)), i.subject, i.headers, i.digest,
+                       i.raw_bytes, i.stored_bytes, i.attachment_count, i.index_text
+                  FROM input i
+                 ORDER BY i.n
+                ON CONFLICT (external_id) DO NOTHING
+                RETURNING id, tenant_id, external_id
+            ), ins AS (
+                SELECT msg.id, msg.tenant_id, i.n FROM msg JOIN input i ON i.external_id = msg.external_id
+            ), bodies AS (
+                INSERT INTO content.bodies (message_id, tenant_id, part, codec, raw_bytes, stored_bytes, data)
+                SELECT ins.id, ins.tenant_id, b.part, b.codec, b.raw, b.stored, b.data
+                  FROM unnest($13::bigint[], $14::text[], $15::text[], $16::integer[], $17::integer[], $18::bytea[])
+                            AS b (n, part, codec, raw, stored, data)
+                  JOIN ins ON ins.n = b.n
+            ), blobs AS (
+                INSERT INTO content.attachment_blobs (tenant_id, sha256, codec, raw_bytes, stored_bytes, data)
+                SELECT DISTINCT ON (ins.tenant_id, a.sha256) ins.tenant_id, a.sha256, a.codec, a.raw, a.stored, a.data
+                  FROM unnest($19::bigint[], $20::text[], $21::text[], $22::bigint[], $23::bigint[], $24::bytea[])
+                            AS a (n, sha256, codec, raw, stored, data)
+                  JOIN ins ON ins.n = a.n
+                 ORDER BY ins.tenant_id, a.sha256, a.n
+                ON CONFLICT (tenant_id, sha256) DO NOTHING
+            ), links AS (
+                INSERT INTO content.message_attachments (message_id, position, tenant_id, filename, content_type, sha256, raw_bytes)
+                SELECT ins.id, l.position, ins.tenant_id, l.filename, l.content_type, l.sha256, l.raw
+                  FROM unnest($25::bigint[], $26::integer[], $27::text[], $28::text[], $29::text[], $30::bigint[])
+                            AS l (n, position, filename, content_type, sha256, raw)
+                  JOIN ins ON ins.n = l.n
+            )
+            SELECT i.n, ins.id AS inserted_id,
+                   (SELECT m.digest FROM content.messages m WHERE m.external_id = i.external_id) AS existing_digest
+              FROM input i LEFT JOIN ins ON ins.n = i.n
+             ORDER BY i.n
+            """
+    }
+
     /// The messages the search index is waiting for: not yet indexed, not archived.
     /// Begins and ends with a line break, so it composes between lines.
     static let waitingForIndex: SQL = """
