@@ -80,11 +80,19 @@ extension BenchTargets {
             guard let c, c.contacts < scale else { return "" }
             return " (at \(c.contacts) contacts: no verdict below \(scale))"
         }
+        // Fan-out grows with the list, so a larger list is judged by its time per 100k
+        // contacts; the other targets are per recipient or name their own scale.
+        func fanOutPer100k(_ c: BenchReport.Campaigns) -> Double {
+            c.fanOutSeconds * 100_000 / Double(max(c.contacts, 1))
+        }
+        func fanOutScaleNote(_ c: BenchReport.Campaigns) -> String {
+            c.contacts > 100_000 ? " (\(f(fanOutPer100k(c), 2)) s per 100k at \(c.contacts) contacts)" : ""
+        }
         return [
             .init(
                 name: "campaign fan-out, 100k recipients", target: "≤ 10 s",
-                measured: c.map { "\(f($0.fanOutSeconds, 2)) s" + scaleNote(100_000) } ?? "-",
-                met: at(100_000).flatMap { _ in c.map { $0.fanOutSeconds <= 10 } }),
+                measured: c.map { "\(f($0.fanOutSeconds, 2)) s" + fanOutScaleNote($0) + scaleNote(100_000) } ?? "-",
+                met: at(100_000).flatMap { _ in c.map { fanOutPer100k($0) <= 10 } }),
             .init(
                 name: "campaign delivery to loopback sink", target: "≥ 2000 recipients/s",
                 measured: c.map { "\(f($0.recipientsPerSecond)) recipients/s" + scaleNote(100_000) } ?? "-",
