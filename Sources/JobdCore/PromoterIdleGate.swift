@@ -26,8 +26,8 @@ public struct PromoterIdleGate: Sendable, Equatable {
         case announce
         /// Try the lock again now (then pass once more).
         case recheck
-        /// Wait for a wake-up, at most this many seconds (nil: until the idle deadline).
-        case wait(seconds: Double?)
+        /// Wait for a wake-up, at most this long (nil: until the idle deadline).
+        case wait(Duration?)
     }
 
     public private(set) var phase: Phase = .busy
@@ -35,26 +35,37 @@ public struct PromoterIdleGate: Sendable, Equatable {
     public private(set) var lastFullAsk: ContinuousClock.Instant?
 
     /// The first re-check after a failed try-lock, doubling up to `maximumBackoff`.
-    public var firstBackoff: Double
-    public var maximumBackoff: Double
+    public var firstBackoff: Duration
+    public var maximumBackoff: Duration
     /// How long short re-checks go on before they fall back to `pollInterval` (an
     /// inserter whose transaction stays open that long is a long transaction; its
     /// job is found within a poll interval of its commit).
-    public var settleWindow: Double
-    public var pollInterval: Double
+    public var settleWindow: Duration
+    public var pollInterval: Duration
     /// While busy, inserts do not wake the promoter, so lanes skipped as drained on
     /// pop-only wakes are asked again at least this often.
-    public var fullAskInterval: Double
-    /// After a pass that promoted something, look again after this long before
-    /// announcing idle: while jobs keep arriving the promoter then stays busy and
-    /// finds them itself, instead of being woken by (and serialising) a NOTIFY per insert.
-    public var linger: Double
+    public var fullAskInterval: Duration
+    /// The longest linger (see `linger(afterPromoting:since:)`): after a pass that
+    /// found work, the promoter looks again after a while before announcing idle, so
+    /// that while jobs keep arriving it stays busy and finds them itself, instead of
+    /// being woken by (and serialising) a NOTIFY per insert.
+    public var linger: Duration
+    /// How many of the last pass's mean arrival gaps a linger spans: the next pass
+    /// then expects about this many jobs more, so it rarely comes back empty (an
+    /// empty pass announces idle, and every insert after that notifies).
+    public var lingerGaps: Int
+    /// A linger shorter than this is not slept: the promoter looks again at once (a
+    /// timer that short costs about what it saves).
+    public var shortestLinger: Duration
 
     public init(
-        pollInterval: Double, firstBackoff: Double = 0.002, maximumBackoff: Double = 0.1,
-        settleWindow: Double = 1, fullAskInterval: Double = 0.02, linger: Double = 0.002
+        pollInterval: Duration, firstBackoff: Duration = .milliseconds(2), maximumBackoff: Duration = .milliseconds(100),
+        settleWindow: Duration = .seconds(1), fullAskInterval: Duration = .milliseconds(20),
+        linger: Duration = .milliseconds(2), lingerGaps: Int = 3, shortestLinger: Duration = .microseconds(100)
     ) {
         self.linger = linger
+        self.lingerGaps = lingerGaps
+        self.shortestLinger = shortestLinger
         self.pollInterval = pollInterval
         self.firstBackoff = firstBackoff
         self.maximumBackoff = maximumBackoff
@@ -74,13 +85,13 @@ public struct PromoterIdleGate: Sendable, Equatable {
         }
         let (since, attempt): (ContinuousClock.Instant, Int)
         if case .settling(let s, let a, _) = phase { (since, attempt) = (s, a + 1) } else { (since, attempt) = (now, 0) }
-        phase = .settling(since: since, attempt: attempt, nextCheck: now + .seconds(backoff(attempt: attempt, since: since, now: now)))
+        phase = .settling(since: since, attempt: attempt, nextCheck: now + backoff(attempt: attempt, since: since, now: now))
     }
 
-    /// Seconds to the next re-check after `attempt` failed ones.
-    func backoff(attempt: Int, since: ContinuousClock.Instant, now: ContinuousClock.Instant) -> Double {
-        if since.duration(to: now) >= .seconds(settleWindow) { return pollInterval }
-        let doubled = firstBackoff * Double(1 << min(attempt, 30))
+    /// The wait before the next re-check after `attempt` failed ones.
+    func backoff(attempt: Int, since: ContinuousClock.Instant, now: ContinuousClock.Instant) -> Duration {
+        if since.duration(to: now) >= settleWindow { return pollInterval }
+        let doubled = firstBackoff * (1 << min(attempt, 30))
         return min(maximumBackoff, doubled, pollInterval)
     }
 
@@ -95,18 +106,32 @@ public struct PromoterIdleGate: Sendable, Equatable {
     public func step(now: ContinuousClock.Instant) -> Step {
         switch phase {
         case .busy: return .announce
-        case .idle: return .wait(seconds: nil)
+        case .idle: return .wait(nil)
         case .settling(_, _, let next):
             let left = now.duration(to: next)
-            return left <= .zero ? .recheck : .wait(seconds: left.seconds)
+            return left <= .zero ? .recheck : .wait(left)
         }
     }
 
-    /// Seconds to wait before the next pass instead of announcing idle, or nil: only
-    /// while busy and only after a pass that found work.
-    public func lingerSeconds(afterPromoting promoted: Int) -> Double? {
-        guard phase == .busy, promoted > 0, linger > 0 else { return nil }
-        return min(linger, pollInterval)
+    /// How long to wait before the next pass instead of announcing idle; `.zero`: pass
+    /// again at once; nil: announce idle. Only while busy and only after a pass that
+    /// found work.
+    ///
+    /// The linger spans `lingerGaps` of the mean gaps between the jobs the last pass
+    /// found (`since`: the time since the read before it, over which they became
+    /// due), at most `linger` (and the poll interval). So it shrinks as jobs arrive
+    /// faster: a pass that found many in a short time looks again soon (a job that
+    /// arrives meanwhile waits less), while one that found few, far apart, waits the
+    /// full `linger` and its next pass still finds some. A count alone could not tell
+    /// these apart: few jobs after a short wait is the rate at which the next pass
+    /// may come back empty and go idle. `since` nil (no read before): the full linger.
+    public func linger(afterPromoting promoted: Int, since: Duration?) -> Duration? {
+        guard phase == .busy, promoted > 0, linger > .zero else { return nil }
+        let cap = min(linger, pollInterval)
+        guard let since, lingerGaps > 0 else { return cap }
+        let span = since * lingerGaps / promoted
+        if span < shortestLinger { return .zero }
+        return min(cap, span)
     }
 
     /// Whether lanes known to be drained may be skipped on this pop-only wake. Once
@@ -116,7 +141,7 @@ public struct PromoterIdleGate: Sendable, Equatable {
         guard poppedOnly else { return false }
         guard phase == .busy else { return true }
         guard let last = lastFullAsk else { return false }
-        return last.duration(to: now) < .seconds(fullAskInterval)
+        return last.duration(to: now) < fullAskInterval
     }
 
     /// A pass asked every lane.

@@ -196,6 +196,11 @@ public struct QueueStore: Sendable {
     /// The promoter's read of due jobs, for tests that plan it by hand.
     public static var promoteSQL: String { QueueJobsStatements.Promote.sql.text }
 
+    /// The idle transition's statements (`announceIdle`, `secondsUntilNextDue`), for
+    /// tests that plan them by hand.
+    public static var announceIdleSQL: String { QueueListenersStatements.AnnounceIdle.sql.text }
+    public static var secondsUntilNextDueSQL: String { QueueJobsStatements.SecondsUntilNextDue.sql.text }
+
     /// The completion's text, for tests that plan it by hand.
     public static var completeSQL: String { QueueJobsStatements.Complete.sql.text }
 

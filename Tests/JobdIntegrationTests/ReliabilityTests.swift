@@ -619,6 +619,19 @@ struct QueueHealthTests {
             #expect(promote.components(separatedBy: "jobs_due_idx").count - 1 == 3, "promoter's read plan:\n\(promote)")
             #expect(promote.contains("hashed SubPlan") && !promote.contains("<> ALL") && !promote.contains("Seq Scan on jobs"),
                     "promoter's read plan:\n\(promote)")
+            // The idle transition's due-time reads, prepared the same way: each lane's
+            // min(run_at) from the start of jobs_due_idx, the pushed ids hashed.
+            try await world.exec("PREPARE next_due(bigint[], bigint[], bigint[]) AS \(QueueStore.secondsUntilNextDueSQL)")
+            try await world.exec("PREPARE announce(text, bigint[], bigint[], bigint[]) AS \(QueueStore.announceIdleSQL)")
+            for (what, explain) in [
+                ("next due", "EXPLAIN EXECUTE next_due('{}', '\(pushed)', '{}')"),
+                ("announce idle", "EXPLAIN EXECUTE announce('d', '{}', '\(pushed)', '{}')"),
+            ] {
+                let plan = try await world.plan(explain)
+                #expect(plan.components(separatedBy: "jobs_due_idx").count - 1 == 3, "\(what) plan:\n\(plan)")
+                #expect(plan.contains("hashed SubPlan") && !plan.contains("<> ALL") && !plan.contains("Seq Scan on jobs"),
+                        "\(what) plan:\n\(plan)")
+            }
         }
     }
 

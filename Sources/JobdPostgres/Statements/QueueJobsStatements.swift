@@ -42,18 +42,21 @@ enum QueueJobsStatements {
     /// bigint[] parameters `high`, `normal`, `low` (the promoter's pushed ids, whose
     /// jobs wait in Redis and are not its to find again). One min() per priority, so
     /// each reads jobs_due_idx (priority, run_at, id) from its start, passing over only
-    /// the left-out ids, instead of a scan of every waiting job.
+    /// the left-out ids, instead of a scan of every waiting job. The ids are left out
+    /// through `NOT IN (SELECT unnest(…))`, as in `Promote`: a hashed subplan in a
+    /// generic plan too, so the statements that use this may be prepared once per
+    /// session. The arrays never hold NULL, so NOT IN means "not among them".
     static func secondsUntilNextDue(high: SQL, normal: SQL, low: SQL) -> SQL {
         """
         (extract(epoch FROM least(
             (SELECT min(run_at) FROM queue.jobs WHERE
-        """ + waitingHigh + " AND id <> ALL(" + high + ")" + """
+        """ + waitingHigh + " AND id NOT IN (SELECT unnest(" + high + "))" + """
         ),
             (SELECT min(run_at) FROM queue.jobs WHERE
-        """ + waitingNormal + " AND id <> ALL(" + normal + ")" + """
+        """ + waitingNormal + " AND id NOT IN (SELECT unnest(" + normal + "))" + """
         ),
             (SELECT min(run_at) FROM queue.jobs WHERE
-        """ + waitingLow + " AND id <> ALL(" + low + ")" + """
+        """ + waitingLow + " AND id NOT IN (SELECT unnest(" + low + "))" + """
         )
         )) - extract(epoch FROM now()))::float8
         """
@@ -186,9 +189,11 @@ enum QueueJobsStatements {
         var excludeNormal: [JobID] = []
         var excludeLow: [JobID] = []
 
-        /// Planned with the lists bound (hashed `<> ALL`); runs only when the promoter
-        /// goes idle.
-        static let planning = PostgresPlanning.perExecution
+        /// Prepared once per session: it runs at every idle transition of the
+        /// promoter, where planning it each time cost more than running it (the
+        /// left-out ids are a hashed subplan in the generic plan, see
+        /// `secondsUntilNextDue(high:normal:low:)`).
+        static let planning = PostgresPlanning.perSession
 
         var bindings: PostgresBindings { [.intArray(excludeHigh), .intArray(excludeNormal), .intArray(excludeLow)] }
 

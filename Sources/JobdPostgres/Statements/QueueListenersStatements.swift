@@ -15,7 +15,9 @@ enum QueueListenersStatements {
         var excludeNormal: [JobID] = []
         var excludeLow: [JobID] = []
 
-        static let planning = PostgresPlanning.perExecution
+        /// Prepared once per session: it runs at every idle transition of the
+        /// promoter, on the promoter's own connection (see `SecondsUntilNextDue`).
+        static let planning = PostgresPlanning.perSession
 
         struct Row: Sendable {
             var locked: Bool

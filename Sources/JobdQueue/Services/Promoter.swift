@@ -71,7 +71,7 @@ public struct Promoter: Service {
             // not need a new due-time query either.
             var idleUntil: ContinuousClock.Instant?
             // The wake-up protocol's state (Migrations/queue/0010_queue_wakeup.sql).
-            var gate = PromoterIdleGate(pollInterval: configuration.pollInterval.seconds)
+            var gate = PromoterIdleGate(pollInterval: configuration.pollInterval)
             await loop.run {
                 if let testFaults { await testFaults.waitWhilePromoterWedged() }
                 do {
@@ -135,10 +135,10 @@ public struct Promoter: Service {
             idleUntil = nil
             return
         }
-        if daemonID != nil, let linger = gate.lingerSeconds(afterPromoting: outcome.promoted) {
+        if daemonID != nil, let linger = gate.linger(afterPromoting: outcome.promoted, since: outcome.sincePreviousRead) {
             // Jobs are arriving: look again shortly (all lanes) rather than go idle and
             // have every further insert send a NOTIFY.
-            try await Task.sleep(for: .microseconds(TotalConversion.microseconds(linger)))
+            if linger > .zero { try await Task.sleep(for: linger) }
             poppedOnly = false
             idleUntil = nil
             return
@@ -167,7 +167,7 @@ public struct Promoter: Service {
         var timeout = ContinuousClock.now.duration(to: idleUntil ?? .now).seconds
         if daemonID != nil {
             switch gate.step(now: .now) {
-            case .wait(let seconds?): timeout = min(timeout, seconds)  // settling: re-check the lock soon
+            case .wait(let left?): timeout = min(timeout, left.seconds)  // settling: re-check the lock soon
             case .recheck: return  // settling and the re-check is due: the next turn runs it
             case .wait(nil), .announce: break
             }
@@ -190,7 +190,7 @@ public struct Promoter: Service {
             logger.warning("ended the session of a silent elected promoter; trying the lock again")
             return
         }
-        gate = PromoterIdleGate(pollInterval: configuration.pollInterval.seconds)
+        gate = PromoterIdleGate(pollInterval: configuration.pollInterval)
         let deadline = ContinuousClock.now + configuration.pollInterval
         while !Task.isCancelled {
             let left = ContinuousClock.now.duration(to: deadline)
@@ -211,6 +211,9 @@ public struct Promoter: Service {
         /// The read found the lock held elsewhere, and this promoter was not standing by.
         var enteredStandby = false
         var promoted = 0
+        /// The time from this promoter's read before to this pass's read of due jobs:
+        /// the jobs it found became due within it (nil: no read before, or none now).
+        var sincePreviousRead: Duration?
         /// A priority hit its batch limit: there may be more due right now.
         var saturated = false
         /// Some list is above its refill mark: check again as workers drain it.
@@ -250,10 +253,12 @@ public struct Promoter: Service {
         // A promoter standing by reads even with nothing to take: the read tries the lock.
         // An elected one reads at least once per poll interval, lists full or not: a
         // session silent for long is taken for a frozen daemon's (`staleAfter`).
-        let keepAlive = memory.secondsSinceRead(now: .now) >= configuration.pollInterval.seconds
+        let keepAlive = memory.sinceRead(now: .now).map { $0 >= configuration.pollInterval } ?? true
         guard limits.values.contains(where: { $0 > 0 }) || !memory.isElected || keepAlive else { return outcome }
         let due = try await store.dueJobs(limits: limits, excluding: memory.excluded(), markingBusy: markingBusy)
-        memory.read(at: .now)
+        let readAt = ContinuousClock.now
+        outcome.sincePreviousRead = memory.sinceRead(now: readAt)
+        memory.read(at: readAt)
         guard due.elected else {
             outcome.enteredStandby = memory.standBy()
             outcome.elected = false
@@ -313,9 +318,9 @@ final class PromoterMemory: Sendable {
 
     func read(at now: ContinuousClock.Instant) { state.withLock { $0.lastRead = now } }
 
-    /// Seconds since the last read of due jobs (infinite before the first).
-    func secondsSinceRead(now: ContinuousClock.Instant) -> Double {
-        state.withLock { state in state.lastRead.map { $0.duration(to: now).seconds } ?? .infinity }
+    /// The time since the last read of due jobs (nil before the first).
+    func sinceRead(now: ContinuousClock.Instant) -> Duration? {
+        state.withLock { state in state.lastRead.map { $0.duration(to: now) } }
     }
 
     func observe(lengths: [JobPriority: Int], now: ContinuousClock.Instant) {
