@@ -46,14 +46,14 @@ public struct ContentIndexer: Service {
             var failures = 0
             // When the last batch that came back short started: every message waiting
             // now committed after that batch's snapshot, so after this instant.
-            var caughtUp = ContinuousClock.now
+            var caughtUp = now
             while !Task.isCancelled && !Task.isShuttingDownGracefully {
                 if shouldWait(caughtUp: caughtUp) {
                     try? await Task.sleep(for: min(settings.indexInterval, Self.laneRecheck))
                     continue
                 }
                 var indexed = 0
-                let started = ContinuousClock.now
+                let started = now
                 do {
                     indexed = try await runOnce()
                     failures = 0
@@ -78,8 +78,11 @@ public struct ContentIndexer: Service {
     /// waiting has waited less than `indexMaxDelay`.
     func shouldWait(caughtUp: ContinuousClock.Instant) -> Bool {
         guard let lane, lane.isBusy else { return false }
-        return caughtUp.duration(to: .now) < settings.indexMaxDelay
+        return caughtUp.duration(to: lane.clock.now) < settings.indexMaxDelay
     }
+
+    /// The lane's clock: the one the wait is decided by.
+    private var now: ContinuousClock.Instant { lane?.clock.now ?? ContinuousClock.now }
 
     /// One batch; returns how many messages it indexed. Tests call it directly.
     @discardableResult

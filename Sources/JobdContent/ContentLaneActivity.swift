@@ -1,3 +1,4 @@
+import JobdCore
 import Synchronization
 
 /// Whether this process's `content.write` lane is busy, for the search indexer to
@@ -14,17 +15,20 @@ public final class ContentLaneActivity: Sendable {
     /// How long after the last write the lane still counts as busy: long enough to
     /// bridge the gap between one job's write and the next claim's.
     public let quietPeriod: Duration
+    /// Where the lane and the indexer that reads it take the time.
+    public let clock: any MonotonicClock
     private let state = Mutex(State())
 
-    public init(quietPeriod: Duration = .milliseconds(200)) {
+    public init(quietPeriod: Duration = .milliseconds(200), clock: any MonotonicClock = ContinuousClock()) {
         self.quietPeriod = quietPeriod
+        self.clock = clock
     }
 
     /// Runs one write, counted as running until it returns or throws.
     public func counting<T>(_ body: () async throws -> T) async rethrows -> T {
         state.withLock { $0.running += 1 }
         defer {
-            let now = ContinuousClock.now
+            let now = clock.now
             state.withLock { state in
                 state.running -= 1
                 state.lastEnd = now
@@ -35,7 +39,7 @@ public final class ContentLaneActivity: Sendable {
 
     /// A write is running, or one ended less than `quietPeriod` ago.
     public var isBusy: Bool {
-        let now = ContinuousClock.now
+        let now = clock.now
         return state.withLock { state in
             if state.running > 0 { return true }
             guard let lastEnd = state.lastEnd else { return false }

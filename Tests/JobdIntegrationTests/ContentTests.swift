@@ -282,6 +282,21 @@ struct ContentTests {
         }
     }
 
+    @Test("the lane is busy while a write runs and for its quiet period after, to the nanosecond on its clock")
+    func laneQuietPeriod() async throws {
+        let clock = ManualMonotonicClock()
+        let lane = ContentLaneActivity(quietPeriod: .milliseconds(200), clock: clock)
+        #expect(!lane.isBusy)
+        await lane.counting {
+            clock.advance(by: .seconds(5))
+            #expect(lane.isBusy)
+        }
+        clock.advance(by: .milliseconds(200) - .nanoseconds(1))
+        #expect(lane.isBusy)
+        clock.advance(by: .nanoseconds(1))
+        #expect(!lane.isBusy)
+    }
+
     @Test("the indexer waits while the content.write lane is busy, catches up once it is quiet, and waits no longer than its max delay")
     func indexerMakesWay() async throws {
         let settings = ContentSettings(indexBatch: 4, indexInterval: .milliseconds(20), indexMaxDelay: .seconds(2))
