@@ -388,13 +388,8 @@ public struct WorkerPool: Service {
         }
         stats.update { $0.started += 1 }
         metrics.attemptStarted(job)
-        var jobLogger = logger
-        jobLogger[metadataKey: LogKey.jobID] = "\(job.id)"
-        jobLogger[metadataKey: LogKey.jobKind] = "\(job.kind)"
-        jobLogger[metadataKey: LogKey.jobAttempt] = "\(job.attempt)"
-        jobLogger[metadataKey: LogKey.jobPriority] = "\(job.priority.rawValue)"
         let started = ContinuousClock.now
-        let result = await attempt(job, payloadPresent: payloadPresent, payloadBytes: payloadBytes, logger: jobLogger)
+        let result = await attempt(job, payloadPresent: payloadPresent, payloadBytes: payloadBytes)
         let elapsed = started.duration(to: .now)
         let runSeconds = elapsed.seconds
         var generator = SystemRandomNumberGenerator()
@@ -403,15 +398,17 @@ public struct WorkerPool: Service {
         metrics.attemptFinished(job, outcome: completion.outcome, runSeconds: runSeconds)
         switch completion.outcome {
         case .completed:
-            jobLogger.debug("job completed", metadata: [LogKey.durationMs: "\(TotalConversion.milliseconds(runSeconds))"])
+            if logger.logLevel <= .debug {
+                logger.forAttempt(of: job).debug("job completed", metadata: [LogKey.durationMs: "\(TotalConversion.milliseconds(runSeconds))"])
+            }
         case .snooze:
             let snooze: JobSnooze? = if case .snoozed(let snooze) = result { snooze } else { nil }
-            jobLogger.info("job snoozed; will run again", metadata: [
+            logger.forAttempt(of: job).info("job snoozed; will run again", metadata: [
                 LogKey.errorCode: "\(snooze?.code ?? "snoozed")", LogKey.error: "\(snooze?.message ?? "run again later")",
                 LogKey.retryIn: "\(String(format2: completion.delay.seconds))",
             ])
         case .retry:
-            jobLogger.info("job failed; will retry", metadata: [
+            logger.forAttempt(of: job).info("job failed; will retry", metadata: [
                 LogKey.errorCode: "\(completion.errorCode ?? "")", LogKey.error: "\(completion.errorMessage ?? "")",
                 LogKey.retryIn: "\(String(format2: completion.delay.seconds))",
             ])
@@ -421,7 +418,7 @@ public struct WorkerPool: Service {
         batcher.submit(completion)
     }
 
-    private func attempt(_ job: ClaimedJob, payloadPresent: Bool, payloadBytes: Int, logger: Logger) async -> AttemptResult {
+    private func attempt(_ job: ClaimedJob, payloadPresent: Bool, payloadBytes: Int) async -> AttemptResult {
         guard payloadPresent else {
             return .failed(.permanent(
                 "payload is \(payloadBytes) bytes, over the limit of \(configuration.maxPayloadBytes) (JOBD_MAX_PAYLOAD_BYTES)",
@@ -436,7 +433,7 @@ public struct WorkerPool: Service {
                 code: "unknown_kind"))
         }
         do {
-            try await handler.handle(job, context: JobContext(logger: logger))
+            try await handler.handle(job, context: JobContext(logger: logger, job: job))
             return .succeeded
         } catch let failure as JobFailure {
             return .failed(failure)
