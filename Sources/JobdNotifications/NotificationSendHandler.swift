@@ -23,7 +23,7 @@ import ServiceLifecycle
 public struct NotificationSendHandler: JobHandler {
     public let kind = NotificationRequest.kind
 
-    private let store: NotificationStore
+    private let claims: ClaimBatcher
     private let finishes: FinishBatcher
     private let transport: CurlTransport
     private let settings: NotificationSettings
@@ -47,7 +47,8 @@ public struct NotificationSendHandler: JobHandler {
         wallClock: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 },
         clock: any MonotonicClock = ContinuousClock()
     ) {
-        store = NotificationStore(database: database)
+        let store = NotificationStore(database: database)
+        claims = ClaimBatcher(claimingWith: store)
         finishes = FinishBatcher(store: store)
         transport = CurlTransport(
             concurrency: settings.concurrency, connectTimeout: settings.connectTimeout, timeout: settings.timeout,
@@ -126,7 +127,8 @@ public struct NotificationSendHandler: JobHandler {
         let step: SendStep
         do {
             step = try await transport.withSlot { slot -> SendStep in
-                let claim = try await store.claim(request, token: token, jobID: job.id, window: settings.sendingWindow)
+                let claim = try await claims.submitAndWait(NotificationClaimRequest(
+                    request: request, token: token, jobID: job.id, window: settings.sendingWindow)).get()
                 guard case .claimed(let id, let number) = claim else { return .notClaimed(claim) }
                 let startedAt = wallClock()
                 let report = await send(request, route: route, slot: slot)
@@ -236,8 +238,8 @@ public struct NotificationSendHandler: JobHandler {
         try await finishes.submitAndWait(record)
     }
 
-    /// The finish batcher's writer; the daemon runs it while its pools run.
-    public var services: [any Service] { [finishes.service] }
+    /// The claim and finish batchers' writers; the daemon runs them while its pools run.
+    public var services: [any Service] { [claims.service, finishes.service] }
 
     /// Turns the verdict into the job's result.
     private func conclude(_ verdict: DeliveryVerdict, record: NotificationStore.TryRecord, request: NotificationRequest) throws {

@@ -46,20 +46,88 @@ struct NotificationStore: Sendable {
     /// matches on channel, recipient and subject alone. One round trip in the common case.
     func claim(_ request: NotificationRequest, token: String, jobID: JobID, window: Duration) async throws -> Claim {
         try await database.withConnection { connection in
-            let claim = NotificationStatements.Claim(request: request, token: token, window: window.seconds, jobID: jobID)
-            if let claimed = try await connection.firstRow(claim) {
-                return .claimed(id: claimed.id, try: claimed.tries)
+            try await Self.claim(NotificationClaimRequest(request: request, token: token, jobID: jobID, window: window), on: connection)
+        }
+    }
+
+    /// `claim` for several notifications, each with its own outcome, in order:
+    /// distinct keys share one statement (`ClaimBatch`), a key repeated in `claims`
+    /// goes in a later statement and finds the earlier one's claim (`busy`), as one
+    /// run after the other would. A statement the server refuses is made again one
+    /// claim at a time, so a bad row's refusal is its own outcome (`.failure`). A
+    /// failed connection throws: no outcome is known.
+    func claim(batch claims: [NotificationClaimRequest]) async throws -> [Result<Claim, any Error>] {
+        var outcomes = [Result<Claim, any Error>?](repeating: nil, count: claims.count)
+        var remaining = Array(claims.indices)
+        while !remaining.isEmpty {
+            var seen: Set<String> = []
+            var round: [Int] = [], later: [Int] = []
+            for index in remaining {
+                if seen.insert(claims[index].request.idempotencyKey).inserted { round.append(index) } else { later.append(index) }
             }
-            // Not claimable: find out why (rare, so a second statement is fine).
-            guard let row = try await connection.firstRow(NotificationStatements.Unclaimed(request: request)) else {
-                return .busy(retryIn: 0)  // deleted in between: just run again
+            let claimed = try await claimRound(round.map { claims[$0] })
+            for (index, outcome) in zip(round, claimed) { outcomes[index] = outcome }
+            remaining = later
+        }
+        return outcomes.map { $0! }
+    }
+
+    /// Claims of distinct keys: one statement, or one per claim when it is alone or refused.
+    private func claimRound(_ round: [NotificationClaimRequest]) async throws -> [Result<Claim, any Error>] {
+        try await database.withConnection { connection in
+            if round.count == 1 {
+                return [try await Self.result { try await Self.claim(round[0], on: connection) }]
             }
-            if row.sameNotification != true { return .conflict }
-            switch row.status {
-            case "sent": return .alreadySent(id: row.id)
-            case "sending": return .busy(retryIn: row.claimLeft ?? 1)
-            default: return .busy(retryIn: 0)  // changed in between: run again
+            let rows: [NotificationStatements.ClaimBatch.Row]
+            do {
+                rows = try await connection.rows(NotificationStatements.ClaimBatch(claims: round))
+            } catch let error as PostgresError where error.kind == .server {
+                var outcomes: [Result<Claim, any Error>] = []
+                for claim in round { outcomes.append(try await Self.result { try await Self.claim(claim, on: connection) }) }
+                return outcomes
             }
+            let claimed = Dictionary(rows.map { ($0.claimToken, $0) }, uniquingKeysWith: { first, _ in first })
+            var outcomes: [Result<Claim, any Error>] = []
+            for claim in round {
+                if let row = claimed[claim.token] {
+                    outcomes.append(.success(.claimed(id: row.id, try: row.tries)))
+                } else {
+                    outcomes.append(try await Self.result { try await Self.unclaimed(claim.request, on: connection) })
+                }
+            }
+            return outcomes
+        }
+    }
+
+    private static func claim(_ claim: NotificationClaimRequest, on connection: PostgresConnection) async throws -> Claim {
+        let statement = NotificationStatements.Claim(
+            request: claim.request, token: claim.token, window: claim.window.seconds, jobID: claim.jobID)
+        if let claimed = try await connection.firstRow(statement) {
+            return .claimed(id: claimed.id, try: claimed.tries)
+        }
+        return try await unclaimed(claim.request, on: connection)
+    }
+
+    /// Why a notification was not claimable (rare, so a second statement is fine).
+    private static func unclaimed(_ request: NotificationRequest, on connection: PostgresConnection) async throws -> Claim {
+        guard let row = try await connection.firstRow(NotificationStatements.Unclaimed(request: request)) else {
+            return .busy(retryIn: 0)  // deleted in between: just run again
+        }
+        if row.sameNotification != true { return .conflict }
+        switch row.status {
+        case "sent": return .alreadySent(id: row.id)
+        case "sending": return .busy(retryIn: row.claimLeft ?? 1)
+        default: return .busy(retryIn: 0)  // changed in between: run again
+        }
+    }
+
+    /// A server's refusal is the claim's own outcome; any other error (the
+    /// connection) is thrown, failing the batch.
+    private static func result(_ body: () async throws -> Claim) async throws -> Result<Claim, any Error> {
+        do {
+            return .success(try await body())
+        } catch let error as PostgresError where error.kind == .server {
+            return .failure(error)
         }
     }
 
@@ -105,6 +173,38 @@ extension GroupCommitBatcher where Item == NotificationStore.TryRecord, Outcome 
         self.init(maxBatch: 500, onFailure: .failSubmitters) { entries in
             let accepted = try await store.finish(entries.map(\.item))
             return entries.map { accepted.contains($0.item.claimToken) }
+        }
+    }
+}
+
+/// One claim as `ClaimBatcher` takes it: the notification, the fresh token that
+/// fences this run's send and record, and how long the claim holds.
+struct NotificationClaimRequest: Sendable {
+    var request: NotificationRequest
+    var token: String
+    var jobID: JobID
+    var window: Duration
+}
+
+/// Group commit for the claim before a send: claims submitted while one is being
+/// written go out together in the next statement (`NotificationStore.claim(batch:)`),
+/// so under load many sends share one round trip and one commit for their claims.
+/// An idle batcher writes a lone claim at once with the single statement (no added
+/// latency). Each claim keeps its own outcome — claimed (with its try number),
+/// already sent, in flight elsewhere, or a conflict — and its own token; the send
+/// waits for it. A failed connection fails the batch's submitters (their jobs
+/// retry; a claim that had committed holds its row until its window passes, as a
+/// single claim's would). The writer is a service of the daemon
+/// (`NotificationSendHandler.services`).
+typealias ClaimBatcher = GroupCommitBatcher<NotificationClaimRequest, Result<NotificationStore.Claim, any Error>>
+
+extension GroupCommitBatcher where Item == NotificationClaimRequest, Outcome == Result<NotificationStore.Claim, any Error> {
+    /// Claims per group-commit batch.
+    static var claimMaxBatch: Int { 64 }
+
+    convenience init(claimingWith store: NotificationStore) {
+        self.init(maxBatch: Self.claimMaxBatch, onFailure: .failSubmitters) { entries in
+            try await store.claim(batch: entries.map(\.item))
         }
     }
 }

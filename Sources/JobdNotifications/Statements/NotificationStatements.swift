@@ -55,6 +55,55 @@ public enum NotificationStatements {
             """
     }
 
+    /// `Claim` for several notifications in one statement: the same insert or
+    /// takeover, row by row, under the same conditions (keep the two in step). The
+    /// idempotency keys must be distinct (one statement cannot touch a row twice).
+    /// Rows are taken in key order, so two batches (two daemons) lock shared keys in
+    /// the same order. Returns a row for each notification claimed, by its token;
+    /// none for one not claimable.
+    struct ClaimBatch: PostgresStatement {
+        var claims: [NotificationClaimRequest]
+
+        struct Row: Sendable, Equatable {
+            var id: Int64
+            var tries: Int
+            var claimToken: String
+        }
+
+        static let planning = PostgresPlanning.perExecution
+
+        var bindings: PostgresBindings {
+            [.textArray(claims.map(\.request.idempotencyKey)), .textArray(claims.map(\.request.channel.rawValue)),
+             .textArray(claims.map(\.request.to)), .textArray(claims.map(\.request.subject)),
+             .textArray(claims.map(\.request.body)), .textArray(claims.map(\.token)),
+             .intArray(claims.map { TotalConversion.milliseconds($0.window) }), .intArray(claims.map(\.jobID))]
+        }
+
+        static func decode(_ row: PostgresRow) throws -> Row {
+            Row(id: try row.decode("id"), tries: try row.decode("tries"), claimToken: try row.decode("claim_token"))
+        }
+
+        static let sql: SQL = """
+            INSERT INTO notifications.notifications AS n
+                (idempotency_key, channel, recipient, subject, body, status, tries, claim_token, sending_until, job_id)
+            SELECT i.idempotency_key, i.channel, i.recipient, i.subject, i.body, 'sending', 1, i.claim_token,
+                   now() + make_interval(secs => i.window_ms / 1000.0::double precision), i.job_id
+              FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bigint[])
+                   AS i (idempotency_key, channel, recipient, subject, body, claim_token, window_ms, job_id)
+             ORDER BY i.idempotency_key
+            ON CONFLICT (idempotency_key) DO UPDATE SET
+                status = 'sending', tries = n.tries + 1, claim_token = EXCLUDED.claim_token,
+                sending_until = EXCLUDED.sending_until, job_id = EXCLUDED.job_id,
+                updated_at = now(), failed_at = NULL,
+                body = CASE WHEN n.archived_at IS NULL THEN n.body ELSE EXCLUDED.body END, archived_at = NULL
+            WHERE n.channel = EXCLUDED.channel AND n.recipient = EXCLUDED.recipient
+              AND n.subject IS NOT DISTINCT FROM EXCLUDED.subject
+              AND (n.body = EXCLUDED.body OR n.archived_at IS NOT NULL)
+              AND (n.status IN ('pending', 'failed') OR (n.status = 'sending' AND n.sending_until < now()))
+            RETURNING n.id, n.tries, n.claim_token
+            """
+    }
+
     /// Why a `Claim` took nothing: the row under the key, whether it names the same
     /// notification, and how long its current claim has left.
     struct Unclaimed: PostgresStatement {
