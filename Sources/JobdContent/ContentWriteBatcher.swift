@@ -36,11 +36,7 @@ extension GroupCommitBatcher where Item == PreparedMessage, Outcome == Result<Co
         var outcomes = [Outcome?](repeating: nil, count: messages.count)
         var remaining = Array(messages.indices)
         while !remaining.isEmpty {
-            var seen: Set<String> = []
-            var round: [Int] = [], later: [Int] = []
-            for index in remaining {
-                if seen.insert(messages[index].message.externalID).inserted { round.append(index) } else { later.append(index) }
-            }
+            let (round, later) = DistinctKeyRounds.split(remaining) { messages[$0].message.externalID }
             for chunk in chunks(round, of: messages) {
                 let written = try await writeChunk(chunk.map { messages[$0] }, database: database)
                 for (index, outcome) in zip(chunk, written) { outcomes[index] = outcome }

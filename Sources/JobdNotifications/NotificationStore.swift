@@ -60,11 +60,7 @@ struct NotificationStore: Sendable {
         var outcomes = [Result<Claim, any Error>?](repeating: nil, count: claims.count)
         var remaining = Array(claims.indices)
         while !remaining.isEmpty {
-            var seen: Set<String> = []
-            var round: [Int] = [], later: [Int] = []
-            for index in remaining {
-                if seen.insert(claims[index].request.idempotencyKey).inserted { round.append(index) } else { later.append(index) }
-            }
+            let (round, later) = DistinctKeyRounds.split(remaining) { claims[$0].request.idempotencyKey }
             let claimed = try await claimRound(round.map { claims[$0] })
             for (index, outcome) in zip(round, claimed) { outcomes[index] = outcome }
             remaining = later

@@ -1,0 +1,17 @@
+import JobdCore
+import Testing
+
+@Suite("Distinct-key rounds")
+struct DistinctKeyRoundsTests {
+    @Test("the first entry of each key goes in this round, in order; repeats wait for a later one")
+    func split() {
+        let keys = ["a", "b", "a", "c", "b", "a"]
+        let first = DistinctKeyRounds.split(Array(keys.indices)) { keys[$0] }
+        #expect(first.round == [0, 1, 3])
+        #expect(first.later == [2, 4, 5])
+        let second = DistinctKeyRounds.split(first.later) { keys[$0] }
+        #expect(second.round == [2, 4])
+        #expect(second.later == [5])
+        #expect(DistinctKeyRounds.split([]) { keys[$0] } == ([], []))
+    }
+}
