@@ -16,44 +16,34 @@ struct BulkStepSizerTests {
         }
     }
 
-    @Test("a step just over the target shrinks the next to at most half; a much slower one to the rows its rate does in the target's middle")
-    func slowShrinks() {
-        var justOver = sizer(1000)
-        justOver.record(asked: 1000, rows: 1000, elapsed: .milliseconds(251))
-        #expect(justOver.size == 500)
-        var seconds = sizer(1000)
-        seconds.record(asked: 1000, rows: 1000, elapsed: .seconds(2))
-        #expect(seconds.size == 87)  // 1000 rows in 2 s: 87.5 in 175 ms
-        // The last, partial step was slow too: sized by the rows it did.
-        var partial = sizer(1000)
-        partial.record(asked: 1000, rows: 100, elapsed: .seconds(1))
-        #expect(partial.size == 17)
+    /// One recorded step and the size it leaves for the next: (first size, limits, rows
+    /// asked, rows found, elapsed, next size).
+    static let oneStep: [(Int, ClosedRange<Int>, Int, Int, Duration, Int)] = [
+        // Just over the target: at most half.
+        (1000, 1...10_000, 1000, 1000, .milliseconds(251), 500),
+        // Much slower: the rows its rate does in the target's middle (1000 in 2 s: 87.5 in 175 ms).
+        (1000, 1...10_000, 1000, 1000, .seconds(2), 87),
+        // A last, partial step that was slow too: sized by the rows it did.
+        (1000, 1...10_000, 1000, 100, .seconds(1), 17),
         // Never below the lower limit, however slow.
-        var one = sizer(1)
-        one.record(asked: 1, rows: 1, elapsed: .seconds(30))
-        #expect(one.size == 1)
-        var floored = sizer(400, limits: 50...10_000)
-        floored.record(asked: 400, rows: 400, elapsed: .seconds(10))
-        #expect(floored.size == 50)
-    }
-
-    @Test("a full step just under the target grows the next toward the target's middle, at most doubling it")
-    func fastGrows() {
-        var justUnder = sizer(100)
-        justUnder.record(asked: 100, rows: 100, elapsed: .milliseconds(99))
-        #expect(justUnder.size == 176)  // 100 rows in 99 ms: 176.7 in 175 ms
-        var fast = sizer(100)
-        fast.record(asked: 100, rows: 100, elapsed: .milliseconds(5))
-        #expect(fast.size == 200)
-        var instant = sizer(100)
-        instant.record(asked: 100, rows: 100, elapsed: .zero)
-        #expect(instant.size == 200)
+        (1, 1...10_000, 1, 1, .seconds(30), 1),
+        (400, 50...10_000, 400, 400, .seconds(10), 50),
+        // Just under the target: toward its middle (100 in 99 ms: 176.7 in 175 ms).
+        (100, 1...10_000, 100, 100, .milliseconds(99), 176),
+        // Much faster, or instant: at most double.
+        (100, 1...10_000, 100, 100, .milliseconds(5), 200),
+        (100, 1...10_000, 100, 100, .zero, 200),
         // Never above the upper limit (the action's batch).
-        var capped = sizer(800, limits: 1...1000)
-        capped.record(asked: 800, rows: 800, elapsed: .milliseconds(1))
-        #expect(capped.size == 1000)
-        capped.record(asked: 1000, rows: 1000, elapsed: .milliseconds(1))
-        #expect(capped.size == 1000)
+        (800, 1...1000, 800, 800, .milliseconds(1), 1000),
+        (1000, 1...1000, 1000, 1000, .milliseconds(1), 1000),
+    ]
+
+    @Test("a slow step shrinks the next to at most half, a fast full one grows it toward the target's middle to at most double, within the limits",
+          arguments: oneStep)
+    func nextSize(first: Int, limits: ClosedRange<Int>, asked: Int, rows: Int, elapsed: Duration, next: Int) {
+        var s = sizer(first, limits: limits)
+        s.record(asked: asked, rows: rows, elapsed: elapsed)
+        #expect(s.size == next)
     }
 
     @Test("a fast step that found fewer rows than it asked for says nothing about the rate: the size stays")
