@@ -33,30 +33,24 @@ extension GroupCommitBatcher where Item == PreparedMessage, Outcome == Result<Co
     /// Writes `messages` in statements of distinct external_ids and bounded size;
     /// outcomes in the same order.
     static func write(_ messages: [PreparedMessage], database: TierDatabase) async throws -> [Outcome] {
-        var outcomes = [Outcome?](repeating: nil, count: messages.count)
-        var remaining = Array(messages.indices)
-        while !remaining.isEmpty {
-            let (round, later) = DistinctKeyRounds.split(remaining) { messages[$0].message.externalID }
-            for chunk in chunks(round, of: messages) {
-                let written = try await writeChunk(chunk.map { messages[$0] }, database: database)
-                for (index, outcome) in zip(chunk, written) { outcomes[index] = outcome }
-            }
-            remaining = later
+        try await DistinctKeyRounds.run(messages, key: \.message.externalID) { round in
+            var outcomes: [Outcome] = []
+            for chunk in chunks(round) { outcomes += try await writeChunk(chunk, database: database) }
+            return outcomes
         }
-        return outcomes.map { $0! }
     }
 
-    /// Consecutive runs of `indices` of at most `contentMaxStatementBytes` stored bytes each.
-    static func chunks(_ indices: [Int], of messages: [PreparedMessage]) -> [[Int]] {
-        var chunks: [[Int]] = [], current: [Int] = [], bytes = 0
-        for index in indices {
-            let size = messages[index].storedBytes + messages[index].indexText.utf8.count
+    /// Consecutive runs of `messages` of at most `contentMaxStatementBytes` stored bytes each.
+    static func chunks(_ messages: [PreparedMessage]) -> [[PreparedMessage]] {
+        var chunks: [[PreparedMessage]] = [], current: [PreparedMessage] = [], bytes = 0
+        for message in messages {
+            let size = message.storedBytes + message.indexText.utf8.count
             if !current.isEmpty && bytes + size > contentMaxStatementBytes {
                 chunks.append(current)
                 current = []
                 bytes = 0
             }
-            current.append(index)
+            current.append(message)
             bytes += size
         }
         if !current.isEmpty { chunks.append(current) }
@@ -68,25 +62,15 @@ extension GroupCommitBatcher where Item == PreparedMessage, Outcome == Result<Co
         try await database.withConnection { connection in
             let store = ContentStore(connection: connection)
             if chunk.count == 1 {
-                return [try await result { try await store.write(chunk[0]) }]
+                return [try await .refusable { try await store.write(chunk[0]) }]
             }
             do {
                 return try await store.write(batch: chunk).map { .success($0) }
             } catch let error as PostgresError where error.kind == .server {
                 var outcomes: [Outcome] = []
-                for prepared in chunk { outcomes.append(try await result { try await store.write(prepared) }) }
+                for prepared in chunk { outcomes.append(try await .refusable { try await store.write(prepared) }) }
                 return outcomes
             }
-        }
-    }
-
-    /// A server's refusal is the message's own outcome; any other error (the
-    /// connection) is thrown, failing the batch.
-    private static func result(_ body: () async throws -> ContentStore.WriteOutcome) async throws -> Outcome {
-        do {
-            return .success(try await body())
-        } catch let error as PostgresError where error.kind == .server {
-            return .failure(error)
         }
     }
 }

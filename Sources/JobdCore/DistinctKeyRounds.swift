@@ -11,4 +11,21 @@ public enum DistinctKeyRounds {
         }
         return (round, later)
     }
+
+    /// Runs `items` in rounds of distinct keys (`split`), each round's items in
+    /// order through `round`, which returns one outcome per item; the outcomes come
+    /// back in `items`' order.
+    public static func run<Item, Key: Hashable, Outcome>(
+        _ items: [Item], key: (Item) -> Key, round: ([Item]) async throws -> [Outcome]
+    ) async rethrows -> [Outcome] {
+        var outcomes = [Outcome?](repeating: nil, count: items.count)
+        var remaining = Array(items.indices)
+        while !remaining.isEmpty {
+            let (indices, later) = split(remaining) { key(items[$0]) }
+            let done = try await round(indices.map { items[$0] })
+            for (index, outcome) in zip(indices, done) { outcomes[index] = outcome }
+            remaining = later
+        }
+        return outcomes.map { $0! }
+    }
 }

@@ -57,29 +57,21 @@ struct NotificationStore: Sendable {
     /// claim at a time, so a bad row's refusal is its own outcome (`.failure`). A
     /// failed connection throws: no outcome is known.
     func claim(batch claims: [NotificationClaimRequest]) async throws -> [Result<Claim, any Error>] {
-        var outcomes = [Result<Claim, any Error>?](repeating: nil, count: claims.count)
-        var remaining = Array(claims.indices)
-        while !remaining.isEmpty {
-            let (round, later) = DistinctKeyRounds.split(remaining) { claims[$0].request.idempotencyKey }
-            let claimed = try await claimRound(round.map { claims[$0] })
-            for (index, outcome) in zip(round, claimed) { outcomes[index] = outcome }
-            remaining = later
-        }
-        return outcomes.map { $0! }
+        try await DistinctKeyRounds.run(claims, key: \.request.idempotencyKey) { try await claimRound($0) }
     }
 
     /// Claims of distinct keys: one statement, or one per claim when it is alone or refused.
     private func claimRound(_ round: [NotificationClaimRequest]) async throws -> [Result<Claim, any Error>] {
         try await database.withConnection { connection in
             if round.count == 1 {
-                return [try await Self.result { try await Self.claim(round[0], on: connection) }]
+                return [try await Result.refusable { try await Self.claim(round[0], on: connection) }]
             }
             let rows: [NotificationStatements.ClaimBatch.Row]
             do {
                 rows = try await connection.rows(NotificationStatements.ClaimBatch(claims: round))
             } catch let error as PostgresError where error.kind == .server {
                 var outcomes: [Result<Claim, any Error>] = []
-                for claim in round { outcomes.append(try await Self.result { try await Self.claim(claim, on: connection) }) }
+                for claim in round { outcomes.append(try await Result.refusable { try await Self.claim(claim, on: connection) }) }
                 return outcomes
             }
             let claimed = Dictionary(rows.map { ($0.claimToken, $0) }, uniquingKeysWith: { first, _ in first })
@@ -88,7 +80,7 @@ struct NotificationStore: Sendable {
                 if let row = claimed[claim.token] {
                     outcomes.append(.success(.claimed(id: row.id, try: row.tries)))
                 } else {
-                    outcomes.append(try await Self.result { try await Self.unclaimed(claim.request, on: connection) })
+                    outcomes.append(try await Result.refusable { try await Self.unclaimed(claim.request, on: connection) })
                 }
             }
             return outcomes
@@ -114,16 +106,6 @@ struct NotificationStore: Sendable {
         case "sent": return .alreadySent(id: row.id)
         case "sending": return .busy(retryIn: row.claimLeft ?? 1)
         default: return .busy(retryIn: 0)  // changed in between: run again
-        }
-    }
-
-    /// A server's refusal is the claim's own outcome; any other error (the
-    /// connection) is thrown, failing the batch.
-    private static func result(_ body: () async throws -> Claim) async throws -> Result<Claim, any Error> {
-        do {
-            return .success(try await body())
-        } catch let error as PostgresError where error.kind == .server {
-            return .failure(error)
         }
     }
 

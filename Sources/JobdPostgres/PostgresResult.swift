@@ -146,3 +146,16 @@ public enum PostgresArray {
         return String(decoding: out, as: UTF8.self)
     }
 }
+
+extension Result where Failure == any Error {
+    /// `body`'s value, or the server's refusal (`PostgresError.Kind.server`) as this
+    /// result's failure: the outcome of one item of a group-committed batch. Any other
+    /// error (the connection) is thrown, since no outcome is known.
+    public static func refusable(_ body: () async throws -> Success) async throws -> Self {
+        do {
+            return .success(try await body())
+        } catch let error as PostgresError where error.kind == .server {
+            return .failure(error)
+        }
+    }
+}
