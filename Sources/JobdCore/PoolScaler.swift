@@ -14,6 +14,11 @@ public struct ScalingSettings: Sendable, Equatable {
     public var waitThreshold: Duration = .milliseconds(500)
     /// The share of a pool's slots that must be taken for it to count as saturated.
     public var saturation: Double = 0.75
+    /// One growth step multiplies a pool by at most this (values below 2 count as 2),
+    /// and adds no more slots than jobs it saw waiting. 4 takes a pool from 1 to 64 in three steps (1.5 s at the
+    /// default sampling) where doubling took six (3 s): the ramp's lost capacity is
+    /// what an autoscaled pool's queue wait pays over a fixed one's after a step load.
+    public var maxGrowth: Int = 4
     /// Ceiling of all pools' slots together (`JOBD_MAX_TOTAL_WORKERS`); nil: the sum
     /// of the pools' maxima.
     public var maxTotalWorkers: Int?
@@ -33,9 +38,10 @@ public struct ScalingSettings: Sendable, Equatable {
 /// - **Pressure**: a pool is pressured when its slots are taken (at least
 ///   `saturation` of them) and work waits for it: jobs in its Redis lists, or started
 ///   attempts that waited `waitThreshold` or more while its slots were running jobs.
-/// - **Growth** is fast: pressure that lasts `growAfter` doubles the pool (never more
-///   than the backlog it saw needs, never above its maximum). The pressure timer then
-///   restarts, so the new slots are filled before the next step.
+/// - **Growth** is fast: pressure that lasts `growAfter` multiplies the pool by up to
+///   `maxGrowth` (never more than the backlog it saw needs, never above its maximum).
+///   The pressure timer then restarts, so the new slots are filled before the next
+///   step.
 /// - **Shrink** is slow: after `quietPeriod` without pressure the pool halves every
 ///   `downInterval`, down to its minimum — but never below what its busiest sample
 ///   of the last quiet period needed (`busy / saturation`), so a steady or
@@ -229,8 +235,8 @@ public struct PoolScaler: Sendable, Equatable {
                 state.lastActivity = now
                 state.idleSince = nil
                 state.lastCheck = nil
-                // Double, but never more than the jobs seen waiting need.
-                let want = size + min(size, max(1, sample.backlog))
+                // Up to maxGrowth times, but never more than the jobs seen waiting need.
+                let want = size + min(size * (max(2, settings.maxGrowth) - 1), max(1, sample.backlog))
                 state.lastWant = want
                 if now - since >= settings.growAfter {
                     growing.append((index, min(want, pools[index].bounds.upperBound), reason))

@@ -63,26 +63,24 @@ private let shared = PoolScaler.Pool(name: "shared", rank: 0, bounds: 1...64)
 
 @Suite("PoolScaler")
 struct PoolScalerTests {
-    @Test("a step load doubles the pool every two samples, then settles at what it uses; no oscillation")
+    @Test("a step load quadruples the pool every two samples, then settles at what it uses; no oscillation")
     func stepLoad() {
         var run = Run([shared])
         var load = TickLoad(perSlot: 2)
         // 80 jobs per tick at 2 per slot: the load needs 40 slots.
         run.run(&load, ticks: 200, arrivals: { _ in 80 })
         // Pressure from tick 1 (0.25 s); each step waits one more pressured sample.
-        // At 64 the queue (708 at 3.0 s) drains by 48 a tick: last backlog at 6.5 s,
-        // then 58 slots run the tail (6.75 s) and 40 from there on. The first check,
-        // 30 s after the last pressure (36.5 s), still holds the tail's 58 (/ 0.75 is
-        // above 64); the next (41.5 s) keeps what 40 busy need: 40 / 0.75 = 54,
-        // above half (32) and the hysteresis floor (33).
+        // At 64 the queue (396 at 1.5 s) drains by 48 a tick: last backlog at 3.5 s,
+        // then 46 slots run the tail (3.75 s) and 40 from there on. The first check,
+        // 30 s after the last pressure (33.5 s), keeps what the tail's 46 needed
+        // (46 / 0.75 = 62); the next (38.5 s) keeps what 40 busy need: 40 / 0.75 = 54,
+        // above half (31) and the hysteresis floor (17, one above 16).
         #expect(run.log == [
-            "0.50 shared 1→2 backlog",
-            "1.00 shared 2→4 backlog",
-            "1.50 shared 4→8 backlog",
-            "2.00 shared 8→16 backlog",
-            "2.50 shared 16→32 backlog",
-            "3.00 shared 32→64 backlog",
-            "41.50 shared 64→54 quiet",
+            "0.50 shared 1→4 backlog",
+            "1.00 shared 4→16 backlog",
+            "1.50 shared 16→64 backlog",
+            "33.50 shared 64→62 quiet",
+            "38.50 shared 62→54 quiet",
         ])
         #expect(run.scaler.sizes == [54])
         // Steady at 54 for another two minutes: no decision at all.
@@ -101,18 +99,18 @@ struct PoolScalerTests {
         #expect(run.scaler.sizes == [64])
         run.log.removeAll()
         run.run(&load, ticks: 400, arrivals: { _ in 0 })
-        // 4,800 arrived; 894 were served by tick 24 (1,1,2,2,4,4,8,8,16,16,32,32 then
-        // 12 × 64), so 3,906 drain at 64 a tick: the last backlog is left at tick 85
-        // (21.25 s). First check 30 s later: the floor from growing past 32 (33) still
-        // holds, since the pool has been idle only since 21.75 s; once idle for a quiet
-        // period (51.75 s) it is forgotten, and the pool halves every 5 s.
+        // 4,800 arrived; 1,194 were served by tick 24 (1,1,4,4,16,16 then 18 × 64), so
+        // 3,606 drain at 64 a tick: the last backlog is left at tick 80 (20.00 s), and
+        // tick 81 runs the last 22. First check 30 s later: the tail's 22 need 30 and
+        // the floor from growing past 16 is 17, so the pool halves to 32; idle since
+        // 20.50 s, the floor is forgotten at 50.50 s, and the pool halves every 5 s.
         #expect(run.log == [
-            "51.25 shared 64→33 quiet",
-            "56.25 shared 33→16 quiet",
-            "61.25 shared 16→8 quiet",
-            "66.25 shared 8→4 quiet",
-            "71.25 shared 4→2 quiet",
-            "76.25 shared 2→1 quiet",
+            "50.00 shared 64→32 quiet",
+            "55.00 shared 32→16 quiet",
+            "60.00 shared 16→8 quiet",
+            "65.00 shared 8→4 quiet",
+            "70.00 shared 4→2 quiet",
+            "75.00 shared 2→1 quiet",
         ])
         // Back at the minimum 55 s after the last pressure.
         #expect(run.scaler.sizes == [1])
@@ -129,9 +127,9 @@ struct PoolScalerTests {
             return (change[0], change[1])
         }
         #expect(!sizes.isEmpty)
-        // Only growth, each step at most a doubling, ending at what the ramp's end
-        // needs (240 / 4 = 60 slots) or a little more.
-        #expect(sizes.allSatisfy { $0.1 > $0.0 && $0.1 <= 2 * $0.0 })
+        // Only growth, each step at most `maxGrowth` times, ending at what the ramp's
+        // end needs (240 / 4 = 60 slots) or a little more.
+        #expect(sizes.allSatisfy { $0.1 > $0.0 && $0.1 <= ScalingSettings.defaults.maxGrowth * $0.0 })
         #expect(run.log.allSatisfy { $0.hasSuffix("backlog") || $0.hasSuffix("queue_wait") })
         #expect((60...64).contains(run.scaler.sizes[0]), "\(run.log)")
         #expect(load.queue < 240, "the pool keeps up with the ramp's end: \(load.queue) waiting")
@@ -155,25 +153,23 @@ struct PoolScalerTests {
         var load = TickLoad(perSlot: 2)
         // 40 jobs a tick for 10 s (needs 20 slots), then 10 s of nothing, for 5 minutes.
         run.run(&load, ticks: 1_200, arrivals: { ($0 / 40) % 2 == 0 ? 40 : 0 })
-        // Growth in the first period only: the backlog (252 at 2.75 s) is still there
-        // at 32, so the pool doubles once more, and 64 drains it by 3.75 s (last
-        // pressure 3.5 s), running 46 slots for that tail. The first check, 30 s
-        // later (33.5 s), keeps what that peak needed (46 / 0.75 = 62); the next
-        // (38.5 s) has only the on periods' 20 in its window (27) and stops at the
-        // hysteresis floor, 33: one above 32, where it was pressured. The off periods
-        // (10 s) are shorter than the quiet period, so the floor holds and the pool
-        // stays at 33 for the remaining four minutes.
+        // Growth in the first period only: the backlog (156 at 1.5 s) is still there
+        // at 16, so the pool quadruples once more, and 64 drains it by 2.0 s (last
+        // pressure 1.75 s), running 54 slots for that tail. The first check, 30 s
+        // later (31.75 s), keeps 64 (54 / 0.75 is above it); the next (36.75 s) has
+        // only the on periods' 20 in its window (27) and halves to 32; the one after
+        // (41.75 s) stops at 27, above the hysteresis floor (17: one above 16, where
+        // it was pressured). The off periods (10 s) are shorter than the quiet
+        // period, so the floor holds and the pool stays at 27 for the remaining four
+        // minutes.
         #expect(run.log == [
-            "0.50 shared 1→2 backlog",
-            "1.00 shared 2→4 backlog",
-            "1.50 shared 4→8 backlog",
-            "2.00 shared 8→16 backlog",
-            "2.50 shared 16→32 backlog",
-            "3.00 shared 32→64 backlog",
-            "33.50 shared 64→62 quiet",
-            "38.50 shared 62→33 quiet",
+            "0.50 shared 1→4 backlog",
+            "1.00 shared 4→16 backlog",
+            "1.50 shared 16→64 backlog",
+            "36.75 shared 64→32 quiet",
+            "41.75 shared 32→27 quiet",
         ])
-        #expect(run.scaler.sizes == [33])
+        #expect(run.scaler.sizes == [27])
     }
 
     @Test("a shrink that leads to pressure is not repeated: the pool keeps the size it shrank from")
@@ -183,6 +179,8 @@ struct PoolScalerTests {
         var settings = ScalingSettings.defaults
         settings.quietPeriod = .seconds(2)
         settings.downInterval = .seconds(1)
+        // Doubling steps: the sizes this rule is shown at (4, 5, 8) come from them.
+        settings.maxGrowth = 2
         var run = Run([PoolScaler.Pool(name: "shared", rank: 0, bounds: 1...16)], settings: settings)
         // 8 slots keep up with the load; fewer leave a backlog of 5.
         for tick in 1...200 {
@@ -209,6 +207,8 @@ struct PoolScalerTests {
     func priorityUnderCeiling() {
         var settings = ScalingSettings.defaults
         settings.maxTotalWorkers = 20
+        // Doubling steps, so the ceiling is reached over several decisions.
+        settings.maxGrowth = 2
         let pools = [
             PoolScaler.Pool(name: "high", rank: 0, bounds: 2...16),
             PoolScaler.Pool(name: "normal", rank: 1, bounds: 1...16),
@@ -271,8 +271,9 @@ struct PoolScalerTests {
         // and keeps its minimum; high can then not grow further (low is at its minimum).
         #expect(run.log == ["0.50 high 4→8 backlog"])
         #expect(run.scaler.sizes == [8, 4])
-        // What each wants is published: both are short.
-        #expect(run.scaler.desired(now: run.now) == [16, 8])
+        // What each wants is published: both are short (a pressured pool wants up to
+        // 4 times its size, beyond its maximum too, so an operator can add daemons).
+        #expect(run.scaler.desired(now: run.now) == [32, 16])
     }
 
     @Test("queue wait counts only while the slots run jobs")
@@ -293,7 +294,8 @@ struct PoolScalerTests {
         var scaler = PoolScaler(pools: [PoolScaler.Pool(name: "shared", rank: 0, bounds: 8...8)], settings: .defaults)
         let flooded = PoolScaler.Observation(busy: 8, occupied: 8, backlog: 100, started: 8)
         for tick in 1...20 { #expect(scaler.tick(now: .milliseconds(250 * tick), observations: [flooded]).isEmpty) }
-        #expect(scaler.desired(now: .seconds(5)) == [16])
+        // It still publishes what it wants: 4 times its size.
+        #expect(scaler.desired(now: .seconds(5)) == [32])
         #expect(scaler.setBounds([2...4], now: .seconds(6)) == [PoolScaler.Decision(pool: 0, from: 8, to: 4, reason: .bounds)])
         #expect(scaler.setBounds([10...20], now: .seconds(7)) == [PoolScaler.Decision(pool: 0, from: 4, to: 10, reason: .bounds)])
         #expect(scaler.setBounds([10...30], now: .seconds(8)).isEmpty)

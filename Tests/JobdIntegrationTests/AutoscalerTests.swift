@@ -37,7 +37,7 @@ struct AutoscalerTests {
                 #expect(!grown.isEmpty, "the pool grew")
                 #expect(grown.allSatisfy { $0.reason == "backlog" || $0.reason == "queue_wait" })
                 #expect((grown.map(\.to).max() ?? 0) > 1)
-                #expect(grown.allSatisfy { $0.to <= 16 && $0.to <= 2 * $0.from })
+                #expect(grown.allSatisfy { $0.to <= 16 && $0.to <= ScalingSettings.defaults.maxGrowth * $0.from })
                 // Quiet: back to the minimum, step by step.
                 try await waitUntil(timeout: 15, "the pool is back at 1") { daemon.pools[0].capacity == 1 }
             }
