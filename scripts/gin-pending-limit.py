@@ -21,7 +21,7 @@ and WAL (pg_stat_statements); statements over the log threshold (postgres log); 
 records per job (pg_stat_wal, the whole server); PostgreSQL / daemon / Redis CPU per job over the
 drain (bench-peers' Sampler). Leaves both indexes RESET.
 """
-import argparse, asyncio, importlib.util, json, os, signal, subprocess, sys, time
+import argparse, asyncio, importlib.util, json, os, signal, subprocess, time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 spec = importlib.util.spec_from_file_location("bench_peers", os.path.join(HERE, "bench-peers.py"))
