@@ -106,8 +106,11 @@ class Sampler:
     PostgreSQL total never goes down (a backend that has exited but is not yet reaped
     vanishes from the sum for a moment)."""
 
-    def __init__(self, postmaster, redis_pid, client_pids, interval=0.05):
+    def __init__(self, postmaster, redis_pid, client_pids, interval=0.05, extra=None):
         self.postmaster, self.redis_pid, self.interval = postmaster, redis_pid, interval
+        # extra: more counters sampled alongside (columns 4...): an object with `names` and a
+        # call returning one value (or None) per name (scripts/console-overhead.py's console).
+        self.extra = extra
         self.client_pids = list(client_pids)
         self.last_client = {}
         self.samples = []
@@ -125,7 +128,7 @@ class Sampler:
                 self.last_client[pid] = value
         client = sum(self.last_client.values())
         redis = own_cpu(self.redis_pid) if self.redis_pid else None
-        self.samples.append((now, pg, client, redis))
+        self.samples.append((now, pg, client, redis, *(self.extra() if self.extra else ())))
 
     def loop(self):
         while not self.stop_event.is_set():
@@ -143,7 +146,7 @@ class Sampler:
         self.read()
 
     def at(self, t, column):
-        """The counter `column` (1 pg, 2 client, 3 redis) interpolated at wall time t."""
+        """The counter `column` (1 pg, 2 client, 3 redis, 4... extra) interpolated at wall time t."""
         rows = [(s[0], s[column]) for s in self.samples if s[column] is not None]
         if not rows:
             return None
@@ -224,7 +227,7 @@ async def run_jobd(ctx, workers):
     log = open(ctx["log"], "a")
     proc = subprocess.Popen([ctx["jobd"], "run"], env=env, stdout=log, stderr=log)
     try:
-        with Sampler(ctx["postmaster"], ctx["redis_pid"], [proc.pid]) as sampler:
+        with Sampler(ctx["postmaster"], ctx["redis_pid"], [proc.pid], extra=ctx.get("extra")) as sampler:
             deadline = time.monotonic() + ctx["timeout"]
             # Done once no job of this run is unfinished. Every 200 ms, the lowest unfinished id
             # from the previous one on, through the primary key: a finished job never becomes
@@ -517,6 +520,8 @@ def result(ctx, queue, label, setting, window, database_window, sampler, windowS
         "clientCPUMicrosPerJob": per_job_micros(sampler.window_cpu(cpu_start, cpu_end, 2), n),
         "redisCPUMicrosPerJob": per_job_micros(sampler.window_cpu(cpu_start, cpu_end, 3), n) if queue == "jobd" else None,
         "loadAverage": load_average(),
+        **({"extraCPUSeconds": {name: sampler.window_cpu(cpu_start, cpu_end, 4 + i)
+                                for i, name in enumerate(sampler.extra.names)}} if sampler.extra else {}),
     }
 
 
