@@ -38,6 +38,22 @@ public struct ZlibCodec: Sendable, Equatable {
     /// zlib's window: a preset dictionary helps only with its last 32 KiB.
     public static let windowBytes = 32 * 1024
 
+    /// zlib's default memory level (its hash table: 2^(level + 7) entries).
+    static let memoryLevel: Int32 = 8
+
+    /// The smallest window (9…15 bits) whose reach covers `bytes` (input plus
+    /// dictionary): a match can point back at most the window less zlib's 262-byte
+    /// lookahead. Over such a window deflate finds the same matches as over the full
+    /// 32 KiB, so the output's size is the same, while setting up and clearing the
+    /// window and its match chains (most of a small message's cost) shrinks with it.
+    /// Any inflater reads the stream: its header names the window, and a reader with
+    /// the full window (as `decompress`) takes every smaller one.
+    static func windowBits(covering bytes: Int) -> Int32 {
+        var bits: Int32 = 9
+        while bits < 15 && (1 << bits) - 262 < bytes { bits += 1 }
+        return bits
+    }
+
     /// Deflates `input` into a zlib stream. With a `dictionary` (RFC 1950 FDICT),
     /// text that repeats it costs almost nothing: a mail's plain-text part is a
     /// rendering of its HTML part, so deflating it against the HTML shrinks it
@@ -45,11 +61,13 @@ public struct ZlibCodec: Sendable, Equatable {
     /// only its last 32 KiB count.
     public func compress(_ input: [UInt8], dictionary: [UInt8]? = nil) throws(Failure) -> [UInt8] {
         var stream = z_stream()
-        var code = deflateInit_(&stream, Int32(level), zlibVersion(), Int32(MemoryLayout<z_stream>.size))
+        let tail = dictionary.map { Array($0.suffix(Self.windowBytes)) }
+        var code = deflateInit2_(
+            &stream, Int32(level), Z_DEFLATED, Self.windowBits(covering: input.count + (tail?.count ?? 0)),
+            Self.memoryLevel, Z_DEFAULT_STRATEGY, zlibVersion(), Int32(MemoryLayout<z_stream>.size))
         guard code == Z_OK else { throw .library(code: code) }
         defer { deflateEnd(&stream) }
-        if let dictionary {
-            let tail = Array(dictionary.suffix(Self.windowBytes))
+        if let tail {
             code = tail.withUnsafeBufferPointer { deflateSetDictionary(&stream, $0.baseAddress, uInt($0.count)) }
             guard code == Z_OK else { throw .library(code: code) }
         }

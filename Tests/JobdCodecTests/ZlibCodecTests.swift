@@ -56,6 +56,30 @@ struct ZlibCodecTests {
         #expect(try codec.decompress(plain, limit: text.count, dictionary: html) == text)
     }
 
+    @Test("a small input gets a window sized to it (header CINFO), reads back, and the window covers the dictionary")
+    func windowFitsInput() throws {
+        let codec = ZlibCodec()
+        func windowBits(_ stream: [UInt8]) -> Int { Int(stream[0] >> 4) + 8 }
+        let tiny = try codec.compress(Array("hello, world".utf8))
+        #expect(windowBits(tiny) == 9)
+        #expect(try codec.decompress(tiny, limit: 12) == Array("hello, world".utf8))
+        let html = try codec.compress(Self.html)  // 41 KB: the full window
+        #expect(windowBits(html) == 15)
+        let page = Array(Self.html.prefix(5_000))
+        let small = try codec.compress(page)
+        #expect(windowBits(small) == 13)  // 8 KiB less the 262-byte lookahead covers 5,000 bytes
+        #expect(try codec.decompress(small, limit: page.count) == page)
+        // The same matches as over the full window: no larger than what a 32 KiB window
+        // gives (the first 5,000 bytes of the long input's stream already hold them).
+        #expect(small.count < html.count)
+        // Text deflated against a dictionary: the window reaches over both.
+        let text = Array(String(repeating: "Your order has shipped and is on its way.\n", count: 20).utf8)
+        let against = try codec.compress(text, dictionary: page)
+        #expect(windowBits(against) == 13)
+        #expect(try codec.decompress(against, limit: text.count, dictionary: page) == text)
+        #expect(against.count < 100)
+    }
+
     @Test("a zip bomb stops at the limit instead of allocating what it claims")
     func bombIsBounded() throws {
         let bomb = try ZlibCodec(level: 9).compress([UInt8](repeating: 0, count: 20 << 20))
