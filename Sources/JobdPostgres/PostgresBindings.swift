@@ -1,15 +1,26 @@
-/// One parameter of a statement, rendered in Postgres's text format (what libpq's
-/// `PQsendQueryParams` and `PQsendQueryPrepared` take with all formats 0). The
+/// One parameter of a statement: in Postgres's text format (what libpq's
+/// `PQsendQueryParams` and `PQsendQueryPrepared` take with format 0), or, for the
+/// one binding that says so (`int8Array`), in its binary format (format 1). The
 /// statement's SQL casts each `$n` to its type (`$1::bigint[]`, `$2::float8`); the
-/// factory used here must render a text that cast accepts.
+/// factory used here must render a value that type accepts.
 ///
 /// A binding is data, never SQL: whatever its text holds (quotes, backslashes,
 /// `;`) reaches the server as a parameter value.
 public struct PostgresBinding: Sendable, Equatable {
-    /// The text-format value; nil is SQL NULL.
+    /// The text-format value; nil is SQL NULL or a binary value.
     public let text: String?
+    /// The binary-format value (sent with format 1); nil for a text value.
+    public let binary: [UInt8]?
 
-    private init(_ text: String?) { self.text = text }
+    private init(_ text: String?) {
+        self.text = text
+        self.binary = nil
+    }
+
+    private init(binary: [UInt8]) {
+        self.text = nil
+        self.binary = binary
+    }
 
     /// SQL NULL.
     public static let null = PostgresBinding(nil)
@@ -53,6 +64,13 @@ public struct PostgresBinding: Sendable, Equatable {
         PostgresBinding(PostgresArray.integers(values))
     }
 
+    /// A `bigint[]` in Postgres's binary array format, for `$n::bigint[]` only (the
+    /// server checks the element type): no text to render here or to parse there,
+    /// for the arrays bound on every pass (the promoter's pushed ids, claimed ids).
+    public static func int8Array(_ values: some Collection<Int64>) -> PostgresBinding {
+        PostgresBinding(binary: PostgresArray.int8Binary(values))
+    }
+
     /// An array literal for `$n::text[]` (or any array whose elements parse from
     /// text): every element quoted and escaped, nil elements NULL.
     public static func textArray(_ values: some Sequence<String?>) -> PostgresBinding {
@@ -70,18 +88,21 @@ public struct PostgresBinding: Sendable, Equatable {
 /// Written as an array literal of typed bindings, e.g.
 /// `[.intArray(ids), .text(daemon), .double(lease)]`.
 public struct PostgresBindings: Sendable, Equatable, ExpressibleByArrayLiteral {
-    /// Text-format values in parameter order; nil is NULL.
-    public private(set) var values: [String?]
+    /// The bindings in parameter order.
+    public private(set) var parameters: [PostgresBinding]
 
-    public init() { values = [] }
+    public init() { parameters = [] }
 
     public init(arrayLiteral elements: PostgresBinding...) {
-        values = elements.map(\.text)
+        parameters = elements
     }
 
     public mutating func append(_ binding: PostgresBinding) {
-        values.append(binding.text)
+        parameters.append(binding)
     }
 
-    public var count: Int { values.count }
+    public var count: Int { parameters.count }
+
+    /// Text-format values in parameter order; nil is NULL (a binary value reads as nil).
+    public var values: [String?] { parameters.map(\.text) }
 }

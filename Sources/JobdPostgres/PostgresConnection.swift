@@ -139,7 +139,7 @@ public actor PostgresConnection {
                 SELECT set_config('statement_timeout', $1, false),
                        set_config('idle_in_transaction_session_timeout', $2, false),
                        set_config('lock_timeout', $3, false)
-                """, sessionSettings, simple: false, timeout: commandTimeout)
+                """, sessionSettings.map(PostgresBinding.text), simple: false, timeout: commandTimeout)
             for channel in listening.sorted() {
                 _ = try run("LISTEN " + SQL.identifier(channel).text, [], simple: true, timeout: commandTimeout)
             }
@@ -157,7 +157,7 @@ public actor PostgresConnection {
     public func query(_ sql: SQL, _ params: [String?] = [], timeout: Double? = nil) throws -> PostgresResult {
         try Task.checkCancellation()
         try connect()
-        return try run(sql.text, params, simple: false, timeout: timeout ?? commandTimeout)
+        return try run(sql.text, params.map(PostgresBinding.text), simple: false, timeout: timeout ?? commandTimeout)
     }
 
     /// Runs one `COPY … FROM STDIN` statement (`statement`, no parameters) and sends `data`
@@ -249,7 +249,7 @@ public actor PostgresConnection {
     /// Prepares `sql` as `name` unless this session has, then binds and executes it;
     /// prepares once more if the server forgot it. `consume` reads the result.
     func runPrepared(
-        _ sql: String, name: String, _ params: [String?], timeout: Double, consume: (OpaquePointer) throws -> Void
+        _ sql: String, name: String, _ params: [PostgresBinding], timeout: Double, consume: (OpaquePointer) throws -> Void
     ) throws {
         var retried = false
         while true {
@@ -343,7 +343,7 @@ public actor PostgresConnection {
     }
 
     private func run(
-        _ sql: String, _ params: [String?], simple: Bool, timeout: Double, step: PreparedStep? = nil
+        _ sql: String, _ params: [PostgresBinding], simple: Bool, timeout: Double, step: PreparedStep? = nil
     ) throws -> PostgresResult {
         var outcome: PostgresResult?
         try run(sql, params, simple: simple, timeout: timeout, step: step) { outcome = PostgresResult($0) }
@@ -355,7 +355,7 @@ public actor PostgresConnection {
     /// script, the last one counts). An error `consume` throws is rethrown once the
     /// connection is idle, so it stays usable; a server error wins over it.
     func run(
-        _ sql: String, _ params: [String?], simple: Bool, timeout: Double, step: PreparedStep? = nil,
+        _ sql: String, _ params: [PostgresBinding], simple: Bool, timeout: Double, step: PreparedStep? = nil,
         consume: (OpaquePointer) throws -> Void
     ) throws {
         guard let conn = connection else { throw PostgresError(.connection, "not connected") }
@@ -366,14 +366,14 @@ public actor PostgresConnection {
         if case .prepare(let name) = step {
             sent = PQsendPrepare(conn, name, sql, Int32(params.count), nil)
         } else if case .execute(let name) = step {
-            sent = withOptionalCStringArray(params) { values in
-                PQsendQueryPrepared(conn, name, Int32(params.count), values, nil, nil, 0)
+            sent = withParameters(params) { values, lengths, formats in
+                PQsendQueryPrepared(conn, name, Int32(params.count), values, lengths, formats, 0)
             }
         } else if simple {
             sent = PQsendQuery(conn, sql)
         } else {
-            sent = withOptionalCStringArray(params) { values in
-                PQsendQueryParams(conn, sql, Int32(params.count), nil, values, nil, nil, 0)
+            sent = withParameters(params) { values, lengths, formats in
+                PQsendQueryParams(conn, sql, Int32(params.count), nil, values, lengths, formats, 0)
             }
         }
         guard sent == 1 else {
@@ -507,6 +507,43 @@ private func withCStringArray<R>(_ strings: [String], _ body: (UnsafePointer<Uns
         var terminated = Array(UnsafeBufferPointer(start: pointer, count: strings.count))
         terminated.append(nil)
         return terminated.withUnsafeBufferPointer { body($0.baseAddress!) }
+    }
+}
+
+/// `params` as libpq's parallel arrays: values, and, only when some value is binary,
+/// lengths and formats (nil arrays: all text, each value NUL-terminated).
+private func withParameters<R>(
+    _ params: [PostgresBinding],
+    _ body: (UnsafePointer<UnsafePointer<CChar>?>, UnsafePointer<Int32>?, UnsafePointer<Int32>?) -> R
+) -> R {
+    guard params.contains(where: { $0.binary != nil }) else {
+        return withOptionalCStringArray(params.map(\.text)) { body($0, nil, nil) }
+    }
+    let copies: [UnsafeMutablePointer<CChar>?] = params.map { param in
+        if let binary = param.binary {
+            let copy = UnsafeMutablePointer<CChar>.allocate(capacity: max(1, binary.count))
+            binary.withUnsafeBytes { bytes in
+                UnsafeMutableRawPointer(copy).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+            }
+            return copy
+        }
+        guard let text = param.text else { return nil }
+        return strdup(text)
+    }
+    defer {
+        for (param, copy) in zip(params, copies) {
+            if param.binary != nil { copy?.deallocate() } else { free(copy) }
+        }
+    }
+    let pointers = copies.map { UnsafePointer($0) } + [nil]
+    let lengths = params.map { Int32(clamping: $0.binary?.count ?? 0) }
+    let formats = params.map { $0.binary == nil ? Int32(0) : 1 }
+    return pointers.withUnsafeBufferPointer { values in
+        lengths.withUnsafeBufferPointer { lengths in
+            formats.withUnsafeBufferPointer { formats in
+                body(values.baseAddress!, lengths.baseAddress, formats.baseAddress)
+            }
+        }
     }
 }
 

@@ -115,6 +115,30 @@ public enum PostgresArray {
         "{" + values.map { String($0) }.joined(separator: ",") + "}"
     }
 
+    /// A one-dimensional `int8[]` without NULLs in the binary format `array_recv`
+    /// reads: dimensions (0 for an empty array), a has-nulls flag, the element type
+    /// (int8, oid 20), then the dimension's length and lower bound (1), then each
+    /// element as its length (8) and its value, all big-endian.
+    public static func int8Binary(_ values: some Collection<Int64>) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(20 + 12 * values.count)
+        func append32(_ value: Int32) {
+            withUnsafeBytes(of: value.bigEndian) { out.append(contentsOf: $0) }
+        }
+        append32(values.isEmpty ? 0 : 1)
+        append32(0)
+        append32(20)
+        if !values.isEmpty {
+            append32(Int32(values.count))
+            append32(1)
+        }
+        for value in values {
+            append32(8)
+            withUnsafeBytes(of: value.bigEndian) { out.append(contentsOf: $0) }
+        }
+        return out
+    }
+
     /// Every element quoted, `"` and `\` escaped, nil elements NULL. Built as UTF-8
     /// bytes: both escaped characters are ASCII, so they never occur inside a
     /// multi-byte sequence, and runs between them are copied whole (a message body

@@ -101,9 +101,9 @@ extension PostgresConnection {
         let limit = timeout ?? commandTimeout
         switch S.planning {
         case .perSession:
-            try runPrepared(sql.text, name: sql.preparedName, statement.bindings.values, timeout: limit, consume: consume)
+            try runPrepared(sql.text, name: sql.preparedName, statement.bindings.parameters, timeout: limit, consume: consume)
         case .perExecution:
-            try run(sql.text, statement.bindings.values, simple: false, timeout: limit, consume: consume)
+            try run(sql.text, statement.bindings.parameters, simple: false, timeout: limit, consume: consume)
         }
     }
 

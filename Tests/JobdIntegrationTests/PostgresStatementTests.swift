@@ -45,6 +45,26 @@ struct PostgresStatementTests {
         static func decode(_ row: PostgresRow) throws -> Int64 { try row.decode("value") }
     }
 
+    /// The binary `int8[]` binding, prepared once per session (the default planning)
+    /// and beside text parameters, as the queue's statements bind it.
+    struct Int8ArrayElements: PostgresStatement {
+        var values: [Int64]
+        var label: String
+        static let sql: SQL = """
+            SELECT v AS value, n, $2::text AS label FROM unnest($1::bigint[]) WITH ORDINALITY AS u(v, n) ORDER BY n
+            """
+        var bindings: PostgresBindings { [.int8Array(values), .text(label)] }
+        static func decode(_ row: PostgresRow) throws -> String { "\(try row.decode("value") as Int64) \(try row.decode("label") as String)" }
+    }
+
+    struct Int8ArrayPerExecution: PostgresStatement {
+        var values: [Int64]
+        static let planning = PostgresPlanning.perExecution
+        static let sql: SQL = "SELECT count(*)::bigint AS n, coalesce(sum(v), 0)::bigint AS total FROM unnest($1::bigint[]) AS u(v)"
+        var bindings: PostgresBindings { [.int8Array(values)] }
+        static func decode(_ row: PostgresRow) throws -> [Int64] { [try row.decode("n"), try row.decode("total")] }
+    }
+
     struct Scalars: PostgresStatement {
         var int: Int
         var int32: Int32
@@ -166,6 +186,13 @@ struct PostgresStatementTests {
         #expect(try await connection.rows(TextArrayElements(values: [])) == [])
         let ints: [Int64] = [0, -1, .max, .min, 42]
         #expect(try await connection.rows(IntArrayElements(values: ints)) == ints)
+        // The binary form: the same values, empty, and large, in both planning modes.
+        #expect(try await connection.rows(Int8ArrayElements(values: ints, label: "x")) == ints.map { "\($0) x" })
+        #expect(try await connection.rows(Int8ArrayElements(values: [], label: "x")) == [])
+        let many = (1...5_000).map { Int64($0) * 1_000_003 }
+        #expect(try await connection.rows(Int8ArrayElements(values: many, label: "y")) == many.map { "\($0) y" })
+        #expect(try await connection.firstRow(Int8ArrayPerExecution(values: ints)) == [5, -2 + 42])
+        #expect(try await connection.firstRow(Int8ArrayPerExecution(values: [])) == [0, 0])
         await connection.close()
         await database.drop()
     }

@@ -102,7 +102,7 @@ enum QueueJobsStatements {
 
         var bindings: PostgresBindings {
             [.int(high), .int(normal), .int(low), .text(busyDaemon),
-             .intArray(excludeHigh), .intArray(excludeNormal), .intArray(excludeLow)]
+             .int8Array(excludeHigh), .int8Array(excludeNormal), .int8Array(excludeLow)]
         }
 
         static func decode(_ row: PostgresRow) throws -> Row {
@@ -195,7 +195,7 @@ enum QueueJobsStatements {
         /// `secondsUntilNextDue(high:normal:low:)`).
         static let planning = PostgresPlanning.perSession
 
-        var bindings: PostgresBindings { [.intArray(excludeHigh), .intArray(excludeNormal), .intArray(excludeLow)] }
+        var bindings: PostgresBindings { [.int8Array(excludeHigh), .int8Array(excludeNormal), .int8Array(excludeLow)] }
 
         static func decode(_ row: PostgresRow) throws -> Double? {
             try row.decode("seconds", as: Double?.self)
@@ -232,7 +232,7 @@ enum QueueJobsStatements {
         }
 
         var bindings: PostgresBindings {
-            [.intArray(ids), .text(daemon), .double(leaseSeconds), .int(maxPayloadBytes), .int(token)]
+            [.int8Array(ids), .text(daemon), .double(leaseSeconds), .int(maxPayloadBytes), .int(token)]
         }
 
         static func decode(_ row: PostgresRow) throws -> Row {

@@ -25,7 +25,7 @@ enum QueueListenersStatements {
         }
 
         var bindings: PostgresBindings {
-            [.text(daemonID), .intArray(excludeHigh), .intArray(excludeNormal), .intArray(excludeLow)]
+            [.text(daemonID), .int8Array(excludeHigh), .int8Array(excludeNormal), .int8Array(excludeLow)]
         }
 
         static func decode(_ row: PostgresRow) throws -> Row {
