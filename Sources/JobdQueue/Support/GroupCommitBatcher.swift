@@ -156,7 +156,8 @@ public final class GroupCommitBatcher<Item: Sendable, Outcome: Sendable>: Sendab
             }
             if stop { return }
             if batch.isEmpty {
-                await wake.wait(timeout: 0.5)
+                // `submit`, `finish()` and cancellation all end this wait: no timer.
+                await wake.wait()
                 continue
             }
             let outcomes: [Outcome]
