@@ -175,11 +175,9 @@ extension QueueAdmin {
     }
 
     /// How wide a payload search's first id window is, in rows of the page asked for;
-    /// each next window is `payloadWindowGrowth` times wider, and the last of
-    /// `payloadWindows` is everything left below.
+    /// each next window is `payloadWindowGrowth` times wider.
     static let payloadWindowStart: Int64 = 16
     static let payloadWindowGrowth: Int64 = 4
-    static let payloadWindows = 6
 
     /// The jobs whose payload contains `filter.contains`, newest first, as `jobs` lists
     /// them, searched in id windows from the top down.
@@ -191,15 +189,15 @@ extension QueueAdmin {
     /// `payloadWindowStart` × limit ids wide, each next `payloadWindowGrowth` times
     /// wider, until the page is full; each window reads only its own matches
     /// (`SearchWindow`, and `SearchCompletedWindow` for the ledger's completed jobs when
-    /// the state allows them: the payload index and the id range together). The last
-    /// of `payloadWindows` windows is everything left below, read as the unwindowed
-    /// search reads it (every remaining match): a value that matches rarely or never
-    /// ends there, after six index lookups a table. The windows are adjacent and the
-    /// rows of each are taken newest first, so the page is exactly the newest `limit`
-    /// matches below `beforeID`: keyset pages neither skip nor repeat a row. A page
-    /// costs the matches of the windows it reaches: with matches spread evenly and
-    /// dense enough to fill the page before the last window (one job in 5,000 or more
-    /// for 50 a page), at most about `payloadWindowGrowth` times the page.
+    /// the state allows them: see there how each window is planned). The window that
+    /// reaches id 1 is everything left below, so a value that matches rarely or never
+    /// ends after about log4(ids / (16 × limit)) windows (nine for 10M ids and 50 a
+    /// page), each a cheap index lookup. The windows are adjacent and the rows of each
+    /// are taken newest first, so the page is exactly the newest `limit` matches below
+    /// `beforeID`: keyset pages neither skip nor repeat a row. A page costs the matches
+    /// of the windows it reaches: with matches spread evenly, dense enough to fill the
+    /// page in a window the planner serves from the id range (one job in a few
+    /// thousand for 50 a page), about `payloadWindowGrowth` times the page.
     func payloadJobs(_ filter: JobFilter) async throws -> [JobSummary] {
         let limit = max(1, min(filter.limit, 500))
         let ledger = filter.state == nil || filter.state == .completed
@@ -212,9 +210,9 @@ extension QueueAdmin {
         }
         var width = Self.payloadWindowStart * Int64(limit)
         var found: [JobSummary] = []
-        for window in 1...Self.payloadWindows where found.count < limit {
+        while found.count < limit {
             // The last window is everything left below (ids start at 1).
-            let from: JobID? = window < Self.payloadWindows && below - width > 1 ? below - width : nil
+            let from: JobID? = below - width > 1 ? below - width : nil
             var bounds = filter
             bounds.beforeID = below
             bounds.limit = limit - found.count

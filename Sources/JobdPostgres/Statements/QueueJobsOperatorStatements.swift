@@ -178,19 +178,17 @@ extension QueueJobsStatements {
     /// One id window of a payload search (see `QueueAdmin.payloadJobs`): the filter's
     /// jobs below `filter.beforeID` and at or above `fromID` (nil: everything below).
     ///
-    /// Written so that the planner finds a window's matches from the payload index and
-    /// the primary key's range together (a BitmapAnd of `jobs_payload_path_idx` and
-    /// `jobs_pkey`), reading the heap pages of the window's matches only (to recheck the
-    /// lossy `jsonb_path_ops` entries), then sorting those few:
-    /// - the bounds are sub-selects, which the planner cannot see through, so it
-    ///   estimates the range at its default 0.5 % of the table: with the bounds it sees
-    ///   a window wider than about 100,000 ids (at 7M jobs) when the payload index's
-    ///   estimate (about one row in 10,000 for any value) is far below the truth, and
-    ///   it would read every match of the table and filter them by id instead;
-    /// - sorted by `id + 0`, which no index provides, so it cannot walk the primary key
-    ///   down the window checking every row's payload.
-    /// Without `fromID` the one bound is estimated at a third of the table: the payload
-    /// index alone, every match below the bound read, as `Search` reads them.
+    /// Sorted by `id + 0`, which no index provides, so the planner cannot walk the
+    /// primary key down the window checking every row's payload. It plans each window
+    /// with its bounds: up to about 50,000 ids at 10M jobs as a BitmapAnd of
+    /// `jobs_payload_path_idx` and `jobs_pkey` (only the heap pages of the window's
+    /// matches are read, to recheck the lossy `jsonb_path_ops` entries), and from about
+    /// 200,000 ids, since the payload index's estimate (about one row in 10,000 for any
+    /// value) is often far below the truth, by the payload index alone filtered by id:
+    /// every match read, as `Search` reads them (cheap for a rare value, the old cost
+    /// for a common one). Bounds written as sub-selects force the BitmapAnd at every
+    /// width, but were slower in bulk-retry runs on the 10M load (docs/performance.md,
+    /// "Payload search in id windows").
     struct SearchWindow: PostgresStatement {
         var filter: QueueAdmin.JobFilter
         var fromID: JobID?
@@ -217,8 +215,8 @@ extension QueueJobsStatements {
                AND ($4::text IS NULL OR priority = $4::text)
                AND ($5::text IS NULL OR unique_key = $5::text)
                AND ($6::jsonb IS NULL OR payload @> $6::jsonb)
-               AND ($7::bigint IS NULL OR id < (SELECT $7::bigint))
-               AND ($9::bigint IS NULL OR id >= (SELECT $9::bigint))
+               AND ($7::bigint IS NULL OR id < $7::bigint)
+               AND ($9::bigint IS NULL OR id >= $9::bigint)
              ORDER BY id + 0 DESC
              LIMIT $8::int
             """
@@ -359,7 +357,7 @@ extension QueueJobsStatements {
 
     /// One id window of a payload search in the ledger, as `SearchWindow` is in
     /// queue.jobs: the window's matches from `attempts_completed_payload_idx` and
-    /// `attempts_job_idx`'s range together, written the same way for the same reasons.
+    /// `attempts_job_idx`'s range, planned with its bounds the same way.
     struct SearchCompletedWindow: PostgresStatement {
         var filter: QueueAdmin.JobFilter
         var fromID: JobID?
@@ -385,8 +383,8 @@ extension QueueJobsStatements {
                AND ($3::text IS NULL OR a.priority = $3::text)
                AND ($4::text IS NULL OR a.unique_key = $4::text)
                AND ($5::jsonb IS NULL OR a.payload @> $5::jsonb)
-               AND ($6::bigint IS NULL OR a.job_id < (SELECT $6::bigint))
-               AND ($8::bigint IS NULL OR a.job_id >= (SELECT $8::bigint))
+               AND ($6::bigint IS NULL OR a.job_id < $6::bigint)
+               AND ($8::bigint IS NULL OR a.job_id >= $8::bigint)
              ORDER BY a.job_id + 0 DESC
              LIMIT $7::int
             """
