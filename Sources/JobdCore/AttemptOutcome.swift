@@ -40,11 +40,22 @@ public struct JobFailure: Error, Sendable, Equatable, CustomStringConvertible {
 /// (brought into `Duration` by `TotalConversion.duration(seconds:)`, which makes NaN
 /// 0), and `run_at` must stay within its CHECK (`jobs_run_at_range_check`) and
 /// `make_interval`'s range, or the whole completion batch would be refused.
+///
+/// `keepingPlace` is the other kind: due again at once, in the place it held in its
+/// lane (the promoter and the direct claim take a lane's due jobs by `run_at`, then
+/// id), not behind every job that became due while it ran.
 public struct JobSnooze: Error, Sendable, Equatable, CustomStringConvertible {
     /// A year: longer than any sensible snooze, far inside `run_at`'s range.
     public static let maxDelay: Duration = .seconds(366 * 86_400)
+    /// How much earlier than its last due time a job snoozed `keepingPlace` is due:
+    /// more than the time between the claim's and the completion's clock readings and
+    /// the handler's start and end, which the attempt's wait and run time leave out.
+    public static let placeMargin: Duration = .seconds(1)
     /// How long from the completion until the job is due again, in 0…`maxDelay`.
+    /// Not used when `keepsPlace`.
     public var delay: Duration
+    /// Due again as of `placeMargin` before it was last due (see `keepingPlace`).
+    public private(set) var keepsPlace: Bool = false
     public var code: String
     public var message: String
 
@@ -52,6 +63,17 @@ public struct JobSnooze: Error, Sendable, Equatable, CustomStringConvertible {
         self.delay = Self.bounded(delay)
         self.code = code.isEmpty ? "snoozed" : code
         self.message = message.isEmpty ? "run again in \(self.delay.seconds) s" : message
+    }
+
+    /// Due again at once, ahead of the jobs of its lane that became due after it was
+    /// last due: the completion writes `run_at` = its last due time − `placeMargin`
+    /// (the attempt's queue wait and run time are what the completion subtracts from
+    /// its `now()`). For a job that goes on with work it made due itself (a bulk retry's
+    /// re-driven jobs), so that it is not queued behind that work.
+    public static func keepingPlace(code: String, message: String) -> JobSnooze {
+        var snooze = JobSnooze(for: .zero, code: code, message: message)
+        snooze.keepsPlace = true
+        return snooze
     }
 
     public var description: String { "\(code): \(message)" }
@@ -87,8 +109,9 @@ public enum CompletionOutcome: String, Sendable, Equatable, Codable {
 public struct AttemptCompletion: Sendable, Equatable {
     public var fence: AttemptFence
     public var outcome: CompletionOutcome
-    /// From the completion until the job is due again (retry and snooze). Written to
-    /// the batch as seconds by `CompletionJSON`, the one place it becomes a number.
+    /// From the completion until the job is due again (retry and snooze); negative for
+    /// a snooze `keepingPlace` (due since then). Written to the batch as seconds by
+    /// `CompletionJSON`, the one place it becomes a number.
     public var delay: Duration
     public var errorCode: String?
     public var errorMessage: String?
@@ -133,6 +156,13 @@ public struct FailurePolicy: Sendable, Equatable {
         switch result {
         case .succeeded:
             break
+        case .snoozed(let snooze) where snooze.keepsPlace:
+            // Back to its last due time (the claim's `now()` minus the wait), less the
+            // margin for the clock readings the wait and the run time leave out. The only
+            // negative delay: at most `maxDelay` back.
+            completion.outcome = .snooze
+            completion.delay = .zero - JobSnooze.bounded(
+                TotalConversion.duration(seconds: job.queueWaitSeconds + runSeconds) + JobSnooze.placeMargin)
         case .snoozed(let snooze):
             completion.outcome = .snooze
             // `delay` is a var: bounded again here, where it is written.

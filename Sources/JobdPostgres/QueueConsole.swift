@@ -148,7 +148,13 @@ extension QueueAdmin {
     /// `QueueJobsStatements.SearchCompleted`); without those filters the newest are
     /// merged kind by kind and priority by priority (`SearchCompletedNewest`). `completed` rows left in
     /// queue.jobs are found through `jobs_completed_id_idx`.
+    ///
+    /// A payload filter (`contains`, without an id or a unique key) is searched in id
+    /// windows (`payloadJobs`), so that a page costs what it shows rather than what matches.
     public func jobs(_ filter: JobFilter) async throws -> [JobSummary] {
+        if filter.contains != nil, filter.id == nil, filter.uniqueKey == nil {
+            return try await payloadJobs(filter)
+        }
         if let state = filter.state, state == .available || state == .retryable, filter.id == nil, filter.kind == nil,
            filter.uniqueKey == nil, filter.contains == nil {
             return try await connection.rows(QueueJobsStatements.SearchWaiting(
@@ -166,6 +172,63 @@ extension QueueAdmin {
         if completed.isEmpty { return rows }
         let limit = max(1, min(filter.limit, 500))
         return Array((rows + completed).sorted { $0.id > $1.id }.prefix(limit))
+    }
+
+    /// How wide a payload search's first id window is, in rows of the page asked for;
+    /// each next window is `payloadWindowGrowth` times wider.
+    static let payloadWindowStart: Int64 = 16
+    static let payloadWindowGrowth: Int64 = 4
+
+    /// The jobs whose payload contains `filter.contains`, newest first, as `jobs` lists
+    /// them, searched in id windows from the top down.
+    ///
+    /// The payload index (`jsonb_path_ops` GIN) is lossy and unordered: it yields every
+    /// match at once, and returning the newest 50 of 10,000 matches would read the heap
+    /// page of all 10,000 (to recheck and sort). Instead, the ids below `beforeID` (or
+    /// below the newest id) are searched in adjacent windows `[from, below)`, the first
+    /// `payloadWindowStart` × limit ids wide, each next `payloadWindowGrowth` times
+    /// wider, until the page is full; each window reads only its own matches
+    /// (`SearchWindow`, and `SearchCompletedWindow` for the ledger's completed jobs when
+    /// the state allows them: see there how each window is planned). The window that
+    /// reaches id 1 is everything left below, so a value that matches rarely or never
+    /// ends after about log4(ids / (16 × limit)) windows (nine for 10M ids and 50 a
+    /// page), each a cheap index lookup. The windows are adjacent and the rows of each
+    /// are taken newest first, so the page is exactly the newest `limit` matches below
+    /// `beforeID`: keyset pages neither skip nor repeat a row. A page costs the matches
+    /// of the windows it reaches: with matches spread evenly, dense enough to fill the
+    /// page in a window the planner serves from the id range (one job in a few
+    /// thousand for 50 a page), about `payloadWindowGrowth` times the page.
+    func payloadJobs(_ filter: JobFilter) async throws -> [JobSummary] {
+        let limit = max(1, min(filter.limit, 500))
+        let ledger = filter.state == nil || filter.state == .completed
+        var below: JobID
+        if let beforeID = filter.beforeID {
+            below = beforeID
+        } else {
+            guard let newest = try await connection.firstRow(QueueJobsStatements.NewestID()) ?? nil else { return [] }
+            below = newest + 1
+        }
+        var width = Self.payloadWindowStart * Int64(limit)
+        var found: [JobSummary] = []
+        while found.count < limit {
+            // The last window is everything left below (ids start at 1).
+            let from: JobID? = below - width > 1 ? below - width : nil
+            var bounds = filter
+            bounds.beforeID = below
+            bounds.limit = limit - found.count
+            var rows = try await connection.rows(QueueJobsStatements.SearchWindow(filter: bounds, fromID: from))
+            if ledger {
+                let completed = try await connection.rows(QueueJobsStatements.SearchCompletedWindow(filter: bounds, fromID: from))
+                if !completed.isEmpty {
+                    rows = Array((rows + completed).sorted { $0.id > $1.id }.prefix(bounds.limit))
+                }
+            }
+            found += rows
+            guard let from else { break }
+            below = from
+            width *= Self.payloadWindowGrowth
+        }
+        return found
     }
 
     // MARK: One job

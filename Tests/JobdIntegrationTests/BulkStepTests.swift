@@ -1,6 +1,7 @@
 import JobdCore
 import JobdPostgres
 import JobdQueue
+import JobdTestRandom
 import JobdTestSupport
 import Synchronization
 import Testing
@@ -105,6 +106,63 @@ extension WebConsoleTests {
             #expect(row == ["2000", "2000", "2000", "t", "t"])
             #expect(try await world.int("SELECT count(*) FROM queue.dead_letters") == 0)
             #expect(try await world.int("SELECT count(*) FROM queue.jobs WHERE kind = 'export' AND state = 'available' AND attempt = 0") == 2_000)
+        }
+    }
+
+    @Test("a bulk action's job that ran out of time goes on ahead of the jobs it re-drove in its lane: claimed before them")
+    func bulkContinuesAheadOfRedriven() async throws {
+        try await withWorld { world in
+            // 500 dead high jobs (the action's job's lane) and a retry of them, 50 rows a step.
+            try await world.exec("""
+                INSERT INTO queue.jobs (kind, priority, state, run_at, attempt, finished_at)
+                SELECT 'export', 'high', 'dead', now() - interval '1 hour', 3, now() FROM generate_series(1, 500) g
+                """)
+            try await world.exec("""
+                INSERT INTO queue.dead_letters (job_id, kind, payload, priority, attempts, reason)
+                SELECT id, kind, payload, priority, 3, 'failed' FROM queue.jobs WHERE state = 'dead'
+                """)
+            let upper = try await world.int("SELECT max(id) + 1 FROM queue.jobs")
+            let row = try await world.sql.query(
+                "SELECT id, job_id FROM queue.bulk_action_start('dead_letters', 'retry', '{}', 'alice', $1::bigint, 50)",
+                [String(upper)]).rows.first ?? []
+            let action = try #require(row.first.flatMap { $0 })
+            let bulkJob = try #require(row.last.flatMap { $0 }.flatMap { JobID($0) })
+            let store = QueueStore(connection: world.sql)
+            let policy = FailurePolicy(backoff: RetryBackoff(base: .seconds(1), maximum: .seconds(60)))
+            let connection = PostgresConnection(conninfo: world.database.url, name: "bulk-steps", commandTimeout: 30, logger: .silent)
+            let handler = BulkActionHandler(connection: connection, timeBudget: .milliseconds(150),
+                                            clock: TickingClock(tick: .milliseconds(50)))
+            var generator = SplitMix64(seed: 1)
+            for slice in 1...2 {
+                // The action's job is the oldest due job of its lane: claimed first, ahead of
+                // everything the slices before re-drove.
+                let claimed = try await store.claimDue(order: [.high], max: 1, daemon: "d", lease: 30, maxPayloadBytes: 1000)
+                #expect(claimed.map(\.job.id) == [bulkJob], "slice \(slice)")
+                let job = try #require(claimed.first?.job)
+                let started = ContinuousClock.now
+                var result = AttemptResult.succeeded
+                do {
+                    try await handler.handle(job, context: JobContext(logger: .silent))
+                } catch let snooze as JobSnooze {
+                    result = .snoozed(snooze)
+                }
+                // Three steps of 50 rows (each looks 50 ms long), then out of its 150 ms.
+                #expect(result == .snoozed(.keepingPlace(code: "bulk_action_continues", message: "bulk action \(action): \(150 * slice) of 500 done; continuing")))
+                let completion = policy.completion(for: job, result: result, runSeconds: (ContinuousClock.now - started).seconds, using: &generator)
+                #expect(try await store.complete([completion], daemon: "d") == [job.fence])
+                // The re-driven jobs are due (high, attempt 0, run_at set by their step) and
+                // sort after the action's job, whose run_at went back.
+                #expect(try await world.int("""
+                    SELECT count(*) FROM queue.jobs WHERE kind = 'export' AND state = 'available' AND priority = 'high'
+                       AND run_at <= now() AND run_at > (SELECT run_at FROM queue.jobs WHERE id = $1)
+                    """, [String(bulkJob)]) == 150 * slice)
+                #expect(try await world.scalar("SELECT state FROM queue.jobs WHERE id = $1", [String(bulkJob)]) == "retryable")
+            }
+            // The action's job again, then the re-driven jobs, oldest first (the first slice's first).
+            let first = try await world.int("SELECT id FROM queue.jobs WHERE kind = 'export' AND state = 'available' ORDER BY run_at, id LIMIT 1")
+            let next = try await store.claimDue(order: [.high], max: 2, daemon: "d", lease: 30, maxPayloadBytes: 1000)
+            #expect(next.map(\.job.id) == [bulkJob, JobID(first)])
+            await connection.close()
         }
     }
 

@@ -233,6 +233,63 @@ extension WebConsoleTests {
         }
     }
 
+    @Test("a payload search reads id windows from the top: keyset pages over queue.jobs and the ledger equal the plain query, across window edges, for dense, sparse, rare and absent values")
+    func payloadSearchWindows() async throws {
+        try await withWorld { world in
+            // 6,000 jobs; one in three completed into the ledger (its row gone from queue.jobs,
+            // as a completion leaves it), one in five of the rest dead. Tenants: `dense` one job
+            // in 3, `sparse` one in 97 (a page of 4 spans several windows: the first is 64 ids
+            // wide), `rare` three jobs far apart (the newest in the ledger), `none` no job.
+            try await world.exec("""
+                INSERT INTO queue.jobs (kind, state, payload, finished_at)
+                SELECT 'k' || (g % 3), CASE WHEN g % 5 = 1 THEN 'dead' ELSE 'available' END,
+                       jsonb_build_object('tenant', CASE WHEN g IN (17, 2900, 5997) THEN 'rare'
+                                                         WHEN g % 97 = 0 THEN 'sparse'
+                                                         WHEN g % 3 = 1 THEN 'dense' ELSE 'other' END, 'n', g),
+                       CASE WHEN g % 5 = 1 THEN now() END
+                  FROM generate_series(1, 6000) g
+                """)
+            try await world.exec("""
+                WITH done AS (DELETE FROM queue.jobs WHERE id % 3 = 0 RETURNING *)
+                INSERT INTO queue.attempts (job_id, attempt, event, outcome, kind, priority, payload, run_at, enqueued_at, max_attempts, rescues)
+                SELECT id, 1, 'end', 'completed', kind, priority, payload, run_at, created_at, max_attempts, 0 FROM done
+                """)
+            try await world.exec("VACUUM ANALYZE queue.jobs")
+            try await world.exec("VACUUM ANALYZE queue.attempts")
+            let admin = QueueAdmin(connection: world.sql)
+            for (tenant, state) in [("dense", nil), ("sparse", nil), ("rare", nil), ("none", nil), ("sparse", JobState.dead),
+                                    ("sparse", JobState.completed)] as [(String, JobState?)] {
+                let condition = state.map { "state = '\($0.rawValue)' AND " } ?? ""
+                let truth = try await world.sql.query("""
+                    SELECT id FROM (SELECT id, state, payload FROM queue.jobs
+                                    UNION ALL SELECT id, 'completed', payload FROM queue.completed_jobs) j
+                     WHERE \(condition)payload @> jsonb_build_object('tenant', $1::text) ORDER BY id DESC
+                    """, [tenant]).rows.compactMap { $0[0].flatMap { JobID($0) } }
+                for limit in [4, 50] {
+                    var filter = QueueAdmin.JobFilter()
+                    filter.contains = "{\"tenant\": \"\(tenant)\"}"
+                    filter.state = state
+                    filter.limit = limit
+                    var seen: [JobID] = []
+                    while true {
+                        let page = try await admin.jobs(filter)
+                        #expect(page.count <= limit)
+                        seen += page.map(\.id)
+                        guard page.count == limit, let last = page.last else { break }
+                        filter.beforeID = last.id
+                    }
+                    #expect(seen == truth, "\(tenant) \(state?.rawValue ?? "any") by \(limit)")
+                }
+                #expect(tenant == "none" ? truth.isEmpty : truth.count >= 3, "\(tenant)")
+            }
+            // The rare jobs, the newest in the ledger, on one page: the first window (800 ids
+            // below the top) holds one, the last (everything left below) the oldest.
+            var rare = QueueAdmin.JobFilter()
+            rare.contains = #"{"tenant": "rare"}"#
+            #expect(try await admin.jobs(rare).map(\.id) == [5997, 2900, 17])
+        }
+    }
+
     @Test("jobs the daemon completed are found in the ledger by kind, unique key and payload, through the API and the page")
     func completedSearchThroughConsole() async throws {
         try await withWorld { world in

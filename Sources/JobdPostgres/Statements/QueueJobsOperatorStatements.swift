@@ -175,6 +175,67 @@ extension QueueJobsStatements {
             """
     }
 
+    /// One id window of a payload search (see `QueueAdmin.payloadJobs`): the filter's
+    /// jobs below `filter.beforeID` and at or above `fromID` (nil: everything below).
+    ///
+    /// Sorted by `id + 0`, which no index provides, so the planner cannot walk the
+    /// primary key down the window checking every row's payload. It plans each window
+    /// with its bounds: up to about 50,000 ids at 10M jobs as a BitmapAnd of
+    /// `jobs_payload_path_idx` and `jobs_pkey` (only the heap pages of the window's
+    /// matches are read, to recheck the lossy `jsonb_path_ops` entries), and from about
+    /// 200,000 ids, since the payload index's estimate (about one row in 10,000 for any
+    /// value) is often far below the truth, by the payload index alone filtered by id:
+    /// every match read, as `Search` reads them (cheap for a rare value, the old cost
+    /// for a common one). Bounds written as sub-selects force the BitmapAnd at every
+    /// width, but were slower in bulk-retry runs on the 10M load (docs/performance.md,
+    /// "Payload search in id windows").
+    struct SearchWindow: PostgresStatement {
+        var filter: QueueAdmin.JobFilter
+        var fromID: JobID?
+
+        static let planning = PostgresPlanning.perExecution
+
+        var bindings: PostgresBindings {
+            [.int(filter.id), .text(filter.state?.rawValue), .text(filter.kind), .text(filter.priority?.rawValue),
+             .text(filter.uniqueKey), .jsonb(filter.contains), .int(filter.beforeID),
+             .int(max(1, min(filter.limit, 500))), .int(fromID)]
+        }
+
+        static func decode(_ row: PostgresRow) throws -> QueueAdmin.JobSummary { try summary(row) }
+
+        static let sql: SQL = """
+            SELECT id, kind, state, priority, attempt, max_attempts, run_at::text AS run_at,
+                   created_at::text AS created_at, unique_key, left(last_error, 300) AS last_error,
+                   cancel_requested_at IS NOT NULL AS cancel_requested
+              FROM queue.jobs
+             WHERE ($1::bigint IS NULL OR id = $1::bigint)
+               AND ($2::text IS NULL OR state = $2::text)
+               AND ($2::text IS DISTINCT FROM 'running' OR lease_expires_at IS NOT NULL)
+               AND ($3::text IS NULL OR kind = $3::text)
+               AND ($4::text IS NULL OR priority = $4::text)
+               AND ($5::text IS NULL OR unique_key = $5::text)
+               AND ($6::jsonb IS NULL OR payload @> $6::jsonb)
+               AND ($7::bigint IS NULL OR id < $7::bigint)
+               AND ($9::bigint IS NULL OR id >= $9::bigint)
+             ORDER BY id + 0 DESC
+             LIMIT $8::int
+            """
+    }
+
+    /// The newest job id in queue.jobs or the ledger (NULL when both are empty): where a
+    /// payload search's first id window ends. Two index endpoint reads.
+    struct NewestID: PostgresStatement {
+        static let planning = PostgresPlanning.perExecution
+
+        var bindings: PostgresBindings { [] }
+
+        static func decode(_ row: PostgresRow) throws -> JobID? { try row.decode("id", as: JobID?.self) }
+
+        static let sql: SQL = """
+            SELECT greatest((SELECT max(id) FROM queue.jobs), (SELECT max(job_id) FROM queue.attempts)) AS id
+            """
+    }
+
     /// Waiting jobs of one state (`available` or `retryable`), newest first, with no kind,
     /// id, unique key or payload filter: `Search` would walk the primary key down past
     /// every finished job newer than the backlog. This walks `jobs_waiting_kind_idx`
@@ -290,6 +351,41 @@ extension QueueJobsStatements {
                AND ($5::jsonb IS NULL OR a.payload @> $5::jsonb)
                AND ($6::bigint IS NULL OR a.job_id < $6::bigint)
              ORDER BY a.job_id DESC
+             LIMIT $7::int
+            """
+    }
+
+    /// One id window of a payload search in the ledger, as `SearchWindow` is in
+    /// queue.jobs: the window's matches from `attempts_completed_payload_idx` and
+    /// `attempts_job_idx`'s range, planned with its bounds the same way.
+    struct SearchCompletedWindow: PostgresStatement {
+        var filter: QueueAdmin.JobFilter
+        var fromID: JobID?
+
+        static let planning = PostgresPlanning.perExecution
+
+        var bindings: PostgresBindings {
+            [.int(filter.id), .text(filter.kind), .text(filter.priority?.rawValue),
+             .text(filter.uniqueKey), .jsonb(filter.contains), .int(filter.beforeID),
+             .int(max(1, min(filter.limit, 500))), .int(fromID)]
+        }
+
+        static func decode(_ row: PostgresRow) throws -> QueueAdmin.JobSummary { try summary(row) }
+
+        static let sql: SQL = """
+            SELECT a.job_id AS id, a.kind, 'completed' AS state, a.priority, a.attempt, a.max_attempts,
+                   a.run_at::text AS run_at, a.enqueued_at::text AS created_at, a.unique_key,
+                   left(a.last_error, 300) AS last_error, false AS cancel_requested
+              FROM queue.attempts a
+             WHERE a.enqueued_at IS NOT NULL AND a.event = 'end' AND a.outcome = 'completed'
+               AND ($1::bigint IS NULL OR a.job_id = $1::bigint)
+               AND ($2::text IS NULL OR a.kind = $2::text)
+               AND ($3::text IS NULL OR a.priority = $3::text)
+               AND ($4::text IS NULL OR a.unique_key = $4::text)
+               AND ($5::jsonb IS NULL OR a.payload @> $5::jsonb)
+               AND ($6::bigint IS NULL OR a.job_id < $6::bigint)
+               AND ($8::bigint IS NULL OR a.job_id >= $8::bigint)
+             ORDER BY a.job_id + 0 DESC
              LIMIT $7::int
             """
     }

@@ -9,8 +9,12 @@ import Logging
 /// (`BulkStepSizer`, at most the action's `batch`), so a step stays near `stepTarget`
 /// on a loaded host too, instead of holding its rows and writing their index entries
 /// for seconds. After `timeBudget` of steps it snoozes (the attempt is not spent) and
-/// carries on, so a million-row action never holds a worker or a lease for long. A
-/// re-run resumes at the recorded position: each row is worked through once.
+/// carries on, so a million-row action never holds a worker or a lease for long. The
+/// snooze keeps the job's place in its lane (`JobSnooze.keepingPlace`: due again as of
+/// a second before it was last due, so from before the operator's confirm): the jobs
+/// a retry re-drove are due from their step on, so the job goes on ahead of them
+/// instead of waiting for its lane to work through them. A re-run resumes at the recorded position: each row is worked
+/// through once.
 ///
 /// A cancelled action job stops at the next step: the step sees the job's cancel
 /// request before it touches a row, records `cancelled_at`, and the handler ends the
@@ -71,8 +75,9 @@ public struct BulkActionHandler: JobHandler {
             sizer.record(asked: asked, rows: asked, elapsed: elapsed)
             spent += elapsed
             if spent >= timeBudget {
-                throw JobSnooze(for: .milliseconds(200), code: "bulk_action_continues",
-                                message: "bulk action \(id): \(step.processed) of \(action.expected) done; continuing")
+                throw JobSnooze.keepingPlace(
+                    code: "bulk_action_continues",
+                    message: "bulk action \(id): \(step.processed) of \(action.expected) done; continuing")
             }
         }
     }
