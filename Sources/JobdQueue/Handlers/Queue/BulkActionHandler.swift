@@ -13,8 +13,8 @@ import Logging
 /// snooze keeps the job's place in its lane (`JobSnooze.keepingPlace`: due again as of
 /// a second before it was last due, so from before the operator's confirm): the jobs
 /// a retry re-drove are due from their step on, so the job goes on ahead of them
-/// instead of waiting for its lane to work through them. A re-run resumes at the recorded position: each row is worked
-/// through once.
+/// instead of waiting for its lane to work through them. A re-run resumes at the
+/// recorded position: each row is worked through once.
 ///
 /// A cancelled action job stops at the next step: the step sees the job's cancel
 /// request before it touches a row, records `cancelled_at`, and the handler ends the
