@@ -175,9 +175,11 @@ extension QueueAdmin {
     }
 
     /// How wide a payload search's first id window is, in rows of the page asked for;
-    /// each next window is `payloadWindowGrowth` times wider.
-    static let payloadWindowStart: Int64 = 16
-    static let payloadWindowGrowth: Int64 = 4
+    /// each next window is `payloadWindowGrowth` times wider. Few, wide windows: each
+    /// window's statements scan the payload index's pending list again, which a bulk
+    /// action fills, so a rare value's cost is the number of windows.
+    static let payloadWindowStart: Int64 = 256
+    static let payloadWindowGrowth: Int64 = 16
 
     /// The jobs whose payload contains `filter.contains`, newest first, as `jobs` lists
     /// them, searched in id windows from the top down.
@@ -191,13 +193,13 @@ extension QueueAdmin {
     /// (`SearchWindow`, and `SearchCompletedWindow` for the ledger's completed jobs when
     /// the state allows them: see there how each window is planned). The window that
     /// reaches id 1 is everything left below, so a value that matches rarely or never
-    /// ends after about log4(ids / (16 × limit)) windows (nine for 10M ids and 50 a
+    /// ends after about log16(ids / (256 × limit)) windows (four for 10M ids and 50 a
     /// page), each a cheap index lookup. The windows are adjacent and the rows of each
     /// are taken newest first, so the page is exactly the newest `limit` matches below
     /// `beforeID`: keyset pages neither skip nor repeat a row. A page costs the matches
     /// of the windows it reaches: with matches spread evenly, dense enough to fill the
     /// page in a window the planner serves from the id range (one job in a few
-    /// thousand for 50 a page), about `payloadWindowGrowth` times the page.
+    /// thousand for 50 a page), at most about `payloadWindowGrowth` times the page.
     func payloadJobs(_ filter: JobFilter) async throws -> [JobSummary] {
         let limit = max(1, min(filter.limit, 500))
         let ledger = filter.state == nil || filter.state == .completed

@@ -238,8 +238,10 @@ extension WebConsoleTests {
         try await withWorld { world in
             // 6,000 jobs; one in three completed into the ledger (its row gone from queue.jobs,
             // as a completion leaves it), one in five of the rest dead. Tenants: `dense` one job
-            // in 3, `sparse` one in 97 (a page of 4 spans several windows: the first is 64 ids
-            // wide), `rare` three jobs far apart (the newest in the ledger), `none` no job.
+            // in 3, `sparse` one in 97 (with 4 a page the first window is 1,024 ids wide, and the
+            // last pages reach the window that is everything left), `rare` three jobs far apart
+            // (the newest in the ledger, in a page of 4's first window; the others in the next),
+            // `none` no job.
             try await world.exec("""
                 INSERT INTO queue.jobs (kind, state, payload, finished_at)
                 SELECT 'k' || (g % 3), CASE WHEN g % 5 = 1 THEN 'dead' ELSE 'available' END,
@@ -282,8 +284,8 @@ extension WebConsoleTests {
                 }
                 #expect(tenant == "none" ? truth.isEmpty : truth.count >= 3, "\(tenant)")
             }
-            // The rare jobs, the newest in the ledger, on one page: the first window (800 ids
-            // below the top) holds one, the last (everything left below) the oldest.
+            // The rare jobs, the newest in the ledger, on one page (50 a page: the first window,
+            // 12,800 ids, is the whole table).
             var rare = QueueAdmin.JobFilter()
             rare.contains = #"{"tenant": "rare"}"#
             #expect(try await admin.jobs(rare).map(\.id) == [5997, 2900, 17])
