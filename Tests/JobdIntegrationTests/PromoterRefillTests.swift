@@ -58,21 +58,4 @@ struct PromoterRefillTests {
         #expect(await wake.wait(timeout: 0.2) == .timeout)
         #expect(started.duration(to: .now) >= .milliseconds(150))
     }
-
-    @Test("a wait without a timer returns at a signal (pending or later) or at cancellation, never by itself")
-    func untimedWait() async throws {
-        let wake = WakeSignal()
-        wake.signal(.popped)
-        #expect(await wake.wait() == .popped)
-        let waiter = Task { await wake.wait() }
-        try await Task.sleep(for: .milliseconds(100))
-        wake.signal()
-        #expect(await waiter.value == .general)
-        // Nothing signalled: it waits until cancelled, and leaves no wake-up behind.
-        let parked = Task { await wake.wait() }
-        try await Task.sleep(for: .milliseconds(100))
-        parked.cancel()
-        #expect(await parked.value == [])
-        #expect(await wake.wait(timeout: 0.02) == .timeout)
-    }
 }

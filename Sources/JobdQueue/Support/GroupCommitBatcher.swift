@@ -156,8 +156,7 @@ public final class GroupCommitBatcher<Item: Sendable, Outcome: Sendable>: Sendab
             }
             if stop { return }
             if batch.isEmpty {
-                // `submit`, `finish()` and cancellation all end this wait: no timer.
-                await wake.wait()
+                await wake.wait(timeout: 0.5)
                 continue
             }
             let outcomes: [Outcome]

@@ -39,16 +39,6 @@ public final class WakeSignal: Sendable {
         waiter?.resume()
     }
 
-    /// Returns when signalled, or on cancellation, with the reasons signalled since
-    /// the previous wait. No timer: a waiter that needs no deadline pays only for its
-    /// continuation, not for a task group, two child tasks and a sleep per wait. Only
-    /// one task waits on a given signal.
-    @discardableResult
-    public func wait() async -> Reasons {
-        await park()
-        return takeReasons()
-    }
-
     /// Returns when signalled, or after `timeout` seconds, or on cancellation, with
     /// the reasons signalled since the previous wait. Only one task waits on a given
     /// signal.
@@ -68,42 +58,39 @@ public final class WakeSignal: Sendable {
                     self.signal(.timeout)
                 } catch {}
             }
-            group.addTask { await self.park() }
+            group.addTask {
+                await withTaskCancellationHandler {
+                    await withCheckedContinuation { continuation in
+                        let fireNow = self.state.withLock { state -> Bool in
+                            if state.pending {
+                                state.pending = false
+                                return true
+                            }
+                            // Checked under the lock that onCancel takes: a cancellation
+                            // either finds the waiter registered or is seen here.
+                            if Task.isCancelled { return true }
+                            state.waiter = continuation
+                            return false
+                        }
+                        if fireNow { continuation.resume() }
+                    }
+                } onCancel: {
+                    // Only unblock this wait. Signalling here would leave a stale wake-up
+                    // for the next wait whenever the group cancels this task after the
+                    // timer already resumed it.
+                    let waiter = self.state.withLock { state -> CheckedContinuation<Void, Never>? in
+                        defer { state.waiter = nil }
+                        return state.waiter
+                    }
+                    waiter?.resume()
+                }
+            }
             await group.next()
             group.cancelAll()
         }
         // A timer that fired just as a signal came may have set `pending`; that only
         // costs one extra pass of the waiter, never a lost wake-up.
         return takeReasons()
-    }
-
-    /// Returns once signalled (at once if a signal is pending) or cancelled.
-    private func park() async {
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { continuation in
-                let fireNow = self.state.withLock { state -> Bool in
-                    if state.pending {
-                        state.pending = false
-                        return true
-                    }
-                    // Checked under the lock that onCancel takes: a cancellation
-                    // either finds the waiter registered or is seen here.
-                    if Task.isCancelled { return true }
-                    state.waiter = continuation
-                    return false
-                }
-                if fireNow { continuation.resume() }
-            }
-        } onCancel: {
-            // Only unblock this wait. Signalling here would leave a stale wake-up
-            // for the next wait whenever the group cancels this task after the
-            // timer already resumed it.
-            let waiter = self.state.withLock { state -> CheckedContinuation<Void, Never>? in
-                defer { state.waiter = nil }
-                return state.waiter
-            }
-            waiter?.resume()
-        }
     }
 
     private func takeReasons() -> Reasons {
