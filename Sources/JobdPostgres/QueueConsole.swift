@@ -174,12 +174,21 @@ extension QueueAdmin {
         return Array((rows + completed).sorted { $0.id > $1.id }.prefix(limit))
     }
 
-    /// How wide a payload search's first id window is, in rows of the page asked for;
-    /// each next window is `payloadWindowGrowth` times wider. Few, wide windows: each
-    /// window's statements scan the payload index's pending list again, which a bulk
-    /// action fills, so a rare value's cost is the number of windows.
+    /// How wide a payload search's first id window is, in rows of the page asked for.
     static let payloadWindowStart: Int64 = 256
+    /// How many times wider than the last one a payload search's next window may be.
+    /// Few, wide windows: each window's statement scans the payload indexes' pending
+    /// lists again, which a bulk action fills, so a rare value's cost is the number of
+    /// windows.
     static let payloadWindowGrowth: Int64 = 16
+    /// The widest window searched as a `BitmapAnd` of the payload and id indexes
+    /// (`SearchPayloadWindow.indexed`), in ids.
+    static let payloadIndexedWindowMax: Int64 = 262_144
+    /// How many primary-key entries of a window's range cost what one heap page of a
+    /// match does, as `payloadJobs` weighs them. Measured during a bulk retry on the
+    /// 10M-job console load: a 120,000-entry range 30–78 ms, 5,100 matches' pages
+    /// 28–121 ms.
+    static let payloadRangeEntriesPerPage: Double = 20
 
     /// The jobs whose payload contains `filter.contains`, newest first, as `jobs` lists
     /// them, searched in id windows from the top down.
@@ -187,22 +196,30 @@ extension QueueAdmin {
     /// The payload index (`jsonb_path_ops` GIN) is lossy and unordered: it yields every
     /// match at once, and returning the newest 50 of 10,000 matches would read the heap
     /// page of all 10,000 (to recheck and sort). Instead, the ids below `beforeID` (or
-    /// below the newest id) are searched in adjacent windows `[from, below)`, the first
-    /// `payloadWindowStart` × limit ids wide, each next `payloadWindowGrowth` times
-    /// wider, until the page is full; each window reads only its own matches
-    /// (`SearchWindow`, and `SearchCompletedWindow` for the ledger's completed jobs when
-    /// the state allows them: see there how each window is planned). The window that
-    /// reaches id 1 is everything left below, so a value that matches rarely or never
-    /// ends after about log16(ids / (256 × limit)) windows (four for 10M ids and 50 a
-    /// page), each a cheap index lookup. The windows are adjacent and the rows of each
-    /// are taken newest first, so the page is exactly the newest `limit` matches below
-    /// `beforeID`: keyset pages neither skip nor repeat a row. A page costs the matches
-    /// of the windows it reaches: with matches spread evenly, dense enough to fill the
-    /// page in a window the planner serves from the id range (one job in a few
-    /// thousand for 50 a page), at most about `payloadWindowGrowth` times the page.
+    /// below the newest id) are searched in adjacent windows `[from, below)`, each one
+    /// statement over `queue.jobs` and, when the state allows completed jobs, the
+    /// ledger (`SearchPayloadWindow`), until the page is full. The last window reaches id
+    /// 1: everything left below. The first window is `payloadWindowStart` × limit ids
+    /// wide; each next one as wide as the matches found so far say the rest of the page
+    /// needs, twice over, and between as wide as the last and `payloadWindowGrowth`
+    /// times that (`nextPayloadWindow`).
+    ///
+    /// A window either reads only its own matches, at the price of its id range's index
+    /// entries (`indexed`), or the heap page of every match in the table. It is indexed
+    /// in the first window, which is narrow, and in a window up to
+    /// `payloadIndexedWindowMax` ids whose range costs less than the pages of the matches
+    /// the density found so far predicts in all ids (`payloadRangeEntriesPerPage`,
+    /// weighed on `jobs_pkey`, the dearer of the two ranges). So a value many jobs share
+    /// reads its windows' matches, and a sparse or rare one, once a window has shown it
+    /// sparse, its few matches. A value dense enough to fill its page within the
+    /// indexed windows costs about twice its page's heap pages and the windows'
+    /// entries; a rare one or one that never matches ends after about
+    /// log16(ids / (256 × limit)) windows (four for 10M ids and 50 a page). The windows
+    /// are adjacent and the rows of each are taken newest first, so the page is exactly
+    /// the newest `limit` matches below `beforeID`: keyset pages neither skip nor repeat
+    /// a row.
     func payloadJobs(_ filter: JobFilter) async throws -> [JobSummary] {
         let limit = max(1, min(filter.limit, 500))
-        let ledger = filter.state == nil || filter.state == .completed
         var below: JobID
         if let beforeID = filter.beforeID {
             below = beforeID
@@ -210,7 +227,9 @@ extension QueueAdmin {
             guard let newest = try await connection.firstRow(QueueJobsStatements.NewestID()) ?? nil else { return [] }
             below = newest + 1
         }
+        let top = below
         var width = Self.payloadWindowStart * Int64(limit)
+        var searched: Int64 = 0
         var found: [JobSummary] = []
         while found.count < limit {
             // The last window is everything left below (ids start at 1).
@@ -218,19 +237,29 @@ extension QueueAdmin {
             var bounds = filter
             bounds.beforeID = below
             bounds.limit = limit - found.count
-            var rows = try await connection.rows(QueueJobsStatements.SearchWindow(filter: bounds, fromID: from))
-            if ledger {
-                let completed = try await connection.rows(QueueJobsStatements.SearchCompletedWindow(filter: bounds, fromID: from))
-                if !completed.isEmpty {
-                    rows = Array((rows + completed).sorted { $0.id > $1.id }.prefix(bounds.limit))
-                }
-            }
-            found += rows
+            let indexed = from != nil && width <= Self.payloadIndexedWindowMax
+                && (searched == 0 || Double(width) < Self.payloadRangeEntriesPerPage * Double(found.count) * Double(top) / Double(searched))
+            found += try await connection.rows(QueueJobsStatements.SearchPayloadWindow(filter: bounds, fromID: from, indexed: indexed))
             guard let from else { break }
+            searched += width
             below = from
-            width *= Self.payloadWindowGrowth
+            width = Self.nextPayloadWindow(after: width, searched: searched, found: found.count, limit: limit)
         }
         return found
+    }
+
+    /// The width of a payload search's next window, given the ids `searched` so far in
+    /// which `found` of the page's `limit` rows were found: twice what the density so
+    /// far says the rest of the page needs, at least `last` and at most
+    /// `payloadWindowGrowth` × `last` (nothing found yet: the most). Grows and never
+    /// overflows for any inputs (`last` ≥ 1).
+    static func nextPayloadWindow(after last: Int64, searched: Int64, found: Int, limit: Int) -> Int64 {
+        let most = last.multipliedReportingOverflow(by: payloadWindowGrowth)
+        let widest = most.overflow ? Int64.max : most.partialValue
+        guard found > 0, searched > 0 else { return widest }
+        let needed = Double(max(limit - found, 1)) * Double(searched) / Double(found) * 2
+        guard needed < Double(widest) else { return widest }
+        return max(last, Int64(needed.rounded(.up)))
     }
 
     // MARK: One job

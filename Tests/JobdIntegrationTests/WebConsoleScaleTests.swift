@@ -6,6 +6,7 @@ import JobdCore
 @testable import JobdPostgres
 import JobdQueue
 import JobdTestSupport
+import PropertyBased
 @testable import JobdWeb
 import Testing
 
@@ -165,14 +166,14 @@ extension WebConsoleTests {
                 """)
             try await world.exec("VACUUM ANALYZE queue.attempts")
             try await world.exec("SET enable_seqscan = off")
-            try await world.exec("PREPARE completed_search (bigint, text, text, text, jsonb, bigint, int) AS \(QueueJobsStatements.SearchCompleted.sql.text)")
+            try await world.exec("PREPARE completed_search (bigint, text, text, text, text, jsonb, bigint, int) AS \(QueueJobsStatements.SearchCompleted.sql.text)")
             // Filters that match rarely or never: along attempts_job_idx each would read the
             // whole ledger.
             let plans = [
-                ("unique key", "NULL, NULL, NULL, 'key-1234', NULL, NULL, 50", "attempts_completed_key_idx"),
-                ("unique key, no match", "NULL, NULL, NULL, 'key-none', NULL, NULL, 50", "attempts_completed_key_idx"),
-                ("payload", #"NULL, NULL, NULL, NULL, '{"order": {"id": 777}}', NULL, 50"#, "attempts_completed_payload_idx"),
-                ("payload, no match", #"NULL, NULL, NULL, NULL, '{"order": {"id": -1}}', NULL, 50"#, "attempts_completed_payload_idx"),
+                ("unique key", "NULL, NULL, NULL, NULL, 'key-1234', NULL, NULL, 50", "attempts_completed_key_idx"),
+                ("unique key, no match", "NULL, NULL, NULL, NULL, 'key-none', NULL, NULL, 50", "attempts_completed_key_idx"),
+                ("payload", #"NULL, NULL, NULL, NULL, NULL, '{"order": {"id": 777}}', NULL, 50"#, "attempts_completed_payload_idx"),
+                ("payload, no match", #"NULL, NULL, NULL, NULL, NULL, '{"order": {"id": -1}}', NULL, 50"#, "attempts_completed_payload_idx"),
             ]
             for (name, arguments, index) in plans {
                 let plan = try await world.plan("EXPLAIN EXECUTE completed_search(\(arguments))")
@@ -219,10 +220,10 @@ extension WebConsoleTests {
             }
             // The same answers as the plain query over queue.completed_jobs.
             let checks = [
-                (#"NULL, 'k1', NULL, NULL, '{"tenant": "t5"}', NULL, 500"#, #"kind = 'k1' AND payload @> '{"tenant": "t5"}'"#),
-                ("NULL, NULL, NULL, 'key-1234', NULL, NULL, 500", "unique_key = 'key-1234'"),
-                (#"NULL, NULL, NULL, NULL, '{"order": {"id": 777}}', NULL, 500"#, #"payload @> '{"order": {"id": 777}}'"#),
-                (#"NULL, NULL, NULL, NULL, '{"tenant": "t7"}', 19000, 500"#, #"payload @> '{"tenant": "t7"}' AND id < 19000"#),
+                (#"NULL, NULL, 'k1', NULL, NULL, '{"tenant": "t5"}', NULL, 500"#, #"kind = 'k1' AND payload @> '{"tenant": "t5"}'"#),
+                ("NULL, NULL, NULL, NULL, 'key-1234', NULL, NULL, 500", "unique_key = 'key-1234'"),
+                (#"NULL, NULL, NULL, NULL, NULL, '{"order": {"id": 777}}', NULL, 500"#, #"payload @> '{"order": {"id": 777}}'"#),
+                (#"NULL, NULL, NULL, NULL, NULL, '{"tenant": "t7"}', 19000, 500"#, #"payload @> '{"tenant": "t7"}' AND id < 19000"#),
             ]
             for (arguments, condition) in checks {
                 let listed = try await world.sql.query("EXECUTE completed_search(\(arguments))").rows.compactMap { $0[0].flatMap { Int($0) } }
@@ -289,6 +290,26 @@ extension WebConsoleTests {
             var rare = QueueAdmin.JobFilter()
             rare.contains = #"{"tenant": "rare"}"#
             #expect(try await admin.jobs(rare).map(\.id) == [5997, 2900, 17])
+        }
+    }
+
+    @Test("a payload search's next window: from the last width to 16 times it, the most when nothing was found, else twice what the density found says the rest of the page needs; no input traps")
+    func payloadWindowWidths() async {
+        #expect(QueueAdmin.nextPayloadWindow(after: 12_800, searched: 12_800, found: 0, limit: 50) == 204_800)
+        // 12 of 50 in the first 12,800 ids: the other 38 need about 40,534 ids at that density.
+        #expect(QueueAdmin.nextPayloadWindow(after: 12_800, searched: 12_800, found: 12, limit: 50) == 81_067)
+        #expect(QueueAdmin.nextPayloadWindow(after: 12_800, searched: 12_800, found: 49, limit: 50) == 12_800)
+        #expect(QueueAdmin.nextPayloadWindow(after: 1_000, searched: 200_000, found: 1, limit: 50) == 16_000)
+        #expect(QueueAdmin.nextPayloadWindow(after: .max / 8, searched: .max, found: 0, limit: 500) == .max)
+        let lasts = Gen<Int64?>.element(of: [1, 2, 256, 12_800, 262_144, 1 << 40, .max / 16, .max / 16 + 1, .max])
+            .map { (last: Int64?) -> Int64 in last ?? 1 }
+        await propertyCheck(
+            count: 1_000, input: lasts, Gen.int64(in: 1 ... .max), Gen.int(in: 0...500), Gen.int(in: 1...500)
+        ) { last, searched, found, limit in
+            let next = QueueAdmin.nextPayloadWindow(after: last, searched: searched, found: found, limit: limit)
+            let most = last > .max / 16 ? Int64.max : last * 16
+            #expect(next >= last && next <= most, "\(last) \(searched) \(found) \(limit): \(next)")
+            if found == 0 { #expect(next == most) }
         }
     }
 

@@ -140,85 +140,136 @@ extension QueueJobsStatements {
             cancelRequested: try row.decode("cancel_requested"))
     }
 
-    /// The job search (see `QueueAdmin.jobs`).
+    /// The parameters of every job search statement, `$1…$8`: id, state, kind,
+    /// priority, unique key, payload containment, keyset bound (ids below it), page size
+    /// (1…500). The filter fragments below and each search statement number them so.
+    static func searchBindings(_ filter: QueueAdmin.JobFilter) -> PostgresBindings {
+        [.int(filter.id), .text(filter.state?.rawValue), .text(filter.kind), .text(filter.priority?.rawValue),
+         .text(filter.uniqueKey), .jsonb(filter.contains), .int(filter.beforeID),
+         .int(max(1, min(filter.limit, 500)))]
+    }
+
+    /// The summary columns of a `queue.jobs` row, as `summary` decodes them.
+    static let jobColumns: SQL = """
+        SELECT id, kind, state, priority, attempt, max_attempts, run_at::text AS run_at,
+               created_at::text AS created_at, unique_key, left(last_error, 300) AS last_error,
+               cancel_requested_at IS NOT NULL AS cancel_requested
+          FROM queue.jobs
+        """
+
+    /// The filter `$1…$6` of `searchBindings` on `queue.jobs` (no keyset bound: each
+    /// statement writes its own). Each `$n IS NULL OR …` of an absent filter folds away
+    /// when the statement is planned with its values (`PostgresPlanning.perExecution`),
+    /// leaving only the given conditions for the planner to serve by index.
+    static let jobConditions: SQL = """
+
+         WHERE ($1::bigint IS NULL OR id = $1::bigint)
+           AND ($2::text IS NULL OR state = $2::text)
+           AND ($2::text IS DISTINCT FROM 'running' OR lease_expires_at IS NOT NULL)
+           AND ($3::text IS NULL OR kind = $3::text)
+           AND ($4::text IS NULL OR priority = $4::text)
+           AND ($5::text IS NULL OR unique_key = $5::text)
+           AND ($6::jsonb IS NULL OR payload @> $6::jsonb)
+        """
+
+    /// The summary columns of a completed job's ledger row (`queue.attempts a`): a
+    /// completed attempt's `end` row carries the job (migration
+    /// `…_queue_completion_leaves_jobs`).
+    static let ledgerColumns: SQL = """
+        SELECT a.job_id AS id, a.kind, 'completed' AS state, a.priority, a.attempt, a.max_attempts,
+               a.run_at::text AS run_at, a.enqueued_at::text AS created_at, a.unique_key,
+               left(a.last_error, 300) AS last_error, false AS cancel_requested
+          FROM queue.attempts a
+        """
+
+    /// `jobConditions` for the ledger's completed jobs: the same `$1…$6`, a state other
+    /// than `completed` matching none. The completed-rows predicate is the one of the
+    /// ledger's search indexes (migration `…_queue_ledger_search`), so each given
+    /// condition is served by an index on those rows alone.
+    static let ledgerConditions: SQL = """
+
+         WHERE a.enqueued_at IS NOT NULL AND a.event = 'end' AND a.outcome = 'completed'
+           AND ($1::bigint IS NULL OR a.job_id = $1::bigint)
+           AND ($2::text IS NULL OR $2::text = 'completed')
+           AND ($3::text IS NULL OR a.kind = $3::text)
+           AND ($4::text IS NULL OR a.priority = $4::text)
+           AND ($5::text IS NULL OR a.unique_key = $5::text)
+           AND ($6::jsonb IS NULL OR a.payload @> $6::jsonb)
+        """
+
+    /// The job search in `queue.jobs` (see `QueueAdmin.jobs`): `searchBindings`' filter,
+    /// newest first, below the keyset bound.
     struct Search: PostgresStatement {
         var filter: QueueAdmin.JobFilter
 
-        // One text for every filter: planned per execution, so the server plans it with
-        // the values bound, and each `$n IS NULL OR …` of an absent filter folds away,
-        // leaving only the given conditions for the planner to serve by index.
+        // One text for every filter, planned with the values bound (see `jobConditions`).
         static let planning = PostgresPlanning.perExecution
 
-        var bindings: PostgresBindings {
-            [.int(filter.id), .text(filter.state?.rawValue), .text(filter.kind), .text(filter.priority?.rawValue),
-             .text(filter.uniqueKey), .jsonb(filter.contains), .int(filter.beforeID),
-             .int(max(1, min(filter.limit, 500)))]
-        }
+        var bindings: PostgresBindings { searchBindings(filter) }
 
         static func decode(_ row: PostgresRow) throws -> QueueAdmin.JobSummary { try summary(row) }
 
-        static let sql: SQL = """
-            SELECT id, kind, state, priority, attempt, max_attempts, run_at::text AS run_at,
-                   created_at::text AS created_at, unique_key, left(last_error, 300) AS last_error,
-                   cancel_requested_at IS NOT NULL AS cancel_requested
-              FROM queue.jobs
-             WHERE ($1::bigint IS NULL OR id = $1::bigint)
-               AND ($2::text IS NULL OR state = $2::text)
-               AND ($2::text IS DISTINCT FROM 'running' OR lease_expires_at IS NOT NULL)
-               AND ($3::text IS NULL OR kind = $3::text)
-               AND ($4::text IS NULL OR priority = $4::text)
-               AND ($5::text IS NULL OR unique_key = $5::text)
-               AND ($6::jsonb IS NULL OR payload @> $6::jsonb)
+        static let sql: SQL = jobColumns + jobConditions + """
+
                AND ($7::bigint IS NULL OR id < $7::bigint)
              ORDER BY id DESC
              LIMIT $8::int
             """
     }
 
-    /// One id window of a payload search (see `QueueAdmin.payloadJobs`): the filter's
-    /// jobs below `filter.beforeID` and at or above `fromID` (nil: everything below).
+    /// One id window of a payload search (see `QueueAdmin.payloadJobs`) over
+    /// `queue.jobs` and, when the state allows completed jobs, the ledger: the filter's
+    /// jobs with ids in `[fromID, filter.beforeID)` (`fromID` nil: everything below),
+    /// newest first, at most the page.
     ///
-    /// Sorted by `id + 0`, which no index provides, so the planner cannot walk the
-    /// primary key down the window checking every row's payload. It plans each window
-    /// with its bounds: up to about 50,000 ids at 10M jobs as a BitmapAnd of
-    /// `jobs_payload_path_idx` and `jobs_pkey` (only the heap pages of the window's
-    /// matches are read, to recheck the lossy `jsonb_path_ops` entries), and from about
-    /// 200,000 ids, since the payload index's estimate (about one row in 10,000 for any
-    /// value) is often far below the truth, by the payload index alone filtered by id:
-    /// every match read, as `Search` reads them (cheap for a rare value, the old cost
-    /// for a common one). Bounds written as sub-selects force the BitmapAnd at every
-    /// width, but were slower in bulk-retry runs on the 10M load (docs/performance.md,
-    /// "Payload search in id windows").
-    struct SearchWindow: PostgresStatement {
+    /// The planner is told how to read each table by how the bounds are written
+    /// (`indexed`, which `payloadJobs` chooses). Bounds written as sub-selects are
+    /// estimated at its default range selectivity (0.5 %) whatever the window, so it
+    /// plans a `BitmapAnd` of the payload index and an id range, and reads the heap page
+    /// of only the window's matches: for a value many jobs share. The range costs its
+    /// index's entries: in queue.jobs `jobs_pkey`'s (about 1,000 pages for 100,000 ids),
+    /// in the ledger `attempts_job_brin`'s (migration `…_queue_ledger_job_brin`), a few
+    /// hundred kB at any width. Bounds written as values let it choose, and since the
+    /// payload index's estimate (about one row in 10,000 for any value) is often far
+    /// below the truth, from a window of about 50,000 ids at 10M jobs it filters the
+    /// payload index's matches by id instead, reading the page of every match in the
+    /// table: cheap for a rare value, 10,000 pages for one 10,000 jobs share. `CASE` on
+    /// the bound `$10` folds away in planning, leaving one form. Sorted by `id + 0`,
+    /// which no index provides, so that neither half walks its id index down the window
+    /// checking every row's payload.
+    struct SearchPayloadWindow: PostgresStatement {
         var filter: QueueAdmin.JobFilter
         var fromID: JobID?
+        /// Each half as a `BitmapAnd` with its id index's range (only with a `fromID`).
+        var indexed: Bool
 
         static let planning = PostgresPlanning.perExecution
 
         var bindings: PostgresBindings {
-            [.int(filter.id), .text(filter.state?.rawValue), .text(filter.kind), .text(filter.priority?.rawValue),
-             .text(filter.uniqueKey), .jsonb(filter.contains), .int(filter.beforeID),
-             .int(max(1, min(filter.limit, 500))), .int(fromID)]
+            var bindings = searchBindings(filter)
+            bindings.append(.int(fromID))
+            bindings.append(.bool(indexed))
+            return bindings
         }
 
         static func decode(_ row: PostgresRow) throws -> QueueAdmin.JobSummary { try summary(row) }
 
-        static let sql: SQL = """
-            SELECT id, kind, state, priority, attempt, max_attempts, run_at::text AS run_at,
-                   created_at::text AS created_at, unique_key, left(last_error, 300) AS last_error,
-                   cancel_requested_at IS NOT NULL AS cancel_requested
-              FROM queue.jobs
-             WHERE ($1::bigint IS NULL OR id = $1::bigint)
-               AND ($2::text IS NULL OR state = $2::text)
-               AND ($2::text IS DISTINCT FROM 'running' OR lease_expires_at IS NOT NULL)
-               AND ($3::text IS NULL OR kind = $3::text)
-               AND ($4::text IS NULL OR priority = $4::text)
-               AND ($5::text IS NULL OR unique_key = $5::text)
-               AND ($6::jsonb IS NULL OR payload @> $6::jsonb)
-               AND ($7::bigint IS NULL OR id < $7::bigint)
-               AND ($9::bigint IS NULL OR id >= $9::bigint)
+        static let sql: SQL = "SELECT * FROM ((" + jobColumns + jobConditions + """
+
+               AND CASE WHEN $10::boolean AND $9::bigint IS NOT NULL THEN id < (SELECT $7::bigint) AND id >= (SELECT $9::bigint)
+                        ELSE id < $7::bigint AND ($9::bigint IS NULL OR id >= $9::bigint) END
              ORDER BY id + 0 DESC
              LIMIT $8::int
+            ) UNION ALL (
+            """ + ledgerColumns + ledgerConditions + """
+
+               AND CASE WHEN $10::boolean AND $9::bigint IS NOT NULL THEN a.job_id < (SELECT $7::bigint) AND a.job_id >= (SELECT $9::bigint)
+                        ELSE a.job_id < $7::bigint AND ($9::bigint IS NULL OR a.job_id >= $9::bigint) END
+             ORDER BY a.job_id + 0 DESC
+             LIMIT $8::int
+            )) w
+            ORDER BY id DESC
+            LIMIT $8::int
             """
     }
 
@@ -316,77 +367,24 @@ extension QueueJobsStatements {
             """
     }
 
-    /// The job search's completed jobs, from the ledger: a completed attempt's `end`
-    /// row carries the job (migration `…_queue_completion_leaves_jobs`). The filters of
-    /// `Search` but the state. Planned with the values bound, so only the given
-    /// conditions remain and each is served by an index on those rows alone
-    /// (migration `…_queue_ledger_search`): a unique key by `attempts_completed_key_idx`,
-    /// a payload by the GIN `attempts_completed_payload_idx`, an id by
-    /// `attempts_job_idx`. With none of them (a kind, a priority, or nothing)
-    /// `SearchCompletedNewest` is used instead. A filter that matches rarely or never
-    /// therefore reads its few matches, never the whole ledger.
+    /// The job search's completed jobs, from the ledger (`ledgerConditions`), with
+    /// `Search`'s bindings. With none of an id, a unique key or a payload (a kind, a
+    /// priority, or nothing) `SearchCompletedNewest` is used instead, so a filter that
+    /// matches rarely or never reads its few matches, never the whole ledger.
     struct SearchCompleted: PostgresStatement {
         var filter: QueueAdmin.JobFilter
 
         static let planning = PostgresPlanning.perExecution
 
-        var bindings: PostgresBindings {
-            [.int(filter.id), .text(filter.kind), .text(filter.priority?.rawValue),
-             .text(filter.uniqueKey), .jsonb(filter.contains), .int(filter.beforeID),
-             .int(max(1, min(filter.limit, 500)))]
-        }
+        var bindings: PostgresBindings { searchBindings(filter) }
 
         static func decode(_ row: PostgresRow) throws -> QueueAdmin.JobSummary { try summary(row) }
 
-        static let sql: SQL = """
-            SELECT a.job_id AS id, a.kind, 'completed' AS state, a.priority, a.attempt, a.max_attempts,
-                   a.run_at::text AS run_at, a.enqueued_at::text AS created_at, a.unique_key,
-                   left(a.last_error, 300) AS last_error, false AS cancel_requested
-              FROM queue.attempts a
-             WHERE a.enqueued_at IS NOT NULL AND a.event = 'end' AND a.outcome = 'completed'
-               AND ($1::bigint IS NULL OR a.job_id = $1::bigint)
-               AND ($2::text IS NULL OR a.kind = $2::text)
-               AND ($3::text IS NULL OR a.priority = $3::text)
-               AND ($4::text IS NULL OR a.unique_key = $4::text)
-               AND ($5::jsonb IS NULL OR a.payload @> $5::jsonb)
-               AND ($6::bigint IS NULL OR a.job_id < $6::bigint)
+        static let sql: SQL = ledgerColumns + ledgerConditions + """
+
+               AND ($7::bigint IS NULL OR a.job_id < $7::bigint)
              ORDER BY a.job_id DESC
-             LIMIT $7::int
-            """
-    }
-
-    /// One id window of a payload search in the ledger, as `SearchWindow` is in
-    /// queue.jobs: the window's matches from `attempts_completed_payload_idx` and
-    /// `attempts_job_idx`'s range, planned with its bounds the same way.
-    struct SearchCompletedWindow: PostgresStatement {
-        var filter: QueueAdmin.JobFilter
-        var fromID: JobID?
-
-        static let planning = PostgresPlanning.perExecution
-
-        var bindings: PostgresBindings {
-            [.int(filter.id), .text(filter.kind), .text(filter.priority?.rawValue),
-             .text(filter.uniqueKey), .jsonb(filter.contains), .int(filter.beforeID),
-             .int(max(1, min(filter.limit, 500))), .int(fromID)]
-        }
-
-        static func decode(_ row: PostgresRow) throws -> QueueAdmin.JobSummary { try summary(row) }
-
-        static let sql: SQL = """
-            SELECT a.job_id AS id, a.kind, 'completed' AS state, a.priority, a.attempt, a.max_attempts,
-                   a.run_at::text AS run_at, a.enqueued_at::text AS created_at, a.unique_key,
-                   left(a.last_error, 300) AS last_error, false AS cancel_requested
-              FROM queue.attempts a
-             WHERE a.enqueued_at IS NOT NULL AND a.event = 'end' AND a.outcome = 'completed'
-               AND ($1::bigint IS NULL OR a.job_id = $1::bigint)
-               AND ($2::text IS NULL OR a.kind = $2::text)
-               AND ($3::text IS NULL OR a.priority = $3::text)
-               AND ($4::text IS NULL OR a.unique_key = $4::text)
-               AND ($5::jsonb IS NULL OR a.payload @> $5::jsonb)
-               AND ($6::bigint IS NULL OR a.job_id < $6::bigint)
-               AND ($8::bigint IS NULL OR a.job_id >= $8::bigint)
-             ORDER BY a.job_id + 0 DESC
-             LIMIT $7::int
+             LIMIT $8::int
             """
     }
 
