@@ -29,7 +29,15 @@ public struct ContentIndexer: Service {
     /// The lane it makes way for; nil: it never waits.
     let lane: ContentLaneActivity?
 
-    /// How often a waiting indexer looks at the lane again.
+    /// How often a waiting indexer looks at the lane again (or `indexInterval`, when
+    /// shorter): it starts at most this long after the lane turns quiet or
+    /// `indexMaxDelay` runs out. A look costs a lock and a clock reading, and happens
+    /// only while the lane is busy.
+    ///
+    /// A poll, not a wait for an event: the lane turns quiet when no write has run for
+    /// its `quietPeriod`, an absence that no write signals. A `WakeSignal` raised at each
+    /// write's end would wake the indexer once per write through a burst (more often than
+    /// this) and would still need a timer for the quiet period and the max delay.
     static let laneRecheck: Duration = .milliseconds(100)
 
     public init(database: TierDatabase, settings: ContentSettings, lane: ContentLaneActivity? = nil, logger: Logger) {

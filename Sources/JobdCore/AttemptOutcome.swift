@@ -48,8 +48,9 @@ public struct JobSnooze: Error, Sendable, Equatable, CustomStringConvertible {
     /// A year: longer than any sensible snooze, far inside `run_at`'s range.
     public static let maxDelay: Duration = .seconds(366 * 86_400)
     /// How much earlier than its last due time a job snoozed `keepingPlace` is due:
-    /// more than the time between the claim's and the completion's clock readings and
-    /// the handler's start and end, which the attempt's wait and run time leave out.
+    /// ahead of the jobs of its lane that became due at that same time. The margin
+    /// `queue.complete` subtracts in SQL (migration `0043_queue_snooze_keeps_place`);
+    /// the two must stay equal.
     public static let placeMargin: Duration = .seconds(1)
     /// How long from the completion until the job is due again, in 0…`maxDelay`.
     /// Not used when `keepsPlace`.
@@ -66,9 +67,9 @@ public struct JobSnooze: Error, Sendable, Equatable, CustomStringConvertible {
     }
 
     /// Due again at once, ahead of the jobs of its lane that became due after it was
-    /// last due: the completion writes `run_at` = its last due time − `placeMargin`
-    /// (the attempt's queue wait and run time are what the completion subtracts from
-    /// its `now()`). For a job that goes on with work it made due itself (a bulk retry's
+    /// last due: the completion writes `run_at` = the row's `run_at` − `placeMargin`, in
+    /// SQL. While the attempt runs the row still holds the `run_at` its claim saw (the
+    /// claim does not change it): the time it was last due. For a job that goes on with work it made due itself (a bulk retry's
     /// re-driven jobs), so that it is not queued behind that work.
     public static func keepingPlace(code: String, message: String) -> JobSnooze {
         var snooze = JobSnooze(for: .zero, code: code, message: message)
@@ -109,10 +110,13 @@ public enum CompletionOutcome: String, Sendable, Equatable, Codable {
 public struct AttemptCompletion: Sendable, Equatable {
     public var fence: AttemptFence
     public var outcome: CompletionOutcome
-    /// From the completion until the job is due again (retry and snooze); negative for
-    /// a snooze `keepingPlace` (due since then). Written to the batch as seconds by
-    /// `CompletionJSON`, the one place it becomes a number.
+    /// From the completion until the job is due again (retry and snooze), in
+    /// 0…`JobSnooze.maxDelay`; zero and not used when `keepsPlace`. Written to the batch
+    /// as seconds by `CompletionJSON`, the one place it becomes a number.
     public var delay: Duration
+    /// A snooze `keepingPlace`: due again `JobSnooze.placeMargin` before the row's
+    /// `run_at` (the time it was last due), not after a delay from the completion.
+    public var keepsPlace: Bool
     public var errorCode: String?
     public var errorMessage: String?
     /// Run time of the handler, seconds (recorded with the attempt).
@@ -123,11 +127,13 @@ public struct AttemptCompletion: Sendable, Equatable {
 
     public init(
         fence: AttemptFence, outcome: CompletionOutcome, delay: Duration = .zero,
-        errorCode: String? = nil, errorMessage: String? = nil, runSeconds: Double = 0, queueWaitSeconds: Double = 0
+        errorCode: String? = nil, errorMessage: String? = nil, runSeconds: Double = 0, queueWaitSeconds: Double = 0,
+        keepsPlace: Bool = false
     ) {
         self.fence = fence
         self.outcome = outcome
         self.delay = delay
+        self.keepsPlace = keepsPlace
         self.errorCode = errorCode
         self.errorMessage = errorMessage
         self.runSeconds = runSeconds
@@ -157,12 +163,9 @@ public struct FailurePolicy: Sendable, Equatable {
         case .succeeded:
             break
         case .snoozed(let snooze) where snooze.keepsPlace:
-            // Back to its last due time (the claim's `now()` minus the wait), less the
-            // margin for the clock readings the wait and the run time leave out. The only
-            // negative delay: at most `maxDelay` back.
+            // The completion reads the row's `run_at`; no delay.
             completion.outcome = .snooze
-            completion.delay = .zero - JobSnooze.bounded(
-                TotalConversion.duration(seconds: job.queueWaitSeconds + runSeconds) + JobSnooze.placeMargin)
+            completion.keepsPlace = true
         case .snoozed(let snooze):
             completion.outcome = .snooze
             // `delay` is a var: bounded again here, where it is written.

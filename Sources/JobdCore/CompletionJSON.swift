@@ -1,6 +1,7 @@
 /// The completion batch as the JSON array `QueueStore.complete` hands Postgres
 /// (`jsonb_to_recordset`): one object per attempt with the keys `id`, `attempt`,
-/// `token`, `outcome`, `delay`, `run`, `wait` and, when present, `code` and `error`.
+/// `token`, `outcome`, `delay`, `run`, `wait`, when present `code` and `error`, and
+/// `place` (true) for a snooze that keeps its place (`AttemptCompletion.keepsPlace`).
 ///
 /// Built directly into a byte buffer rather than through Foundation's
 /// JSONSerialization, whose `Any` bridging cost about a third of the daemon's CPU at
@@ -33,6 +34,9 @@ public enum CompletionJSON {
             if let message = completion.errorMessage {
                 append(#","error":"#, to: &out)
                 appendString(message, to: &out)
+            }
+            if completion.keepsPlace {
+                append(#","place":true"#, to: &out)
             }
             out.append(UInt8(ascii: "}"))
         }

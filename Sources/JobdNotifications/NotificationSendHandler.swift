@@ -154,9 +154,8 @@ public struct NotificationSendHandler: JobHandler {
             return
         case .notClaimed(.busy(let retryIn)):
             deliveryGuard.abandon(route.destinationKey, probe: probe)
-            let seconds = max(0.05, retryIn + 0.05)
             throw JobSnooze(
-                for: TotalConversion.duration(seconds: seconds), code: "notification_in_flight",
+                for: max(.milliseconds(50), retryIn + .milliseconds(50)), code: "notification_in_flight",
                 message: "another run is sending the notification with idempotency_key \(request.idempotencyKey); looking again once its claim ends")
         case .notClaimed(.conflict):
             deliveryGuard.abandon(route.destinationKey, probe: probe)

@@ -13,8 +13,8 @@ struct NotificationStore: Sendable {
         case claimed(id: Int64, try: Int)
         /// Delivered before: do not send again.
         case alreadySent(id: Int64)
-        /// Another run is sending it now; ask again in `retryIn` seconds.
-        case busy(retryIn: Double)
+        /// Another run is sending it now; ask again after `retryIn` (at least zero).
+        case busy(retryIn: Duration)
         /// The key names a different notification (other channel, recipient, subject or body).
         case conflict
     }
@@ -99,13 +99,13 @@ struct NotificationStore: Sendable {
     /// Why a notification was not claimable (rare, so a second statement is fine).
     private static func unclaimed(_ request: NotificationRequest, on connection: PostgresConnection) async throws -> Claim {
         guard let row = try await connection.firstRow(NotificationStatements.Unclaimed(request: request)) else {
-            return .busy(retryIn: 0)  // deleted in between: just run again
+            return .busy(retryIn: .zero)  // deleted in between: just run again
         }
         if row.sameNotification != true { return .conflict }
         switch row.status {
         case "sent": return .alreadySent(id: row.id)
-        case "sending": return .busy(retryIn: row.claimLeft ?? 1)
-        default: return .busy(retryIn: 0)  // changed in between: run again
+        case "sending": return .busy(retryIn: row.claimLeft.map { TotalConversion.duration(seconds: $0) } ?? .seconds(1))
+        default: return .busy(retryIn: .zero)  // changed in between: run again
         }
     }
 

@@ -67,6 +67,18 @@ struct CompletionJSONTests {
         #expect(CompletionJSON.encode(batch).contains(text))
     }
 
+    @Test("a snooze keeping its place carries place: true; no other completion carries the key")
+    func keepsPlace() throws {
+        let fence = AttemptFence(id: 1, attempt: 1, token: 1)
+        let rows = try decode(CompletionJSON.encode([
+            AttemptCompletion(fence: fence, outcome: .snooze, keepsPlace: true),
+            AttemptCompletion(fence: fence, outcome: .snooze, delay: .seconds(5)),
+        ]))
+        #expect(rows[0]["place"] as? Bool == true)
+        #expect((rows[0]["delay"] as? NSNumber)?.doubleValue == 0)
+        #expect(rows[1]["place"] == nil)
+    }
+
     @Test("an empty batch is an empty array")
     func empty() {
         #expect(CompletionJSON.encode([]) == "[]")

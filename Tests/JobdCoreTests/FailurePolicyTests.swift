@@ -114,7 +114,7 @@ struct FailurePolicyTests {
         #expect(completion.runSeconds == 0.2)
     }
 
-    @Test("a snooze keeping its place is due again as of a second before it was last due: back by its wait, its run time and the margin")
+    @Test("a snooze keeping its place is flagged for the completion to read the row's run_at: no delay, whatever its wait and run time")
     func snoozeKeepingPlace() {
         var generator = SplitMix64(seed: 2)
         var claimed = job(attempt: 2)
@@ -123,13 +123,12 @@ struct FailurePolicyTests {
         #expect(snooze.keepsPlace && snooze.delay == .zero && snooze.code == "goes_on")
         let completion = policy.completion(for: claimed, result: .snoozed(snooze), runSeconds: 20.25, using: &generator)
         #expect(completion.outcome == .snooze)
-        #expect(completion.delay == .milliseconds(-51_750))
+        #expect(completion.keepsPlace)
+        #expect(completion.delay == .zero)
         #expect(completion.errorCode == nil && completion.errorMessage == nil)
-        // Never further back than the longest snooze forward.
-        claimed.queueWaitSeconds = 1e12
-        let far = policy.completion(for: claimed, result: .snoozed(snooze), runSeconds: 1, using: &generator)
-        #expect(far.delay == .zero - JobSnooze.maxDelay)
-        #expect(!JobSnooze(for: .seconds(1), code: "c", message: "m").keepsPlace)
+        let plain = policy.completion(
+            for: claimed, result: .snoozed(JobSnooze(for: .seconds(1), code: "c", message: "m")), runSeconds: 1, using: &generator)
+        #expect(!plain.keepsPlace && plain.delay == .seconds(1))
     }
 
     @Test("interrupted goes back to available")

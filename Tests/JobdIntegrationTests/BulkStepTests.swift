@@ -26,13 +26,16 @@ private final class TickingClock: MonotonicClock {
 
 /// A bulk action's steps: sized by the time they take, stopped by a cancelled job.
 extension WebConsoleTests {
-    /// `count` dead jobs with their dead letters, and a retry of all of them confirmed
-    /// (batch = the most rows a step may take). Returns the action's id and its job's.
-    private static func deadRetry(_ world: QueueWorld, count: Int, batch: Int) async throws -> (action: String, job: JobID) {
+    /// `count` dead jobs of `priority`, last due `dueAgo` ago, with their dead letters,
+    /// and a retry of all of them confirmed (batch = the most rows a step may take).
+    /// Returns the action's id and its job's.
+    private static func deadRetry(
+        _ world: QueueWorld, count: Int, batch: Int, priority: String = "normal", dueAgo: Duration = .zero
+    ) async throws -> (action: String, job: JobID) {
         try await world.exec("""
-            INSERT INTO queue.jobs (kind, state, run_at, attempt, finished_at)
-            SELECT 'export', 'dead', now(), 3, now() FROM generate_series(1, $1::int) g
-            """, [String(count)])
+            INSERT INTO queue.jobs (kind, priority, state, run_at, attempt, finished_at)
+            SELECT 'export', $2, 'dead', now() - make_interval(secs => $3::float8), 3, now() FROM generate_series(1, $1::int) g
+            """, [String(count), priority, String(dueAgo.seconds)])
         try await world.exec("""
             INSERT INTO queue.dead_letters (job_id, kind, payload, priority, attempts, reason)
             SELECT id, kind, payload, priority, 3, 'failed' FROM queue.jobs WHERE state = 'dead'
@@ -113,20 +116,7 @@ extension WebConsoleTests {
     func bulkContinuesAheadOfRedriven() async throws {
         try await withWorld { world in
             // 500 dead high jobs (the action's job's lane) and a retry of them, 50 rows a step.
-            try await world.exec("""
-                INSERT INTO queue.jobs (kind, priority, state, run_at, attempt, finished_at)
-                SELECT 'export', 'high', 'dead', now() - interval '1 hour', 3, now() FROM generate_series(1, 500) g
-                """)
-            try await world.exec("""
-                INSERT INTO queue.dead_letters (job_id, kind, payload, priority, attempts, reason)
-                SELECT id, kind, payload, priority, 3, 'failed' FROM queue.jobs WHERE state = 'dead'
-                """)
-            let upper = try await world.int("SELECT max(id) + 1 FROM queue.jobs")
-            let row = try await world.sql.query(
-                "SELECT id, job_id FROM queue.bulk_action_start('dead_letters', 'retry', '{}', 'alice', $1::bigint, 50)",
-                [String(upper)]).rows.first ?? []
-            let action = try #require(row.first.flatMap { $0 })
-            let bulkJob = try #require(row.last.flatMap { $0 }.flatMap { JobID($0) })
+            let (action, bulkJob) = try await Self.deadRetry(world, count: 500, batch: 50, priority: "high", dueAgo: .seconds(3_600))
             let store = QueueStore(connection: world.sql)
             let policy = FailurePolicy(backoff: RetryBackoff(base: .seconds(1), maximum: .seconds(60)))
             let connection = PostgresConnection(conninfo: world.database.url, name: "bulk-steps", commandTimeout: 30, logger: .silent)

@@ -1,6 +1,7 @@
 import JobdCore
 import JobdPostgres
 import JobdQueue
+import JobdTestRandom
 import JobdTestSupport
 import Testing
 
@@ -104,6 +105,40 @@ struct CompletionLedgerTests {
             // Applied once only: a repeat finds no row.
             #expect(try await store.complete([AttemptCompletion(fence: fence, outcome: .completed)]).isEmpty)
             #expect(try await world.int("SELECT count(*) FROM queue.attempts") == 1)
+        }
+    }
+
+    @Test("a snooze keeping its place is due exactly its margin before the row's run_at, whatever its wait and run time; never below run_at's CHECK")
+    func snoozeKeepsPlace() async throws {
+        try await withWorld { world in
+            let store = QueueStore(connection: world.sql)
+            let policy = FailurePolicy(backoff: RetryBackoff(base: .seconds(1), maximum: .seconds(60)))
+            var generator = SplitMix64(seed: 3)
+            let old = "2026-03-01 12:00:00.123456+00"
+            let lowest = "1970-01-01 00:00:00+00"
+            var completions: [AttemptCompletion] = []
+            var ids: [JobID] = []
+            for runAt in [old, lowest] {
+                let text = try await world.scalar(
+                    "INSERT INTO queue.jobs (kind, run_at, last_error) VALUES ('noop', $1::timestamptz, 'before') RETURNING id", [runAt]) ?? ""
+                let id = try #require(JobID(text))
+                let claimed = try #require(try await store.claim(ids: [id], daemon: "a", lease: 30, maxPayloadBytes: 1000).first)
+                // A run time and wait that, worked back from now(), would land far from the row's run_at.
+                completions.append(policy.completion(
+                    for: claimed.job, result: .snoozed(.keepingPlace(code: "goes_on", message: "more to do")),
+                    runSeconds: 7_200, using: &generator))
+                ids.append(id)
+            }
+            #expect(try await store.complete(completions, daemon: "a") == Set(completions.map(\.fence)))
+            let margin = String(JobSnooze.placeMargin.seconds)
+            let row = try await world.sql.query("""
+                SELECT state, attempt, run_at = $2::timestamptz - make_interval(secs => $3::float8), last_error, errors::text
+                  FROM queue.jobs WHERE id = $1::bigint
+                """, [String(ids[0]), old, margin]).rows
+            #expect(row == [["retryable", "0", "t", "before", "[]"]])
+            // At the CHECK's lower bound it stays there, and the batch is applied.
+            #expect(try await world.scalar("SELECT run_at = $2::timestamptz FROM queue.jobs WHERE id = $1::bigint",
+                                           [String(ids[1]), lowest]) == "t")
         }
     }
 

@@ -48,7 +48,7 @@ struct NotificationClaimTests {
             guard case .claimed(let id1, 1) = outcomes[0] else { Issue.record("new-1: \(outcomes[0])"); return }
             #expect(outcomes[1] == .alreadySent(id: 1))
             guard case .busy(let retryIn) = outcomes[2] else { Issue.record("new-1 again: \(outcomes[2])"); return }
-            #expect(retryIn > 25 && retryIn <= 30)
+            #expect(retryIn > .seconds(25) && retryIn <= .seconds(30))
             #expect(outcomes[3] == .claimed(id: 2, try: 2))
             #expect(outcomes[4] == .claimed(id: 3, try: 3))
             #expect(outcomes[5] == .conflict)

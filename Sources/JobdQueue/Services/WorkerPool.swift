@@ -405,7 +405,8 @@ public struct WorkerPool: Service {
             let snooze: JobSnooze? = if case .snoozed(let snooze) = result { snooze } else { nil }
             logger.forAttempt(of: job).info("job snoozed; will run again", metadata: [
                 LogKey.errorCode: "\(snooze?.code ?? "snoozed")", LogKey.error: "\(snooze?.message ?? "run again later")",
-                LogKey.retryIn: "\(String(format2: completion.delay.seconds))",
+                // A snooze keeping its place is due at once (before its last due time).
+                LogKey.retryIn: "\(String(format2: completion.keepsPlace ? 0 : completion.delay.seconds))",
             ])
         case .retry:
             logger.forAttempt(of: job).info("job failed; will retry", metadata: [
