@@ -49,10 +49,13 @@ public struct WorkerPool: Service {
     let stats: DaemonStats
     let logger: Logger
     let metrics: JobMetrics
-    /// Told after every pop, so the promoter refills a list as soon as it runs low.
+    /// Told after a pop that left a list below the promoter's refill mark (and after
+    /// every blocking pop), so the promoter refills a list as soon as it runs low.
     let promoterWake: WakeSignal?
     /// The heartbeat key of this pool's loops, built once rather than per job.
     let beatKey: String
+    /// `Promoter.refillMark`: a pop that leaves a list below it wakes the promoter.
+    let refillMark: Int
     /// (claim store, Redis) of every claim pipeline; the first is `claimStore`, `dispatch`.
     let pipelines: [ClaimPipeline]
     /// Shared by the daemon's pools: one stop and one drain deadline for all of them.
@@ -71,6 +74,7 @@ public struct WorkerPool: Service {
         self.promoterWake = promoterWake
         self.pipelines = [ClaimPipeline(store: claimStore, dispatch: dispatch)] + extraPipelines
         self.beatKey = "workers:\(name)"
+        self.refillMark = Promoter.refillMark(configuration)
         self.name = name
         self.lanes = lanes
         self.slots = WorkerSlots(capacity: slots)
@@ -306,7 +310,12 @@ public struct WorkerPool: Service {
     ) async throws -> [ClaimedAttempt] {
         let dispatch = pipeline.dispatch
         let max = reserved
-        var popped = try await dispatch.pop(order: order, max: max)
+        let taken = try await dispatch.take(order: order, max: max)
+        var popped = taken.ids
+        // The promoter refills a list only below its mark: a pop that left every list
+        // it took from at or above it needs no pass (a wake costs the promoter a Redis
+        // round trip and the pool's claim a hop, per pop).
+        var wakePromoter = taken.lengthsAfter.values.contains { $0 < refillMark }
         if popped.isEmpty, pipeline.directBacklog.isSet, !stop.isStopped {
             // The last direct claim filled its reservation: more may be due, and no
             // promoter is feeding the lists. Claim again before any blocking wait.
@@ -319,6 +328,7 @@ public struct WorkerPool: Service {
             // wait come with it (up to the reserved slots, from the first list in
             // `order` that has any): no second pop before the claim.
             popped = try await dispatch.blockingPop(order: order, max: max, timeout: .milliseconds(500))
+            wakePromoter = true
             if popped.isEmpty {
                 // The lists stayed empty for a whole blocking wait, so no promoter is
                 // feeding them (it stands by with the elected one gone quiet, is
@@ -330,7 +340,7 @@ public struct WorkerPool: Service {
                 return try await claimDirect(max: max, order: order, on: pipeline)
             }
         }
-        promoterWake?.signal(.popped)
+        if wakePromoter { promoterWake?.signal(.popped) }
         if stop.isStopped {
             // Told to stop while popping (a blocking pop lasts up to 0.5 s): claim
             // nothing new; the ids go back to the front of their lists.
