@@ -1,4 +1,5 @@
 import JobdCore
+import JobdThreads
 import Logging
 
 /// The Redis keys of one queue; the prefix lets several queues share a Redis.
@@ -32,6 +33,12 @@ public struct RedisDispatch: Sendable {
         self.connection = connection
         self.keys = keys
         self.logger = logger
+    }
+
+    /// The same lists through a connection like this one's whose calls run on
+    /// `thread` (`RedisConnection.onThread(_:)`).
+    public func onThread(_ thread: DedicatedThreadExecutor) -> RedisDispatch {
+        RedisDispatch(connection: connection.onThread(thread), keys: keys, logger: logger)
     }
 
     /// Appends ids to the tail of their lists: one RPUSH per priority, one round trip.
@@ -71,7 +78,9 @@ public struct RedisDispatch: Sendable {
     /// `pop`, also reading the length each list popped from has after the pop (an
     /// LLEN pipelined after its LPOP: no extra round trip), so the caller can tell
     /// whether it took a list below a mark.
-    public func take(order: [JobPriority], max: Int) async throws -> Taken {
+    /// Runs on its caller's executor (`nonisolated(nonsending)`): a caller on the
+    /// connection's own thread pops without a hand-off.
+    nonisolated(nonsending) public func take(order: [JobPriority], max: Int) async throws -> Taken {
         let lanes = Self.distinct(order)
         guard let first = lanes.first, max > 0 else { return Taken(ids: [], lengthsAfter: [:]) }
         let rest = lanes.dropFirst()

@@ -239,7 +239,9 @@ public struct WorkerPool: Service {
         var jobs: [ClaimedAttempt]
         var reserved = reserved
         do {
-            jobs = try await fetch(reserved: &reserved, order: order, on: pipelines[pipeline], stop: stop)
+            jobs = try await fetch(
+                reserved: &reserved, order: order, on: pipelines[pipeline], stop: stop,
+                isolation: pipelines[pipeline].store.connection)
             idle.recordSuccess()
         } catch {
             slots.settle(reserved: reserved, occupying: [])
@@ -305,8 +307,14 @@ public struct WorkerPool: Service {
     /// Pops up to `reserved` ids and claims them. The slots reserved beyond what was
     /// popped are given back before the claim (`reserved` is lowered to match), so
     /// the other pipeline can take new arrivals while this claim is in flight.
+    ///
+    /// Runs on the pipeline's Postgres connection (`isolation`), and the pop and the
+    /// claim run on their caller's executor: when the pipeline's Redis connection
+    /// shares that thread (`JobDaemon`), pop then claim is one hand-off there and one
+    /// back, not two of each.
     private func fetch(
-        reserved: inout Int, order: [JobPriority], on pipeline: ClaimPipeline, stop: StopFlag
+        reserved: inout Int, order: [JobPriority], on pipeline: ClaimPipeline, stop: StopFlag,
+        isolation: isolated PostgresConnection
     ) async throws -> [ClaimedAttempt] {
         let dispatch = pipeline.dispatch
         let max = reserved
