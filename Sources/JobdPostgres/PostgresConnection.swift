@@ -17,6 +17,9 @@ public actor PostgresConnection {
     public nonisolated let name: String
     private nonisolated let executor: DedicatedThreadExecutor
     public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
+    /// The thread this connection's calls run on, for another connection to share
+    /// (`RedisConnection.onThread(_:)`): calls between them then run inline.
+    public nonisolated var thread: DedicatedThreadExecutor { executor }
 
     private let conninfo: String?
     /// Seconds: the per-call `timeout:` arguments, which replace it, are seconds too.

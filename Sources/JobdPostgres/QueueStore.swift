@@ -7,7 +7,8 @@ import JobdCore
 /// Times are Postgres's `now()`: with several daemons on several hosts, the one
 /// clock they all share is the database's.
 public struct QueueStore: Sendable {
-    let connection: PostgresConnection
+    /// The connection every statement of this store runs on.
+    public let connection: PostgresConnection
 
     public init(connection: PostgresConnection) {
         self.connection = connection
@@ -127,10 +128,13 @@ public struct QueueStore: Sendable {
     /// mark are refused; the attempt's durable completion flushes the claim's record
     /// before its own.
     ///
+    /// Runs on its caller's executor (`nonisolated(nonsending)`): a caller isolated to
+    /// `connection` claims without a hand-off to another thread.
+    ///
     /// - Parameter token: the lease token every fenced statement of these attempts
     ///   checks; a fresh random one per claim, so that a claim lost in a server crash
     ///   and the claim that follows it never share a fence (migration 0011).
-    public func claim(
+    nonisolated(nonsending) public func claim(
         ids: [JobID], daemon: String, lease: Double, maxPayloadBytes: Int,
         token: Int64 = .random(in: 1 ... .max)
     ) async throws -> [(job: ClaimedJob, payloadBytes: Int, payloadPresent: Bool)] {

@@ -88,7 +88,12 @@ public actor RedisConnection {
     }
 
     /// Does not connect; the first call (or `connect()`) does.
-    public init(url: RedisURL, name: String, commandTimeout: Duration, logger: Logging.Logger) {
+    /// - Parameter thread: runs on this executor's thread (shared, see
+    ///   `DedicatedThreadExecutor.share()`) instead of a thread of its own.
+    public init(
+        url: RedisURL, name: String, commandTimeout: Duration, logger: Logging.Logger,
+        thread: DedicatedThreadExecutor? = nil
+    ) {
         self.url = url
         self.name = name
         self.commandTimeout = commandTimeout
@@ -96,7 +101,15 @@ public actor RedisConnection {
         logger[metadataKey: "redis"] = "\(url.redacted)"
         logger[metadataKey: "redis.connection"] = "\(name)"
         self.logger = logger
-        executor = DedicatedThreadExecutor(name: name)
+        executor = thread?.share() ?? DedicatedThreadExecutor(name: name)
+    }
+
+    /// A connection like this one (never connected: the new one connects when first
+    /// used) whose calls run on `thread`. For a pair that works in sequence, e.g. a
+    /// claim pipeline's pop then claim: a call from one to the other then runs inline
+    /// instead of handing off between two threads. Blocking calls of either block both.
+    public nonisolated func onThread(_ thread: DedicatedThreadExecutor) -> RedisConnection {
+        RedisConnection(url: url, name: name, commandTimeout: commandTimeout, logger: logger, thread: thread)
     }
 
     deinit {

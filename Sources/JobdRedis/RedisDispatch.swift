@@ -1,4 +1,5 @@
 import JobdCore
+import JobdThreads
 import Logging
 
 /// The Redis keys of one queue; the prefix lets several queues share a Redis.
@@ -34,6 +35,12 @@ public struct RedisDispatch: Sendable {
         self.logger = logger
     }
 
+    /// The same lists through a connection like this one's whose calls run on
+    /// `thread` (`RedisConnection.onThread(_:)`).
+    public func onThread(_ thread: DedicatedThreadExecutor) -> RedisDispatch {
+        RedisDispatch(connection: connection.onThread(thread), keys: keys, logger: logger)
+    }
+
     /// Appends ids to the tail of their lists: one RPUSH per priority, one round trip.
     public func push(_ ids: [(id: Int64, priority: JobPriority)]) async throws {
         var grouped: [JobPriority: [String]] = [:]
@@ -57,34 +64,52 @@ public struct RedisDispatch: Sendable {
     /// split by the lengths seen, so the total never exceeds `max`. Ids pushed to a
     /// later list between the two trips simply wait for the next call.
     public func pop(order: [JobPriority], max: Int) async throws -> [(id: Int64, priority: JobPriority)] {
+        try await take(order: order, max: max).ids
+    }
+
+    /// What `take` popped, and the length each list it popped from had right after
+    /// its pop (read in the same round trip).
+    public struct Taken: Sendable {
+        public var ids: [(id: Int64, priority: JobPriority)]
+        /// Only the lists popped from; another client may have changed them since.
+        public var lengthsAfter: [JobPriority: Int]
+    }
+
+    /// `pop`, also reading the length each list popped from has after the pop (an
+    /// LLEN pipelined after its LPOP: no extra round trip), so the caller can tell
+    /// whether it took a list below a mark.
+    /// Runs on its caller's executor (`nonisolated(nonsending)`): a caller on the
+    /// connection's own thread pops without a hand-off.
+    nonisolated(nonsending) public func take(order: [JobPriority], max: Int) async throws -> Taken {
         let lanes = Self.distinct(order)
-        guard let first = lanes.first, max > 0 else { return [] }
+        guard let first = lanes.first, max > 0 else { return Taken(ids: [], lengthsAfter: [:]) }
         let rest = lanes.dropFirst()
 
-        var firstTrip = [["LPOP", keys.queue(first), String(max)]]
+        var firstTrip = [["LPOP", keys.queue(first), String(max)], ["LLEN", keys.queue(first)]]
         firstTrip += rest.map { ["LLEN", keys.queue($0)] }
         let replies = try await connection.pipeline(firstTrip)
 
         var taken = try ids(in: replies[0], priority: first)
+        var lengthsAfter = [first: try Self.length(replies[1])]
         var missing = max - taken.count - skipped(replies[0], taken)
-        guard missing > 0, !rest.isEmpty else { return taken }
+        guard missing > 0, !rest.isEmpty else { return Taken(ids: taken, lengthsAfter: lengthsAfter) }
 
         var secondTrip: [(priority: JobPriority, args: [String])] = []
-        for (priority, reply) in zip(rest, replies.dropFirst()) where missing > 0 {
-            try Self.check(reply)
-            let length = Int(clamping: reply.int ?? 0)
+        for (priority, reply) in zip(rest, replies.dropFirst(2)) where missing > 0 {
+            let length = try Self.length(reply)
             let count = min(missing, length)
             if count > 0 {
                 secondTrip.append((priority, ["LPOP", keys.queue(priority), String(count)]))
                 missing -= count
             }
         }
-        if secondTrip.isEmpty { return taken }
-        let more = try await connection.pipeline(secondTrip.map(\.args))
-        for (command, reply) in zip(secondTrip, more) {
-            taken += try ids(in: reply, priority: command.priority)
+        if secondTrip.isEmpty { return Taken(ids: taken, lengthsAfter: lengthsAfter) }
+        let more = try await connection.pipeline(secondTrip.flatMap { [$0.args, ["LLEN", keys.queue($0.priority)]] })
+        for (index, command) in secondTrip.enumerated() {
+            taken += try ids(in: more[2 * index], priority: command.priority)
+            lengthsAfter[command.priority] = try Self.length(more[2 * index + 1])
         }
-        return taken
+        return Taken(ids: taken, lengthsAfter: lengthsAfter)
     }
 
     /// Waits up to `timeout` for an id in any of the lists, preferring them in
@@ -212,6 +237,15 @@ public struct RedisDispatch: Sendable {
     /// against `max` too, since they were taken off the list.
     private func skipped(_ reply: RedisReply, _ kept: [(id: Int64, priority: JobPriority)]) -> Int {
         (reply.array?.count ?? 0) - kept.count
+    }
+
+    /// An LLEN reply's length.
+    private static func length(_ reply: RedisReply) throws -> Int {
+        try check(reply)
+        guard let length = reply.int else {
+            throw RedisError.unexpectedReply("LLEN answered \(shape(reply))")
+        }
+        return Int(clamping: length)
     }
 
     private static func check(_ reply: RedisReply) throws {

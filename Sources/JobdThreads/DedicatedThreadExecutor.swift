@@ -13,12 +13,19 @@ import Darwin
 /// is one of these runs all of its methods on a dedicated pthread, so a blocking call
 /// inside a method blocks only that thread, and the connection it owns has exactly
 /// one owner for its whole life.
+///
+/// Several actors may share one executor (`share()`): they then run one at a time on
+/// its thread, and a call from one to another runs inline, with no hand-off to a
+/// thread (Swift's runtime does not switch when the executor is the same). The
+/// thread ends once every owner called `shutdown()`.
 public final class DedicatedThreadExecutor: SerialExecutor, @unchecked Sendable {
-    // @unchecked Sendable: `queue` and `stopped` are only read or written between
+    // @unchecked Sendable: `queue`, `stopped` and `owners` are only read or written between
     // `signal.lock()` and `signal.unlock()`; `name` and `signal` are immutable.
     private let signal = ThreadSignal()
     private var queue: [UnownedJob] = []
     private var stopped = false
+    /// Owners that have not called `shutdown()` yet.
+    private var owners = 1
     public let name: String
 
     public init(name: String) {
@@ -48,11 +55,25 @@ public final class DedicatedThreadExecutor: SerialExecutor, @unchecked Sendable 
         UnownedSerialExecutor(ordinary: self)
     }
 
-    /// Ends the thread once the jobs already queued have run.
+    /// One more owner for this executor (an actor that will run on its thread and
+    /// call `shutdown()` when done); returns the executor itself.
+    public func share() -> DedicatedThreadExecutor {
+        signal.lock()
+        precondition(!stopped, "sharing \(name) after its thread ended")
+        owners += 1
+        signal.unlock()
+        return self
+    }
+
+    /// One owner is done with the executor. When it was the last, the thread ends
+    /// once the jobs already queued have run.
     public func shutdown() {
         signal.lock()
-        stopped = true
-        signal.wake()
+        owners -= 1
+        if owners <= 0 {
+            stopped = true
+            signal.wake()
+        }
         signal.unlock()
     }
 

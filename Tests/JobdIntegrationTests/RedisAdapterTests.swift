@@ -290,6 +290,32 @@ import Musl
         #expect(try await dispatch.pop(order: [.low, .low], max: 5).map(\.id) == [25])
     }
 
+    @Test("take reports the length each list it popped from has left, and only those")
+    func takeReportsLengthsAfterItsPops() async throws {
+        let redis = try RedisAdapterFixture()
+        let dispatch = redis.dispatch()
+        try await dispatch.push((1...5).map { ($0, .high) } + (11...13).map { ($0, .normal) } + (21...24).map { ($0, .low) })
+
+        // Only the first list popped: its length after, nothing about the others.
+        var taken = try await dispatch.take(order: JobPriority.allCases, max: 2)
+        #expect(taken.ids.map(\.id) == [1, 2])
+        #expect(taken.lengthsAfter == [.high: 3])
+
+        // Spilling over: the first list emptied (0 left), the second popped from too.
+        taken = try await dispatch.take(order: [.high, .normal, .low], max: 5)
+        #expect(taken.ids.map(\.id) == [3, 4, 5, 11, 12])
+        #expect(taken.lengthsAfter == [.high: 0, .normal: 1])
+
+        // Nothing in the first list, the rest split over the next ones.
+        taken = try await dispatch.take(order: [.high, .normal, .low], max: 3)
+        #expect(taken.ids.map(\.id) == [13, 21, 22])
+        #expect(taken.lengthsAfter == [.high: 0, .normal: 0, .low: 2])
+        #expect(try await dispatch.lengths() == [.high: 0, .normal: 0, .low: 2])
+
+        #expect(try await dispatch.take(order: [], max: 3).lengthsAfter.isEmpty)
+        #expect(try await dispatch.take(order: [.low], max: 0).ids.isEmpty)
+    }
+
     @Test func entriesThatAreNotIdsAreSkipped() async throws {
         let redis = try RedisAdapterFixture()
         let dispatch = redis.dispatch()

@@ -21,6 +21,21 @@ private actor Pinned {
     deinit { executor.shutdown() }
 }
 
+/// Two actors sharing one executor, as a claim pipeline's connections do.
+private actor Sharer {
+    let executor: DedicatedThreadExecutor
+    nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
+
+    init(_ executor: DedicatedThreadExecutor) { self.executor = executor }
+
+    func thread() -> UInt { UInt(pthread_self()) }
+
+    /// This actor's thread, then `other`'s, seen from inside one call of this actor.
+    func threads(calling other: Sharer) async -> [UInt] {
+        [UInt(pthread_self()), await other.thread(), UInt(pthread_self())]
+    }
+}
+
 @Suite("DedicatedThreadExecutor")
 struct DedicatedThreadExecutorTests {
     @Test("jobs from many tasks all run, one at a time, on one thread")
@@ -42,5 +57,19 @@ struct DedicatedThreadExecutorTests {
             let mine = seen.order.filter { $0 / 1000 == task }
             #expect(mine == mine.sorted())
         }
+    }
+
+    @Test("actors sharing an executor run on its one thread, and the thread ends only after every owner's shutdown")
+    func sharedByTwoOwners() async throws {
+        let executor = DedicatedThreadExecutor(name: "test-shared")
+        let first = Sharer(executor)
+        let second = Sharer(executor.share())
+        let threads = await first.threads(calling: second)
+        #expect(Set(threads).count == 1)
+        #expect(threads[0] != UInt(pthread_self()))
+        // One owner done: the other's calls still run.
+        executor.shutdown()
+        #expect(await second.thread() == threads[0])
+        executor.shutdown()
     }
 }

@@ -127,9 +127,10 @@ public struct Promoter: Service {
             return
         }
         if outcome.listsFull {
-            // Workers are busy on what Redis holds. The pools signal after every
-            // pop, so a list is refilled as soon as it drains below its mark; the
-            // timeout covers pops by other daemons. No due-time query: it would
+            // Workers are busy on what Redis holds. The pools signal after a pop
+            // that leaves a list below its mark (or a blocking pop), so a list is
+            // refilled as soon as it drains below it; the timeout covers pops by
+            // other daemons. No due-time query: it would
             // only say "now" while the lists are full.
             poppedOnly = await wake.wait(timeout: 0.05) == .popped
             idleUntil = nil
@@ -199,6 +200,13 @@ public struct Promoter: Service {
         }
     }
 
+    /// Hysteresis: a list is topped up only once it has drained below this length
+    /// (half its high-water mark), and then filled in one statement. The pools wake
+    /// the promoter when a pop leaves a list below it.
+    public static func refillMark(_ configuration: DaemonConfiguration) -> Int {
+        max(1, configuration.redisHighWater / 2)
+    }
+
     /// How long the elected promoter's session may stay idle before a standing-by one
     /// ends it: well past its longest silence (one poll interval between reads).
     static func staleAfter(_ configuration: DaemonConfiguration) -> Double {
@@ -240,9 +248,7 @@ public struct Promoter: Service {
         memory.observe(lengths: lengths, now: .now)
         var limits: [JobPriority: Int] = [:]
         var outcome = PassOutcome()
-        // Hysteresis: a list is topped up only once it has drained below half its
-        // high-water mark, and then filled in one statement.
-        let refillBelow = max(1, configuration.redisHighWater / 2)
+        let refillBelow = Self.refillMark(configuration)
         for priority in JobPriority.allCases {
             let length = lengths[priority] ?? 0
             let room = configuration.redisHighWater - length

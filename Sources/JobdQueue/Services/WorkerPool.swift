@@ -49,10 +49,13 @@ public struct WorkerPool: Service {
     let stats: DaemonStats
     let logger: Logger
     let metrics: JobMetrics
-    /// Told after every pop, so the promoter refills a list as soon as it runs low.
+    /// Told after a pop that left a list below the promoter's refill mark (and after
+    /// every blocking pop), so the promoter refills a list as soon as it runs low.
     let promoterWake: WakeSignal?
     /// The heartbeat key of this pool's loops, built once rather than per job.
     let beatKey: String
+    /// `Promoter.refillMark`: a pop that leaves a list below it wakes the promoter.
+    let refillMark: Int
     /// (claim store, Redis) of every claim pipeline; the first is `claimStore`, `dispatch`.
     let pipelines: [ClaimPipeline]
     /// Shared by the daemon's pools: one stop and one drain deadline for all of them.
@@ -71,6 +74,7 @@ public struct WorkerPool: Service {
         self.promoterWake = promoterWake
         self.pipelines = [ClaimPipeline(store: claimStore, dispatch: dispatch)] + extraPipelines
         self.beatKey = "workers:\(name)"
+        self.refillMark = Promoter.refillMark(configuration)
         self.name = name
         self.lanes = lanes
         self.slots = WorkerSlots(capacity: slots)
@@ -235,7 +239,9 @@ public struct WorkerPool: Service {
         var jobs: [ClaimedAttempt]
         var reserved = reserved
         do {
-            jobs = try await fetch(reserved: &reserved, order: order, on: pipelines[pipeline], stop: stop)
+            jobs = try await fetch(
+                reserved: &reserved, order: order, on: pipelines[pipeline], stop: stop,
+                isolation: pipelines[pipeline].store.connection)
             idle.recordSuccess()
         } catch {
             slots.settle(reserved: reserved, occupying: [])
@@ -301,12 +307,23 @@ public struct WorkerPool: Service {
     /// Pops up to `reserved` ids and claims them. The slots reserved beyond what was
     /// popped are given back before the claim (`reserved` is lowered to match), so
     /// the other pipeline can take new arrivals while this claim is in flight.
+    ///
+    /// Runs on the pipeline's Postgres connection (`isolation`), and the pop and the
+    /// claim run on their caller's executor: when the pipeline's Redis connection
+    /// shares that thread (`JobDaemon`), pop then claim is one hand-off there and one
+    /// back, not two of each.
     private func fetch(
-        reserved: inout Int, order: [JobPriority], on pipeline: ClaimPipeline, stop: StopFlag
+        reserved: inout Int, order: [JobPriority], on pipeline: ClaimPipeline, stop: StopFlag,
+        isolation: isolated PostgresConnection
     ) async throws -> [ClaimedAttempt] {
         let dispatch = pipeline.dispatch
         let max = reserved
-        var popped = try await dispatch.pop(order: order, max: max)
+        let taken = try await dispatch.take(order: order, max: max)
+        var popped = taken.ids
+        // The promoter refills a list only below its mark: a pop that left every list
+        // it took from at or above it needs no pass (a wake costs the promoter a Redis
+        // round trip and the pool's claim a hop, per pop).
+        var wakePromoter = taken.lengthsAfter.values.contains { $0 < refillMark }
         if popped.isEmpty, pipeline.directBacklog.isSet, !stop.isStopped {
             // The last direct claim filled its reservation: more may be due, and no
             // promoter is feeding the lists. Claim again before any blocking wait.
@@ -319,6 +336,7 @@ public struct WorkerPool: Service {
             // wait come with it (up to the reserved slots, from the first list in
             // `order` that has any): no second pop before the claim.
             popped = try await dispatch.blockingPop(order: order, max: max, timeout: .milliseconds(500))
+            wakePromoter = true
             if popped.isEmpty {
                 // The lists stayed empty for a whole blocking wait, so no promoter is
                 // feeding them (it stands by with the elected one gone quiet, is
@@ -330,7 +348,7 @@ public struct WorkerPool: Service {
                 return try await claimDirect(max: max, order: order, on: pipeline)
             }
         }
-        promoterWake?.signal(.popped)
+        if wakePromoter { promoterWake?.signal(.popped) }
         if stop.isStopped {
             // Told to stop while popping (a blocking pop lasts up to 0.5 s): claim
             // nothing new; the ids go back to the front of their lists.
