@@ -179,7 +179,7 @@ let package = Package(
         .target(
             name: "JobdAssembly",
             dependencies: [
-                "JobdCore", "JobdPostgres", "JobdRedis", "JobdSystemd", "JobdQueue",
+                "JobdCore", "JobdPostgres", "JobdRedis", "JobdSystemd", "JobdThreads", "JobdQueue",
                 "JobdContent", "JobdNotifications", "JobdAnalytics", "JobdCampaigns",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

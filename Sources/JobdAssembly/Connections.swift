@@ -3,6 +3,7 @@ import JobdCore
 import JobdPostgres
 import JobdRedis
 import JobdSystemd
+import JobdThreads
 import Logging
 import Synchronization
 
@@ -52,14 +53,19 @@ public struct Connections: Sendable {
             logger: connectionLogger)
     }
 
-    public func redis(_ name: String) -> RedisConnection {
+    /// - Parameter thread: run on this executor's thread (shared with its owner, e.g. a
+    ///   claim pipeline's Postgres connection) instead of a thread of its own.
+    public func redis(_ name: String, thread: DedicatedThreadExecutor? = nil) -> RedisConnection {
         RedisConnection(
             url: configuration.redisURL, name: name, commandTimeout: configuration.commandTimeout,
-            logger: connectionLogger)
+            logger: connectionLogger, thread: thread)
     }
 
-    public func dispatch(_ name: String) -> RedisDispatch {
-        RedisDispatch(connection: redis(name), keys: RedisKeys(prefix: configuration.redisPrefix), logger: connectionLogger)
+    /// The queue's lists through a new connection (`redis(_:thread:)`).
+    public func dispatch(_ name: String, thread: DedicatedThreadExecutor? = nil) -> RedisDispatch {
+        RedisDispatch(
+            connection: redis(name, thread: thread), keys: RedisKeys(prefix: configuration.redisPrefix),
+            logger: connectionLogger)
     }
 
     /// Connects once, failing with a one-line reason that never shows a password.

@@ -18,7 +18,7 @@ public actor PostgresConnection {
     private nonisolated let executor: DedicatedThreadExecutor
     public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
     /// The thread this connection's calls run on, for another connection to share
-    /// (`RedisConnection.onThread(_:)`): calls between them then run inline.
+    /// (`RedisConnection.init(url:name:commandTimeout:logger:thread:)`): calls between them then run inline.
     public nonisolated var thread: DedicatedThreadExecutor { executor }
 
     private let conninfo: String?

@@ -1,6 +1,7 @@
 import JobdCore
 import JobdPostgres
 import JobdRedis
+import JobdThreads
 import Logging
 import ServiceLifecycle
 
@@ -36,7 +37,7 @@ public struct JobDaemon: Sendable {
         identity: DaemonIdentity,
         logger: Logger,
         postgres: (String) -> PostgresConnection,
-        redis: (String) -> RedisDispatch,
+        redis: (_ name: String, _ thread: DedicatedThreadExecutor?) -> RedisDispatch,
         testFaults: TestFaults? = nil,
         tierServices: [any Service] = []
     ) {
@@ -56,27 +57,27 @@ public struct JobDaemon: Sendable {
                 name: name, lanes: pool.lanes, slots: pool.slots,
                 claimStore: QueueStore(connection: claim),
                 completionStore: QueueStore(connection: postgres("complete-\(name)")),
-                dispatch: redis("fetch-\(name)").onThread(claim.thread), handlers: handlers, configuration: configuration,
+                dispatch: redis("fetch-\(name)", claim.thread), handlers: handlers, configuration: configuration,
                 daemonID: identity.id, stats: stats, logger: logger, promoterWake: wake,
                 shutdown: poolShutdown, extraPipelines: (1..<WorkerPool.claimPipelines(forSlots: pool.bounds.upperBound)).map { index in
                     let claim = postgres("claim-\(name)-\(index + 1)")
                     return ClaimPipeline(
                         store: QueueStore(connection: claim),
-                        dispatch: redis("fetch-\(name)-\(index + 1)").onThread(claim.thread))
+                        dispatch: redis("fetch-\(name)-\(index + 1)", claim.thread))
                 })
         }
         self.pools = pools
         maintenance = Maintenance(
-            store: QueueStore(connection: postgres("maintenance")), dispatch: redis("maintenance"),
+            store: QueueStore(connection: postgres("maintenance")), dispatch: redis("maintenance", nil),
             promoterWake: wake, configuration: configuration, daemon: identity, stats: stats, logger: logger,
             liveWorkers: { pools.map(\.capacity).reduce(0, +) })
         promoter = Promoter(
-            store: QueueStore(connection: postgres("promoter")), dispatch: redis("promoter"), wake: wake,
+            store: QueueStore(connection: postgres("promoter")), dispatch: redis("promoter", nil), wake: wake,
             configuration: configuration, stats: stats, logger: logger, daemonID: identity.id,
             testFaults: testFaults)
         let listener = NotificationListener(connection: postgres("listener"), wake: wake, stats: stats, logger: logger)
         autoscaler = Autoscaler(
-            pools: pools, bounds: configuration.workers.pools.map(\.bounds), dispatch: redis("autoscaler"),
+            pools: pools, bounds: configuration.workers.pools.map(\.bounds), dispatch: redis("autoscaler", nil),
             settings: configuration.scaling, daemonID: identity.id, logger: logger)
         // After the pools: it stops before they drain, so a drain sees no resize.
         var services: [any Service] = tierServices + handlers.services + [maintenance] + pools + [autoscaler, promoter, listener,

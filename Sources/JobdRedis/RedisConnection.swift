@@ -89,7 +89,10 @@ public actor RedisConnection {
 
     /// Does not connect; the first call (or `connect()`) does.
     /// - Parameter thread: runs on this executor's thread (shared, see
-    ///   `DedicatedThreadExecutor.share()`) instead of a thread of its own.
+    ///   `DedicatedThreadExecutor.share()`) instead of a thread of its own. For a pair
+    ///   that works in sequence, e.g. a claim pipeline's pop then claim: a call from
+    ///   one to the other then runs inline instead of handing off between two threads.
+    ///   Blocking calls of either block both.
     public init(
         url: RedisURL, name: String, commandTimeout: Duration, logger: Logging.Logger,
         thread: DedicatedThreadExecutor? = nil
@@ -102,14 +105,6 @@ public actor RedisConnection {
         logger[metadataKey: "redis.connection"] = "\(name)"
         self.logger = logger
         executor = thread?.share() ?? DedicatedThreadExecutor(name: name)
-    }
-
-    /// A connection like this one (never connected: the new one connects when first
-    /// used) whose calls run on `thread`. For a pair that works in sequence, e.g. a
-    /// claim pipeline's pop then claim: a call from one to the other then runs inline
-    /// instead of handing off between two threads. Blocking calls of either block both.
-    public nonisolated func onThread(_ thread: DedicatedThreadExecutor) -> RedisConnection {
-        RedisConnection(url: url, name: name, commandTimeout: commandTimeout, logger: logger, thread: thread)
     }
 
     deinit {

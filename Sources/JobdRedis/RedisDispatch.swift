@@ -1,5 +1,4 @@
 import JobdCore
-import JobdThreads
 import Logging
 
 /// The Redis keys of one queue; the prefix lets several queues share a Redis.
@@ -33,12 +32,6 @@ public struct RedisDispatch: Sendable {
         self.connection = connection
         self.keys = keys
         self.logger = logger
-    }
-
-    /// The same lists through a connection like this one's whose calls run on
-    /// `thread` (`RedisConnection.onThread(_:)`).
-    public func onThread(_ thread: DedicatedThreadExecutor) -> RedisDispatch {
-        RedisDispatch(connection: connection.onThread(thread), keys: keys, logger: logger)
     }
 
     /// Appends ids to the tail of their lists: one RPUSH per priority, one round trip.
