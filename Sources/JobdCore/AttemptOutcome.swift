@@ -69,8 +69,9 @@ public struct JobSnooze: Error, Sendable, Equatable, CustomStringConvertible {
     /// Due again at once, ahead of the jobs of its lane that became due after it was
     /// last due: the completion writes `run_at` = the row's `run_at` − `placeMargin`, in
     /// SQL. While the attempt runs the row still holds the `run_at` its claim saw (the
-    /// claim does not change it): the time it was last due. For a job that goes on with work it made due itself (a bulk retry's
-    /// re-driven jobs), so that it is not queued behind that work.
+    /// claim does not change it): the time it was last due. For a job that goes on
+    /// with work it made due itself (a bulk retry's re-driven jobs), so that it is not
+    /// queued behind that work.
     public static func keepingPlace(code: String, message: String) -> JobSnooze {
         var snooze = JobSnooze(for: .zero, code: code, message: message)
         snooze.keepsPlace = true
