@@ -173,6 +173,21 @@ struct FaultToleranceTests {
         }
     }
 
+    @Test("an idle daemon stops within seconds of a graceful shutdown, however long its poll interval")
+    func gracefulShutdownDoesNotWaitForPoll() async throws {
+        try await withWorld { world in
+            let config = world.configuration { $0.pollInterval = .seconds(30) }
+            let stopping = try await world.running([world.makeDaemon(config)]) {
+                try await waitUntil(timeout: 20, "daemon registered") { try await world.int("SELECT count(*) FROM queue.daemons") == 1 }
+                return ContinuousClock.now
+            }
+            // Every service's wait ends on the shutdown or within 0.5 s of it (the
+            // listener's and the outbox relay's blocking waits are sliced); a stop
+            // that took the 30 s poll interval would mean one waited it out.
+            #expect(stopping.duration(to: .now) < .seconds(10))
+        }
+    }
+
     @Test("a drain that runs out of time releases unfinished jobs to available")
     func drainTimeout() async throws {
         try await withWorld { world in
