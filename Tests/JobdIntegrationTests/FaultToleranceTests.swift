@@ -36,7 +36,7 @@ struct FaultToleranceTests {
             #expect(stale.isEmpty)
             #expect(try await world.count(state: "running") == 1)
             // A lease heartbeat for the stale attempt reports it lost.
-            let lost = try await store.extendLeases([staleFence], lease: 30)
+            let lost = try await store.extendLeases([staleFence], lease: .seconds(30))
             #expect(lost == [staleFence])
             // "b" completes attempt 2: accepted.
             let currentFence = try #require(second.first?.job.fence)
@@ -70,13 +70,13 @@ struct FaultToleranceTests {
 
             // "a" finishes the attempt the crash lost: its heartbeat, solo mark and
             // completion are all refused, and nothing of it reaches the ledger.
-            #expect(try await store.extendLeases([lost.fence], lease: 30) == [lost.fence])
+            #expect(try await store.extendLeases([lost.fence], lease: .seconds(30)) == [lost.fence])
             #expect(try await store.markSolo(lost.fence, daemon: "a") == false)
             #expect(try await store.complete([AttemptCompletion(fence: lost.fence, outcome: .completed)]).isEmpty)
             #expect(try await world.count(state: "running") == 1)
 
             // "b" still holds the job and completes it.
-            #expect(try await store.extendLeases([again.fence], lease: 30).isEmpty)
+            #expect(try await store.extendLeases([again.fence], lease: .seconds(30)).isEmpty)
             #expect(try await store.complete([AttemptCompletion(fence: again.fence, outcome: .completed)], daemon: "b")
                     == [again.fence])
             let ledger = try await world.sql.query(
