@@ -22,6 +22,6 @@ struct CampaignComponents {
         ]
         services = [OutboxRelay(
             oltp: connections.postgres("oltp-outbox", tier: .oltp), queue: connections.postgres("oltp-relay-queue"),
-            interval: configuration.pollInterval.seconds, sweepInterval: settings.sweepInterval, logger: connections.logger)]
+            interval: configuration.pollInterval, sweepInterval: settings.sweepInterval, logger: connections.logger)]
     }
 }

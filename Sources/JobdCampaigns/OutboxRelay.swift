@@ -17,7 +17,10 @@ import ServiceLifecycle
 ///
 /// One relay runs per OLTP database at a time (a session advisory lock on its own
 /// connection); other daemons wait as standbys. It wakes on NOTIFY
-/// `jobd_oltp_outbox` and at least every `interval`.
+/// `jobd_oltp_outbox` and at least every `interval`. A graceful shutdown or a
+/// cancellation ends it within `shutdownSlice` of being asked, however long
+/// `interval` is: the blocking wait for a NOTIFY cannot be interrupted, so it is
+/// taken in slices no longer than that.
 ///
 /// The relay holding the lock also runs the `DeliverySweep` every `sweepInterval`
 /// (first when it takes the lock): a delivery batch whose job ended with recipients
@@ -27,15 +30,18 @@ public struct OutboxRelay: Service {
     let oltp: PostgresConnection
     let queue: PostgresConnection
     let batch: Int
-    let interval: Double
+    let interval: Duration
     let sweepInterval: Duration
     let logger: Logger
 
     /// Key of the advisory lock (any fixed number unique to this use).
     static let lockKey: Int64 = 7_305_126_117_403_391
 
+    /// The longest single wait for a NOTIFY (see the type's contract).
+    static let shutdownSlice: Duration = .milliseconds(500)
+
     public init(
-        oltp: PostgresConnection, queue: PostgresConnection, batch: Int = 500, interval: Double = 1,
+        oltp: PostgresConnection, queue: PostgresConnection, batch: Int = 500, interval: Duration = .seconds(1),
         sweepInterval: Duration = CampaignSettings.defaults.sweepInterval, logger: Logger
     ) {
         self.oltp = oltp
@@ -93,17 +99,27 @@ public struct OutboxRelay: Service {
                 if moved >= batch { continue }
                 if holding, failures == 0 {
                     do {
-                        _ = try await oltp.waitForNotifications(timeout: interval)
+                        try await waitForNotification(until: clock.now.advanced(by: interval))
                     } catch {
                         holding = false  // a new session has neither the lock nor the LISTEN
                     }
                 } else {
-                    let pause = failures == 0 ? interval : min(10, interval * Double(1 << min(failures, 4)))
-                    try? await Task.sleep(for: TotalConversion.duration(seconds: pause))
+                    let pause = failures == 0 ? interval : min(.seconds(10), interval * (1 << min(failures, 4)))
+                    try? await Task.sleep(for: pause)
                 }
             }
             await oltp.close()
             await queue.close()
+        }
+    }
+
+    /// Returns at the first NOTIFY on the OLTP connection, at `deadline`, or within
+    /// `shutdownSlice` of a graceful shutdown or a cancellation.
+    private func waitForNotification(until deadline: ContinuousClock.Instant) async throws {
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            let left = ContinuousClock.now.duration(to: deadline)
+            guard left > .zero else { return }
+            if try await !oltp.waitForNotifications(timeout: min(left, Self.shutdownSlice).seconds).isEmpty { return }
         }
     }
 

@@ -57,10 +57,10 @@ public struct QueueStore: Sendable {
     }
 
     /// A promoter standing by: ends the session that holds the promoter lock if it has
-    /// been idle longer than `staleAfter` seconds (its daemon is frozen or cut off), so
+    /// been idle longer than `staleAfter` (its daemon is frozen or cut off), so
     /// the next read can take the lock. Returns the number of sessions ended.
-    public func deposeStalePromoter(staleAfter: Double) async throws -> Int {
-        try await connection.firstRow(QueueJobsStatements.DeposeStalePromoter(staleSeconds: staleAfter)) ?? 0
+    public func deposeStalePromoter(staleAfter: Duration) async throws -> Int {
+        try await connection.firstRow(QueueJobsStatements.DeposeStalePromoter(staleSeconds: staleAfter.seconds)) ?? 0
     }
 
     /// The promoter is about to sleep waiting for a NOTIFY: in one statement (one
@@ -95,13 +95,13 @@ public struct QueueStore: Sendable {
     }
 
     /// Deletes the rows of daemons that are gone: no row in `queue.daemons` with a
-    /// heartbeat in the last `staleAfter` seconds, and the row itself not touched in
+    /// heartbeat in the last `staleAfter`, and the row itself not touched in
     /// that time either (a promoter refreshes its row at every idle transition, at
     /// least once per poll interval). A crashed daemon's idle row would only cost
     /// inserters needless NOTIFYs; reaping a live one wrongly costs at most one poll
     /// interval, until its next idle transition writes the row again.
-    public func reapListeners(staleAfter: Double) async throws -> Int {
-        try await connection.execute(QueueListenersStatements.Reap(staleAfterSeconds: staleAfter))
+    public func reapListeners(staleAfter: Duration) async throws -> Int {
+        try await connection.execute(QueueListenersStatements.Reap(staleAfterSeconds: staleAfter.seconds))
     }
 
     /// Seconds until the next job becomes due (nil when none is waiting), so an idle
@@ -218,14 +218,14 @@ public struct QueueStore: Sendable {
     /// timeout, and a heartbeat that keeps failing lets every lease expire. The token stands in for the state: `lease_token` is set by
     /// the claim and cleared by each statement that moves a job out of `running`
     /// (completion, rescue), so it matches only a running attempt.
-    public func extendLeases(_ fences: [AttemptFence], lease: Double, chunk: Int = 500) async throws -> Set<AttemptFence> {
+    public func extendLeases(_ fences: [AttemptFence], lease: Duration, chunk: Int = 500) async throws -> Set<AttemptFence> {
         guard !fences.isEmpty else { return [] }
         var kept = Set<AttemptFence>()
         var start = 0
         while start < fences.count {
             let part = fences[start..<min(start + max(1, chunk), fences.count)]
             start = part.endIndex
-            kept.formUnion(try await connection.rows(QueueJobsStatements.ExtendLeases(fences: part, leaseSeconds: lease)))
+            kept.formUnion(try await connection.rows(QueueJobsStatements.ExtendLeases(fences: part, leaseSeconds: lease.seconds)))
         }
         return Set(fences).subtracting(kept)
     }

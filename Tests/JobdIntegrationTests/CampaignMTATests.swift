@@ -208,7 +208,7 @@ struct CampaignMTATests {
             ]
             let relay = OutboxRelay(
                 oltp: world.database.connection("relay-oltp"), queue: world.database.connection("relay-queue"),
-                interval: 0.1, logger: .silent)
+                interval: .milliseconds(100), logger: .silent)
             let relayTask = Task { try await relay.run() }
             defer { relayTask.cancel() }
             try await world.running([world.makeDaemon(world.configuration(), handlers: handlers)]) {

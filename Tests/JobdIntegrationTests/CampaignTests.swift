@@ -63,7 +63,7 @@ private func campaignDaemonParts(_ world: QueueWorld, settings: CampaignSettings
 private func withRelay<T>(_ world: QueueWorld, sweepInterval: Duration = .seconds(30), _ body: () async throws -> T) async throws -> T {
     let relay = OutboxRelay(
         oltp: world.database.connection("relay-oltp"), queue: world.database.connection("relay-queue"),
-        interval: 0.1, sweepInterval: sweepInterval, logger: .silent)
+        interval: .milliseconds(100), sweepInterval: sweepInterval, logger: .silent)
     let task = Task { try await relay.run() }
     defer { task.cancel() }
     return try await body()

@@ -72,10 +72,10 @@ struct ClaimPipelineTests {
         #expect(await slots.waitForFree() == 1)
         slots.settle(reserved: 6, occupying: [])
         await slots.waitForClaims()
-        #expect(await slots.waitUntilIdle(timeout: 0.05) == false)
+        #expect(await slots.waitUntilIdle(timeout: .milliseconds(50)) == false)
         for fence in fences { slots.release(fence) }
         #expect(slots.occupied == 0)
-        #expect(await slots.waitUntilIdle(timeout: 10))
+        #expect(await slots.waitUntilIdle(timeout: .seconds(10)))
     }
 
     @Test("two pipelines never run more jobs at once than there are slots, and each job once")

@@ -36,7 +36,7 @@ struct FaultToleranceTests {
             #expect(stale.isEmpty)
             #expect(try await world.count(state: "running") == 1)
             // A lease heartbeat for the stale attempt reports it lost.
-            let lost = try await store.extendLeases([staleFence], lease: 30)
+            let lost = try await store.extendLeases([staleFence], lease: .seconds(30))
             #expect(lost == [staleFence])
             // "b" completes attempt 2: accepted.
             let currentFence = try #require(second.first?.job.fence)
@@ -70,13 +70,13 @@ struct FaultToleranceTests {
 
             // "a" finishes the attempt the crash lost: its heartbeat, solo mark and
             // completion are all refused, and nothing of it reaches the ledger.
-            #expect(try await store.extendLeases([lost.fence], lease: 30) == [lost.fence])
+            #expect(try await store.extendLeases([lost.fence], lease: .seconds(30)) == [lost.fence])
             #expect(try await store.markSolo(lost.fence, daemon: "a") == false)
             #expect(try await store.complete([AttemptCompletion(fence: lost.fence, outcome: .completed)]).isEmpty)
             #expect(try await world.count(state: "running") == 1)
 
             // "b" still holds the job and completes it.
-            #expect(try await store.extendLeases([again.fence], lease: 30).isEmpty)
+            #expect(try await store.extendLeases([again.fence], lease: .seconds(30)).isEmpty)
             #expect(try await store.complete([AttemptCompletion(fence: again.fence, outcome: .completed)], daemon: "b")
                     == [again.fence])
             let ledger = try await world.sql.query(
@@ -170,6 +170,21 @@ struct FaultToleranceTests {
             #expect(try await world.count(state: "running") == 0)
             #expect(try await world.int("SELECT count(*) FROM queue.jobs WHERE attempt = 0") == 8)
             #expect(try await world.int("SELECT count(*) FROM queue.daemons") == 0)
+        }
+    }
+
+    @Test("an idle daemon stops within seconds of a graceful shutdown, however long its poll interval")
+    func gracefulShutdownDoesNotWaitForPoll() async throws {
+        try await withWorld { world in
+            let config = world.configuration { $0.pollInterval = .seconds(30) }
+            let stopping = try await world.running([world.makeDaemon(config)]) {
+                try await waitUntil(timeout: 20, "daemon registered") { try await world.int("SELECT count(*) FROM queue.daemons") == 1 }
+                return ContinuousClock.now
+            }
+            // Every service's wait ends on the shutdown or within 0.5 s of it (the
+            // listener's and the outbox relay's blocking waits are sliced); a stop
+            // that took the 30 s poll interval would mean one waited it out.
+            #expect(stopping.duration(to: .now) < .seconds(10))
         }
     }
 

@@ -43,19 +43,19 @@ struct PromoterRefillTests {
     func wakeReasons() async {
         let wake = WakeSignal()
         wake.signal(.popped)
-        #expect(await wake.wait(timeout: 10) == .popped)
+        #expect(await wake.wait(timeout: .seconds(10)) == .popped)
         wake.signal(.popped)
         wake.signal()
-        #expect(await wake.wait(timeout: 10) == [.popped, .general])
-        #expect(await wake.wait(timeout: 0.02) == .timeout)
+        #expect(await wake.wait(timeout: .seconds(10)) == [.popped, .general])
+        #expect(await wake.wait(timeout: .milliseconds(20)) == .timeout)
         // Woken by a signal while waiting: the cancelled timer must not count as a
         // pending wake-up for the next wait.
-        let waiter = Task { await wake.wait(timeout: 30) }
+        let waiter = Task { await wake.wait(timeout: .seconds(30)) }
         try? await Task.sleep(for: .milliseconds(50))
         wake.signal(.popped)
         #expect(await waiter.value == .popped)
         let started = ContinuousClock.now
-        #expect(await wake.wait(timeout: 0.2) == .timeout)
+        #expect(await wake.wait(timeout: .milliseconds(200)) == .timeout)
         #expect(started.duration(to: .now) >= .milliseconds(150))
     }
 }

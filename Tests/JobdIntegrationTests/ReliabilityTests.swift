@@ -882,7 +882,7 @@ struct QueueHealthTests {
             // And it does what it is for: 500 leases extended, none reported lost.
             let store = QueueStore(connection: world.sql)
             let fences = ids.compactMap { JobID($0) }.map { AttemptFence(id: $0, attempt: 1, token: 7) }
-            #expect(try await store.extendLeases(fences, lease: 30, chunk: 200).isEmpty)
+            #expect(try await store.extendLeases(fences, lease: .seconds(30), chunk: 200).isEmpty)
             #expect(try await world.scalar(
                 "SELECT count(*) FROM queue.jobs WHERE lease_expires_at > now() + interval '20 seconds'") == "500")
         }

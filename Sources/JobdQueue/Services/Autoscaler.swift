@@ -95,7 +95,7 @@ public final class Autoscaler: Service, Sendable {
             return PoolScaler.Observation(
                 busy: pool.slots.busy, occupied: pool.slots.occupied,
                 backlog: pool.lanes.reduce(0) { $0 + max(0, lengths[$1] ?? 0) },
-                started: starts.started, maxWait: starts.started > 0 ? Self.duration(seconds: starts.maxWaitSeconds) : nil)
+                started: starts.started, maxWait: starts.started > 0 ? TotalConversion.duration(seconds: starts.maxWaitSeconds) : nil)
         }
         let moment = now
         let (decisions, desired, sizes) = controller.withLock { controller in
@@ -135,22 +135,11 @@ public final class Autoscaler: Service, Sendable {
                 LogKey.messageID: "\(JobdMessageID.poolResized.id)",
                 LogKey.pool: "\(pool)", LogKey.from: "\(decision.from)", LogKey.to: "\(decision.to)",
                 LogKey.reason: "\(decision.reason.rawValue)", LogKey.backlog: "\(decision.backlog)",
-                LogKey.waitMs: "\(decision.maxWait.map { Self.milliseconds($0) } ?? 0)",
+                LogKey.waitMs: "\(decision.maxWait.map { TotalConversion.milliseconds($0) } ?? 0)",
             ])
             Counter(label: MetricName.poolResizes, dimensions: [
                 ("pool", pool), ("direction", decision.direction), ("reason", decision.reason.rawValue),
             ]).increment()
         }
-    }
-
-    /// A queue wait as a Duration; a wait that is not a finite positive number (clock
-    /// skew) is zero, and one beyond a year is a year, so no conversion can trap.
-    static func duration(seconds: Double) -> Duration {
-        guard seconds.isFinite, seconds > 0 else { return .zero }
-        return .milliseconds(Int(min(seconds, 31_536_000) * 1_000))
-    }
-
-    static func milliseconds(_ duration: Duration) -> Int64 {
-        duration.components.seconds * 1_000 + duration.components.attoseconds / 1_000_000_000_000_000
     }
 }

@@ -99,8 +99,8 @@ public struct Maintenance: Service {
     /// How long a `queue.listeners` row and its daemon's heartbeat must both be silent
     /// before the row is reaped: well past a live daemon's heartbeat (every
     /// maintenance interval) and its idle re-announcements (every poll interval).
-    static func listenerStaleAfter(_ configuration: DaemonConfiguration) -> Double {
-        max(60, 10 * configuration.maintenanceInterval.seconds, 3 * configuration.pollInterval.seconds)
+    static func listenerStaleAfter(_ configuration: DaemonConfiguration) -> Duration {
+        max(.seconds(60), configuration.maintenanceInterval * 10, configuration.pollInterval * 3)
     }
 
     private func reconcileRedis(epochs: EpochTracker) async throws {

@@ -132,7 +132,7 @@ public struct Promoter: Service {
             // refilled as soon as it drains below it; the timeout covers pops by
             // other daemons. No due-time query: it would
             // only say "now" while the lists are full.
-            poppedOnly = await wake.wait(timeout: 0.05) == .popped
+            poppedOnly = await wake.wait(timeout: .milliseconds(50)) == .popped
             idleUntil = nil
             return
         }
@@ -148,9 +148,7 @@ public struct Promoter: Service {
             // About to sleep: say so, then look once more (see PromoterIdleGate).
             let announced = try await store.announceIdle(daemonID: daemonID, excluding: memory.excluded())
             gate.lockTried(acquired: announced.locked, now: .now)
-            let poll = configuration.pollInterval.seconds
-            let sleep = min(poll, max(0.001, announced.secondsUntilNextDue ?? poll))
-            idleUntil = .now + .microseconds(TotalConversion.microseconds(sleep))
+            idleUntil = .now + idleSleep(untilNextDue: announced.secondsUntilNextDue)
             let confirm = try await pass(markingBusy: nil)
             gate.askedAll(now: .now)
             drained = confirm.drained
@@ -160,23 +158,29 @@ public struct Promoter: Service {
             }
         }
         if idleUntil == nil {
-            let nextDue = try await store.secondsUntilNextDue(excluding: memory.excluded())
-            let poll = configuration.pollInterval.seconds
-            let sleep = min(poll, max(0.001, nextDue ?? poll))
-            idleUntil = .now + .microseconds(TotalConversion.microseconds(sleep))
+            idleUntil = .now + idleSleep(untilNextDue: try await store.secondsUntilNextDue(excluding: memory.excluded()))
         }
-        var timeout = ContinuousClock.now.duration(to: idleUntil ?? .now).seconds
+        var timeout = ContinuousClock.now.duration(to: idleUntil ?? .now)
         if daemonID != nil {
             switch gate.step(now: .now) {
-            case .wait(let left?): timeout = min(timeout, left.seconds)  // settling: re-check the lock soon
+            case .wait(let left?): timeout = min(timeout, left)  // settling: re-check the lock soon
             case .recheck: return  // settling and the re-check is due: the next turn runs it
             case .wait(nil), .announce: break
             }
         }
-        let reasons = await wake.wait(timeout: max(0, timeout))
+        let reasons = await wake.wait(timeout: timeout)
         poppedOnly = reasons == .popped
         // A settling re-check's short timeout keeps the idle deadline.
         if reasons.contains(.general) || ContinuousClock.now >= (idleUntil ?? .now) { idleUntil = nil }
+    }
+
+    /// How long an idle promoter sleeps before it reads again: until the next
+    /// scheduled job is due (`secondsUntilNextDue`, from PostgreSQL's clock; nil when
+    /// none waits), at least 1 ms and at most one poll interval.
+    private func idleSleep(untilNextDue seconds: Double?) -> Duration {
+        let poll = configuration.pollInterval
+        guard let seconds else { return poll }
+        return min(poll, max(.milliseconds(1), TotalConversion.duration(seconds: seconds)))
     }
 
     /// Another daemon's promoter holds the lock: no listener row that would make
@@ -196,7 +200,7 @@ public struct Promoter: Service {
         while !Task.isCancelled {
             let left = ContinuousClock.now.duration(to: deadline)
             guard left > .zero else { return }
-            await wake.wait(timeout: left.seconds)
+            await wake.wait(timeout: left)
         }
     }
 
@@ -209,8 +213,8 @@ public struct Promoter: Service {
 
     /// How long the elected promoter's session may stay idle before a standing-by one
     /// ends it: well past its longest silence (one poll interval between reads).
-    static func staleAfter(_ configuration: DaemonConfiguration) -> Double {
-        max(3, 5 * configuration.pollInterval.seconds)
+    static func staleAfter(_ configuration: DaemonConfiguration) -> Duration {
+        max(.seconds(3), configuration.pollInterval * 5)
     }
 
     struct PassOutcome {

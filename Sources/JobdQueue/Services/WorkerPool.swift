@@ -480,7 +480,7 @@ public struct WorkerPool: Service {
             let fences = Array(Set(slots.fences + suspects.fences + batcher.unwrittenFences))
             guard !fences.isEmpty else { continue }
             do {
-                let lost = try await completionStore.extendLeases(fences, lease: configuration.lease.seconds)
+                let lost = try await completionStore.extendLeases(fences, lease: configuration.lease)
                 stats.beat(beatKey)
                 // A completion written since the list was taken is not a lost lease.
                 for fence in lost where slots.contains(fence) || suspects.contains(fence) || batcher.isUnwritten(fence) {

@@ -125,7 +125,7 @@ public final class GroupCommitBatcher<Item: Sendable, Outcome: Sendable>: Sendab
     /// (asked after every write and at least every 100 ms). One waiter at a time.
     public func waitForBacklog(below limit: Int, giveUp: () -> Bool) async {
         while unwrittenCount >= limit && !giveUp() {
-            await written.wait(timeout: 0.1)
+            await written.wait(timeout: .milliseconds(100))
         }
     }
 
@@ -156,7 +156,7 @@ public final class GroupCommitBatcher<Item: Sendable, Outcome: Sendable>: Sendab
             }
             if stop { return }
             if batch.isEmpty {
-                await wake.wait(timeout: 0.5)
+                await wake.wait(timeout: .milliseconds(500))
                 continue
             }
             let outcomes: [Outcome]

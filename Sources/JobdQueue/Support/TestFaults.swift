@@ -27,7 +27,7 @@ public final class TestFaults: Sendable {
     /// Returns once the promoter is not wedged, or on cancellation. One waiter: the promoter.
     func waitWhilePromoterWedged() async {
         while promoterWedged && !Task.isCancelled {
-            await unwedged.wait(timeout: 1)
+            await unwedged.wait(timeout: .seconds(1))
         }
     }
 }

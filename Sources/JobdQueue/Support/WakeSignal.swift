@@ -39,11 +39,11 @@ public final class WakeSignal: Sendable {
         waiter?.resume()
     }
 
-    /// Returns when signalled, or after `timeout` seconds, or on cancellation, with
-    /// the reasons signalled since the previous wait. Only one task waits on a given
-    /// signal.
+    /// Returns when signalled, or once `timeout` has passed (at once if it is zero or
+    /// negative), or on cancellation, with the reasons signalled since the previous
+    /// wait. Only one task waits on a given signal.
     @discardableResult
-    public func wait(timeout: Double) async -> Reasons {
+    public func wait(timeout: Duration) async -> Reasons {
         if state.withLock({ state in
             let was = state.pending
             state.pending = false
@@ -54,7 +54,7 @@ public final class WakeSignal: Sendable {
                 // Only a timer that ran out signals: one cancelled because a real signal
                 // came first must not leave a stale wake-up for the next wait.
                 do {
-                    try await Task.sleep(for: .milliseconds(TotalConversion.milliseconds(timeout)))
+                    try await Task.sleep(for: max(.zero, timeout))
                     self.signal(.timeout)
                 } catch {}
             }

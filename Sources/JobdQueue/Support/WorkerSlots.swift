@@ -202,9 +202,9 @@ public final class WorkerSlots: Sendable {
         _ = await wait(until: { $0.reserved == 0 })
     }
 
-    /// Waits until no slot is busy or `timeout` seconds pass; true when idle.
-    public func waitUntilIdle(timeout: Double) async -> Bool {
-        let deadline = ContinuousClock.now + .milliseconds(Int(min(max(0, timeout), 1e9) * 1000))
+    /// Waits until no slot is busy or `timeout` has passed; true when idle.
+    public func waitUntilIdle(timeout: Duration) async -> Bool {
+        let deadline = ContinuousClock.now + max(.zero, timeout)
         return await wait(until: { $0.running == 0 }, deadline: deadline)
     }
 }
