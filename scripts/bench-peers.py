@@ -24,9 +24,11 @@ started_at; pgqueuer: its log's first 'picked' row) to the last completion trans
 the last finished_at; pgqueuer: its log's last 'successful' row) plus TAIL seconds for that
 statement to finish. Both ends come from PostgreSQL the same way for both queues, so the CPU
 includes the first batch's dequeue and the last batch's completion, which the handler window
-leaves out, and excludes start-up, idle waits and shutdown.
+leaves out, and excludes start-up, idle waits and shutdown. Over the same window: the cores the
+host left idle (and in iowait), from /proc/stat; and for jobd the jobs per claim and per
+completion statement (the ledger's end rows of one transaction share its now()).
 
-  bench-peers.py [--quick] [--jobs N] [--rounds R] [--jobd-workers 32,64,128]
+  bench-peers.py [--quick] [--jobs N] [--rounds R] [--jobd-workers 64,128,256]
                  [--pgqueuer 500x2,200x4,1000x2] --jobd BIN [--json FILE]
   bench-peers.py pgqueuer-worker --batch B --out FILE   (one pgqueuer process; internal)
 """
@@ -88,6 +90,13 @@ def children(pid):
     return pids
 
 
+def host_idle_iowait():
+    """The host's idle and iowait seconds, summed over its CPUs (/proc/stat's cpu line)."""
+    with open("/proc/stat") as f:
+        fields = f.readline().split()
+    return int(fields[4]) / TICKS, int(fields[5]) / TICKS
+
+
 def postgres_tree_cpu(postmaster):
     """As jobd bench's processTreeCPUSeconds: the postmaster with its reaped children, plus
     its live children (backends, autovacuum, checkpointer, walwriter...)."""
@@ -128,7 +137,8 @@ class Sampler:
                 self.last_client[pid] = value
         client = sum(self.last_client.values())
         redis = own_cpu(self.redis_pid) if self.redis_pid else None
-        self.samples.append((now, pg, client, redis, *(self.extra() if self.extra else ())))
+        idle, iowait = host_idle_iowait()
+        self.samples.append((now, pg, client, redis, *(self.extra() if self.extra else ()), idle, iowait))
 
     def loop(self):
         while not self.stop_event.is_set():
@@ -156,6 +166,10 @@ class Sampler:
             if t0 <= t <= t1:
                 return v0 if t1 == t0 else v0 + (v1 - v0) * (t - t0) / (t1 - t0)
         return rows[-1][1]
+
+    def host_column(self, which):
+        """The column of the host's idle (0) or iowait (1) seconds: after the extra counters."""
+        return 4 + (len(self.extra.names) if self.extra else 0) + which
 
     def window_cpu(self, start, end, column):
         a, b = self.at(start, column), self.at(end, column)
@@ -265,8 +279,14 @@ async def run_jobd(ctx, workers):
     if completed != n or start is None or end is None:
         raise SystemExit(f"bench-peers: jobd completed {completed} of {n} jobs (or the rows lack "
                          "started_at/at: update the window query in run_jobd)")
+    # Transactions: the ledger's end rows of one completing transaction share its `at`, and those
+    # of one claim share its `started_at` (both now()), so the distinct values count the batches.
+    claims, completions = await db.fetchrow(
+        "SELECT count(DISTINCT started_at), count(DISTINCT at) FROM queue.attempts "
+        "WHERE job_id BETWEEN $1 AND $2 AND event = 'end' AND outcome = 'completed'", lo, hi)
     out = result(ctx, "jobd", f"{workers} workers", {"workers": workers}, (start, end), (start, end), sampler,
                  windowSource="PostgreSQL: first claim (ledger started_at) → last completion (ledger at)")
+    out["jobsPerClaim"], out["jobsPerCompletion"] = n / claims, n / completions
     out["postgresWindowJobsPerSecond"] = out["jobsPerSecond"]
     return out
 
@@ -520,6 +540,10 @@ def result(ctx, queue, label, setting, window, database_window, sampler, windowS
         "clientCPUMicrosPerJob": per_job_micros(sampler.window_cpu(cpu_start, cpu_end, 2), n),
         "redisCPUMicrosPerJob": per_job_micros(sampler.window_cpu(cpu_start, cpu_end, 3), n) if queue == "jobd" else None,
         "loadAverage": load_average(),
+        # Cores the host left unused over the CPU window (idle, and iowait: idle with a disk
+        # write outstanding), out of os.cpu_count().
+        "hostIdleCores": sampler.window_cpu(cpu_start, cpu_end, sampler.host_column(0)) / (cpu_end - cpu_start),
+        "hostIowaitCores": sampler.window_cpu(cpu_start, cpu_end, sampler.host_column(1)) / (cpu_end - cpu_start),
         **({"extraCPUSeconds": {name: sampler.window_cpu(cpu_start, cpu_end, 4 + i)
                                 for i, name in enumerate(sampler.extra.names)}} if sampler.extra else {}),
     }
@@ -732,9 +756,12 @@ async def bench(args):
             run = await runners[queue](setting)
             run["round"] = r
             report["runs"].append(run)
+            batches = (f"; jobs per claim {run['jobsPerClaim']:.1f}, per completion {run['jobsPerCompletion']:.1f}"
+                       if "jobsPerClaim" in run else "")
             print(f"bench-peers: round {r}: {queue} {run['label']}: {run['jobsPerSecond']:,.0f} jobs/s "
                   f"({run['seconds']:.2f} s; µs/job PostgreSQL {fmt(run['postgresCPUMicrosPerJob'], 1)}, "
-                  f"client {fmt(run['clientCPUMicrosPerJob'], 1)}, Redis {fmt(run['redisCPUMicrosPerJob'], 1)})",
+                  f"client {fmt(run['clientCPUMicrosPerJob'], 1)}, Redis {fmt(run['redisCPUMicrosPerJob'], 1)}; host idle "
+                  f"{fmt(run['hostIdleCores'], 2)} + iowait {fmt(run['hostIowaitCores'], 2)} cores; load {fmt(run['loadAverage'], 2)}{batches})",
                   flush=True)
     await truncate_existing(db, ["queue.jobs", "queue.dead_letters", "queue.attempts"] + PGQ_TABLES)
     if await table_exists(db, f"{PROC_SCHEMA}.procrastinate_jobs"):
@@ -768,7 +795,7 @@ def main():
     p.add_argument("--quick", action="store_true", help="2,000 jobs, 1 round (a smoke test, not a figure)")
     p.add_argument("--jobs", type=int, help="no-op jobs per run (default 20,000; 2,000 with --quick)")
     p.add_argument("--rounds", type=int, help="rounds over all settings (default 3; 1 with --quick)")
-    p.add_argument("--jobd-workers", default="32,64,128", help="jobd worker counts (default 32,64,128)")
+    p.add_argument("--jobd-workers", default="64,128,256", help="jobd worker counts (default 64,128,256)")
     p.add_argument("--pgqueuer", default="500x2,200x4,1000x2",
                    help="pgqueuer settings BATCHxPROCESSES (default 500x2,200x4,1000x2)")
     p.add_argument("--procrastinate", default="",

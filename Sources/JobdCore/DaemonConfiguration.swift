@@ -83,6 +83,11 @@ public struct DaemonConfiguration: Sendable, Equatable {
     /// The promoter stops filling a Redis list at this length, so Redis holds only
     /// what workers will take soon and a newly due high job is never buried.
     public var redisHighWater: Int
+    /// Claim pipelines per worker pool (`JOBD_CLAIM_PIPELINES`): each pops and claims
+    /// on connections of its own, so with more than one, a claim starts while another
+    /// is in flight. `WorkerPool.claimPipelines(forSlots:configured:)` caps it by the
+    /// pool's slots.
+    public var claimPipelines: Int
     /// Rescuer and reconciler period.
     public var maintenanceInterval: Duration
     /// Rescues after which a job that keeps killing its daemon is dead-lettered.
@@ -116,6 +121,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
         shutdownTimeout: .seconds(30),
         promoteBatch: 1_000,
         redisHighWater: 2_000,
+        claimPipelines: 1,
         maintenanceInterval: .seconds(5),
         maxRescues: 3,
         maxPayloadBytes: 1_048_576,
@@ -199,6 +205,7 @@ extension ConfigurationKey {
     public static let shutdownTimeout = ConfigurationKey("JOBD_SHUTDOWN_TIMEOUT")
     public static let promoteBatch = ConfigurationKey("JOBD_PROMOTE_BATCH")
     public static let redisHighWater = ConfigurationKey("JOBD_REDIS_HIGH_WATER")
+    public static let claimPipelines = ConfigurationKey("JOBD_CLAIM_PIPELINES")
     public static let maintenanceInterval = ConfigurationKey("JOBD_MAINTENANCE_INTERVAL")
     public static let maxRescues = ConfigurationKey("JOBD_MAX_RESCUES")
     public static let maxPayloadBytes = ConfigurationKey("JOBD_MAX_PAYLOAD_BYTES")
@@ -252,6 +259,7 @@ extension DaemonConfiguration {
         .shutdownTimeout,
         .promoteBatch,
         .redisHighWater,
+        .claimPipelines,
         .maintenanceInterval,
         .maxRescues,
         .maxPayloadBytes,
@@ -334,6 +342,7 @@ extension DaemonConfiguration {
         config.shutdownTimeout = try reader.duration(.shutdownTimeout, default: config.shutdownTimeout, min: 0)
         config.promoteBatch = try reader.integer(.promoteBatch, default: config.promoteBatch, range: 1...100_000)
         config.redisHighWater = try reader.integer(.redisHighWater, default: config.redisHighWater, range: 1...10_000_000)
+        config.claimPipelines = try reader.integer(.claimPipelines, default: config.claimPipelines, range: 1...8)
         config.maintenanceInterval = try reader.duration(.maintenanceInterval, default: config.maintenanceInterval, min: 0.05)
         config.maxRescues = try reader.integer(.maxRescues, default: config.maxRescues, range: 1...1_000)
         config.maxPayloadBytes = try reader.integer(.maxPayloadBytes, default: config.maxPayloadBytes, range: 2...(256 << 20))

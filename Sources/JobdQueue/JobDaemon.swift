@@ -10,7 +10,7 @@ import ServiceLifecycle
 ///
 /// Connections: each service owns its own, each on its own thread —
 /// Postgres: listener, promoter, maintenance, and per pool one for completions and
-/// lease heartbeats and one per claim pipeline (two for pools of 32 slots or more);
+/// lease heartbeats and one per claim pipeline (`JOBD_CLAIM_PIPELINES`, default one);
 /// Redis: promoter, maintenance, the autoscaler and one per claim pipeline. A claim
 /// pipeline's Redis connection runs on its Postgres connection's thread: it pops and
 /// then claims, in sequence, so sharing the thread saves two hand-offs per claim.
@@ -59,7 +59,8 @@ public struct JobDaemon: Sendable {
                 completionStore: QueueStore(connection: postgres("complete-\(name)")),
                 dispatch: redis("fetch-\(name)", claim.thread), handlers: handlers, configuration: configuration,
                 daemonID: identity.id, stats: stats, logger: logger, promoterWake: wake,
-                shutdown: poolShutdown, extraPipelines: (1..<WorkerPool.claimPipelines(forSlots: pool.bounds.upperBound)).map { index in
+                shutdown: poolShutdown, extraPipelines: (1..<WorkerPool.claimPipelines(
+                    forSlots: pool.bounds.upperBound, configured: configuration.claimPipelines)).map { index in
                     let claim = postgres("claim-\(name)-\(index + 1)")
                     return ClaimPipeline(
                         store: QueueStore(connection: claim),

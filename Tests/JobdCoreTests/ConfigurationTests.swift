@@ -38,6 +38,7 @@ struct ConfigurationTests {
         #expect(config.shutdownTimeout == .seconds(30))
         #expect(config.promoteBatch == 1_000)
         #expect(config.redisHighWater == 2_000)
+        #expect(config.claimPipelines == 1)
         #expect(config.maintenanceInterval == .seconds(5))
         #expect(config.maxRescues == 3)
         #expect(config.maxPayloadBytes == 1_048_576)
@@ -204,6 +205,7 @@ struct ConfigurationTests {
         arguments: [
             (Key.promoteBatch, "1", 1), (.promoteBatch, "100000", 100_000), (.promoteBatch, "250", 250),
             (.redisHighWater, "1", 1), (.redisHighWater, "10000000", 10_000_000),
+            (.claimPipelines, "1", 1), (.claimPipelines, "8", 8), (.claimPipelines, "2", 2),
             (.maxRescues, "1", 1), (.maxRescues, "1000", 1_000),
             (.maxPayloadBytes, "2", 2), (.maxPayloadBytes, "268435456", 268_435_456),
         ]
@@ -213,6 +215,7 @@ struct ConfigurationTests {
         let value: Int = switch key {
         case .promoteBatch: config.promoteBatch
         case .redisHighWater: config.redisHighWater
+        case .claimPipelines: config.claimPipelines
         case .maxRescues: config.maxRescues
         case .maxPayloadBytes: config.maxPayloadBytes
         default: -1
@@ -250,6 +253,7 @@ struct ConfigurationTests {
             (.shutdownTimeout, "-5"), (.shutdownTimeout, "later"),
             (.promoteBatch, "0"), (.promoteBatch, "100001"), (.promoteBatch, "1.5"), (.promoteBatch, "lots"),
             (.redisHighWater, "0"), (.redisHighWater, "10000001"),
+            (.claimPipelines, "0"), (.claimPipelines, "9"), (.claimPipelines, "two"),
             (.maintenanceInterval, "10ms"), (.maintenanceInterval, "m5"),
             (.maxRescues, "0"), (.maxRescues, "1001"), (.maxRescues, "3.0"),
             (.maxPayloadBytes, "1"), (.maxPayloadBytes, "268435457"), (.maxPayloadBytes, "1MB"),

@@ -40,17 +40,39 @@ struct PipelineSleepProbeHandler: JobHandler {
     }
 }
 
-/// The worker pool's claim pipelines (two for pools of 32 slots or more): slots are
-/// reserved before a claim, so the pipelines together never start more attempts
-/// than the pool has slots, and each job still runs once.
+/// The worker pool's claim pipelines (`JOBD_CLAIM_PIPELINES`, one by default): slots
+/// are reserved before a claim, so several pipelines together never start more
+/// attempts than the pool has slots, and each job still runs once.
 @Suite("Claim pipelines", .serialized)
 struct ClaimPipelineTests {
-    @Test("pools of 32 slots or more claim on two pipelines")
+    @Test("a pool claims on the pipelines configured, at least one and at most one per slot")
     func pipelineCount() {
-        #expect(WorkerPool.claimPipelines(forSlots: 1) == 1)
-        #expect(WorkerPool.claimPipelines(forSlots: 31) == 1)
-        #expect(WorkerPool.claimPipelines(forSlots: 32) == 2)
-        #expect(WorkerPool.claimPipelines(forSlots: 4_096) == 2)
+        #expect(WorkerPool.claimPipelines(forSlots: 1, configured: 1) == 1)
+        #expect(WorkerPool.claimPipelines(forSlots: 4_096, configured: 1) == 1)
+        #expect(WorkerPool.claimPipelines(forSlots: 32, configured: 2) == 2)
+        #expect(WorkerPool.claimPipelines(forSlots: 4_096, configured: 8) == 8)
+        #expect(WorkerPool.claimPipelines(forSlots: 3, configured: 8) == 3)
+        #expect(WorkerPool.claimPipelines(forSlots: 1, configured: 2) == 1)
+        #expect(WorkerPool.claimPipelines(forSlots: 16, configured: 0) == 1)
+        #expect(DaemonConfiguration.defaults.claimPipelines == 1)
+    }
+
+    @Test("the daemon opens a claim connection per pipeline: one by default, at any pool size")
+    func pipelineConnections() async throws {
+        try await withWorld { world in
+            for (workers, pipelines, expected) in [(64, nil, 1), (512, nil, 1), (64, 3, 3), (2, 8, 2)] as [(Int, Int?, Int)] {
+                let names = Mutex<[String]>([])
+                let config = world.configuration {
+                    $0.workers = .shared(workers)
+                    if let pipelines { $0.claimPipelines = pipelines }
+                }
+                _ = world.makeDaemon(config) { name in
+                    if name.hasPrefix("claim-") { names.withLock { $0.append(name) } }
+                    return nil
+                }
+                #expect(names.withLock { $0.count } == expected, "\(workers) workers, JOBD_CLAIM_PIPELINES \(pipelines ?? 1)")
+            }
+        }
     }
 
     @Test("a reservation holds slots until settled; unused ones come back free")
@@ -86,7 +108,10 @@ struct ClaimPipelineTests {
             try await world.exec(
                 "INSERT INTO queue.jobs (kind) SELECT 'probe.sleep' FROM generate_series(1, $1::int)", [String(jobs)])
             let daemon = world.makeDaemon(
-                world.configuration { $0.workers = .shared(32) }, handlers: [PipelineSleepProbeHandler(probe: probe)])
+                world.configuration {
+                    $0.workers = .shared(32)
+                    $0.claimPipelines = 2
+                }, handlers: [PipelineSleepProbeHandler(probe: probe)])
             try await world.running([daemon]) {
                 try await world.waitForState("completed", count: jobs, timeout: 120)
                 #expect(daemon.workerUsage.total == 32)

@@ -15,11 +15,14 @@ import Synchronization
 /// `CompletionBatcher`; a heartbeat extends the leases of everything still running.
 ///
 /// Claim pipelines: a claim commits without waiting for the WAL flush (fenced by its
-/// lease token, see `QueueStore.claim`), but it is still a round trip and a statement.
-/// With one claim at a time, slots freed during it sit idle until it returns. A pool
-/// of 32 slots or more has two pipelines, each with its own Redis and Postgres
-/// connection: while one claim is in flight, the other claims the slots freed
-/// meanwhile. Each job is still claimed only into a reserved slot.
+/// lease token, see `QueueStore.claim`), so it is one round trip and one statement.
+/// With one pipeline (the default), slots freed while a claim is in flight wait for
+/// it to return and are then claimed together, in one statement. With more
+/// (`JOBD_CLAIM_PIPELINES`), each has its own Redis and Postgres connection, and while
+/// one claim is in flight another claims the slots freed meanwhile: a freed slot
+/// waits less, but the claims are smaller and more of them, each a statement and a
+/// few thread hand-offs (docs/performance.md, *One claim pipeline*). Each job is
+/// still claimed only into a reserved slot.
 ///
 /// Graceful shutdown (SIGTERM): stop fetching at once (also when every slot is busy
 /// and the fetch loop waits for one), let running jobs finish for up to
@@ -61,8 +64,12 @@ public struct WorkerPool: Service {
     /// Shared by the daemon's pools: one stop and one drain deadline for all of them.
     let shutdown: PoolShutdown
 
-    /// Claim pipelines for a pool of `slots` (see the type's documentation).
-    public static func claimPipelines(forSlots slots: Int) -> Int { slots >= 32 ? 2 : 1 }
+    /// Claim pipelines for a pool of at most `slots` slots when `configured` are asked
+    /// for (`DaemonConfiguration.claimPipelines`): at least one, and no more than the
+    /// pool has slots, as every claim reserves at least one slot before it pops.
+    public static func claimPipelines(forSlots slots: Int, configured: Int) -> Int {
+        max(1, min(configured, slots))
+    }
 
     public init(
         name: String, lanes: [JobPriority], slots: Int, claimStore: QueueStore, completionStore: QueueStore,
