@@ -10,11 +10,18 @@
 --
 -- The check is unchanged: the same function, the same column list (it fires only when
 -- payload is assigned), and its exception still aborts the statement, so an
--- oversized payload is never committed. An AFTER trigger's return value is ignored,
--- so the function's `RETURN NEW` has no effect; it is kept so that the function
--- stays valid for either timing. What changes: the row is checked after the
--- other BEFORE triggers and constraints (none on queue.jobs changes payload), and
--- an UPDATE that fails the check has written its new row version before it aborts.
+-- oversized payload is never committed. An AFTER trigger's return value is ignored:
+-- the row version is already written when it runs, so there is nothing left to
+-- replace or skip, and only an exception can undo it (by aborting the statement).
+-- The function's `RETURN NEW` therefore has no effect; it stays, so the function is
+-- correct for either timing. What changes: the size is checked after the row's CHECK
+-- constraints (a payload both oversized and not an object now fails
+-- jobs_payload_object_check first), and an UPDATE that fails it has written its new
+-- row version, a dead one once the statement aborts.
+--
+-- Catalog changes only, nothing is read or rewritten: DROP TRIGGER waits for the
+-- transactions already using queue.jobs, then holds it exclusively for a moment
+-- (claims and completions queue behind it).
 DROP TRIGGER jobs_check_updated_payload ON queue.jobs;
 CREATE TRIGGER jobs_check_updated_payload
     AFTER UPDATE OF payload ON queue.jobs
