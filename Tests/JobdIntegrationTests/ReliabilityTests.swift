@@ -157,9 +157,29 @@ struct ReliabilityTests {
             try await world.exec("INSERT INTO queue.jobs (kind, payload) VALUES ('noop', jsonb_build_object('x', repeat('a', 80)))")
             try await expectPayloadLimit(world, "INSERT INTO queue.jobs (kind, payload) VALUES ('noop', jsonb_build_object('x', repeat('a', 100)))")
             try await expectPayloadLimit(world, "UPDATE queue.jobs SET payload = jsonb_build_object('x', repeat('a', 100))")
-            // The daemon's own updates never assign payload, so the row trigger stays out of the way.
+            // The refused UPDATE is rolled back: the stored payload is the 80-byte one.
+            #expect(try await world.int("SELECT octet_length(payload::text) FROM queue.jobs") == 89)
+            // Below the stored payload's size, the limit binds only statements that assign
+            // payload (even to itself); the daemon's own updates never do, so the row
+            // trigger stays out of their way.
+            try await world.exec("UPDATE queue.limits SET max_payload_bytes = 50")
+            try await expectPayloadLimit(world, "UPDATE queue.jobs SET payload = payload")
             try await world.exec("UPDATE queue.jobs SET state = 'cancelled'")
             #expect(try await world.int("SELECT count(*) FROM queue.jobs WHERE state = 'cancelled'") == 1)
+        }
+    }
+
+    @Test("the UPDATE payload check locks no row: an UPDATE that does not assign payload writes one WAL record a row")
+    func payloadCheckWritesNoLock() async throws {
+        try await withWorld { world in
+            // Ten rows on one page with room to spare: each update of an unindexed column
+            // is a heap-only update, one WAL record. A BEFORE ROW UPDATE trigger, even one
+            // whose column list excludes the statement, would lock each row first (a
+            // Heap/LOCK record, about 55 bytes): twenty records.
+            try await world.exec("INSERT INTO queue.jobs (kind, payload) SELECT 'noop', '{}' FROM generate_series(1, 10)")
+            let plan = try await world.plan(
+                "EXPLAIN (ANALYZE, WAL, COSTS OFF, TIMING OFF, SUMMARY OFF) UPDATE queue.jobs SET last_error = 'x'")
+            #expect(walRecords(plan) == 10, "\(plan)")
         }
     }
 
@@ -450,6 +470,13 @@ private func expectDenied(_ sql: PostgresConnection, _ statement: String) async 
     } catch let error as PostgresError {
         #expect(error.sqlState == "42501", "\(statement): \(error)")
     }
+}
+
+/// The WAL records of an `EXPLAIN (ANALYZE, WAL)` plan's top node: the first
+/// `WAL: records=N` line; nil when the plan has none (the statement wrote no WAL).
+private func walRecords(_ plan: String) -> Int? {
+    guard let range = plan.firstRange(of: "WAL: records=") else { return nil }
+    return Int(plan[range.upperBound...].prefix(while: \.isNumber))
 }
 
 /// `statement` must be refused by the payload-size trigger (SQLSTATE 54000).
