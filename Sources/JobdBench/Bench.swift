@@ -55,9 +55,9 @@ public enum BenchRun {
         }
         if selected.contains(.latency) {
             // Offered loads are fractions of the fastest drain (measured now if not already).
-            var fastest = report.drain.map(\.jobsPerSecond).max()
+            var fastest = options.latencyBase ?? report.drain.map(\.jobsPerSecond).max()
             if fastest == nil { fastest = try await bench.drain(jobs: drainCount, workers: maxWorkers).jobsPerSecond }
-            for fraction in [0.1, 0.5, 0.9] {
+            for fraction in options.latencyLoads {
                 report.latency.append(try await bench.latency(fraction: fraction, of: fastest ?? 1_000, workers: maxWorkers))
             }
         }
@@ -119,6 +119,11 @@ public struct BenchOptions: Sendable {
     public var campaignSink: String
     /// Seconds between one latency producer's INSERTs.
     public var producerInterval: Double
+    /// The rate (jobs/s) the latency loads are fractions of; nil: the fastest drain of
+    /// this run. Fixed, it gives two builds the same offered load in an A/B comparison.
+    public var latencyBase: Double?
+    /// The latency section's offered loads, as fractions of `latencyBase`.
+    public var latencyLoads: [Double]
     public var sections: [BenchSection]
     /// The command line, as the report quotes it.
     public var command: String
@@ -126,8 +131,10 @@ public struct BenchOptions: Sendable {
     public init(
         quick: Bool, force: Bool, drainJobs: Int, workers: [Int], backlogs: [Int], corpus: String, notifySink: String,
         producerInterval: Double, sections: [BenchSection], command: String, campaignContacts: Int = 100_000,
-        campaignSink: String = "scripts/smtp-sink"
+        campaignSink: String = "scripts/smtp-sink", latencyBase: Double? = nil,
+        latencyLoads: [Double] = [0.1, 0.5, 0.9]
     ) {
+        (self.latencyBase, self.latencyLoads) = (latencyBase, latencyLoads)
         (self.quick, self.force, self.drainJobs, self.workers, self.backlogs) = (quick, force, drainJobs, workers, backlogs)
         (self.campaignContacts, self.campaignSink) = (campaignContacts, campaignSink)
         (self.corpus, self.notifySink, self.producerInterval) = (corpus, notifySink, producerInterval)

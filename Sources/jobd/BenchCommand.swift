@@ -59,6 +59,12 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Milliseconds between one latency producer's INSERTs (4 producers; default 5).")
     var producerInterval: Double = 5
 
+    @Option(help: "The rate (jobs/s) the latency section's loads are fractions of (default: the fastest drain of this run); fixed, two builds compared A/B get the same offered load.")
+    var latencyBase: Double?
+
+    @Option(help: "The latency section's offered loads, percent of the base rate, comma separated (default: 10,50,90).")
+    var latencyLoads: String?
+
     @Option(help: "Sections to run, comma separated: \(BenchSection.allCases.map(\.rawValue).joined(separator: ",")) (default: all).")
     var sections: String?
 
@@ -68,6 +74,7 @@ struct BenchCommand: AsyncParsableCommand {
         // Bench logs only what goes wrong, unless asked for more.
         if global.logLevel == nil { config.logLevel = "warning" }
         guard producerInterval > 0 else { throw CLIError("--producer-interval must be positive") }
+        if let latencyBase, !(latencyBase > 0 && latencyBase.isFinite) { throw CLIError("--latency-base must be a positive rate") }
         if let campaignContacts, campaignContacts <= 0 { throw CLIError("--campaign-contacts must be positive") }
         let options = BenchOptions(
             quick: quick, force: force, drainJobs: drainJobs ?? (quick ? 3_000 : 30_000),
@@ -76,7 +83,9 @@ struct BenchCommand: AsyncParsableCommand {
             corpus: corpus, notifySink: notifySink, producerInterval: producerInterval / 1000,
             sections: try BenchSection.parse(sections),
             command: (["jobd"] + CommandLine.arguments.dropFirst()).joined(separator: " "),
-            campaignContacts: campaignContacts ?? (quick ? 5_000 : 100_000), campaignSink: campaignSink)
+            campaignContacts: campaignContacts ?? (quick ? 5_000 : 100_000), campaignSink: campaignSink,
+            latencyBase: latencyBase,
+            latencyLoads: try list(latencyLoads, default: [10, 50, 90], name: "--latency-loads").map { Double($0) / 100 })
         let report = try await BenchRun.run(configuration: config, options: options)
 
         print(report.table())
