@@ -126,6 +126,31 @@ struct ClaimPipelineTests {
         }
     }
 
+    @Test("a claim that gets no reply logs how many jobs it may have taken; they run once, after the cause is gone")
+    func unconfirmedClaim() async throws {
+        try await withWorld { world in
+            try await world.exec("INSERT INTO queue.jobs (kind) SELECT 'noop' FROM generate_series(1, 5)")
+            // Every claim (an UPDATE) waits behind this lock past its deadline; the
+            // promoter's read of due jobs does not, so the ids reach Redis and are popped.
+            let locker = world.database.connection("locker")
+            _ = try await locker.query("BEGIN")
+            _ = try await locker.query("LOCK TABLE queue.jobs IN SHARE MODE")
+            let daemon = world.makeDaemon(world.configuration { $0.commandTimeout = .seconds(1) })
+            try await world.running([daemon]) {
+                try await waitUntil(timeout: 20, "a failed claim of the 5 popped ids") {
+                    world.logs.messages("fetch failed; retrying").contains { $0.metadata["unconfirmed_jobs"] == "5" }
+                }
+                #expect(try await world.count(state: "completed") == 0)
+                _ = try await locker.query("ROLLBACK")
+                // The ids went back to the lists, and the server ended the claim with its
+                // statement_timeout: nothing was taken, so each job runs once, at attempt 1.
+                try await world.waitForState("completed", count: 5, timeout: 30)
+            }
+            await locker.close()
+            #expect(try await world.int("SELECT count(*) FROM queue.completed_jobs WHERE attempt <> 1") == 0)
+        }
+    }
+
     @Test("claims pause while completions cannot be written: the unwritten ones stay bounded")
     func completionBackpressure() async throws {
         try await withWorld { world in

@@ -252,12 +252,18 @@ public struct WorkerPool: Service {
             idle.recordSuccess()
         } catch {
             slots.settle(reserved: reserved, occupying: [])
-            if !(error is CancellationError) && !Task.isCancelled {
+            let unknown = error as? ClaimOutcomeUnknown
+            let cause = unknown?.underlying ?? error
+            if !(cause is CancellationError) && !Task.isCancelled {
                 let failures = idle.recordFailure()
                 if failures == 1 || failures % 10 == 0 {
-                    logger.warning("fetch failed; retrying", metadata: [
-                        LogKey.service: "\(name)", LogKey.error: "\(error)", LogKey.count: "\(failures)",
-                    ])
+                    var metadata: Logger.Metadata = [
+                        LogKey.service: "\(name)", LogKey.error: "\(cause)", LogKey.count: "\(failures)",
+                    ]
+                    // Jobs this claim may have taken without hearing so: they run again
+                    // elsewhere once their leases expire, and never here.
+                    if let unknown { metadata[LogKey.unconfirmed] = "\(unknown.jobs)" }
+                    logger.warning("fetch failed; retrying", metadata: metadata)
                 }
                 // The pipeline rests before its next claim; the others may go on.
                 var generator = SystemRandomNumberGenerator()
@@ -374,9 +380,10 @@ public struct WorkerPool: Service {
                 ids: ids, daemon: daemonID, lease: configuration.lease.seconds, maxPayloadBytes: configuration.maxPayloadBytes)
         } catch {
             // We may or may not have claimed them. Put the ids back: a claim takes only
-            // waiting jobs, so an id that was claimed after all is skipped later.
+            // waiting jobs, so an id that was claimed after all is skipped later (and
+            // rescued once its lease expires, never run here).
             try? await dispatch.pushFront(popped)
-            throw error
+            throw ClaimOutcomeUnknown(jobs: ids.count, underlying: error)
         }
     }
 
@@ -522,6 +529,13 @@ final class DirectBacklog: Sendable {
     private let flag = Atomic<Bool>(false)
     var isSet: Bool { flag.load(ordering: .relaxed) }
     func set(_ value: Bool) { flag.store(value, ordering: .relaxed) }
+}
+
+/// A claim statement failed without a reply (a timeout, a lost connection): the
+/// server may have committed it, taking `jobs` jobs that this daemon will never run.
+struct ClaimOutcomeUnknown: Error {
+    let jobs: Int
+    let underlying: any Error
 }
 
 /// A claimed attempt with what the claim learned about its payload.
