@@ -116,7 +116,7 @@ public struct QueueStore: Sendable {
     // MARK: Workers
 
     /// Claims popped jobs for this daemon, straight from `available` or `retryable`
-    /// (and due): one attempt each, leased for `lease` seconds under `token`. Ids that
+    /// (and due): one attempt each, leased for `lease` under `token`. Ids that
     /// are not waiting and due (a duplicate Redis entry whose job another claim took, a
     /// job cancelled or finished meanwhile) are skipped. A payload longer than `maxPayloadBytes` is
     /// not sent back; its job comes with `payload == nil` and is dead-lettered by the
@@ -135,12 +135,12 @@ public struct QueueStore: Sendable {
     ///   checks; a fresh random one per claim, so that a claim lost in a server crash
     ///   and the claim that follows it never share a fence (migration 0011).
     nonisolated(nonsending) public func claim(
-        ids: [JobID], daemon: String, lease: Double, maxPayloadBytes: Int,
+        ids: [JobID], daemon: String, lease: Duration, maxPayloadBytes: Int,
         token: Int64 = .random(in: 1 ... .max)
     ) async throws -> [(job: ClaimedJob, payloadBytes: Int, payloadPresent: Bool)] {
         guard !ids.isEmpty else { return [] }
         let rows = try await connection.rows(QueueJobsStatements.Claim(
-            ids: ids, daemon: daemon, leaseSeconds: lease, maxPayloadBytes: maxPayloadBytes, token: token))
+            ids: ids, daemon: daemon, leaseSeconds: lease.seconds, maxPayloadBytes: maxPayloadBytes, token: token))
         return Self.claimed(rows, token: token)
     }
 
@@ -151,18 +151,18 @@ public struct QueueStore: Sendable {
     /// claims hold are skipped, not waited for. The same attempt, lease and fence as
     /// `claim(ids:…)`, and a job claimed here whose id is also in a Redis list is
     /// refused when that id is popped and claimed (it is `running` by then).
-    /// - Parameter dueFor: only jobs due for at least this many seconds (a job due
-    ///   for less is a running promoter's to push).
+    /// - Parameter dueFor: only jobs due for at least this long (a job due for less
+    ///   is a running promoter's to push).
     public func claimDue(
-        order: [JobPriority], max: Int, dueFor: Double = 0, daemon: String, lease: Double, maxPayloadBytes: Int,
+        order: [JobPriority], max: Int, dueFor: Duration = .zero, daemon: String, lease: Duration, maxPayloadBytes: Int,
         token: Int64 = .random(in: 1 ... .max)
     ) async throws -> [(job: ClaimedJob, payloadBytes: Int, payloadPresent: Bool)] {
         var lanes: [JobPriority] = []
         for lane in order where !lanes.contains(lane) { lanes.append(lane) }
         guard max > 0, !lanes.isEmpty else { return [] }
         let rows = try await connection.rows(QueueJobsStatements.ClaimDue(
-            lanes: lanes, daemon: daemon, leaseSeconds: lease, maxPayloadBytes: maxPayloadBytes, token: token, limit: max,
-            dueForSeconds: dueFor))
+            lanes: lanes, daemon: daemon, leaseSeconds: lease.seconds, maxPayloadBytes: maxPayloadBytes, token: token,
+            limit: max, dueForSeconds: dueFor.seconds))
         return Self.claimed(rows, token: token)
     }
 

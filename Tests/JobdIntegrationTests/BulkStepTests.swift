@@ -126,7 +126,7 @@ extension WebConsoleTests {
             for slice in 1...2 {
                 // The action's job is the oldest due job of its lane: claimed first, ahead of
                 // everything the slices before re-drove.
-                let claimed = try await store.claimDue(order: [.high], max: 1, daemon: "d", lease: 30, maxPayloadBytes: 1000)
+                let claimed = try await store.claimDue(order: [.high], max: 1, daemon: "d", lease: .seconds(30), maxPayloadBytes: 1000)
                 #expect(claimed.map(\.job.id) == [bulkJob], "slice \(slice)")
                 let job = try #require(claimed.first?.job)
                 let started = ContinuousClock.now
@@ -150,7 +150,7 @@ extension WebConsoleTests {
             }
             // The action's job again, then the re-driven jobs, oldest first (the first slice's first).
             let first = try await world.int("SELECT id FROM queue.jobs WHERE kind = 'export' AND state = 'available' ORDER BY run_at, id LIMIT 1")
-            let next = try await store.claimDue(order: [.high], max: 2, daemon: "d", lease: 30, maxPayloadBytes: 1000)
+            let next = try await store.claimDue(order: [.high], max: 2, daemon: "d", lease: .seconds(30), maxPayloadBytes: 1000)
             #expect(next.map(\.job.id) == [bulkJob, JobID(first)])
             await connection.close()
         }

@@ -18,7 +18,7 @@ struct CompletionLedgerTests {
             "INSERT INTO queue.jobs (kind, payload, priority, unique_key) VALUES ($1, $2::jsonb, $3, $4) RETURNING id",
             [kind, payload, priority, uniqueKey]) ?? ""
         let id = try #require(JobID(text))
-        let claimed = try await store.claim(ids: [id], daemon: "a", lease: 30, maxPayloadBytes: 10_000)
+        let claimed = try await store.claim(ids: [id], daemon: "a", lease: .seconds(30), maxPayloadBytes: 10_000)
         return (id, try #require(claimed.first?.job.fence))
     }
 
@@ -122,7 +122,7 @@ struct CompletionLedgerTests {
                 let text = try await world.scalar(
                     "INSERT INTO queue.jobs (kind, run_at, last_error) VALUES ('noop', $1::timestamptz, 'before') RETURNING id", [runAt]) ?? ""
                 let id = try #require(JobID(text))
-                let claimed = try #require(try await store.claim(ids: [id], daemon: "a", lease: 30, maxPayloadBytes: 1000).first)
+                let claimed = try #require(try await store.claim(ids: [id], daemon: "a", lease: .seconds(30), maxPayloadBytes: 1000).first)
                 // A run time and wait that, worked back from now(), would land far from the row's run_at.
                 completions.append(policy.completion(
                     for: claimed.job, result: .snoozed(.keepingPlace(code: "goes_on", message: "more to do")),
@@ -151,7 +151,7 @@ struct CompletionLedgerTests {
             // A failed attempt first, then a successful one.
             #expect(try await store.complete([AttemptCompletion(
                 fence: fence, outcome: .retry, delay: .zero, errorCode: "boom", errorMessage: "it broke")]) == [fence])
-            let again = try #require(try await store.claim(ids: [id], daemon: "a", lease: 30, maxPayloadBytes: 1000).first)
+            let again = try #require(try await store.claim(ids: [id], daemon: "a", lease: .seconds(30), maxPayloadBytes: 1000).first)
             #expect(try await store.complete([AttemptCompletion(fence: again.job.fence, outcome: .completed)])
                     == [again.job.fence])
             let next = try await world.scalar("SELECT queue.enqueue('noop', '{}', 'normal', now(), 20, 'order-42')")

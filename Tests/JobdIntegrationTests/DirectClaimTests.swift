@@ -93,17 +93,17 @@ struct DirectClaimTests {
             let high = try await ids("high")
             let low = try await ids("low")
             let store = QueueStore(connection: world.sql)
-            let first = try await store.claimDue(order: [.high, .normal, .low], max: 2, daemon: "d", lease: 30, maxPayloadBytes: 1000)
+            let first = try await store.claimDue(order: [.high, .normal, .low], max: 2, daemon: "d", lease: .seconds(30), maxPayloadBytes: 1000)
             #expect(first.map(\.job.id) == Array(high.prefix(2)))
-            let second = try await store.claimDue(order: [.high, .normal, .low], max: 3, daemon: "d", lease: 30, maxPayloadBytes: 1000)
+            let second = try await store.claimDue(order: [.high, .normal, .low], max: 3, daemon: "d", lease: .seconds(30), maxPayloadBytes: 1000)
             #expect(Set(second.map(\.job.id)) == Set([high[2], low[0], low[1]]))
             // A weighted order that puts low first takes low.
-            let third = try await store.claimDue(order: [.low, .high], max: 5, daemon: "d", lease: 30, maxPayloadBytes: 1000)
+            let third = try await store.claimDue(order: [.low, .high], max: 5, daemon: "d", lease: .seconds(30), maxPayloadBytes: 1000)
             #expect(third.map(\.job.id) == [low[2]])
-            #expect(try await store.claimDue(order: [.normal], max: 5, daemon: "d", lease: 30, maxPayloadBytes: 1000).isEmpty)
+            #expect(try await store.claimDue(order: [.normal], max: 5, daemon: "d", lease: .seconds(30), maxPayloadBytes: 1000).isEmpty)
             // Due for less than asked: left to the promoter.
             try await world.exec("INSERT INTO queue.jobs (kind, priority) VALUES ('noop', 'high')")
-            #expect(try await store.claimDue(order: [.high], max: 5, dueFor: 60, daemon: "d", lease: 30, maxPayloadBytes: 1000).isEmpty)
+            #expect(try await store.claimDue(order: [.high], max: 5, dueFor: .seconds(60), daemon: "d", lease: .seconds(30), maxPayloadBytes: 1000).isEmpty)
             // Claimed as the popped-id claim claims: running, attempt 1, leased to "d".
             #expect(try await world.int("SELECT count(*) FROM queue.jobs WHERE state = 'running' AND attempt = 1 AND leased_by = 'd'") == 6)
         }
@@ -123,7 +123,7 @@ struct DirectClaimTests {
             _ = try await other.query("SELECT id FROM queue.jobs WHERE id = $1 FOR UPDATE", [String(oldest)])
             let store = QueueStore(connection: world.sql)
             let started = ContinuousClock.now
-            let direct = try await store.claimDue(order: [.normal], max: 10, daemon: "direct", lease: 30, maxPayloadBytes: 1000)
+            let direct = try await store.claimDue(order: [.normal], max: 10, daemon: "direct", lease: .seconds(30), maxPayloadBytes: 1000)
             #expect(started.duration(to: .now) < .seconds(3), "the direct claim waited for a locked row")
             #expect(direct.count == 5 && !direct.map(\.job.id).contains(JobID(oldest)))
             _ = try await other.query("ROLLBACK")
@@ -131,7 +131,7 @@ struct DirectClaimTests {
             // Every id is still in the list: popped and claimed, only the skipped one is taken.
             let popped = try await dispatch.pop(order: [.normal], max: 10).map(\.id)
             #expect(popped.count == 6)
-            let viaRedis = try await store.claim(ids: popped, daemon: "popped", lease: 30, maxPayloadBytes: 1000)
+            let viaRedis = try await store.claim(ids: popped, daemon: "popped", lease: .seconds(30), maxPayloadBytes: 1000)
             #expect(viaRedis.map(\.job.id) == [JobID(oldest)])
             #expect(try await world.int("SELECT count(*) FROM queue.jobs WHERE state = 'running' AND attempt = 1") == 6)
             await dispatch.connection.close()

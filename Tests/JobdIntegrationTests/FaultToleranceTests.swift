@@ -18,7 +18,7 @@ struct FaultToleranceTests {
             try await world.exec("INSERT INTO queue.jobs (kind) VALUES ('noop')")
             let text = try await world.scalar("SELECT id FROM queue.jobs") ?? ""
             let id: JobID = try #require(JobID(text))
-            let first = try await store.claim(ids: [id], daemon: "a", lease: 30, maxPayloadBytes: 1000)
+            let first = try await store.claim(ids: [id], daemon: "a", lease: .seconds(30), maxPayloadBytes: 1000)
             #expect(first.map(\.job.attempt) == [1])
 
             // Daemon "a" freezes; its lease runs out; the rescuer hands the job back.
@@ -27,7 +27,7 @@ struct FaultToleranceTests {
             #expect(rescued.map(\.state) == [.available])
             // The rescue clears the token: a lease heartbeat matches on it alone.
             #expect(try await world.scalar("SELECT lease_token IS NULL FROM queue.jobs") == "t")
-            let second = try await store.claim(ids: [id], daemon: "b", lease: 30, maxPayloadBytes: 1000)
+            let second = try await store.claim(ids: [id], daemon: "b", lease: .seconds(30), maxPayloadBytes: 1000)
             #expect(second.map(\.job.attempt) == [2])
 
             // "a" wakes up and reports success for attempt 1: refused.
@@ -53,7 +53,7 @@ struct FaultToleranceTests {
             try await world.exec("INSERT INTO queue.jobs (kind) VALUES ('noop')")
             let id = try #require(JobID(try await world.scalar("SELECT id FROM queue.jobs") ?? ""))
             let lost = try #require(try await store.claim(
-                ids: [id], daemon: "a", lease: 30, maxPayloadBytes: 1000, token: 1111).first?.job)
+                ids: [id], daemon: "a", lease: .seconds(30), maxPayloadBytes: 1000, token: 1111).first?.job)
 
             // The claim commits without waiting for the WAL flush, so a server crash may
             // lose it while daemon "a" already runs the handler. Put back what the crash
@@ -64,7 +64,7 @@ struct FaultToleranceTests {
                 """)
             try await world.exec("DELETE FROM queue.attempts")
             let again = try #require(try await store.claim(
-                ids: [id], daemon: "b", lease: 30, maxPayloadBytes: 1000, token: 2222).first?.job)
+                ids: [id], daemon: "b", lease: .seconds(30), maxPayloadBytes: 1000, token: 2222).first?.job)
             #expect(again.attempt == lost.attempt)
             #expect(again.fence != lost.fence)
 

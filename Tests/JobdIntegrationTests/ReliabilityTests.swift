@@ -100,7 +100,7 @@ struct ReliabilityTests {
             let admin = QueueAdmin(connection: world.sql)
             try await world.exec("INSERT INTO queue.jobs (kind) VALUES ('noop')")
             let id = try #require(JobID(try await world.scalar("SELECT max(id) FROM queue.jobs") ?? ""))
-            let claimed = try #require(try await store.claim(ids: [id], daemon: "holder", lease: 30, maxPayloadBytes: 1000).first)
+            let claimed = try #require(try await store.claim(ids: [id], daemon: "holder", lease: .seconds(30), maxPayloadBytes: 1000).first)
             #expect(try await world.int("SELECT count(*) FROM queue.attempts WHERE job_id = \(id)") == 0)
             let running = try await admin.attempts(of: id)
             #expect(running.map { [String($0.attempt), $0.event, $0.daemon ?? ""] } == [["1", "start", "holder"]])
@@ -121,10 +121,10 @@ struct ReliabilityTests {
             let store = QueueStore(connection: world.sql)
             try await world.exec("INSERT INTO queue.jobs (kind) VALUES ('noop')")
             let id = try #require(JobID(try await world.scalar("SELECT id FROM queue.jobs") ?? ""))
-            let first = try await store.claim(ids: [id], daemon: "a", lease: 30, maxPayloadBytes: 1000)
+            let first = try await store.claim(ids: [id], daemon: "a", lease: .seconds(30), maxPayloadBytes: 1000)
             try await world.exec("UPDATE queue.jobs SET lease_expires_at = now() - interval '1 second'")
             _ = try await store.rescueExpiredLeases(maxRescues: 3)
-            _ = try await store.claim(ids: [id], daemon: "b", lease: 30, maxPayloadBytes: 1000)
+            _ = try await store.claim(ids: [id], daemon: "b", lease: .seconds(30), maxPayloadBytes: 1000)
             let stale = try #require(first.first?.job.fence)
             let refused = try await store.complete([AttemptCompletion(fence: stale, outcome: .completed)])
             #expect(refused.isEmpty)
@@ -710,7 +710,7 @@ struct QueueHealthTests {
             // And they do what they are for.
             let store = QueueStore(connection: world.sql)
             let claimed = try await store.claim(
-                ids: promoted.compactMap { JobID($0) }, daemon: "d", lease: 30, maxPayloadBytes: 1000)
+                ids: promoted.compactMap { JobID($0) }, daemon: "d", lease: .seconds(30), maxPayloadBytes: 1000)
             #expect(claimed.count == 20)
             let applied = try await store.complete(running.compactMap { JobID($0) }.map {
                 AttemptCompletion(fence: AttemptFence(id: $0, attempt: 1, token: 7), outcome: .completed)

@@ -131,7 +131,7 @@ struct UnwrittenPromotionTests {
             #expect(Set(listed.suffix(3)) == Set(lost))
             // Claimed now, they run: the claim takes them from available.
             let store = QueueStore(connection: world.sql)
-            let claimed = try await store.claim(ids: lost + lost, daemon: "d", lease: 30, maxPayloadBytes: 1000)
+            let claimed = try await store.claim(ids: lost + lost, daemon: "d", lease: .seconds(30), maxPayloadBytes: 1000)
             #expect(claimed.map(\.job.id).sorted() == lost.sorted(), "a duplicate id is claimed once")
             await dispatch.connection.close()
         }
@@ -147,9 +147,9 @@ struct UnwrittenPromotionTests {
                 "INSERT INTO queue.jobs (kind, state, finished_at) VALUES ('noop', 'completed', now()) RETURNING id"))
             let retry = JobID(try await world.int(
                 "INSERT INTO queue.jobs (kind, state) VALUES ('noop', 'retryable') RETURNING id"))
-            let claimed = try await store.claim(ids: [later, done, retry], daemon: "d", lease: 30, maxPayloadBytes: 1000)
+            let claimed = try await store.claim(ids: [later, done, retry], daemon: "d", lease: .seconds(30), maxPayloadBytes: 1000)
             #expect(claimed.map(\.job.id) == [retry])
-            #expect(try await store.claim(ids: [retry], daemon: "e", lease: 30, maxPayloadBytes: 1000).isEmpty)
+            #expect(try await store.claim(ids: [retry], daemon: "e", lease: .seconds(30), maxPayloadBytes: 1000).isEmpty)
         }
     }
 }

@@ -377,7 +377,7 @@ public struct WorkerPool: Service {
         let ids = popped.map(\.id)
         do {
             return try await pipeline.store.claim(
-                ids: ids, daemon: daemonID, lease: configuration.lease.seconds, maxPayloadBytes: configuration.maxPayloadBytes)
+                ids: ids, daemon: daemonID, lease: configuration.lease, maxPayloadBytes: configuration.maxPayloadBytes)
         } catch {
             // We may or may not have claimed them. Put the ids back: a claim takes only
             // waiting jobs, so an id that was claimed after all is skipped later (and
@@ -391,7 +391,7 @@ public struct WorkerPool: Service {
     /// that feeds the lists pushes a due job within milliseconds of its NOTIFY, so a
     /// job due this long is not being pushed, and a direct claim does not race a
     /// working promoter (whose pushes it would turn into refused duplicates).
-    static let directClaimDueFor: Double = 2
+    static let directClaimDueFor: Duration = .seconds(2)
 
     /// Claims up to `max` due jobs straight from PostgreSQL (`QueueStore.claimDue`),
     /// and notes on the pipeline whether that filled the reservation (then the next
@@ -400,7 +400,7 @@ public struct WorkerPool: Service {
         let direct: [ClaimedAttempt]
         do {
             direct = try await pipeline.store.claimDue(
-                order: order, max: max, dueFor: Self.directClaimDueFor, daemon: daemonID, lease: configuration.lease.seconds,
+                order: order, max: max, dueFor: Self.directClaimDueFor, daemon: daemonID, lease: configuration.lease,
                 maxPayloadBytes: configuration.maxPayloadBytes)
         } catch {
             pipeline.directBacklog.set(false)
