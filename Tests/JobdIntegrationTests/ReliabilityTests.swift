@@ -183,6 +183,57 @@ struct ReliabilityTests {
         }
     }
 
+    @Test("a dead letter follows its job by one trigger call a statement: deleted, completed or truncated jobs take theirs; none is written for a missing job")
+    func deadLettersFollowJobs() async throws {
+        try await withWorld { world in
+            let store = QueueStore(connection: world.sql)
+            try await world.exec("INSERT INTO queue.jobs (kind, payload) SELECT 'noop', '{}' FROM generate_series(1, 6)")
+            let ids = try await world.sql.query("SELECT id FROM queue.jobs ORDER BY id").rows.compactMap { JobID($0[0] ?? "") }
+            try #require(ids.count == 6)
+            let list = ids.map(\.description).joined(separator: ",")
+            try await world.exec("""
+                INSERT INTO queue.dead_letters (job_id, kind, payload, priority, attempts, reason)
+                SELECT id, kind, payload, priority, 1, 'test' FROM queue.jobs WHERE id IN (\(list))
+                """)
+            // Two jobs deleted, with the dead letter of a third between them kept: one call
+            // of the statement trigger, no per-row referential trigger.
+            let plan = try await world.plan(
+                "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) DELETE FROM queue.jobs WHERE id IN (\(ids[0]), \(ids[2]))")
+            #expect(plan.contains("Trigger jobs_delete_dead_letters: calls=1"), "\(plan)")
+            #expect(!plan.contains("Trigger for constraint"), "\(plan)")
+            let left = try await world.sql.query("SELECT job_id FROM queue.dead_letters ORDER BY job_id").rows.compactMap { JobID($0[0] ?? "") }
+            #expect(left == [ids[1], ids[3], ids[4], ids[5]])
+
+            // The completion deletes a completed job's row, and its dead letter with it.
+            let claimed = try await store.claim(ids: [ids[3]], daemon: "a", lease: .seconds(30), maxPayloadBytes: 1000)
+            let fence = try #require(claimed.first?.job.fence)
+            #expect(try await store.complete([AttemptCompletion(fence: fence, outcome: .completed)]).count == 1)
+            #expect(try await world.int("SELECT count(*) FROM queue.dead_letters WHERE job_id = \(ids[3])") == 0)
+            #expect(try await world.int("SELECT count(*) FROM queue.dead_letters") == 3)
+
+            // No dead letter for a job that is not there, and none moved to another job.
+            for statement in [
+                "INSERT INTO queue.dead_letters (job_id, kind, payload, priority, attempts, reason) VALUES (\(ids[0]), 'noop', '{}', 'normal', 1, 'x')",
+                "UPDATE queue.dead_letters SET job_id = \(ids[2]) WHERE job_id = \(ids[4])",
+            ] {
+                do {
+                    try await world.exec(statement)
+                    Issue.record("allowed: \(statement)")
+                } catch let error as PostgresError {
+                    #expect(error.sqlState == "23503" && error.message.contains("dead letter"), "\(error)")
+                }
+            }
+
+            try await world.exec("TRUNCATE queue.jobs")
+            #expect(try await world.int("SELECT count(*) FROM queue.dead_letters") == 0)
+            // Both tables in one TRUNCATE, as `jobd bench` and scripts empty them.
+            let last = try #require(JobID(try await world.scalar("INSERT INTO queue.jobs (kind) VALUES ('noop') RETURNING id") ?? ""))
+            try await world.exec("INSERT INTO queue.dead_letters (job_id, kind, payload, priority, attempts, reason) VALUES (\(last), 'noop', '{}', 'normal', 1, 'x')")
+            try await world.exec("TRUNCATE queue.jobs, queue.dead_letters")
+            #expect(try await world.int("SELECT count(*) FROM queue.jobs") + (try await world.int("SELECT count(*) FROM queue.dead_letters")) == 0)
+        }
+    }
+
     @Test("hostile payloads are refused at enqueue or dead-lettered on the first attempt with a reason code")
     func hostilePayloads() async throws {
         try await withWorld { world in
