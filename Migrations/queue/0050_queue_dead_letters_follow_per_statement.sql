@@ -6,8 +6,7 @@
 -- `DELETE FROM queue.dead_letters WHERE job_id = $1` through SPI, almost always
 -- finding nothing — about a quarter of the completion statement's CPU (3 µs of
 -- 12.5 µs a job, scripts/completion-cost), on the one backend every completion goes
--- through. The same rules,
--- kept by triggers that run once per statement:
+-- through. The same rules, kept by triggers that run once per statement:
 --
 --   * deleting jobs deletes their dead letters (AFTER DELETE, the deleted rows as a
 --     transition table: one join per statement, skipped when no dead letter lies in
@@ -18,8 +17,10 @@
 --   * a dead letter is only written for a job that exists, and that job is locked
 --     FOR KEY SHARE until the writer commits, as the foreign key's check locked it,
 --     so a concurrent delete either waits for the writer (and then takes the dead
---     letter with it) or has already committed (and the insert fails). This runs
---     only when a job dies: once per statement that writes dead letters.
+--     letter with it: at READ COMMITTED, which the daemon and the console use, the
+--     trigger's DELETE reads a snapshot taken after that wait) or has already
+--     committed (and the insert fails). This runs only when a job dies: once per
+--     statement that writes dead letters.
 --
 -- Both functions run as the owner (SECURITY DEFINER, pinned search_path, qualified
 -- names), as the referential triggers did: a role that may delete jobs needs no
