@@ -8,7 +8,7 @@ public enum LogKey {
     public static let daemon = "daemon"
     public static let service = "service"
     public static let count = "count"
-    /// Jobs a failed claim may have taken without hearing so (`WorkerPool`).
+    /// At most how many jobs a failed claim may have taken without hearing so (`WorkerPool`).
     public static let unconfirmed = "unconfirmed_jobs"
     public static let error = "error"
     public static let errorCode = "error_code"

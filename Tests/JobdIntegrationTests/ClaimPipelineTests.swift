@@ -138,7 +138,7 @@ struct ClaimPipelineTests {
             let daemon = world.makeDaemon(world.configuration { $0.commandTimeout = .seconds(1) })
             try await world.running([daemon]) {
                 try await waitUntil(timeout: 20, "a failed claim of the 5 popped ids") {
-                    world.logs.messages("fetch failed; retrying").contains { $0.metadata["unconfirmed_jobs"] == "5" }
+                    world.logs.messages("fetch failed; retrying").contains { $0.metadata[LogKey.unconfirmed] == "5" }
                 }
                 #expect(try await world.count(state: "completed") == 0)
                 _ = try await locker.query("ROLLBACK")

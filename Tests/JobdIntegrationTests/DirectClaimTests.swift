@@ -43,6 +43,38 @@ struct DirectClaimTests {
         }
     }
 
+    @Test("a direct claim that gets no reply logs at most how many jobs it may have taken; they run once, after the cause is gone")
+    func unconfirmedDirectClaim() async throws {
+        try await withWorld { world in
+            let holder = try await holdPromoterLock(world)
+            try await world.exec("INSERT INTO queue.jobs (kind, run_at) SELECT 'noop', now() - interval '1 minute' FROM generate_series(1, 5)")
+            // The direct claim (an UPDATE) waits behind this lock past its deadline.
+            let locker = world.database.connection("locker")
+            _ = try await locker.query("BEGIN")
+            _ = try await locker.query("LOCK TABLE queue.jobs IN SHARE MODE")
+            let daemon = world.makeDaemon(world.configuration {
+                $0.workers = .shared(4)
+                $0.commandTimeout = .seconds(1)
+            })
+            try await world.running([daemon]) {
+                try await waitUntil(timeout: 20, "a failed direct claim") {
+                    world.logs.messages("fetch failed; retrying").contains { $0.metadata[LogKey.unconfirmed] != nil }
+                }
+                let logged = world.logs.messages("fetch failed; retrying").compactMap { $0.metadata[LogKey.unconfirmed] }
+                // The pool's free slots: the claim's limit, the most it could have taken.
+                #expect(logged.allSatisfy { $0 == "4" }, "\(logged)")
+                #expect(try await world.count(state: "completed") == 0)
+                _ = try await locker.query("ROLLBACK")
+                // The server ended the claim with its statement_timeout: nothing was
+                // taken, so each job runs once, at attempt 1.
+                try await world.waitForState("completed", count: 5, timeout: 30)
+            }
+            await locker.close()
+            await holder.close()
+            #expect(try await world.int("SELECT count(*) FROM queue.completed_jobs WHERE attempt <> 1") == 0)
+        }
+    }
+
     @Test("the direct claim leaves paused lanes and kinds waiting")
     func respectsPauses() async throws {
         try await withWorld { world in

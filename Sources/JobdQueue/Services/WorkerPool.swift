@@ -404,7 +404,9 @@ public struct WorkerPool: Service {
                 maxPayloadBytes: configuration.maxPayloadBytes)
         } catch {
             pipeline.directBacklog.set(false)
-            throw error
+            // As for popped ids: the server may have committed the claim, taking up to
+            // `max` jobs that are rescued once their leases expire, never run here.
+            throw ClaimOutcomeUnknown(jobs: max, underlying: error)
         }
         pipeline.directBacklog.set(direct.count >= max)
         if !direct.isEmpty { stats.update { $0.claimedDirect += direct.count } }
@@ -532,7 +534,8 @@ final class DirectBacklog: Sendable {
 }
 
 /// A claim statement failed without a reply (a timeout, a lost connection): the
-/// server may have committed it, taking `jobs` jobs that this daemon will never run.
+/// server may have committed it, taking at most `jobs` jobs (the popped ids, or a
+/// direct claim's limit) that this daemon will never run.
 struct ClaimOutcomeUnknown: Error {
     let jobs: Int
     let underlying: any Error
