@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """A/B of gin_pending_list_limit set on the payload GIN indexes themselves
-(queue.jobs_payload_path_idx, queue.attempts_completed_payload_idx): docs/performance.md,
+(queue.jobs_payload_idle_idx, queue.attempts_completed_payload_idx): docs/performance.md,
 "The payload GIN indexes' pending-list limit".
 
 Runs against the servers in JOBD_DATABASE_URL / JOBD_REDIS_URL, which must be on this host and
@@ -28,7 +28,7 @@ spec = importlib.util.spec_from_file_location("bench_peers", os.path.join(HERE, 
 peers = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(peers)
 
-INDEXES = ["queue.jobs_payload_path_idx", "queue.attempts_completed_payload_idx"]
+INDEXES = ["queue.jobs_payload_idle_idx", "queue.attempts_completed_payload_idx"]
 
 
 def log_lines(path):

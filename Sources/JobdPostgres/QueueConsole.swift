@@ -133,10 +133,13 @@ extension QueueAdmin {
     /// Jobs matching `filter`, newest first, at most `filter.limit`.
     ///
     /// The statement holds only the conditions given, so each can use its index: id
-    /// (primary key), kind (`jobs_kind_id_idx`), payload containment
-    /// (`jobs_payload_path_idx`), the loops' partial indexes for the unfinished states
+    /// (primary key), kind (`jobs_kind_id_idle_idx`), payload containment
+    /// (`jobs_payload_idle_idx`), the loops' partial indexes for the unfinished states
     /// (the predicate that names their indexed column is added), and keyset paging
-    /// walks the primary key down from `beforeID`.
+    /// walks the primary key down from `beforeID`. The kind and payload indexes hold no
+    /// running job (a claim writes no entry in them): a state other than `running`
+    /// implies their predicate, and without a state the running jobs are read apart,
+    /// through `jobs_lease_idx` (`QueueJobsStatements.SearchEveryState`).
     ///
     /// A waiting state alone (with or without a priority) is served by
     /// `QueueJobsStatements.SearchWaiting` from `jobs_waiting_kind_idx`.
@@ -160,7 +163,9 @@ extension QueueAdmin {
             return try await connection.rows(QueueJobsStatements.SearchWaiting(
                 state: state, priority: filter.priority, beforeID: filter.beforeID, limit: filter.limit))
         }
-        let rows = try await connection.rows(QueueJobsStatements.Search(filter: filter))
+        let rows = filter.state == nil
+            ? try await connection.rows(QueueJobsStatements.SearchEveryState(filter: filter))
+            : try await connection.rows(QueueJobsStatements.Search(filter: filter))
         guard filter.state == nil || filter.state == .completed else { return rows }
         let completed: [JobSummary]
         if filter.id == nil, filter.uniqueKey == nil, filter.contains == nil {

@@ -525,7 +525,7 @@ private func expectDenied(_ sql: PostgresConnection, _ statement: String) async 
 
 /// The WAL records of an `EXPLAIN (ANALYZE, WAL)` plan's top node: the first
 /// `WAL: records=N` line; nil when the plan has none (the statement wrote no WAL).
-private func walRecords(_ plan: String) -> Int? {
+func walRecords(_ plan: String) -> Int? {
     guard let range = plan.firstRange(of: "WAL: records=") else { return nil }
     return Int(plan[range.upperBound...].prefix(while: \.isNumber))
 }

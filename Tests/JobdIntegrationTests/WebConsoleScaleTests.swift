@@ -90,7 +90,8 @@ extension WebConsoleTests {
                 #expect(plan.contains("jobs_waiting_kind_idx") && !plan.contains("Sort"), "\(name): \(plan)")
             }
             // The dry run's count (the text queue.bulk_action_count runs, with its values).
-            let count = try await world.plan("EXPLAIN SELECT count(*) FROM queue.jobs j WHERE j.id < 30000 AND j.state = 'available' AND j.kind = 'k1'")
+            let count = try await world.plan(
+                "EXPLAIN SELECT count(*) FROM queue.jobs j WHERE j.state <> 'running' AND j.id < 30000 AND j.state = 'available' AND j.kind = 'k1'")
             #expect(count.contains("Index Only Scan using jobs_waiting_kind_idx"), "\(count)")
             try await world.exec("RESET enable_seqscan")
             try await world.exec("RESET enable_bitmapscan")
@@ -386,6 +387,7 @@ extension WebConsoleTests {
             try await world.exec("VACUUM ANALYZE queue.jobs")
             try await world.exec("SET enable_seqscan = off")
             try await world.exec("PREPARE jobs_search (bigint, text, text, text, text, jsonb, bigint, int) AS \(QueueJobsStatements.Search.sql.text)")
+            try await world.exec("PREPARE jobs_every (bigint, text, text, text, text, jsonb, bigint, int) AS \(QueueJobsStatements.SearchEveryState.sql.text)")
             for arguments in ["NULL, 'completed', NULL, NULL, NULL, NULL, NULL, 50", "NULL, 'completed', NULL, 'low', NULL, NULL, 1500, 50"] {
                 let plan = try await world.plan("EXPLAIN EXECUTE jobs_search(\(arguments))")
                 #expect(plan.contains("jobs_completed_id_idx") && !plan.contains("jobs_pkey") && !plan.contains("Sort"), "\(arguments): \(plan)")
@@ -395,7 +397,7 @@ extension WebConsoleTests {
             try await world.exec("UPDATE queue.jobs SET unique_key = 'key-' || id WHERE id % 7 = 0")
             try await world.exec("VACUUM ANALYZE queue.jobs")
             for key in ["key-1400", "key-none"] {
-                let plan = try await world.plan("EXPLAIN EXECUTE jobs_search(NULL, NULL, NULL, NULL, '\(key)', NULL, NULL, 50)")
+                let plan = try await world.plan("EXPLAIN EXECUTE jobs_every(NULL, NULL, NULL, NULL, '\(key)', NULL, NULL, 50)")
                 #expect(plan.contains("jobs_unique_key_id_idx") && !plan.contains("Seq Scan") && !plan.contains("jobs_pkey"), "\(key): \(plan)")
             }
             try await world.exec("RESET enable_seqscan")
@@ -643,6 +645,95 @@ extension WebConsoleTests {
                 #expect(try await console.request("GET", "/content/nope", auth: alice).status == 404)
                 #expect(try await console.request("GET", "/content/\(encoded)").status == 401)
             }
+        }
+    }
+}
+
+extension WebConsoleTests {
+    @Test("a claim writes no entry in the kind and payload indexes; searches by kind, payload and bulk filter still find running jobs, through jobs_lease_idx")
+    func claimWritesNoSearchEntry() async throws {
+        try await withWorld { world in
+            // Dead and waiting jobs of five tenants; kind k1 is one job in a hundred (all of tenant t1). Then
+            // 40 of kind k1 claimed by the daemon's own claim statement.
+            try await world.exec("""
+                INSERT INTO queue.jobs (kind, payload, state, finished_at)
+                SELECT CASE WHEN g % 100 = 1 THEN 'k1' ELSE 'k' || (2 + g % 3) END, jsonb_build_object('tenant', 't' || (g % 5)),
+                       CASE WHEN g % 3 = 0 THEN 'dead' ELSE 'available' END, CASE WHEN g % 3 = 0 THEN now() END
+                  FROM generate_series(1, 20000) g
+                """)
+            try await world.exec("VACUUM ANALYZE queue.jobs")
+            let claimed = try await world.sql.query(
+                "SELECT id FROM queue.jobs WHERE kind = 'k1' AND state = 'available' ORDER BY id DESC LIMIT 40")
+                .rows.compactMap { $0[0] ?? nil }
+            try #require(claimed.count == 40)
+            try await world.exec("PREPARE claim(bigint[], text, float8, int, bigint) AS \(QueueStore.claimSQL)")
+            let claim = try await world.plan("""
+                EXPLAIN (ANALYZE, WAL, COSTS OFF, TIMING OFF, SUMMARY OFF)
+                EXECUTE claim('{\(claimed.joined(separator: ","))}', 'd', 30, 1000, 9)
+                """)
+            // Per claimed job its new row version, its primary-key entry and its lease
+            // entry (and one record for the statement); the kind and payload entries
+            // were two more a job (5 × 40 + 1 before migration 0051).
+            #expect(walRecords(claim).map { $0 <= 3 * 40 + 1 } == true, "\(claim)")
+            #expect(try await world.int("SELECT count(*) FROM queue.jobs WHERE state = 'running'") == 40)
+
+            // Each search equals the plain query over the whole table, running jobs included.
+            let admin = QueueAdmin(connection: world.sql)
+            func truth(_ condition: String) async throws -> [JobID] {
+                try await world.sql.query("SELECT id FROM queue.jobs WHERE \(condition) ORDER BY id DESC LIMIT 500")
+                    .rows.compactMap { JobID($0[0] ?? "") }
+            }
+            var byKind = QueueAdmin.JobFilter()
+            byKind.kind = "k1"
+            byKind.limit = 500
+            let kindTruth = try await truth("kind = 'k1'")
+            #expect(try await admin.jobs(byKind).map(\.id) == kindTruth && Set(kindTruth).isSuperset(of: claimed.compactMap { JobID($0) }))
+            var runningOfKind = byKind
+            runningOfKind.state = .running
+            #expect(try await admin.jobs(runningOfKind).map(\.id) == claimed.compactMap { JobID($0) })
+            var byPayload = QueueAdmin.JobFilter()
+            byPayload.contains = #"{"tenant": "t1"}"#
+            byPayload.limit = 500
+            let payloadTruth = try await truth(#"payload @> '{"tenant": "t1"}'"#)
+            #expect(try await admin.jobs(byPayload).map(\.id) == payloadTruth)
+            #expect(payloadTruth.contains { id in claimed.contains(id.description) })
+            var runningByPayload = byPayload
+            runningByPayload.state = .running
+            #expect(try await admin.jobs(runningByPayload).map(\.id) == (try await truth(#"state = 'running' AND payload @> '{"tenant": "t1"}'"#)))
+            // The bulk actions' dry-run count and their matches.
+            let top = try await world.int("SELECT max(id) + 1 FROM queue.jobs")
+            for filter in [#"{"kind": "k1"}"#, #"{"kind": "k1", "state": "running"}"#, #"{"contains": {"tenant": "t1"}}"#] {
+                let counted = try await world.int("SELECT queue.bulk_action_count('jobs', $1::jsonb, \(top))", [filter])
+                let matched = try await world.sql.query(
+                    "SELECT m FROM queue.bulk_action_matches('jobs', $1::jsonb, \(top), NULL) m", [filter]).rows.count
+                let plain = try await world.int("""
+                    SELECT count(*) FROM queue.jobs
+                     WHERE ($1::jsonb->>'kind' IS NULL OR kind = $1::jsonb->>'kind')
+                       AND ($1::jsonb->>'state' IS NULL OR state = $1::jsonb->>'state')
+                       AND ($1::jsonb->'contains' IS NULL OR payload @> ($1::jsonb->'contains'))
+                    """, [filter])
+                #expect(counted == plain && matched == plain && plain > 0, "\(filter): \(counted), \(matched), \(plain)")
+            }
+
+            // The plans: the rows not running from the kind (payload) index, the running
+            // ones from the lease index; a search of running jobs reads no other index.
+            try await world.exec("SET enable_seqscan = off")
+            try await world.exec("PREPARE jobs_search (bigint, text, text, text, text, jsonb, bigint, int) AS \(QueueJobsStatements.Search.sql.text)")
+            try await world.exec("PREPARE jobs_every (bigint, text, text, text, text, jsonb, bigint, int) AS \(QueueJobsStatements.SearchEveryState.sql.text)")
+            let kindPlan = try await world.plan("EXPLAIN EXECUTE jobs_every(NULL, NULL, 'k1', NULL, NULL, NULL, NULL, 50)")
+            #expect(kindPlan.contains("jobs_kind_id_idle_idx") && kindPlan.contains("jobs_lease_idx")
+                    && !kindPlan.contains("jobs_pkey"), "\(kindPlan)")
+            let runningPlan = try await world.plan("EXPLAIN EXECUTE jobs_search(NULL, 'running', 'k1', NULL, NULL, NULL, NULL, 50)")
+            #expect(runningPlan.contains("jobs_lease_idx") && !runningPlan.contains("jobs_kind_id_idle_idx")
+                    && !runningPlan.contains("jobs_pkey"), "\(runningPlan)")
+            try await world.exec("""
+                PREPARE payload_window (bigint, text, text, text, text, jsonb, bigint, int, bigint, boolean)
+                    AS \(QueueJobsStatements.SearchPayloadWindow.sql.text)
+                """)
+            let payloadPlan = try await world.plan(
+                #"EXPLAIN EXECUTE payload_window(NULL, NULL, NULL, NULL, NULL, '{"tenant": "t1"}', \#(top), 50, NULL, false)"#)
+            #expect(payloadPlan.contains("jobs_payload_idle_idx") && payloadPlan.contains("jobs_lease_idx"), "\(payloadPlan)")
+            try await world.exec("RESET enable_seqscan")
         }
     }
 }

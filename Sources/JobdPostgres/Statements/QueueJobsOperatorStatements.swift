@@ -161,6 +161,12 @@ extension QueueJobsStatements {
     /// statement writes its own). Each `$n IS NULL OR …` of an absent filter folds away
     /// when the statement is planned with its values (`PostgresPlanning.perExecution`),
     /// leaving only the given conditions for the planner to serve by index.
+    ///
+    /// The kind and payload indexes hold no running row (migration
+    /// `…_queue_claim_writes_no_search_entry`, so that a claim writes no entry in them).
+    /// A state other than `running` implies their predicate, and running rows are
+    /// found through `jobs_lease_idx` (every running row holds a lease); a search of
+    /// every state reads the two halves apart (`idleHalf`, `runningHalf`).
     static let jobConditions: SQL = """
 
          WHERE ($1::bigint IS NULL OR id = $1::bigint)
@@ -170,6 +176,24 @@ extension QueueJobsStatements {
            AND ($4::text IS NULL OR priority = $4::text)
            AND ($5::text IS NULL OR unique_key = $5::text)
            AND ($6::jsonb IS NULL OR payload @> $6::jsonb)
+        """
+
+    /// The rows not running, to add to `jobConditions`: the half that the kind and
+    /// payload indexes (`WHERE state <> 'running'`) serve. `$2 IS DISTINCT FROM
+    /// 'running'` folds to false when the search asks for running jobs, so this half is
+    /// then never a walk of the whole table.
+    static let idleHalf: SQL = """
+
+           AND state <> 'running' AND $2::text IS DISTINCT FROM 'running'
+        """
+
+    /// The running rows, to add to `jobConditions`, through `jobs_lease_idx` (every
+    /// running row holds a lease). For a search of any other state the condition on
+    /// `$2` folds to false and the planner drops the half, so the other half alone is
+    /// read in its index's order.
+    static let runningHalf: SQL = """
+
+           AND state = 'running' AND lease_expires_at IS NOT NULL AND ($2::text IS NULL OR $2::text = 'running')
         """
 
     /// The summary columns of a completed job's ledger row (`queue.attempts a`): a
@@ -197,8 +221,9 @@ extension QueueJobsStatements {
            AND ($6::jsonb IS NULL OR a.payload @> $6::jsonb)
         """
 
-    /// The job search in `queue.jobs` (see `QueueAdmin.jobs`): `searchBindings`' filter,
-    /// newest first, below the keyset bound.
+    /// The job search in `queue.jobs` (see `QueueAdmin.jobs`) for a filter with a
+    /// state: `searchBindings`' filter, newest first, below the keyset bound. Without a
+    /// state, `SearchEveryState`.
     struct Search: PostgresStatement {
         var filter: QueueAdmin.JobFilter
 
@@ -217,10 +242,40 @@ extension QueueJobsStatements {
             """
     }
 
+    /// `Search` for a filter without a state, in two halves: the jobs not running
+    /// (where the kind and payload indexes serve) and the running ones (through
+    /// `jobs_lease_idx`), each its newest page, merged.
+    struct SearchEveryState: PostgresStatement {
+        var filter: QueueAdmin.JobFilter
+
+        static let planning = PostgresPlanning.perExecution
+
+        var bindings: PostgresBindings { searchBindings(filter) }
+
+        static func decode(_ row: PostgresRow) throws -> QueueAdmin.JobSummary { try summary(row) }
+
+        static let sql: SQL = "SELECT * FROM ((" + jobColumns + jobConditions + idleHalf + """
+
+               AND ($7::bigint IS NULL OR id < $7::bigint)
+             ORDER BY id DESC
+             LIMIT $8::int
+            ) UNION ALL (
+            """ + jobColumns + jobConditions + runningHalf + """
+
+               AND ($7::bigint IS NULL OR id < $7::bigint)
+             ORDER BY id DESC
+             LIMIT $8::int
+            )) j
+            ORDER BY id DESC
+            LIMIT $8::int
+            """
+    }
+
     /// One id window of a payload search (see `QueueAdmin.payloadJobs`) over
     /// `queue.jobs` and, when the state allows completed jobs, the ledger: the filter's
     /// jobs with ids in `[fromID, filter.beforeID)` (`fromID` nil: everything below),
-    /// newest first, at most the page.
+    /// newest first, at most the page. The running jobs, which the payload index does
+    /// not hold, are read through `jobs_lease_idx` (`runningHalf`) in every window.
     ///
     /// The planner is told how to read each table by how the bounds are written
     /// (`indexed`, which `payloadJobs` chooses). Bounds written as sub-selects are
@@ -254,11 +309,17 @@ extension QueueJobsStatements {
 
         static func decode(_ row: PostgresRow) throws -> QueueAdmin.JobSummary { try summary(row) }
 
-        static let sql: SQL = "SELECT * FROM ((" + jobColumns + jobConditions + """
+        static let sql: SQL = "SELECT * FROM ((" + jobColumns + jobConditions + idleHalf + """
 
                AND CASE WHEN $10::boolean AND $9::bigint IS NOT NULL THEN id < (SELECT $7::bigint) AND id >= (SELECT $9::bigint)
                         ELSE id < $7::bigint AND ($9::bigint IS NULL OR id >= $9::bigint) END
              ORDER BY id + 0 DESC
+             LIMIT $8::int
+            ) UNION ALL (
+            """ + jobColumns + jobConditions + runningHalf + """
+
+               AND id < $7::bigint AND ($9::bigint IS NULL OR id >= $9::bigint)
+             ORDER BY id DESC
              LIMIT $8::int
             ) UNION ALL (
             """ + ledgerColumns + ledgerConditions + """
