@@ -39,10 +39,29 @@ DROP INDEX IF EXISTS queue.jobs_payload_path_idx;
 -- that half is never a walk of the whole table), false in the second for any other
 -- state (so the planner drops it).
 
+-- A job filter's conditions on `queue.jobs j`, as both functions below run them by
+-- EXECUTE … USING: $1 ids below, $2 id, $3 state, $4 kind, $5 priority, $6 unique key,
+-- $7 payload containment; a `$n IS NULL OR …` of an absent key folds away.
+CREATE FUNCTION queue.bulk_action_job_conditions()
+RETURNS text
+LANGUAGE sql IMMUTABLE
+AS $f$
+SELECT '
+   AND j.id < $1
+   AND ($2::bigint IS NULL OR j.id = $2::bigint)
+   AND ($3::text IS NULL OR j.state = $3::text)
+   AND ($4::text IS NULL OR j.kind = $4::text)
+   AND ($5::text IS NULL OR j.priority = $5::text)
+   AND ($6::text IS NULL OR j.unique_key = $6::text)
+   AND ($7::jsonb IS NULL OR j.payload @> $7::jsonb)'
+$f$;
+
 CREATE OR REPLACE FUNCTION queue.bulk_action_matches(p_target text, p_filter jsonb, p_below bigint, p_limit integer)
 RETURNS SETOF bigint
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    v_conditions text := queue.bulk_action_job_conditions();
 BEGIN
     IF p_target = 'dead_letters' THEN
         RETURN QUERY EXECUTE
@@ -54,26 +73,12 @@ BEGIN
         RETURN QUERY EXECUTE
             'SELECT m.id FROM ((
                 SELECT j.id FROM queue.jobs j
-                 WHERE j.state <> ''running'' AND $3::text IS DISTINCT FROM ''running''
-                   AND j.id < $1
-                   AND ($2::bigint IS NULL OR j.id = $2::bigint)
-                   AND ($3::text IS NULL OR j.state = $3::text)
-                   AND ($4::text IS NULL OR j.kind = $4::text)
-                   AND ($5::text IS NULL OR j.priority = $5::text)
-                   AND ($6::text IS NULL OR j.unique_key = $6::text)
-                   AND ($7::jsonb IS NULL OR j.payload @> $7::jsonb)
+                 WHERE j.state <> ''running'' AND $3::text IS DISTINCT FROM ''running''' || v_conditions || '
                  ORDER BY j.id DESC LIMIT $8
               ) UNION ALL (
                 SELECT j.id FROM queue.jobs j
                  WHERE j.state = ''running'' AND j.lease_expires_at IS NOT NULL
-                   AND ($3::text IS NULL OR $3::text = ''running'')
-                   AND j.id < $1
-                   AND ($2::bigint IS NULL OR j.id = $2::bigint)
-                   AND ($3::text IS NULL OR j.state = $3::text)
-                   AND ($4::text IS NULL OR j.kind = $4::text)
-                   AND ($5::text IS NULL OR j.priority = $5::text)
-                   AND ($6::text IS NULL OR j.unique_key = $6::text)
-                   AND ($7::jsonb IS NULL OR j.payload @> $7::jsonb)
+                   AND ($3::text IS NULL OR $3::text = ''running'')' || v_conditions || '
                  ORDER BY j.id DESC LIMIT $8
               )) m
               ORDER BY m.id DESC LIMIT $8'
@@ -91,6 +96,7 @@ RETURNS bigint
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+    v_conditions text := queue.bulk_action_job_conditions();
     v_count bigint;
 BEGIN
     IF p_target = 'dead_letters' THEN
@@ -101,24 +107,10 @@ BEGIN
     ELSIF p_target = 'jobs' THEN
         EXECUTE
             'SELECT (SELECT count(*) FROM queue.jobs j
-                      WHERE j.state <> ''running'' AND $3::text IS DISTINCT FROM ''running''
-                        AND j.id < $1
-                        AND ($2::bigint IS NULL OR j.id = $2::bigint)
-                        AND ($3::text IS NULL OR j.state = $3::text)
-                        AND ($4::text IS NULL OR j.kind = $4::text)
-                        AND ($5::text IS NULL OR j.priority = $5::text)
-                        AND ($6::text IS NULL OR j.unique_key = $6::text)
-                        AND ($7::jsonb IS NULL OR j.payload @> $7::jsonb))
+                      WHERE j.state <> ''running'' AND $3::text IS DISTINCT FROM ''running''' || v_conditions || ')
                   + (SELECT count(*) FROM queue.jobs j
                       WHERE j.state = ''running'' AND j.lease_expires_at IS NOT NULL
-                        AND ($3::text IS NULL OR $3::text = ''running'')
-                        AND j.id < $1
-                        AND ($2::bigint IS NULL OR j.id = $2::bigint)
-                        AND ($3::text IS NULL OR j.state = $3::text)
-                        AND ($4::text IS NULL OR j.kind = $4::text)
-                        AND ($5::text IS NULL OR j.priority = $5::text)
-                        AND ($6::text IS NULL OR j.unique_key = $6::text)
-                        AND ($7::jsonb IS NULL OR j.payload @> $7::jsonb))'
+                        AND ($3::text IS NULL OR $3::text = ''running'')' || v_conditions || ')'
             INTO v_count
             USING p_below, (p_filter->>'id')::bigint, p_filter->>'state', p_filter->>'kind',
                   p_filter->>'priority', p_filter->>'unique_key', p_filter->'contains';
