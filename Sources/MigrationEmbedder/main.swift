@@ -1,9 +1,11 @@
 import Foundation
 
-// MigrationEmbedder OUTPUT FILE…: writes OUTPUT, a Swift file defining
-// `Migration.embedded`, one `Migration` per FILE, ordered by file name (the number
-// is one sequence across every tier's folder). Run by the EmbedMigrations build
-// plugin; fails (and so fails the build) on a file it cannot embed exactly.
+// MigrationEmbedder OUTPUT PATH…: writes OUTPUT, a Swift file defining
+// `Migration.embedded`, one `Migration` per `.sql` file, ordered by file name (the
+// number is one sequence across every tier's folder). A PATH that is a folder stands
+// for the `.sql` files in it, listed when this runs; any other PATH is one file. Run by
+// the EmbedMigrations build plugin with the tier folders; fails (and so fails the
+// build) on a file it cannot embed exactly.
 //
 // A file named `NNNN_<name>.sql` becomes `Migration(version: NNNN, name: "<name>",
 // sql: …)` whose `sql` is the file's text without its final line break, in a raw
@@ -47,15 +49,28 @@ func migration(_ path: String) throws -> (file: String, source: String) {
 
 do {
     let arguments = CommandLine.arguments.dropFirst()
-    guard let output = arguments.first else { throw EmbedError(description: "usage: MigrationEmbedder OUTPUT FILE…") }
-    let migrations = try arguments.dropFirst().map(migration).sorted { $0.file.utf8.lexicographicallyPrecedes($1.file.utf8) }
+    guard let output = arguments.first else { throw EmbedError(description: "usage: MigrationEmbedder OUTPUT PATH…") }
+    var files: [String] = []
+    for path in arguments.dropFirst() {
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+            files += try FileManager.default.contentsOfDirectory(atPath: path).filter { $0.hasSuffix(".sql") }
+                .map { URL(fileURLWithPath: path).appendingPathComponent($0).path }
+        } else {
+            files.append(path)
+        }
+    }
+    let migrations = try files.map(migration).sorted { $0.file.utf8.lexicographicallyPrecedes($1.file.utf8) }
     for (a, b) in zip(migrations, migrations.dropFirst()) where a.file.prefix(4) == b.file.prefix(4) {
         throw EmbedError(description: "two migrations numbered \(a.file.prefix(4)): \(a.file), \(b.file)")
     }
     let swift = "// Generated at build time by the EmbedMigrations plugin from Migrations/<tier>/*.sql.\n"
         + "extension Migration {\n    public static let embedded: [Migration] = [\n"
         + migrations.map(\.source).joined() + "    ]\n}\n"
-    try Data(swift.utf8).write(to: URL(fileURLWithPath: output), options: .atomic)
+    // Unchanged text is not written again: the file's time is what recompiles its target.
+    if FileManager.default.contents(atPath: output) != Data(swift.utf8) {
+        try Data(swift.utf8).write(to: URL(fileURLWithPath: output), options: .atomic)
+    }
 } catch {
     FileHandle.standardError.write(Data("MigrationEmbedder: \(error)\n".utf8))
     exit(1)
