@@ -49,7 +49,8 @@ public struct JobSnooze: Error, Sendable, Equatable, CustomStringConvertible {
     public static let maxDelay: Duration = .seconds(366 * 86_400)
     /// How much earlier than its last due time a job snoozed `keepingPlace` is due:
     /// ahead of the jobs of its lane that became due at that same time. The margin
-    /// `queue.complete` subtracts in SQL (migration `0043_queue_snooze_keeps_place`);
+    /// `queue.complete_batch` subtracts in SQL (migrations `0043_queue_snooze_keeps_place`,
+    /// `0052_queue_completion_arrays`);
     /// the two must stay equal.
     public static let placeMargin: Duration = .seconds(1)
     /// How long from the completion until the job is due again, in 0…`maxDelay`.
@@ -113,7 +114,7 @@ public struct AttemptCompletion: Sendable, Equatable {
     public var outcome: CompletionOutcome
     /// From the completion until the job is due again (retry and snooze), in
     /// 0…`JobSnooze.maxDelay`; zero and not used when `keepsPlace`. Written to the batch
-    /// as seconds by `CompletionJSON`, the one place it becomes a number.
+    /// as seconds by `CompletionColumns`, the one place it becomes a number.
     public var delay: Duration
     /// A snooze `keepingPlace`: due again `JobSnooze.placeMargin` before the row's
     /// `run_at` (the time it was last due), not after a delay from the completion.

@@ -1,6 +1,7 @@
 /// One parameter of a statement: in Postgres's text format (what libpq's
 /// `PQsendQueryParams` and `PQsendQueryPrepared` take with format 0), or, for the
-/// one binding that says so (`int8Array`), in its binary format (format 1). The
+/// bindings that say so (the typed arrays: `int8Array`, `int4Array`, `float8Array`,
+/// `boolArray`, `textArrayBinary`), in its binary format (format 1). The
 /// statement's SQL casts each `$n` to its type (`$1::bigint[]`, `$2::float8`); the
 /// factory used here must render a value that type accepts.
 ///
@@ -69,6 +70,29 @@ public struct PostgresBinding: Sendable, Equatable {
     /// for the arrays bound on every pass (the promoter's pushed ids, claimed ids).
     public static func int8Array(_ values: some Collection<Int64>) -> PostgresBinding {
         PostgresBinding(binary: PostgresArray.int8Binary(values))
+    }
+
+    /// An `int[]` (`int4[]`) in the binary array format, for `$n::int[]` only.
+    public static func int4Array(_ values: some Collection<Int32>) -> PostgresBinding {
+        PostgresBinding(binary: PostgresArray.int4Binary(values))
+    }
+
+    /// A `float8[]` in the binary array format, for `$n::float8[]` only: no decimal
+    /// text; NaN and the infinities reach the server as such.
+    public static func float8Array(_ values: some Collection<Double>) -> PostgresBinding {
+        PostgresBinding(binary: PostgresArray.float8Binary(values))
+    }
+
+    /// A `boolean[]` in the binary array format, for `$n::boolean[]` only.
+    public static func boolArray(_ values: some Collection<Bool>) -> PostgresBinding {
+        PostgresBinding(binary: PostgresArray.boolBinary(values))
+    }
+
+    /// A `text[]` in the binary array format, for `$n::text[]` only (`textArray` is the
+    /// text form, which any element type that parses from text accepts); nil elements
+    /// NULL. The server refuses a NUL byte in text: the caller keeps NUL out.
+    public static func textArrayBinary(_ values: some Collection<String?>) -> PostgresBinding {
+        PostgresBinding(binary: PostgresArray.textBinary(values))
     }
 
     /// An array literal for `$n::text[]` (or any array whose elements parse from

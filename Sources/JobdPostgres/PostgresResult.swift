@@ -116,27 +116,79 @@ public enum PostgresArray {
     }
 
     /// A one-dimensional `int8[]` without NULLs in the binary format `array_recv`
-    /// reads: dimensions (0 for an empty array), a has-nulls flag, the element type
-    /// (int8, oid 20), then the dimension's length and lower bound (1), then each
-    /// element as its length (8) and its value, all big-endian.
+    /// reads (`binaryWithNulls(elementType:_:element:)`).
     public static func int8Binary(_ values: some Collection<Int64>) -> [UInt8] {
+        binary(elementType: 20, values) { value, out in append(value, to: &out) }
+    }
+
+    /// A one-dimensional `int4[]` without NULLs, binary (`binaryWithNulls(elementType:_:element:)`).
+    public static func int4Binary(_ values: some Collection<Int32>) -> [UInt8] {
+        binary(elementType: 23, values) { value, out in append(value, to: &out) }
+    }
+
+    /// A one-dimensional `float8[]` without NULLs, binary: each element its IEEE 754
+    /// bits (NaN and the infinities pass as they are; float8 takes them).
+    public static func float8Binary(_ values: some Collection<Double>) -> [UInt8] {
+        binary(elementType: 701, values) { value, out in append(value.bitPattern, to: &out) }
+    }
+
+    /// A one-dimensional `boolean[]` without NULLs, binary: one byte an element.
+    public static func boolBinary(_ values: some Collection<Bool>) -> [UInt8] {
+        binary(elementType: 16, values) { value, out in out.append(value ? 1 : 0) }
+    }
+
+    /// A one-dimensional `text[]`, binary: each element its UTF-8 bytes, nil elements
+    /// NULL. The server refuses a NUL byte in text, so the caller keeps NUL out.
+    public static func textBinary(_ values: some Collection<String?>) -> [UInt8] {
+        binaryWithNulls(elementType: 25, values) { value, out in
+            guard var value else { return false }
+            value.withUTF8 { out.append(contentsOf: $0) }
+            return true
+        }
+    }
+
+    /// A one-dimensional array in the binary format `array_recv` reads: dimensions (0
+    /// for an empty array), a has-nulls flag, the element type's oid, then the
+    /// dimension's length and lower bound (1), then each element as its length and its
+    /// bytes, or length −1 for NULL; integers big-endian. `element` appends one
+    /// element's bytes and says whether it wrote one (false: NULL). The server checks
+    /// the oid against the parameter's type (`$n::bigint[]` takes only int8's).
+    private static func binaryWithNulls<C: Collection>(
+        elementType: Int32, _ values: C, element: (C.Element, inout [UInt8]) -> Bool
+    ) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(20 + 12 * values.count)
-        func append32(_ value: Int32) {
-            withUnsafeBytes(of: value.bigEndian) { out.append(contentsOf: $0) }
-        }
-        append32(values.isEmpty ? 0 : 1)
-        append32(0)
-        append32(20)
+        append(Int32(values.isEmpty ? 0 : 1), to: &out)
+        append(Int32(0), to: &out)
+        append(elementType, to: &out)
         if !values.isEmpty {
-            append32(Int32(values.count))
-            append32(1)
+            append(Int32(clamping: values.count), to: &out)
+            append(Int32(1), to: &out)
         }
         for value in values {
-            append32(8)
-            withUnsafeBytes(of: value.bigEndian) { out.append(contentsOf: $0) }
+            let lengthAt = out.count
+            append(Int32(0), to: &out)
+            if element(value, &out) {
+                let length = Int32(clamping: out.count - lengthAt - 4)
+                withUnsafeBytes(of: length.bigEndian) { out.replaceSubrange(lengthAt..<lengthAt + 4, with: $0) }
+            } else {
+                withUnsafeBytes(of: Int32(-1).bigEndian) { out.replaceSubrange(lengthAt..<lengthAt + 4, with: $0) }
+            }
         }
         return out
+    }
+
+    private static func binary<C: Collection>(
+        elementType: Int32, _ values: C, element: (C.Element, inout [UInt8]) -> Void
+    ) -> [UInt8] {
+        binaryWithNulls(elementType: elementType, values) { value, out -> Bool in
+            element(value, &out)
+            return true
+        }
+    }
+
+    private static func append(_ value: some FixedWidthInteger, to out: inout [UInt8]) {
+        withUnsafeBytes(of: value.bigEndian) { out.append(contentsOf: $0) }
     }
 
     /// Every element quoted, `"` and `\` escaped, nil elements NULL. Built as UTF-8

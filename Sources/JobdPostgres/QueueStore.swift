@@ -190,11 +190,8 @@ public struct QueueStore: Sendable {
     /// daemon that claimed these attempts) as the daemon that ran it.
     public func complete(_ batch: [AttemptCompletion], daemon: String? = nil) async throws -> Set<AttemptFence> {
         guard !batch.isEmpty else { return [] }
-        // Written by hand: JSONSerialization's bridging cost a third of the daemon's CPU
-        // at full load (perf, docs/performance.md). Keys: id, attempt, outcome, delay,
-        // run, code, error — the columns completeSQL reads.
-        let json = CompletionJSON.encode(batch)
-        return Set(try await connection.rows(QueueJobsStatements.Complete(completionsJSON: json, daemon: daemon)))
+        let columns = CompletionColumns(batch)
+        return Set(try await connection.rows(QueueJobsStatements.Complete(columns: columns, daemon: daemon)))
     }
 
     /// The promoter's read of due jobs, for tests that plan it by hand.

@@ -108,6 +108,70 @@ struct CompletionLedgerTests {
         }
     }
 
+    @Test("an earlier daemon's JSON batch (queue.complete(jsonb, text)) applies exactly what the binary arrays apply")
+    func jsonBatchMatchesArrays() async throws {
+        try await withWorld { world in
+            let store = QueueStore(connection: world.sql)
+            // One job per outcome, in two identical sets: the first completed through the
+            // arrays (what this daemon sends), the second through the JSON form.
+            let outcomes: [(CompletionOutcome, Duration, String?, String?, Bool)] = [
+                (.completed, .zero, nil, nil, false), (.retry, .seconds(90), "boom", "failed \"once\"", false),
+                (.dead, .zero, "payload_invalid", "no", false), (.snooze, .seconds(30), "later", "busy", false),
+                (.snooze, .zero, "goes_on", "more", true), (.release, .zero, nil, nil, false),
+            ]
+            var sets: [[AttemptCompletion]] = []
+            for _ in 0..<2 {
+                var batch: [AttemptCompletion] = []
+                for (outcome, delay, code, error, place) in outcomes {
+                    let (_, fence) = try await claimOne(world, store, payload: #"{"n": 1}"#)
+                    batch.append(AttemptCompletion(fence: fence, outcome: outcome, delay: delay, errorCode: code,
+                                                   errorMessage: error, runSeconds: 0.5, queueWaitSeconds: 0.25,
+                                                   keepsPlace: place))
+                }
+                // And one stale fence, refused by both.
+                let (_, fence) = try await claimOne(world, store)
+                batch.append(AttemptCompletion(fence: AttemptFence(id: fence.id, attempt: fence.attempt, token: fence.token &+ 1),
+                                               outcome: .completed))
+                sets.append(batch)
+            }
+            let applied = try await store.complete(sets[0], daemon: "a")
+            #expect(applied == Set(sets[0].dropLast().map(\.fence)))
+            func json(_ c: AttemptCompletion) -> String {
+                var fields = [#""id":\#(c.fence.id)"#, #""attempt":\#(c.fence.attempt)"#, #""token":\#(c.fence.token)"#,
+                              #""outcome":"\#(c.outcome.rawValue)""#, #""delay":\#(c.delay.seconds)"#,
+                              #""run":\#(c.runSeconds)"#, #""wait":\#(c.queueWaitSeconds)"#]
+                if let code = c.errorCode { fields.append(#""code":"\#(code)""#) }
+                if let error = c.errorMessage { fields.append(#""error":"\#(error.replacingOccurrences(of: "\"", with: "\\\""))""#) }
+                if c.keepsPlace { fields.append(#""place":true"#) }
+                return "{" + fields.joined(separator: ",") + "}"
+            }
+            let document = "[" + sets[1].map(json).joined(separator: ",") + "]"
+            let returned = try await world.sql.query(
+                "SELECT id, attempt, token FROM queue.complete($1::jsonb, 'a')", [document]).rows
+            #expect(Set(returned.map { $0.map { $0 ?? "" }.joined(separator: "/") })
+                    == Set(sets[1].dropLast().map { "\($0.fence.id)/\($0.fence.attempt)/\($0.fence.token)" }))
+            // Each pair of jobs ends alike: the row (or its absence), the ledger row, the dead letter.
+            // Due times in tens of seconds from now: the two sets ran moments apart.
+            for (first, second) in zip(sets[0], sets[1]) {
+                let state = """
+                    SELECT coalesce((SELECT concat_ws('|', state, attempt, round(extract(epoch FROM run_at - now()) / 10)::text,
+                                                      last_error, jsonb_array_length(errors), lease_token IS NULL)
+                                       FROM queue.jobs WHERE id = $1::bigint), 'gone')
+                           || ' ' || coalesce((SELECT string_agg(concat_ws('|', outcome, error_code, run_seconds,
+                                                                       queue_wait_seconds, daemon, payload::text), ',')
+                                                 FROM queue.attempts WHERE job_id = $1::bigint), 'no ledger row')
+                           || ' ' || coalesce((SELECT concat_ws('|', reason, last_error) FROM queue.dead_letters
+                                                WHERE job_id = $1::bigint), 'no dead letter')
+                    """
+                let viaArrays = try await world.scalar(state, [String(first.fence.id)])
+                let viaJSON = try await world.scalar(state, [String(second.fence.id)])
+                #expect(viaArrays == viaJSON, "\(first.outcome): \(viaArrays ?? "nil") against \(viaJSON ?? "nil")")
+            }
+            #expect(try await world.int("SELECT count(*) FROM queue.dead_letters") == 2)
+            #expect(try await world.int("SELECT count(*) FROM queue.attempts WHERE outcome = 'completed'") == 2)
+        }
+    }
+
     @Test("a snooze keeping its place is due exactly its margin before the row's run_at, whatever its wait and run time; never below run_at's CHECK")
     func snoozeKeepsPlace() async throws {
         try await withWorld { world in

@@ -1,6 +1,8 @@
 import JobdCore
 import JobdPostgres
 import JobdTestSupport
+import PropertyBased
+import Synchronization
 import Testing
 
 /// The typed-statement API of JobdPostgres against a real server: bindings reach the
@@ -63,6 +65,55 @@ struct PostgresStatementTests {
         static let sql: SQL = "SELECT count(*)::bigint AS n, coalesce(sum(v), 0)::bigint AS total FROM unnest($1::bigint[]) AS u(v)"
         var bindings: PostgresBindings { [.int8Array(values)] }
         static func decode(_ row: PostgresRow) throws -> [Int64] { [try row.decode("n"), try row.decode("total")] }
+    }
+
+    /// The binary typed arrays (`int4Array`, `float8Array`, `boolArray`,
+    /// `textArrayBinary`), as the completion binds them, each echoed element by
+    /// element; the element count of each comes back beside it.
+    struct TypedArrayElements: PostgresStatement {
+        var ints: [Int32]
+        var doubles: [Double]
+        var bools: [Bool]
+        var texts: [String?]
+        static let sql: SQL = """
+            SELECT 'i' AS array, n, v::text AS value, NULL::boolean AS is_null FROM unnest($1::int[]) WITH ORDINALITY AS u(v, n)
+            UNION ALL
+            SELECT 'd', n, v::text, NULL FROM unnest($2::float8[]) WITH ORDINALITY AS u(v, n)
+            UNION ALL
+            SELECT 'b', n, v::text, NULL FROM unnest($3::boolean[]) WITH ORDINALITY AS u(v, n)
+            UNION ALL
+            SELECT 't', n, v, v IS NULL FROM unnest($4::text[]) WITH ORDINALITY AS u(v, n)
+            ORDER BY 1, 2
+            """
+        var bindings: PostgresBindings {
+            [.int4Array(ints), .float8Array(doubles), .boolArray(bools), .textArrayBinary(texts)]
+        }
+        struct Row: Sendable, Equatable {
+            var array: String
+            var value: String?
+        }
+        static func decode(_ row: PostgresRow) throws -> Row {
+            Row(array: try row.decode("array"), value: try row.decode("value", as: String?.self))
+        }
+
+        /// What the server returned, as the Swift values it stands for.
+        static func decoded(_ rows: [Row]) -> (ints: [Int32?], doubles: [Double?], bools: [Bool?], texts: [String?]) {
+            func values(_ array: String) -> [String?] { rows.filter { $0.array == array }.map(\.value) }
+            return (values("i").map { $0.flatMap { Int32($0) } },
+                    values("d").map { $0.flatMap(Self.double) },
+                    values("b").map { $0.map { $0 == "true" } },
+                    values("t"))
+        }
+
+        /// float8's text output: shortest round-trip digits, `NaN`, `Infinity`, `-Infinity`.
+        static func double(_ text: String) -> Double? {
+            switch text {
+            case "NaN": .nan
+            case "Infinity": .infinity
+            case "-Infinity": -.infinity
+            default: Double(text)
+            }
+        }
     }
 
     struct Scalars: PostgresStatement {
@@ -193,6 +244,66 @@ struct PostgresStatementTests {
         #expect(try await connection.rows(Int8ArrayElements(values: many, label: "y")) == many.map { "\($0) y" })
         #expect(try await connection.firstRow(Int8ArrayPerExecution(values: ints)) == [5, -2 + 42])
         #expect(try await connection.firstRow(Int8ArrayPerExecution(values: [])) == [0, 0])
+        await connection.close()
+        await database.drop()
+    }
+
+    @Test("binary int4, float8, boolean and text arrays: extremes, NaN, infinities, NULL elements, unicode, empty")
+    func typedArrayRoundTrip() async throws {
+        let database = try await TestDatabase.create()
+        let connection = database.connection("statements")
+        let ints: [Int32] = [0, -1, .max, .min, 42]
+        let doubles: [Double] = [0, -0.0, 1.5, -2.25e-308, .leastNonzeroMagnitude, .greatestFiniteMagnitude, 1e-9,
+                                 0.1, .infinity, -.infinity, .nan]
+        let bools = [true, false, true]
+        let texts: [String?] = ["completed", nil, "", "with \"quotes\" and \\", "ü🐘 日本", "a,b{}", nil, String(repeating: "x", count: 70_000)]
+        let rows = try await connection.rows(TypedArrayElements(ints: ints, doubles: doubles, bools: bools, texts: texts))
+        let back = TypedArrayElements.decoded(rows)
+        #expect(back.ints == ints)
+        #expect(back.bools == bools)
+        #expect(back.texts == texts)
+        #expect(back.doubles.count == doubles.count)
+        for (sent, got) in zip(doubles, back.doubles) {
+            #expect(sent.isNaN ? got?.isNaN == true : got == sent, "sent \(sent), got \(String(describing: got))")
+        }
+        // Empty arrays: no elements, and no error.
+        #expect(try await connection.rows(TypedArrayElements(ints: [], doubles: [], bools: [], texts: [])) == [])
+        await connection.close()
+        await database.drop()
+    }
+
+    @Test("binary typed arrays: any int4, any float8 bit pattern, any text without NUL reach the server as they are")
+    func typedArrayProperty() async throws {
+        let database = try await TestDatabase.create()
+        let connection = database.connection("statements")
+        let cases = Mutex(0)
+        await propertyCheck(
+            count: 60,
+            input: Gen.int32().array(of: 0...40),
+            // Every bit pattern: NaNs with payloads, subnormals, negative zero.
+            Gen.uint64().map { Double(bitPattern: $0) }.array(of: 0...40),
+            Gen.bool.array(of: 0...40),
+            Gen.oneOf(
+                Gen.character(in: "\u{1}"..."\u{D7FF}"), Gen.character(in: "\u{E000}"..."\u{10FFFF}"),
+                Gen.character(in: "\u{300}"..."\u{36F}")
+            ).string(of: 0...60).map { Optional($0) }.array(of: 0...20)
+        ) { ints, doubles, bools, texts in
+            cases.withLock { $0 += 1 }
+            do {
+                let rows = try await connection.rows(TypedArrayElements(ints: ints, doubles: doubles, bools: bools, texts: texts))
+                let back = TypedArrayElements.decoded(rows)
+                #expect(back.ints == ints)
+                #expect(back.bools == bools)
+                #expect(back.texts == texts)
+                #expect(back.doubles.count == doubles.count)
+                for (sent, got) in zip(doubles, back.doubles) where !(sent.isNaN ? got?.isNaN == true : got == sent) {
+                    Issue.record("float8 sent \(sent) (bits \(sent.bitPattern)), got \(String(describing: got))")
+                }
+            } catch {
+                Issue.record("statement failed: \(error)")
+            }
+        }
+        #expect(cases.withLock { $0 } == 60)
         await connection.close()
         await database.drop()
     }

@@ -738,13 +738,11 @@ struct QueueHealthTests {
                 "SELECT id FROM queue.jobs WHERE state = 'available' ORDER BY id LIMIT 20").rows.compactMap { $0[0] ?? nil }
             let running = try await world.sql.query(
                 "SELECT id FROM queue.jobs WHERE state = 'running' ORDER BY id LIMIT 20").rows.compactMap { $0[0] ?? nil }
-            let completions = running.map {
-                #"{"id": \#($0), "attempt": 1, "token": 7, "outcome": "completed", "run": 0.001}"#
-            }
+            let completions = Self.completionArguments(running.map { (id: $0, outcome: "completed", failed: false) })
             let ones = running.map { _ in "1" }.joined(separator: ","), sevens = running.map { _ in "7" }.joined(separator: ",")
             let plans = [
                 ("claim", "EXPLAIN EXECUTE claim('{\(promoted.joined(separator: ","))}', 'd', 30, 1000, 9)"),
-                ("completion", "EXPLAIN EXECUTE complete('[\(completions.joined(separator: ","))]', 'd')"),
+                ("completion", "EXPLAIN EXECUTE complete(\(completions))"),
                 ("heartbeat", "EXPLAIN EXECUTE heartbeat('{\(running.joined(separator: ","))}', '{\(ones)}', 30, '{\(sevens)}')"),
             ]
             for (what, explain) in plans {
@@ -755,8 +753,7 @@ struct QueueHealthTests {
             }
             // Linear in the batch: no job row rescans the batch's record set (a nested
             // loop with the record set inside costs batch² comparisons).
-            let completionJSON = try await world.plan(
-                "EXPLAIN (FORMAT JSON) EXECUTE complete('[\(completions.joined(separator: ","))]', 'd')")
+            let completionJSON = try await world.plan("EXPLAIN (FORMAT JSON) EXECUTE complete(\(completions))")
             #expect(Self.rescannedRecordSets(completionJSON) == [], "completion plan:\n\(completionJSON)")
             // And they do what they are for.
             let store = QueueStore(connection: world.sql)
@@ -784,11 +781,10 @@ struct QueueHealthTests {
             let running = try await world.sql.query(
                 "SELECT id FROM queue.jobs WHERE state = 'running' ORDER BY id LIMIT 20").rows.compactMap { $0[0] ?? nil }
             let outcomes: [CompletionOutcome] = [.retry, .snooze, .release, .dead]
-            let completions = running.enumerated().map { index, id in
-                #"{"id": \#(id), "attempt": 1, "token": 7, "outcome": "\#(outcomes[index % 4].rawValue)", "delay": 5, "code": "boom", "error": "failed", "run": 0.001}"#
-            }
-            let json = try await world.plan(
-                "EXPLAIN (FORMAT JSON) EXECUTE complete('[\(completions.joined(separator: ","))]', 'd')")
+            let completions = Self.completionArguments(running.enumerated().map { index, id in
+                (id: id, outcome: outcomes[index % 4].rawValue, failed: true)
+            })
+            let json = try await world.plan("EXPLAIN (FORMAT JSON) EXECUTE complete(\(completions))")
             #expect(Self.rescannedRecordSets(json) == [], "completion plan:\n\(json)")
             // Both statements on queue.jobs (the DELETE and the UPDATE): a nested loop,
             // the batch outside, a primary-key probe per entry inside.
@@ -839,15 +835,43 @@ struct QueueHealthTests {
             """, [String(inFlight)])
     }
 
-    /// Prepares `complete(jsonb, text)` as the statement inside `queue.complete`, its
-    /// arguments as parameters: an EXPLAIN of the function call cannot see into it.
+    /// Prepares `complete(...)` as the statement inside `queue.complete_batch`, its
+    /// arguments as parameters (`completionArguments`): an EXPLAIN of the function call
+    /// cannot see into it.
     static func prepareCompletionStatement(_ world: QueueWorld) async throws {
-        let completeBody = try #require(try await world.scalar("""
-            SELECT replace(replace(regexp_replace(prosrc, '^.*RETURN QUERY(.*);[[:space:]]*END;[[:space:]]*$', '\\1'),
-                                   'p_completions', '$1::jsonb'), 'p_daemon', '$2::text')
-              FROM pg_proc WHERE proname = 'complete' AND pronamespace = 'queue'::regnamespace
+        let parameters = [
+            ("p_ids", "$1::bigint[]"), ("p_attempts", "$2::int[]"), ("p_tokens", "$3::bigint[]"),
+            ("p_outcomes", "$4::text[]"), ("p_delays", "$5::float8[]"), ("p_codes", "$6::text[]"),
+            ("p_errors", "$7::text[]"), ("p_runs", "$8::float8[]"), ("p_waits", "$9::float8[]"),
+            ("p_places", "$10::boolean[]"), ("p_daemon", "$11::text"),
+        ]
+        var completeBody = try #require(try await world.scalar("""
+            SELECT regexp_replace(prosrc, '^.*RETURN QUERY(.*);[[:space:]]*END;[[:space:]]*$', '\\1')
+              FROM pg_proc WHERE proname = 'complete_batch' AND pronamespace = 'queue'::regnamespace
             """))
-        try await world.exec("PREPARE complete(jsonb, text) AS \(completeBody)")
+        for (name, parameter) in parameters {
+            #expect(completeBody.contains(name), "queue.complete_batch no longer reads \(name)")
+            completeBody = completeBody.replacingOccurrences(of: name, with: parameter)
+        }
+        try await world.exec("""
+            PREPARE complete(bigint[], int[], bigint[], text[], float8[], text[], text[], float8[], float8[], boolean[], text)
+                AS \(completeBody)
+            """)
+    }
+
+    /// `EXECUTE complete(...)`'s arguments for these entries (attempt 1, token 7, run
+    /// 0.001 s; a failed one with delay 5 s, code `boom` and error `failed`), as the
+    /// daemon binds them: one array per field.
+    static func completionArguments(_ entries: [(id: String, outcome: String, failed: Bool)]) -> String {
+        func array(_ element: (String, String, Bool) -> String) -> String {
+            "'{" + entries.map { element($0.id, $0.outcome, $0.failed) }.joined(separator: ",") + "}'"
+        }
+        return [
+            array { id, _, _ in id }, array { _, _, _ in "1" }, array { _, _, _ in "7" },
+            array { _, outcome, _ in outcome }, array { _, _, failed in failed ? "5" : "0" },
+            array { _, _, failed in failed ? "boom" : "NULL" }, array { _, _, failed in failed ? "failed" : "NULL" },
+            array { _, _, _ in "0.001" }, array { _, _, _ in "0" }, array { _, _, _ in "f" }, "'d'",
+        ].joined(separator: ", ")
     }
 
     static func jobStatementsNotProbingPerEntry(_ json: String) -> [String] {

@@ -348,27 +348,37 @@ enum QueueJobsStatements {
         AttemptFence(id: try row.decode("id"), attempt: try row.decode("attempt"), token: try row.decode("token"))
     }
 
-    /// Applies a batch of completions (`CompletionJSON`), each fenced by
+    /// Applies a batch of completions (`CompletionColumns`), each fenced by
     /// `(id, attempt, token)` and `state = 'running'`; returns the fences applied.
-    /// Through `queue.complete` (the schema owner's function, migration
-    /// `…_queue_completion_leaves_jobs`), which holds the statement: a completed attempt
+    /// Through `queue.complete_batch` (the schema owner's function, migration
+    /// `…_queue_completion_arrays`), which holds the statement: a completed attempt
     /// deletes its job row (`jobd_daemon` holds no DELETE on `queue.jobs`) and its one
     /// ledger row carries the job's columns, so the completed job is read from the
     /// ledger from then on; other outcomes update the row. Each applied one writes the
     /// attempt's single ledger row: its end, with what its start was (the daemon that
-    /// held the lease, the job row's `started_at`).
+    /// held the lease, the job row's `started_at`). The batch travels as ten binary
+    /// arrays, one per field, in the batch's order.
     struct Complete: PostgresStatement {
-        /// `CompletionJSON.encode` of the batch.
-        var completionsJSON: String
+        var columns: CompletionColumns
         /// The daemon whose attempts these are (every fence was leased to it); nil
         /// leaves the ledger rows' daemon empty.
         var daemon: String?
 
-        var bindings: PostgresBindings { [.jsonb(completionsJSON), .text(daemon)] }
+        var bindings: PostgresBindings {
+            [.int8Array(columns.ids), .int4Array(columns.attempts), .int8Array(columns.tokens),
+             .textArrayBinary(columns.outcomes.map(Optional.some)), .float8Array(columns.delays),
+             .textArrayBinary(columns.codes), .textArrayBinary(columns.errors), .float8Array(columns.runs),
+             .float8Array(columns.waits), .boolArray(columns.places), .text(daemon)]
+        }
 
         static func decode(_ row: PostgresRow) throws -> AttemptFence { try fence(row) }
 
-        static let sql: SQL = "SELECT id, attempt, token FROM queue.complete($1::jsonb, $2::text)"
+        static let sql: SQL = """
+            SELECT id, attempt, token
+              FROM queue.complete_batch($1::bigint[], $2::int[], $3::bigint[], $4::text[], $5::float8[],
+                                        $6::text[], $7::text[], $8::float8[], $9::float8[], $10::boolean[],
+                                        $11::text)
+            """
     }
 
     /// Extends the leases of running attempts; returns the fences still held. Found
