@@ -28,7 +28,7 @@ leaves out, and excludes start-up, idle waits and shutdown. Over the same window
 host left idle (and in iowait), from /proc/stat; and for jobd the jobs per claim and per
 completion statement (the ledger's end rows of one transaction share its now()).
 
-  bench-peers.py [--quick] [--jobs N] [--rounds R] [--jobd-workers 128,256,512]
+  bench-peers.py [--quick] [--jobs N] [--rounds R] [--jobd-workers 256,512,1024]
                  [--pgqueuer 500x2,200x4,1000x2] --jobd BIN [--json FILE]
   bench-peers.py pgqueuer-worker --batch B --out FILE   (one pgqueuer process; internal)
 """
@@ -795,7 +795,7 @@ def main():
     p.add_argument("--quick", action="store_true", help="2,000 jobs, 1 round (a smoke test, not a figure)")
     p.add_argument("--jobs", type=int, help="no-op jobs per run (default 20,000; 2,000 with --quick)")
     p.add_argument("--rounds", type=int, help="rounds over all settings (default 3; 1 with --quick)")
-    p.add_argument("--jobd-workers", default="128,256,512", help="jobd worker counts (default 128,256,512)")
+    p.add_argument("--jobd-workers", default="256,512,1024", help="jobd worker counts (default 256,512,1024)")
     p.add_argument("--pgqueuer", default="500x2,200x4,1000x2",
                    help="pgqueuer settings BATCHxPROCESSES (default 500x2,200x4,1000x2)")
     p.add_argument("--procrastinate", default="",

@@ -116,78 +116,95 @@ public enum PostgresArray {
     }
 
     /// A one-dimensional `int8[]` without NULLs in the binary format `array_recv`
-    /// reads (`binaryWithNulls(elementType:_:element:)`).
+    /// reads (`fixedWidthBinary`).
     public static func int8Binary(_ values: some Collection<Int64>) -> [UInt8] {
-        binary(elementType: 20, values) { value, out in append(value, to: &out) }
+        fixedWidthBinary(elementType: 20, values) { $0.bigEndian }
     }
 
-    /// A one-dimensional `int4[]` without NULLs, binary (`binaryWithNulls(elementType:_:element:)`).
+    /// A one-dimensional `int4[]` without NULLs, binary (`fixedWidthBinary`).
     public static func int4Binary(_ values: some Collection<Int32>) -> [UInt8] {
-        binary(elementType: 23, values) { value, out in append(value, to: &out) }
+        fixedWidthBinary(elementType: 23, values) { $0.bigEndian }
     }
 
     /// A one-dimensional `float8[]` without NULLs, binary: each element its IEEE 754
     /// bits (NaN and the infinities pass as they are; float8 takes them).
     public static func float8Binary(_ values: some Collection<Double>) -> [UInt8] {
-        binary(elementType: 701, values) { value, out in append(value.bitPattern, to: &out) }
+        fixedWidthBinary(elementType: 701, values) { $0.bitPattern.bigEndian }
     }
 
     /// A one-dimensional `boolean[]` without NULLs, binary: one byte an element.
     public static func boolBinary(_ values: some Collection<Bool>) -> [UInt8] {
-        binary(elementType: 16, values) { value, out in out.append(value ? 1 : 0) }
+        fixedWidthBinary(elementType: 16, values) { UInt8($0 ? 1 : 0) }
     }
 
     /// A one-dimensional `text[]`, binary: each element its UTF-8 bytes, nil elements
     /// NULL. The server refuses a NUL byte in text, so the caller keeps NUL out.
     public static func textBinary(_ values: some Collection<String?>) -> [UInt8] {
-        binaryWithNulls(elementType: 25, values) { value, out in
-            guard var value else { return false }
-            value.withUTF8 { out.append(contentsOf: $0) }
-            return true
-        }
-    }
-
-    /// A one-dimensional array in the binary format `array_recv` reads: dimensions (0
-    /// for an empty array), a has-nulls flag, the element type's oid, then the
-    /// dimension's length and lower bound (1), then each element as its length and its
-    /// bytes, or length −1 for NULL; integers big-endian. `element` appends one
-    /// element's bytes and says whether it wrote one (false: NULL). The server checks
-    /// the oid against the parameter's type (`$n::bigint[]` takes only int8's).
-    private static func binaryWithNulls<C: Collection>(
-        elementType: Int32, _ values: C, element: (C.Element, inout [UInt8]) -> Bool
-    ) -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(20 + 12 * values.count)
-        append(Int32(values.isEmpty ? 0 : 1), to: &out)
-        append(Int32(0), to: &out)
-        append(elementType, to: &out)
-        if !values.isEmpty {
-            append(Int32(clamping: values.count), to: &out)
-            append(Int32(1), to: &out)
-        }
+        var out = header(elementType: 25, count: values.count, capacity: values.count * 16)
         for value in values {
-            let lengthAt = out.count
-            append(Int32(0), to: &out)
-            if element(value, &out) {
-                let length = Int32(clamping: out.count - lengthAt - 4)
-                withUnsafeBytes(of: length.bigEndian) { out.replaceSubrange(lengthAt..<lengthAt + 4, with: $0) }
-            } else {
-                withUnsafeBytes(of: Int32(-1).bigEndian) { out.replaceSubrange(lengthAt..<lengthAt + 4, with: $0) }
+            guard var value else {
+                appendBigEndian(Int32(-1), to: &out)
+                continue
+            }
+            value.withUTF8 { bytes in
+                appendBigEndian(Int32(clamping: bytes.count), to: &out)
+                out.append(contentsOf: bytes)
             }
         }
         return out
     }
 
-    private static func binary<C: Collection>(
-        elementType: Int32, _ values: C, element: (C.Element, inout [UInt8]) -> Void
+    /// A one-dimensional array in the binary format `array_recv` reads: dimensions (0
+    /// for an empty array), a has-nulls flag (0: the server finds NULLs by their
+    /// length), the element type's oid, then the dimension's length and lower bound
+    /// (1), then each element as its length and its bytes, or length −1 for NULL;
+    /// integers big-endian. The server checks the oid against the parameter's type
+    /// (`$n::bigint[]` takes only int8's).
+    ///
+    /// Fixed-width elements (`bigEndian` gives each one's bytes in wire order) are
+    /// stored straight into a buffer of the exact size: the promoter binds up to a few
+    /// thousand ids on every pass, and the completion ten arrays a batch.
+    private static func fixedWidthBinary<C: Collection, Element: BitwiseCopyable>(
+        elementType: Int32, _ values: C, bigEndian: (C.Element) -> Element
     ) -> [UInt8] {
-        binaryWithNulls(elementType: elementType, values) { value, out -> Bool in
-            element(value, &out)
-            return true
+        let width = MemoryLayout<Element>.size
+        let headerSize = values.isEmpty ? 12 : 20
+        let count = values.count
+        return [UInt8](unsafeUninitializedCapacity: headerSize + count * (4 + width)) { buffer, initialized in
+            let raw = UnsafeMutableRawBufferPointer(buffer)
+            raw.storeBytes(of: Int32(count == 0 ? 0 : 1).bigEndian, toByteOffset: 0, as: Int32.self)
+            raw.storeBytes(of: Int32(0).bigEndian, toByteOffset: 4, as: Int32.self)
+            raw.storeBytes(of: elementType.bigEndian, toByteOffset: 8, as: Int32.self)
+            if count > 0 {
+                raw.storeBytes(of: Int32(clamping: count).bigEndian, toByteOffset: 12, as: Int32.self)
+                raw.storeBytes(of: Int32(1).bigEndian, toByteOffset: 16, as: Int32.self)
+            }
+            var offset = headerSize
+            let length = Int32(width).bigEndian
+            for value in values {
+                raw.storeBytes(of: length, toByteOffset: offset, as: Int32.self)
+                raw.storeBytes(of: bigEndian(value), toByteOffset: offset + 4, as: Element.self)
+                offset += 4 + width
+            }
+            initialized = offset
         }
     }
 
-    private static func append(_ value: some FixedWidthInteger, to out: inout [UInt8]) {
+    /// The header of `fixedWidthBinary`'s format, for elements of varying width.
+    private static func header(elementType: Int32, count: Int, capacity: Int) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(20 + 4 * count + capacity)
+        appendBigEndian(Int32(count == 0 ? 0 : 1), to: &out)
+        appendBigEndian(Int32(0), to: &out)
+        appendBigEndian(elementType, to: &out)
+        if count > 0 {
+            appendBigEndian(Int32(clamping: count), to: &out)
+            appendBigEndian(Int32(1), to: &out)
+        }
+        return out
+    }
+
+    private static func appendBigEndian(_ value: Int32, to out: inout [UInt8]) {
         withUnsafeBytes(of: value.bigEndian) { out.append(contentsOf: $0) }
     }
 

@@ -34,8 +34,7 @@ public final class CompletionBatcher: Sendable {
             },
             write: { entries in
                 let applied = try await store.complete(entries.map(\.item), daemon: daemon)
-                Self.account(entries, applied: applied, stats: stats, logger: logger)
-                return entries.map { applied.contains($0.item.fence) }
+                return Self.account(entries, applied: applied, stats: stats, logger: logger)
             })
     }
 
@@ -71,17 +70,22 @@ public final class CompletionBatcher: Sendable {
         batcher.finish()
     }
 
-    /// Logs and counts what one write did. A completion refused after a failed write
-    /// is flagged: if the connection broke after the commit, the retry finds the
-    /// attempt already finished, and that is not a lease that was taken over.
+    /// Logs and counts what one write did; returns whether each entry was applied, in
+    /// order. A completion refused after a failed write is flagged: if the connection
+    /// broke after the commit, the retry finds the attempt already finished, and that
+    /// is not a lease that was taken over.
     private static func account(
         _ entries: [GroupCommitBatcher<AttemptCompletion, Bool>.Entry], applied: Set<AttemptFence>,
         stats: DaemonStats, logger: Logger
-    ) {
+    ) -> [Bool] {
         var completed = 0, retried = 0, dead = 0, stale = 0
+        var outcomes: [Bool] = []
+        outcomes.reserveCapacity(entries.count)
         for entry in entries {
             let completion = entry.item
-            guard applied.contains(completion.fence) else {
+            let wasApplied = applied.contains(completion.fence)
+            outcomes.append(wasApplied)
+            guard wasApplied else {
                 stale += 1
                 logger.warning("stale completion refused", metadata: [
                     LogKey.messageID: "\(JobdMessageID.staleCompletionRefused.rawValue)",
@@ -111,5 +115,6 @@ public final class CompletionBatcher: Sendable {
             $0.staleRefused += stale
         }
         stats.recordFinished(count: completed + dead)
+        return outcomes
     }
 }
