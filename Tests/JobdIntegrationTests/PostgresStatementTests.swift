@@ -96,13 +96,23 @@ struct PostgresStatementTests {
             Row(array: try row.decode("array"), value: try row.decode("value", as: String?.self))
         }
 
-        /// What the server returned, as the Swift values it stands for.
-        static func decoded(_ rows: [Row]) -> (ints: [Int32?], doubles: [Double?], bools: [Bool?], texts: [String?]) {
+        /// How what the server returned differs from what was bound (NaN matches any NaN:
+        /// the server keeps no NaN payload); empty when every element came back as it went.
+        func mismatches(_ rows: [Row]) -> [String] {
             func values(_ array: String) -> [String?] { rows.filter { $0.array == array }.map(\.value) }
-            return (values("i").map { $0.flatMap { Int32($0) } },
-                    values("d").map { $0.flatMap(Self.double) },
-                    values("b").map { $0.map { $0 == "true" } },
-                    values("t"))
+            var found: [String] = []
+            let backInts = values("i").map { $0.flatMap { Int32($0) } }
+            if backInts != ints.map(Optional.some) { found.append("int4 sent \(ints), got \(backInts)") }
+            let backBools = values("b").map { $0.map { $0 == "true" } }
+            if backBools != bools.map(Optional.some) { found.append("boolean sent \(bools), got \(backBools)") }
+            let backTexts = values("t")
+            if backTexts != texts { found.append("text sent \(texts.map { $0?.prefix(40) }), got \(backTexts.map { $0?.prefix(40) })") }
+            let backDoubles = values("d").map { $0.flatMap(Self.double) }
+            if backDoubles.count != doubles.count { found.append("float8 sent \(doubles.count), got \(backDoubles.count)") }
+            for (sent, got) in zip(doubles, backDoubles) where !(sent.isNaN ? got?.isNaN == true : got == sent) {
+                found.append("float8 sent \(sent) (bits \(sent.bitPattern)), got \(String(describing: got))")
+            }
+            return found
         }
 
         /// float8's text output: shortest round-trip digits, `NaN`, `Infinity`, `-Infinity`.
@@ -257,15 +267,8 @@ struct PostgresStatementTests {
                                  0.1, .infinity, -.infinity, .nan]
         let bools = [true, false, true]
         let texts: [String?] = ["completed", nil, "", "with \"quotes\" and \\", "ü🐘 日本", "a,b{}", nil, String(repeating: "x", count: 70_000)]
-        let rows = try await connection.rows(TypedArrayElements(ints: ints, doubles: doubles, bools: bools, texts: texts))
-        let back = TypedArrayElements.decoded(rows)
-        #expect(back.ints == ints)
-        #expect(back.bools == bools)
-        #expect(back.texts == texts)
-        #expect(back.doubles.count == doubles.count)
-        for (sent, got) in zip(doubles, back.doubles) {
-            #expect(sent.isNaN ? got?.isNaN == true : got == sent, "sent \(sent), got \(String(describing: got))")
-        }
+        let sent = TypedArrayElements(ints: ints, doubles: doubles, bools: bools, texts: texts)
+        #expect(sent.mismatches(try await connection.rows(sent)) == [])
         // Empty arrays: no elements, and no error.
         #expect(try await connection.rows(TypedArrayElements(ints: [], doubles: [], bools: [], texts: [])) == [])
         await connection.close()
@@ -290,15 +293,8 @@ struct PostgresStatementTests {
         ) { ints, doubles, bools, texts in
             cases.withLock { $0 += 1 }
             do {
-                let rows = try await connection.rows(TypedArrayElements(ints: ints, doubles: doubles, bools: bools, texts: texts))
-                let back = TypedArrayElements.decoded(rows)
-                #expect(back.ints == ints)
-                #expect(back.bools == bools)
-                #expect(back.texts == texts)
-                #expect(back.doubles.count == doubles.count)
-                for (sent, got) in zip(doubles, back.doubles) where !(sent.isNaN ? got?.isNaN == true : got == sent) {
-                    Issue.record("float8 sent \(sent) (bits \(sent.bitPattern)), got \(String(describing: got))")
-                }
+                let sent = TypedArrayElements(ints: ints, doubles: doubles, bools: bools, texts: texts)
+                #expect(sent.mismatches(try await connection.rows(sent)) == [])
             } catch {
                 Issue.record("statement failed: \(error)")
             }
