@@ -116,12 +116,12 @@ public enum PostgresArray {
     }
 
     /// A one-dimensional `int8[]` without NULLs in the binary format `array_recv`
-    /// reads (`fixedWidthBinary`).
+    /// reads (`binaryArray`).
     public static func int8Binary(_ values: some Collection<Int64>) -> [UInt8] {
         fixedWidthBinary(elementType: 20, values) { $0.bigEndian }
     }
 
-    /// A one-dimensional `int4[]` without NULLs, binary (`fixedWidthBinary`).
+    /// A one-dimensional `int4[]` without NULLs, binary (`binaryArray`).
     public static func int4Binary(_ values: some Collection<Int32>) -> [UInt8] {
         fixedWidthBinary(elementType: 23, values) { $0.bigEndian }
     }
@@ -140,18 +140,36 @@ public enum PostgresArray {
     /// A one-dimensional `text[]`, binary: each element its UTF-8 bytes, nil elements
     /// NULL. The server refuses a NUL byte in text, so the caller keeps NUL out.
     public static func textBinary(_ values: some Collection<String?>) -> [UInt8] {
-        var out = header(elementType: 25, count: values.count, capacity: values.count * 16)
-        for value in values {
-            guard var value else {
-                appendBigEndian(Int32(-1), to: &out)
-                continue
-            }
-            value.withUTF8 { bytes in
-                appendBigEndian(Int32(clamping: bytes.count), to: &out)
-                out.append(contentsOf: bytes)
+        let bytes = values.reduce(0) { $0 + ($1?.utf8.count ?? 0) }
+        return binaryArray(elementType: 25, count: values.count, elementBytes: bytes) { raw, offset in
+            for value in values {
+                guard var value else {
+                    raw.storeBytes(of: Int32(-1).bigEndian, toByteOffset: offset, as: Int32.self)
+                    offset += 4
+                    continue
+                }
+                value.withUTF8 { utf8 in
+                    raw.storeBytes(of: Int32(clamping: utf8.count).bigEndian, toByteOffset: offset, as: Int32.self)
+                    UnsafeMutableRawBufferPointer(rebasing: raw[(offset + 4)...]).copyMemory(from: UnsafeRawBufferPointer(utf8))
+                    offset += 4 + utf8.count
+                }
             }
         }
-        return out
+    }
+
+    /// Fixed-width elements, `bigEndian` giving each one's bytes in wire order.
+    private static func fixedWidthBinary<C: Collection, Element: BitwiseCopyable>(
+        elementType: Int32, _ values: C, bigEndian: (C.Element) -> Element
+    ) -> [UInt8] {
+        let width = MemoryLayout<Element>.size
+        return binaryArray(elementType: elementType, count: values.count, elementBytes: values.count * width) { raw, offset in
+            let length = Int32(width).bigEndian
+            for value in values {
+                raw.storeBytes(of: length, toByteOffset: offset, as: Int32.self)
+                raw.storeBytes(of: bigEndian(value), toByteOffset: offset + 4, as: Element.self)
+                offset += 4 + width
+            }
+        }
     }
 
     /// A one-dimensional array in the binary format `array_recv` reads: dimensions (0
@@ -161,16 +179,16 @@ public enum PostgresArray {
     /// integers big-endian. The server checks the oid against the parameter's type
     /// (`$n::bigint[]` takes only int8's).
     ///
-    /// Fixed-width elements (`bigEndian` gives each one's bytes in wire order) are
-    /// stored straight into a buffer of the exact size: the promoter binds up to a few
+    /// Written straight into a buffer of the exact size (`elementBytes`: the
+    /// elements' bytes without their length words): the promoter binds up to a few
     /// thousand ids on every pass, and the completion ten arrays a batch.
-    private static func fixedWidthBinary<C: Collection, Element: BitwiseCopyable>(
-        elementType: Int32, _ values: C, bigEndian: (C.Element) -> Element
+    /// `writeElements` stores the `count` elements from `offset` on and advances it.
+    private static func binaryArray(
+        elementType: Int32, count: Int, elementBytes: Int,
+        writeElements: (UnsafeMutableRawBufferPointer, inout Int) -> Void
     ) -> [UInt8] {
-        let width = MemoryLayout<Element>.size
-        let headerSize = values.isEmpty ? 12 : 20
-        let count = values.count
-        return [UInt8](unsafeUninitializedCapacity: headerSize + count * (4 + width)) { buffer, initialized in
+        let headerSize = count == 0 ? 12 : 20
+        return [UInt8](unsafeUninitializedCapacity: headerSize + 4 * count + elementBytes) { buffer, initialized in
             let raw = UnsafeMutableRawBufferPointer(buffer)
             raw.storeBytes(of: Int32(count == 0 ? 0 : 1).bigEndian, toByteOffset: 0, as: Int32.self)
             raw.storeBytes(of: Int32(0).bigEndian, toByteOffset: 4, as: Int32.self)
@@ -180,32 +198,10 @@ public enum PostgresArray {
                 raw.storeBytes(of: Int32(1).bigEndian, toByteOffset: 16, as: Int32.self)
             }
             var offset = headerSize
-            let length = Int32(width).bigEndian
-            for value in values {
-                raw.storeBytes(of: length, toByteOffset: offset, as: Int32.self)
-                raw.storeBytes(of: bigEndian(value), toByteOffset: offset + 4, as: Element.self)
-                offset += 4 + width
-            }
+            writeElements(raw, &offset)
+            precondition(offset == raw.count, "binary array: wrote \(offset) of \(raw.count) bytes")
             initialized = offset
         }
-    }
-
-    /// The header of `fixedWidthBinary`'s format, for elements of varying width.
-    private static func header(elementType: Int32, count: Int, capacity: Int) -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(20 + 4 * count + capacity)
-        appendBigEndian(Int32(count == 0 ? 0 : 1), to: &out)
-        appendBigEndian(Int32(0), to: &out)
-        appendBigEndian(elementType, to: &out)
-        if count > 0 {
-            appendBigEndian(Int32(clamping: count), to: &out)
-            appendBigEndian(Int32(1), to: &out)
-        }
-        return out
-    }
-
-    private static func appendBigEndian(_ value: Int32, to out: inout [UInt8]) {
-        withUnsafeBytes(of: value.bigEndian) { out.append(contentsOf: $0) }
     }
 
     /// Every element quoted, `"` and `\` escaped, nil elements NULL. Built as UTF-8
