@@ -47,10 +47,10 @@ public struct Connections: Sendable {
     }
 
     /// A connection to the database `tier` lives in (the queue's unless configured apart).
-    public func postgres(_ name: String, tier: DataTier) -> PostgresConnection {
+    public func postgres(_ name: String, tier: DataTier, scans: PostgresScans = .any) -> PostgresConnection {
         PostgresConnection(
-            conninfo: conninfoOverride?(name) ?? configuration.databaseURL(for: tier), name: name, commandTimeout: configuration.commandTimeout,
-            logger: connectionLogger)
+            conninfo: conninfoOverride?(name) ?? configuration.databaseURL(for: tier), name: name,
+            commandTimeout: configuration.commandTimeout, scans: scans, logger: connectionLogger)
     }
 
     /// - Parameter thread: run on this executor's thread (shared with its owner, e.g. a

@@ -49,7 +49,8 @@ public struct DaemonAssembly: Sendable {
         if let probe { handlers.append(probe) }
         daemon = JobDaemon(
             configuration: configuration, handlers: HandlerRegistry(handlers), identity: identity,
-            logger: logger ?? connections.logger, postgres: connections.postgres, redis: connections.dispatch,
+            logger: logger ?? connections.logger, postgres: { connections.postgres($0, tier: .queue, scans: $1) },
+            redis: connections.dispatch,
             testFaults: overrides.testFaults ? TestFaults() : nil,
             tierServices: tiers.services)
     }

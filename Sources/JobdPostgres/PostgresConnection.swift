@@ -24,7 +24,8 @@ public actor PostgresConnection {
     private let conninfo: String?
     /// Seconds: the per-call `timeout:` arguments, which replace it, are seconds too.
     let commandTimeout: Double
-    /// statement_timeout, idle_in_transaction_session_timeout, lock_timeout (ms).
+    /// statement_timeout, idle_in_transaction_session_timeout, lock_timeout (ms),
+    /// enable_seqscan.
     private let sessionSettings: [String?]
     private let logger: Logger
     /// Owns the libpq handle; closing it in the handle's own deinit avoids needing
@@ -48,7 +49,11 @@ public actor PostgresConnection {
     ///   - conninfo: a libpq conninfo string or URI; nil uses libpq's `PG*` defaults.
     ///   - commandTimeout: the deadline of connect and of every statement (also set
     ///     server-side as `statement_timeout`, in milliseconds).
-    public init(conninfo: String?, name: String, commandTimeout: Duration, logger: Logger) {
+    ///   - scans: the scans the planner may choose; set on every session this
+    ///     connection opens.
+    public init(
+        conninfo: String?, name: String, commandTimeout: Duration, scans: PostgresScans = .any, logger: Logger
+    ) {
         self.conninfo = conninfo
         self.name = name
         self.commandTimeout = commandTimeout.seconds
@@ -57,7 +62,7 @@ public actor PostgresConnection {
         let timeoutMs = TotalConversion.milliseconds(commandTimeout)
         // The daemon never holds a transaction open while it waits on anything else;
         // this bounds the damage of a bug to a minute of held locks and bloat.
-        self.sessionSettings = [String(timeoutMs), "60000", String(timeoutMs)]
+        self.sessionSettings = [String(timeoutMs), "60000", String(timeoutMs), scans.rawValue]
     }
 
     /// `commandTimeout` in seconds, for tests and tools that write their deadlines as
@@ -141,7 +146,8 @@ public actor PostgresConnection {
             _ = try run("""
                 SELECT set_config('statement_timeout', $1, false),
                        set_config('idle_in_transaction_session_timeout', $2, false),
-                       set_config('lock_timeout', $3, false)
+                       set_config('lock_timeout', $3, false),
+                       set_config('enable_seqscan', $4, false)
                 """, sessionSettings.map(PostgresBinding.text), simple: false, timeout: commandTimeout)
             for channel in listening.sorted() {
                 _ = try run("LISTEN " + SQL.identifier(channel).text, [], simple: true, timeout: commandTimeout)

@@ -13,6 +13,18 @@ public enum PostgresPlanning: Sendable {
     case perExecution
 }
 
+/// Which scans a session's planner may choose (`enable_seqscan`).
+public enum PostgresScans: String, Sendable {
+    /// Whichever the planner's costs favour.
+    case any = "on"
+    /// A sequential scan only where no index can serve the statement. For a connection
+    /// whose statements find a few rows by key in a table that swings between nearly
+    /// empty and a backlog of millions: a plan made while the table was small may scan
+    /// it whole (the cheapest way through 20 rows), and a prepared statement keeps that
+    /// plan while the table grows (see `QueueStore.claim`).
+    case indexed = "off"
+}
+
 /// One SQL statement as a type: its text, its parameters and how a row of its
 /// result decodes. The model is postgres-nio's `PostgresPreparedStatement`.
 ///

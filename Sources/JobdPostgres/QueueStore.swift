@@ -131,6 +131,15 @@ public struct QueueStore: Sendable {
     /// Runs on its caller's executor (`nonisolated(nonsending)`): a caller isolated to
     /// `connection` claims without a hand-off to another thread.
     ///
+    /// Finds its rows through the primary key whatever the table's statistics say
+    /// (`Claim`'s SQL; the daemon's claim connections disable sequential scans,
+    /// `PostgresScans.indexed`). A plan chosen by cost went wrong twice under a
+    /// backlog: statistics taken while most rows were `running` made a scan of a
+    /// partial index over every waiting job look cheap, and a generic plan made while
+    /// the table held a few rows scanned it whole. Either cost grows with the backlog,
+    /// so a backlog slowed the claims that should drain it, and under steady inserts
+    /// jobs waited for seconds until the inserts stopped.
+    ///
     /// - Parameter token: the lease token every fenced statement of these attempts
     ///   checks; a fresh random one per claim, so that a claim lost in a server crash
     ///   and the claim that follows it never share a fence (migration 0011).

@@ -36,7 +36,7 @@ public struct JobDaemon: Sendable {
         handlers: HandlerRegistry,
         identity: DaemonIdentity,
         logger: Logger,
-        postgres: (String) -> PostgresConnection,
+        postgres: (_ name: String, _ scans: PostgresScans) -> PostgresConnection,
         redis: (_ name: String, _ thread: DedicatedThreadExecutor?) -> RedisDispatch,
         testFaults: TestFaults? = nil,
         tierServices: [any Service] = []
@@ -52,16 +52,17 @@ public struct JobDaemon: Sendable {
         let pools = configuration.workers.pools.map { pool in
             let name = pool.lanes.count == JobPriority.allCases.count ? "shared" : pool.lanes.map(\.rawValue).joined()
             // A pool that may grow gets the claim pipelines of its maximum from the start.
-            let claim = postgres("claim-\(name)")
+            // Claims probe the primary key, never scan the table (`QueueStore.claim`).
+            let claim = postgres("claim-\(name)", .indexed)
             return WorkerPool(
                 name: name, lanes: pool.lanes, slots: pool.slots,
                 claimStore: QueueStore(connection: claim),
-                completionStore: QueueStore(connection: postgres("complete-\(name)")),
+                completionStore: QueueStore(connection: postgres("complete-\(name)", .any)),
                 dispatch: redis("fetch-\(name)", claim.thread), handlers: handlers, configuration: configuration,
                 daemonID: identity.id, stats: stats, logger: logger, promoterWake: wake,
                 shutdown: poolShutdown, extraPipelines: (1..<WorkerPool.claimPipelines(
                     forSlots: pool.bounds.upperBound, configured: configuration.claimPipelines)).map { index in
-                    let claim = postgres("claim-\(name)-\(index + 1)")
+                    let claim = postgres("claim-\(name)-\(index + 1)", .indexed)
                     return ClaimPipeline(
                         store: QueueStore(connection: claim),
                         dispatch: redis("fetch-\(name)-\(index + 1)", claim.thread))
@@ -69,14 +70,14 @@ public struct JobDaemon: Sendable {
         }
         self.pools = pools
         maintenance = Maintenance(
-            store: QueueStore(connection: postgres("maintenance")), dispatch: redis("maintenance", nil),
+            store: QueueStore(connection: postgres("maintenance", .any)), dispatch: redis("maintenance", nil),
             promoterWake: wake, configuration: configuration, daemon: identity, stats: stats, logger: logger,
             liveWorkers: { pools.map(\.capacity).reduce(0, +) })
         promoter = Promoter(
-            store: QueueStore(connection: postgres("promoter")), dispatch: redis("promoter", nil), wake: wake,
+            store: QueueStore(connection: postgres("promoter", .any)), dispatch: redis("promoter", nil), wake: wake,
             configuration: configuration, stats: stats, logger: logger, daemonID: identity.id,
             testFaults: testFaults)
-        let listener = NotificationListener(connection: postgres("listener"), wake: wake, stats: stats, logger: logger)
+        let listener = NotificationListener(connection: postgres("listener", .any), wake: wake, stats: stats, logger: logger)
         autoscaler = Autoscaler(
             pools: pools, bounds: configuration.workers.pools.map(\.bounds), dispatch: redis("autoscaler", nil),
             settings: configuration.scaling, daemonID: identity.id, logger: logger)
@@ -86,7 +87,7 @@ public struct JobDaemon: Sendable {
         let internalKinds = handlers.internalKinds
         if !internalKinds.isEmpty {
             services.append(InternalKindsDeclaration(
-                kinds: internalKinds, connection: postgres("internal-kinds"), logger: logger))
+                kinds: internalKinds, connection: postgres("internal-kinds", .any), logger: logger))
         }
         self.services = services
     }

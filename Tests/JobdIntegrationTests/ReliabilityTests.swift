@@ -672,7 +672,9 @@ struct QueueHealthTests {
                     """, ["jobs_due_idx", "jobs_waiting_kind_idx"]),
                 ("claim", """
                     UPDATE queue.jobs SET state = 'running'
-                     WHERE id = ANY('{1,2,3}'::bigint[]) AND state IN ('available', 'retryable') AND run_at <= now()
+                     WHERE id = ANY('{1,2,3}'::bigint[])
+                       AND CASE state WHEN 'available' THEN true WHEN 'retryable' THEN true ELSE false END
+                       AND run_at <= now()
                     """, ["jobs_pkey"]),
                 ("rescue", """
                     SELECT id FROM queue.jobs WHERE state = 'running' AND lease_expires_at < now()
@@ -764,6 +766,60 @@ struct QueueHealthTests {
                 AttemptCompletion(fence: AttemptFence(id: $0, attempt: 1, token: 7), outcome: .completed)
             })
             #expect(applied.count == 20)
+        }
+    }
+
+    /// How `queue.jobs` was last analyzed before a backlog arrived.
+    enum StaleStatistics: String, CaseIterable, Sendable {
+        /// While every row was running: the statistics say nothing waits, and a scan
+        /// of a partial index over the waiting (or not running) rows looks cheapest.
+        case whileAllRan
+        /// While it held a few rows: a generic plan made then scans the table whole.
+        case whileNearlyEmpty
+    }
+
+    @Test("the claim probes the primary key whatever the statistics say of the backlog", arguments: StaleStatistics.allCases)
+    func claimProbesPrimaryKeyUnderABacklog(statistics: StaleStatistics) async throws {
+        try await withWorld { world in
+            switch statistics {
+            case .whileAllRan:
+                try await world.exec("""
+                    INSERT INTO queue.jobs (kind, state, attempt, lease_token, lease_expires_at)
+                    SELECT 'noop', 'running', 1, 7, now() + interval '1 hour' FROM generate_series(1, 50000)
+                    """)
+                try await world.exec("INSERT INTO queue.jobs (kind) SELECT 'noop' FROM generate_series(1, 10)")
+                try await world.exec("ANALYZE queue.jobs")
+                try await world.exec("TRUNCATE queue.jobs")
+            case .whileNearlyEmpty:
+                try await world.exec("INSERT INTO queue.jobs (kind) SELECT 'noop' FROM generate_series(1, 20)")
+                try await world.exec("ANALYZE queue.jobs")
+            }
+            // A connection as the daemon opens for its claims.
+            let claims = PostgresConnection(
+                conninfo: world.database.url, name: "claim-test", commandTimeout: .seconds(10), scans: .indexed,
+                logger: .silent)
+            defer { Task { await claims.close() } }
+            #expect(try await claims.query("SHOW enable_seqscan").rows.first?.first == "off")
+            try await claims.query("SET plan_cache_mode = force_generic_plan")
+            try await claims.query("PREPARE claim(bigint[], text, float8, int, bigint) AS \(QueueStore.claimSQL)")
+            // Planned now, as a prepared statement keeps it: with the table as analyzed.
+            _ = try await claims.query("EXPLAIN EXECUTE claim('{1,2,3}', 'd', 30, 1000, 9)")
+            try await world.exec("INSERT INTO queue.jobs (kind) SELECT 'noop' FROM generate_series(1, 50000)")
+            let popped = try await world.sql.query(
+                "SELECT id FROM queue.jobs WHERE state = 'available' ORDER BY id DESC LIMIT 64").rows.compactMap { $0[0] ?? nil }
+            let explain = "EXPLAIN EXECUTE claim('{\(popped.joined(separator: ","))}', 'd', 30, 1000, 9)"
+            for mode in ["force_generic_plan", "force_custom_plan"] {
+                try await claims.query("SET plan_cache_mode = \(mode)")
+                let plan = try await claims.query(explain).rows.compactMap { $0.first ?? nil }.joined(separator: "\n")
+                #expect(plan.contains("Index Cond: (id = ANY"), "\(mode) claim plan:\n\(plan)")
+                #expect(!plan.contains("Seq Scan") && !plan.contains("Bitmap Heap Scan on jobs")
+                        && !plan.contains("_idle_idx") && !plan.contains("jobs_waiting_kind_idx") && !plan.contains("jobs_due_idx"),
+                        "\(mode) claim plan:\n\(plan)")
+            }
+            // And it claims what it was given.
+            let claimed = try await QueueStore(connection: claims).claim(
+                ids: popped.compactMap { JobID($0) }, daemon: "d", lease: .seconds(30), maxPayloadBytes: 1000)
+            #expect(claimed.count == 64)
         }
     }
 

@@ -255,7 +255,12 @@ enum QueueJobsStatements {
                  -- since the first claim moved the row to `running`; an id whose job was
                  -- cancelled, rescheduled or finished meanwhile is skipped. A lane or kind
                  -- paused after its ids were pushed does not stop them (see `waitingHigh`).
-                 WHERE id = ANY($1::bigint[]) AND state IN ('available', 'retryable') AND run_at <= now()
+                 -- The state is tested in a CASE, which proves no partial index's
+                 -- predicate: the primary key is the only index this statement can use
+                 -- (see `QueueStore.claim`).
+                 WHERE id = ANY($1::bigint[])
+                   AND CASE state WHEN 'available' THEN true WHEN 'retryable' THEN true ELSE false END
+                   AND run_at <= now()
                    -- Commit without waiting for the WAL flush (this transaction only). A
                    -- claim lost in a server crash leaves its jobs waiting to be pushed and
                    -- claimed again, under another lease token: the lost
