@@ -19,6 +19,16 @@
 /// No starvation: every id is forgotten within `grace` of the first length read
 /// after it left the list. Bounded: at most `cap` ids are kept (the oldest go first,
 /// which at worst pushes a duplicate).
+///
+/// Where the next read may start. A read walks the lane in dispatch order (run_at,
+/// id) from its start and passes over every id remembered here: under a backlog that
+/// is the whole list and the ids popped within `grace`, thousands of rows and a hash
+/// of thousands of ids for each read. While reads keep filling their batch, the next
+/// one may start after the highest key pushed instead (`readStart`), and leave nothing
+/// out: no id pushed since `forgetAll` lies beyond it. What it does not see is a job
+/// that became due behind that key (a snooze that keeps its place, a rescued job, an
+/// insert whose transaction began earlier, a push Redis lost): a read from the start
+/// still runs at least every `fullReadInterval`, and whenever a read comes up short.
 public struct PushedIDs: Sendable {
     private struct Reading: Sendable {
         var at: ContinuousClock.Instant
@@ -32,10 +42,34 @@ public struct PushedIDs: Sendable {
     private var readings: [Reading] = []
     public let grace: Duration
     public let cap: Int
+    public let fullReadInterval: Duration
+    /// The highest key pushed since `forgetAll`.
+    public private(set) var highestPushed: DueKey?
+    /// The last read of the lane found as many due jobs as it could take.
+    private var lastReadFilled = false
+    private var lastFullRead: ContinuousClock.Instant?
 
-    public init(grace: Duration, cap: Int) {
+    public init(grace: Duration, cap: Int, fullReadInterval: Duration = .milliseconds(100)) {
         self.grace = grace
         self.cap = max(1, cap)
+        self.fullReadInterval = fullReadInterval
+    }
+
+    /// Where the next read of due jobs starts: after this key, leaving nothing out; or
+    /// nil: from the lane's start, leaving out `remembered`.
+    public func readStart(now: ContinuousClock.Instant) -> DueKey? {
+        guard lastReadFilled, let highestPushed, highestPushed.isExactCursor,
+            let lastFullRead, lastFullRead.duration(to: now) < fullReadInterval
+        else { return nil }
+        return highestPushed
+    }
+
+    /// A read of the lane that started at `start` (`readStart`) could take `limit`
+    /// jobs and found `found`. A lane not read (limit 0) keeps its state.
+    public mutating func read(from start: DueKey?, limit: Int, found: Int, now: ContinuousClock.Instant) {
+        guard limit > 0 else { return }
+        if start == nil { lastFullRead = now }
+        lastReadFilled = found >= limit
     }
 
     /// The ids to leave out of the next read of due jobs.
@@ -50,17 +84,23 @@ public struct PushedIDs: Sendable {
         forgetProven(now: now)
     }
 
-    /// Ids just pushed to the tail of the lane's list, in push order.
-    public mutating func pushed(_ new: [JobID]) {
+    /// Ids just pushed to the tail of the lane's list, in push order; `highest` is the
+    /// highest key among them.
+    public mutating func pushed(_ new: [JobID], highest: DueKey? = nil) {
         ids.append(contentsOf: new)
         if ids.count > cap { drop(ids.count - cap) }
+        if let highest { highestPushed = max(highestPushed ?? highest, highest) }
     }
 
     /// Everything: a new promoter session (the lists may hold anything) or standby.
+    /// The next read starts from the lane's start.
     public mutating func forgetAll() {
         base += ids.count
         ids.removeAll(keepingCapacity: true)
         readings.removeAll()
+        highestPushed = nil
+        lastReadFilled = false
+        lastFullRead = nil
     }
 
     private mutating func forgetProven(now: ContinuousClock.Instant) {
@@ -76,4 +116,26 @@ public struct PushedIDs: Sendable {
         ids.removeFirst(count)
         base += count
     }
+}
+
+/// A waiting job's place in its lane's dispatch order: run_at in microseconds since
+/// 1970 (the CHECK of migration 0013 keeps every run_at from 1970 to 9999), then id.
+public struct DueKey: Sendable, Hashable, Comparable {
+    public var runAtMicros: Int64
+    public var id: JobID
+
+    public init(runAtMicros: Int64, id: JobID) {
+        self.runAtMicros = runAtMicros
+        self.id = id
+    }
+
+    /// Before every job: run_at 1970-01-01 00:00 UTC, the earliest the CHECK allows,
+    /// and id 0 (ids start at 1).
+    public static let start = DueKey(runAtMicros: 0, id: 0)
+
+    /// The statement turns `runAtMicros` back into a timestamp through a float8
+    /// product, exact below 2^52 µs (year 2112); a key past it is never a cursor.
+    public var isExactCursor: Bool { runAtMicros >= 0 && runAtMicros < 1 << 52 }
+
+    public static func < (lhs: DueKey, rhs: DueKey) -> Bool { (lhs.runAtMicros, lhs.id) < (rhs.runAtMicros, rhs.id) }
 }

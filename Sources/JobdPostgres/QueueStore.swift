@@ -30,30 +30,38 @@ public struct QueueStore: Sendable {
         /// what the promoter remembers of earlier pushes belongs to a lost lease.
         public var newlyElected: Bool
         public var jobs: [(id: JobID, priority: JobPriority)]
+        /// Per lane, the highest key among `jobs` (the lanes that found some).
+        public var highest: [JobPriority: DueKey] = [:]
     }
 
     /// The promoter's pass. Takes the promoter lock if it is free (session-level, held
     /// until this connection's session ends), and only while this session holds it
     /// reads up to `limits[p]` due, unpaused waiting jobs of each priority, oldest
-    /// first, leaving out `excluding[p]` (ids still in that priority's Redis list).
+    /// first, leaving out `excluding[p]` (ids still in that priority's Redis list),
+    /// and only those after `after[p]` in dispatch order (run_at, id), when given.
     /// Writes nothing to `queue.jobs`.
     /// - Parameter markingBusy: a daemon id whose `queue.listeners` row the same
     ///   statement sets busy (the promoter is working, so inserts need not notify);
     ///   nil leaves every row as it is.
     public func dueJobs(
-        limits: [JobPriority: Int], excluding: [JobPriority: [JobID]] = [:], markingBusy daemonID: String? = nil
+        limits: [JobPriority: Int], excluding: [JobPriority: [JobID]] = [:], after: [JobPriority: DueKey] = [:],
+        markingBusy daemonID: String? = nil
     ) async throws -> DueJobs {
         let rows = try await connection.rows(QueueJobsStatements.Promote(
             high: limits[.high] ?? 0, normal: limits[.normal] ?? 0, low: limits[.low] ?? 0,
             excludeHigh: excluding[.high] ?? [], excludeNormal: excluding[.normal] ?? [],
-            excludeLow: excluding[.low] ?? [], busyDaemon: daemonID))
-        let jobs = rows.compactMap { row -> (id: JobID, priority: JobPriority, order: Int64)? in
+            excludeLow: excluding[.low] ?? [], busyDaemon: daemonID,
+            startHigh: after[.high] ?? .start, startNormal: after[.normal] ?? .start, startLow: after[.low] ?? .start))
+        let jobs = rows.compactMap { row -> (priority: JobPriority, key: DueKey)? in
             guard let id = row.id, let priority = row.priority else { return nil }
-            return (id, priority, row.dispatchOrder ?? 0)
+            return (priority, DueKey(runAtMicros: row.dispatchOrder ?? 0, id: id))
         }
-        .sorted { ($0.priority.rank, $0.order, $0.id) < ($1.priority.rank, $1.order, $1.id) }
-        .map { (id: $0.id, priority: $0.priority) }
-        return DueJobs(elected: rows.first?.elected ?? false, newlyElected: rows.first?.newly ?? false, jobs: jobs)
+        .sorted { ($0.priority.rank, $0.key) < ($1.priority.rank, $1.key) }
+        var highest: [JobPriority: DueKey] = [:]
+        for job in jobs { highest[job.priority] = job.key }  // in order: the last is the highest
+        return DueJobs(
+            elected: rows.first?.elected ?? false, newlyElected: rows.first?.newly ?? false,
+            jobs: jobs.map { (id: $0.key.id, priority: $0.priority) }, highest: highest)
     }
 
     /// A promoter standing by: ends the session that holds the promoter lock if it has

@@ -81,6 +81,10 @@ enum QueueJobsStatements {
         var excludeNormal: [JobID]
         var excludeLow: [JobID]
         var busyDaemon: String?
+        /// Each lane is read after this key (`DueKey.start`: from its start).
+        var startHigh = DueKey.start
+        var startNormal = DueKey.start
+        var startLow = DueKey.start
 
         /// Prepared once per session (the default planning): it runs on every promoter
         /// pass, and planning it each time cost about 0.5 ms, half the statement on an
@@ -88,7 +92,9 @@ enum QueueJobsStatements {
         /// unnest(…))`, a hashed subplan in the generic plan too, so a row passed over
         /// is one hash probe however long the lists are (`<> ALL` of a bound array is
         /// hashed only when the array is a constant, i.e. planned per execution).
-        /// Neither list holds NULL, so NOT IN means "not among them".
+        /// Neither list holds NULL, so NOT IN means "not among them". A lane read
+        /// after a key (`PushedIDs.readStart`) has that key in its index condition, a
+        /// row comparison on the index's (run_at, id): the scan begins there.
         static let planning = PostgresPlanning.perSession
 
         struct Row: Sendable {
@@ -102,7 +108,9 @@ enum QueueJobsStatements {
 
         var bindings: PostgresBindings {
             [.int(high), .int(normal), .int(low), .text(busyDaemon),
-             .int8Array(excludeHigh), .int8Array(excludeNormal), .int8Array(excludeLow)]
+             .int8Array(excludeHigh), .int8Array(excludeNormal), .int8Array(excludeLow),
+             .int(Int(startHigh.runAtMicros)), .int(Int(startHigh.id)), .int(Int(startNormal.runAtMicros)),
+             .int(Int(startNormal.id)), .int(Int(startLow.runAtMicros)), .int(Int(startLow.id))]
         }
 
         static func decode(_ row: PostgresRow) throws -> Row {
@@ -133,18 +141,21 @@ enum QueueJobsStatements {
                  WHERE
             """ + waitingHigh + """
              AND run_at <= now() AND id NOT IN (SELECT unnest($5::bigint[])) AND (SELECT elected FROM leader)
+                   AND (run_at, id) > (timestamptz '1970-01-01 00:00:00+00' + $8::bigint * interval '1 microsecond', $9::bigint)
                  ORDER BY run_at, id LIMIT $1::int
             ), n AS (
                 SELECT id, priority, run_at FROM queue.jobs
                  WHERE
             """ + waitingNormal + """
              AND run_at <= now() AND id NOT IN (SELECT unnest($6::bigint[])) AND (SELECT elected FROM leader)
+                   AND (run_at, id) > (timestamptz '1970-01-01 00:00:00+00' + $10::bigint * interval '1 microsecond', $11::bigint)
                  ORDER BY run_at, id LIMIT $2::int
             ), l AS (
                 SELECT id, priority, run_at FROM queue.jobs
                  WHERE
             """ + waitingLow + """
              AND run_at <= now() AND id NOT IN (SELECT unnest($7::bigint[])) AND (SELECT elected FROM leader)
+                   AND (run_at, id) > (timestamptz '1970-01-01 00:00:00+00' + $12::bigint * interval '1 microsecond', $13::bigint)
                  ORDER BY run_at, id LIMIT $3::int
             )
             -- The dispatch order: run_at in microseconds, clamped so that no run_at a row

@@ -226,7 +226,8 @@ public struct Promoter: Service {
         /// The time from this promoter's read before to this pass's read of due jobs:
         /// the jobs it found became due within it (nil: no read before, or none now).
         var sincePreviousRead: Duration?
-        /// A priority hit its batch limit: there may be more due right now.
+        /// A priority hit its batch limit (there may be more due right now), or a read
+        /// after the highest key pushed came up short (what lies behind it is unknown).
         var saturated = false
         /// Some list is above its refill mark: check again as workers drain it.
         var listsFull = false
@@ -265,7 +266,9 @@ public struct Promoter: Service {
         // session silent for long is taken for a frozen daemon's (`staleAfter`).
         let keepAlive = memory.sinceRead(now: .now).map { $0 >= configuration.pollInterval } ?? true
         guard limits.values.contains(where: { $0 > 0 }) || !memory.isElected || keepAlive else { return outcome }
-        let due = try await store.dueJobs(limits: limits, excluding: memory.excluded(), markingBusy: markingBusy)
+        let reads = memory.reads(now: .now)
+        let due = try await store.dueJobs(
+            limits: limits, excluding: reads.excluding, after: reads.after, markingBusy: markingBusy)
         let readAt = ContinuousClock.now
         outcome.sincePreviousRead = memory.sinceRead(now: readAt)
         memory.read(at: readAt)
@@ -286,12 +289,21 @@ public struct Promoter: Service {
         for item in promoted { counts[item.priority, default: 0] += 1 }
         for priority in JobPriority.allCases where (limits[priority] ?? 0) > 0 {
             outcome.asked.insert(priority)
-            if counts[priority, default: 0] < (limits[priority] ?? 0) { outcome.drained.insert(priority) }
+            guard counts[priority, default: 0] < (limits[priority] ?? 0) else { continue }
+            if reads.after[priority] == nil {
+                outcome.drained.insert(priority)
+            } else {
+                // Read after the highest key pushed and came up short: that says nothing
+                // of jobs due behind the key. Go again at once; that read starts at the
+                // lane's start (`PushedIDs.readStart`) and says whether it is drained.
+                outcome.saturated = true
+            }
         }
+        memory.read(limits: limits, after: reads.after, found: counts, now: readAt)
         guard !promoted.isEmpty else { return outcome }
         // Not remembered if the push fails: whatever reached Redis is a duplicate later.
         try await dispatch.push(promoted)
-        memory.pushed(promoted)
+        memory.pushed(promoted, highest: due.highest)
         outcome.promoted = promoted.count
         for priority in JobPriority.allCases where counts[priority, default: 0] >= (limits[priority] ?? 0) && (limits[priority] ?? 0) > 0 {
             outcome.saturated = true
@@ -309,6 +321,12 @@ final class PromoterMemory: Sendable {
     /// while that claim is in flight.
     static let grace = Duration.milliseconds(100)
 
+    /// While reads keep filling their batch, each lane is still read from its start
+    /// (passing over what was pushed) at least this often, so a job that became due
+    /// behind the lane's highest pushed key waits at most about this long
+    /// (`PushedIDs.readStart`).
+    static let fullReadInterval = Duration.milliseconds(100)
+
     private struct State {
         var lanes: [JobPriority: PushedIDs]
         var elected = false
@@ -320,7 +338,9 @@ final class PromoterMemory: Sendable {
 
     init(cap: Int) {
         var lanes: [JobPriority: PushedIDs] = [:]
-        for priority in JobPriority.allCases { lanes[priority] = PushedIDs(grace: Self.grace, cap: cap) }
+        for priority in JobPriority.allCases {
+            lanes[priority] = PushedIDs(grace: Self.grace, cap: cap, fullReadInterval: Self.fullReadInterval)
+        }
         state = Mutex(State(lanes: lanes))
     }
 
@@ -339,15 +359,45 @@ final class PromoterMemory: Sendable {
         }
     }
 
+    /// Every id remembered, per lane: what a read from a lane's start leaves out.
     func excluded() -> [JobPriority: [JobID]] {
         state.withLock { state in state.lanes.mapValues { Array($0.remembered) } }
     }
 
-    func pushed(_ ids: [(id: JobID, priority: JobPriority)]) {
+    /// How the next read of due jobs reads each lane: after a key, leaving nothing
+    /// out, or from its start, leaving out what is remembered.
+    func reads(now: ContinuousClock.Instant) -> (after: [JobPriority: DueKey], excluding: [JobPriority: [JobID]]) {
+        state.withLock { state in
+            var after: [JobPriority: DueKey] = [:]
+            var excluding: [JobPriority: [JobID]] = [:]
+            for (priority, lane) in state.lanes {
+                if let start = lane.readStart(now: now) {
+                    after[priority] = start
+                } else {
+                    excluding[priority] = Array(lane.remembered)
+                }
+            }
+            return (after, excluding)
+        }
+    }
+
+    /// What a read of due jobs found in each lane it could take from.
+    func read(
+        limits: [JobPriority: Int], after: [JobPriority: DueKey], found: [JobPriority: Int], now: ContinuousClock.Instant
+    ) {
+        state.withLock { state in
+            for priority in JobPriority.allCases {
+                state.lanes[priority]?.read(
+                    from: after[priority], limit: limits[priority] ?? 0, found: found[priority] ?? 0, now: now)
+            }
+        }
+    }
+
+    func pushed(_ ids: [(id: JobID, priority: JobPriority)], highest: [JobPriority: DueKey] = [:]) {
         state.withLock { state in
             for priority in JobPriority.allCases {
                 let lane = ids.filter { $0.priority == priority }.map(\.id)
-                if !lane.isEmpty { state.lanes[priority]?.pushed(lane) }
+                if !lane.isEmpty { state.lanes[priority]?.pushed(lane, highest: highest[priority]) }
             }
         }
     }
