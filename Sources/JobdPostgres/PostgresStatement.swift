@@ -21,7 +21,7 @@ public enum PostgresScans: String, Sendable {
     /// whose statements find a few rows by key in a table that swings between nearly
     /// empty and a backlog of millions: a plan made while the table was small may scan
     /// it whole (the cheapest way through 20 rows), and a prepared statement keeps that
-    /// plan while the table grows (see `QueueStore.claim`).
+    /// plan while the table grows (see `QueueStore.claim`, `QueueStore.dueJobs`).
     case indexed = "off"
 }
 

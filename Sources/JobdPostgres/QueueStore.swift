@@ -40,6 +40,11 @@ public struct QueueStore: Sendable {
     /// first, leaving out `excluding[p]` (ids still in that priority's Redis list),
     /// and only those after `after[p]` in dispatch order (run_at, id), when given.
     /// Writes nothing to `queue.jobs`.
+    ///
+    /// Each lane is read along `jobs_due_idx` on the daemon's promoter connection
+    /// (`PostgresScans.indexed`): prepared while the queue was idle and analyzed nearly
+    /// empty, the generic plan was a sequential scan and a sort per lane, 200 ms a read
+    /// once 300,000 jobs waited (1.3 ms along the index).
     /// - Parameter markingBusy: a daemon id whose `queue.listeners` row the same
     ///   statement sets busy (the promoter is working, so inserts need not notify);
     ///   nil leaves every row as it is.

@@ -74,7 +74,7 @@ public struct JobDaemon: Sendable {
             promoterWake: wake, configuration: configuration, daemon: identity, stats: stats, logger: logger,
             liveWorkers: { pools.map(\.capacity).reduce(0, +) })
         promoter = Promoter(
-            store: QueueStore(connection: postgres("promoter", .any)), dispatch: redis("promoter", nil), wake: wake,
+            store: QueueStore(connection: postgres("promoter", .indexed)), dispatch: redis("promoter", nil), wake: wake,
             configuration: configuration, stats: stats, logger: logger, daemonID: identity.id,
             testFaults: testFaults)
         let listener = NotificationListener(connection: postgres("listener", .any), wake: wake, stats: stats, logger: logger)

@@ -828,6 +828,31 @@ struct QueueHealthTests {
         }
     }
 
+    @Test("the promoter's read keeps to jobs_due_idx when it was prepared on a nearly empty queue")
+    func promoterReadKeepsToItsIndexUnderABacklog() async throws {
+        try await withWorld { world in
+            try await world.exec("INSERT INTO queue.jobs (kind) SELECT 'noop' FROM generate_series(1, 20)")
+            try await world.exec("ANALYZE queue.jobs")
+            // A connection as the daemon opens for its promoter.
+            let promoter = PostgresConnection(
+                conninfo: world.database.url, name: "promoter-test", commandTimeout: .seconds(10), scans: .indexed,
+                logger: .silent)
+            defer { Task { await promoter.close() } }
+            try await promoter.query("SET plan_cache_mode = force_generic_plan")
+            try await promoter.query(
+                "PREPARE promote(int, int, int, text, bigint[], bigint[], bigint[], bigint, bigint, bigint, bigint, bigint, bigint) AS \(QueueStore.promoteSQL)")
+            let execute = "EXECUTE promote(1000, 1000, 1000, 'd', '{}', '{1,2}', '{}', 0, 0, 0, 0, 0, 0)"
+            // Planned now, as the prepared statement keeps it: for 20 rows.
+            _ = try await promoter.query(execute)
+            try await world.exec("INSERT INTO queue.jobs (kind) SELECT 'noop' FROM generate_series(1, 50000)")
+            let plan = try await promoter.query("EXPLAIN " + execute).rows.compactMap { $0.first ?? nil }.joined(separator: "\n")
+            #expect(plan.components(separatedBy: "Index Scan using jobs_due_idx").count - 1 == 3, "promoter's read plan:\n\(plan)")
+            #expect(!plan.contains("Seq Scan on jobs") && !plan.contains("Sort"), "promoter's read plan:\n\(plan)")
+            let read = try await QueueStore(connection: promoter).dueJobs(limits: [.normal: 1000])
+            #expect(read.jobs.count == 1000)
+        }
+    }
+
     @Test(
         "the completion's retry, snooze, release and dead branch probes the primary key once per entry, the batch outside",
         arguments: tableShapes)
